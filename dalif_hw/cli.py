@@ -1,0 +1,33 @@
+"""What every ``python -m dalif_hw.*`` command shares: error reporting and output paths."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from .config import ConfigError
+
+__all__ = ["run", "output_path"]
+
+
+def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
+    """Call ``main(argv)``; turn a :class:`ConfigError` into one line on stderr and exit 1."""
+    try:
+        return main(argv)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+def output_path(path, what: str = "output") -> Path:
+    """Check that ``path`` can be written as a file, creating its parent folders."""
+    path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a folder, not a file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create the folder of {what} {str(path)!r}: "
+                          f"{exc.strerror}") from None
+    return path

@@ -1,0 +1,209 @@
+"""The one source of truth for widths, rounding and saturation.
+
+Everything that must agree bit for bit between the integer twin, the generator and the packer
+lives here: the parameters of one neuron array, the ranges of its integer values, the rounding
+``rnd`` and the saturation ``sat_VB`` of the DA-LIF arithmetic (see ``docs/arithmetic.md``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import numpy as np
+
+__all__ = [
+    "RESETS", "ArrayConfig", "ConfigError", "parse_meta",
+    "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
+]
+
+#: The reset modes, in the spelling used by ``meta`` and the command lines.
+RESETS = ("hard", "soft")
+
+#: Defaults of the generator and of ``meta`` (docs/arithmetic.md).
+DEFAULT_WB = 8
+DEFAULT_DB = 8
+DEFAULT_VB = 16
+DEFAULT_RESET = "hard"
+
+#: The integer twin computes in int64; every intermediate must fit with a bit to spare.
+_INT64_BITS = 63
+
+
+class ConfigError(ValueError):
+    """A parameter, width or file content that does not fit the DA-LIF contract.
+
+    The message is one line that names the problem and the offending value, so that command
+    lines can print it as it is.
+    """
+
+
+def signed_range(bits: int) -> tuple[int, int]:
+    """Return ``(lo, hi)``, the inclusive range of a signed two's complement integer."""
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
+def unsigned_bits(value: int) -> int:
+    """Return the number of bits an unsigned integer ``value >= 0`` needs (at least 1)."""
+    return max(1, int(value).bit_length())
+
+
+def index_width(count: int) -> int:
+    """Return the width of the ``index`` field of a stream with ``count`` possible indices."""
+    return max(1, math.ceil(math.log2(count))) if count > 1 else 1
+
+
+def rnd(x, DB: int):
+    """Round ``x / 2**DB`` to an integer, halves toward +infinity.
+
+    ``rnd(x) = floor((x + 2**(DB-1)) / 2**DB)``: an arithmetic shift right after adding half.
+    Works on Python integers and on numpy or torch integer arrays alike.
+    """
+    return (x + (1 << (DB - 1))) >> DB
+
+
+def sat(x, VB: int):
+    """Clamp ``x`` to the signed ``VB``-bit range ``[-2**(VB-1), 2**(VB-1) - 1]``."""
+    lo, hi = signed_range(VB)
+    if isinstance(x, int):
+        return min(max(x, lo), hi)
+    return x.clip(lo, hi)
+
+
+def _check_int(name: str, value, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, not {value!r}")
+    if value < minimum:
+        raise ConfigError(f"{name} must be at least {minimum}, not {value!r}")
+    return int(value)
+
+
+@dataclasses.dataclass(frozen=True)
+class ArrayConfig:
+    """The parameters of one DA-LIF neuron array.
+
+    Parameters
+    ----------
+    neurons : int
+        N, the number of neurons.
+    inputs : int
+        M, the number of inputs (spike indices ``0 .. M-1``).
+    T : int
+        Timesteps per sample.
+    WB : int
+        Weight width, signed.
+    DB : int
+        Decay fraction bits: a decay ``d`` in ``[0, 2**DB]`` means ``d / 2**DB``.
+    VB : int
+        Membrane width, signed; also the width of thresholds and biases.
+    reset : str
+        ``"hard"`` (to zero) or ``"soft"`` (subtract the threshold).
+
+    Raises
+    ------
+    ConfigError
+        If a value has the wrong type, is out of range, or the widths would overflow the
+        64-bit arithmetic of the integer twin.
+    """
+
+    neurons: int
+    inputs: int
+    T: int
+    WB: int = DEFAULT_WB
+    DB: int = DEFAULT_DB
+    VB: int = DEFAULT_VB
+    reset: str = DEFAULT_RESET
+
+    def __post_init__(self):
+        for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
+            object.__setattr__(self, name, _check_int(name, getattr(self, name), 1))
+        if self.reset not in RESETS:
+            raise ConfigError(f"reset must be one of {', '.join(RESETS)}, not {self.reset!r}")
+        # alpha * I is the widest product: (DB + 2) bits of decay times current_width bits.
+        if self.current_width + self.DB + 2 > _INT64_BITS:
+            raise ConfigError(
+                f"widths WB={self.WB}, DB={self.DB}, VB={self.VB} with {self.inputs} inputs "
+                f"need {self.current_width + self.DB + 2} bits, more than 63")
+
+    # -- ranges of the stored values ------------------------------------------------------
+
+    @property
+    def weight_range(self) -> tuple[int, int]:
+        return signed_range(self.WB)
+
+    @property
+    def membrane_range(self) -> tuple[int, int]:
+        """Range of V, H, thresholds and biases."""
+        return signed_range(self.VB)
+
+    @property
+    def decay_one(self) -> int:
+        """The integer that means a decay of 1.0."""
+        return 1 << self.DB
+
+    @property
+    def decay_width(self) -> int:
+        """Unsigned bits of a stored decay (``[0, 2**DB]`` needs DB + 1)."""
+        return self.DB + 1
+
+    # -- widths of the datapath ----------------------------------------------------------
+
+    @property
+    def current_width(self) -> int:
+        """Signed width in which the input current I never wraps.
+
+        Bias (VB bits) plus at most M counted beats of one weight each (WB bits):
+        ``max(VB, WB + ceil(log2(M + 1))) + 1``.
+        """
+        return max(self.VB, self.WB + math.ceil(math.log2(self.inputs + 1))) + 1
+
+    @property
+    def in_index_width(self) -> int:
+        return index_width(self.inputs)
+
+    @property
+    def out_index_width(self) -> int:
+        return index_width(self.neurons)
+
+    # -- meta ----------------------------------------------------------------------------
+
+    def meta(self) -> dict:
+        """The ``meta`` dictionary of ``params.npz``."""
+        return {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}
+
+
+def parse_meta(text) -> dict:
+    """Parse and check the ``meta`` JSON string of ``params.npz``.
+
+    Returns a dictionary with the keys ``WB``, ``DB``, ``VB`` and ``reset``.
+
+    Raises
+    ------
+    ConfigError
+        If ``text`` is not a JSON object with those keys, or a value is invalid.
+    """
+    if isinstance(text, np.ndarray):
+        if text.shape != () or text.dtype.kind not in "US":
+            raise ConfigError(f"meta must be a JSON string, not an array of {text.dtype} "
+                              f"with shape {text.shape}")
+        text = text.item()
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    try:
+        meta = json.loads(text)
+    except (TypeError, json.JSONDecodeError) as exc:
+        raise ConfigError(f"meta is not valid JSON ({exc}): {str(text)[:60]!r}") from None
+    if not isinstance(meta, dict):
+        raise ConfigError(f"meta must be a JSON object, not {str(text)[:60]!r}")
+    out = {}
+    for key in ("WB", "DB", "VB", "reset"):
+        if key not in meta:
+            raise ConfigError(f"meta has no key {key!r}")
+    for key in ("WB", "DB", "VB"):
+        out[key] = _check_int(f"meta {key}", meta[key], 1)
+    if meta["reset"] not in RESETS:
+        raise ConfigError(f"meta reset must be one of {', '.join(RESETS)}, "
+                          f"not {meta['reset']!r}")
+    out["reset"] = meta["reset"]
+    return out

@@ -1,0 +1,90 @@
+"""Layers that pair a synapse (``nn.Linear``, ``nn.Conv2d``) with DA-LIF neurons.
+
+Inputs and outputs are multi-step: [T, batch, ...]. The synapse is applied to every timestep
+at once (time folded into the batch), then the neurons run through time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from .neuron import DALIFNeuron
+
+__all__ = ["DALIFLinear", "DALIFConv2d"]
+
+
+def _per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    T, batch = x.shape[:2]
+    y = module(x.flatten(0, 1))
+    return y.reshape(T, batch, *y.shape[1:])
+
+
+class DALIFLinear(nn.Module):
+    """``nn.Linear`` followed by DA-LIF neurons: [T, batch, in] -> spikes [T, batch, out].
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    bias : bool
+        Whether the linear layer has a bias (added to the current every timestep).
+    **neuron
+        Passed to :class:`DALIFNeuron` (decays, threshold, reset, surrogate, granularity).
+    """
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, **neuron):
+        super().__init__()
+        self.linear = nn.Linear(in_features, out_features, bias=bias)
+        self.neuron = DALIFNeuron((out_features,), **neuron)
+
+    def current(self, x: torch.Tensor) -> torch.Tensor:
+        """The input current X of every timestep, [T, batch, out]."""
+        return _per_step(self.linear, x)
+
+    def forward(self, x: torch.Tensor, return_membrane: bool = False):
+        return self.neuron(self.current(x), return_membrane=return_membrane)
+
+
+class DALIFConv2d(nn.Module):
+    """``nn.Conv2d`` followed by DA-LIF neurons: [T, batch, C, H, W] -> spikes.
+
+    Parameters
+    ----------
+    in_channels, out_channels : int
+    kernel_size, stride, padding : as for ``nn.Conv2d``
+    input_size : (H, W), optional
+        Spatial size of the input; needed for per-neuron decays (the default granularity),
+        whose shape is the output's (C, H', W').
+    bias : bool
+    **neuron
+        Passed to :class:`DALIFNeuron`.
+
+    Raises
+    ------
+    ValueError
+        If per-neuron decays are asked for without ``input_size``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 input_size: Sequence[int] | None = None, bias: bool = True, **neuron):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
+                              padding=padding, bias=bias)
+        if input_size is not None:
+            with torch.no_grad():
+                shape = tuple(self.conv(torch.zeros(1, in_channels, *input_size)).shape[1:])
+        elif neuron.get("granularity", "neuron") == "neuron":
+            raise ValueError("Per-neuron decays of a convolution need input_size=(H, W) to know "
+                             "the number of neurons; or use granularity='channel' or 'layer'")
+        else:
+            shape = (out_channels,)
+        self.neuron = DALIFNeuron(shape, **neuron)
+
+    def current(self, x: torch.Tensor) -> torch.Tensor:
+        """The input current X of every timestep, [T, batch, C, H', W']."""
+        return _per_step(self.conv, x)
+
+    def forward(self, x: torch.Tensor, return_membrane: bool = False):
+        return self.neuron(self.current(x), return_membrane=return_membrane)

@@ -1,0 +1,181 @@
+"""The DA-LIF neuron in PyTorch (multi-step).
+
+    V[t] = beta * H[t-1] + alpha * X[t]
+    S[t] = V[t] >= theta
+    H[t] = V[t] * (1 - S[t])          (hard reset)   or   V[t] - theta * S[t]   (soft reset)
+
+``alpha`` (spatial decay, on the input current) and ``beta`` (temporal decay, on the membrane)
+are each either learned, as the sigmoid of a raw parameter, or fixed at a value in [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from ..config import RESETS
+from .surrogate import SURROGATES, spike
+
+__all__ = ["GRANULARITIES", "DALIFNeuron"]
+
+#: One decay per neuron (default), per channel (the first neuron dimension), or per layer.
+GRANULARITIES = ("neuron", "channel", "layer")
+
+
+def _decay_shape(shape: tuple[int, ...], granularity: str) -> tuple[int, ...]:
+    if granularity == "layer":
+        return ()
+    if not shape:
+        raise ValueError(f"Granularity {granularity!r} needs the neuron shape, "
+                         f"e.g. shape=(256,) or shape=(C, H, W)")
+    return shape if granularity == "neuron" else shape[:1]
+
+
+class DALIFNeuron(nn.Module):
+    """Multi-step DA-LIF neurons.
+
+    Parameters
+    ----------
+    shape : int or sequence of int, optional
+        Shape of the neurons of one sample (``(256,)``, or ``(C, H, W)`` after a convolution).
+        Needed for per-neuron decays; per-channel decays need at least ``(C,)``.
+    granularity : str
+        ``"neuron"`` (default; what the hardware stores), ``"channel"`` or ``"layer"``.
+    alpha, beta : float
+        Initial (if learned) or fixed values of the spatial and temporal decay. A learned
+        decay is ``sigmoid(raw)`` and starts strictly inside (0, 1); a fixed one may be any
+        value in [0, 1]. Default 0.5 each (raw parameter 0).
+    learn_alpha, learn_beta : bool
+        Whether the decay is learned (default) or fixed.
+    threshold : float
+        Firing threshold theta (> 0).
+    reset : str
+        ``"hard"`` (to 0) or ``"soft"`` (subtract theta).
+    surrogate : str
+        ``"arctan"`` (default), ``"sigmoid"`` or ``"rectangular"``.
+    surrogate_width : float
+        Scale of the surrogate derivative (peak ``1 / width``); see
+        :mod:`dalif_hw.model.surrogate`.
+    detach_reset : bool
+        Stop the gradient through the reset (as SpikingJelly's ``detach_reset``).
+
+    Raises
+    ------
+    ValueError
+        If a decay is out of range, or an option is unknown.
+    """
+
+    def __init__(self, shape: int | Sequence[int] | None = None, *, granularity: str = "neuron",
+                 alpha: float = 0.5, beta: float = 0.5, learn_alpha: bool = True,
+                 learn_beta: bool = True, threshold: float = 1.0, reset: str = "hard",
+                 surrogate: str = "arctan", surrogate_width: float = 1.0,
+                 detach_reset: bool = False):
+        super().__init__()
+        if granularity not in GRANULARITIES:
+            raise ValueError(f"Granularity must be one of {', '.join(GRANULARITIES)}, "
+                             f"not {granularity!r}")
+        if reset not in RESETS:
+            raise ValueError(f"Reset must be one of {', '.join(RESETS)}, not {reset!r}")
+        if surrogate not in SURROGATES:
+            raise ValueError(f"Surrogate must be one of {', '.join(SURROGATES)}, "
+                             f"not {surrogate!r}")
+        if not surrogate_width > 0:
+            raise ValueError(f"Surrogate width must be positive, not {surrogate_width!r}")
+        if not threshold > 0:
+            raise ValueError(f"Threshold must be positive, not {threshold!r}")
+        if isinstance(shape, int):
+            shape = (shape,)
+        self.shape = tuple(shape) if shape is not None else ()
+        if any(not isinstance(n, int) or n < 1 for n in self.shape):
+            raise ValueError(f"Neuron shape must be positive integers, not {shape!r}")
+        self.granularity = granularity
+        self.reset = reset
+        self.surrogate = surrogate
+        self.surrogate_width = float(surrogate_width)
+        self.detach_reset = detach_reset
+        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        decay_shape = _decay_shape(self.shape, granularity)
+        self._init_decay("alpha", alpha, learn_alpha, decay_shape)
+        self._init_decay("beta", beta, learn_beta, decay_shape)
+
+    def _init_decay(self, name: str, value: float, learn: bool, shape: tuple[int, ...]):
+        if learn:
+            if not 0 < value < 1:
+                raise ValueError(f"A learned {name} is a sigmoid and must start strictly "
+                                 f"between 0 and 1, not {value!r}")
+            raw = math.log(value / (1 - value))
+            self.register_parameter(f"raw_{name}", nn.Parameter(torch.full(shape, raw)))
+        else:
+            if not 0 <= value <= 1:
+                raise ValueError(f"A fixed {name} must lie in [0, 1], not {value!r}")
+            self.register_buffer(f"fixed_{name}", torch.full(shape, float(value)))
+
+    def _decay(self, name: str) -> torch.Tensor:
+        raw = getattr(self, f"raw_{name}", None)
+        return torch.sigmoid(raw) if raw is not None else getattr(self, f"fixed_{name}")
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        """The spatial decay (shape per granularity)."""
+        return self._decay("alpha")
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """The temporal decay (shape per granularity)."""
+        return self._decay("beta")
+
+    def _expand(self, decay: torch.Tensor, ndim: int) -> torch.Tensor:
+        """Shape a per-granularity decay to broadcast against ``ndim`` neuron dimensions."""
+        if self.granularity == "channel":
+            return decay.reshape(decay.shape + (1,) * (ndim - 1))
+        return decay
+
+    def per_neuron(self, value: torch.Tensor) -> torch.Tensor:
+        """Broadcast a decay (or any per-granularity value) to one value per neuron."""
+        return torch.broadcast_to(self._expand(value, len(self.shape)), self.shape).clone()
+
+    def forward(self, x: torch.Tensor, return_membrane: bool = False):
+        """Run all timesteps.
+
+        Parameters
+        ----------
+        x : tensor [T, batch, *shape]
+            The input current X of every timestep.
+        return_membrane : bool
+            Also return the membrane V of every timestep (before reset).
+
+        Returns
+        -------
+        spikes : tensor [T, batch, *shape] (0.0 or 1.0), or ``(spikes, membrane)``.
+        """
+        fits = {"neuron": tuple(x.shape[2:]) == self.shape,
+                "channel": x.dim() > 2 and x.shape[2] == self.shape[0],
+                "layer": True}[self.granularity]
+        if x.dim() < 2 or not fits:
+            raise ValueError(f"Input must have shape [T, batch, {', '.join(map(str, self.shape))}"
+                             f"{', ...' if self.granularity != 'neuron' else ''}], "
+                             f"not {list(x.shape)}")
+        alpha = self._expand(self.alpha, x.dim() - 2)
+        beta = self._expand(self.beta, x.dim() - 2)
+        h = torch.zeros_like(x[0])
+        spikes, membranes = [], []
+        for x_t in x:
+            v = beta * h + alpha * x_t
+            s = spike(v - self.threshold, self.surrogate, self.surrogate_width)
+            s_reset = s.detach() if self.detach_reset else s
+            if self.reset == "hard":
+                h = v * (1.0 - s_reset)
+            else:
+                h = v - self.threshold * s_reset
+            spikes.append(s)
+            membranes.append(v)
+        spikes = torch.stack(spikes)
+        return (spikes, torch.stack(membranes)) if return_membrane else spikes
+
+    def extra_repr(self) -> str:
+        return (f"shape={self.shape}, granularity={self.granularity!r}, reset={self.reset!r}, "
+                f"threshold={self.threshold.item():g}, surrogate={self.surrogate!r}, "
+                f"surrogate_width={self.surrogate_width:g}")

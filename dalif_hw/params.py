@@ -1,0 +1,214 @@
+"""Integer parameters of one neuron array and the files that carry them.
+
+``params.npz`` (written with ``np.savez``) holds ``weight`` [N, M], ``alpha`` [N], ``beta`` [N],
+``threshold`` (0-d or [N]), optionally ``bias`` [N], all of any integer dtype, and ``meta``, a
+JSON string with ``WB``, ``DB``, ``VB`` and ``reset``. ``stimulus.npz`` holds ``spikes``, bool
+[S, T, M]. Loading checks everything against docs/formats.md and raises :class:`ConfigError`
+with a one-line message that names the array, the position and the value.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+from .config import ArrayConfig, ConfigError, parse_meta, signed_range
+from .files import savez_atomic
+
+__all__ = ["IntParams", "load_params", "load_stimulus", "check_fits"]
+
+
+def check_fits(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
+    """Raise :class:`ConfigError` naming the first element of ``values`` outside ``[lo, hi]``."""
+    values = np.asarray(values)
+    if values.size == 0:
+        return
+    bad = (values < lo) | (values > hi)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"{name}[{', '.join(map(str, pos))}]" if pos else name
+        raise ConfigError(f"{where} = {int(values[pos])} does not fit {what} [{lo}, {hi}]")
+
+
+def _as_int_array(name: str, value) -> np.ndarray:
+    value = np.asarray(value)
+    if value.dtype.kind not in "iu":
+        raise ConfigError(f"{name} must have an integer dtype, not {value.dtype}")
+    if value.dtype == np.uint64 and value.size and value.max() > np.iinfo(np.int64).max:
+        raise ConfigError(f"{name} has a value {int(value.max())} too large for int64")
+    return value.astype(np.int64)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class IntParams:
+    """The integer parameters of one neuron array (checked on construction).
+
+    Parameters
+    ----------
+    weight : array of int, [N, M]
+        Signed WB-bit weights; ``weight[i, j]`` is from input j to neuron i.
+    alpha, beta : array of int, [N]
+        Spatial and temporal decays in ``[0, 2**DB]`` (``2**DB`` means 1.0).
+    threshold : int or array of int, 0-d or [N]
+        Signed VB-bit firing thresholds, one per layer (0-d) or one per neuron.
+    bias : array of int, [N], or None
+        Signed VB-bit biases added to the current every timestep; None means no bias.
+    WB, DB, VB : int
+        Weight width, decay fraction bits, membrane width.
+    reset : str
+        ``"hard"`` or ``"soft"``.
+
+    Raises
+    ------
+    ConfigError
+        If a shape, dtype or value does not fit.
+    """
+
+    weight: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray
+    bias: np.ndarray | None = None
+    WB: int = 8
+    DB: int = 8
+    VB: int = 16
+    reset: str = "hard"
+
+    def __post_init__(self):
+        setattr_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        weight = _as_int_array("weight", self.weight)
+        if weight.ndim != 2 or 0 in weight.shape:
+            raise ConfigError(f"weight must have shape [N, M] with N, M >= 1, "
+                              f"not {list(weight.shape)}")
+        n, m = weight.shape
+        # Validates the widths and the reset, and that int64 arithmetic cannot overflow.
+        config = ArrayConfig(n, m, 1, self.WB, self.DB, self.VB, self.reset)
+        setattr_("weight", weight)
+        for name in ("alpha", "beta"):
+            value = _as_int_array(name, getattr(self, name))
+            if value.shape != (n,):
+                raise ConfigError(f"{name} must have shape [{n}] (one per neuron), "
+                                  f"not {list(value.shape)}")
+            check_fits(name, value, 0, config.decay_one, f"DB={self.DB} decays")
+            setattr_(name, value)
+        threshold = _as_int_array("threshold", self.threshold)
+        if threshold.shape not in ((), (n,)):
+            raise ConfigError(f"threshold must have shape [] (per layer) or [{n}] (per neuron), "
+                              f"not {list(threshold.shape)}")
+        setattr_("threshold", threshold)
+        if self.bias is not None:
+            bias = _as_int_array("bias", self.bias)
+            if bias.shape != (n,):
+                raise ConfigError(f"bias must have shape [{n}] (one per neuron), "
+                                  f"not {list(bias.shape)}")
+            setattr_("bias", bias)
+        check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
+        for name in ("threshold", "bias"):
+            if getattr(self, name) is not None:
+                check_fits(name, getattr(self, name), *signed_range(self.VB),
+                           f"VB={self.VB} signed bits")
+
+    @property
+    def neurons(self) -> int:
+        return self.weight.shape[0]
+
+    @property
+    def inputs(self) -> int:
+        return self.weight.shape[1]
+
+    @property
+    def per_neuron_threshold(self) -> bool:
+        return self.threshold.ndim == 1
+
+    def config(self, T: int) -> ArrayConfig:
+        """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps."""
+        return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset)
+
+    def meta(self) -> dict:
+        return {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}
+
+    def thresholds(self) -> np.ndarray:
+        """The threshold of every neuron, [N] (a per-layer threshold repeated)."""
+        return np.broadcast_to(self.threshold, (self.neurons,)).copy()
+
+    def biases(self) -> np.ndarray:
+        """The bias of every neuron, [N] (zeros without a bias)."""
+        return np.zeros(self.neurons, np.int64) if self.bias is None else self.bias.copy()
+
+    def save(self, path) -> None:
+        """Write ``params.npz`` atomically."""
+        arrays = dict(weight=self.weight, alpha=self.alpha, beta=self.beta,
+                      threshold=self.threshold, meta=np.array(json.dumps(self.meta())))
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        savez_atomic(path, **arrays)
+
+
+def _open_npz(path, what: str):
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} file {str(path)!r} does not exist")
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{what} file {str(path)!r} is not an .npz archive ({exc})") from None
+
+
+def _get(npz, name: str, what: str) -> np.ndarray:
+    if name not in npz.files:
+        raise ConfigError(f"{what} file has no array {name!r} (it has: {', '.join(npz.files)})")
+    try:
+        return npz[name]
+    except ValueError as exc:  # object arrays need pickle, which we refuse
+        raise ConfigError(f"{what} array {name!r} cannot be read ({exc})") from None
+
+
+def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int | None = None,
+                reset: str | None = None) -> IntParams:
+    """Read and check ``params.npz``.
+
+    Widths and reset given here must agree with the file's ``meta``; ``None`` takes the
+    value from ``meta``.
+
+    Raises
+    ------
+    ConfigError
+        On a missing file or array, a malformed ``meta``, a disagreeing width, or any
+        shape, dtype or value that does not fit.
+    """
+    with _open_npz(path, "params") as npz:
+        meta = parse_meta(_get(npz, "meta", "params"))
+        for key, given in (("WB", WB), ("DB", DB), ("VB", VB), ("reset", reset)):
+            if given is not None and given != meta[key]:
+                raise ConfigError(f"{key}={given!r} disagrees with the params meta "
+                                  f"{key}={meta[key]!r}")
+        arrays = {name: _get(npz, name, "params")
+                  for name in ("weight", "alpha", "beta", "threshold")}
+        arrays["bias"] = _get(npz, "bias", "params") if "bias" in npz.files else None
+    return IntParams(**arrays, **meta)
+
+
+def load_stimulus(path, inputs: int | None = None) -> np.ndarray:
+    """Read and check ``stimulus.npz``; return ``spikes``, bool [S, T, M].
+
+    Raises
+    ------
+    ConfigError
+        On a missing file or array, a dtype other than bool, a shape that is not
+        [S, T, M] with S, T >= 1, or M different from ``inputs``.
+    """
+    with _open_npz(path, "stimulus") as npz:
+        spikes = _get(npz, "spikes", "stimulus")
+    if spikes.dtype != np.bool_:
+        raise ConfigError(f"stimulus spikes must have dtype bool, not {spikes.dtype}")
+    if spikes.ndim != 3 or spikes.shape[0] < 1 or spikes.shape[1] < 1:
+        raise ConfigError(f"stimulus spikes must have shape [S, T, M] with S, T >= 1, "
+                          f"not {list(spikes.shape)}")
+    if inputs is not None and spikes.shape[2] != inputs:
+        raise ConfigError(f"stimulus spikes have {spikes.shape[2]} inputs but the weights "
+                          f"have {inputs} (shape {list(spikes.shape)})")
+    return spikes

@@ -1,0 +1,153 @@
+"""The integer twin: exactly what the hardware computes (docs/arithmetic.md).
+
+For one neuron array, per neuron i and timestep t of a sample::
+
+    I_i[t] = bias_i + sum of w_ij over the counted spike beats of timestep t with index j
+    V_i[t] = sat_VB(rnd(beta_i * H_i[t-1]) + rnd(alpha_i * I_i[t]))
+    S_i[t] = V_i[t] >= theta_i
+    H_i[t] = 0 (hard) or sat_VB(V_i[t] - theta_i) (soft) if S_i[t], else V_i[t]
+
+with H_i[-1] = 0 at the start of every sample. Everything is int64 numpy, vectorised over
+samples; :class:`~dalif_hw.config.ArrayConfig` refuses widths that could overflow int64.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+import numpy as np
+
+from .config import ConfigError, rnd, sat
+from .files import savez_atomic
+from .params import IntParams
+
+__all__ = ["Trace", "counts_from_events", "run", "step"]
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Trace:
+    """What one neuron array computed for S samples of T timesteps.
+
+    Attributes
+    ----------
+    counts_in : int64 [S, T, M]
+        How often each input index counted in each timestep (0/1 for bool stimuli).
+    current : int64 [S, T, N]
+        The input current I.
+    membrane : int64 [S, T, N]
+        The membrane V, before reset.
+    spikes_out : bool [S, T, N]
+        The output spikes S.
+    dropped : bool [S]
+        Whether the sample had a dropped beat (the hardware's sticky error flag rises).
+    """
+
+    counts_in: np.ndarray
+    current: np.ndarray
+    membrane: np.ndarray
+    spikes_out: np.ndarray
+    dropped: np.ndarray
+
+    def save(self, path) -> None:
+        """Write ``trace.npz`` atomically (``spikes_in`` bool [S, T, M] and the rest).
+
+        Stimuli in event form may count an index more than once; those also get
+        ``counts_in``, since ``spikes_in`` alone cannot say so.
+        """
+        arrays = dict(spikes_in=self.counts_in > 0, current=self.current,
+                      membrane=self.membrane, spikes_out=self.spikes_out)
+        if self.counts_in.max(initial=0) > 1:
+            arrays["counts_in"] = self.counts_in
+        savez_atomic(path, **arrays)
+
+
+def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Turn spike events into counts, dropping beats as the hardware does.
+
+    Parameters
+    ----------
+    events : [S][T][beats]
+        Per sample, per timestep, the spike indices in the order the beats arrive. All
+        samples must have the same number of timesteps.
+    inputs : int
+        M. Indices outside ``[0, M)`` are dropped; of the others, only the first M of a
+        timestep count (a repeated index counts again) and the rest are dropped.
+
+    Returns
+    -------
+    counts : int64 [S, T, M]
+    dropped : bool [S], whether any beat of the sample was dropped.
+    """
+    n_samples = len(events)
+    n_steps = {len(sample) for sample in events}
+    if len(n_steps) > 1:
+        raise ConfigError(f"all samples must have the same number of timesteps, "
+                          f"not {sorted(n_steps)}")
+    T = n_steps.pop() if n_steps else 0
+    counts = np.zeros((n_samples, T, inputs), np.int64)
+    dropped = np.zeros(n_samples, np.bool_)
+    for s, sample in enumerate(events):
+        for t, beats in enumerate(sample):
+            beats = np.asarray(beats, np.int64).reshape(-1)
+            in_range = beats[(beats >= 0) & (beats < inputs)]
+            counted = in_range[:inputs]
+            dropped[s] |= len(counted) < len(beats)
+            np.add.at(counts[s, t], counted, 1)
+    return counts, dropped
+
+
+def step(params: IntParams, h: np.ndarray, current: np.ndarray
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One timestep for a batch: return ``(V, S, H)`` from ``H[t-1]`` and ``I[t]``.
+
+    ``h`` and ``current`` are int64 [..., N].
+    """
+    v = sat(rnd(params.beta * h, params.DB) + rnd(params.alpha * current, params.DB), params.VB)
+    spikes = v >= params.threshold
+    if params.reset == "hard":
+        after = np.zeros_like(v)
+    else:
+        after = sat(v - params.threshold, params.VB)
+    return v, spikes, np.where(spikes, after, v)
+
+
+def run(params: IntParams, stimulus) -> Trace:
+    """Run S samples through one neuron array.
+
+    Parameters
+    ----------
+    params : IntParams
+    stimulus : bool or int array [S, T, M], or events [S][T][beats]
+        Spikes (bool), per-timestep counts of each input (int, as from
+        :func:`counts_from_events`), or events, which are first turned into counts.
+
+    Returns
+    -------
+    Trace
+    """
+    if isinstance(stimulus, np.ndarray) and stimulus.ndim == 3:
+        if stimulus.dtype.kind not in "biu":
+            raise ConfigError(f"stimulus must be bool or integer, not {stimulus.dtype}")
+        counts = stimulus.astype(np.int64)
+        if counts.shape[2] != params.inputs:
+            raise ConfigError(f"stimulus has {counts.shape[2]} inputs but the weights have "
+                              f"{params.inputs}")
+        if counts.min(initial=0) < 0 or (counts.sum(axis=2).max(initial=0) > params.inputs):
+            raise ConfigError("stimulus counts must be >= 0 and at most M per timestep")
+        dropped = np.zeros(counts.shape[0], np.bool_)
+    else:
+        counts, dropped = counts_from_events(stimulus, params.inputs)
+    n_samples, T, _ = counts.shape
+    params.config(max(T, 1))  # checks the widths once more for this T
+    shape = (n_samples, T, params.neurons)
+    current = np.empty(shape, np.int64)
+    membrane = np.empty(shape, np.int64)
+    spikes_out = np.empty(shape, np.bool_)
+    h = np.zeros((n_samples, params.neurons), np.int64)
+    bias = params.biases()
+    for t in range(T):
+        current[:, t] = counts[:, t] @ params.weight.T + bias
+        membrane[:, t], spikes_out[:, t], h = step(params, h, current[:, t])
+    return Trace(counts, current, membrane, spikes_out, dropped)
