@@ -8,7 +8,7 @@ from pathlib import Path
 
 from .config import ConfigError
 
-__all__ = ["run", "output_path"]
+__all__ = ["run", "output_path", "output_folder"]
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
@@ -30,4 +30,16 @@ def output_path(path, what: str = "output") -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create the folder of {what} {str(path)!r}: "
                           f"{exc.strerror}") from None
+    return path
+
+
+def output_folder(path, what: str = "--out") -> Path:
+    """Create the output folder ``path`` if needed; refuse a path that is a file."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {str(path)!r} is a file, not a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {what} folder {str(path)!r}: {exc.strerror}") from None
     return path

@@ -12,6 +12,7 @@ import json
 import math
 
 import numpy as np
+from amaranth.hdl import Mux, Value, ValueCastable
 
 __all__ = [
     "RESETS", "ArrayConfig", "ConfigError", "parse_meta",
@@ -26,6 +27,9 @@ DEFAULT_WB = 8
 DEFAULT_DB = 8
 DEFAULT_VB = 16
 DEFAULT_RESET = "hard"
+#: Default lanes are min(N, 16): P = N for large arrays needs more multipliers and block RAM
+#: than a small FPGA has.
+DEFAULT_MAX_LANES = 16
 
 #: The integer twin computes in int64; every intermediate must fit with a bit to spare.
 _INT64_BITS = 63
@@ -58,16 +62,22 @@ def rnd(x, DB: int):
     """Round ``x / 2**DB`` to an integer, halves toward +infinity.
 
     ``rnd(x) = floor((x + 2**(DB-1)) / 2**DB)``: an arithmetic shift right after adding half.
-    Works on Python integers and on numpy or torch integer arrays alike.
+    Works on Python integers, numpy or torch integer arrays, and signed Amaranth values
+    (where ``>>`` is an arithmetic shift) alike.
     """
     return (x + (1 << (DB - 1))) >> DB
 
 
 def sat(x, VB: int):
-    """Clamp ``x`` to the signed ``VB``-bit range ``[-2**(VB-1), 2**(VB-1) - 1]``."""
+    """Clamp ``x`` to the signed ``VB``-bit range ``[-2**(VB-1), 2**(VB-1) - 1]``.
+
+    Works on Python integers, numpy arrays and Amaranth values (as a pair of comparators).
+    """
     lo, hi = signed_range(VB)
     if isinstance(x, int):
         return min(max(x, lo), hi)
+    if isinstance(x, ValueCastable | Value):
+        return Mux(x > hi, hi, Mux(x < lo, lo, x)).as_signed()[:VB].as_signed()
     return x.clip(lo, hi)
 
 
@@ -99,6 +109,13 @@ class ArrayConfig:
         Membrane width, signed; also the width of thresholds and biases.
     reset : str
         ``"hard"`` (to zero) or ``"soft"`` (subtract the threshold).
+    lanes : int, optional
+        P, how many neurons the hardware updates in parallel (default ``min(N, 16)``). The
+        arithmetic does not depend on it.
+    per_neuron_threshold : bool
+        One threshold per neuron (default) or one for the array.
+    bias : bool
+        Whether the array adds a per-neuron bias to the current (default True).
 
     Raises
     ------
@@ -114,10 +131,19 @@ class ArrayConfig:
     DB: int = DEFAULT_DB
     VB: int = DEFAULT_VB
     reset: str = DEFAULT_RESET
+    lanes: int | None = None
+    per_neuron_threshold: bool = True
+    bias: bool = True
 
     def __post_init__(self):
         for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
             object.__setattr__(self, name, _check_int(name, getattr(self, name), 1))
+        if self.lanes is None:
+            object.__setattr__(self, "lanes", min(self.neurons, DEFAULT_MAX_LANES))
+        object.__setattr__(self, "lanes", _check_int("lanes", self.lanes, 1))
+        if self.lanes > self.neurons:
+            raise ConfigError(f"lanes must be at most the number of neurons ({self.neurons}), "
+                              f"not {self.lanes}")
         if self.reset not in RESETS:
             raise ConfigError(f"reset must be one of {', '.join(RESETS)}, not {self.reset!r}")
         # alpha * I is the widest product: (DB + 2) bits of decay times current_width bits.
@@ -159,6 +185,11 @@ class ArrayConfig:
         return max(self.VB, self.WB + math.ceil(math.log2(self.inputs + 1))) + 1
 
     @property
+    def groups(self) -> int:
+        """G = ceil(N / P): the neurons are updated P at a time, in G groups."""
+        return -(-self.neurons // self.lanes)
+
+    @property
     def in_index_width(self) -> int:
         return index_width(self.inputs)
 
@@ -171,6 +202,13 @@ class ArrayConfig:
     def meta(self) -> dict:
         """The ``meta`` dictionary of ``params.npz``."""
         return {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}
+
+    def manifest(self) -> dict:
+        """The ``params`` of a generated array's manifest."""
+        return {"neurons": self.neurons, "inputs": self.inputs, "T": self.T,
+                "lanes": self.lanes, **self.meta(),
+                "threshold": "per-neuron" if self.per_neuron_threshold else "per-layer",
+                "bias": self.bias}
 
 
 def parse_meta(text) -> dict:

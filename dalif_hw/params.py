@@ -124,9 +124,11 @@ class IntParams:
     def per_neuron_threshold(self) -> bool:
         return self.threshold.ndim == 1
 
-    def config(self, T: int) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps."""
-        return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset)
+        return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
+                           lanes=lanes, per_neuron_threshold=self.per_neuron_threshold,
+                           bias=self.bias is not None)
 
     def meta(self) -> dict:
         return {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}

