@@ -6,198 +6,198 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
-  wire \$101 ;
-  wire [15:0] \$102 ;
+  wire [15:0] \$100 ;
+  wire [17:0] \$101 ;
+  wire [18:0] \$102 ;
   wire [15:0] \$103 ;
-  wire [15:0] \$104 ;
-  wire [15:0] \$105 ;
+  wire [17:0] \$104 ;
+  wire [18:0] \$105 ;
   wire [15:0] \$106 ;
-  wire [15:0] \$107 ;
-  wire [15:0] \$108 ;
+  wire [17:0] \$107 ;
+  wire [18:0] \$108 ;
   wire [15:0] \$109 ;
   wire \$11 ;
-  wire [15:0] \$110 ;
-  wire [15:0] \$111 ;
+  wire [17:0] \$110 ;
+  wire [18:0] \$111 ;
   wire [15:0] \$112 ;
-  wire [15:0] \$113 ;
-  wire [15:0] \$114 ;
+  wire [17:0] \$113 ;
+  wire [18:0] \$114 ;
   wire [15:0] \$115 ;
-  wire [15:0] \$116 ;
-  wire [15:0] \$117 ;
+  wire [17:0] \$116 ;
+  wire [18:0] \$117 ;
   wire [15:0] \$118 ;
-  wire \$119 ;
+  wire [17:0] \$119 ;
   wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire [15:0] \$122 ;
-  wire [15:0] \$123 ;
-  wire [16:0] \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire [8:0] \$129 ;
+  wire [18:0] \$120 ;
+  wire [15:0] \$121 ;
+  wire [26:0] \$122 ;
+  wire [24:0] \$123 ;
+  wire [26:0] \$124 ;
+  wire [24:0] \$125 ;
+  wire [26:0] \$126 ;
+  wire [24:0] \$127 ;
+  wire [26:0] \$128 ;
+  wire [24:0] \$129 ;
   wire \$13 ;
-  wire [8:0] \$130 ;
-  wire \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire [15:0] \$134 ;
-  wire [15:0] \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
+  wire [26:0] \$130 ;
+  wire [24:0] \$131 ;
+  wire [26:0] \$132 ;
+  wire [24:0] \$133 ;
+  wire [26:0] \$134 ;
+  wire [24:0] \$135 ;
+  wire [26:0] \$136 ;
+  wire [24:0] \$137 ;
+  wire [26:0] \$138 ;
+  wire [24:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
-  wire \$141 ;
-  wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire [1:0] \$148 ;
-  wire [1:0] \$149 ;
+  wire [26:0] \$140 ;
+  wire [24:0] \$141 ;
+  wire [26:0] \$142 ;
+  wire [24:0] \$143 ;
+  wire [26:0] \$144 ;
+  wire [24:0] \$145 ;
+  wire [26:0] \$146 ;
+  wire [24:0] \$147 ;
+  wire [26:0] \$148 ;
+  wire [24:0] \$149 ;
   wire [30:0] \$15 ;
-  wire [9:0] \$150 ;
-  wire [6:0] \$151 ;
-  wire [7:0] \$152 ;
-  wire \$153 ;
-  wire [4:0] \$154 ;
-  wire [9:0] \$155 ;
-  wire \$156 ;
-  wire [4:0] \$157 ;
-  wire [13:0] \$158 ;
+  wire [26:0] \$150 ;
+  wire [24:0] \$151 ;
+  wire [26:0] \$152 ;
+  wire [24:0] \$153 ;
+  wire [26:0] \$154 ;
+  wire [26:0] \$155 ;
+  wire [28:0] \$156 ;
+  wire [28:0] \$157 ;
+  wire [29:0] \$158 ;
   wire \$159 ;
   wire [30:0] \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire [17:0] \$162 ;
-  wire [18:0] \$163 ;
-  wire [17:0] \$164 ;
-  wire [18:0] \$165 ;
-  wire [17:0] \$166 ;
-  wire [18:0] \$167 ;
-  wire [17:0] \$168 ;
-  wire [18:0] \$169 ;
+  wire [26:0] \$160 ;
+  wire [26:0] \$161 ;
+  wire [28:0] \$162 ;
+  wire [28:0] \$163 ;
+  wire [29:0] \$164 ;
+  wire \$165 ;
+  wire [26:0] \$166 ;
+  wire [26:0] \$167 ;
+  wire [28:0] \$168 ;
+  wire [28:0] \$169 ;
   wire \$17 ;
-  wire [17:0] \$170 ;
-  wire [18:0] \$171 ;
-  wire [17:0] \$172 ;
-  wire [18:0] \$173 ;
-  wire [17:0] \$174 ;
-  wire [18:0] \$175 ;
-  wire [17:0] \$176 ;
-  wire [18:0] \$177 ;
-  wire [17:0] \$178 ;
-  wire [18:0] \$179 ;
+  wire [29:0] \$170 ;
+  wire [29:0] \$171 ;
+  wire [29:0] \$172 ;
+  wire [26:0] \$173 ;
+  wire [26:0] \$174 ;
+  wire [28:0] \$175 ;
+  wire [28:0] \$176 ;
+  wire [29:0] \$177 ;
+  wire \$178 ;
+  wire [26:0] \$179 ;
   wire \$18 ;
-  wire [17:0] \$180 ;
-  wire [18:0] \$181 ;
-  wire [17:0] \$182 ;
-  wire [18:0] \$183 ;
-  wire [17:0] \$184 ;
-  wire [18:0] \$185 ;
-  wire [17:0] \$186 ;
-  wire [18:0] \$187 ;
-  wire [17:0] \$188 ;
-  wire [18:0] \$189 ;
+  wire [26:0] \$180 ;
+  wire [28:0] \$181 ;
+  wire [28:0] \$182 ;
+  wire [29:0] \$183 ;
+  wire \$184 ;
+  wire [26:0] \$185 ;
+  wire [26:0] \$186 ;
+  wire [28:0] \$187 ;
+  wire [28:0] \$188 ;
+  wire [29:0] \$189 ;
   wire \$19 ;
-  wire [17:0] \$190 ;
-  wire [18:0] \$191 ;
-  wire [17:0] \$192 ;
-  wire [18:0] \$193 ;
-  wire [17:0] \$194 ;
-  wire [18:0] \$195 ;
-  wire [15:0] \$196 ;
-  wire [17:0] \$197 ;
-  wire [18:0] \$198 ;
-  wire [15:0] \$199 ;
+  wire [29:0] \$190 ;
+  wire [29:0] \$191 ;
+  wire [26:0] \$192 ;
+  wire [26:0] \$193 ;
+  wire [28:0] \$194 ;
+  wire [28:0] \$195 ;
+  wire [29:0] \$196 ;
+  wire \$197 ;
+  wire [26:0] \$198 ;
+  wire [26:0] \$199 ;
   wire \$2 ;
   wire \$20 ;
-  wire [17:0] \$200 ;
-  wire [18:0] \$201 ;
-  wire [15:0] \$202 ;
-  wire [17:0] \$203 ;
-  wire [18:0] \$204 ;
-  wire [15:0] \$205 ;
-  wire [17:0] \$206 ;
-  wire [18:0] \$207 ;
-  wire [15:0] \$208 ;
-  wire [17:0] \$209 ;
+  wire [28:0] \$200 ;
+  wire [28:0] \$201 ;
+  wire [29:0] \$202 ;
+  wire \$203 ;
+  wire [26:0] \$204 ;
+  wire [26:0] \$205 ;
+  wire [28:0] \$206 ;
+  wire [28:0] \$207 ;
+  wire [29:0] \$208 ;
+  wire [29:0] \$209 ;
   wire \$21 ;
-  wire [18:0] \$210 ;
-  wire [15:0] \$211 ;
-  wire [17:0] \$212 ;
-  wire [18:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [17:0] \$215 ;
-  wire [18:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [17:0] \$218 ;
-  wire [18:0] \$219 ;
+  wire [29:0] \$210 ;
+  wire [26:0] \$211 ;
+  wire [26:0] \$212 ;
+  wire [28:0] \$213 ;
+  wire [28:0] \$214 ;
+  wire [29:0] \$215 ;
+  wire \$216 ;
+  wire [26:0] \$217 ;
+  wire [26:0] \$218 ;
+  wire [28:0] \$219 ;
   wire \$22 ;
-  wire [15:0] \$220 ;
-  wire [17:0] \$221 ;
-  wire [18:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [17:0] \$224 ;
-  wire [18:0] \$225 ;
-  wire [15:0] \$226 ;
-  wire [17:0] \$227 ;
-  wire [18:0] \$228 ;
-  wire [15:0] \$229 ;
+  wire [28:0] \$220 ;
+  wire [29:0] \$221 ;
+  wire \$222 ;
+  wire [26:0] \$223 ;
+  wire [26:0] \$224 ;
+  wire [28:0] \$225 ;
+  wire [28:0] \$226 ;
+  wire [29:0] \$227 ;
+  wire [29:0] \$228 ;
+  wire [29:0] \$229 ;
   wire [30:0] \$23 ;
-  wire [17:0] \$230 ;
-  wire [18:0] \$231 ;
-  wire [15:0] \$232 ;
-  wire [17:0] \$233 ;
-  wire [18:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire [17:0] \$236 ;
-  wire [18:0] \$237 ;
-  wire [15:0] \$238 ;
-  wire [17:0] \$239 ;
+  wire [26:0] \$230 ;
+  wire [26:0] \$231 ;
+  wire [28:0] \$232 ;
+  wire [28:0] \$233 ;
+  wire [29:0] \$234 ;
+  wire \$235 ;
+  wire [26:0] \$236 ;
+  wire [26:0] \$237 ;
+  wire [28:0] \$238 ;
+  wire [28:0] \$239 ;
   wire [30:0] \$24 ;
-  wire [18:0] \$240 ;
-  wire [15:0] \$241 ;
+  wire [29:0] \$240 ;
+  wire \$241 ;
   wire [26:0] \$242 ;
-  wire [24:0] \$243 ;
-  wire [26:0] \$244 ;
-  wire [24:0] \$245 ;
-  wire [26:0] \$246 ;
-  wire [24:0] \$247 ;
-  wire [26:0] \$248 ;
-  wire [24:0] \$249 ;
+  wire [26:0] \$243 ;
+  wire [28:0] \$244 ;
+  wire [28:0] \$245 ;
+  wire [29:0] \$246 ;
+  wire [29:0] \$247 ;
+  wire [29:0] \$248 ;
+  wire [26:0] \$249 ;
   wire \$25 ;
   wire [26:0] \$250 ;
-  wire [24:0] \$251 ;
-  wire [26:0] \$252 ;
-  wire [24:0] \$253 ;
-  wire [26:0] \$254 ;
-  wire [24:0] \$255 ;
+  wire [28:0] \$251 ;
+  wire [28:0] \$252 ;
+  wire [29:0] \$253 ;
+  wire \$254 ;
+  wire [26:0] \$255 ;
   wire [26:0] \$256 ;
-  wire [24:0] \$257 ;
-  wire [26:0] \$258 ;
-  wire [24:0] \$259 ;
+  wire [28:0] \$257 ;
+  wire [28:0] \$258 ;
+  wire [29:0] \$259 ;
   wire \$26 ;
-  wire [26:0] \$260 ;
-  wire [24:0] \$261 ;
+  wire \$260 ;
+  wire [26:0] \$261 ;
   wire [26:0] \$262 ;
-  wire [24:0] \$263 ;
-  wire [26:0] \$264 ;
-  wire [24:0] \$265 ;
-  wire [26:0] \$266 ;
-  wire [24:0] \$267 ;
+  wire [28:0] \$263 ;
+  wire [28:0] \$264 ;
+  wire [29:0] \$265 ;
+  wire [29:0] \$266 ;
+  wire [29:0] \$267 ;
   wire [26:0] \$268 ;
-  wire [24:0] \$269 ;
+  wire [26:0] \$269 ;
   wire \$27 ;
-  wire [26:0] \$270 ;
-  wire [24:0] \$271 ;
-  wire [26:0] \$272 ;
-  wire [24:0] \$273 ;
+  wire [28:0] \$270 ;
+  wire [28:0] \$271 ;
+  wire [29:0] \$272 ;
+  wire \$273 ;
   wire [26:0] \$274 ;
   wire [26:0] \$275 ;
   wire [28:0] \$276 ;
@@ -210,15 +210,15 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$282 ;
   wire [28:0] \$283 ;
   wire [29:0] \$284 ;
-  wire \$285 ;
-  wire [26:0] \$286 ;
+  wire [29:0] \$285 ;
+  wire [29:0] \$286 ;
   wire [26:0] \$287 ;
-  wire [28:0] \$288 ;
+  wire [26:0] \$288 ;
   wire [28:0] \$289 ;
   wire \$29 ;
-  wire [29:0] \$290 ;
+  wire [28:0] \$290 ;
   wire [29:0] \$291 ;
-  wire [29:0] \$292 ;
+  wire \$292 ;
   wire [26:0] \$293 ;
   wire [26:0] \$294 ;
   wire [28:0] \$295 ;
@@ -232,15 +232,15 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$301 ;
   wire [28:0] \$302 ;
   wire [29:0] \$303 ;
-  wire \$304 ;
-  wire [26:0] \$305 ;
+  wire [29:0] \$304 ;
+  wire [29:0] \$305 ;
   wire [26:0] \$306 ;
-  wire [28:0] \$307 ;
+  wire [26:0] \$307 ;
   wire [28:0] \$308 ;
-  wire [29:0] \$309 ;
+  wire [28:0] \$309 ;
   wire [30:0] \$31 ;
   wire [29:0] \$310 ;
-  wire [29:0] \$311 ;
+  wire \$311 ;
   wire [26:0] \$312 ;
   wire [26:0] \$313 ;
   wire [28:0] \$314 ;
@@ -253,15 +253,15 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$320 ;
   wire [28:0] \$321 ;
   wire [29:0] \$322 ;
-  wire \$323 ;
-  wire [26:0] \$324 ;
+  wire [29:0] \$323 ;
+  wire [29:0] \$324 ;
   wire [26:0] \$325 ;
-  wire [28:0] \$326 ;
+  wire [26:0] \$326 ;
   wire [28:0] \$327 ;
-  wire [29:0] \$328 ;
+  wire [28:0] \$328 ;
   wire [29:0] \$329 ;
-  wire \$33 ;
-  wire [29:0] \$330 ;
+  wire [6:0] \$33 ;
+  wire \$330 ;
   wire [26:0] \$331 ;
   wire [26:0] \$332 ;
   wire [28:0] \$333 ;
@@ -271,17 +271,17 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [26:0] \$337 ;
   wire [26:0] \$338 ;
   wire [28:0] \$339 ;
-  wire \$34 ;
+  wire [7:0] \$34 ;
   wire [28:0] \$340 ;
   wire [29:0] \$341 ;
-  wire \$342 ;
-  wire [26:0] \$343 ;
+  wire [29:0] \$342 ;
+  wire [29:0] \$343 ;
   wire [26:0] \$344 ;
-  wire [28:0] \$345 ;
+  wire [26:0] \$345 ;
   wire [28:0] \$346 ;
-  wire [29:0] \$347 ;
+  wire [28:0] \$347 ;
   wire [29:0] \$348 ;
-  wire [29:0] \$349 ;
+  wire \$349 ;
   wire \$35 ;
   wire [26:0] \$350 ;
   wire [26:0] \$351 ;
@@ -293,18 +293,18 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [26:0] \$357 ;
   wire [28:0] \$358 ;
   wire [28:0] \$359 ;
-  wire \$36 ;
+  wire [15:0] \$36 ;
   wire [29:0] \$360 ;
-  wire \$361 ;
-  wire [26:0] \$362 ;
+  wire [29:0] \$361 ;
+  wire [29:0] \$362 ;
   wire [26:0] \$363 ;
-  wire [28:0] \$364 ;
+  wire [26:0] \$364 ;
   wire [28:0] \$365 ;
-  wire [29:0] \$366 ;
+  wire [28:0] \$366 ;
   wire [29:0] \$367 ;
-  wire [29:0] \$368 ;
+  wire \$368 ;
   wire [26:0] \$369 ;
-  wire \$37 ;
+  wire [15:0] \$37 ;
   wire [26:0] \$370 ;
   wire [28:0] \$371 ;
   wire [28:0] \$372 ;
@@ -315,18 +315,18 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$377 ;
   wire [28:0] \$378 ;
   wire [29:0] \$379 ;
-  wire \$38 ;
-  wire \$380 ;
-  wire [26:0] \$381 ;
+  wire [15:0] \$38 ;
+  wire [29:0] \$380 ;
+  wire [29:0] \$381 ;
   wire [26:0] \$382 ;
-  wire [28:0] \$383 ;
+  wire [26:0] \$383 ;
   wire [28:0] \$384 ;
-  wire [29:0] \$385 ;
+  wire [28:0] \$385 ;
   wire [29:0] \$386 ;
-  wire [29:0] \$387 ;
+  wire \$387 ;
   wire [26:0] \$388 ;
   wire [26:0] \$389 ;
-  wire [30:0] \$39 ;
+  wire [15:0] \$39 ;
   wire [28:0] \$390 ;
   wire [28:0] \$391 ;
   wire [29:0] \$392 ;
@@ -336,20 +336,20 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$396 ;
   wire [28:0] \$397 ;
   wire [29:0] \$398 ;
-  wire \$399 ;
+  wire [29:0] \$399 ;
   wire \$4 ;
-  wire [30:0] \$40 ;
-  wire [26:0] \$400 ;
+  wire [15:0] \$40 ;
+  wire [29:0] \$400 ;
   wire [26:0] \$401 ;
-  wire [28:0] \$402 ;
+  wire [26:0] \$402 ;
   wire [28:0] \$403 ;
-  wire [29:0] \$404 ;
+  wire [28:0] \$404 ;
   wire [29:0] \$405 ;
-  wire [29:0] \$406 ;
+  wire \$406 ;
   wire [26:0] \$407 ;
   wire [26:0] \$408 ;
   wire [28:0] \$409 ;
-  wire \$41 ;
+  wire [15:0] \$41 ;
   wire [28:0] \$410 ;
   wire [29:0] \$411 ;
   wire \$412 ;
@@ -358,20 +358,20 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$415 ;
   wire [28:0] \$416 ;
   wire [29:0] \$417 ;
-  wire \$418 ;
-  wire [26:0] \$419 ;
-  wire \$42 ;
+  wire [29:0] \$418 ;
+  wire [29:0] \$419 ;
+  wire [15:0] \$42 ;
   wire [26:0] \$420 ;
-  wire [28:0] \$421 ;
+  wire [26:0] \$421 ;
   wire [28:0] \$422 ;
-  wire [29:0] \$423 ;
+  wire [28:0] \$423 ;
   wire [29:0] \$424 ;
-  wire [29:0] \$425 ;
+  wire \$425 ;
   wire [26:0] \$426 ;
   wire [26:0] \$427 ;
   wire [28:0] \$428 ;
   wire [28:0] \$429 ;
-  wire \$43 ;
+  wire [15:0] \$43 ;
   wire [29:0] \$430 ;
   wire \$431 ;
   wire [26:0] \$432 ;
@@ -379,518 +379,319 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [28:0] \$434 ;
   wire [28:0] \$435 ;
   wire [29:0] \$436 ;
-  wire \$437 ;
-  wire [26:0] \$438 ;
+  wire [29:0] \$437 ;
+  wire [29:0] \$438 ;
   wire [26:0] \$439 ;
-  wire \$44 ;
-  wire [28:0] \$440 ;
+  wire [15:0] \$44 ;
+  wire [26:0] \$440 ;
   wire [28:0] \$441 ;
-  wire [29:0] \$442 ;
+  wire [28:0] \$442 ;
   wire [29:0] \$443 ;
-  wire [29:0] \$444 ;
+  wire \$444 ;
   wire [26:0] \$445 ;
   wire [26:0] \$446 ;
   wire [28:0] \$447 ;
   wire [28:0] \$448 ;
   wire [29:0] \$449 ;
-  wire \$45 ;
+  wire [15:0] \$45 ;
   wire \$450 ;
   wire [26:0] \$451 ;
   wire [26:0] \$452 ;
   wire [28:0] \$453 ;
   wire [28:0] \$454 ;
   wire [29:0] \$455 ;
-  wire \$456 ;
-  wire [26:0] \$457 ;
-  wire [26:0] \$458 ;
-  wire [28:0] \$459 ;
-  wire \$46 ;
-  wire [28:0] \$460 ;
-  wire [29:0] \$461 ;
-  wire [29:0] \$462 ;
-  wire [29:0] \$463 ;
-  wire [26:0] \$464 ;
-  wire [26:0] \$465 ;
-  wire [28:0] \$466 ;
-  wire [28:0] \$467 ;
-  wire [29:0] \$468 ;
-  wire \$469 ;
-  wire \$47 ;
-  wire [26:0] \$470 ;
-  wire [26:0] \$471 ;
-  wire [28:0] \$472 ;
-  wire [28:0] \$473 ;
-  wire [29:0] \$474 ;
-  wire \$475 ;
-  wire [26:0] \$476 ;
-  wire [26:0] \$477 ;
-  wire [28:0] \$478 ;
-  wire [28:0] \$479 ;
-  wire \$48 ;
-  wire [29:0] \$480 ;
-  wire [29:0] \$481 ;
-  wire [29:0] \$482 ;
-  wire [26:0] \$483 ;
-  wire [26:0] \$484 ;
-  wire [28:0] \$485 ;
-  wire [28:0] \$486 ;
-  wire [29:0] \$487 ;
-  wire \$488 ;
-  wire [26:0] \$489 ;
-  wire [6:0] \$49 ;
-  wire [26:0] \$490 ;
-  wire [28:0] \$491 ;
-  wire [28:0] \$492 ;
-  wire [29:0] \$493 ;
-  wire \$494 ;
-  wire [26:0] \$495 ;
-  wire [26:0] \$496 ;
-  wire [28:0] \$497 ;
-  wire [28:0] \$498 ;
-  wire [29:0] \$499 ;
+  wire [29:0] \$456 ;
+  wire [29:0] \$457 ;
+  wire \$458 ;
+  wire \$459 ;
+  wire [15:0] \$46 ;
+  wire \$460 ;
+  wire [15:0] \$461 ;
+  wire [15:0] \$462 ;
+  wire \$463 ;
+  wire \$464 ;
+  wire \$465 ;
+  wire \$466 ;
+  wire \$467 ;
+  wire [15:0] \$468 ;
+  reg [143:0] \$469 ;
+  wire [15:0] \$47 ;
+  reg [143:0] \$470 ;
+  reg [255:0] \$471 ;
+  reg [255:0] \$472 ;
+  reg [255:0] \$473 ;
+  reg \$474 ;
+  reg [3:0] \$475 ;
+  reg \$476 ;
+  reg [7:0] \$477 ;
+  reg \$478 ;
+  reg [3:0] \$479 ;
+  wire [15:0] \$48 ;
+  reg \$480 ;
+  reg [7:0] \$481 ;
+  reg \$482 ;
+  reg [3:0] \$483 ;
+  reg \$484 ;
+  reg [7:0] \$485 ;
+  reg [17:0] \$486 ;
+  reg [15:0] \$487 ;
+  reg [8:0] \$488 ;
+  reg [8:0] \$489 ;
+  wire [15:0] \$49 ;
+  reg [15:0] \$490 ;
+  reg [17:0] \$491 ;
+  reg [15:0] \$492 ;
+  reg [8:0] \$493 ;
+  reg [8:0] \$494 ;
+  reg [15:0] \$495 ;
+  reg [17:0] \$496 ;
+  reg [15:0] \$497 ;
+  reg [8:0] \$498 ;
+  reg [8:0] \$499 ;
   wire \$5 ;
-  wire [7:0] \$50 ;
-  wire [29:0] \$500 ;
-  wire [29:0] \$501 ;
-  wire [26:0] \$502 ;
-  wire [26:0] \$503 ;
-  wire [28:0] \$504 ;
-  wire [28:0] \$505 ;
-  wire [29:0] \$506 ;
-  wire \$507 ;
-  wire [26:0] \$508 ;
-  wire [26:0] \$509 ;
-  wire \$51 ;
-  wire [28:0] \$510 ;
-  wire [28:0] \$511 ;
-  wire [29:0] \$512 ;
-  wire \$513 ;
-  wire [26:0] \$514 ;
-  wire [26:0] \$515 ;
-  wire [28:0] \$516 ;
-  wire [28:0] \$517 ;
-  wire [29:0] \$518 ;
-  wire [29:0] \$519 ;
-  wire \$52 ;
-  wire [29:0] \$520 ;
-  wire [26:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire [28:0] \$523 ;
-  wire [28:0] \$524 ;
-  wire [29:0] \$525 ;
-  wire \$526 ;
-  wire [26:0] \$527 ;
-  wire [26:0] \$528 ;
-  wire [28:0] \$529 ;
+  wire [15:0] \$50 ;
+  reg [15:0] \$500 ;
+  reg [17:0] \$501 ;
+  reg [15:0] \$502 ;
+  reg [8:0] \$503 ;
+  reg [8:0] \$504 ;
+  reg [15:0] \$505 ;
+  reg [17:0] \$506 ;
+  reg [15:0] \$507 ;
+  reg [8:0] \$508 ;
+  reg [8:0] \$509 ;
+  wire [15:0] \$51 ;
+  reg [15:0] \$510 ;
+  reg [17:0] \$511 ;
+  reg [15:0] \$512 ;
+  reg [8:0] \$513 ;
+  reg [8:0] \$514 ;
+  reg [15:0] \$515 ;
+  reg [17:0] \$516 ;
+  reg [15:0] \$517 ;
+  reg [8:0] \$518 ;
+  reg [8:0] \$519 ;
+  wire [15:0] \$52 ;
+  reg [15:0] \$520 ;
+  reg [17:0] \$521 ;
+  reg [15:0] \$522 ;
+  reg [8:0] \$523 ;
+  reg [8:0] \$524 ;
+  reg [15:0] \$525 ;
+  reg [17:0] \$526 ;
+  reg [15:0] \$527 ;
+  reg [8:0] \$528 ;
+  reg [8:0] \$529 ;
   wire \$53 ;
-  wire [28:0] \$530 ;
-  wire [29:0] \$531 ;
-  wire \$532 ;
-  wire [26:0] \$533 ;
-  wire [26:0] \$534 ;
-  wire [28:0] \$535 ;
-  wire [28:0] \$536 ;
-  wire [29:0] \$537 ;
-  wire [29:0] \$538 ;
-  wire [29:0] \$539 ;
+  reg [15:0] \$530 ;
+  reg [17:0] \$531 ;
+  reg [15:0] \$532 ;
+  reg [8:0] \$533 ;
+  reg [8:0] \$534 ;
+  reg [15:0] \$535 ;
+  reg [17:0] \$536 ;
+  reg [15:0] \$537 ;
+  reg [8:0] \$538 ;
+  reg [8:0] \$539 ;
   wire \$54 ;
-  wire [26:0] \$540 ;
-  wire [26:0] \$541 ;
-  wire [28:0] \$542 ;
-  wire [28:0] \$543 ;
-  wire [29:0] \$544 ;
-  wire \$545 ;
-  wire [26:0] \$546 ;
-  wire [26:0] \$547 ;
-  wire [28:0] \$548 ;
-  wire [28:0] \$549 ;
-  wire \$55 ;
-  wire [29:0] \$550 ;
-  wire \$551 ;
-  wire [26:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [28:0] \$554 ;
-  wire [28:0] \$555 ;
-  wire [29:0] \$556 ;
-  wire [29:0] \$557 ;
-  wire [29:0] \$558 ;
-  wire [26:0] \$559 ;
-  wire \$56 ;
-  wire [26:0] \$560 ;
-  wire [28:0] \$561 ;
-  wire [28:0] \$562 ;
-  wire [29:0] \$563 ;
-  wire \$564 ;
-  wire [26:0] \$565 ;
-  wire [26:0] \$566 ;
-  wire [28:0] \$567 ;
-  wire [28:0] \$568 ;
-  wire [29:0] \$569 ;
-  wire \$57 ;
-  wire \$570 ;
-  wire [26:0] \$571 ;
-  wire [26:0] \$572 ;
-  wire [28:0] \$573 ;
-  wire [28:0] \$574 ;
-  wire [29:0] \$575 ;
-  wire [29:0] \$576 ;
-  wire [29:0] \$577 ;
-  wire \$578 ;
-  wire \$579 ;
+  reg [15:0] \$540 ;
+  reg [17:0] \$541 ;
+  reg [15:0] \$542 ;
+  reg [8:0] \$543 ;
+  reg [8:0] \$544 ;
+  reg [15:0] \$545 ;
+  reg [17:0] \$546 ;
+  reg [15:0] \$547 ;
+  reg [8:0] \$548 ;
+  reg [8:0] \$549 ;
+  wire [15:0] \$55 ;
+  reg [15:0] \$550 ;
+  reg [17:0] \$551 ;
+  reg [15:0] \$552 ;
+  reg [8:0] \$553 ;
+  reg [8:0] \$554 ;
+  reg [15:0] \$555 ;
+  reg [17:0] \$556 ;
+  reg [15:0] \$557 ;
+  reg [8:0] \$558 ;
+  reg [8:0] \$559 ;
+  wire [15:0] \$56 ;
+  reg [15:0] \$560 ;
+  reg [17:0] \$561 ;
+  reg [15:0] \$562 ;
+  reg [8:0] \$563 ;
+  reg [8:0] \$564 ;
+  reg [15:0] \$565 ;
+  reg [27:0] \$566 ;
+  reg [25:0] \$567 ;
+  reg [15:0] \$568 ;
+  reg [27:0] \$569 ;
+  wire [16:0] \$57 ;
+  reg [25:0] \$570 ;
+  reg [15:0] \$571 ;
+  reg [27:0] \$572 ;
+  reg [25:0] \$573 ;
+  reg [15:0] \$574 ;
+  reg [27:0] \$575 ;
+  reg [25:0] \$576 ;
+  reg [15:0] \$577 ;
+  reg [27:0] \$578 ;
+  reg [25:0] \$579 ;
   wire \$58 ;
-  wire \$580 ;
-  wire [15:0] \$581 ;
-  wire [15:0] \$582 ;
-  wire \$583 ;
-  wire \$584 ;
-  wire \$585 ;
-  wire \$586 ;
-  wire \$587 ;
-  wire [15:0] \$588 ;
-  reg \$589 ;
-  wire [6:0] \$59 ;
-  reg \$590 ;
-  reg [3:0] \$591 ;
-  reg \$592 ;
-  reg \$593 ;
-  reg \$594 ;
-  reg \$595 ;
-  reg [8:0] \$596 ;
-  reg \$597 ;
-  reg \$598 ;
-  reg [3:0] \$599 ;
+  reg [15:0] \$580 ;
+  reg [27:0] \$581 ;
+  reg [25:0] \$582 ;
+  reg [15:0] \$583 ;
+  reg [27:0] \$584 ;
+  reg [25:0] \$585 ;
+  reg [15:0] \$586 ;
+  reg [27:0] \$587 ;
+  reg [25:0] \$588 ;
+  reg [15:0] \$589 ;
+  wire \$59 ;
+  reg [27:0] \$590 ;
+  reg [25:0] \$591 ;
+  reg [15:0] \$592 ;
+  reg [27:0] \$593 ;
+  reg [25:0] \$594 ;
+  reg [15:0] \$595 ;
+  reg [27:0] \$596 ;
+  reg [25:0] \$597 ;
+  reg [15:0] \$598 ;
+  reg [27:0] \$599 ;
   wire \$6 ;
-  wire [7:0] \$60 ;
-  reg \$600 ;
-  reg \$601 ;
-  reg \$602 ;
-  reg \$603 ;
-  reg [8:0] \$604 ;
-  reg \$605 ;
-  reg \$606 ;
-  reg [3:0] \$607 ;
-  reg \$608 ;
-  reg \$609 ;
+  wire \$60 ;
+  reg [25:0] \$600 ;
+  reg [15:0] \$601 ;
+  reg [27:0] \$602 ;
+  reg [25:0] \$603 ;
+  reg [15:0] \$604 ;
+  reg [27:0] \$605 ;
+  reg [25:0] \$606 ;
+  reg [15:0] \$607 ;
+  reg [27:0] \$608 ;
+  reg [25:0] \$609 ;
   wire \$61 ;
-  reg \$610 ;
-  reg \$611 ;
-  reg [8:0] \$612 ;
-  reg \$613 ;
-  reg \$614 ;
-  reg [3:0] \$615 ;
-  reg \$616 ;
-  reg \$617 ;
-  reg \$618 ;
-  reg \$619 ;
-  wire \$62 ;
-  reg [8:0] \$620 ;
-  reg \$621 ;
-  reg \$622 ;
-  reg [3:0] \$623 ;
-  reg \$624 ;
-  reg \$625 ;
-  reg \$626 ;
-  reg \$627 ;
-  reg [8:0] \$628 ;
-  reg \$629 ;
-  wire [13:0] \$63 ;
-  reg [8:0] \$630 ;
-  reg \$631 ;
-  reg \$632 ;
-  reg \$633 ;
-  reg \$634 ;
-  reg \$635 ;
-  reg [3:0] \$636 ;
-  reg [8:0] \$637 ;
-  reg \$638 ;
-  reg [7:0] \$639 ;
+  reg [15:0] \$610 ;
+  reg [27:0] \$611 ;
+  reg [25:0] \$612 ;
+  reg [15:0] \$613 ;
+  reg [15:0] \$614 ;
+  reg [15:0] \$615 ;
+  reg [15:0] \$616 ;
+  reg [15:0] \$617 ;
+  reg [15:0] \$618 ;
+  reg [15:0] \$619 ;
+  wire [8:0] \$62 ;
+  reg [15:0] \$620 ;
+  reg [15:0] \$621 ;
+  reg [15:0] \$622 ;
+  reg [15:0] \$623 ;
+  reg [15:0] \$624 ;
+  reg [15:0] \$625 ;
+  reg [15:0] \$626 ;
+  reg [15:0] \$627 ;
+  reg [15:0] \$628 ;
+  reg [15:0] \$629 ;
+  wire [8:0] \$63 ;
+  reg [15:0] \$630 ;
+  reg [15:0] \$631 ;
+  reg [15:0] \$632 ;
+  reg [15:0] \$633 ;
+  reg [15:0] \$634 ;
+  reg [15:0] \$635 ;
+  reg [15:0] \$636 ;
+  reg [15:0] \$637 ;
+  reg [15:0] \$638 ;
+  reg [15:0] \$639 ;
   wire \$64 ;
-  reg [12:0] \$640 ;
-  reg \$641 ;
-  reg [127:0] \$642 ;
-  reg [287:0] \$643 ;
-  reg [255:0] \$644 ;
-  reg [143:0] \$645 ;
-  reg [143:0] \$646 ;
-  reg [255:0] \$647 ;
-  reg [255:0] \$648 ;
-  reg \$649 ;
+  reg [15:0] \$640 ;
+  reg [15:0] \$641 ;
+  reg [15:0] \$642 ;
+  reg [15:0] \$643 ;
+  reg [15:0] \$644 ;
+  reg [15:0] \$645 ;
+  reg [15:0] \$646 ;
   wire \$65 ;
-  reg [3:0] \$650 ;
-  reg [287:0] \$651 ;
-  reg \$652 ;
-  reg [3:0] \$653 ;
-  reg [287:0] \$654 ;
-  reg [17:0] \$655 ;
-  reg [15:0] \$656 ;
-  reg [8:0] \$657 ;
-  reg [8:0] \$658 ;
-  reg [15:0] \$659 ;
   wire \$66 ;
-  reg [17:0] \$660 ;
-  reg [15:0] \$661 ;
-  reg [8:0] \$662 ;
-  reg [8:0] \$663 ;
-  reg [15:0] \$664 ;
-  reg [17:0] \$665 ;
-  reg [15:0] \$666 ;
-  reg [8:0] \$667 ;
-  reg [8:0] \$668 ;
-  reg [15:0] \$669 ;
-  wire \$67 ;
-  reg [17:0] \$670 ;
-  reg [15:0] \$671 ;
-  reg [8:0] \$672 ;
-  reg [8:0] \$673 ;
-  reg [15:0] \$674 ;
-  reg [17:0] \$675 ;
-  reg [15:0] \$676 ;
-  reg [8:0] \$677 ;
-  reg [8:0] \$678 ;
-  reg [15:0] \$679 ;
-  wire [17:0] \$68 ;
-  reg [17:0] \$680 ;
-  reg [15:0] \$681 ;
-  reg [8:0] \$682 ;
-  reg [8:0] \$683 ;
-  reg [15:0] \$684 ;
-  reg [17:0] \$685 ;
-  reg [15:0] \$686 ;
-  reg [8:0] \$687 ;
-  reg [8:0] \$688 ;
-  reg [15:0] \$689 ;
-  wire [18:0] \$69 ;
-  reg [17:0] \$690 ;
-  reg [15:0] \$691 ;
-  reg [8:0] \$692 ;
-  reg [8:0] \$693 ;
-  reg [15:0] \$694 ;
-  reg [17:0] \$695 ;
-  reg [15:0] \$696 ;
-  reg [8:0] \$697 ;
-  reg [8:0] \$698 ;
-  reg [15:0] \$699 ;
+  wire [15:0] \$67 ;
+  wire [15:0] \$68 ;
+  wire \$69 ;
   wire [30:0] \$7 ;
-  wire [17:0] \$70 ;
-  reg [17:0] \$700 ;
-  reg [15:0] \$701 ;
-  reg [8:0] \$702 ;
-  reg [8:0] \$703 ;
-  reg [15:0] \$704 ;
-  reg [17:0] \$705 ;
-  reg [15:0] \$706 ;
-  reg [8:0] \$707 ;
-  reg [8:0] \$708 ;
-  reg [15:0] \$709 ;
-  wire [18:0] \$71 ;
-  reg [17:0] \$710 ;
-  reg [15:0] \$711 ;
-  reg [8:0] \$712 ;
-  reg [8:0] \$713 ;
-  reg [15:0] \$714 ;
-  reg [17:0] \$715 ;
-  reg [15:0] \$716 ;
-  reg [8:0] \$717 ;
-  reg [8:0] \$718 ;
-  reg [15:0] \$719 ;
-  wire [17:0] \$72 ;
-  reg [17:0] \$720 ;
-  reg [15:0] \$721 ;
-  reg [8:0] \$722 ;
-  reg [8:0] \$723 ;
-  reg [15:0] \$724 ;
-  reg [17:0] \$725 ;
-  reg [15:0] \$726 ;
-  reg [8:0] \$727 ;
-  reg [8:0] \$728 ;
-  reg [15:0] \$729 ;
-  wire [18:0] \$73 ;
-  reg [17:0] \$730 ;
-  reg [15:0] \$731 ;
-  reg [8:0] \$732 ;
-  reg [8:0] \$733 ;
-  reg [15:0] \$734 ;
-  reg [27:0] \$735 ;
-  reg [25:0] \$736 ;
-  reg [15:0] \$737 ;
-  reg [27:0] \$738 ;
-  reg [25:0] \$739 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
+  wire \$73 ;
   wire [17:0] \$74 ;
-  reg [15:0] \$740 ;
-  reg [27:0] \$741 ;
-  reg [25:0] \$742 ;
-  reg [15:0] \$743 ;
-  reg [27:0] \$744 ;
-  reg [25:0] \$745 ;
-  reg [15:0] \$746 ;
-  reg [27:0] \$747 ;
-  reg [25:0] \$748 ;
-  reg [15:0] \$749 ;
   wire [18:0] \$75 ;
-  reg [27:0] \$750 ;
-  reg [25:0] \$751 ;
-  reg [15:0] \$752 ;
-  reg [27:0] \$753 ;
-  reg [25:0] \$754 ;
-  reg [15:0] \$755 ;
-  reg [27:0] \$756 ;
-  reg [25:0] \$757 ;
-  reg [15:0] \$758 ;
-  reg [27:0] \$759 ;
-  wire [17:0] \$76 ;
-  reg [25:0] \$760 ;
-  reg [15:0] \$761 ;
-  reg [27:0] \$762 ;
-  reg [25:0] \$763 ;
-  reg [15:0] \$764 ;
-  reg [27:0] \$765 ;
-  reg [25:0] \$766 ;
-  reg [15:0] \$767 ;
-  reg [27:0] \$768 ;
-  reg [25:0] \$769 ;
-  wire [18:0] \$77 ;
-  reg [15:0] \$770 ;
-  reg [27:0] \$771 ;
-  reg [25:0] \$772 ;
-  reg [15:0] \$773 ;
-  reg [27:0] \$774 ;
-  reg [25:0] \$775 ;
-  reg [15:0] \$776 ;
-  reg [27:0] \$777 ;
-  reg [25:0] \$778 ;
-  reg [15:0] \$779 ;
-  wire [17:0] \$78 ;
-  reg [27:0] \$780 ;
-  reg [25:0] \$781 ;
-  reg [15:0] \$782 ;
-  reg [15:0] \$783 ;
-  reg [15:0] \$784 ;
-  reg [15:0] \$785 ;
-  reg [15:0] \$786 ;
-  reg [15:0] \$787 ;
-  reg [15:0] \$788 ;
-  reg [15:0] \$789 ;
-  wire [18:0] \$79 ;
-  reg [15:0] \$790 ;
-  reg [15:0] \$791 ;
-  reg [15:0] \$792 ;
-  reg [15:0] \$793 ;
-  reg [15:0] \$794 ;
-  reg [15:0] \$795 ;
-  reg [15:0] \$796 ;
-  reg [15:0] \$797 ;
-  reg [15:0] \$798 ;
-  reg [15:0] \$799 ;
+  wire [15:0] \$76 ;
+  wire [17:0] \$77 ;
+  wire [18:0] \$78 ;
+  wire [15:0] \$79 ;
   wire [30:0] \$8 ;
   wire [17:0] \$80 ;
-  reg [15:0] \$800 ;
-  reg [15:0] \$801 ;
-  reg [15:0] \$802 ;
-  reg [15:0] \$803 ;
-  reg [15:0] \$804 ;
-  reg [15:0] \$805 ;
-  reg [15:0] \$806 ;
-  reg [15:0] \$807 ;
-  reg [15:0] \$808 ;
-  reg [15:0] \$809 ;
   wire [18:0] \$81 ;
-  reg [15:0] \$810 ;
-  reg [15:0] \$811 ;
-  reg [15:0] \$812 ;
-  reg [15:0] \$813 ;
-  reg [15:0] \$814 ;
-  reg [15:0] \$815 ;
-  wire [17:0] \$82 ;
-  wire [18:0] \$83 ;
-  wire [17:0] \$84 ;
-  wire [18:0] \$85 ;
+  wire [15:0] \$82 ;
+  wire [17:0] \$83 ;
+  wire [18:0] \$84 ;
+  wire [15:0] \$85 ;
   wire [17:0] \$86 ;
   wire [18:0] \$87 ;
-  wire [17:0] \$88 ;
-  wire [18:0] \$89 ;
+  wire [15:0] \$88 ;
+  wire [17:0] \$89 ;
   wire \$9 ;
-  wire [17:0] \$90 ;
-  wire [18:0] \$91 ;
+  wire [18:0] \$90 ;
+  wire [15:0] \$91 ;
   wire [17:0] \$92 ;
   wire [18:0] \$93 ;
-  wire [17:0] \$94 ;
-  wire [18:0] \$95 ;
-  wire [17:0] \$96 ;
-  wire [18:0] \$97 ;
+  wire [15:0] \$94 ;
+  wire [17:0] \$95 ;
+  wire [18:0] \$96 ;
+  wire [15:0] \$97 ;
   wire [17:0] \$98 ;
   wire [18:0] \$99 ;
-  reg \$signal ;
-  reg \$signal$47 ;
-  reg \$signal$49 ;
-  reg \$signal$51 ;
-  reg \$signal$54 ;
-  reg \$signal$69  = 1'h0;
-  reg [3:0] \$signal$70  = 4'h0;
-  reg \$signal$72  = 1'h0;
-  reg [3:0] \$signal$73  = 4'h0;
-  reg [287:0] \$signal$75  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg [287:0] \$signal$76  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [11:0] \$signature__addr ;
-  wire [3:0] \$signature__addr$63 ;
-  wire [3:0] \$signature__addr$64 ;
-  wire [3:0] \$signature__addr$65 ;
-  wire [3:0] \$signature__addr$66 ;
-  wire [3:0] \$signature__addr$67 ;
-  wire [3:0] \$signature__addr$68 ;
-  wire [127:0] \$signature__data ;
-  wire [287:0] \$signature__data$173 ;
-  wire [255:0] \$signature__data$175 ;
-  wire [143:0] \$signature__data$177 ;
-  wire [143:0] \$signature__data$179 ;
-  wire [255:0] \$signature__data$181 ;
-  wire [255:0] \$signature__data$183 ;
-  reg [287:0] acc_v;
-  (* init = 4'h0 *)
-  wire [3:0] acc_wr__addr;
-  wire [287:0] acc_wr__data;
-  wire acc_wr__en;
-  reg [8:0] base = 9'h000;
-  reg busy = 1'h0;
   input [11:0] cfg__addr;
   wire [11:0] cfg__addr;
+  wire [11:0] \cfg__addr$18 ;
   input [15:0] cfg__data;
   wire [15:0] cfg__data;
+  wire [15:0] \cfg__data$20 ;
   input cfg__en;
   wire cfg__en;
+  wire \cfg__en$21 ;
   input [3:0] cfg__lane;
   wire [3:0] cfg__lane;
+  wire [3:0] \cfg__lane$19 ;
   input [2:0] cfg__sel;
   wire [2:0] cfg__sel;
+  wire [2:0] \cfg__sel$17 ;
   input clk;
   wire clk;
   reg [15:0] consumed = 16'h0000;
-  reg [8:0] count = 9'h000;
-  reg empty_reg = 1'h0;
+  wire credit;
   output err;
-  reg err = 1'h0;
-  (* init = 1'h0 *)
-  wire \err$29 ;
-  reg first = 1'h1;
-  reg first_reg = 1'h0;
-  reg [3:0] g = 4'h0;
+  wire err;
+  wire \err$22 ;
   (* init = 4'h0 *)
   wire [3:0] h_wr__addr;
   wire [255:0] h_wr__data;
+  (* init = 1'h0 *)
   wire h_wr__en;
-  reg hzero_reg = 1'h0;
+  wire hold;
   input [8:0] i__payload;
   wire [8:0] i__payload;
+  wire [8:0] \i__payload$14 ;
+  wire \i__payload$14.eot ;
+  wire [7:0] \i__payload$14.index ;
   wire \i__payload.eot ;
   wire [7:0] \i__payload.index ;
   output i__ready;
-  reg i__ready;
+  wire i__ready;
+  wire \i__ready$15 ;
   input i__valid;
   wire i__valid;
-  reg [8:0] iss_base;
-  reg [3:0] iss_g;
-  reg iss_upd;
-  reg [11:0] iss_waddr;
-  reg [7:0] j_reg = 8'h00;
+  wire \i__valid$16 ;
+  wire [3:0] issue__g;
   reg [3:0] lane;
   wire [5:0] level;
   wire [15:0] lowest;
@@ -903,35 +704,34 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire o__ready;
   output o__valid;
   wire o__valid;
+  wire [287:0] pass___acc;
+  wire [7:0] pass___base;
+  wire pass___empty;
+  wire pass___first_step;
+  wire [3:0] pass___g;
+  wire pass___last;
+  wire pass___valid;
+  wire [3:0] port__addr;
+  wire [3:0] \port__addr$31 ;
+  wire [3:0] \port__addr$35 ;
+  wire [3:0] \port__addr$39 ;
+  wire [3:0] \port__addr$40 ;
+  wire [143:0] port__data;
+  wire [143:0] \port__data$114 ;
+  wire [255:0] \port__data$116 ;
+  wire [255:0] \port__data$118 ;
+  wire [255:0] \port__data$120 ;
   wire [24:0] r_data;
   reg r_en;
   wire r_rdy;
   wire [15:0] remaining;
   input rst;
   wire rst;
-  reg [8:0] s1_base = 9'h000;
-  reg s1_empty = 1'h0;
-  reg s1_first = 1'h0;
-  reg [3:0] s1_g = 4'h0;
-  reg s1_hzero = 1'h0;
-  reg s1_last = 1'h0;
-  reg s1_upd = 1'h0;
-  reg s1_valid = 1'h0;
-  reg [287:0] s2_acc = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
   reg [143:0] s2_alpha = 144'h000000000000000000000000000000000000;
-  reg [8:0] s2_base = 9'h000;
   reg [143:0] s2_beta = 144'h000000000000000000000000000000000000;
   reg [255:0] s2_bias = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg s2_empty = 1'h0;
-  reg s2_first = 1'h0;
-  reg [3:0] s2_g = 4'h0;
   reg [255:0] s2_h = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg s2_hzero = 1'h0;
-  reg s2_last = 1'h0;
   reg [255:0] s2_threshold = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg s2_upd = 1'h0;
-  reg s2_valid = 1'h0;
-  reg [127:0] s2_weights = 128'h00000000000000000000000000000000;
   reg [8:0] s3_alpha0 = 9'h000;
   reg [8:0] s3_alpha1 = 9'h000;
   reg [8:0] s3_alpha10 = 9'h000;
@@ -948,7 +748,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [8:0] s3_alpha7 = 9'h000;
   reg [8:0] s3_alpha8 = 9'h000;
   reg [8:0] s3_alpha9 = 9'h000;
-  reg [8:0] s3_base = 9'h000;
+  reg [7:0] s3_base = 8'h00;
   reg [8:0] s3_beta0 = 9'h000;
   reg [8:0] s3_beta1 = 9'h000;
   reg [8:0] s3_beta10 = 9'h000;
@@ -981,8 +781,6 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [17:0] s3_current7 = 18'h00000;
   reg [17:0] s3_current8 = 18'h00000;
   reg [17:0] s3_current9 = 18'h00000;
-  reg s3_empty = 1'h0;
-  reg s3_first = 1'h0;
   reg [3:0] s3_g = 4'h0;
   reg [15:0] s3_h0 = 16'h0000;
   reg [15:0] s3_h1 = 16'h0000;
@@ -1000,7 +798,6 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [15:0] s3_h7 = 16'h0000;
   reg [15:0] s3_h8 = 16'h0000;
   reg [15:0] s3_h9 = 16'h0000;
-  reg s3_hzero = 1'h0;
   reg s3_last = 1'h0;
   reg [15:0] s3_theta0 = 16'h0000;
   reg [15:0] s3_theta1 = 16'h0000;
@@ -1018,13 +815,9 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [15:0] s3_theta7 = 16'h0000;
   reg [15:0] s3_theta8 = 16'h0000;
   reg [15:0] s3_theta9 = 16'h0000;
-  reg s3_upd = 1'h0;
   reg s3_valid = 1'h0;
-  reg [8:0] s4_base = 9'h000;
-  reg s4_empty = 1'h0;
-  reg s4_first = 1'h0;
+  reg [7:0] s4_base = 8'h00;
   reg [3:0] s4_g = 4'h0;
-  reg s4_hzero = 1'h0;
   reg s4_last = 1'h0;
   reg [27:0] s4_pa0 = 28'h0000000;
   reg [27:0] s4_pa1 = 28'h0000000;
@@ -1074,13 +867,9 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [15:0] s4_theta7 = 16'h0000;
   reg [15:0] s4_theta8 = 16'h0000;
   reg [15:0] s4_theta9 = 16'h0000;
-  reg s4_upd = 1'h0;
   reg s4_valid = 1'h0;
-  reg [8:0] s5_base = 9'h000;
-  reg s5_empty = 1'h0;
-  reg s5_first = 1'h0;
+  reg [7:0] s5_base = 8'h00;
   reg [3:0] s5_g = 4'h0;
-  reg s5_hzero = 1'h0;
   reg s5_last = 1'h0;
   wire s5_spike0;
   wire s5_spike1;
@@ -1114,7 +903,6 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [15:0] s5_theta7 = 16'h0000;
   reg [15:0] s5_theta8 = 16'h0000;
   reg [15:0] s5_theta9 = 16'h0000;
-  reg s5_upd = 1'h0;
   reg [15:0] s5_v0 = 16'h0000;
   reg [15:0] s5_v1 = 16'h0000;
   reg [15:0] s5_v10 = 16'h0000;
@@ -1132,26 +920,2785 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   reg [15:0] s5_v8 = 16'h0000;
   reg [15:0] s5_v9 = 16'h0000;
   reg s5_valid = 1'h0;
-  reg t = 1'h0;
-  reg upd_mode = 1'h0;
   wire [24:0] w_data;
   wire w_en;
-  reg [12:0] wbase = 13'h0000;
-  wire [11:0] wp__addr;
-  wire [3:0] \wp__addr$17 ;
-  wire [3:0] \wp__addr$20 ;
-  wire [3:0] \wp__addr$23 ;
-  wire [3:0] \wp__addr$26 ;
-  wire [127:0] wp__data;
-  wire [143:0] \wp__data$18 ;
-  wire [143:0] \wp__data$21 ;
-  wire [255:0] \wp__data$24 ;
-  wire [255:0] \wp__data$27 ;
+  wire [3:0] wp__addr;
+  wire [3:0] \wp__addr$28 ;
+  wire [3:0] \wp__addr$32 ;
+  wire [3:0] \wp__addr$36 ;
+  wire [143:0] wp__data;
+  wire [143:0] \wp__data$29 ;
+  wire [255:0] \wp__data$33 ;
+  wire [255:0] \wp__data$37 ;
   wire [15:0] wp__en;
-  wire [15:0] \wp__en$19 ;
-  wire [15:0] \wp__en$22 ;
-  wire [15:0] \wp__en$25 ;
-  wire [15:0] \wp__en$28 ;
+  wire [15:0] \wp__en$30 ;
+  wire [15:0] \wp__en$34 ;
+  wire [15:0] \wp__en$38 ;
+  reg [143:0] alpha_mem [15:0];
+  initial begin
+    alpha_mem[0] = 144'h402010080402010080402010080402010080;
+    alpha_mem[1] = 144'h402010080402010080402010080402010080;
+    alpha_mem[2] = 144'h402010080402010080402010080402010080;
+    alpha_mem[3] = 144'h402010080402010080402010080402010080;
+    alpha_mem[4] = 144'h402010080402010080402010080402010080;
+    alpha_mem[5] = 144'h402010080402010080402010080402010080;
+    alpha_mem[6] = 144'h402010080402010080402010080402010080;
+    alpha_mem[7] = 144'h402010080402010080402010080402010080;
+    alpha_mem[8] = 144'h402010080402010080402010080402010080;
+    alpha_mem[9] = 144'h402010080402010080402010080402010080;
+    alpha_mem[10] = 144'h402010080402010080402010080402010080;
+    alpha_mem[11] = 144'h402010080402010080402010080402010080;
+    alpha_mem[12] = 144'h402010080402010080402010080402010080;
+    alpha_mem[13] = 144'h402010080402010080402010080402010080;
+    alpha_mem[14] = 144'h402010080402010080402010080402010080;
+    alpha_mem[15] = 144'h402010080402010080402010080402010080;
+  end
+  always @(posedge clk) begin
+    if (\$8 [0])
+      alpha_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
+    if (\$8 [1])
+      alpha_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
+    if (\$8 [2])
+      alpha_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
+    if (\$8 [3])
+      alpha_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
+    if (\$8 [4])
+      alpha_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
+    if (\$8 [5])
+      alpha_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
+    if (\$8 [6])
+      alpha_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
+    if (\$8 [7])
+      alpha_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
+    if (\$8 [8])
+      alpha_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
+    if (\$8 [9])
+      alpha_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
+    if (\$8 [10])
+      alpha_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
+    if (\$8 [11])
+      alpha_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
+    if (\$8 [12])
+      alpha_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
+    if (\$8 [13])
+      alpha_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
+    if (\$8 [14])
+      alpha_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
+    if (\$8 [15])
+      alpha_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
+  end
+  reg [143:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= alpha_mem[port__addr];
+  end
+  assign port__data = _0_;
+  reg [143:0] beta_mem [15:0];
+  initial begin
+    beta_mem[0] = 144'h402010080402010080402010080402010080;
+    beta_mem[1] = 144'h402010080402010080402010080402010080;
+    beta_mem[2] = 144'h402010080402010080402010080402010080;
+    beta_mem[3] = 144'h402010080402010080402010080402010080;
+    beta_mem[4] = 144'h402010080402010080402010080402010080;
+    beta_mem[5] = 144'h402010080402010080402010080402010080;
+    beta_mem[6] = 144'h402010080402010080402010080402010080;
+    beta_mem[7] = 144'h402010080402010080402010080402010080;
+    beta_mem[8] = 144'h402010080402010080402010080402010080;
+    beta_mem[9] = 144'h402010080402010080402010080402010080;
+    beta_mem[10] = 144'h402010080402010080402010080402010080;
+    beta_mem[11] = 144'h402010080402010080402010080402010080;
+    beta_mem[12] = 144'h402010080402010080402010080402010080;
+    beta_mem[13] = 144'h402010080402010080402010080402010080;
+    beta_mem[14] = 144'h402010080402010080402010080402010080;
+    beta_mem[15] = 144'h402010080402010080402010080402010080;
+  end
+  always @(posedge clk) begin
+    if (\$16 [0])
+      beta_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
+    if (\$16 [1])
+      beta_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
+    if (\$16 [2])
+      beta_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
+    if (\$16 [3])
+      beta_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
+    if (\$16 [4])
+      beta_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
+    if (\$16 [5])
+      beta_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
+    if (\$16 [6])
+      beta_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
+    if (\$16 [7])
+      beta_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
+    if (\$16 [8])
+      beta_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
+    if (\$16 [9])
+      beta_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
+    if (\$16 [10])
+      beta_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
+    if (\$16 [11])
+      beta_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
+    if (\$16 [12])
+      beta_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
+    if (\$16 [13])
+      beta_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
+    if (\$16 [14])
+      beta_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
+    if (\$16 [15])
+      beta_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
+  end
+  reg [143:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= beta_mem[port__addr];
+  end
+  assign \port__data$114  = _1_;
+  reg [255:0] bias_mem [15:0];
+  initial begin
+    bias_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (\$32 [0])
+      bias_mem[cfg__addr[3:0]][15:0] <= cfg__data;
+    if (\$32 [1])
+      bias_mem[cfg__addr[3:0]][31:16] <= cfg__data;
+    if (\$32 [2])
+      bias_mem[cfg__addr[3:0]][47:32] <= cfg__data;
+    if (\$32 [3])
+      bias_mem[cfg__addr[3:0]][63:48] <= cfg__data;
+    if (\$32 [4])
+      bias_mem[cfg__addr[3:0]][79:64] <= cfg__data;
+    if (\$32 [5])
+      bias_mem[cfg__addr[3:0]][95:80] <= cfg__data;
+    if (\$32 [6])
+      bias_mem[cfg__addr[3:0]][111:96] <= cfg__data;
+    if (\$32 [7])
+      bias_mem[cfg__addr[3:0]][127:112] <= cfg__data;
+    if (\$32 [8])
+      bias_mem[cfg__addr[3:0]][143:128] <= cfg__data;
+    if (\$32 [9])
+      bias_mem[cfg__addr[3:0]][159:144] <= cfg__data;
+    if (\$32 [10])
+      bias_mem[cfg__addr[3:0]][175:160] <= cfg__data;
+    if (\$32 [11])
+      bias_mem[cfg__addr[3:0]][191:176] <= cfg__data;
+    if (\$32 [12])
+      bias_mem[cfg__addr[3:0]][207:192] <= cfg__data;
+    if (\$32 [13])
+      bias_mem[cfg__addr[3:0]][223:208] <= cfg__data;
+    if (\$32 [14])
+      bias_mem[cfg__addr[3:0]][239:224] <= cfg__data;
+    if (\$32 [15])
+      bias_mem[cfg__addr[3:0]][255:240] <= cfg__data;
+  end
+  reg [255:0] _2_;
+  always @(posedge clk) begin
+    _2_ <= bias_mem[port__addr];
+  end
+  assign \port__data$118  = _2_;
+  reg [255:0] h_mem [15:0];
+  initial begin
+    h_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (s5_valid)
+      h_mem[s5_g] <= { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37  };
+  end
+  reg [255:0] _3_;
+  always @(posedge clk) begin
+    _3_ <= h_mem[port__addr];
+  end
+  assign \port__data$120  = _3_;
+  reg [255:0] threshold_mem [15:0];
+  initial begin
+    threshold_mem[0] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[1] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[2] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[3] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[4] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[5] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[6] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[7] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[8] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[9] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[10] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[11] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[12] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[13] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[14] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[15] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+  end
+  always @(posedge clk) begin
+    if (\$24 [0])
+      threshold_mem[cfg__addr[3:0]][15:0] <= cfg__data;
+    if (\$24 [1])
+      threshold_mem[cfg__addr[3:0]][31:16] <= cfg__data;
+    if (\$24 [2])
+      threshold_mem[cfg__addr[3:0]][47:32] <= cfg__data;
+    if (\$24 [3])
+      threshold_mem[cfg__addr[3:0]][63:48] <= cfg__data;
+    if (\$24 [4])
+      threshold_mem[cfg__addr[3:0]][79:64] <= cfg__data;
+    if (\$24 [5])
+      threshold_mem[cfg__addr[3:0]][95:80] <= cfg__data;
+    if (\$24 [6])
+      threshold_mem[cfg__addr[3:0]][111:96] <= cfg__data;
+    if (\$24 [7])
+      threshold_mem[cfg__addr[3:0]][127:112] <= cfg__data;
+    if (\$24 [8])
+      threshold_mem[cfg__addr[3:0]][143:128] <= cfg__data;
+    if (\$24 [9])
+      threshold_mem[cfg__addr[3:0]][159:144] <= cfg__data;
+    if (\$24 [10])
+      threshold_mem[cfg__addr[3:0]][175:160] <= cfg__data;
+    if (\$24 [11])
+      threshold_mem[cfg__addr[3:0]][191:176] <= cfg__data;
+    if (\$24 [12])
+      threshold_mem[cfg__addr[3:0]][207:192] <= cfg__data;
+    if (\$24 [13])
+      threshold_mem[cfg__addr[3:0]][223:208] <= cfg__data;
+    if (\$24 [14])
+      threshold_mem[cfg__addr[3:0]][239:224] <= cfg__data;
+    if (\$24 [15])
+      threshold_mem[cfg__addr[3:0]][255:240] <= cfg__data;
+  end
+  reg [255:0] _4_;
+  always @(posedge clk) begin
+    _4_ <= threshold_mem[port__addr];
+  end
+  assign \port__data$116  = _4_;
+  assign \$333  = $signed(s4_pa9) + $signed(9'h080);
+  assign \$335  = $signed(\$332 ) + $signed(\$334 );
+  assign \$336  = $signed(\$335 ) < $signed(16'h8000);
+  assign \$337  = $signed(s4_pb9) + $signed(9'h080);
+  assign \$339  = $signed(s4_pa9) + $signed(9'h080);
+  assign \$341  = $signed(\$338 ) + $signed(\$340 );
+  assign \$342  = \$336  ? 30'h3fff8000 : \$341 ;
+  assign \$343  = \$330  ? 30'h00007fff : \$342 ;
+  assign \$344  = $signed(s4_pb10) + $signed(9'h080);
+  assign \$346  = $signed(s4_pa10) + $signed(9'h080);
+  assign \$348  = $signed(\$345 ) + $signed(\$347 );
+  assign \$349  = $signed(\$348 ) > $signed(16'h7fff);
+  assign \$350  = $signed(s4_pb10) + $signed(9'h080);
+  assign \$352  = $signed(s4_pa10) + $signed(9'h080);
+  assign \$354  = $signed(\$351 ) + $signed(\$353 );
+  assign \$355  = $signed(\$354 ) < $signed(16'h8000);
+  assign \$356  = $signed(s4_pb10) + $signed(9'h080);
+  assign \$358  = $signed(s4_pa10) + $signed(9'h080);
+  assign \$360  = $signed(\$357 ) + $signed(\$359 );
+  assign \$361  = \$355  ? 30'h3fff8000 : \$360 ;
+  assign \$362  = \$349  ? 30'h00007fff : \$361 ;
+  assign \$363  = $signed(s4_pb11) + $signed(9'h080);
+  assign \$365  = $signed(s4_pa11) + $signed(9'h080);
+  assign \$367  = $signed(\$364 ) + $signed(\$366 );
+  assign \$368  = $signed(\$367 ) > $signed(16'h7fff);
+  assign \$369  = $signed(s4_pb11) + $signed(9'h080);
+  assign \$371  = $signed(s4_pa11) + $signed(9'h080);
+  assign \$373  = $signed(\$370 ) + $signed(\$372 );
+  assign \$374  = $signed(\$373 ) < $signed(16'h8000);
+  assign \$375  = $signed(s4_pb11) + $signed(9'h080);
+  assign \$377  = $signed(s4_pa11) + $signed(9'h080);
+  assign \$379  = $signed(\$376 ) + $signed(\$378 );
+  assign \$380  = \$374  ? 30'h3fff8000 : \$379 ;
+  assign \$381  = \$368  ? 30'h00007fff : \$380 ;
+  assign \$382  = $signed(s4_pb12) + $signed(9'h080);
+  assign \$384  = $signed(s4_pa12) + $signed(9'h080);
+  assign \$386  = $signed(\$383 ) + $signed(\$385 );
+  assign \$387  = $signed(\$386 ) > $signed(16'h7fff);
+  assign \$388  = $signed(s4_pb12) + $signed(9'h080);
+  assign \$390  = $signed(s4_pa12) + $signed(9'h080);
+  assign \$392  = $signed(\$389 ) + $signed(\$391 );
+  assign \$393  = $signed(\$392 ) < $signed(16'h8000);
+  assign \$394  = $signed(s4_pb12) + $signed(9'h080);
+  assign \$396  = $signed(s4_pa12) + $signed(9'h080);
+  assign \$398  = $signed(\$395 ) + $signed(\$397 );
+  assign \$399  = \$393  ? 30'h3fff8000 : \$398 ;
+  assign \$400  = \$387  ? 30'h00007fff : \$399 ;
+  assign \$401  = $signed(s4_pb13) + $signed(9'h080);
+  assign \$403  = $signed(s4_pa13) + $signed(9'h080);
+  assign \$405  = $signed(\$402 ) + $signed(\$404 );
+  assign \$406  = $signed(\$405 ) > $signed(16'h7fff);
+  assign \$407  = $signed(s4_pb13) + $signed(9'h080);
+  assign \$409  = $signed(s4_pa13) + $signed(9'h080);
+  assign \$411  = $signed(\$408 ) + $signed(\$410 );
+  assign \$412  = $signed(\$411 ) < $signed(16'h8000);
+  assign \$413  = $signed(s4_pb13) + $signed(9'h080);
+  assign \$415  = $signed(s4_pa13) + $signed(9'h080);
+  assign \$417  = $signed(\$414 ) + $signed(\$416 );
+  assign \$418  = \$412  ? 30'h3fff8000 : \$417 ;
+  assign \$419  = \$406  ? 30'h00007fff : \$418 ;
+  assign \$420  = $signed(s4_pb14) + $signed(9'h080);
+  assign \$422  = $signed(s4_pa14) + $signed(9'h080);
+  assign \$424  = $signed(\$421 ) + $signed(\$423 );
+  assign \$425  = $signed(\$424 ) > $signed(16'h7fff);
+  assign \$426  = $signed(s4_pb14) + $signed(9'h080);
+  assign \$428  = $signed(s4_pa14) + $signed(9'h080);
+  assign \$430  = $signed(\$427 ) + $signed(\$429 );
+  assign \$431  = $signed(\$430 ) < $signed(16'h8000);
+  assign \$432  = $signed(s4_pb14) + $signed(9'h080);
+  assign \$434  = $signed(s4_pa14) + $signed(9'h080);
+  assign \$436  = $signed(\$433 ) + $signed(\$435 );
+  assign \$437  = \$431  ? 30'h3fff8000 : \$436 ;
+  assign \$438  = \$425  ? 30'h00007fff : \$437 ;
+  assign \$439  = $signed(s4_pb15) + $signed(9'h080);
+  assign \$441  = $signed(s4_pa15) + $signed(9'h080);
+  assign \$443  = $signed(\$440 ) + $signed(\$442 );
+  assign \$444  = $signed(\$443 ) > $signed(16'h7fff);
+  assign \$445  = $signed(s4_pb15) + $signed(9'h080);
+  assign \$447  = $signed(s4_pa15) + $signed(9'h080);
+  assign \$449  = $signed(\$446 ) + $signed(\$448 );
+  assign \$450  = $signed(\$449 ) < $signed(16'h8000);
+  assign \$451  = $signed(s4_pb15) + $signed(9'h080);
+  assign \$453  = $signed(s4_pa15) + $signed(9'h080);
+  assign \$455  = $signed(\$452 ) + $signed(\$454 );
+  assign \$456  = \$450  ? 30'h3fff8000 : \$455 ;
+  assign \$457  = \$444  ? 30'h00007fff : \$456 ;
+  assign \$458  = o__valid & o__ready;
+  assign \$459  = | remaining;
+  assign \$460  = ~ \$459 ;
+  assign \$461  = ~ lowest;
+  assign \$462  = remaining & \$461 ;
+  assign \$463  = | \$462 ;
+  assign \$464  = ~ \$463 ;
+  assign \$465  = ~ r_data[24];
+  assign \$466  = \$464  & \$465 ;
+  assign \$467  = \$460  | \$466 ;
+  assign \$468  = consumed | lowest;
+  always @(posedge clk)
+    s2_alpha <= \$469 ;
+  always @(posedge clk)
+    s2_beta <= \$470 ;
+  always @(posedge clk)
+    s2_threshold <= \$471 ;
+  always @(posedge clk)
+    s2_bias <= \$472 ;
+  always @(posedge clk)
+    s2_h <= \$473 ;
+  always @(posedge clk)
+    s3_valid <= \$474 ;
+  always @(posedge clk)
+    s3_g <= \$475 ;
+  always @(posedge clk)
+    s3_last <= \$476 ;
+  always @(posedge clk)
+    s3_base <= \$477 ;
+  always @(posedge clk)
+    s4_valid <= \$478 ;
+  always @(posedge clk)
+    s4_g <= \$479 ;
+  always @(posedge clk)
+    s4_last <= \$480 ;
+  always @(posedge clk)
+    s4_base <= \$481 ;
+  always @(posedge clk)
+    s5_valid <= \$482 ;
+  always @(posedge clk)
+    s5_g <= \$483 ;
+  always @(posedge clk)
+    s5_last <= \$484 ;
+  always @(posedge clk)
+    s5_base <= \$485 ;
+  always @(posedge clk)
+    s3_current0 <= \$486 ;
+  always @(posedge clk)
+    s3_h0 <= \$487 ;
+  always @(posedge clk)
+    s3_alpha0 <= \$488 ;
+  always @(posedge clk)
+    s3_beta0 <= \$489 ;
+  always @(posedge clk)
+    s3_theta0 <= \$490 ;
+  always @(posedge clk)
+    s3_current1 <= \$491 ;
+  always @(posedge clk)
+    s3_h1 <= \$492 ;
+  always @(posedge clk)
+    s3_alpha1 <= \$493 ;
+  always @(posedge clk)
+    s3_beta1 <= \$494 ;
+  always @(posedge clk)
+    s3_theta1 <= \$495 ;
+  always @(posedge clk)
+    s3_current2 <= \$496 ;
+  always @(posedge clk)
+    s3_h2 <= \$497 ;
+  always @(posedge clk)
+    s3_alpha2 <= \$498 ;
+  always @(posedge clk)
+    s3_beta2 <= \$499 ;
+  always @(posedge clk)
+    s3_theta2 <= \$500 ;
+  always @(posedge clk)
+    s3_current3 <= \$501 ;
+  always @(posedge clk)
+    s3_h3 <= \$502 ;
+  always @(posedge clk)
+    s3_alpha3 <= \$503 ;
+  always @(posedge clk)
+    s3_beta3 <= \$504 ;
+  always @(posedge clk)
+    s3_theta3 <= \$505 ;
+  always @(posedge clk)
+    s3_current4 <= \$506 ;
+  always @(posedge clk)
+    s3_h4 <= \$507 ;
+  always @(posedge clk)
+    s3_alpha4 <= \$508 ;
+  always @(posedge clk)
+    s3_beta4 <= \$509 ;
+  always @(posedge clk)
+    s3_theta4 <= \$510 ;
+  always @(posedge clk)
+    s3_current5 <= \$511 ;
+  always @(posedge clk)
+    s3_h5 <= \$512 ;
+  always @(posedge clk)
+    s3_alpha5 <= \$513 ;
+  always @(posedge clk)
+    s3_beta5 <= \$514 ;
+  always @(posedge clk)
+    s3_theta5 <= \$515 ;
+  always @(posedge clk)
+    s3_current6 <= \$516 ;
+  always @(posedge clk)
+    s3_h6 <= \$517 ;
+  always @(posedge clk)
+    s3_alpha6 <= \$518 ;
+  always @(posedge clk)
+    s3_beta6 <= \$519 ;
+  always @(posedge clk)
+    s3_theta6 <= \$520 ;
+  always @(posedge clk)
+    s3_current7 <= \$521 ;
+  always @(posedge clk)
+    s3_h7 <= \$522 ;
+  always @(posedge clk)
+    s3_alpha7 <= \$523 ;
+  always @(posedge clk)
+    s3_beta7 <= \$524 ;
+  always @(posedge clk)
+    s3_theta7 <= \$525 ;
+  always @(posedge clk)
+    s3_current8 <= \$526 ;
+  always @(posedge clk)
+    s3_h8 <= \$527 ;
+  always @(posedge clk)
+    s3_alpha8 <= \$528 ;
+  always @(posedge clk)
+    s3_beta8 <= \$529 ;
+  always @(posedge clk)
+    s3_theta8 <= \$530 ;
+  always @(posedge clk)
+    s3_current9 <= \$531 ;
+  always @(posedge clk)
+    s3_h9 <= \$532 ;
+  always @(posedge clk)
+    s3_alpha9 <= \$533 ;
+  always @(posedge clk)
+    s3_beta9 <= \$534 ;
+  always @(posedge clk)
+    s3_theta9 <= \$535 ;
+  always @(posedge clk)
+    s3_current10 <= \$536 ;
+  always @(posedge clk)
+    s3_h10 <= \$537 ;
+  always @(posedge clk)
+    s3_alpha10 <= \$538 ;
+  always @(posedge clk)
+    s3_beta10 <= \$539 ;
+  always @(posedge clk)
+    s3_theta10 <= \$540 ;
+  always @(posedge clk)
+    s3_current11 <= \$541 ;
+  always @(posedge clk)
+    s3_h11 <= \$542 ;
+  always @(posedge clk)
+    s3_alpha11 <= \$543 ;
+  always @(posedge clk)
+    s3_beta11 <= \$544 ;
+  always @(posedge clk)
+    s3_theta11 <= \$545 ;
+  always @(posedge clk)
+    s3_current12 <= \$546 ;
+  always @(posedge clk)
+    s3_h12 <= \$547 ;
+  always @(posedge clk)
+    s3_alpha12 <= \$548 ;
+  always @(posedge clk)
+    s3_beta12 <= \$549 ;
+  always @(posedge clk)
+    s3_theta12 <= \$550 ;
+  always @(posedge clk)
+    s3_current13 <= \$551 ;
+  always @(posedge clk)
+    s3_h13 <= \$552 ;
+  always @(posedge clk)
+    s3_alpha13 <= \$553 ;
+  always @(posedge clk)
+    s3_beta13 <= \$554 ;
+  always @(posedge clk)
+    s3_theta13 <= \$555 ;
+  always @(posedge clk)
+    s3_current14 <= \$556 ;
+  always @(posedge clk)
+    s3_h14 <= \$557 ;
+  always @(posedge clk)
+    s3_alpha14 <= \$558 ;
+  always @(posedge clk)
+    s3_beta14 <= \$559 ;
+  always @(posedge clk)
+    s3_theta14 <= \$560 ;
+  always @(posedge clk)
+    s3_current15 <= \$561 ;
+  always @(posedge clk)
+    s3_h15 <= \$562 ;
+  always @(posedge clk)
+    s3_alpha15 <= \$563 ;
+  always @(posedge clk)
+    s3_beta15 <= \$564 ;
+  always @(posedge clk)
+    s3_theta15 <= \$565 ;
+  always @(posedge clk)
+    s4_pa0 <= \$566 ;
+  always @(posedge clk)
+    s4_pb0 <= \$567 ;
+  always @(posedge clk)
+    s4_theta0 <= \$568 ;
+  always @(posedge clk)
+    s4_pa1 <= \$569 ;
+  always @(posedge clk)
+    s4_pb1 <= \$570 ;
+  always @(posedge clk)
+    s4_theta1 <= \$571 ;
+  always @(posedge clk)
+    s4_pa2 <= \$572 ;
+  always @(posedge clk)
+    s4_pb2 <= \$573 ;
+  always @(posedge clk)
+    s4_theta2 <= \$574 ;
+  always @(posedge clk)
+    s4_pa3 <= \$575 ;
+  always @(posedge clk)
+    s4_pb3 <= \$576 ;
+  always @(posedge clk)
+    s4_theta3 <= \$577 ;
+  always @(posedge clk)
+    s4_pa4 <= \$578 ;
+  always @(posedge clk)
+    s4_pb4 <= \$579 ;
+  always @(posedge clk)
+    s4_theta4 <= \$580 ;
+  always @(posedge clk)
+    s4_pa5 <= \$581 ;
+  always @(posedge clk)
+    s4_pb5 <= \$582 ;
+  always @(posedge clk)
+    s4_theta5 <= \$583 ;
+  always @(posedge clk)
+    s4_pa6 <= \$584 ;
+  always @(posedge clk)
+    s4_pb6 <= \$585 ;
+  always @(posedge clk)
+    s4_theta6 <= \$586 ;
+  always @(posedge clk)
+    s4_pa7 <= \$587 ;
+  always @(posedge clk)
+    s4_pb7 <= \$588 ;
+  always @(posedge clk)
+    s4_theta7 <= \$589 ;
+  always @(posedge clk)
+    s4_pa8 <= \$590 ;
+  always @(posedge clk)
+    s4_pb8 <= \$591 ;
+  always @(posedge clk)
+    s4_theta8 <= \$592 ;
+  always @(posedge clk)
+    s4_pa9 <= \$593 ;
+  always @(posedge clk)
+    s4_pb9 <= \$594 ;
+  always @(posedge clk)
+    s4_theta9 <= \$595 ;
+  always @(posedge clk)
+    s4_pa10 <= \$596 ;
+  always @(posedge clk)
+    s4_pb10 <= \$597 ;
+  always @(posedge clk)
+    s4_theta10 <= \$598 ;
+  always @(posedge clk)
+    s4_pa11 <= \$599 ;
+  always @(posedge clk)
+    s4_pb11 <= \$600 ;
+  always @(posedge clk)
+    s4_theta11 <= \$601 ;
+  always @(posedge clk)
+    s4_pa12 <= \$602 ;
+  always @(posedge clk)
+    s4_pb12 <= \$603 ;
+  always @(posedge clk)
+    s4_theta12 <= \$604 ;
+  always @(posedge clk)
+    s4_pa13 <= \$605 ;
+  always @(posedge clk)
+    s4_pb13 <= \$606 ;
+  always @(posedge clk)
+    s4_theta13 <= \$607 ;
+  always @(posedge clk)
+    s4_pa14 <= \$608 ;
+  always @(posedge clk)
+    s4_pb14 <= \$609 ;
+  always @(posedge clk)
+    s4_theta14 <= \$610 ;
+  always @(posedge clk)
+    s4_pa15 <= \$611 ;
+  always @(posedge clk)
+    s4_pb15 <= \$612 ;
+  always @(posedge clk)
+    s4_theta15 <= \$613 ;
+  always @(posedge clk)
+    s5_v0 <= \$614 ;
+  always @(posedge clk)
+    s5_theta0 <= \$615 ;
+  always @(posedge clk)
+    s5_v1 <= \$616 ;
+  always @(posedge clk)
+    s5_theta1 <= \$617 ;
+  always @(posedge clk)
+    s5_v2 <= \$618 ;
+  always @(posedge clk)
+    s5_theta2 <= \$619 ;
+  always @(posedge clk)
+    s5_v3 <= \$620 ;
+  always @(posedge clk)
+    s5_theta3 <= \$621 ;
+  always @(posedge clk)
+    s5_v4 <= \$622 ;
+  always @(posedge clk)
+    s5_theta4 <= \$623 ;
+  always @(posedge clk)
+    s5_v5 <= \$624 ;
+  always @(posedge clk)
+    s5_theta5 <= \$625 ;
+  always @(posedge clk)
+    s5_v6 <= \$626 ;
+  always @(posedge clk)
+    s5_theta6 <= \$627 ;
+  always @(posedge clk)
+    s5_v7 <= \$628 ;
+  always @(posedge clk)
+    s5_theta7 <= \$629 ;
+  always @(posedge clk)
+    s5_v8 <= \$630 ;
+  always @(posedge clk)
+    s5_theta8 <= \$631 ;
+  always @(posedge clk)
+    s5_v9 <= \$632 ;
+  always @(posedge clk)
+    s5_theta9 <= \$633 ;
+  always @(posedge clk)
+    s5_v10 <= \$634 ;
+  always @(posedge clk)
+    s5_theta10 <= \$635 ;
+  always @(posedge clk)
+    s5_v11 <= \$636 ;
+  always @(posedge clk)
+    s5_theta11 <= \$637 ;
+  always @(posedge clk)
+    s5_v12 <= \$638 ;
+  always @(posedge clk)
+    s5_theta12 <= \$639 ;
+  always @(posedge clk)
+    s5_v13 <= \$640 ;
+  always @(posedge clk)
+    s5_theta13 <= \$641 ;
+  always @(posedge clk)
+    s5_v14 <= \$642 ;
+  always @(posedge clk)
+    s5_theta14 <= \$643 ;
+  always @(posedge clk)
+    s5_v15 <= \$644 ;
+  always @(posedge clk)
+    s5_theta15 <= \$645 ;
+  always @(posedge clk)
+    consumed <= \$646 ;
+  assign \$1  = cfg__sel == 1'h1;
+  assign \$2  = cfg__en & \$1 ;
+  assign \$3  = cfg__addr < 5'h10;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = cfg__lane < 5'h10;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = 1'h1 << cfg__lane;
+  assign \$8  = \$6  ? \$7  : 31'h00000000;
+  assign \$9  = cfg__sel == 2'h2;
+  assign \$10  = cfg__en & \$9 ;
+  assign \$11  = cfg__addr < 5'h10;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = cfg__lane < 5'h10;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = 1'h1 << cfg__lane;
+  assign \$16  = \$14  ? \$15  : 31'h00000000;
+  assign \$17  = cfg__sel == 2'h3;
+  assign \$18  = cfg__en & \$17 ;
+  assign \$19  = cfg__addr < 5'h10;
+  assign \$20  = \$18  & \$19 ;
+  assign \$21  = cfg__lane < 5'h10;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = 1'h1 << cfg__lane;
+  assign \$24  = \$22  ? \$23  : 31'h00000000;
+  assign \$25  = cfg__sel == 3'h4;
+  assign \$26  = cfg__en & \$25 ;
+  assign \$27  = cfg__addr < 5'h10;
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cfg__lane < 5'h10;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = 1'h1 << cfg__lane;
+  assign \$32  = \$30  ? \$31  : 31'h00000000;
+  assign hold = | { s5_valid, s4_valid, s3_valid };
+  assign \$33  = level + 3'h5;
+  assign \$34  = \$33  + 1'h1;
+  assign credit = \$34  <= 6'h28;
+  assign s5_spike0 = $signed(s5_v0) >= $signed(s5_theta0);
+  assign s5_spike1 = $signed(s5_v1) >= $signed(s5_theta1);
+  assign s5_spike2 = $signed(s5_v2) >= $signed(s5_theta2);
+  assign s5_spike3 = $signed(s5_v3) >= $signed(s5_theta3);
+  assign s5_spike4 = $signed(s5_v4) >= $signed(s5_theta4);
+  assign s5_spike5 = $signed(s5_v5) >= $signed(s5_theta5);
+  assign s5_spike6 = $signed(s5_v6) >= $signed(s5_theta6);
+  assign s5_spike7 = $signed(s5_v7) >= $signed(s5_theta7);
+  assign s5_spike8 = $signed(s5_v8) >= $signed(s5_theta8);
+  assign s5_spike9 = $signed(s5_v9) >= $signed(s5_theta9);
+  assign s5_spike10 = $signed(s5_v10) >= $signed(s5_theta10);
+  assign s5_spike11 = $signed(s5_v11) >= $signed(s5_theta11);
+  assign s5_spike12 = $signed(s5_v12) >= $signed(s5_theta12);
+  assign s5_spike13 = $signed(s5_v13) >= $signed(s5_theta13);
+  assign s5_spike14 = $signed(s5_v14) >= $signed(s5_theta14);
+  assign s5_spike15 = $signed(s5_v15) >= $signed(s5_theta15);
+  assign \$35  = s5_g == 4'hf;
+  assign \$37  = s5_spike0 ? 16'h0000 : s5_v0;
+  assign \$38  = s5_spike1 ? 16'h0000 : s5_v1;
+  assign \$39  = s5_spike2 ? 16'h0000 : s5_v2;
+  assign \$40  = s5_spike3 ? 16'h0000 : s5_v3;
+  assign \$41  = s5_spike4 ? 16'h0000 : s5_v4;
+  assign \$42  = s5_spike5 ? 16'h0000 : s5_v5;
+  assign \$43  = s5_spike6 ? 16'h0000 : s5_v6;
+  assign \$44  = s5_spike7 ? 16'h0000 : s5_v7;
+  assign \$45  = s5_spike8 ? 16'h0000 : s5_v8;
+  assign \$46  = s5_spike9 ? 16'h0000 : s5_v9;
+  assign \$47  = s5_spike10 ? 16'h0000 : s5_v10;
+  assign \$48  = s5_spike11 ? 16'h0000 : s5_v11;
+  assign \$49  = s5_spike12 ? 16'h0000 : s5_v12;
+  assign \$50  = s5_spike13 ? 16'h0000 : s5_v13;
+  assign \$51  = s5_spike14 ? 16'h0000 : s5_v14;
+  assign \$52  = s5_spike15 ? 16'h0000 : s5_v15;
+  assign \$53  = | mask;
+  assign \$54  = \$53  | s5_last;
+  assign w_en = s5_valid & \$54 ;
+  assign \$55  = ~ consumed;
+  assign remaining = r_data[15:0] & \$55 ;
+  assign \$56  = ~ remaining;
+  assign \$57  = \$56  + 1'h1;
+  assign lowest = remaining & \$57 [15:0];
+  assign \$58  = | remaining;
+  assign \$59  = ~ \$58 ;
+  assign \$60  = | remaining;
+  assign \$61  = ~ \$60 ;
+  assign \$62  = r_data[23:16] + lane;
+  assign \$63  = \$60  ? \$62  : 9'h000;
+  assign \$64  = o__valid & o__ready;
+  assign \$65  = | remaining;
+  assign \$66  = ~ \$65 ;
+  assign \$67  = ~ lowest;
+  assign \$68  = remaining & \$67 ;
+  assign \$69  = | \$68 ;
+  assign \$70  = ~ \$69 ;
+  assign \$71  = ~ r_data[24];
+  assign \$72  = \$70  & \$71 ;
+  assign \$73  = \$66  | \$72 ;
+  assign \$74  = pass___empty ? 18'h00000 : pass___acc[17:0];
+  assign \$75  = $signed(\$74 ) + $signed(s2_bias[15:0]);
+  assign \$76  = pass___first_step ? 16'h0000 : s2_h[15:0];
+  assign \$77  = pass___empty ? 18'h00000 : pass___acc[35:18];
+  assign \$78  = $signed(\$77 ) + $signed(s2_bias[31:16]);
+  assign \$79  = pass___first_step ? 16'h0000 : s2_h[31:16];
+  assign \$80  = pass___empty ? 18'h00000 : pass___acc[53:36];
+  assign \$81  = $signed(\$80 ) + $signed(s2_bias[47:32]);
+  assign \$82  = pass___first_step ? 16'h0000 : s2_h[47:32];
+  assign \$83  = pass___empty ? 18'h00000 : pass___acc[71:54];
+  assign \$84  = $signed(\$83 ) + $signed(s2_bias[63:48]);
+  assign \$85  = pass___first_step ? 16'h0000 : s2_h[63:48];
+  assign \$86  = pass___empty ? 18'h00000 : pass___acc[89:72];
+  assign \$87  = $signed(\$86 ) + $signed(s2_bias[79:64]);
+  assign \$88  = pass___first_step ? 16'h0000 : s2_h[79:64];
+  assign \$89  = pass___empty ? 18'h00000 : pass___acc[107:90];
+  assign \$90  = $signed(\$89 ) + $signed(s2_bias[95:80]);
+  assign \$91  = pass___first_step ? 16'h0000 : s2_h[95:80];
+  assign \$92  = pass___empty ? 18'h00000 : pass___acc[125:108];
+  assign \$93  = $signed(\$92 ) + $signed(s2_bias[111:96]);
+  assign \$94  = pass___first_step ? 16'h0000 : s2_h[111:96];
+  assign \$95  = pass___empty ? 18'h00000 : pass___acc[143:126];
+  assign \$96  = $signed(\$95 ) + $signed(s2_bias[127:112]);
+  assign \$97  = pass___first_step ? 16'h0000 : s2_h[127:112];
+  assign \$98  = pass___empty ? 18'h00000 : pass___acc[161:144];
+  assign \$99  = $signed(\$98 ) + $signed(s2_bias[143:128]);
+  assign \$100  = pass___first_step ? 16'h0000 : s2_h[143:128];
+  assign \$101  = pass___empty ? 18'h00000 : pass___acc[179:162];
+  assign \$102  = $signed(\$101 ) + $signed(s2_bias[159:144]);
+  assign \$103  = pass___first_step ? 16'h0000 : s2_h[159:144];
+  assign \$104  = pass___empty ? 18'h00000 : pass___acc[197:180];
+  assign \$105  = $signed(\$104 ) + $signed(s2_bias[175:160]);
+  assign \$106  = pass___first_step ? 16'h0000 : s2_h[175:160];
+  assign \$107  = pass___empty ? 18'h00000 : pass___acc[215:198];
+  assign \$108  = $signed(\$107 ) + $signed(s2_bias[191:176]);
+  assign \$109  = pass___first_step ? 16'h0000 : s2_h[191:176];
+  assign \$110  = pass___empty ? 18'h00000 : pass___acc[233:216];
+  assign \$111  = $signed(\$110 ) + $signed(s2_bias[207:192]);
+  assign \$112  = pass___first_step ? 16'h0000 : s2_h[207:192];
+  assign \$113  = pass___empty ? 18'h00000 : pass___acc[251:234];
+  assign \$114  = $signed(\$113 ) + $signed(s2_bias[223:208]);
+  assign \$115  = pass___first_step ? 16'h0000 : s2_h[223:208];
+  assign \$116  = pass___empty ? 18'h00000 : pass___acc[269:252];
+  assign \$117  = $signed(\$116 ) + $signed(s2_bias[239:224]);
+  assign \$118  = pass___first_step ? 16'h0000 : s2_h[239:224];
+  assign \$119  = pass___empty ? 18'h00000 : pass___acc[287:270];
+  assign \$120  = $signed(\$119 ) + $signed(s2_bias[255:240]);
+  assign \$121  = pass___first_step ? 16'h0000 : s2_h[255:240];
+  assign \$122  = $signed(s3_current0) * $signed({ 1'h0, s3_alpha0 });
+  assign \$123  = $signed(s3_h0) * $signed({ 1'h0, s3_beta0 });
+  assign \$124  = $signed(s3_current1) * $signed({ 1'h0, s3_alpha1 });
+  assign \$125  = $signed(s3_h1) * $signed({ 1'h0, s3_beta1 });
+  assign \$126  = $signed(s3_current2) * $signed({ 1'h0, s3_alpha2 });
+  assign \$127  = $signed(s3_h2) * $signed({ 1'h0, s3_beta2 });
+  assign \$128  = $signed(s3_current3) * $signed({ 1'h0, s3_alpha3 });
+  assign \$129  = $signed(s3_h3) * $signed({ 1'h0, s3_beta3 });
+  assign \$130  = $signed(s3_current4) * $signed({ 1'h0, s3_alpha4 });
+  assign \$131  = $signed(s3_h4) * $signed({ 1'h0, s3_beta4 });
+  assign \$132  = $signed(s3_current5) * $signed({ 1'h0, s3_alpha5 });
+  assign \$133  = $signed(s3_h5) * $signed({ 1'h0, s3_beta5 });
+  assign \$134  = $signed(s3_current6) * $signed({ 1'h0, s3_alpha6 });
+  assign \$135  = $signed(s3_h6) * $signed({ 1'h0, s3_beta6 });
+  assign \$136  = $signed(s3_current7) * $signed({ 1'h0, s3_alpha7 });
+  assign \$137  = $signed(s3_h7) * $signed({ 1'h0, s3_beta7 });
+  assign \$138  = $signed(s3_current8) * $signed({ 1'h0, s3_alpha8 });
+  assign \$139  = $signed(s3_h8) * $signed({ 1'h0, s3_beta8 });
+  assign \$140  = $signed(s3_current9) * $signed({ 1'h0, s3_alpha9 });
+  assign \$141  = $signed(s3_h9) * $signed({ 1'h0, s3_beta9 });
+  assign \$142  = $signed(s3_current10) * $signed({ 1'h0, s3_alpha10 });
+  assign \$143  = $signed(s3_h10) * $signed({ 1'h0, s3_beta10 });
+  assign \$144  = $signed(s3_current11) * $signed({ 1'h0, s3_alpha11 });
+  assign \$145  = $signed(s3_h11) * $signed({ 1'h0, s3_beta11 });
+  assign \$146  = $signed(s3_current12) * $signed({ 1'h0, s3_alpha12 });
+  assign \$147  = $signed(s3_h12) * $signed({ 1'h0, s3_beta12 });
+  assign \$148  = $signed(s3_current13) * $signed({ 1'h0, s3_alpha13 });
+  assign \$149  = $signed(s3_h13) * $signed({ 1'h0, s3_beta13 });
+  assign \$150  = $signed(s3_current14) * $signed({ 1'h0, s3_alpha14 });
+  assign \$151  = $signed(s3_h14) * $signed({ 1'h0, s3_beta14 });
+  assign \$152  = $signed(s3_current15) * $signed({ 1'h0, s3_alpha15 });
+  assign \$153  = $signed(s3_h15) * $signed({ 1'h0, s3_beta15 });
+  assign \$154  = $signed(s4_pb0) + $signed(9'h080);
+  assign \$156  = $signed(s4_pa0) + $signed(9'h080);
+  assign \$158  = $signed(\$155 ) + $signed(\$157 );
+  assign \$159  = $signed(\$158 ) > $signed(16'h7fff);
+  assign \$160  = $signed(s4_pb0) + $signed(9'h080);
+  assign \$162  = $signed(s4_pa0) + $signed(9'h080);
+  assign \$164  = $signed(\$161 ) + $signed(\$163 );
+  assign \$165  = $signed(\$164 ) < $signed(16'h8000);
+  assign \$166  = $signed(s4_pb0) + $signed(9'h080);
+  assign \$168  = $signed(s4_pa0) + $signed(9'h080);
+  assign \$170  = $signed(\$167 ) + $signed(\$169 );
+  assign \$171  = \$165  ? 30'h3fff8000 : \$170 ;
+  assign \$172  = \$159  ? 30'h00007fff : \$171 ;
+  assign \$173  = $signed(s4_pb1) + $signed(9'h080);
+  assign \$175  = $signed(s4_pa1) + $signed(9'h080);
+  assign \$177  = $signed(\$174 ) + $signed(\$176 );
+  assign \$178  = $signed(\$177 ) > $signed(16'h7fff);
+  assign \$179  = $signed(s4_pb1) + $signed(9'h080);
+  assign \$181  = $signed(s4_pa1) + $signed(9'h080);
+  assign \$183  = $signed(\$180 ) + $signed(\$182 );
+  assign \$184  = $signed(\$183 ) < $signed(16'h8000);
+  assign \$185  = $signed(s4_pb1) + $signed(9'h080);
+  assign \$187  = $signed(s4_pa1) + $signed(9'h080);
+  assign \$189  = $signed(\$186 ) + $signed(\$188 );
+  assign \$190  = \$184  ? 30'h3fff8000 : \$189 ;
+  assign \$191  = \$178  ? 30'h00007fff : \$190 ;
+  assign \$192  = $signed(s4_pb2) + $signed(9'h080);
+  assign \$194  = $signed(s4_pa2) + $signed(9'h080);
+  assign \$196  = $signed(\$193 ) + $signed(\$195 );
+  assign \$197  = $signed(\$196 ) > $signed(16'h7fff);
+  assign \$198  = $signed(s4_pb2) + $signed(9'h080);
+  assign \$200  = $signed(s4_pa2) + $signed(9'h080);
+  assign \$202  = $signed(\$199 ) + $signed(\$201 );
+  assign \$203  = $signed(\$202 ) < $signed(16'h8000);
+  assign \$204  = $signed(s4_pb2) + $signed(9'h080);
+  assign \$206  = $signed(s4_pa2) + $signed(9'h080);
+  assign \$208  = $signed(\$205 ) + $signed(\$207 );
+  assign \$209  = \$203  ? 30'h3fff8000 : \$208 ;
+  assign \$210  = \$197  ? 30'h00007fff : \$209 ;
+  assign \$211  = $signed(s4_pb3) + $signed(9'h080);
+  assign \$213  = $signed(s4_pa3) + $signed(9'h080);
+  assign \$215  = $signed(\$212 ) + $signed(\$214 );
+  assign \$216  = $signed(\$215 ) > $signed(16'h7fff);
+  assign \$217  = $signed(s4_pb3) + $signed(9'h080);
+  assign \$219  = $signed(s4_pa3) + $signed(9'h080);
+  assign \$221  = $signed(\$218 ) + $signed(\$220 );
+  assign \$222  = $signed(\$221 ) < $signed(16'h8000);
+  assign \$223  = $signed(s4_pb3) + $signed(9'h080);
+  assign \$225  = $signed(s4_pa3) + $signed(9'h080);
+  assign \$227  = $signed(\$224 ) + $signed(\$226 );
+  assign \$228  = \$222  ? 30'h3fff8000 : \$227 ;
+  assign \$229  = \$216  ? 30'h00007fff : \$228 ;
+  assign \$230  = $signed(s4_pb4) + $signed(9'h080);
+  assign \$232  = $signed(s4_pa4) + $signed(9'h080);
+  assign \$234  = $signed(\$231 ) + $signed(\$233 );
+  assign \$235  = $signed(\$234 ) > $signed(16'h7fff);
+  assign \$236  = $signed(s4_pb4) + $signed(9'h080);
+  assign \$238  = $signed(s4_pa4) + $signed(9'h080);
+  assign \$240  = $signed(\$237 ) + $signed(\$239 );
+  assign \$241  = $signed(\$240 ) < $signed(16'h8000);
+  assign \$242  = $signed(s4_pb4) + $signed(9'h080);
+  assign \$244  = $signed(s4_pa4) + $signed(9'h080);
+  assign \$246  = $signed(\$243 ) + $signed(\$245 );
+  assign \$247  = \$241  ? 30'h3fff8000 : \$246 ;
+  assign \$248  = \$235  ? 30'h00007fff : \$247 ;
+  assign \$249  = $signed(s4_pb5) + $signed(9'h080);
+  assign \$251  = $signed(s4_pa5) + $signed(9'h080);
+  assign \$253  = $signed(\$250 ) + $signed(\$252 );
+  assign \$254  = $signed(\$253 ) > $signed(16'h7fff);
+  assign \$255  = $signed(s4_pb5) + $signed(9'h080);
+  assign \$257  = $signed(s4_pa5) + $signed(9'h080);
+  assign \$259  = $signed(\$256 ) + $signed(\$258 );
+  assign \$260  = $signed(\$259 ) < $signed(16'h8000);
+  assign \$261  = $signed(s4_pb5) + $signed(9'h080);
+  assign \$263  = $signed(s4_pa5) + $signed(9'h080);
+  assign \$265  = $signed(\$262 ) + $signed(\$264 );
+  assign \$266  = \$260  ? 30'h3fff8000 : \$265 ;
+  assign \$267  = \$254  ? 30'h00007fff : \$266 ;
+  assign \$268  = $signed(s4_pb6) + $signed(9'h080);
+  assign \$270  = $signed(s4_pa6) + $signed(9'h080);
+  assign \$272  = $signed(\$269 ) + $signed(\$271 );
+  assign \$273  = $signed(\$272 ) > $signed(16'h7fff);
+  assign \$274  = $signed(s4_pb6) + $signed(9'h080);
+  assign \$276  = $signed(s4_pa6) + $signed(9'h080);
+  assign \$278  = $signed(\$275 ) + $signed(\$277 );
+  assign \$279  = $signed(\$278 ) < $signed(16'h8000);
+  assign \$280  = $signed(s4_pb6) + $signed(9'h080);
+  assign \$282  = $signed(s4_pa6) + $signed(9'h080);
+  assign \$284  = $signed(\$281 ) + $signed(\$283 );
+  assign \$285  = \$279  ? 30'h3fff8000 : \$284 ;
+  assign \$286  = \$273  ? 30'h00007fff : \$285 ;
+  assign \$287  = $signed(s4_pb7) + $signed(9'h080);
+  assign \$289  = $signed(s4_pa7) + $signed(9'h080);
+  assign \$291  = $signed(\$288 ) + $signed(\$290 );
+  assign \$292  = $signed(\$291 ) > $signed(16'h7fff);
+  assign \$293  = $signed(s4_pb7) + $signed(9'h080);
+  assign \$295  = $signed(s4_pa7) + $signed(9'h080);
+  assign \$297  = $signed(\$294 ) + $signed(\$296 );
+  assign \$298  = $signed(\$297 ) < $signed(16'h8000);
+  assign \$299  = $signed(s4_pb7) + $signed(9'h080);
+  assign \$301  = $signed(s4_pa7) + $signed(9'h080);
+  assign \$303  = $signed(\$300 ) + $signed(\$302 );
+  assign \$304  = \$298  ? 30'h3fff8000 : \$303 ;
+  assign \$305  = \$292  ? 30'h00007fff : \$304 ;
+  assign \$306  = $signed(s4_pb8) + $signed(9'h080);
+  assign \$308  = $signed(s4_pa8) + $signed(9'h080);
+  assign \$310  = $signed(\$307 ) + $signed(\$309 );
+  assign \$311  = $signed(\$310 ) > $signed(16'h7fff);
+  assign \$312  = $signed(s4_pb8) + $signed(9'h080);
+  assign \$314  = $signed(s4_pa8) + $signed(9'h080);
+  assign \$316  = $signed(\$313 ) + $signed(\$315 );
+  assign \$317  = $signed(\$316 ) < $signed(16'h8000);
+  assign \$318  = $signed(s4_pb8) + $signed(9'h080);
+  assign \$320  = $signed(s4_pa8) + $signed(9'h080);
+  assign \$322  = $signed(\$319 ) + $signed(\$321 );
+  assign \$323  = \$317  ? 30'h3fff8000 : \$322 ;
+  assign \$324  = \$311  ? 30'h00007fff : \$323 ;
+  assign \$325  = $signed(s4_pb9) + $signed(9'h080);
+  assign \$327  = $signed(s4_pa9) + $signed(9'h080);
+  assign \$329  = $signed(\$326 ) + $signed(\$328 );
+  assign \$330  = $signed(\$329 ) > $signed(16'h7fff);
+  assign \$331  = $signed(s4_pb9) + $signed(9'h080);
+  \dalif_array.accumulate  accumulate (
+    .acc_v(pass___acc),
+    .cfg__data(cfg__data),
+    .cfg__en(cfg__en),
+    .cfg__lane(cfg__lane),
+    .cfg__sel(cfg__sel),
+    .clk(clk),
+    .credit(credit),
+    .err(err),
+    .hold(hold),
+    .i__payload(i__payload),
+    .i__ready(i__ready),
+    .i__valid(i__valid),
+    .issue__g(port__addr),
+    .pass___base(pass___base),
+    .pass___empty(pass___empty),
+    .pass___first_step(pass___first_step),
+    .pass___last(pass___last),
+    .pass___valid(pass___valid),
+    .rst(rst),
+    .s2_g(pass___g),
+    .wp__addr(cfg__addr)
+  );
+  \dalif_array.spikes  spikes (
+    .clk(clk),
+    .\port$55$0 (mask),
+    .\port$786$0 (s5_last),
+    .\port$788$0 (s5_base),
+    .r_data(r_data),
+    .r_en(r_en),
+    .r_rdy(o__valid),
+    .rst(rst),
+    .w_en(w_en),
+    .w_level(level)
+  );
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    lane = 4'h0;
+    if (lowest[0]) begin
+      lane = 4'h0;
+    end
+    if (lowest[1]) begin
+      lane = 4'h1;
+    end
+    if (lowest[2]) begin
+      lane = 4'h2;
+    end
+    if (lowest[3]) begin
+      lane = 4'h3;
+    end
+    if (lowest[4]) begin
+      lane = 4'h4;
+    end
+    if (lowest[5]) begin
+      lane = 4'h5;
+    end
+    if (lowest[6]) begin
+      lane = 4'h6;
+    end
+    if (lowest[7]) begin
+      lane = 4'h7;
+    end
+    if (lowest[8]) begin
+      lane = 4'h8;
+    end
+    if (lowest[9]) begin
+      lane = 4'h9;
+    end
+    if (lowest[10]) begin
+      lane = 4'ha;
+    end
+    if (lowest[11]) begin
+      lane = 4'hb;
+    end
+    if (lowest[12]) begin
+      lane = 4'hc;
+    end
+    if (lowest[13]) begin
+      lane = 4'hd;
+    end
+    if (lowest[14]) begin
+      lane = 4'he;
+    end
+    if (lowest[15]) begin
+      lane = 4'hf;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    r_en = 1'h0;
+    if (\$64 ) begin
+      if (\$73 ) begin
+        r_en = 1'h1;
+      end
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$469  = port__data;
+    if (rst) begin
+      \$469  = 144'h000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$470  = \port__data$114 ;
+    if (rst) begin
+      \$470  = 144'h000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$471  = \port__data$116 ;
+    if (rst) begin
+      \$471  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$472  = \port__data$118 ;
+    if (rst) begin
+      \$472  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$473  = \port__data$120 ;
+    if (rst) begin
+      \$473  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$474  = pass___valid;
+    if (rst) begin
+      \$474  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$475  = pass___g;
+    if (rst) begin
+      \$475  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$476  = pass___last;
+    if (rst) begin
+      \$476  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$477  = pass___base;
+    if (rst) begin
+      \$477  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$478  = s3_valid;
+    if (rst) begin
+      \$478  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$479  = s3_g;
+    if (rst) begin
+      \$479  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$480  = s3_last;
+    if (rst) begin
+      \$480  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$481  = s3_base;
+    if (rst) begin
+      \$481  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$482  = s4_valid;
+    if (rst) begin
+      \$482  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$483  = s4_g;
+    if (rst) begin
+      \$483  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$484  = s4_last;
+    if (rst) begin
+      \$484  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$485  = s4_base;
+    if (rst) begin
+      \$485  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$486  = \$75 [17:0];
+    if (rst) begin
+      \$486  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$487  = \$76 ;
+    if (rst) begin
+      \$487  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$488  = s2_alpha[8:0];
+    if (rst) begin
+      \$488  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$489  = s2_beta[8:0];
+    if (rst) begin
+      \$489  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$490  = s2_threshold[15:0];
+    if (rst) begin
+      \$490  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$491  = \$78 [17:0];
+    if (rst) begin
+      \$491  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$492  = \$79 ;
+    if (rst) begin
+      \$492  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$493  = s2_alpha[17:9];
+    if (rst) begin
+      \$493  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$494  = s2_beta[17:9];
+    if (rst) begin
+      \$494  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$495  = s2_threshold[31:16];
+    if (rst) begin
+      \$495  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$496  = \$81 [17:0];
+    if (rst) begin
+      \$496  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$497  = \$82 ;
+    if (rst) begin
+      \$497  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$498  = s2_alpha[26:18];
+    if (rst) begin
+      \$498  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$499  = s2_beta[26:18];
+    if (rst) begin
+      \$499  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$500  = s2_threshold[47:32];
+    if (rst) begin
+      \$500  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$501  = \$84 [17:0];
+    if (rst) begin
+      \$501  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$502  = \$85 ;
+    if (rst) begin
+      \$502  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$503  = s2_alpha[35:27];
+    if (rst) begin
+      \$503  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$504  = s2_beta[35:27];
+    if (rst) begin
+      \$504  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$505  = s2_threshold[63:48];
+    if (rst) begin
+      \$505  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$506  = \$87 [17:0];
+    if (rst) begin
+      \$506  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$507  = \$88 ;
+    if (rst) begin
+      \$507  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$508  = s2_alpha[44:36];
+    if (rst) begin
+      \$508  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$509  = s2_beta[44:36];
+    if (rst) begin
+      \$509  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$510  = s2_threshold[79:64];
+    if (rst) begin
+      \$510  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$511  = \$90 [17:0];
+    if (rst) begin
+      \$511  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$512  = \$91 ;
+    if (rst) begin
+      \$512  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$513  = s2_alpha[53:45];
+    if (rst) begin
+      \$513  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$514  = s2_beta[53:45];
+    if (rst) begin
+      \$514  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$515  = s2_threshold[95:80];
+    if (rst) begin
+      \$515  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$516  = \$93 [17:0];
+    if (rst) begin
+      \$516  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$517  = \$94 ;
+    if (rst) begin
+      \$517  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$518  = s2_alpha[62:54];
+    if (rst) begin
+      \$518  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$519  = s2_beta[62:54];
+    if (rst) begin
+      \$519  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$520  = s2_threshold[111:96];
+    if (rst) begin
+      \$520  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$521  = \$96 [17:0];
+    if (rst) begin
+      \$521  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$522  = \$97 ;
+    if (rst) begin
+      \$522  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$523  = s2_alpha[71:63];
+    if (rst) begin
+      \$523  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$524  = s2_beta[71:63];
+    if (rst) begin
+      \$524  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$525  = s2_threshold[127:112];
+    if (rst) begin
+      \$525  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$526  = \$99 [17:0];
+    if (rst) begin
+      \$526  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$527  = \$100 ;
+    if (rst) begin
+      \$527  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$528  = s2_alpha[80:72];
+    if (rst) begin
+      \$528  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$529  = s2_beta[80:72];
+    if (rst) begin
+      \$529  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$530  = s2_threshold[143:128];
+    if (rst) begin
+      \$530  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$531  = \$102 [17:0];
+    if (rst) begin
+      \$531  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$532  = \$103 ;
+    if (rst) begin
+      \$532  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$533  = s2_alpha[89:81];
+    if (rst) begin
+      \$533  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$534  = s2_beta[89:81];
+    if (rst) begin
+      \$534  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$535  = s2_threshold[159:144];
+    if (rst) begin
+      \$535  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$536  = \$105 [17:0];
+    if (rst) begin
+      \$536  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$537  = \$106 ;
+    if (rst) begin
+      \$537  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$538  = s2_alpha[98:90];
+    if (rst) begin
+      \$538  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$539  = s2_beta[98:90];
+    if (rst) begin
+      \$539  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$540  = s2_threshold[175:160];
+    if (rst) begin
+      \$540  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$541  = \$108 [17:0];
+    if (rst) begin
+      \$541  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$542  = \$109 ;
+    if (rst) begin
+      \$542  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$543  = s2_alpha[107:99];
+    if (rst) begin
+      \$543  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$544  = s2_beta[107:99];
+    if (rst) begin
+      \$544  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$545  = s2_threshold[191:176];
+    if (rst) begin
+      \$545  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$546  = \$111 [17:0];
+    if (rst) begin
+      \$546  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$547  = \$112 ;
+    if (rst) begin
+      \$547  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$548  = s2_alpha[116:108];
+    if (rst) begin
+      \$548  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$549  = s2_beta[116:108];
+    if (rst) begin
+      \$549  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$550  = s2_threshold[207:192];
+    if (rst) begin
+      \$550  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$551  = \$114 [17:0];
+    if (rst) begin
+      \$551  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$552  = \$115 ;
+    if (rst) begin
+      \$552  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$553  = s2_alpha[125:117];
+    if (rst) begin
+      \$553  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$554  = s2_beta[125:117];
+    if (rst) begin
+      \$554  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$555  = s2_threshold[223:208];
+    if (rst) begin
+      \$555  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$556  = \$117 [17:0];
+    if (rst) begin
+      \$556  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$557  = \$118 ;
+    if (rst) begin
+      \$557  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$558  = s2_alpha[134:126];
+    if (rst) begin
+      \$558  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$559  = s2_beta[134:126];
+    if (rst) begin
+      \$559  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$560  = s2_threshold[239:224];
+    if (rst) begin
+      \$560  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$561  = \$120 [17:0];
+    if (rst) begin
+      \$561  = 18'h00000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$562  = \$121 ;
+    if (rst) begin
+      \$562  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$563  = s2_alpha[143:135];
+    if (rst) begin
+      \$563  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$564  = s2_beta[143:135];
+    if (rst) begin
+      \$564  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$565  = s2_threshold[255:240];
+    if (rst) begin
+      \$565  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$566  = { \$122 [26], \$122  };
+    if (rst) begin
+      \$566  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$567  = { \$123 [24], \$123  };
+    if (rst) begin
+      \$567  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$568  = s3_theta0;
+    if (rst) begin
+      \$568  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$569  = { \$124 [26], \$124  };
+    if (rst) begin
+      \$569  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$570  = { \$125 [24], \$125  };
+    if (rst) begin
+      \$570  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$571  = s3_theta1;
+    if (rst) begin
+      \$571  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$572  = { \$126 [26], \$126  };
+    if (rst) begin
+      \$572  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$573  = { \$127 [24], \$127  };
+    if (rst) begin
+      \$573  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$574  = s3_theta2;
+    if (rst) begin
+      \$574  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$575  = { \$128 [26], \$128  };
+    if (rst) begin
+      \$575  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$576  = { \$129 [24], \$129  };
+    if (rst) begin
+      \$576  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$577  = s3_theta3;
+    if (rst) begin
+      \$577  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$578  = { \$130 [26], \$130  };
+    if (rst) begin
+      \$578  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$579  = { \$131 [24], \$131  };
+    if (rst) begin
+      \$579  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$580  = s3_theta4;
+    if (rst) begin
+      \$580  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$581  = { \$132 [26], \$132  };
+    if (rst) begin
+      \$581  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$582  = { \$133 [24], \$133  };
+    if (rst) begin
+      \$582  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$583  = s3_theta5;
+    if (rst) begin
+      \$583  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$584  = { \$134 [26], \$134  };
+    if (rst) begin
+      \$584  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$585  = { \$135 [24], \$135  };
+    if (rst) begin
+      \$585  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$586  = s3_theta6;
+    if (rst) begin
+      \$586  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$587  = { \$136 [26], \$136  };
+    if (rst) begin
+      \$587  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$588  = { \$137 [24], \$137  };
+    if (rst) begin
+      \$588  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$589  = s3_theta7;
+    if (rst) begin
+      \$589  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$590  = { \$138 [26], \$138  };
+    if (rst) begin
+      \$590  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$591  = { \$139 [24], \$139  };
+    if (rst) begin
+      \$591  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$592  = s3_theta8;
+    if (rst) begin
+      \$592  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$593  = { \$140 [26], \$140  };
+    if (rst) begin
+      \$593  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$594  = { \$141 [24], \$141  };
+    if (rst) begin
+      \$594  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$595  = s3_theta9;
+    if (rst) begin
+      \$595  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$596  = { \$142 [26], \$142  };
+    if (rst) begin
+      \$596  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$597  = { \$143 [24], \$143  };
+    if (rst) begin
+      \$597  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$598  = s3_theta10;
+    if (rst) begin
+      \$598  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$599  = { \$144 [26], \$144  };
+    if (rst) begin
+      \$599  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$600  = { \$145 [24], \$145  };
+    if (rst) begin
+      \$600  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$601  = s3_theta11;
+    if (rst) begin
+      \$601  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$602  = { \$146 [26], \$146  };
+    if (rst) begin
+      \$602  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$603  = { \$147 [24], \$147  };
+    if (rst) begin
+      \$603  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$604  = s3_theta12;
+    if (rst) begin
+      \$604  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$605  = { \$148 [26], \$148  };
+    if (rst) begin
+      \$605  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$606  = { \$149 [24], \$149  };
+    if (rst) begin
+      \$606  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$607  = s3_theta13;
+    if (rst) begin
+      \$607  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$608  = { \$150 [26], \$150  };
+    if (rst) begin
+      \$608  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$609  = { \$151 [24], \$151  };
+    if (rst) begin
+      \$609  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$610  = s3_theta14;
+    if (rst) begin
+      \$610  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$611  = { \$152 [26], \$152  };
+    if (rst) begin
+      \$611  = 28'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$612  = { \$153 [24], \$153  };
+    if (rst) begin
+      \$612  = 26'h0000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$613  = s3_theta15;
+    if (rst) begin
+      \$613  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$614  = \$172 [15:0];
+    if (rst) begin
+      \$614  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$615  = s4_theta0;
+    if (rst) begin
+      \$615  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$616  = \$191 [15:0];
+    if (rst) begin
+      \$616  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$617  = s4_theta1;
+    if (rst) begin
+      \$617  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$618  = \$210 [15:0];
+    if (rst) begin
+      \$618  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$619  = s4_theta2;
+    if (rst) begin
+      \$619  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$620  = \$229 [15:0];
+    if (rst) begin
+      \$620  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$621  = s4_theta3;
+    if (rst) begin
+      \$621  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$622  = \$248 [15:0];
+    if (rst) begin
+      \$622  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$623  = s4_theta4;
+    if (rst) begin
+      \$623  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$624  = \$267 [15:0];
+    if (rst) begin
+      \$624  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$625  = s4_theta5;
+    if (rst) begin
+      \$625  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$626  = \$286 [15:0];
+    if (rst) begin
+      \$626  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$627  = s4_theta6;
+    if (rst) begin
+      \$627  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$628  = \$305 [15:0];
+    if (rst) begin
+      \$628  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$629  = s4_theta7;
+    if (rst) begin
+      \$629  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$630  = \$324 [15:0];
+    if (rst) begin
+      \$630  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$631  = s4_theta8;
+    if (rst) begin
+      \$631  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$632  = \$343 [15:0];
+    if (rst) begin
+      \$632  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$633  = s4_theta9;
+    if (rst) begin
+      \$633  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$634  = \$362 [15:0];
+    if (rst) begin
+      \$634  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$635  = s4_theta10;
+    if (rst) begin
+      \$635  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$636  = \$381 [15:0];
+    if (rst) begin
+      \$636  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$637  = s4_theta11;
+    if (rst) begin
+      \$637  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$638  = \$400 [15:0];
+    if (rst) begin
+      \$638  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$639  = s4_theta12;
+    if (rst) begin
+      \$639  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$640  = \$419 [15:0];
+    if (rst) begin
+      \$640  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$641  = s4_theta13;
+    if (rst) begin
+      \$641  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$642  = \$438 [15:0];
+    if (rst) begin
+      \$642  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$643  = s4_theta14;
+    if (rst) begin
+      \$643  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$644  = \$457 [15:0];
+    if (rst) begin
+      \$644  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$645  = s4_theta15;
+    if (rst) begin
+      \$645  = 16'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$646  = consumed;
+    if (\$458 ) begin
+      (* full_case = 32'd1 *)
+      if (\$467 ) begin
+        \$646  = 16'h0000;
+      end else begin
+        \$646  = \$468 ;
+      end
+    end
+    if (rst) begin
+      \$646  = 16'h0000;
+    end
+  end
+  assign \i__payload$14  = i__payload;
+  assign \i__ready$15  = i__ready;
+  assign \i__valid$16  = i__valid;
+  assign \cfg__sel$17  = cfg__sel;
+  assign \cfg__addr$18  = cfg__addr;
+  assign \cfg__lane$19  = cfg__lane;
+  assign \cfg__data$20  = cfg__data;
+  assign \cfg__en$21  = cfg__en;
+  assign \err$22  = err;
+  assign wp__addr = cfg__addr[3:0];
+  assign wp__data = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
+  assign wp__en = \$8 [15:0];
+  assign issue__g = port__addr;
+  assign \wp__addr$28  = cfg__addr[3:0];
+  assign \wp__data$29  = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
+  assign \wp__en$30  = \$16 [15:0];
+  assign \port__addr$31  = port__addr;
+  assign \wp__addr$32  = cfg__addr[3:0];
+  assign \wp__data$33  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
+  assign \wp__en$34  = \$24 [15:0];
+  assign \port__addr$35  = port__addr;
+  assign \wp__addr$36  = cfg__addr[3:0];
+  assign \wp__data$37  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
+  assign \wp__en$38  = \$32 [15:0];
+  assign \port__addr$39  = port__addr;
+  assign \port__addr$40  = port__addr;
+  assign h_wr__addr = s5_g;
+  assign h_wr__data = { \$52 , \$51 , \$50 , \$49 , \$48 , \$47 , \$46 , \$45 , \$44 , \$43 , \$42 , \$41 , \$40 , \$39 , \$38 , \$37  };
+  assign h_wr__en = s5_valid;
+  assign w_data = { s5_last, s5_base, mask };
+  assign r_rdy = o__valid;
+  assign \i__payload.index  = i__payload[7:0];
+  assign \i__payload.eot  = i__payload[8];
+  assign \o__payload.index  = o__payload[7:0];
+  assign \o__payload.eot  = o__payload[8];
+  assign \i__payload$14.index  = i__payload[7:0];
+  assign \i__payload$14.eot  = i__payload[8];
+  assign o__payload[7:0] = \$63 [7:0];
+  assign o__payload[8] = \$59 ;
+  assign \$36  = 16'hffff;
+  assign mask = { s5_spike15, s5_spike14, s5_spike13, s5_spike12, s5_spike11, s5_spike10, s5_spike9, s5_spike8, s5_spike7, s5_spike6, s5_spike5, s5_spike4, s5_spike3, s5_spike2, s5_spike1, s5_spike0 };
+  assign \$155  = { \$154 [26], \$154 [26], \$154 [26], \$154 [26], \$154 [26], \$154 [26], \$154 [26], \$154 [26], \$154 [26:8] };
+  assign \$157  = { \$156 [28], \$156 [28], \$156 [28], \$156 [28], \$156 [28], \$156 [28], \$156 [28], \$156 [28], \$156 [28:8] };
+  assign \$161  = { \$160 [26], \$160 [26], \$160 [26], \$160 [26], \$160 [26], \$160 [26], \$160 [26], \$160 [26], \$160 [26:8] };
+  assign \$163  = { \$162 [28], \$162 [28], \$162 [28], \$162 [28], \$162 [28], \$162 [28], \$162 [28], \$162 [28], \$162 [28:8] };
+  assign \$167  = { \$166 [26], \$166 [26], \$166 [26], \$166 [26], \$166 [26], \$166 [26], \$166 [26], \$166 [26], \$166 [26:8] };
+  assign \$169  = { \$168 [28], \$168 [28], \$168 [28], \$168 [28], \$168 [28], \$168 [28], \$168 [28], \$168 [28], \$168 [28:8] };
+  assign \$174  = { \$173 [26], \$173 [26], \$173 [26], \$173 [26], \$173 [26], \$173 [26], \$173 [26], \$173 [26], \$173 [26:8] };
+  assign \$176  = { \$175 [28], \$175 [28], \$175 [28], \$175 [28], \$175 [28], \$175 [28], \$175 [28], \$175 [28], \$175 [28:8] };
+  assign \$180  = { \$179 [26], \$179 [26], \$179 [26], \$179 [26], \$179 [26], \$179 [26], \$179 [26], \$179 [26], \$179 [26:8] };
+  assign \$182  = { \$181 [28], \$181 [28], \$181 [28], \$181 [28], \$181 [28], \$181 [28], \$181 [28], \$181 [28], \$181 [28:8] };
+  assign \$186  = { \$185 [26], \$185 [26], \$185 [26], \$185 [26], \$185 [26], \$185 [26], \$185 [26], \$185 [26], \$185 [26:8] };
+  assign \$188  = { \$187 [28], \$187 [28], \$187 [28], \$187 [28], \$187 [28], \$187 [28], \$187 [28], \$187 [28], \$187 [28:8] };
+  assign \$193  = { \$192 [26], \$192 [26], \$192 [26], \$192 [26], \$192 [26], \$192 [26], \$192 [26], \$192 [26], \$192 [26:8] };
+  assign \$195  = { \$194 [28], \$194 [28], \$194 [28], \$194 [28], \$194 [28], \$194 [28], \$194 [28], \$194 [28], \$194 [28:8] };
+  assign \$199  = { \$198 [26], \$198 [26], \$198 [26], \$198 [26], \$198 [26], \$198 [26], \$198 [26], \$198 [26], \$198 [26:8] };
+  assign \$201  = { \$200 [28], \$200 [28], \$200 [28], \$200 [28], \$200 [28], \$200 [28], \$200 [28], \$200 [28], \$200 [28:8] };
+  assign \$205  = { \$204 [26], \$204 [26], \$204 [26], \$204 [26], \$204 [26], \$204 [26], \$204 [26], \$204 [26], \$204 [26:8] };
+  assign \$207  = { \$206 [28], \$206 [28], \$206 [28], \$206 [28], \$206 [28], \$206 [28], \$206 [28], \$206 [28], \$206 [28:8] };
+  assign \$212  = { \$211 [26], \$211 [26], \$211 [26], \$211 [26], \$211 [26], \$211 [26], \$211 [26], \$211 [26], \$211 [26:8] };
+  assign \$214  = { \$213 [28], \$213 [28], \$213 [28], \$213 [28], \$213 [28], \$213 [28], \$213 [28], \$213 [28], \$213 [28:8] };
+  assign \$218  = { \$217 [26], \$217 [26], \$217 [26], \$217 [26], \$217 [26], \$217 [26], \$217 [26], \$217 [26], \$217 [26:8] };
+  assign \$220  = { \$219 [28], \$219 [28], \$219 [28], \$219 [28], \$219 [28], \$219 [28], \$219 [28], \$219 [28], \$219 [28:8] };
+  assign \$224  = { \$223 [26], \$223 [26], \$223 [26], \$223 [26], \$223 [26], \$223 [26], \$223 [26], \$223 [26], \$223 [26:8] };
+  assign \$226  = { \$225 [28], \$225 [28], \$225 [28], \$225 [28], \$225 [28], \$225 [28], \$225 [28], \$225 [28], \$225 [28:8] };
+  assign \$231  = { \$230 [26], \$230 [26], \$230 [26], \$230 [26], \$230 [26], \$230 [26], \$230 [26], \$230 [26], \$230 [26:8] };
+  assign \$233  = { \$232 [28], \$232 [28], \$232 [28], \$232 [28], \$232 [28], \$232 [28], \$232 [28], \$232 [28], \$232 [28:8] };
+  assign \$237  = { \$236 [26], \$236 [26], \$236 [26], \$236 [26], \$236 [26], \$236 [26], \$236 [26], \$236 [26], \$236 [26:8] };
+  assign \$239  = { \$238 [28], \$238 [28], \$238 [28], \$238 [28], \$238 [28], \$238 [28], \$238 [28], \$238 [28], \$238 [28:8] };
+  assign \$243  = { \$242 [26], \$242 [26], \$242 [26], \$242 [26], \$242 [26], \$242 [26], \$242 [26], \$242 [26], \$242 [26:8] };
+  assign \$245  = { \$244 [28], \$244 [28], \$244 [28], \$244 [28], \$244 [28], \$244 [28], \$244 [28], \$244 [28], \$244 [28:8] };
+  assign \$250  = { \$249 [26], \$249 [26], \$249 [26], \$249 [26], \$249 [26], \$249 [26], \$249 [26], \$249 [26], \$249 [26:8] };
+  assign \$252  = { \$251 [28], \$251 [28], \$251 [28], \$251 [28], \$251 [28], \$251 [28], \$251 [28], \$251 [28], \$251 [28:8] };
+  assign \$256  = { \$255 [26], \$255 [26], \$255 [26], \$255 [26], \$255 [26], \$255 [26], \$255 [26], \$255 [26], \$255 [26:8] };
+  assign \$258  = { \$257 [28], \$257 [28], \$257 [28], \$257 [28], \$257 [28], \$257 [28], \$257 [28], \$257 [28], \$257 [28:8] };
+  assign \$262  = { \$261 [26], \$261 [26], \$261 [26], \$261 [26], \$261 [26], \$261 [26], \$261 [26], \$261 [26], \$261 [26:8] };
+  assign \$264  = { \$263 [28], \$263 [28], \$263 [28], \$263 [28], \$263 [28], \$263 [28], \$263 [28], \$263 [28], \$263 [28:8] };
+  assign \$269  = { \$268 [26], \$268 [26], \$268 [26], \$268 [26], \$268 [26], \$268 [26], \$268 [26], \$268 [26], \$268 [26:8] };
+  assign \$271  = { \$270 [28], \$270 [28], \$270 [28], \$270 [28], \$270 [28], \$270 [28], \$270 [28], \$270 [28], \$270 [28:8] };
+  assign \$275  = { \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26:8] };
+  assign \$277  = { \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28:8] };
+  assign \$281  = { \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26:8] };
+  assign \$283  = { \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28:8] };
+  assign \$288  = { \$287 [26], \$287 [26], \$287 [26], \$287 [26], \$287 [26], \$287 [26], \$287 [26], \$287 [26], \$287 [26:8] };
+  assign \$290  = { \$289 [28], \$289 [28], \$289 [28], \$289 [28], \$289 [28], \$289 [28], \$289 [28], \$289 [28], \$289 [28:8] };
+  assign \$294  = { \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26:8] };
+  assign \$296  = { \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28:8] };
+  assign \$300  = { \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26:8] };
+  assign \$302  = { \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28:8] };
+  assign \$307  = { \$306 [26], \$306 [26], \$306 [26], \$306 [26], \$306 [26], \$306 [26], \$306 [26], \$306 [26], \$306 [26:8] };
+  assign \$309  = { \$308 [28], \$308 [28], \$308 [28], \$308 [28], \$308 [28], \$308 [28], \$308 [28], \$308 [28], \$308 [28:8] };
+  assign \$313  = { \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26:8] };
+  assign \$315  = { \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28:8] };
+  assign \$319  = { \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26:8] };
+  assign \$321  = { \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28:8] };
+  assign \$326  = { \$325 [26], \$325 [26], \$325 [26], \$325 [26], \$325 [26], \$325 [26], \$325 [26], \$325 [26], \$325 [26:8] };
+  assign \$328  = { \$327 [28], \$327 [28], \$327 [28], \$327 [28], \$327 [28], \$327 [28], \$327 [28], \$327 [28], \$327 [28:8] };
+  assign \$332  = { \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26:8] };
+  assign \$334  = { \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28:8] };
+  assign \$338  = { \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26:8] };
+  assign \$340  = { \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28:8] };
+  assign \$345  = { \$344 [26], \$344 [26], \$344 [26], \$344 [26], \$344 [26], \$344 [26], \$344 [26], \$344 [26], \$344 [26:8] };
+  assign \$347  = { \$346 [28], \$346 [28], \$346 [28], \$346 [28], \$346 [28], \$346 [28], \$346 [28], \$346 [28], \$346 [28:8] };
+  assign \$351  = { \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26:8] };
+  assign \$353  = { \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28:8] };
+  assign \$357  = { \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26:8] };
+  assign \$359  = { \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28:8] };
+  assign \$364  = { \$363 [26], \$363 [26], \$363 [26], \$363 [26], \$363 [26], \$363 [26], \$363 [26], \$363 [26], \$363 [26:8] };
+  assign \$366  = { \$365 [28], \$365 [28], \$365 [28], \$365 [28], \$365 [28], \$365 [28], \$365 [28], \$365 [28], \$365 [28:8] };
+  assign \$370  = { \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26:8] };
+  assign \$372  = { \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28:8] };
+  assign \$376  = { \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26:8] };
+  assign \$378  = { \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28:8] };
+  assign \$383  = { \$382 [26], \$382 [26], \$382 [26], \$382 [26], \$382 [26], \$382 [26], \$382 [26], \$382 [26], \$382 [26:8] };
+  assign \$385  = { \$384 [28], \$384 [28], \$384 [28], \$384 [28], \$384 [28], \$384 [28], \$384 [28], \$384 [28], \$384 [28:8] };
+  assign \$389  = { \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26:8] };
+  assign \$391  = { \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28:8] };
+  assign \$395  = { \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26:8] };
+  assign \$397  = { \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28:8] };
+  assign \$402  = { \$401 [26], \$401 [26], \$401 [26], \$401 [26], \$401 [26], \$401 [26], \$401 [26], \$401 [26], \$401 [26:8] };
+  assign \$404  = { \$403 [28], \$403 [28], \$403 [28], \$403 [28], \$403 [28], \$403 [28], \$403 [28], \$403 [28], \$403 [28:8] };
+  assign \$408  = { \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26:8] };
+  assign \$410  = { \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28:8] };
+  assign \$414  = { \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26:8] };
+  assign \$416  = { \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28:8] };
+  assign \$421  = { \$420 [26], \$420 [26], \$420 [26], \$420 [26], \$420 [26], \$420 [26], \$420 [26], \$420 [26], \$420 [26:8] };
+  assign \$423  = { \$422 [28], \$422 [28], \$422 [28], \$422 [28], \$422 [28], \$422 [28], \$422 [28], \$422 [28], \$422 [28:8] };
+  assign \$427  = { \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26:8] };
+  assign \$429  = { \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28:8] };
+  assign \$433  = { \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26:8] };
+  assign \$435  = { \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28:8] };
+  assign \$440  = { \$439 [26], \$439 [26], \$439 [26], \$439 [26], \$439 [26], \$439 [26], \$439 [26], \$439 [26], \$439 [26:8] };
+  assign \$442  = { \$441 [28], \$441 [28], \$441 [28], \$441 [28], \$441 [28], \$441 [28], \$441 [28], \$441 [28], \$441 [28:8] };
+  assign \$446  = { \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26:8] };
+  assign \$448  = { \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28:8] };
+  assign \$452  = { \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26:8] };
+  assign \$454  = { \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28:8] };
+endmodule
+
+(* generator = "Amaranth" *)
+module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane, cfg__data, clk, rst, hold, credit, pass___valid, i__ready, issue__g, acc_v, s2_g, pass___empty, pass___first_step, pass___last, pass___base, err, i__payload
+);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire [17:0] \$100 ;
+  wire [18:0] \$101 ;
+  wire [17:0] \$102 ;
+  wire [18:0] \$103 ;
+  wire [17:0] \$104 ;
+  wire [18:0] \$105 ;
+  wire [17:0] \$106 ;
+  wire [18:0] \$107 ;
+  wire [17:0] \$108 ;
+  wire [18:0] \$109 ;
+  wire \$11 ;
+  wire [17:0] \$110 ;
+  wire [18:0] \$111 ;
+  wire [17:0] \$112 ;
+  wire [18:0] \$113 ;
+  wire [17:0] \$114 ;
+  wire [18:0] \$115 ;
+  wire [17:0] \$116 ;
+  wire [18:0] \$117 ;
+  reg \$118 ;
+  reg \$119 ;
+  wire \$12 ;
+  reg [3:0] \$120 ;
+  reg \$121 ;
+  reg \$122 ;
+  reg \$123 ;
+  reg \$124 ;
+  reg [7:0] \$125 ;
+  reg \$126 ;
+  reg \$127 ;
+  reg [3:0] \$128 ;
+  reg \$129 ;
+  wire \$13 ;
+  reg \$130 ;
+  reg \$131 ;
+  reg \$132 ;
+  reg [7:0] \$133 ;
+  reg [8:0] \$134 ;
+  reg \$135 ;
+  reg \$136 ;
+  reg \$137 ;
+  reg \$138 ;
+  reg \$139 ;
+  wire \$14 ;
+  reg \$140 ;
+  reg [3:0] \$141 ;
+  reg [7:0] \$142 ;
+  reg \$143 ;
+  reg [7:0] \$144 ;
+  reg [12:0] \$145 ;
+  reg \$146 ;
+  reg [127:0] \$147 ;
+  reg [287:0] \$148 ;
+  reg \$149 ;
+  wire \$15 ;
+  reg [3:0] \$150 ;
+  reg [287:0] \$151 ;
+  reg \$152 ;
+  reg [3:0] \$153 ;
+  reg [287:0] \$154 ;
+  wire \$16 ;
+  wire \$17 ;
+  wire \$18 ;
+  wire \$19 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire [13:0] \$28 ;
+  wire \$29 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire [17:0] \$33 ;
+  wire [18:0] \$34 ;
+  wire [17:0] \$35 ;
+  wire [18:0] \$36 ;
+  wire [17:0] \$37 ;
+  wire [18:0] \$38 ;
+  wire [17:0] \$39 ;
+  wire \$4 ;
+  wire [18:0] \$40 ;
+  wire [17:0] \$41 ;
+  wire [18:0] \$42 ;
+  wire [17:0] \$43 ;
+  wire [18:0] \$44 ;
+  wire [17:0] \$45 ;
+  wire [18:0] \$46 ;
+  wire [17:0] \$47 ;
+  wire [18:0] \$48 ;
+  wire [17:0] \$49 ;
+  wire \$5 ;
+  wire [18:0] \$50 ;
+  wire [17:0] \$51 ;
+  wire [18:0] \$52 ;
+  wire [17:0] \$53 ;
+  wire [18:0] \$54 ;
+  wire [17:0] \$55 ;
+  wire [18:0] \$56 ;
+  wire [17:0] \$57 ;
+  wire [18:0] \$58 ;
+  wire [17:0] \$59 ;
+  wire \$6 ;
+  wire [18:0] \$60 ;
+  wire [17:0] \$61 ;
+  wire [18:0] \$62 ;
+  wire [17:0] \$63 ;
+  wire [18:0] \$64 ;
+  wire \$65 ;
+  wire \$66 ;
+  wire \$67 ;
+  wire \$68 ;
+  wire \$69 ;
+  wire [30:0] \$7 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire [1:0] \$72 ;
+  wire [1:0] \$73 ;
+  wire \$74 ;
+  wire \$75 ;
+  wire [1:0] \$76 ;
+  wire [9:0] \$77 ;
+  wire [4:0] \$78 ;
+  wire [8:0] \$79 ;
+  wire [30:0] \$8 ;
+  wire \$80 ;
+  wire [4:0] \$81 ;
+  wire [13:0] \$82 ;
+  wire \$83 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire [17:0] \$86 ;
+  wire [18:0] \$87 ;
+  wire [17:0] \$88 ;
+  wire [18:0] \$89 ;
+  wire \$9 ;
+  wire [17:0] \$90 ;
+  wire [18:0] \$91 ;
+  wire [17:0] \$92 ;
+  wire [18:0] \$93 ;
+  wire [17:0] \$94 ;
+  wire [18:0] \$95 ;
+  wire [17:0] \$96 ;
+  wire [18:0] \$97 ;
+  wire [17:0] \$98 ;
+  wire [18:0] \$99 ;
+  reg \$signal ;
+  reg \$signal$24 ;
+  reg [3:0] \$signal$25 ;
+  reg \$signal$26 ;
+  reg \$signal$28 ;
+  reg \$signal$30 ;
+  reg [7:0] \$signal$31 ;
+  reg \$signal$32 ;
+  reg \$signal$35  = 1'h0;
+  reg \$signal$45  = 1'h0;
+  reg [3:0] \$signal$46  = 4'h0;
+  reg \$signal$48  = 1'h0;
+  reg [3:0] \$signal$49  = 4'h0;
+  reg [287:0] \$signal$51  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg [287:0] \$signal$52  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  reg [127:0] \$signal$57  = 128'h00000000000000000000000000000000;
+  wire [3:0] \$signature__addr ;
+  wire [287:0] \$signature__data ;
+  reg [287:0] acc2 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  output [287:0] acc_v;
+  reg [287:0] acc_v;
+  (* init = 4'h0 *)
+  wire [3:0] acc_wr__addr;
+  wire [287:0] acc_wr__data;
+  wire acc_wr__en;
+  reg [7:0] base = 8'h00;
+  reg busy = 1'h0;
+  wire [11:0] cfg__addr;
+  input [15:0] cfg__data;
+  wire [15:0] cfg__data;
+  input cfg__en;
+  wire cfg__en;
+  input [3:0] cfg__lane;
+  wire [3:0] cfg__lane;
+  input [2:0] cfg__sel;
+  wire [2:0] cfg__sel;
+  input clk;
+  wire clk;
+  reg [8:0] count = 9'h000;
+  input credit;
+  wire credit;
+  output err;
+  reg err = 1'h0;
+  (* init = 1'h0 *)
+  wire \err$9 ;
+  reg first = 1'h1;
+  reg first_reg = 1'h0;
+  reg first_step_reg = 1'h0;
+  reg [3:0] g = 4'h0;
+  input hold;
+  wire hold;
+  input [8:0] i__payload;
+  wire [8:0] i__payload;
+  wire \i__payload.eot ;
+  wire [7:0] \i__payload.index ;
+  output i__ready;
+  reg i__ready;
+  input i__valid;
+  wire i__valid;
+  reg in_pass = 1'h0;
+  output [3:0] issue__g;
+  wire [3:0] issue__g;
+  wire issue__valid;
+  reg [7:0] j_reg = 8'h00;
+  wire [287:0] pass___acc;
+  output [7:0] pass___base;
+  reg [7:0] pass___base = 8'h00;
+  output pass___empty;
+  reg pass___empty = 1'h0;
+  output pass___first_step;
+  reg pass___first_step = 1'h0;
+  (* init = 4'h0 *)
+  wire [3:0] pass___g;
+  output pass___last;
+  reg pass___last = 1'h0;
+  output pass___valid;
+  wire pass___valid;
+  input rst;
+  wire rst;
+  reg [7:0] s1_base = 8'h00;
+  reg s1_empty = 1'h0;
+  reg s1_first = 1'h0;
+  reg s1_first_step = 1'h0;
+  reg [3:0] s1_g = 4'h0;
+  reg s1_last = 1'h0;
+  reg s1_pass = 1'h0;
+  reg s1_valid = 1'h0;
+  (* init = 8'h00 *)
+  wire [7:0] s2_base;
+  (* init = 1'h0 *)
+  wire s2_empty;
+  reg s2_first = 1'h0;
+  (* init = 1'h0 *)
+  wire s2_first_step;
+  output [3:0] s2_g;
+  reg [3:0] s2_g = 4'h0;
+  (* init = 1'h0 *)
+  wire s2_last;
+  reg s2_pass = 1'h0;
+  reg s2_valid = 1'h0;
+  wire [-1:0] steps;
+  reg t = 1'h0;
+  wire [11:0] w_rd__addr;
+  wire [127:0] w_rd__data;
+  reg [11:0] waddr;
+  reg [12:0] wbase = 13'h0000;
+  input [11:0] wp__addr;
+  wire [11:0] wp__addr;
+  wire [127:0] wp__data;
+  wire [15:0] wp__en;
   reg [287:0] acc_mem [15:0];
   initial begin
     acc_mem[0] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -1173,273 +3720,13 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   end
   always @(posedge clk) begin
     if (acc_wr__en)
-      acc_mem[s2_g] <= { \$99 [17:0], \$97 [17:0], \$95 [17:0], \$93 [17:0], \$91 [17:0], \$89 [17:0], \$87 [17:0], \$85 [17:0], \$83 [17:0], \$81 [17:0], \$79 [17:0], \$77 [17:0], \$75 [17:0], \$73 [17:0], \$71 [17:0], \$69 [17:0] };
+      acc_mem[s2_g] <= { \$64 [17:0], \$62 [17:0], \$60 [17:0], \$58 [17:0], \$56 [17:0], \$54 [17:0], \$52 [17:0], \$50 [17:0], \$48 [17:0], \$46 [17:0], \$44 [17:0], \$42 [17:0], \$40 [17:0], \$38 [17:0], \$36 [17:0], \$34 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
-    _0_ <= acc_mem[iss_g];
+    _0_ <= acc_mem[\$signal$25 ];
   end
-  assign \$signature__data$173  = _0_;
-  reg [143:0] alpha_mem [15:0];
-  initial begin
-    alpha_mem[0] = 144'h402010080402010080402010080402010080;
-    alpha_mem[1] = 144'h402010080402010080402010080402010080;
-    alpha_mem[2] = 144'h402010080402010080402010080402010080;
-    alpha_mem[3] = 144'h402010080402010080402010080402010080;
-    alpha_mem[4] = 144'h402010080402010080402010080402010080;
-    alpha_mem[5] = 144'h402010080402010080402010080402010080;
-    alpha_mem[6] = 144'h402010080402010080402010080402010080;
-    alpha_mem[7] = 144'h402010080402010080402010080402010080;
-    alpha_mem[8] = 144'h402010080402010080402010080402010080;
-    alpha_mem[9] = 144'h402010080402010080402010080402010080;
-    alpha_mem[10] = 144'h402010080402010080402010080402010080;
-    alpha_mem[11] = 144'h402010080402010080402010080402010080;
-    alpha_mem[12] = 144'h402010080402010080402010080402010080;
-    alpha_mem[13] = 144'h402010080402010080402010080402010080;
-    alpha_mem[14] = 144'h402010080402010080402010080402010080;
-    alpha_mem[15] = 144'h402010080402010080402010080402010080;
-  end
-  always @(posedge clk) begin
-    if (\$16 [0])
-      alpha_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
-    if (\$16 [1])
-      alpha_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
-    if (\$16 [2])
-      alpha_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
-    if (\$16 [3])
-      alpha_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
-    if (\$16 [4])
-      alpha_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
-    if (\$16 [5])
-      alpha_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
-    if (\$16 [6])
-      alpha_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
-    if (\$16 [7])
-      alpha_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
-    if (\$16 [8])
-      alpha_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
-    if (\$16 [9])
-      alpha_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
-    if (\$16 [10])
-      alpha_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
-    if (\$16 [11])
-      alpha_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
-    if (\$16 [12])
-      alpha_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
-    if (\$16 [13])
-      alpha_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
-    if (\$16 [14])
-      alpha_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
-    if (\$16 [15])
-      alpha_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
-  end
-  reg [143:0] _1_;
-  always @(posedge clk) begin
-    _1_ <= alpha_mem[iss_g];
-  end
-  assign \$signature__data$177  = _1_;
-  reg [143:0] beta_mem [15:0];
-  initial begin
-    beta_mem[0] = 144'h402010080402010080402010080402010080;
-    beta_mem[1] = 144'h402010080402010080402010080402010080;
-    beta_mem[2] = 144'h402010080402010080402010080402010080;
-    beta_mem[3] = 144'h402010080402010080402010080402010080;
-    beta_mem[4] = 144'h402010080402010080402010080402010080;
-    beta_mem[5] = 144'h402010080402010080402010080402010080;
-    beta_mem[6] = 144'h402010080402010080402010080402010080;
-    beta_mem[7] = 144'h402010080402010080402010080402010080;
-    beta_mem[8] = 144'h402010080402010080402010080402010080;
-    beta_mem[9] = 144'h402010080402010080402010080402010080;
-    beta_mem[10] = 144'h402010080402010080402010080402010080;
-    beta_mem[11] = 144'h402010080402010080402010080402010080;
-    beta_mem[12] = 144'h402010080402010080402010080402010080;
-    beta_mem[13] = 144'h402010080402010080402010080402010080;
-    beta_mem[14] = 144'h402010080402010080402010080402010080;
-    beta_mem[15] = 144'h402010080402010080402010080402010080;
-  end
-  always @(posedge clk) begin
-    if (\$24 [0])
-      beta_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
-    if (\$24 [1])
-      beta_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
-    if (\$24 [2])
-      beta_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
-    if (\$24 [3])
-      beta_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
-    if (\$24 [4])
-      beta_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
-    if (\$24 [5])
-      beta_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
-    if (\$24 [6])
-      beta_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
-    if (\$24 [7])
-      beta_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
-    if (\$24 [8])
-      beta_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
-    if (\$24 [9])
-      beta_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
-    if (\$24 [10])
-      beta_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
-    if (\$24 [11])
-      beta_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
-    if (\$24 [12])
-      beta_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
-    if (\$24 [13])
-      beta_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
-    if (\$24 [14])
-      beta_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
-    if (\$24 [15])
-      beta_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
-  end
-  reg [143:0] _2_;
-  always @(posedge clk) begin
-    _2_ <= beta_mem[iss_g];
-  end
-  assign \$signature__data$179  = _2_;
-  reg [255:0] bias_mem [15:0];
-  initial begin
-    bias_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  end
-  always @(posedge clk) begin
-    if (\$40 [0])
-      bias_mem[cfg__addr[3:0]][15:0] <= cfg__data;
-    if (\$40 [1])
-      bias_mem[cfg__addr[3:0]][31:16] <= cfg__data;
-    if (\$40 [2])
-      bias_mem[cfg__addr[3:0]][47:32] <= cfg__data;
-    if (\$40 [3])
-      bias_mem[cfg__addr[3:0]][63:48] <= cfg__data;
-    if (\$40 [4])
-      bias_mem[cfg__addr[3:0]][79:64] <= cfg__data;
-    if (\$40 [5])
-      bias_mem[cfg__addr[3:0]][95:80] <= cfg__data;
-    if (\$40 [6])
-      bias_mem[cfg__addr[3:0]][111:96] <= cfg__data;
-    if (\$40 [7])
-      bias_mem[cfg__addr[3:0]][127:112] <= cfg__data;
-    if (\$40 [8])
-      bias_mem[cfg__addr[3:0]][143:128] <= cfg__data;
-    if (\$40 [9])
-      bias_mem[cfg__addr[3:0]][159:144] <= cfg__data;
-    if (\$40 [10])
-      bias_mem[cfg__addr[3:0]][175:160] <= cfg__data;
-    if (\$40 [11])
-      bias_mem[cfg__addr[3:0]][191:176] <= cfg__data;
-    if (\$40 [12])
-      bias_mem[cfg__addr[3:0]][207:192] <= cfg__data;
-    if (\$40 [13])
-      bias_mem[cfg__addr[3:0]][223:208] <= cfg__data;
-    if (\$40 [14])
-      bias_mem[cfg__addr[3:0]][239:224] <= cfg__data;
-    if (\$40 [15])
-      bias_mem[cfg__addr[3:0]][255:240] <= cfg__data;
-  end
-  reg [255:0] _3_;
-  always @(posedge clk) begin
-    _3_ <= bias_mem[iss_g];
-  end
-  assign \$signature__data$183  = _3_;
-  reg [255:0] h_mem [15:0];
-  initial begin
-    h_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  end
-  always @(posedge clk) begin
-    if (h_wr__en)
-      h_mem[s5_g] <= { \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103  };
-  end
-  reg [255:0] _4_;
-  always @(posedge clk) begin
-    _4_ <= h_mem[iss_g];
-  end
-  assign \$signature__data$175  = _4_;
-  reg [255:0] threshold_mem [15:0];
-  initial begin
-    threshold_mem[0] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[1] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[2] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[3] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[4] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[5] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[6] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[7] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[8] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[9] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[10] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[11] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[12] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[13] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[14] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[15] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-  end
-  always @(posedge clk) begin
-    if (\$32 [0])
-      threshold_mem[cfg__addr[3:0]][15:0] <= cfg__data;
-    if (\$32 [1])
-      threshold_mem[cfg__addr[3:0]][31:16] <= cfg__data;
-    if (\$32 [2])
-      threshold_mem[cfg__addr[3:0]][47:32] <= cfg__data;
-    if (\$32 [3])
-      threshold_mem[cfg__addr[3:0]][63:48] <= cfg__data;
-    if (\$32 [4])
-      threshold_mem[cfg__addr[3:0]][79:64] <= cfg__data;
-    if (\$32 [5])
-      threshold_mem[cfg__addr[3:0]][95:80] <= cfg__data;
-    if (\$32 [6])
-      threshold_mem[cfg__addr[3:0]][111:96] <= cfg__data;
-    if (\$32 [7])
-      threshold_mem[cfg__addr[3:0]][127:112] <= cfg__data;
-    if (\$32 [8])
-      threshold_mem[cfg__addr[3:0]][143:128] <= cfg__data;
-    if (\$32 [9])
-      threshold_mem[cfg__addr[3:0]][159:144] <= cfg__data;
-    if (\$32 [10])
-      threshold_mem[cfg__addr[3:0]][175:160] <= cfg__data;
-    if (\$32 [11])
-      threshold_mem[cfg__addr[3:0]][191:176] <= cfg__data;
-    if (\$32 [12])
-      threshold_mem[cfg__addr[3:0]][207:192] <= cfg__data;
-    if (\$32 [13])
-      threshold_mem[cfg__addr[3:0]][223:208] <= cfg__data;
-    if (\$32 [14])
-      threshold_mem[cfg__addr[3:0]][239:224] <= cfg__data;
-    if (\$32 [15])
-      threshold_mem[cfg__addr[3:0]][255:240] <= cfg__data;
-  end
-  reg [255:0] _5_;
-  always @(posedge clk) begin
-    _5_ <= threshold_mem[iss_g];
-  end
-  assign \$signature__data$181  = _5_;
+  assign \$signature__data  = _0_;
   reg [127:0] weights_mem [4095:0];
   initial begin
     weights_mem[0] = 128'h00000000000000000000000000000000;
@@ -5541,1041 +7828,254 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   end
   always @(posedge clk) begin
     if (\$8 [0])
-      weights_mem[cfg__addr][7:0] <= cfg__data[7:0];
+      weights_mem[wp__addr][7:0] <= cfg__data[7:0];
     if (\$8 [1])
-      weights_mem[cfg__addr][15:8] <= cfg__data[7:0];
+      weights_mem[wp__addr][15:8] <= cfg__data[7:0];
     if (\$8 [2])
-      weights_mem[cfg__addr][23:16] <= cfg__data[7:0];
+      weights_mem[wp__addr][23:16] <= cfg__data[7:0];
     if (\$8 [3])
-      weights_mem[cfg__addr][31:24] <= cfg__data[7:0];
+      weights_mem[wp__addr][31:24] <= cfg__data[7:0];
     if (\$8 [4])
-      weights_mem[cfg__addr][39:32] <= cfg__data[7:0];
+      weights_mem[wp__addr][39:32] <= cfg__data[7:0];
     if (\$8 [5])
-      weights_mem[cfg__addr][47:40] <= cfg__data[7:0];
+      weights_mem[wp__addr][47:40] <= cfg__data[7:0];
     if (\$8 [6])
-      weights_mem[cfg__addr][55:48] <= cfg__data[7:0];
+      weights_mem[wp__addr][55:48] <= cfg__data[7:0];
     if (\$8 [7])
-      weights_mem[cfg__addr][63:56] <= cfg__data[7:0];
+      weights_mem[wp__addr][63:56] <= cfg__data[7:0];
     if (\$8 [8])
-      weights_mem[cfg__addr][71:64] <= cfg__data[7:0];
+      weights_mem[wp__addr][71:64] <= cfg__data[7:0];
     if (\$8 [9])
-      weights_mem[cfg__addr][79:72] <= cfg__data[7:0];
+      weights_mem[wp__addr][79:72] <= cfg__data[7:0];
     if (\$8 [10])
-      weights_mem[cfg__addr][87:80] <= cfg__data[7:0];
+      weights_mem[wp__addr][87:80] <= cfg__data[7:0];
     if (\$8 [11])
-      weights_mem[cfg__addr][95:88] <= cfg__data[7:0];
+      weights_mem[wp__addr][95:88] <= cfg__data[7:0];
     if (\$8 [12])
-      weights_mem[cfg__addr][103:96] <= cfg__data[7:0];
+      weights_mem[wp__addr][103:96] <= cfg__data[7:0];
     if (\$8 [13])
-      weights_mem[cfg__addr][111:104] <= cfg__data[7:0];
+      weights_mem[wp__addr][111:104] <= cfg__data[7:0];
     if (\$8 [14])
-      weights_mem[cfg__addr][119:112] <= cfg__data[7:0];
+      weights_mem[wp__addr][119:112] <= cfg__data[7:0];
     if (\$8 [15])
-      weights_mem[cfg__addr][127:120] <= cfg__data[7:0];
+      weights_mem[wp__addr][127:120] <= cfg__data[7:0];
   end
-  reg [127:0] _6_;
+  reg [127:0] _1_;
   always @(posedge clk) begin
-    _6_ <= weights_mem[iss_waddr];
+    _1_ <= weights_mem[waddr];
   end
-  assign \$signature__data  = _6_;
-  assign \$163  = $signed(\$162 ) + $signed(s2_weights[7:0]);
-  assign \$164  = s2_first ? 18'h00000 : acc_v[35:18];
-  assign \$165  = $signed(\$164 ) + $signed(s2_weights[15:8]);
-  assign \$166  = s2_first ? 18'h00000 : acc_v[53:36];
-  assign \$167  = $signed(\$166 ) + $signed(s2_weights[23:16]);
-  assign \$168  = s2_first ? 18'h00000 : acc_v[71:54];
-  assign \$169  = $signed(\$168 ) + $signed(s2_weights[31:24]);
-  assign \$170  = s2_first ? 18'h00000 : acc_v[89:72];
-  assign \$171  = $signed(\$170 ) + $signed(s2_weights[39:32]);
-  assign \$172  = s2_first ? 18'h00000 : acc_v[107:90];
-  assign \$173  = $signed(\$172 ) + $signed(s2_weights[47:40]);
-  assign \$174  = s2_first ? 18'h00000 : acc_v[125:108];
-  assign \$175  = $signed(\$174 ) + $signed(s2_weights[55:48]);
-  assign \$176  = s2_first ? 18'h00000 : acc_v[143:126];
-  assign \$177  = $signed(\$176 ) + $signed(s2_weights[63:56]);
-  assign \$178  = s2_first ? 18'h00000 : acc_v[161:144];
-  assign \$179  = $signed(\$178 ) + $signed(s2_weights[71:64]);
-  assign \$180  = s2_first ? 18'h00000 : acc_v[179:162];
-  assign \$181  = $signed(\$180 ) + $signed(s2_weights[79:72]);
-  assign \$182  = s2_first ? 18'h00000 : acc_v[197:180];
-  assign \$183  = $signed(\$182 ) + $signed(s2_weights[87:80]);
-  assign \$184  = s2_first ? 18'h00000 : acc_v[215:198];
-  assign \$185  = $signed(\$184 ) + $signed(s2_weights[95:88]);
-  assign \$186  = s2_first ? 18'h00000 : acc_v[233:216];
-  assign \$187  = $signed(\$186 ) + $signed(s2_weights[103:96]);
-  assign \$188  = s2_first ? 18'h00000 : acc_v[251:234];
-  assign \$189  = $signed(\$188 ) + $signed(s2_weights[111:104]);
-  assign \$190  = s2_first ? 18'h00000 : acc_v[269:252];
-  assign \$191  = $signed(\$190 ) + $signed(s2_weights[119:112]);
-  assign \$192  = s2_first ? 18'h00000 : acc_v[287:270];
-  assign \$193  = $signed(\$192 ) + $signed(s2_weights[127:120]);
-  assign \$194  = s2_empty ? 18'h00000 : acc_v[17:0];
-  assign \$195  = $signed(\$194 ) + $signed(s2_bias[15:0]);
-  assign \$196  = s2_hzero ? 16'h0000 : s2_h[15:0];
-  assign \$197  = s2_empty ? 18'h00000 : acc_v[35:18];
-  assign \$198  = $signed(\$197 ) + $signed(s2_bias[31:16]);
-  assign \$199  = s2_hzero ? 16'h0000 : s2_h[31:16];
-  assign \$200  = s2_empty ? 18'h00000 : acc_v[53:36];
-  assign \$201  = $signed(\$200 ) + $signed(s2_bias[47:32]);
-  assign \$202  = s2_hzero ? 16'h0000 : s2_h[47:32];
-  assign \$203  = s2_empty ? 18'h00000 : acc_v[71:54];
-  assign \$204  = $signed(\$203 ) + $signed(s2_bias[63:48]);
-  assign \$205  = s2_hzero ? 16'h0000 : s2_h[63:48];
-  assign \$206  = s2_empty ? 18'h00000 : acc_v[89:72];
-  assign \$207  = $signed(\$206 ) + $signed(s2_bias[79:64]);
-  assign \$208  = s2_hzero ? 16'h0000 : s2_h[79:64];
-  assign \$209  = s2_empty ? 18'h00000 : acc_v[107:90];
-  assign \$210  = $signed(\$209 ) + $signed(s2_bias[95:80]);
-  assign \$211  = s2_hzero ? 16'h0000 : s2_h[95:80];
-  assign \$212  = s2_empty ? 18'h00000 : acc_v[125:108];
-  assign \$213  = $signed(\$212 ) + $signed(s2_bias[111:96]);
-  assign \$214  = s2_hzero ? 16'h0000 : s2_h[111:96];
-  assign \$215  = s2_empty ? 18'h00000 : acc_v[143:126];
-  assign \$216  = $signed(\$215 ) + $signed(s2_bias[127:112]);
-  assign \$217  = s2_hzero ? 16'h0000 : s2_h[127:112];
-  assign \$218  = s2_empty ? 18'h00000 : acc_v[161:144];
-  assign \$219  = $signed(\$218 ) + $signed(s2_bias[143:128]);
-  assign \$220  = s2_hzero ? 16'h0000 : s2_h[143:128];
-  assign \$221  = s2_empty ? 18'h00000 : acc_v[179:162];
-  assign \$222  = $signed(\$221 ) + $signed(s2_bias[159:144]);
-  assign \$223  = s2_hzero ? 16'h0000 : s2_h[159:144];
-  assign \$224  = s2_empty ? 18'h00000 : acc_v[197:180];
-  assign \$225  = $signed(\$224 ) + $signed(s2_bias[175:160]);
-  assign \$226  = s2_hzero ? 16'h0000 : s2_h[175:160];
-  assign \$227  = s2_empty ? 18'h00000 : acc_v[215:198];
-  assign \$228  = $signed(\$227 ) + $signed(s2_bias[191:176]);
-  assign \$229  = s2_hzero ? 16'h0000 : s2_h[191:176];
-  assign \$230  = s2_empty ? 18'h00000 : acc_v[233:216];
-  assign \$231  = $signed(\$230 ) + $signed(s2_bias[207:192]);
-  assign \$232  = s2_hzero ? 16'h0000 : s2_h[207:192];
-  assign \$233  = s2_empty ? 18'h00000 : acc_v[251:234];
-  assign \$234  = $signed(\$233 ) + $signed(s2_bias[223:208]);
-  assign \$235  = s2_hzero ? 16'h0000 : s2_h[223:208];
-  assign \$236  = s2_empty ? 18'h00000 : acc_v[269:252];
-  assign \$237  = $signed(\$236 ) + $signed(s2_bias[239:224]);
-  assign \$238  = s2_hzero ? 16'h0000 : s2_h[239:224];
-  assign \$239  = s2_empty ? 18'h00000 : acc_v[287:270];
-  assign \$240  = $signed(\$239 ) + $signed(s2_bias[255:240]);
-  assign \$241  = s2_hzero ? 16'h0000 : s2_h[255:240];
-  assign \$242  = $signed(s3_current0) * $signed({ 1'h0, s3_alpha0 });
-  assign \$243  = $signed(s3_h0) * $signed({ 1'h0, s3_beta0 });
-  assign \$244  = $signed(s3_current1) * $signed({ 1'h0, s3_alpha1 });
-  assign \$245  = $signed(s3_h1) * $signed({ 1'h0, s3_beta1 });
-  assign \$246  = $signed(s3_current2) * $signed({ 1'h0, s3_alpha2 });
-  assign \$247  = $signed(s3_h2) * $signed({ 1'h0, s3_beta2 });
-  assign \$248  = $signed(s3_current3) * $signed({ 1'h0, s3_alpha3 });
-  assign \$249  = $signed(s3_h3) * $signed({ 1'h0, s3_beta3 });
-  assign \$250  = $signed(s3_current4) * $signed({ 1'h0, s3_alpha4 });
-  assign \$251  = $signed(s3_h4) * $signed({ 1'h0, s3_beta4 });
-  assign \$252  = $signed(s3_current5) * $signed({ 1'h0, s3_alpha5 });
-  assign \$253  = $signed(s3_h5) * $signed({ 1'h0, s3_beta5 });
-  assign \$254  = $signed(s3_current6) * $signed({ 1'h0, s3_alpha6 });
-  assign \$255  = $signed(s3_h6) * $signed({ 1'h0, s3_beta6 });
-  assign \$256  = $signed(s3_current7) * $signed({ 1'h0, s3_alpha7 });
-  assign \$257  = $signed(s3_h7) * $signed({ 1'h0, s3_beta7 });
-  assign \$258  = $signed(s3_current8) * $signed({ 1'h0, s3_alpha8 });
-  assign \$259  = $signed(s3_h8) * $signed({ 1'h0, s3_beta8 });
-  assign \$260  = $signed(s3_current9) * $signed({ 1'h0, s3_alpha9 });
-  assign \$261  = $signed(s3_h9) * $signed({ 1'h0, s3_beta9 });
-  assign \$262  = $signed(s3_current10) * $signed({ 1'h0, s3_alpha10 });
-  assign \$263  = $signed(s3_h10) * $signed({ 1'h0, s3_beta10 });
-  assign \$264  = $signed(s3_current11) * $signed({ 1'h0, s3_alpha11 });
-  assign \$265  = $signed(s3_h11) * $signed({ 1'h0, s3_beta11 });
-  assign \$266  = $signed(s3_current12) * $signed({ 1'h0, s3_alpha12 });
-  assign \$267  = $signed(s3_h12) * $signed({ 1'h0, s3_beta12 });
-  assign \$268  = $signed(s3_current13) * $signed({ 1'h0, s3_alpha13 });
-  assign \$269  = $signed(s3_h13) * $signed({ 1'h0, s3_beta13 });
-  assign \$270  = $signed(s3_current14) * $signed({ 1'h0, s3_alpha14 });
-  assign \$271  = $signed(s3_h14) * $signed({ 1'h0, s3_beta14 });
-  assign \$272  = $signed(s3_current15) * $signed({ 1'h0, s3_alpha15 });
-  assign \$273  = $signed(s3_h15) * $signed({ 1'h0, s3_beta15 });
-  assign \$274  = $signed(s4_pb0) + $signed(9'h080);
-  assign \$276  = $signed(s4_pa0) + $signed(9'h080);
-  assign \$278  = $signed(\$275 ) + $signed(\$277 );
-  assign \$279  = $signed(\$278 ) > $signed(16'h7fff);
-  assign \$280  = $signed(s4_pb0) + $signed(9'h080);
-  assign \$282  = $signed(s4_pa0) + $signed(9'h080);
-  assign \$284  = $signed(\$281 ) + $signed(\$283 );
-  assign \$285  = $signed(\$284 ) < $signed(16'h8000);
-  assign \$286  = $signed(s4_pb0) + $signed(9'h080);
-  assign \$288  = $signed(s4_pa0) + $signed(9'h080);
-  assign \$290  = $signed(\$287 ) + $signed(\$289 );
-  assign \$291  = \$285  ? 30'h3fff8000 : \$290 ;
-  assign \$292  = \$279  ? 30'h00007fff : \$291 ;
-  assign \$293  = $signed(s4_pb1) + $signed(9'h080);
-  assign \$295  = $signed(s4_pa1) + $signed(9'h080);
-  assign \$297  = $signed(\$294 ) + $signed(\$296 );
-  assign \$298  = $signed(\$297 ) > $signed(16'h7fff);
-  assign \$299  = $signed(s4_pb1) + $signed(9'h080);
-  assign \$301  = $signed(s4_pa1) + $signed(9'h080);
-  assign \$303  = $signed(\$300 ) + $signed(\$302 );
-  assign \$304  = $signed(\$303 ) < $signed(16'h8000);
-  assign \$305  = $signed(s4_pb1) + $signed(9'h080);
-  assign \$307  = $signed(s4_pa1) + $signed(9'h080);
-  assign \$309  = $signed(\$306 ) + $signed(\$308 );
-  assign \$310  = \$304  ? 30'h3fff8000 : \$309 ;
-  assign \$311  = \$298  ? 30'h00007fff : \$310 ;
-  assign \$312  = $signed(s4_pb2) + $signed(9'h080);
-  assign \$314  = $signed(s4_pa2) + $signed(9'h080);
-  assign \$316  = $signed(\$313 ) + $signed(\$315 );
-  assign \$317  = $signed(\$316 ) > $signed(16'h7fff);
-  assign \$318  = $signed(s4_pb2) + $signed(9'h080);
-  assign \$320  = $signed(s4_pa2) + $signed(9'h080);
-  assign \$322  = $signed(\$319 ) + $signed(\$321 );
-  assign \$323  = $signed(\$322 ) < $signed(16'h8000);
-  assign \$324  = $signed(s4_pb2) + $signed(9'h080);
-  assign \$326  = $signed(s4_pa2) + $signed(9'h080);
-  assign \$328  = $signed(\$325 ) + $signed(\$327 );
-  assign \$329  = \$323  ? 30'h3fff8000 : \$328 ;
-  assign \$330  = \$317  ? 30'h00007fff : \$329 ;
-  assign \$331  = $signed(s4_pb3) + $signed(9'h080);
-  assign \$333  = $signed(s4_pa3) + $signed(9'h080);
-  assign \$335  = $signed(\$332 ) + $signed(\$334 );
-  assign \$336  = $signed(\$335 ) > $signed(16'h7fff);
-  assign \$337  = $signed(s4_pb3) + $signed(9'h080);
-  assign \$339  = $signed(s4_pa3) + $signed(9'h080);
-  assign \$341  = $signed(\$338 ) + $signed(\$340 );
-  assign \$342  = $signed(\$341 ) < $signed(16'h8000);
-  assign \$343  = $signed(s4_pb3) + $signed(9'h080);
-  assign \$345  = $signed(s4_pa3) + $signed(9'h080);
-  assign \$347  = $signed(\$344 ) + $signed(\$346 );
-  assign \$348  = \$342  ? 30'h3fff8000 : \$347 ;
-  assign \$349  = \$336  ? 30'h00007fff : \$348 ;
-  assign \$350  = $signed(s4_pb4) + $signed(9'h080);
-  assign \$352  = $signed(s4_pa4) + $signed(9'h080);
-  assign \$354  = $signed(\$351 ) + $signed(\$353 );
-  assign \$355  = $signed(\$354 ) > $signed(16'h7fff);
-  assign \$356  = $signed(s4_pb4) + $signed(9'h080);
-  assign \$358  = $signed(s4_pa4) + $signed(9'h080);
-  assign \$360  = $signed(\$357 ) + $signed(\$359 );
-  assign \$361  = $signed(\$360 ) < $signed(16'h8000);
-  assign \$362  = $signed(s4_pb4) + $signed(9'h080);
-  assign \$364  = $signed(s4_pa4) + $signed(9'h080);
-  assign \$366  = $signed(\$363 ) + $signed(\$365 );
-  assign \$367  = \$361  ? 30'h3fff8000 : \$366 ;
-  assign \$368  = \$355  ? 30'h00007fff : \$367 ;
-  assign \$369  = $signed(s4_pb5) + $signed(9'h080);
-  assign \$371  = $signed(s4_pa5) + $signed(9'h080);
-  assign \$373  = $signed(\$370 ) + $signed(\$372 );
-  assign \$374  = $signed(\$373 ) > $signed(16'h7fff);
-  assign \$375  = $signed(s4_pb5) + $signed(9'h080);
-  assign \$377  = $signed(s4_pa5) + $signed(9'h080);
-  assign \$379  = $signed(\$376 ) + $signed(\$378 );
-  assign \$380  = $signed(\$379 ) < $signed(16'h8000);
-  assign \$381  = $signed(s4_pb5) + $signed(9'h080);
-  assign \$383  = $signed(s4_pa5) + $signed(9'h080);
-  assign \$385  = $signed(\$382 ) + $signed(\$384 );
-  assign \$386  = \$380  ? 30'h3fff8000 : \$385 ;
-  assign \$387  = \$374  ? 30'h00007fff : \$386 ;
-  assign \$388  = $signed(s4_pb6) + $signed(9'h080);
-  assign \$390  = $signed(s4_pa6) + $signed(9'h080);
-  assign \$392  = $signed(\$389 ) + $signed(\$391 );
-  assign \$393  = $signed(\$392 ) > $signed(16'h7fff);
-  assign \$394  = $signed(s4_pb6) + $signed(9'h080);
-  assign \$396  = $signed(s4_pa6) + $signed(9'h080);
-  assign \$398  = $signed(\$395 ) + $signed(\$397 );
-  assign \$399  = $signed(\$398 ) < $signed(16'h8000);
-  assign \$400  = $signed(s4_pb6) + $signed(9'h080);
-  assign \$402  = $signed(s4_pa6) + $signed(9'h080);
-  assign \$404  = $signed(\$401 ) + $signed(\$403 );
-  assign \$405  = \$399  ? 30'h3fff8000 : \$404 ;
-  assign \$406  = \$393  ? 30'h00007fff : \$405 ;
-  assign \$407  = $signed(s4_pb7) + $signed(9'h080);
-  assign \$409  = $signed(s4_pa7) + $signed(9'h080);
-  assign \$411  = $signed(\$408 ) + $signed(\$410 );
-  assign \$412  = $signed(\$411 ) > $signed(16'h7fff);
-  assign \$413  = $signed(s4_pb7) + $signed(9'h080);
-  assign \$415  = $signed(s4_pa7) + $signed(9'h080);
-  assign \$417  = $signed(\$414 ) + $signed(\$416 );
-  assign \$418  = $signed(\$417 ) < $signed(16'h8000);
-  assign \$419  = $signed(s4_pb7) + $signed(9'h080);
-  assign \$421  = $signed(s4_pa7) + $signed(9'h080);
-  assign \$423  = $signed(\$420 ) + $signed(\$422 );
-  assign \$424  = \$418  ? 30'h3fff8000 : \$423 ;
-  assign \$425  = \$412  ? 30'h00007fff : \$424 ;
-  assign \$426  = $signed(s4_pb8) + $signed(9'h080);
-  assign \$428  = $signed(s4_pa8) + $signed(9'h080);
-  assign \$430  = $signed(\$427 ) + $signed(\$429 );
-  assign \$431  = $signed(\$430 ) > $signed(16'h7fff);
-  assign \$432  = $signed(s4_pb8) + $signed(9'h080);
-  assign \$434  = $signed(s4_pa8) + $signed(9'h080);
-  assign \$436  = $signed(\$433 ) + $signed(\$435 );
-  assign \$437  = $signed(\$436 ) < $signed(16'h8000);
-  assign \$438  = $signed(s4_pb8) + $signed(9'h080);
-  assign \$440  = $signed(s4_pa8) + $signed(9'h080);
-  assign \$442  = $signed(\$439 ) + $signed(\$441 );
-  assign \$443  = \$437  ? 30'h3fff8000 : \$442 ;
-  assign \$444  = \$431  ? 30'h00007fff : \$443 ;
-  assign \$445  = $signed(s4_pb9) + $signed(9'h080);
-  assign \$447  = $signed(s4_pa9) + $signed(9'h080);
-  assign \$449  = $signed(\$446 ) + $signed(\$448 );
-  assign \$450  = $signed(\$449 ) > $signed(16'h7fff);
-  assign \$451  = $signed(s4_pb9) + $signed(9'h080);
-  assign \$453  = $signed(s4_pa9) + $signed(9'h080);
-  assign \$455  = $signed(\$452 ) + $signed(\$454 );
-  assign \$456  = $signed(\$455 ) < $signed(16'h8000);
-  assign \$457  = $signed(s4_pb9) + $signed(9'h080);
-  assign \$459  = $signed(s4_pa9) + $signed(9'h080);
-  assign \$461  = $signed(\$458 ) + $signed(\$460 );
-  assign \$462  = \$456  ? 30'h3fff8000 : \$461 ;
-  assign \$463  = \$450  ? 30'h00007fff : \$462 ;
-  assign \$464  = $signed(s4_pb10) + $signed(9'h080);
-  assign \$466  = $signed(s4_pa10) + $signed(9'h080);
-  assign \$468  = $signed(\$465 ) + $signed(\$467 );
-  assign \$469  = $signed(\$468 ) > $signed(16'h7fff);
-  assign \$470  = $signed(s4_pb10) + $signed(9'h080);
-  assign \$472  = $signed(s4_pa10) + $signed(9'h080);
-  assign \$474  = $signed(\$471 ) + $signed(\$473 );
-  assign \$475  = $signed(\$474 ) < $signed(16'h8000);
-  assign \$476  = $signed(s4_pb10) + $signed(9'h080);
-  assign \$478  = $signed(s4_pa10) + $signed(9'h080);
-  assign \$480  = $signed(\$477 ) + $signed(\$479 );
-  assign \$481  = \$475  ? 30'h3fff8000 : \$480 ;
-  assign \$482  = \$469  ? 30'h00007fff : \$481 ;
-  assign \$483  = $signed(s4_pb11) + $signed(9'h080);
-  assign \$485  = $signed(s4_pa11) + $signed(9'h080);
-  assign \$487  = $signed(\$484 ) + $signed(\$486 );
-  assign \$488  = $signed(\$487 ) > $signed(16'h7fff);
-  assign \$489  = $signed(s4_pb11) + $signed(9'h080);
-  assign \$491  = $signed(s4_pa11) + $signed(9'h080);
-  assign \$493  = $signed(\$490 ) + $signed(\$492 );
-  assign \$494  = $signed(\$493 ) < $signed(16'h8000);
-  assign \$495  = $signed(s4_pb11) + $signed(9'h080);
-  assign \$497  = $signed(s4_pa11) + $signed(9'h080);
-  assign \$499  = $signed(\$496 ) + $signed(\$498 );
-  assign \$500  = \$494  ? 30'h3fff8000 : \$499 ;
-  assign \$501  = \$488  ? 30'h00007fff : \$500 ;
-  assign \$502  = $signed(s4_pb12) + $signed(9'h080);
-  assign \$504  = $signed(s4_pa12) + $signed(9'h080);
-  assign \$506  = $signed(\$503 ) + $signed(\$505 );
-  assign \$507  = $signed(\$506 ) > $signed(16'h7fff);
-  assign \$508  = $signed(s4_pb12) + $signed(9'h080);
-  assign \$510  = $signed(s4_pa12) + $signed(9'h080);
-  assign \$512  = $signed(\$509 ) + $signed(\$511 );
-  assign \$513  = $signed(\$512 ) < $signed(16'h8000);
-  assign \$514  = $signed(s4_pb12) + $signed(9'h080);
-  assign \$516  = $signed(s4_pa12) + $signed(9'h080);
-  assign \$518  = $signed(\$515 ) + $signed(\$517 );
-  assign \$519  = \$513  ? 30'h3fff8000 : \$518 ;
-  assign \$520  = \$507  ? 30'h00007fff : \$519 ;
-  assign \$521  = $signed(s4_pb13) + $signed(9'h080);
-  assign \$523  = $signed(s4_pa13) + $signed(9'h080);
-  assign \$525  = $signed(\$522 ) + $signed(\$524 );
-  assign \$526  = $signed(\$525 ) > $signed(16'h7fff);
-  assign \$527  = $signed(s4_pb13) + $signed(9'h080);
-  assign \$529  = $signed(s4_pa13) + $signed(9'h080);
-  assign \$531  = $signed(\$528 ) + $signed(\$530 );
-  assign \$532  = $signed(\$531 ) < $signed(16'h8000);
-  assign \$533  = $signed(s4_pb13) + $signed(9'h080);
-  assign \$535  = $signed(s4_pa13) + $signed(9'h080);
-  assign \$537  = $signed(\$534 ) + $signed(\$536 );
-  assign \$538  = \$532  ? 30'h3fff8000 : \$537 ;
-  assign \$539  = \$526  ? 30'h00007fff : \$538 ;
-  assign \$540  = $signed(s4_pb14) + $signed(9'h080);
-  assign \$542  = $signed(s4_pa14) + $signed(9'h080);
-  assign \$544  = $signed(\$541 ) + $signed(\$543 );
-  assign \$545  = $signed(\$544 ) > $signed(16'h7fff);
-  assign \$546  = $signed(s4_pb14) + $signed(9'h080);
-  assign \$548  = $signed(s4_pa14) + $signed(9'h080);
-  assign \$550  = $signed(\$547 ) + $signed(\$549 );
-  assign \$551  = $signed(\$550 ) < $signed(16'h8000);
-  assign \$552  = $signed(s4_pb14) + $signed(9'h080);
-  assign \$554  = $signed(s4_pa14) + $signed(9'h080);
-  assign \$556  = $signed(\$553 ) + $signed(\$555 );
-  assign \$557  = \$551  ? 30'h3fff8000 : \$556 ;
-  assign \$558  = \$545  ? 30'h00007fff : \$557 ;
-  assign \$559  = $signed(s4_pb15) + $signed(9'h080);
-  assign \$561  = $signed(s4_pa15) + $signed(9'h080);
-  assign \$563  = $signed(\$560 ) + $signed(\$562 );
-  assign \$564  = $signed(\$563 ) > $signed(16'h7fff);
-  assign \$565  = $signed(s4_pb15) + $signed(9'h080);
-  assign \$567  = $signed(s4_pa15) + $signed(9'h080);
-  assign \$569  = $signed(\$566 ) + $signed(\$568 );
-  assign \$570  = $signed(\$569 ) < $signed(16'h8000);
-  assign \$571  = $signed(s4_pb15) + $signed(9'h080);
-  assign \$573  = $signed(s4_pa15) + $signed(9'h080);
-  assign \$575  = $signed(\$572 ) + $signed(\$574 );
-  assign \$576  = \$570  ? 30'h3fff8000 : \$575 ;
-  assign \$577  = \$564  ? 30'h00007fff : \$576 ;
-  assign \$578  = o__valid & o__ready;
-  assign \$579  = | remaining;
-  assign \$580  = ~ \$579 ;
-  assign \$581  = ~ lowest;
-  assign \$582  = remaining & \$581 ;
-  assign \$583  = | \$582 ;
-  assign \$584  = ~ \$583 ;
-  assign \$585  = ~ r_data[24];
-  assign \$586  = \$584  & \$585 ;
-  assign \$587  = \$580  | \$586 ;
-  assign \$588  = consumed | lowest;
-  always @(posedge clk)
-    s1_valid <= \$589 ;
-  always @(posedge clk)
-    s1_upd <= \$590 ;
-  always @(posedge clk)
-    s1_g <= \$591 ;
-  always @(posedge clk)
-    s1_first <= \$592 ;
-  always @(posedge clk)
-    s1_empty <= \$593 ;
-  always @(posedge clk)
-    s1_hzero <= \$594 ;
-  always @(posedge clk)
-    s1_last <= \$595 ;
-  always @(posedge clk)
-    s1_base <= \$596 ;
-  always @(posedge clk)
-    s2_valid <= \$597 ;
-  always @(posedge clk)
-    s2_upd <= \$598 ;
-  always @(posedge clk)
-    s2_g <= \$599 ;
-  always @(posedge clk)
-    s2_first <= \$600 ;
-  always @(posedge clk)
-    s2_empty <= \$601 ;
-  always @(posedge clk)
-    s2_hzero <= \$602 ;
-  always @(posedge clk)
-    s2_last <= \$603 ;
-  always @(posedge clk)
-    s2_base <= \$604 ;
-  always @(posedge clk)
-    s3_valid <= \$605 ;
-  always @(posedge clk)
-    s3_upd <= \$606 ;
-  always @(posedge clk)
-    s3_g <= \$607 ;
-  always @(posedge clk)
-    s3_first <= \$608 ;
-  always @(posedge clk)
-    s3_empty <= \$609 ;
-  always @(posedge clk)
-    s3_hzero <= \$610 ;
-  always @(posedge clk)
-    s3_last <= \$611 ;
-  always @(posedge clk)
-    s3_base <= \$612 ;
-  always @(posedge clk)
-    s4_valid <= \$613 ;
-  always @(posedge clk)
-    s4_upd <= \$614 ;
-  always @(posedge clk)
-    s4_g <= \$615 ;
-  always @(posedge clk)
-    s4_first <= \$616 ;
-  always @(posedge clk)
-    s4_empty <= \$617 ;
-  always @(posedge clk)
-    s4_hzero <= \$618 ;
-  always @(posedge clk)
-    s4_last <= \$619 ;
-  always @(posedge clk)
-    s4_base <= \$620 ;
-  always @(posedge clk)
-    s5_valid <= \$621 ;
-  always @(posedge clk)
-    s5_upd <= \$622 ;
-  always @(posedge clk)
-    s5_g <= \$623 ;
-  always @(posedge clk)
-    s5_first <= \$624 ;
-  always @(posedge clk)
-    s5_empty <= \$625 ;
-  always @(posedge clk)
-    s5_hzero <= \$626 ;
-  always @(posedge clk)
-    s5_last <= \$627 ;
-  always @(posedge clk)
-    s5_base <= \$628 ;
-  always @(posedge clk)
-    first <= \$629 ;
-  always @(posedge clk)
-    count <= \$630 ;
-  always @(posedge clk)
-    empty_reg <= \$631 ;
-  always @(posedge clk)
-    hzero_reg <= \$632 ;
-  always @(posedge clk)
-    t <= \$633 ;
-  always @(posedge clk)
-    busy <= \$634 ;
-  always @(posedge clk)
-    upd_mode <= \$635 ;
-  always @(posedge clk)
-    g <= \$636 ;
-  always @(posedge clk)
-    base <= \$637 ;
-  always @(posedge clk)
-    first_reg <= \$638 ;
-  always @(posedge clk)
-    j_reg <= \$639 ;
-  always @(posedge clk)
-    wbase <= \$640 ;
-  always @(posedge clk)
-    err <= \$641 ;
-  always @(posedge clk)
-    s2_weights <= \$642 ;
-  always @(posedge clk)
-    s2_acc <= \$643 ;
-  always @(posedge clk)
-    s2_h <= \$644 ;
-  always @(posedge clk)
-    s2_alpha <= \$645 ;
-  always @(posedge clk)
-    s2_beta <= \$646 ;
-  always @(posedge clk)
-    s2_threshold <= \$647 ;
-  always @(posedge clk)
-    s2_bias <= \$648 ;
-  always @(posedge clk)
-    \$signal$69  <= \$649 ;
-  always @(posedge clk)
-    \$signal$70  <= \$650 ;
-  always @(posedge clk)
-    \$signal$75  <= \$651 ;
-  always @(posedge clk)
-    \$signal$72  <= \$652 ;
-  always @(posedge clk)
-    \$signal$73  <= \$653 ;
-  always @(posedge clk)
-    \$signal$76  <= \$654 ;
-  always @(posedge clk)
-    s3_current0 <= \$655 ;
-  always @(posedge clk)
-    s3_h0 <= \$656 ;
-  always @(posedge clk)
-    s3_alpha0 <= \$657 ;
-  always @(posedge clk)
-    s3_beta0 <= \$658 ;
-  always @(posedge clk)
-    s3_theta0 <= \$659 ;
-  always @(posedge clk)
-    s3_current1 <= \$660 ;
-  always @(posedge clk)
-    s3_h1 <= \$661 ;
-  always @(posedge clk)
-    s3_alpha1 <= \$662 ;
-  always @(posedge clk)
-    s3_beta1 <= \$663 ;
-  always @(posedge clk)
-    s3_theta1 <= \$664 ;
-  always @(posedge clk)
-    s3_current2 <= \$665 ;
-  always @(posedge clk)
-    s3_h2 <= \$666 ;
-  always @(posedge clk)
-    s3_alpha2 <= \$667 ;
-  always @(posedge clk)
-    s3_beta2 <= \$668 ;
-  always @(posedge clk)
-    s3_theta2 <= \$669 ;
-  always @(posedge clk)
-    s3_current3 <= \$670 ;
-  always @(posedge clk)
-    s3_h3 <= \$671 ;
-  always @(posedge clk)
-    s3_alpha3 <= \$672 ;
-  always @(posedge clk)
-    s3_beta3 <= \$673 ;
-  always @(posedge clk)
-    s3_theta3 <= \$674 ;
-  always @(posedge clk)
-    s3_current4 <= \$675 ;
-  always @(posedge clk)
-    s3_h4 <= \$676 ;
-  always @(posedge clk)
-    s3_alpha4 <= \$677 ;
-  always @(posedge clk)
-    s3_beta4 <= \$678 ;
-  always @(posedge clk)
-    s3_theta4 <= \$679 ;
-  always @(posedge clk)
-    s3_current5 <= \$680 ;
-  always @(posedge clk)
-    s3_h5 <= \$681 ;
-  always @(posedge clk)
-    s3_alpha5 <= \$682 ;
-  always @(posedge clk)
-    s3_beta5 <= \$683 ;
-  always @(posedge clk)
-    s3_theta5 <= \$684 ;
-  always @(posedge clk)
-    s3_current6 <= \$685 ;
-  always @(posedge clk)
-    s3_h6 <= \$686 ;
-  always @(posedge clk)
-    s3_alpha6 <= \$687 ;
-  always @(posedge clk)
-    s3_beta6 <= \$688 ;
-  always @(posedge clk)
-    s3_theta6 <= \$689 ;
-  always @(posedge clk)
-    s3_current7 <= \$690 ;
-  always @(posedge clk)
-    s3_h7 <= \$691 ;
-  always @(posedge clk)
-    s3_alpha7 <= \$692 ;
-  always @(posedge clk)
-    s3_beta7 <= \$693 ;
-  always @(posedge clk)
-    s3_theta7 <= \$694 ;
-  always @(posedge clk)
-    s3_current8 <= \$695 ;
-  always @(posedge clk)
-    s3_h8 <= \$696 ;
-  always @(posedge clk)
-    s3_alpha8 <= \$697 ;
-  always @(posedge clk)
-    s3_beta8 <= \$698 ;
-  always @(posedge clk)
-    s3_theta8 <= \$699 ;
-  always @(posedge clk)
-    s3_current9 <= \$700 ;
-  always @(posedge clk)
-    s3_h9 <= \$701 ;
-  always @(posedge clk)
-    s3_alpha9 <= \$702 ;
-  always @(posedge clk)
-    s3_beta9 <= \$703 ;
-  always @(posedge clk)
-    s3_theta9 <= \$704 ;
-  always @(posedge clk)
-    s3_current10 <= \$705 ;
-  always @(posedge clk)
-    s3_h10 <= \$706 ;
-  always @(posedge clk)
-    s3_alpha10 <= \$707 ;
-  always @(posedge clk)
-    s3_beta10 <= \$708 ;
-  always @(posedge clk)
-    s3_theta10 <= \$709 ;
-  always @(posedge clk)
-    s3_current11 <= \$710 ;
-  always @(posedge clk)
-    s3_h11 <= \$711 ;
-  always @(posedge clk)
-    s3_alpha11 <= \$712 ;
-  always @(posedge clk)
-    s3_beta11 <= \$713 ;
-  always @(posedge clk)
-    s3_theta11 <= \$714 ;
-  always @(posedge clk)
-    s3_current12 <= \$715 ;
-  always @(posedge clk)
-    s3_h12 <= \$716 ;
-  always @(posedge clk)
-    s3_alpha12 <= \$717 ;
-  always @(posedge clk)
-    s3_beta12 <= \$718 ;
-  always @(posedge clk)
-    s3_theta12 <= \$719 ;
-  always @(posedge clk)
-    s3_current13 <= \$720 ;
-  always @(posedge clk)
-    s3_h13 <= \$721 ;
-  always @(posedge clk)
-    s3_alpha13 <= \$722 ;
-  always @(posedge clk)
-    s3_beta13 <= \$723 ;
-  always @(posedge clk)
-    s3_theta13 <= \$724 ;
-  always @(posedge clk)
-    s3_current14 <= \$725 ;
-  always @(posedge clk)
-    s3_h14 <= \$726 ;
-  always @(posedge clk)
-    s3_alpha14 <= \$727 ;
-  always @(posedge clk)
-    s3_beta14 <= \$728 ;
-  always @(posedge clk)
-    s3_theta14 <= \$729 ;
-  always @(posedge clk)
-    s3_current15 <= \$730 ;
-  always @(posedge clk)
-    s3_h15 <= \$731 ;
-  always @(posedge clk)
-    s3_alpha15 <= \$732 ;
-  always @(posedge clk)
-    s3_beta15 <= \$733 ;
-  always @(posedge clk)
-    s3_theta15 <= \$734 ;
-  always @(posedge clk)
-    s4_pa0 <= \$735 ;
-  always @(posedge clk)
-    s4_pb0 <= \$736 ;
-  always @(posedge clk)
-    s4_theta0 <= \$737 ;
-  always @(posedge clk)
-    s4_pa1 <= \$738 ;
-  always @(posedge clk)
-    s4_pb1 <= \$739 ;
-  always @(posedge clk)
-    s4_theta1 <= \$740 ;
-  always @(posedge clk)
-    s4_pa2 <= \$741 ;
-  always @(posedge clk)
-    s4_pb2 <= \$742 ;
-  always @(posedge clk)
-    s4_theta2 <= \$743 ;
-  always @(posedge clk)
-    s4_pa3 <= \$744 ;
-  always @(posedge clk)
-    s4_pb3 <= \$745 ;
-  always @(posedge clk)
-    s4_theta3 <= \$746 ;
-  always @(posedge clk)
-    s4_pa4 <= \$747 ;
-  always @(posedge clk)
-    s4_pb4 <= \$748 ;
-  always @(posedge clk)
-    s4_theta4 <= \$749 ;
-  always @(posedge clk)
-    s4_pa5 <= \$750 ;
-  always @(posedge clk)
-    s4_pb5 <= \$751 ;
-  always @(posedge clk)
-    s4_theta5 <= \$752 ;
-  always @(posedge clk)
-    s4_pa6 <= \$753 ;
-  always @(posedge clk)
-    s4_pb6 <= \$754 ;
-  always @(posedge clk)
-    s4_theta6 <= \$755 ;
-  always @(posedge clk)
-    s4_pa7 <= \$756 ;
-  always @(posedge clk)
-    s4_pb7 <= \$757 ;
-  always @(posedge clk)
-    s4_theta7 <= \$758 ;
-  always @(posedge clk)
-    s4_pa8 <= \$759 ;
-  always @(posedge clk)
-    s4_pb8 <= \$760 ;
-  always @(posedge clk)
-    s4_theta8 <= \$761 ;
-  always @(posedge clk)
-    s4_pa9 <= \$762 ;
-  always @(posedge clk)
-    s4_pb9 <= \$763 ;
-  always @(posedge clk)
-    s4_theta9 <= \$764 ;
-  always @(posedge clk)
-    s4_pa10 <= \$765 ;
-  always @(posedge clk)
-    s4_pb10 <= \$766 ;
-  always @(posedge clk)
-    s4_theta10 <= \$767 ;
-  always @(posedge clk)
-    s4_pa11 <= \$768 ;
-  always @(posedge clk)
-    s4_pb11 <= \$769 ;
-  always @(posedge clk)
-    s4_theta11 <= \$770 ;
-  always @(posedge clk)
-    s4_pa12 <= \$771 ;
-  always @(posedge clk)
-    s4_pb12 <= \$772 ;
-  always @(posedge clk)
-    s4_theta12 <= \$773 ;
-  always @(posedge clk)
-    s4_pa13 <= \$774 ;
-  always @(posedge clk)
-    s4_pb13 <= \$775 ;
-  always @(posedge clk)
-    s4_theta13 <= \$776 ;
-  always @(posedge clk)
-    s4_pa14 <= \$777 ;
-  always @(posedge clk)
-    s4_pb14 <= \$778 ;
-  always @(posedge clk)
-    s4_theta14 <= \$779 ;
-  always @(posedge clk)
-    s4_pa15 <= \$780 ;
-  always @(posedge clk)
-    s4_pb15 <= \$781 ;
-  always @(posedge clk)
-    s4_theta15 <= \$782 ;
-  always @(posedge clk)
-    s5_v0 <= \$783 ;
-  always @(posedge clk)
-    s5_theta0 <= \$784 ;
-  always @(posedge clk)
-    s5_v1 <= \$785 ;
-  always @(posedge clk)
-    s5_theta1 <= \$786 ;
-  always @(posedge clk)
-    s5_v2 <= \$787 ;
-  always @(posedge clk)
-    s5_theta2 <= \$788 ;
-  always @(posedge clk)
-    s5_v3 <= \$789 ;
-  always @(posedge clk)
-    s5_theta3 <= \$790 ;
-  always @(posedge clk)
-    s5_v4 <= \$791 ;
-  always @(posedge clk)
-    s5_theta4 <= \$792 ;
-  always @(posedge clk)
-    s5_v5 <= \$793 ;
-  always @(posedge clk)
-    s5_theta5 <= \$794 ;
-  always @(posedge clk)
-    s5_v6 <= \$795 ;
-  always @(posedge clk)
-    s5_theta6 <= \$796 ;
-  always @(posedge clk)
-    s5_v7 <= \$797 ;
-  always @(posedge clk)
-    s5_theta7 <= \$798 ;
-  always @(posedge clk)
-    s5_v8 <= \$799 ;
-  always @(posedge clk)
-    s5_theta8 <= \$800 ;
-  always @(posedge clk)
-    s5_v9 <= \$801 ;
-  always @(posedge clk)
-    s5_theta9 <= \$802 ;
-  always @(posedge clk)
-    s5_v10 <= \$803 ;
-  always @(posedge clk)
-    s5_theta10 <= \$804 ;
-  always @(posedge clk)
-    s5_v11 <= \$805 ;
-  always @(posedge clk)
-    s5_theta11 <= \$806 ;
-  always @(posedge clk)
-    s5_v12 <= \$807 ;
-  always @(posedge clk)
-    s5_theta12 <= \$808 ;
-  always @(posedge clk)
-    s5_v13 <= \$809 ;
-  always @(posedge clk)
-    s5_theta13 <= \$810 ;
-  always @(posedge clk)
-    s5_v14 <= \$811 ;
-  always @(posedge clk)
-    s5_theta14 <= \$812 ;
-  always @(posedge clk)
-    s5_v15 <= \$813 ;
-  always @(posedge clk)
-    s5_theta15 <= \$814 ;
-  always @(posedge clk)
-    consumed <= \$815 ;
+  assign w_rd__data = _1_;
   assign \$1  = ! cfg__sel;
   assign \$2  = cfg__en & \$1 ;
-  assign \$3  = cfg__addr < 13'h1000;
+  assign \$3  = wp__addr < 13'h1000;
   assign \$4  = \$2  & \$3 ;
   assign \$5  = cfg__lane < 5'h10;
   assign \$6  = \$4  & \$5 ;
   assign \$7  = 1'h1 << cfg__lane;
   assign \$8  = \$6  ? \$7  : 31'h00000000;
-  assign \$9  = cfg__sel == 1'h1;
-  assign \$10  = cfg__en & \$9 ;
-  assign \$11  = cfg__addr < 5'h10;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = cfg__lane < 5'h10;
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = 1'h1 << cfg__lane;
-  assign \$16  = \$14  ? \$15  : 31'h00000000;
-  assign \$17  = cfg__sel == 2'h2;
-  assign \$18  = cfg__en & \$17 ;
-  assign \$19  = cfg__addr < 5'h10;
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = cfg__lane < 5'h10;
-  assign \$22  = \$20  & \$21 ;
-  assign \$23  = 1'h1 << cfg__lane;
-  assign \$24  = \$22  ? \$23  : 31'h00000000;
-  assign \$25  = cfg__sel == 2'h3;
-  assign \$26  = cfg__en & \$25 ;
-  assign \$27  = cfg__addr < 5'h10;
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cfg__lane < 5'h10;
-  assign \$30  = \$28  & \$29 ;
-  assign \$31  = 1'h1 << cfg__lane;
-  assign \$32  = \$30  ? \$31  : 31'h00000000;
-  assign \$33  = cfg__sel == 3'h4;
-  assign \$34  = cfg__en & \$33 ;
-  assign \$35  = cfg__addr < 5'h10;
-  assign \$36  = \$34  & \$35 ;
-  assign \$37  = cfg__lane < 5'h10;
-  assign \$38  = \$36  & \$37 ;
-  assign \$39  = 1'h1 << cfg__lane;
-  assign \$40  = \$38  ? \$39  : 31'h00000000;
-  assign \$41  = ~ busy;
-  assign \$42  = s1_valid & s1_upd;
-  assign \$43  = s2_valid & s2_upd;
-  assign \$44  = s3_valid & s3_upd;
-  assign \$45  = s4_valid & s4_upd;
-  assign \$46  = s5_valid & s5_upd;
-  assign \$47  = | { \$46 , \$45 , \$44 , \$43 , \$42  };
-  assign \$48  = ~ \$47 ;
-  assign \$49  = level + 3'h5;
-  assign \$50  = \$49  + 1'h1;
-  assign \$51  = \$50  <= 6'h28;
-  assign \$52  = \$48  & \$51 ;
-  assign \$53  = i__payload[8] ? \$52  : 1'h1;
-  assign \$54  = i__valid & i__ready;
-  assign \$55  = i__payload[7:0] < 9'h100;
-  assign \$56  = count != 9'h100;
-  assign \$57  = \$55  & \$56 ;
-  assign \$58  = ! t;
-  assign \$59  = level + 3'h5;
-  assign \$60  = \$59  + 1'h1;
-  assign \$61  = \$60  <= 6'h28;
-  assign \$62  = g == 4'hf;
-  assign \$63  = wbase + j_reg;
-  assign \$64  = \$signal$70  == s2_g;
-  assign \$65  = \$signal$69  & \$64 ;
-  assign \$66  = \$signal$73  == s2_g;
-  assign \$67  = \$signal$72  & \$66 ;
-  assign \$68  = s2_first ? 18'h00000 : acc_v[17:0];
-  assign \$69  = $signed(\$68 ) + $signed(s2_weights[7:0]);
-  assign \$70  = s2_first ? 18'h00000 : acc_v[35:18];
-  assign \$71  = $signed(\$70 ) + $signed(s2_weights[15:8]);
-  assign \$72  = s2_first ? 18'h00000 : acc_v[53:36];
-  assign \$73  = $signed(\$72 ) + $signed(s2_weights[23:16]);
-  assign \$74  = s2_first ? 18'h00000 : acc_v[71:54];
-  assign \$75  = $signed(\$74 ) + $signed(s2_weights[31:24]);
-  assign \$76  = s2_first ? 18'h00000 : acc_v[89:72];
-  assign \$77  = $signed(\$76 ) + $signed(s2_weights[39:32]);
-  assign \$78  = s2_first ? 18'h00000 : acc_v[107:90];
-  assign \$79  = $signed(\$78 ) + $signed(s2_weights[47:40]);
-  assign \$80  = s2_first ? 18'h00000 : acc_v[125:108];
-  assign \$81  = $signed(\$80 ) + $signed(s2_weights[55:48]);
-  assign \$82  = s2_first ? 18'h00000 : acc_v[143:126];
-  assign \$83  = $signed(\$82 ) + $signed(s2_weights[63:56]);
-  assign \$84  = s2_first ? 18'h00000 : acc_v[161:144];
-  assign \$85  = $signed(\$84 ) + $signed(s2_weights[71:64]);
-  assign \$86  = s2_first ? 18'h00000 : acc_v[179:162];
-  assign \$87  = $signed(\$86 ) + $signed(s2_weights[79:72]);
-  assign \$88  = s2_first ? 18'h00000 : acc_v[197:180];
-  assign \$89  = $signed(\$88 ) + $signed(s2_weights[87:80]);
-  assign \$90  = s2_first ? 18'h00000 : acc_v[215:198];
-  assign \$91  = $signed(\$90 ) + $signed(s2_weights[95:88]);
-  assign \$92  = s2_first ? 18'h00000 : acc_v[233:216];
-  assign \$93  = $signed(\$92 ) + $signed(s2_weights[103:96]);
-  assign \$94  = s2_first ? 18'h00000 : acc_v[251:234];
-  assign \$95  = $signed(\$94 ) + $signed(s2_weights[111:104]);
-  assign \$96  = s2_first ? 18'h00000 : acc_v[269:252];
-  assign \$97  = $signed(\$96 ) + $signed(s2_weights[119:112]);
-  assign \$98  = s2_first ? 18'h00000 : acc_v[287:270];
-  assign \$99  = $signed(\$98 ) + $signed(s2_weights[127:120]);
-  assign \$100  = ~ s2_upd;
-  assign acc_wr__en = s2_valid & \$100 ;
-  assign s5_spike0 = $signed(s5_v0) >= $signed(s5_theta0);
-  assign s5_spike1 = $signed(s5_v1) >= $signed(s5_theta1);
-  assign s5_spike2 = $signed(s5_v2) >= $signed(s5_theta2);
-  assign s5_spike3 = $signed(s5_v3) >= $signed(s5_theta3);
-  assign s5_spike4 = $signed(s5_v4) >= $signed(s5_theta4);
-  assign s5_spike5 = $signed(s5_v5) >= $signed(s5_theta5);
-  assign s5_spike6 = $signed(s5_v6) >= $signed(s5_theta6);
-  assign s5_spike7 = $signed(s5_v7) >= $signed(s5_theta7);
-  assign s5_spike8 = $signed(s5_v8) >= $signed(s5_theta8);
-  assign s5_spike9 = $signed(s5_v9) >= $signed(s5_theta9);
-  assign s5_spike10 = $signed(s5_v10) >= $signed(s5_theta10);
-  assign s5_spike11 = $signed(s5_v11) >= $signed(s5_theta11);
-  assign s5_spike12 = $signed(s5_v12) >= $signed(s5_theta12);
-  assign s5_spike13 = $signed(s5_v13) >= $signed(s5_theta13);
-  assign s5_spike14 = $signed(s5_v14) >= $signed(s5_theta14);
-  assign s5_spike15 = $signed(s5_v15) >= $signed(s5_theta15);
-  assign \$101  = s5_g == 4'hf;
-  assign \$103  = s5_spike0 ? 16'h0000 : s5_v0;
-  assign \$104  = s5_spike1 ? 16'h0000 : s5_v1;
-  assign \$105  = s5_spike2 ? 16'h0000 : s5_v2;
-  assign \$106  = s5_spike3 ? 16'h0000 : s5_v3;
-  assign \$107  = s5_spike4 ? 16'h0000 : s5_v4;
-  assign \$108  = s5_spike5 ? 16'h0000 : s5_v5;
-  assign \$109  = s5_spike6 ? 16'h0000 : s5_v6;
-  assign \$110  = s5_spike7 ? 16'h0000 : s5_v7;
-  assign \$111  = s5_spike8 ? 16'h0000 : s5_v8;
-  assign \$112  = s5_spike9 ? 16'h0000 : s5_v9;
-  assign \$113  = s5_spike10 ? 16'h0000 : s5_v10;
-  assign \$114  = s5_spike11 ? 16'h0000 : s5_v11;
-  assign \$115  = s5_spike12 ? 16'h0000 : s5_v12;
-  assign \$116  = s5_spike13 ? 16'h0000 : s5_v13;
-  assign \$117  = s5_spike14 ? 16'h0000 : s5_v14;
-  assign \$118  = s5_spike15 ? 16'h0000 : s5_v15;
-  assign h_wr__en = s5_valid & s5_upd;
-  assign \$119  = s5_valid & s5_upd;
-  assign \$120  = | mask;
-  assign \$121  = \$120  | s5_last;
-  assign w_en = \$119  & \$121 ;
-  assign \$122  = ~ consumed;
-  assign remaining = r_data[15:0] & \$122 ;
-  assign \$123  = ~ remaining;
-  assign \$124  = \$123  + 1'h1;
-  assign lowest = remaining & \$124 [15:0];
-  assign \$125  = | remaining;
-  assign \$126  = ~ \$125 ;
-  assign \$127  = | remaining;
-  assign \$128  = ~ \$127 ;
-  assign \$129  = r_data[23:16] + lane;
-  assign \$130  = \$127  ? \$129  : 9'h000;
-  assign \$131  = o__valid & o__ready;
-  assign \$132  = | remaining;
-  assign \$133  = ~ \$132 ;
-  assign \$134  = ~ lowest;
-  assign \$135  = remaining & \$134 ;
-  assign \$136  = | \$135 ;
-  assign \$137  = ~ \$136 ;
-  assign \$138  = ~ r_data[24];
-  assign \$139  = \$137  & \$138 ;
-  assign \$140  = \$133  | \$139 ;
-  assign \$141  = ~ busy;
-  assign \$142  = i__valid & i__ready;
-  assign \$143  = i__payload[7:0] < 9'h100;
-  assign \$144  = count != 9'h100;
-  assign \$145  = \$143  & \$144 ;
-  assign \$146  = ! t;
-  assign \$148  = t + 1'h1;
-  assign \$149  = \$147  ? 2'h0 : \$148 ;
-  assign \$150  = count + 1'h1;
-  assign \$151  = level + 3'h5;
-  assign \$152  = \$151  + 1'h1;
-  assign \$153  = \$152  <= 6'h28;
-  assign \$154  = g + 1'h1;
-  assign \$155  = base + 5'h10;
-  assign \$156  = g == 4'hf;
-  assign \$157  = g + 1'h1;
-  assign \$158  = wbase + 9'h100;
-  assign \$159  = g == 4'hf;
-  assign \$160  = ~ s2_upd;
-  assign \$161  = s2_valid & \$160 ;
-  assign \$162  = s2_first ? 18'h00000 : acc_v[17:0];
-  \dalif_array.spikes  spikes (
-    .clk(clk),
-    .\port$133$0 (mask),
-    .\port$840$0 (s5_last),
-    .\port$842$0 (s5_base[7:0]),
-    .r_data(r_data),
-    .r_en(r_en),
-    .r_rdy(o__valid),
-    .rst(rst),
-    .w_en(w_en),
-    .w_level(level)
-  );
+  assign \$9  = ~ busy;
+  assign \$12  = ~ hold;
+  assign \$13  = s1_valid & s1_pass;
+  assign \$14  = ~ \$13 ;
+  assign \$15  = \$12  & \$14 ;
+  assign \$16  = s2_valid & s2_pass;
+  assign \$17  = ~ \$16 ;
+  assign \$18  = \$15  & \$17 ;
+  assign \$19  = \$18  & credit;
+  assign \$20  = \$11  ? \$19  : 1'h1;
+  assign \$21  = i__valid & i__ready;
+  assign \$22  = i__payload[7:0] < 9'h100;
+  assign \$23  = count != 9'h100;
+  assign \$24  = \$22  & \$23 ;
+  assign \$26  = ! t;
+  assign \$27  = g == 4'hf;
+  assign \$28  = wbase + j_reg;
+  assign issue__valid = \$signal  & \$signal$24 ;
+  assign \$29  = \$signal$46  == s2_g;
+  assign \$30  = \$signal$45  & \$29 ;
+  assign \$31  = \$signal$49  == s2_g;
+  assign \$32  = \$signal$48  & \$31 ;
+  assign \$33  = s2_first ? 18'h00000 : acc_v[17:0];
+  assign \$34  = $signed(\$33 ) + $signed(\$signal$57 [7:0]);
+  assign \$35  = s2_first ? 18'h00000 : acc_v[35:18];
+  assign \$36  = $signed(\$35 ) + $signed(\$signal$57 [15:8]);
+  assign \$37  = s2_first ? 18'h00000 : acc_v[53:36];
+  assign \$38  = $signed(\$37 ) + $signed(\$signal$57 [23:16]);
+  assign \$39  = s2_first ? 18'h00000 : acc_v[71:54];
+  assign \$40  = $signed(\$39 ) + $signed(\$signal$57 [31:24]);
+  assign \$41  = s2_first ? 18'h00000 : acc_v[89:72];
+  assign \$42  = $signed(\$41 ) + $signed(\$signal$57 [39:32]);
+  assign \$43  = s2_first ? 18'h00000 : acc_v[107:90];
+  assign \$44  = $signed(\$43 ) + $signed(\$signal$57 [47:40]);
+  assign \$45  = s2_first ? 18'h00000 : acc_v[125:108];
+  assign \$46  = $signed(\$45 ) + $signed(\$signal$57 [55:48]);
+  assign \$47  = s2_first ? 18'h00000 : acc_v[143:126];
+  assign \$48  = $signed(\$47 ) + $signed(\$signal$57 [63:56]);
+  assign \$49  = s2_first ? 18'h00000 : acc_v[161:144];
+  assign \$50  = $signed(\$49 ) + $signed(\$signal$57 [71:64]);
+  assign \$51  = s2_first ? 18'h00000 : acc_v[179:162];
+  assign \$52  = $signed(\$51 ) + $signed(\$signal$57 [79:72]);
+  assign \$53  = s2_first ? 18'h00000 : acc_v[197:180];
+  assign \$54  = $signed(\$53 ) + $signed(\$signal$57 [87:80]);
+  assign \$55  = s2_first ? 18'h00000 : acc_v[215:198];
+  assign \$56  = $signed(\$55 ) + $signed(\$signal$57 [95:88]);
+  assign \$57  = s2_first ? 18'h00000 : acc_v[233:216];
+  assign \$58  = $signed(\$57 ) + $signed(\$signal$57 [103:96]);
+  assign \$59  = s2_first ? 18'h00000 : acc_v[251:234];
+  assign \$60  = $signed(\$59 ) + $signed(\$signal$57 [111:104]);
+  assign \$61  = s2_first ? 18'h00000 : acc_v[269:252];
+  assign \$62  = $signed(\$61 ) + $signed(\$signal$57 [119:112]);
+  assign \$63  = s2_first ? 18'h00000 : acc_v[287:270];
+  assign \$64  = $signed(\$63 ) + $signed(\$signal$57 [127:120]);
+  assign \$65  = ~ s2_pass;
+  assign acc_wr__en = s2_valid & \$65 ;
+  assign pass___valid = s2_valid & s2_pass;
+  assign \$66  = ~ busy;
+  assign \$67  = i__valid & i__ready;
+  assign \$68  = i__payload[7:0] < 9'h100;
+  assign \$69  = count != 9'h100;
+  assign \$70  = \$68  & \$69 ;
+  assign \$72  = t + 1'h1;
+  assign \$73  = \$71  ? 2'h0 : \$72 ;
+  assign \$75  = ! t;
+  assign \$77  = count + 1'h1;
+  assign \$78  = g + 1'h1;
+  assign \$79  = base + 5'h10;
+  assign \$80  = g == 4'hf;
+  assign \$81  = g + 1'h1;
+  assign \$82  = wbase + 9'h100;
+  assign \$83  = g == 4'hf;
+  assign \$84  = ~ s2_pass;
+  assign \$85  = s2_valid & \$84 ;
+  assign \$86  = s2_first ? 18'h00000 : acc_v[17:0];
+  assign \$87  = $signed(\$86 ) + $signed(\$signal$57 [7:0]);
+  assign \$88  = s2_first ? 18'h00000 : acc_v[35:18];
+  assign \$89  = $signed(\$88 ) + $signed(\$signal$57 [15:8]);
+  assign \$90  = s2_first ? 18'h00000 : acc_v[53:36];
+  assign \$91  = $signed(\$90 ) + $signed(\$signal$57 [23:16]);
+  assign \$92  = s2_first ? 18'h00000 : acc_v[71:54];
+  assign \$93  = $signed(\$92 ) + $signed(\$signal$57 [31:24]);
+  assign \$94  = s2_first ? 18'h00000 : acc_v[89:72];
+  assign \$95  = $signed(\$94 ) + $signed(\$signal$57 [39:32]);
+  assign \$96  = s2_first ? 18'h00000 : acc_v[107:90];
+  assign \$97  = $signed(\$96 ) + $signed(\$signal$57 [47:40]);
+  assign \$98  = s2_first ? 18'h00000 : acc_v[125:108];
+  assign \$99  = $signed(\$98 ) + $signed(\$signal$57 [55:48]);
+  assign \$100  = s2_first ? 18'h00000 : acc_v[143:126];
+  assign \$101  = $signed(\$100 ) + $signed(\$signal$57 [63:56]);
+  assign \$102  = s2_first ? 18'h00000 : acc_v[161:144];
+  assign \$103  = $signed(\$102 ) + $signed(\$signal$57 [71:64]);
+  assign \$104  = s2_first ? 18'h00000 : acc_v[179:162];
+  assign \$105  = $signed(\$104 ) + $signed(\$signal$57 [79:72]);
+  assign \$106  = s2_first ? 18'h00000 : acc_v[197:180];
+  assign \$107  = $signed(\$106 ) + $signed(\$signal$57 [87:80]);
+  assign \$108  = s2_first ? 18'h00000 : acc_v[215:198];
+  assign \$109  = $signed(\$108 ) + $signed(\$signal$57 [95:88]);
+  assign \$110  = s2_first ? 18'h00000 : acc_v[233:216];
+  assign \$111  = $signed(\$110 ) + $signed(\$signal$57 [103:96]);
+  assign \$112  = s2_first ? 18'h00000 : acc_v[251:234];
+  assign \$113  = $signed(\$112 ) + $signed(\$signal$57 [111:104]);
+  assign \$114  = s2_first ? 18'h00000 : acc_v[269:252];
+  assign \$115  = $signed(\$114 ) + $signed(\$signal$57 [119:112]);
+  assign \$116  = s2_first ? 18'h00000 : acc_v[287:270];
+  assign \$117  = $signed(\$116 ) + $signed(\$signal$57 [127:120]);
+  always @(posedge clk)
+    s1_valid <= \$118 ;
+  always @(posedge clk)
+    s1_pass <= \$119 ;
+  always @(posedge clk)
+    s1_g <= \$120 ;
+  always @(posedge clk)
+    s1_first <= \$121 ;
+  always @(posedge clk)
+    s1_empty <= \$122 ;
+  always @(posedge clk)
+    s1_first_step <= \$123 ;
+  always @(posedge clk)
+    s1_last <= \$124 ;
+  always @(posedge clk)
+    s1_base <= \$125 ;
+  always @(posedge clk)
+    s2_valid <= \$126 ;
+  always @(posedge clk)
+    s2_pass <= \$127 ;
+  always @(posedge clk)
+    s2_g <= \$128 ;
+  always @(posedge clk)
+    s2_first <= \$129 ;
+  always @(posedge clk)
+    pass___empty <= \$130 ;
+  always @(posedge clk)
+    pass___first_step <= \$131 ;
+  always @(posedge clk)
+    pass___last <= \$132 ;
+  always @(posedge clk)
+    pass___base <= \$133 ;
+  always @(posedge clk)
+    count <= \$134 ;
+  always @(posedge clk)
+    t <= \$135 ;
+  always @(posedge clk)
+    first <= \$136 ;
+  always @(posedge clk)
+    \$signal$35  <= \$137 ;
+  always @(posedge clk)
+    first_step_reg <= \$138 ;
+  always @(posedge clk)
+    busy <= \$139 ;
+  always @(posedge clk)
+    in_pass <= \$140 ;
+  always @(posedge clk)
+    g <= \$141 ;
+  always @(posedge clk)
+    base <= \$142 ;
+  always @(posedge clk)
+    first_reg <= \$143 ;
+  always @(posedge clk)
+    j_reg <= \$144 ;
+  always @(posedge clk)
+    wbase <= \$145 ;
+  always @(posedge clk)
+    err <= \$146 ;
+  always @(posedge clk)
+    \$signal$57  <= \$147 ;
+  always @(posedge clk)
+    acc2 <= \$148 ;
+  always @(posedge clk)
+    \$signal$45  <= \$149 ;
+  always @(posedge clk)
+    \$signal$46  <= \$150 ;
+  always @(posedge clk)
+    \$signal$51  <= \$151 ;
+  always @(posedge clk)
+    \$signal$48  <= \$152 ;
+  always @(posedge clk)
+    \$signal$49  <= \$153 ;
+  always @(posedge clk)
+    \$signal$52  <= \$154 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     i__ready = 1'h0;
-    if (\$41 ) begin
-      i__ready = \$53 ;
+    if (\$9 ) begin
+      i__ready = \$20 ;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     \$signal  = 1'h0;
     (* full_case = 32'd1 *)
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          \$signal  = 1'h1;
-        end else if (\$57 ) begin
+          if (\$25 ) begin
+            \$signal  = 1'h1;
+          end
+        end else if (\$24 ) begin
           \$signal  = 1'h1;
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
+    end else if (in_pass) begin
+      if (credit) begin
         \$signal  = 1'h1;
       end
     end else begin
@@ -6583,2073 +8083,589 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    iss_upd = 1'h0;
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$24  = 1'h0;
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          iss_upd = 1'h1;
+          if (\$25 ) begin
+            \$signal$24  = 1'h1;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        iss_upd = 1'h1;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$24  = 1'h1;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    iss_g = 4'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$25  = 4'h0;
     (* full_case = 32'd1 *)
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          iss_g = 4'h0;
-        end else if (\$57 ) begin
-          iss_g = 4'h0;
+          if (\$25 ) begin
+            \$signal$25  = 4'h0;
+          end
+        end else if (\$24 ) begin
+          \$signal$25  = 4'h0;
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        iss_g = g;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$25  = g;
       end
     end else begin
-      iss_g = g;
+      \$signal$25  = g;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$47  = 1'h0;
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$26  = 1'h0;
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          \$signal$47  = first;
+          if (\$25 ) begin
+            \$signal$26  = first;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        \$signal$47  = empty_reg;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$26  = \$signal$35 ;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$49  = 1'h0;
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$28  = 1'h0;
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          \$signal$49  = \$58 ;
+          if (\$25 ) begin
+            \$signal$28  = \$26 ;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        \$signal$49  = hzero_reg;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$28  = first_step_reg;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$51  = 1'h0;
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$30  = 1'h0;
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          \$signal$51  = 1'h0;
+          if (\$25 ) begin
+            \$signal$30  = 1'h0;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        \$signal$51  = \$62 ;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$30  = \$27 ;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    iss_base = 9'h000;
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$31  = 8'h00;
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-          iss_base = 9'h000;
+          if (\$25 ) begin
+            \$signal$31  = 8'h00;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$61 ) begin
-        iss_base = base;
+    end else if (in_pass) begin
+      if (credit) begin
+        \$signal$31  = base;
       end
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    iss_waddr = 12'h000;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$signal$32  = 1'h0;
     (* full_case = 32'd1 *)
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-        end else if (\$57 ) begin
-          iss_waddr = { 4'h0, i__payload[7:0] };
+        end else if (\$24 ) begin
+          \$signal$32  = first;
         end
       end
-    end else if (upd_mode) begin
+    end else if (in_pass) begin
     end else begin
-      iss_waddr = \$63 [11:0];
+      \$signal$32  = first_reg;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$signal$54  = 1'h0;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    waddr = 12'h000;
     (* full_case = 32'd1 *)
-    if (\$41 ) begin
-      if (\$54 ) begin
+    if (\$9 ) begin
+      if (\$21 ) begin
         if (i__payload[8]) begin
-        end else if (\$57 ) begin
-          \$signal$54  = first;
+        end else if (\$24 ) begin
+          waddr = { 4'h0, i__payload[7:0] };
         end
       end
-    end else if (upd_mode) begin
+    end else if (in_pass) begin
     end else begin
-      \$signal$54  = first_reg;
+      waddr = \$28 [11:0];
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
     (* full_case = 32'd1 *)
-    if (\$65 ) begin
-      acc_v = \$signal$75 ;
-    end else if (\$67 ) begin
-      acc_v = \$signal$76 ;
+    if (\$30 ) begin
+      acc_v = \$signal$51 ;
+    end else if (\$32 ) begin
+      acc_v = \$signal$52 ;
     end else begin
-      acc_v = s2_acc;
+      acc_v = acc2;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    lane = 4'h0;
-    if (lowest[0]) begin
-      lane = 4'h0;
-    end
-    if (lowest[1]) begin
-      lane = 4'h1;
-    end
-    if (lowest[2]) begin
-      lane = 4'h2;
-    end
-    if (lowest[3]) begin
-      lane = 4'h3;
-    end
-    if (lowest[4]) begin
-      lane = 4'h4;
-    end
-    if (lowest[5]) begin
-      lane = 4'h5;
-    end
-    if (lowest[6]) begin
-      lane = 4'h6;
-    end
-    if (lowest[7]) begin
-      lane = 4'h7;
-    end
-    if (lowest[8]) begin
-      lane = 4'h8;
-    end
-    if (lowest[9]) begin
-      lane = 4'h9;
-    end
-    if (lowest[10]) begin
-      lane = 4'ha;
-    end
-    if (lowest[11]) begin
-      lane = 4'hb;
-    end
-    if (lowest[12]) begin
-      lane = 4'hc;
-    end
-    if (lowest[13]) begin
-      lane = 4'hd;
-    end
-    if (lowest[14]) begin
-      lane = 4'he;
-    end
-    if (lowest[15]) begin
-      lane = 4'hf;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    r_en = 1'h0;
-    if (\$131 ) begin
-      if (\$140 ) begin
-        r_en = 1'h1;
-      end
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$589  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$118  = \$signal ;
     if (rst) begin
-      \$589  = 1'h0;
+      \$118  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$590  = iss_upd;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$119  = \$signal$24 ;
     if (rst) begin
-      \$590  = 1'h0;
+      \$119  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$591  = iss_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$120  = \$signal$25 ;
     if (rst) begin
-      \$591  = 4'h0;
+      \$120  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$592  = \$signal$54 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$121  = \$signal$32 ;
     if (rst) begin
-      \$592  = 1'h0;
+      \$121  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$593  = \$signal$47 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$122  = \$signal$26 ;
     if (rst) begin
-      \$593  = 1'h0;
+      \$122  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$594  = \$signal$49 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$123  = \$signal$28 ;
     if (rst) begin
-      \$594  = 1'h0;
+      \$123  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$595  = \$signal$51 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$124  = \$signal$30 ;
     if (rst) begin
-      \$595  = 1'h0;
+      \$124  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$596  = iss_base;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$125  = \$signal$31 ;
     if (rst) begin
-      \$596  = 9'h000;
+      \$125  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$597  = s1_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$126  = s1_valid;
     if (rst) begin
-      \$597  = 1'h0;
+      \$126  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$598  = s1_upd;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$127  = s1_pass;
     if (rst) begin
-      \$598  = 1'h0;
+      \$127  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$599  = s1_g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$128  = s1_g;
     if (rst) begin
-      \$599  = 4'h0;
+      \$128  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$600  = s1_first;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$129  = s1_first;
     if (rst) begin
-      \$600  = 1'h0;
+      \$129  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$601  = s1_empty;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$130  = s1_empty;
     if (rst) begin
-      \$601  = 1'h0;
+      \$130  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$602  = s1_hzero;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$131  = s1_first_step;
     if (rst) begin
-      \$602  = 1'h0;
+      \$131  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$603  = s1_last;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$132  = s1_last;
     if (rst) begin
-      \$603  = 1'h0;
+      \$132  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$604  = s1_base;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$133  = s1_base;
     if (rst) begin
-      \$604  = 9'h000;
+      \$133  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$605  = s2_valid;
-    if (rst) begin
-      \$605  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$606  = s2_upd;
-    if (rst) begin
-      \$606  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$607  = s2_g;
-    if (rst) begin
-      \$607  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$608  = s2_first;
-    if (rst) begin
-      \$608  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$609  = s2_empty;
-    if (rst) begin
-      \$609  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$610  = s2_hzero;
-    if (rst) begin
-      \$610  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$611  = s2_last;
-    if (rst) begin
-      \$611  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$612  = s2_base;
-    if (rst) begin
-      \$612  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$613  = s3_valid;
-    if (rst) begin
-      \$613  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$614  = s3_upd;
-    if (rst) begin
-      \$614  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$615  = s3_g;
-    if (rst) begin
-      \$615  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$616  = s3_first;
-    if (rst) begin
-      \$616  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$617  = s3_empty;
-    if (rst) begin
-      \$617  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$618  = s3_hzero;
-    if (rst) begin
-      \$618  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$619  = s3_last;
-    if (rst) begin
-      \$619  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$620  = s3_base;
-    if (rst) begin
-      \$620  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$621  = s4_valid;
-    if (rst) begin
-      \$621  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$622  = s4_upd;
-    if (rst) begin
-      \$622  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$623  = s4_g;
-    if (rst) begin
-      \$623  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$624  = s4_first;
-    if (rst) begin
-      \$624  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$625  = s4_empty;
-    if (rst) begin
-      \$625  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$626  = s4_hzero;
-    if (rst) begin
-      \$626  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$627  = s4_last;
-    if (rst) begin
-      \$627  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$628  = s4_base;
-    if (rst) begin
-      \$628  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$629  = first;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$134  = count;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$629  = 1'h1;
-        end else if (\$145 ) begin
-          \$629  = 1'h0;
+          \$134  = 9'h000;
+        end else if (\$70 ) begin
+          \$134  = \$77 [8:0];
         end
       end
     end
     if (rst) begin
-      \$629  = 1'h1;
+      \$134  = 9'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$630  = count;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$135  = t;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$630  = 9'h000;
-        end else if (\$145 ) begin
-          \$630  = \$150 [8:0];
+          \$135  = \$73 [0];
         end
       end
     end
     if (rst) begin
-      \$630  = 9'h000;
+      \$135  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$631  = empty_reg;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$136  = first;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$631  = first;
+          if (\$74 ) begin
+            \$136  = 1'h1;
+          end
+        end else if (\$70 ) begin
+          \$136  = 1'h0;
         end
       end
     end
     if (rst) begin
-      \$631  = 1'h0;
+      \$136  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$632  = hzero_reg;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$137  = \$signal$35 ;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$632  = \$146 ;
+          if (\$74 ) begin
+            \$137  = first;
+          end
         end
       end
     end
     if (rst) begin
-      \$632  = 1'h0;
+      \$137  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$633  = t;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$138  = first_step_reg;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$633  = \$149 [0];
+          if (\$74 ) begin
+            \$138  = \$75 ;
+          end
         end
       end
     end
     if (rst) begin
-      \$633  = 1'h0;
+      \$138  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$634  = busy;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$139  = busy;
     (* full_case = 32'd1 *)
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$634  = 1'h1;
-        end else if (\$145 ) begin
-          \$634  = 1'h1;
+          if (\$74 ) begin
+            \$139  = 1'h1;
+          end
+        end else if (\$70 ) begin
+          \$139  = 1'h1;
         end
       end
-    end else if (upd_mode) begin
-      if (\$153 ) begin
-        if (\$156 ) begin
-          \$634  = 1'h0;
+    end else if (in_pass) begin
+      if (credit) begin
+        if (\$80 ) begin
+          \$139  = 1'h0;
         end
       end
     end else begin
-      if (\$159 ) begin
-        \$634  = 1'h0;
+      if (\$83 ) begin
+        \$139  = 1'h0;
       end
     end
     if (rst) begin
-      \$634  = 1'h0;
+      \$139  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$635  = upd_mode;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$140  = in_pass;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$635  = 1'h1;
-        end else if (\$145 ) begin
-          \$635  = 1'h0;
+          if (\$74 ) begin
+            \$140  = 1'h1;
+          end
+        end else if (\$70 ) begin
+          \$140  = 1'h0;
         end
       end
     end
     if (rst) begin
-      \$635  = 1'h0;
+      \$140  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$636  = g;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$141  = g;
     (* full_case = 32'd1 *)
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$636  = 4'h1;
-        end else if (\$145 ) begin
-          \$636  = 4'h1;
+          if (\$74 ) begin
+            \$141  = 4'h1;
+          end
+        end else if (\$70 ) begin
+          \$141  = 4'h1;
         end
       end
-    end else if (upd_mode) begin
-      if (\$153 ) begin
-        \$636  = \$154 [3:0];
+    end else if (in_pass) begin
+      if (credit) begin
+        \$141  = \$78 [3:0];
       end
     end else begin
-      \$636  = \$157 [3:0];
+      \$141  = \$81 [3:0];
     end
     if (rst) begin
-      \$636  = 4'h0;
+      \$141  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$637  = base;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$142  = base;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-          \$637  = 9'h010;
+          if (\$74 ) begin
+            \$142  = 8'h10;
+          end
         end
       end
-    end else if (upd_mode) begin
-      if (\$153 ) begin
-        \$637  = \$155 [8:0];
+    end else if (in_pass) begin
+      if (credit) begin
+        \$142  = \$79 [7:0];
       end
     end
     if (rst) begin
-      \$637  = 9'h000;
+      \$142  = 8'h00;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$638  = first_reg;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$143  = first_reg;
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-        end else if (\$145 ) begin
-          \$638  = first;
-        end
-      end
-    end
-    if (rst) begin
-      \$638  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$639  = j_reg;
-    if (\$141 ) begin
-      if (\$142 ) begin
-        if (i__payload[8]) begin
-        end else if (\$145 ) begin
-          \$639  = i__payload[7:0];
+        end else if (\$70 ) begin
+          \$143  = first;
         end
       end
     end
     if (rst) begin
-      \$639  = 8'h00;
+      \$143  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$640  = wbase;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$144  = j_reg;
+    if (\$66 ) begin
+      if (\$67 ) begin
+        if (i__payload[8]) begin
+        end else if (\$70 ) begin
+          \$144  = i__payload[7:0];
+        end
+      end
+    end
+    if (rst) begin
+      \$144  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$145  = wbase;
     (* full_case = 32'd1 *)
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$66 ) begin
+      if (\$67 ) begin
         if (i__payload[8]) begin
-        end else if (\$145 ) begin
-          \$640  = 13'h0100;
+        end else if (\$70 ) begin
+          \$145  = 13'h0100;
         end
       end
-    end else if (upd_mode) begin
+    end else if (in_pass) begin
     end else begin
-      \$640  = \$158 [12:0];
+      \$145  = \$82 [12:0];
     end
     if (rst) begin
-      \$640  = 13'h0000;
+      \$145  = 13'h0000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$641  = err;
-    if (\$141 ) begin
-      if (\$142 ) begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$146  = err;
+    if (\$66 ) begin
+      if (\$67 ) begin
         (* full_case = 32'd1 *)
         if (i__payload[8]) begin
-        end else if (\$145 ) begin
+        end else if (\$70 ) begin
         end else begin
-          \$641  = 1'h1;
+          \$146  = 1'h1;
         end
       end
     end
     if (rst) begin
-      \$641  = 1'h0;
+      \$146  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$642  = \$signature__data ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$147  = w_rd__data;
     if (rst) begin
-      \$642  = 128'h00000000000000000000000000000000;
+      \$147  = 128'h00000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$643  = \$signature__data$173 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$148  = \$signature__data ;
     if (rst) begin
-      \$643  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+      \$148  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$644  = \$signature__data$175 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$149  = \$85 ;
     if (rst) begin
-      \$644  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$149  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$645  = \$signature__data$177 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$150  = s2_g;
     if (rst) begin
-      \$645  = 144'h000000000000000000000000000000000000;
+      \$150  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$646  = \$signature__data$179 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$151  = { \$117 [17:0], \$115 [17:0], \$113 [17:0], \$111 [17:0], \$109 [17:0], \$107 [17:0], \$105 [17:0], \$103 [17:0], \$101 [17:0], \$99 [17:0], \$97 [17:0], \$95 [17:0], \$93 [17:0], \$91 [17:0], \$89 [17:0], \$87 [17:0] };
     if (rst) begin
-      \$646  = 144'h000000000000000000000000000000000000;
+      \$151  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$647  = \$signature__data$181 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$152  = \$signal$45 ;
     if (rst) begin
-      \$647  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$152  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$648  = \$signature__data$183 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$153  = \$signal$46 ;
     if (rst) begin
-      \$648  = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+      \$153  = 4'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$649  = \$161 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$154  = \$signal$51 ;
     if (rst) begin
-      \$649  = 1'h0;
+      \$154  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
     end
   end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$650  = s2_g;
-    if (rst) begin
-      \$650  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$651  = { \$193 [17:0], \$191 [17:0], \$189 [17:0], \$187 [17:0], \$185 [17:0], \$183 [17:0], \$181 [17:0], \$179 [17:0], \$177 [17:0], \$175 [17:0], \$173 [17:0], \$171 [17:0], \$169 [17:0], \$167 [17:0], \$165 [17:0], \$163 [17:0] };
-    if (rst) begin
-      \$651  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$652  = \$signal$69 ;
-    if (rst) begin
-      \$652  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$653  = \$signal$70 ;
-    if (rst) begin
-      \$653  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$654  = \$signal$75 ;
-    if (rst) begin
-      \$654  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$655  = \$195 [17:0];
-    if (rst) begin
-      \$655  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$656  = \$196 ;
-    if (rst) begin
-      \$656  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$657  = s2_alpha[8:0];
-    if (rst) begin
-      \$657  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$658  = s2_beta[8:0];
-    if (rst) begin
-      \$658  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$659  = s2_threshold[15:0];
-    if (rst) begin
-      \$659  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$660  = \$198 [17:0];
-    if (rst) begin
-      \$660  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$661  = \$199 ;
-    if (rst) begin
-      \$661  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$662  = s2_alpha[17:9];
-    if (rst) begin
-      \$662  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$663  = s2_beta[17:9];
-    if (rst) begin
-      \$663  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$664  = s2_threshold[31:16];
-    if (rst) begin
-      \$664  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$665  = \$201 [17:0];
-    if (rst) begin
-      \$665  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$666  = \$202 ;
-    if (rst) begin
-      \$666  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$667  = s2_alpha[26:18];
-    if (rst) begin
-      \$667  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$668  = s2_beta[26:18];
-    if (rst) begin
-      \$668  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$669  = s2_threshold[47:32];
-    if (rst) begin
-      \$669  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$670  = \$204 [17:0];
-    if (rst) begin
-      \$670  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$671  = \$205 ;
-    if (rst) begin
-      \$671  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$672  = s2_alpha[35:27];
-    if (rst) begin
-      \$672  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$673  = s2_beta[35:27];
-    if (rst) begin
-      \$673  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$674  = s2_threshold[63:48];
-    if (rst) begin
-      \$674  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$675  = \$207 [17:0];
-    if (rst) begin
-      \$675  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$676  = \$208 ;
-    if (rst) begin
-      \$676  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$677  = s2_alpha[44:36];
-    if (rst) begin
-      \$677  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$678  = s2_beta[44:36];
-    if (rst) begin
-      \$678  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$679  = s2_threshold[79:64];
-    if (rst) begin
-      \$679  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$680  = \$210 [17:0];
-    if (rst) begin
-      \$680  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$681  = \$211 ;
-    if (rst) begin
-      \$681  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$682  = s2_alpha[53:45];
-    if (rst) begin
-      \$682  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$683  = s2_beta[53:45];
-    if (rst) begin
-      \$683  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$684  = s2_threshold[95:80];
-    if (rst) begin
-      \$684  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$685  = \$213 [17:0];
-    if (rst) begin
-      \$685  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$686  = \$214 ;
-    if (rst) begin
-      \$686  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$687  = s2_alpha[62:54];
-    if (rst) begin
-      \$687  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$688  = s2_beta[62:54];
-    if (rst) begin
-      \$688  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$689  = s2_threshold[111:96];
-    if (rst) begin
-      \$689  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$690  = \$216 [17:0];
-    if (rst) begin
-      \$690  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$691  = \$217 ;
-    if (rst) begin
-      \$691  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$692  = s2_alpha[71:63];
-    if (rst) begin
-      \$692  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$693  = s2_beta[71:63];
-    if (rst) begin
-      \$693  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$694  = s2_threshold[127:112];
-    if (rst) begin
-      \$694  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$695  = \$219 [17:0];
-    if (rst) begin
-      \$695  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$696  = \$220 ;
-    if (rst) begin
-      \$696  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$697  = s2_alpha[80:72];
-    if (rst) begin
-      \$697  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$698  = s2_beta[80:72];
-    if (rst) begin
-      \$698  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$699  = s2_threshold[143:128];
-    if (rst) begin
-      \$699  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$700  = \$222 [17:0];
-    if (rst) begin
-      \$700  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$701  = \$223 ;
-    if (rst) begin
-      \$701  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$702  = s2_alpha[89:81];
-    if (rst) begin
-      \$702  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$703  = s2_beta[89:81];
-    if (rst) begin
-      \$703  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$704  = s2_threshold[159:144];
-    if (rst) begin
-      \$704  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$705  = \$225 [17:0];
-    if (rst) begin
-      \$705  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$706  = \$226 ;
-    if (rst) begin
-      \$706  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$707  = s2_alpha[98:90];
-    if (rst) begin
-      \$707  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$708  = s2_beta[98:90];
-    if (rst) begin
-      \$708  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$709  = s2_threshold[175:160];
-    if (rst) begin
-      \$709  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$710  = \$228 [17:0];
-    if (rst) begin
-      \$710  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$711  = \$229 ;
-    if (rst) begin
-      \$711  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$712  = s2_alpha[107:99];
-    if (rst) begin
-      \$712  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$713  = s2_beta[107:99];
-    if (rst) begin
-      \$713  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$714  = s2_threshold[191:176];
-    if (rst) begin
-      \$714  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$715  = \$231 [17:0];
-    if (rst) begin
-      \$715  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$716  = \$232 ;
-    if (rst) begin
-      \$716  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$717  = s2_alpha[116:108];
-    if (rst) begin
-      \$717  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$718  = s2_beta[116:108];
-    if (rst) begin
-      \$718  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$719  = s2_threshold[207:192];
-    if (rst) begin
-      \$719  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$720  = \$234 [17:0];
-    if (rst) begin
-      \$720  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$721  = \$235 ;
-    if (rst) begin
-      \$721  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$722  = s2_alpha[125:117];
-    if (rst) begin
-      \$722  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$723  = s2_beta[125:117];
-    if (rst) begin
-      \$723  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$724  = s2_threshold[223:208];
-    if (rst) begin
-      \$724  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$725  = \$237 [17:0];
-    if (rst) begin
-      \$725  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$726  = \$238 ;
-    if (rst) begin
-      \$726  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$727  = s2_alpha[134:126];
-    if (rst) begin
-      \$727  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$728  = s2_beta[134:126];
-    if (rst) begin
-      \$728  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$729  = s2_threshold[239:224];
-    if (rst) begin
-      \$729  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$730  = \$240 [17:0];
-    if (rst) begin
-      \$730  = 18'h00000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$731  = \$241 ;
-    if (rst) begin
-      \$731  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$732  = s2_alpha[143:135];
-    if (rst) begin
-      \$732  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$733  = s2_beta[143:135];
-    if (rst) begin
-      \$733  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$734  = s2_threshold[255:240];
-    if (rst) begin
-      \$734  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$735  = { \$242 [26], \$242  };
-    if (rst) begin
-      \$735  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$736  = { \$243 [24], \$243  };
-    if (rst) begin
-      \$736  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$737  = s3_theta0;
-    if (rst) begin
-      \$737  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$738  = { \$244 [26], \$244  };
-    if (rst) begin
-      \$738  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$739  = { \$245 [24], \$245  };
-    if (rst) begin
-      \$739  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$740  = s3_theta1;
-    if (rst) begin
-      \$740  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$741  = { \$246 [26], \$246  };
-    if (rst) begin
-      \$741  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$742  = { \$247 [24], \$247  };
-    if (rst) begin
-      \$742  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$743  = s3_theta2;
-    if (rst) begin
-      \$743  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$744  = { \$248 [26], \$248  };
-    if (rst) begin
-      \$744  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$745  = { \$249 [24], \$249  };
-    if (rst) begin
-      \$745  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$746  = s3_theta3;
-    if (rst) begin
-      \$746  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$747  = { \$250 [26], \$250  };
-    if (rst) begin
-      \$747  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$748  = { \$251 [24], \$251  };
-    if (rst) begin
-      \$748  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$749  = s3_theta4;
-    if (rst) begin
-      \$749  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$750  = { \$252 [26], \$252  };
-    if (rst) begin
-      \$750  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$751  = { \$253 [24], \$253  };
-    if (rst) begin
-      \$751  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$752  = s3_theta5;
-    if (rst) begin
-      \$752  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$753  = { \$254 [26], \$254  };
-    if (rst) begin
-      \$753  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$754  = { \$255 [24], \$255  };
-    if (rst) begin
-      \$754  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$755  = s3_theta6;
-    if (rst) begin
-      \$755  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$756  = { \$256 [26], \$256  };
-    if (rst) begin
-      \$756  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$757  = { \$257 [24], \$257  };
-    if (rst) begin
-      \$757  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$758  = s3_theta7;
-    if (rst) begin
-      \$758  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$759  = { \$258 [26], \$258  };
-    if (rst) begin
-      \$759  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$760  = { \$259 [24], \$259  };
-    if (rst) begin
-      \$760  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$761  = s3_theta8;
-    if (rst) begin
-      \$761  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$762  = { \$260 [26], \$260  };
-    if (rst) begin
-      \$762  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$763  = { \$261 [24], \$261  };
-    if (rst) begin
-      \$763  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$764  = s3_theta9;
-    if (rst) begin
-      \$764  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$765  = { \$262 [26], \$262  };
-    if (rst) begin
-      \$765  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$766  = { \$263 [24], \$263  };
-    if (rst) begin
-      \$766  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$767  = s3_theta10;
-    if (rst) begin
-      \$767  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$768  = { \$264 [26], \$264  };
-    if (rst) begin
-      \$768  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$769  = { \$265 [24], \$265  };
-    if (rst) begin
-      \$769  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$770  = s3_theta11;
-    if (rst) begin
-      \$770  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$771  = { \$266 [26], \$266  };
-    if (rst) begin
-      \$771  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$772  = { \$267 [24], \$267  };
-    if (rst) begin
-      \$772  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$773  = s3_theta12;
-    if (rst) begin
-      \$773  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$774  = { \$268 [26], \$268  };
-    if (rst) begin
-      \$774  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$775  = { \$269 [24], \$269  };
-    if (rst) begin
-      \$775  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$776  = s3_theta13;
-    if (rst) begin
-      \$776  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$777  = { \$270 [26], \$270  };
-    if (rst) begin
-      \$777  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$778  = { \$271 [24], \$271  };
-    if (rst) begin
-      \$778  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$779  = s3_theta14;
-    if (rst) begin
-      \$779  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$780  = { \$272 [26], \$272  };
-    if (rst) begin
-      \$780  = 28'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$781  = { \$273 [24], \$273  };
-    if (rst) begin
-      \$781  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$782  = s3_theta15;
-    if (rst) begin
-      \$782  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$783  = \$292 [15:0];
-    if (rst) begin
-      \$783  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$784  = s4_theta0;
-    if (rst) begin
-      \$784  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$785  = \$311 [15:0];
-    if (rst) begin
-      \$785  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$786  = s4_theta1;
-    if (rst) begin
-      \$786  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$787  = \$330 [15:0];
-    if (rst) begin
-      \$787  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$788  = s4_theta2;
-    if (rst) begin
-      \$788  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$789  = \$349 [15:0];
-    if (rst) begin
-      \$789  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$790  = s4_theta3;
-    if (rst) begin
-      \$790  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$791  = \$368 [15:0];
-    if (rst) begin
-      \$791  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$792  = s4_theta4;
-    if (rst) begin
-      \$792  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$793  = \$387 [15:0];
-    if (rst) begin
-      \$793  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$794  = s4_theta5;
-    if (rst) begin
-      \$794  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$795  = \$406 [15:0];
-    if (rst) begin
-      \$795  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$796  = s4_theta6;
-    if (rst) begin
-      \$796  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$797  = \$425 [15:0];
-    if (rst) begin
-      \$797  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$798  = s4_theta7;
-    if (rst) begin
-      \$798  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$799  = \$444 [15:0];
-    if (rst) begin
-      \$799  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$800  = s4_theta8;
-    if (rst) begin
-      \$800  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$801  = \$463 [15:0];
-    if (rst) begin
-      \$801  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$802  = s4_theta9;
-    if (rst) begin
-      \$802  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$803  = \$482 [15:0];
-    if (rst) begin
-      \$803  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$804  = s4_theta10;
-    if (rst) begin
-      \$804  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$805  = \$501 [15:0];
-    if (rst) begin
-      \$805  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$806  = s4_theta11;
-    if (rst) begin
-      \$806  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$807  = \$520 [15:0];
-    if (rst) begin
-      \$807  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$808  = s4_theta12;
-    if (rst) begin
-      \$808  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$809  = \$539 [15:0];
-    if (rst) begin
-      \$809  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$810  = s4_theta13;
-    if (rst) begin
-      \$810  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$811  = \$558 [15:0];
-    if (rst) begin
-      \$811  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$812  = s4_theta14;
-    if (rst) begin
-      \$812  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$813  = \$577 [15:0];
-    if (rst) begin
-      \$813  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$814  = s4_theta15;
-    if (rst) begin
-      \$814  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$815  = consumed;
-    if (\$578 ) begin
-      (* full_case = 32'd1 *)
-      if (\$587 ) begin
-        \$815  = 16'h0000;
-      end else begin
-        \$815  = \$588 ;
-      end
-    end
-    if (rst) begin
-      \$815  = 16'h0000;
-    end
-  end
-  assign wp__addr = cfg__addr;
+  assign cfg__addr = wp__addr;
   assign wp__data = { cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0] };
   assign wp__en = \$8 [15:0];
-  assign \wp__addr$17  = cfg__addr[3:0];
-  assign \wp__data$18  = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
-  assign \wp__en$19  = \$16 [15:0];
-  assign \wp__addr$20  = cfg__addr[3:0];
-  assign \wp__data$21  = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
-  assign \wp__en$22  = \$24 [15:0];
-  assign \wp__addr$23  = cfg__addr[3:0];
-  assign \wp__data$24  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
-  assign \wp__en$25  = \$32 [15:0];
-  assign \wp__addr$26  = cfg__addr[3:0];
-  assign \wp__data$27  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
-  assign \wp__en$28  = \$40 [15:0];
-  assign \err$29  = err;
-  assign \$signature__addr  = iss_waddr;
-  assign \$signature__addr$63  = iss_g;
-  assign \$signature__addr$64  = iss_g;
-  assign \$signature__addr$65  = iss_g;
-  assign \$signature__addr$66  = iss_g;
-  assign \$signature__addr$67  = iss_g;
-  assign \$signature__addr$68  = iss_g;
+  assign \err$9  = err;
+  assign w_rd__addr = waddr;
+  assign \$signature__addr  = \$signal$25 ;
   assign acc_wr__addr = s2_g;
-  assign acc_wr__data = { \$99 [17:0], \$97 [17:0], \$95 [17:0], \$93 [17:0], \$91 [17:0], \$89 [17:0], \$87 [17:0], \$85 [17:0], \$83 [17:0], \$81 [17:0], \$79 [17:0], \$77 [17:0], \$75 [17:0], \$73 [17:0], \$71 [17:0], \$69 [17:0] };
-  assign h_wr__addr = s5_g;
-  assign h_wr__data = { \$118 , \$117 , \$116 , \$115 , \$114 , \$113 , \$112 , \$111 , \$110 , \$109 , \$108 , \$107 , \$106 , \$105 , \$104 , \$103  };
-  assign w_data = { s5_last, s5_base[7:0], mask };
-  assign r_rdy = o__valid;
+  assign acc_wr__data = { \$64 [17:0], \$62 [17:0], \$60 [17:0], \$58 [17:0], \$56 [17:0], \$54 [17:0], \$52 [17:0], \$50 [17:0], \$48 [17:0], \$46 [17:0], \$44 [17:0], \$42 [17:0], \$40 [17:0], \$38 [17:0], \$36 [17:0], \$34 [17:0] };
+  assign pass___g = s2_g;
+  assign s2_empty = pass___empty;
+  assign s2_first_step = pass___first_step;
+  assign s2_last = pass___last;
+  assign s2_base = pass___base;
+  assign pass___acc = acc_v;
+  assign issue__g = \$signal$25 ;
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
-  assign \o__payload.index  = o__payload[7:0];
-  assign \o__payload.eot  = o__payload[8];
-  assign o__payload[7:0] = \$130 [7:0];
-  assign o__payload[8] = \$126 ;
-  assign \$102  = 16'hffff;
-  assign mask = { s5_spike15, s5_spike14, s5_spike13, s5_spike12, s5_spike11, s5_spike10, s5_spike9, s5_spike8, s5_spike7, s5_spike6, s5_spike5, s5_spike4, s5_spike3, s5_spike2, s5_spike1, s5_spike0 };
-  assign \$147  = t;
-  assign \$275  = { \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26], \$274 [26:8] };
-  assign \$277  = { \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28], \$276 [28:8] };
-  assign \$281  = { \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26], \$280 [26:8] };
-  assign \$283  = { \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28], \$282 [28:8] };
-  assign \$287  = { \$286 [26], \$286 [26], \$286 [26], \$286 [26], \$286 [26], \$286 [26], \$286 [26], \$286 [26], \$286 [26:8] };
-  assign \$289  = { \$288 [28], \$288 [28], \$288 [28], \$288 [28], \$288 [28], \$288 [28], \$288 [28], \$288 [28], \$288 [28:8] };
-  assign \$294  = { \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26], \$293 [26:8] };
-  assign \$296  = { \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28], \$295 [28:8] };
-  assign \$300  = { \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26], \$299 [26:8] };
-  assign \$302  = { \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28], \$301 [28:8] };
-  assign \$306  = { \$305 [26], \$305 [26], \$305 [26], \$305 [26], \$305 [26], \$305 [26], \$305 [26], \$305 [26], \$305 [26:8] };
-  assign \$308  = { \$307 [28], \$307 [28], \$307 [28], \$307 [28], \$307 [28], \$307 [28], \$307 [28], \$307 [28], \$307 [28:8] };
-  assign \$313  = { \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26], \$312 [26:8] };
-  assign \$315  = { \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28], \$314 [28:8] };
-  assign \$319  = { \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26], \$318 [26:8] };
-  assign \$321  = { \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28], \$320 [28:8] };
-  assign \$325  = { \$324 [26], \$324 [26], \$324 [26], \$324 [26], \$324 [26], \$324 [26], \$324 [26], \$324 [26], \$324 [26:8] };
-  assign \$327  = { \$326 [28], \$326 [28], \$326 [28], \$326 [28], \$326 [28], \$326 [28], \$326 [28], \$326 [28], \$326 [28:8] };
-  assign \$332  = { \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26], \$331 [26:8] };
-  assign \$334  = { \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28], \$333 [28:8] };
-  assign \$338  = { \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26], \$337 [26:8] };
-  assign \$340  = { \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28], \$339 [28:8] };
-  assign \$344  = { \$343 [26], \$343 [26], \$343 [26], \$343 [26], \$343 [26], \$343 [26], \$343 [26], \$343 [26], \$343 [26:8] };
-  assign \$346  = { \$345 [28], \$345 [28], \$345 [28], \$345 [28], \$345 [28], \$345 [28], \$345 [28], \$345 [28], \$345 [28:8] };
-  assign \$351  = { \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26], \$350 [26:8] };
-  assign \$353  = { \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28], \$352 [28:8] };
-  assign \$357  = { \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26], \$356 [26:8] };
-  assign \$359  = { \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28], \$358 [28:8] };
-  assign \$363  = { \$362 [26], \$362 [26], \$362 [26], \$362 [26], \$362 [26], \$362 [26], \$362 [26], \$362 [26], \$362 [26:8] };
-  assign \$365  = { \$364 [28], \$364 [28], \$364 [28], \$364 [28], \$364 [28], \$364 [28], \$364 [28], \$364 [28], \$364 [28:8] };
-  assign \$370  = { \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26], \$369 [26:8] };
-  assign \$372  = { \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28], \$371 [28:8] };
-  assign \$376  = { \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26], \$375 [26:8] };
-  assign \$378  = { \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28], \$377 [28:8] };
-  assign \$382  = { \$381 [26], \$381 [26], \$381 [26], \$381 [26], \$381 [26], \$381 [26], \$381 [26], \$381 [26], \$381 [26:8] };
-  assign \$384  = { \$383 [28], \$383 [28], \$383 [28], \$383 [28], \$383 [28], \$383 [28], \$383 [28], \$383 [28], \$383 [28:8] };
-  assign \$389  = { \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26], \$388 [26:8] };
-  assign \$391  = { \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28], \$390 [28:8] };
-  assign \$395  = { \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26], \$394 [26:8] };
-  assign \$397  = { \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28], \$396 [28:8] };
-  assign \$401  = { \$400 [26], \$400 [26], \$400 [26], \$400 [26], \$400 [26], \$400 [26], \$400 [26], \$400 [26], \$400 [26:8] };
-  assign \$403  = { \$402 [28], \$402 [28], \$402 [28], \$402 [28], \$402 [28], \$402 [28], \$402 [28], \$402 [28], \$402 [28:8] };
-  assign \$408  = { \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26], \$407 [26:8] };
-  assign \$410  = { \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28], \$409 [28:8] };
-  assign \$414  = { \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26], \$413 [26:8] };
-  assign \$416  = { \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28], \$415 [28:8] };
-  assign \$420  = { \$419 [26], \$419 [26], \$419 [26], \$419 [26], \$419 [26], \$419 [26], \$419 [26], \$419 [26], \$419 [26:8] };
-  assign \$422  = { \$421 [28], \$421 [28], \$421 [28], \$421 [28], \$421 [28], \$421 [28], \$421 [28], \$421 [28], \$421 [28:8] };
-  assign \$427  = { \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26], \$426 [26:8] };
-  assign \$429  = { \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28], \$428 [28:8] };
-  assign \$433  = { \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26], \$432 [26:8] };
-  assign \$435  = { \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28], \$434 [28:8] };
-  assign \$439  = { \$438 [26], \$438 [26], \$438 [26], \$438 [26], \$438 [26], \$438 [26], \$438 [26], \$438 [26], \$438 [26:8] };
-  assign \$441  = { \$440 [28], \$440 [28], \$440 [28], \$440 [28], \$440 [28], \$440 [28], \$440 [28], \$440 [28], \$440 [28:8] };
-  assign \$446  = { \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26], \$445 [26:8] };
-  assign \$448  = { \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28], \$447 [28:8] };
-  assign \$452  = { \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26], \$451 [26:8] };
-  assign \$454  = { \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28], \$453 [28:8] };
-  assign \$458  = { \$457 [26], \$457 [26], \$457 [26], \$457 [26], \$457 [26], \$457 [26], \$457 [26], \$457 [26], \$457 [26:8] };
-  assign \$460  = { \$459 [28], \$459 [28], \$459 [28], \$459 [28], \$459 [28], \$459 [28], \$459 [28], \$459 [28], \$459 [28:8] };
-  assign \$465  = { \$464 [26], \$464 [26], \$464 [26], \$464 [26], \$464 [26], \$464 [26], \$464 [26], \$464 [26], \$464 [26:8] };
-  assign \$467  = { \$466 [28], \$466 [28], \$466 [28], \$466 [28], \$466 [28], \$466 [28], \$466 [28], \$466 [28], \$466 [28:8] };
-  assign \$471  = { \$470 [26], \$470 [26], \$470 [26], \$470 [26], \$470 [26], \$470 [26], \$470 [26], \$470 [26], \$470 [26:8] };
-  assign \$473  = { \$472 [28], \$472 [28], \$472 [28], \$472 [28], \$472 [28], \$472 [28], \$472 [28], \$472 [28], \$472 [28:8] };
-  assign \$477  = { \$476 [26], \$476 [26], \$476 [26], \$476 [26], \$476 [26], \$476 [26], \$476 [26], \$476 [26], \$476 [26:8] };
-  assign \$479  = { \$478 [28], \$478 [28], \$478 [28], \$478 [28], \$478 [28], \$478 [28], \$478 [28], \$478 [28], \$478 [28:8] };
-  assign \$484  = { \$483 [26], \$483 [26], \$483 [26], \$483 [26], \$483 [26], \$483 [26], \$483 [26], \$483 [26], \$483 [26:8] };
-  assign \$486  = { \$485 [28], \$485 [28], \$485 [28], \$485 [28], \$485 [28], \$485 [28], \$485 [28], \$485 [28], \$485 [28:8] };
-  assign \$490  = { \$489 [26], \$489 [26], \$489 [26], \$489 [26], \$489 [26], \$489 [26], \$489 [26], \$489 [26], \$489 [26:8] };
-  assign \$492  = { \$491 [28], \$491 [28], \$491 [28], \$491 [28], \$491 [28], \$491 [28], \$491 [28], \$491 [28], \$491 [28:8] };
-  assign \$496  = { \$495 [26], \$495 [26], \$495 [26], \$495 [26], \$495 [26], \$495 [26], \$495 [26], \$495 [26], \$495 [26:8] };
-  assign \$498  = { \$497 [28], \$497 [28], \$497 [28], \$497 [28], \$497 [28], \$497 [28], \$497 [28], \$497 [28], \$497 [28:8] };
-  assign \$503  = { \$502 [26], \$502 [26], \$502 [26], \$502 [26], \$502 [26], \$502 [26], \$502 [26], \$502 [26], \$502 [26:8] };
-  assign \$505  = { \$504 [28], \$504 [28], \$504 [28], \$504 [28], \$504 [28], \$504 [28], \$504 [28], \$504 [28], \$504 [28:8] };
-  assign \$509  = { \$508 [26], \$508 [26], \$508 [26], \$508 [26], \$508 [26], \$508 [26], \$508 [26], \$508 [26], \$508 [26:8] };
-  assign \$511  = { \$510 [28], \$510 [28], \$510 [28], \$510 [28], \$510 [28], \$510 [28], \$510 [28], \$510 [28], \$510 [28:8] };
-  assign \$515  = { \$514 [26], \$514 [26], \$514 [26], \$514 [26], \$514 [26], \$514 [26], \$514 [26], \$514 [26], \$514 [26:8] };
-  assign \$517  = { \$516 [28], \$516 [28], \$516 [28], \$516 [28], \$516 [28], \$516 [28], \$516 [28], \$516 [28], \$516 [28:8] };
-  assign \$522  = { \$521 [26], \$521 [26], \$521 [26], \$521 [26], \$521 [26], \$521 [26], \$521 [26], \$521 [26], \$521 [26:8] };
-  assign \$524  = { \$523 [28], \$523 [28], \$523 [28], \$523 [28], \$523 [28], \$523 [28], \$523 [28], \$523 [28], \$523 [28:8] };
-  assign \$528  = { \$527 [26], \$527 [26], \$527 [26], \$527 [26], \$527 [26], \$527 [26], \$527 [26], \$527 [26], \$527 [26:8] };
-  assign \$530  = { \$529 [28], \$529 [28], \$529 [28], \$529 [28], \$529 [28], \$529 [28], \$529 [28], \$529 [28], \$529 [28:8] };
-  assign \$534  = { \$533 [26], \$533 [26], \$533 [26], \$533 [26], \$533 [26], \$533 [26], \$533 [26], \$533 [26], \$533 [26:8] };
-  assign \$536  = { \$535 [28], \$535 [28], \$535 [28], \$535 [28], \$535 [28], \$535 [28], \$535 [28], \$535 [28], \$535 [28:8] };
-  assign \$541  = { \$540 [26], \$540 [26], \$540 [26], \$540 [26], \$540 [26], \$540 [26], \$540 [26], \$540 [26], \$540 [26:8] };
-  assign \$543  = { \$542 [28], \$542 [28], \$542 [28], \$542 [28], \$542 [28], \$542 [28], \$542 [28], \$542 [28], \$542 [28:8] };
-  assign \$547  = { \$546 [26], \$546 [26], \$546 [26], \$546 [26], \$546 [26], \$546 [26], \$546 [26], \$546 [26], \$546 [26:8] };
-  assign \$549  = { \$548 [28], \$548 [28], \$548 [28], \$548 [28], \$548 [28], \$548 [28], \$548 [28], \$548 [28], \$548 [28:8] };
-  assign \$553  = { \$552 [26], \$552 [26], \$552 [26], \$552 [26], \$552 [26], \$552 [26], \$552 [26], \$552 [26], \$552 [26:8] };
-  assign \$555  = { \$554 [28], \$554 [28], \$554 [28], \$554 [28], \$554 [28], \$554 [28], \$554 [28], \$554 [28], \$554 [28:8] };
-  assign \$560  = { \$559 [26], \$559 [26], \$559 [26], \$559 [26], \$559 [26], \$559 [26], \$559 [26], \$559 [26], \$559 [26:8] };
-  assign \$562  = { \$561 [28], \$561 [28], \$561 [28], \$561 [28], \$561 [28], \$561 [28], \$561 [28], \$561 [28], \$561 [28:8] };
-  assign \$566  = { \$565 [26], \$565 [26], \$565 [26], \$565 [26], \$565 [26], \$565 [26], \$565 [26], \$565 [26], \$565 [26:8] };
-  assign \$568  = { \$567 [28], \$567 [28], \$567 [28], \$567 [28], \$567 [28], \$567 [28], \$567 [28], \$567 [28], \$567 [28:8] };
-  assign \$572  = { \$571 [26], \$571 [26], \$571 [26], \$571 [26], \$571 [26], \$571 [26], \$571 [26], \$571 [26], \$571 [26:8] };
-  assign \$574  = { \$573 [28], \$573 [28], \$573 [28], \$573 [28], \$573 [28], \$573 [28], \$573 [28], \$573 [28], \$573 [28:8] };
+  assign \$10  = 1'h1;
+  assign \$11  = i__payload[8];
+  assign \$25  = 1'h1;
+  assign \$71  = t;
+  assign \$74  = 1'h1;
+  assign \$76  = 2'h1;
 endmodule
 
 (* generator = "Amaranth" *)
-module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \port$840$0 , \port$842$0 , r_rdy, clk);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \dalif_array.spikes (rst, \port$55$0 , w_en, w_level, r_data, r_en, \port$786$0 , \port$788$0 , r_rdy, clk);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -8691,12 +8707,12 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
   reg [5:0] inner_level = 6'h00;
   wire inner_r_rdy;
   wire [5:0] level;
-  input [15:0] \port$133$0 ;
-  wire [15:0] \port$133$0 ;
-  input \port$840$0 ;
-  wire \port$840$0 ;
-  input [7:0] \port$842$0 ;
-  wire [7:0] \port$842$0 ;
+  input [15:0] \port$55$0 ;
+  wire [15:0] \port$55$0 ;
+  input \port$786$0 ;
+  wire \port$786$0 ;
+  input [7:0] \port$788$0 ;
+  wire [7:0] \port$788$0 ;
   (* init = 6'h00 *)
   wire [5:0] produce;
   output [24:0] r_data;
@@ -8764,7 +8780,7 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
   end
   always @(posedge clk) begin
     if (w_port__en)
-      storage[w_port__addr] <= { \port$840$0 , \port$842$0 , \port$133$0  };
+      storage[w_port__addr] <= { \port$786$0 , \port$788$0 , \port$55$0  };
   end
   reg [24:0] _0_;
   always @(posedge clk) begin
@@ -8816,7 +8832,7 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
   always @(posedge clk)
     r_rdy <= \$34 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$31  = w_port__addr;
     if (\$4 ) begin
       \$31  = \$7 [5:0];
@@ -8826,7 +8842,7 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$32  = r_port__addr;
     if (\$10 ) begin
       \$32  = \$13 [5:0];
@@ -8836,7 +8852,7 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$33  = inner_level;
     if (\$19 ) begin
       \$33  = \$20 [5:0];
@@ -8849,7 +8865,7 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
     \$34  = r_rdy;
     if (\$30 ) begin
       \$34  = 1'h1;
@@ -8863,8 +8879,8 @@ module \dalif_array.spikes (rst, \port$133$0 , w_en, w_level, r_data, r_en, \por
   assign level = \$3 [5:0];
   assign r_level = \$3 [5:0];
   assign produce = w_port__addr;
-  assign w_port__data = { \port$840$0 , \port$842$0 , \port$133$0  };
-  assign w_data = { \port$840$0 , \port$842$0 , \port$133$0  };
+  assign w_port__data = { \port$786$0 , \port$788$0 , \port$55$0  };
+  assign w_data = { \port$786$0 , \port$788$0 , \port$55$0  };
   assign consume = r_port__addr;
   assign r_port__data = r_data;
   assign w_level = \$3 [5:0];

@@ -1,27 +1,24 @@
 """The DA-LIF neuron array: spike-driven accumulation, pipelined update, event streams.
 
-Dataflow (N neurons in G = ceil(N/P) groups of P lanes):
+N neurons in G = ceil(N/P) groups of P lanes. The input side, :class:`SpikeAccumulator`,
+adds the weights of every input spike into the current accumulators, group by group, and on
+each ``eot`` issues the update pass, one group a cycle. This module adds the rest:
 
-- An input spike beat with index j walks the G groups, one a cycle: it reads the weight word
-  ``g * M + j`` and the current accumulator of group g, and writes back their lane-wise sum.
-  Nothing happens for inputs that do not spike. The accumulator read-modify-write is
-  pipelined over three cycles; a small forwarding network hands the two writes still in
-  flight to a read of the same group, so beats follow each other with no bubble, whatever G.
-- The ``eot`` beat starts the update pass: for each group, one a cycle, the current
-  ``I = bias + acc`` (0 if the timestep had no counted beat), the products ``alpha * I`` and
-  ``beta * H`` (registered in and out, so they map to DSP blocks), rounding, saturation,
-  threshold and reset, and the new membrane H written back. H reads as 0 in a sample's first
-  timestep, so every sample starts clean. Each group's spike mask goes into a FIFO.
-- The output stage turns the masks into one beat per spike, in ascending neuron order, then
-  an ``eot`` beat, one a cycle, while the next timestep's beats are already accumulating.
+- the update pipeline: ``I = bias + acc`` (0 if the timestep had no counted beat) and H
+  (0 in a sample's first timestep, so every sample starts clean); the products
+  ``alpha * I`` and ``beta * H``, registered in and out so they map to DSP blocks; rounding
+  and saturation; threshold and reset; the new H written back;
+- a FIFO of the groups' spike masks (empty ones skipped);
+- the output stage, one beat per spike in ascending neuron order, then ``eot``, one a
+  cycle, while the next timestep is already accumulating.
 
-Issue cycle c; memory data c+1; registered c+2 (accumulate: sum and write; update: I);
-c+3 products; c+4 rounding and saturation (V); c+5 fire, reset, H write, FIFO push.
+Pass issue at cycle c; memory data c+1, registered c+2 (I); c+3 products; c+4 rounding and
+saturation (V); c+5 fire, reset, H write, FIFO push.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,17 +27,13 @@ from amaranth.utils import ceil_log2
 from ..config import ArrayConfig, ConfigError, rnd, sat
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
+from .accumulate import SpikeAccumulator, config_write_port, lanes_of
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["NeuronArray", "UPDATE_LATENCY"]
 
 #: Cycles from issuing an update to writing its membrane (and pushing its spike mask).
 UPDATE_LATENCY = 5
-
-
-def _lanes(word, lanes: int, width: int, signed_: bool = True):
-    parts = [word[p * width:(p + 1) * width] for p in range(lanes)]
-    return [part.as_signed() if signed_ else part for part in parts]
 
 
 def check_params(config: ArrayConfig, params: IntParams) -> None:
@@ -111,23 +104,27 @@ class NeuronArray(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        P, G, M, N, T = c.lanes, c.groups, c.inputs, c.neurons, c.T
+        P, G, N = c.lanes, c.groups, c.neurons
         CW, VB, DB = c.current_width, c.VB, c.DB
         cfg = self.cfg
+        specs = {spec.name: spec for spec in self.memory_specs}
 
-        # -- parameter memories, each with a configuration write port -----------------------
-        rd = {}
-        for spec in self.memory_specs:
-            mem = m.submodules[f"{spec.name}_mem"] = Memory(
+        acc = m.submodules.accumulate = SpikeAccumulator(
+            inputs=c.inputs, T=c.T, weights=specs["weights"], acc_width=CW,
+            base_width=len(self.o.payload.index), pass_every=1, cfg_widths=self.cfg_widths)
+        wiring.connect(m, wiring.flipped(self.i), acc.i)
+        m.d.comb += [getattr(acc.cfg, k).eq(getattr(cfg, k)) for k in self.cfg_widths | {"en": 1}]
+        m.d.comb += self.err.eq(acc.err)
+
+        # -- per-neuron parameters and membranes, read in step with the pass ----------------
+        d2 = {}
+        for name, spec in specs.items():
+            if name == "weights":
+                continue
+            mem = m.submodules[f"{name}_mem"] = Memory(
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
-            wp = mem.write_port(granularity=spec.lane_width)
-            hit = cfg.en & (cfg.sel == spec.select) & (cfg.addr < spec.depth) & (cfg.lane < P)
-            m.d.comb += [
-                wp.addr.eq(cfg.addr),
-                wp.data.eq(Cat(*[cfg.data[:spec.lane_width]] * P)),
-                wp.en.eq(Mux(hit, Const(1, P) << cfg.lane, 0)),
-            ]
-            rd[spec.name] = mem.read_port()
+            config_write_port(m, mem, spec, cfg)
+            d2[name] = self._read_in_step(m, mem, acc.issue.g, name)
         theta_reg = None
         if not c.per_neuron_threshold:
             # Parameters survive reset (only state is cleared).
@@ -135,129 +132,31 @@ class NeuronArray(wiring.Component):
             with m.If(cfg.en & (cfg.sel == SELECT["threshold"]) & (cfg.addr == 0) &
                       (cfg.lane == 0)):
                 m.d.sync += theta_reg.eq(cfg.data[:VB].as_signed())
-
-        acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * CW), depth=G, init=[])
-        acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
         h_mem = m.submodules.h_mem = Memory(shape=unsigned(P * VB), depth=G, init=[])
-        h_rd, h_wr = h_mem.read_port(), h_mem.write_port()
+        h_wr = h_mem.write_port()
+        d2["h"] = self._read_in_step(m, h_mem, acc.issue.g, "h")
 
         spikes = m.submodules.spikes = fifo.SyncFIFOBuffered(
             width=P + len(self.o.payload.index) + 1, depth=self.fifo_depth)
 
-        # -- issue: one accumulate or update operation a cycle -------------------------------
-        busy = Signal()              # walking the groups of a beat (or an update pass)
-        upd_mode = Signal()          # ... of an update pass
-        g = Signal(range(G))         # group of the next operation while busy
-        j_reg = Signal(range(M))
-        wbase = Signal(range(G * M + 1))   # g * M for the next operation while busy
-        base = Signal(range(G * P + 1))    # g * P: index of lane 0 of the group
-        first = Signal(init=1)       # no beat counted yet in this timestep
-        first_reg = Signal()         # the beat being walked was the timestep's first
-        empty_reg = Signal()
-        hzero_reg = Signal()
-        count = Signal(range(M + 1))
-        t = Signal(range(T))
-        err = Signal()
-        m.d.comb += self.err.eq(err)
+        # Stage registers s3 .. s5 of the pass operations behind the accumulator.
+        keys = ("valid", "g", "last", "base")
+        s = {k: {key: Signal.like(getattr(acc.pass_, key), name=f"s{k}_{key}") for key in keys}
+             for k in range(3, UPDATE_LATENCY + 1)}
+        for k in range(3, UPDATE_LATENCY + 1):
+            m.d.sync += [s[k][key].eq(getattr(acc.pass_, key) if k == 3 else s[k - 1][key])
+                         for key in keys]
+        # The next pass reads H only after this one has written it back; every operation in
+        # flight may still push a mask.
+        m.d.comb += [acc.hold.eq(Cat(*[s[k]["valid"] for k in s]).any()),
+                     acc.credit.eq(spikes.level + UPDATE_LATENCY + 1 <= self.fifo_depth)]
 
-        iss_valid, iss_upd = Signal(), Signal()
-        iss_g = Signal(range(G))
-        iss_waddr = Signal(range(G * M))
-        iss_first, iss_empty, iss_hzero, iss_last = Signal(), Signal(), Signal(), Signal()
-        iss_base = Signal(range(G * P + 1))
-
-        # Stage registers s1 .. s5: what each operation in flight is.
-        def stage(name):
-            return {k: Signal(shape, name=f"{name}_{k}") for k, shape in (
-                ("valid", 1), ("upd", 1), ("g", range(G)), ("first", 1), ("empty", 1),
-                ("hzero", 1), ("last", 1), ("base", range(G * P + 1)))}
-
-        s = [None] + [stage(f"s{k}") for k in range(1, UPDATE_LATENCY + 1)]
-        issued = {"valid": iss_valid, "upd": iss_upd, "g": iss_g, "first": iss_first,
-                  "empty": iss_empty, "hzero": iss_hzero, "last": iss_last, "base": iss_base}
-        for k in range(1, UPDATE_LATENCY + 1):
-            prev = issued if k == 1 else s[k - 1]
-            m.d.sync += [s[k][key].eq(prev[key]) for key in issued]
-        # The next update pass reads H only after the last one has written it back.
-        drained = ~Cat(*[s[k]["valid"] & s[k]["upd"] for k in range(1, UPDATE_LATENCY + 1)]
-                       ).any()
-        # Room in the FIFO for every operation that may still push, plus this one.
-        credit = spikes.level + UPDATE_LATENCY + 1 <= self.fifo_depth
-
-        index, eot = self.i.payload.index, self.i.payload.eot
-        last_group = G - 1
-        with m.If(~busy):
-            m.d.comb += self.i.ready.eq(Mux(eot, drained & credit, 1))
-            with m.If(self.i.valid & self.i.ready):
-                with m.If(eot):
-                    m.d.comb += [iss_valid.eq(1), iss_upd.eq(1), iss_g.eq(0),
-                                 iss_empty.eq(first), iss_hzero.eq(t == 0),
-                                 iss_last.eq(G == 1), iss_base.eq(0)]
-                    m.d.sync += [first.eq(1), count.eq(0), empty_reg.eq(first),
-                                 hzero_reg.eq(t == 0), t.eq(Mux(t == T - 1, 0, t + 1))]
-                    if G > 1:
-                        m.d.sync += [busy.eq(1), upd_mode.eq(1), g.eq(1), base.eq(P)]
-                with m.Elif((index < M) & (count != M)):
-                    m.d.comb += [iss_valid.eq(1), iss_g.eq(0), iss_waddr.eq(index),
-                                 iss_first.eq(first)]
-                    m.d.sync += [count.eq(count + 1), first.eq(0), first_reg.eq(first),
-                                 j_reg.eq(index)]
-                    if G > 1:
-                        m.d.sync += [busy.eq(1), upd_mode.eq(0), g.eq(1), wbase.eq(M)]
-                with m.Else():
-                    m.d.sync += err.eq(1)
-        with m.Elif(upd_mode):
-            with m.If(credit):
-                m.d.comb += [iss_valid.eq(1), iss_upd.eq(1), iss_g.eq(g),
-                             iss_empty.eq(empty_reg), iss_hzero.eq(hzero_reg),
-                             iss_last.eq(g == last_group), iss_base.eq(base)]
-                m.d.sync += [g.eq(g + 1), base.eq(base + P)]
-                with m.If(g == last_group):
-                    m.d.sync += busy.eq(0)
-        with m.Else():
-            m.d.comb += [iss_valid.eq(1), iss_g.eq(g), iss_waddr.eq(wbase + j_reg),
-                         iss_first.eq(first_reg)]
-            m.d.sync += [g.eq(g + 1), wbase.eq(wbase + M)]
-            with m.If(g == last_group):
-                m.d.sync += busy.eq(0)
-
-        # -- stage 0/1: memory reads, registered into stage 2 --------------------------------
-        m.d.comb += [rd["weights"].addr.eq(iss_waddr), acc_rd.addr.eq(iss_g),
-                     h_rd.addr.eq(iss_g)]
-        for name in ("alpha", "beta", "threshold", "bias"):
-            if name in rd:
-                m.d.comb += rd[name].addr.eq(iss_g)
-        d2 = {name: Signal(len(port.data), name=f"s2_{name}") for name, port in
-              (("weights", rd["weights"]), ("acc", acc_rd), ("h", h_rd),
-               *((n, rd[n]) for n in ("alpha", "beta", "threshold", "bias") if n in rd))}
-        ports = {"acc": acc_rd, "h": h_rd, **rd}
-        m.d.sync += [d2[name].eq(ports[name].data) for name in d2]
-
-        # -- stage 2: forwarding, accumulate (write back) or current -------------------------
-        s2 = s[2]
-        wl1 = {"valid": Signal(), "g": Signal(range(G)), "data": Signal(P * CW)}
-        wl2 = {"valid": Signal(), "g": Signal(range(G)), "data": Signal(P * CW)}
-        acc_v = Signal(P * CW)
-        with m.If(wl1["valid"] & (wl1["g"] == s2["g"])):
-            m.d.comb += acc_v.eq(wl1["data"])
-        with m.Elif(wl2["valid"] & (wl2["g"] == s2["g"])):
-            m.d.comb += acc_v.eq(wl2["data"])
-        with m.Else():
-            m.d.comb += acc_v.eq(d2["acc"])
-        acc_lanes = _lanes(acc_v, P, CW)
-        weights = _lanes(d2["weights"], P, c.WB)
-        acc_sum = Cat(*[(Mux(s2["first"], 0, a) + w)[:CW] for a, w in zip(acc_lanes, weights)])
-        do_acc = s2["valid"] & ~s2["upd"]
-        m.d.comb += [acc_wr.addr.eq(s2["g"]), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
-        m.d.sync += [wl1["valid"].eq(do_acc), wl1["g"].eq(s2["g"]), wl1["data"].eq(acc_sum),
-                     wl2["valid"].eq(wl1["valid"]), wl2["g"].eq(wl1["g"]),
-                     wl2["data"].eq(wl1["data"])]
-
-        biases = _lanes(d2["bias"], P, VB) if c.bias else [0] * P
-        alphas = _lanes(d2["alpha"], P, c.decay_width, signed_=False)
-        betas = _lanes(d2["beta"], P, c.decay_width, signed_=False)
-        hs = _lanes(d2["h"], P, VB)
-        thetas = (_lanes(d2["threshold"], P, VB) if c.per_neuron_threshold
+        acc_lanes = lanes_of(acc.pass_.acc, P, CW)
+        biases = lanes_of(d2["bias"], P, VB) if c.bias else [0] * P
+        alphas = lanes_of(d2["alpha"], P, c.decay_width, signed=False)
+        betas = lanes_of(d2["beta"], P, c.decay_width, signed=False)
+        hs = lanes_of(d2["h"], P, VB)
+        thetas = (lanes_of(d2["threshold"], P, VB) if c.per_neuron_threshold
                   else [theta_reg] * P)
         # Stage 3 registers: multiplier operands.
         cur3 = [Signal(signed(CW), name=f"s3_current{p}") for p in range(P)]
@@ -266,8 +165,8 @@ class NeuronArray(wiring.Component):
         b3 = [Signal(c.decay_width, name=f"s3_beta{p}") for p in range(P)]
         th3 = [Signal(signed(VB), name=f"s3_theta{p}") for p in range(P)]
         for p in range(P):
-            m.d.sync += [cur3[p].eq(Mux(s2["empty"], 0, acc_lanes[p]) + biases[p]),
-                         h3[p].eq(Mux(s2["hzero"], 0, hs[p])),
+            m.d.sync += [cur3[p].eq(Mux(acc.pass_.empty, 0, acc_lanes[p]) + biases[p]),
+                         h3[p].eq(Mux(acc.pass_.first_step, 0, hs[p])),
                          a3[p].eq(alphas[p]), b3[p].eq(betas[p]), th3[p].eq(thetas[p])]
 
         # -- stage 3: products (registered in and out) ----------------------------------------
@@ -301,10 +200,10 @@ class NeuronArray(wiring.Component):
         mask = Signal(P)
         m.d.comb += [mask.eq(Cat(*fired) & real),
                      h_wr.addr.eq(s5["g"]), h_wr.data.eq(Cat(*h_new)),
-                     h_wr.en.eq(s5["valid"] & s5["upd"]),
+                     h_wr.en.eq(s5["valid"]),
                      spikes.w_data.eq(Cat(mask, s5["base"][:len(self.o.payload.index)],
                                           s5["last"])),
-                     spikes.w_en.eq(s5["valid"] & s5["upd"] & (mask.any() | s5["last"]))]
+                     spikes.w_en.eq(s5["valid"] & (mask.any() | s5["last"]))]
 
         # -- output: one beat per spike of the head mask, then eot ---------------------------
         head_mask = spikes.r_data[:P]
@@ -331,3 +230,12 @@ class NeuronArray(wiring.Component):
             with m.Else():
                 m.d.sync += consumed.eq(consumed | lowest)
         return m
+
+    @staticmethod
+    def _read_in_step(m: Module, memory: Memory, addr, name: str):
+        """Read ``memory`` at ``addr`` (issue time); return the word, registered, at stage 2."""
+        port = memory.read_port()
+        word = Signal(len(port.data), name=f"s2_{name}")
+        m.d.comb += port.addr.eq(addr)
+        m.d.sync += word.eq(port.data)
+        return word
