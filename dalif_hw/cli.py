@@ -12,10 +12,14 @@ __all__ = ["run", "output_path", "output_folder"]
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call ``main(argv)``; turn a :class:`ConfigError` into one line on stderr and exit 1."""
+    """Call ``main(argv)``; turn a :class:`ConfigError` (bad input) or a
+    :class:`~dalif_hw.simulate.SimulationError` (a tool that cannot run) into one line on
+    stderr and exit status 1."""
+    from .simulate import SimulationError
+
     try:
         return main(argv)
-    except ConfigError as exc:
+    except (ConfigError, SimulationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -185,6 +185,12 @@ class ArrayConfig:
         return max(self.VB, self.WB + math.ceil(math.log2(self.inputs + 1))) + 1
 
     @property
+    def logit_width(self) -> int:
+        """Signed width of a readout's logit, the sum of T currents: never wraps."""
+        return self.current_width + math.ceil(math.log2(self.T)) if self.T > 1 \
+            else self.current_width
+
+    @property
     def groups(self) -> int:
         """G = ceil(N / P): the neurons are updated P at a time, in G groups."""
         return -(-self.neurons // self.lanes)

@@ -1,10 +1,11 @@
-"""``python -m dalif_hw.gen``: generate a DA-LIF neuron array as Verilog.
+"""``python -m dalif_hw.gen``: generate a DA-LIF neuron array, or a whole network, as Verilog.
 
     python -m dalif_hw.gen --neurons 256 --T 2 --out build
+    python -m dalif_hw.gen --network runs/digits/packed --out build/digits
 
 writes ``NAME.v`` (self-contained), the manifest ``NAME.json`` and one ``$readmemh`` file
-``NAME_<memory>.hex`` per memory into ``--out``. Everything is checked before anything is
-written; a bad argument gives one line ``error: ...`` and exit status 1.
+per memory into ``--out``. Everything is checked before anything is written; a bad argument
+gives one line ``error: ...`` and exit status 1.
 """
 
 from __future__ import annotations
@@ -24,8 +25,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m dalif_hw.gen",
         description="Generate a DA-LIF neuron array: Verilog, manifest and memory init files.")
     add = parser.add_argument
-    add("--neurons", type=int, required=True, metavar="N", help="number of neurons")
-    add("--T", type=int, required=True, metavar="T", help="timesteps per sample")
+    add("--network", metavar="DIR", help="generate the network packed in DIR "
+        "(python -m dalif_hw.pack) instead of one array")
+    add("--neurons", type=int, metavar="N", help="number of neurons")
+    add("--T", type=int, metavar="T", help="timesteps per sample")
     add("--inputs", type=int, metavar="M", help="number of inputs (default: N)")
     add("--lanes", type=int, metavar="P",
         help="neurons updated in parallel (default: min(N, 16))")
@@ -39,23 +42,33 @@ def build_parser() -> argparse.ArgumentParser:
         f"else {DEFAULT_RESET})")
     add("--params", metavar="PARAMS", help="initial integer parameters, params.npz "
         "(default: weights and biases 0, decays 1/2, thresholds 2**(WB-1))")
-    add("--name", default="dalif_array", metavar="NAME",
-        help="top module and file name (default: %(default)s)")
+    add("--name", metavar="NAME", help="top module and file name "
+        "(default: dalif_array, or dalif_network with --network)")
     add("--out", default=".", metavar="DIR", help="output folder (default: %(default)s)")
     return parser
 
 
+ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "weight_width", "decay_width",
+               "membrane_width", "reset", "params")
+
+
+def check_name(name: str) -> None:
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise ConfigError(f"--name must be a Verilog identifier (letters, digits, _), "
+                          f"not {name!r}")
+
+
 def config_from_args(args) -> tuple[ArrayConfig, object]:
-    """Check the arguments and return ``(config, params or None)``."""
+    """Check the arguments of one array and return ``(config, params or None)``."""
+    for flag, value in (("--neurons", args.neurons), ("--T", args.T)):
+        if value is None:
+            raise ConfigError(f"{flag} is required (or give --network)")
     for flag, value in (("--neurons", args.neurons), ("--T", args.T), ("--inputs", args.inputs),
                         ("--lanes", args.lanes), ("--weight-width", args.weight_width),
                         ("--decay-width", args.decay_width),
                         ("--membrane-width", args.membrane_width)):
         if value is not None and value < 1:
             raise ConfigError(f"{flag} must be a positive integer, not {value}")
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", args.name):
-        raise ConfigError(f"--name must be a Verilog identifier (letters, digits, _), "
-                          f"not {args.name!r}")
     if args.lanes is not None and args.lanes > args.neurons:
         raise ConfigError(f"--lanes must be at most --neurons ({args.neurons}), "
                           f"not {args.lanes}")
@@ -80,18 +93,43 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
     return config, None
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def generate_network(args) -> tuple[dict, str]:
+    from .hw.emit import emit_network
+    from .hw.network import NetworkTop
+    from .network import Network
+
+    given = [f"--{flag.replace('_', '-')}" for flag in ARRAY_FLAGS
+             if getattr(args, flag) is not None]
+    if given:
+        raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
+                          f"sets every layer)")
+    network = Network.load(args.network)
+    files = emit_network(NetworkTop(network), args.name or "dalif_network")
+    shapes = " -> ".join([str(network.inputs)] + [
+        f"{layer.config.neurons} (P={layer.config.lanes})" for layer in network.layers])
+    return files, f"network {shapes}, T={network.T}"
+
+
+def generate_array(args) -> tuple[dict, str]:
     config, params = config_from_args(args)
-    from .hw.emit import emit_array, write_outputs  # Amaranth only once the input is good
+    from .hw.emit import emit_array  # Amaranth only once the input is good
     from .hw.neuron_array import NeuronArray
 
-    files = emit_array(NeuronArray(config, params), args.name)
+    files = emit_array(NeuronArray(config, params), args.name or "dalif_array")
+    return files, (f"N={config.neurons}, M={config.inputs}, T={config.T}, P={config.lanes}, "
+                   f"WB={config.WB}, DB={config.DB}, VB={config.VB}, {config.reset} reset")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.name is not None:
+        check_name(args.name)
+    files, summary = generate_network(args) if args.network else generate_array(args)
+    from .hw.emit import write_outputs
+
     out = cli.output_folder(args.out)
     write_outputs(out, files)
-    print(f"wrote {len(files)} files to {out}: {', '.join(files)} "
-          f"(N={config.neurons}, M={config.inputs}, T={config.T}, P={config.lanes}, "
-          f"WB={config.WB}, DB={config.DB}, VB={config.VB}, {config.reset} reset)")
+    print(f"wrote {len(files)} files to {out}: {', '.join(files)} ({summary})")
     return 0
 
 

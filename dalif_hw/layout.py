@@ -21,10 +21,9 @@ import dataclasses
 import numpy as np
 
 from .config import ArrayConfig, signed_range
-from .params import IntParams
+from .params import IntParams, ReadoutParams
 
-__all__ = ["MemorySpec", "memories", "pack_words", "hex_lines", "default_params",
-           "neuron_address", "weight_address"]
+__all__ = ["MemorySpec", "SELECT", "memories", "pack_words", "hex_lines", "default_params"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,16 +79,6 @@ def pack_words(values: np.ndarray, lanes: int, lane_width: int) -> list[int]:
     return [int(w) for w in words.reshape(-1)]
 
 
-def weight_address(config: ArrayConfig, neuron: int, input_: int) -> tuple[int, int]:
-    """``(address, lane)`` of a weight in the ``weights`` memory."""
-    return (neuron // config.lanes) * config.inputs + input_, neuron % config.lanes
-
-
-def neuron_address(config: ArrayConfig, neuron: int) -> tuple[int, int]:
-    """``(address, lane)`` of a neuron in the per-neuron memories."""
-    return neuron // config.lanes, neuron % config.lanes
-
-
 def default_params(config: ArrayConfig) -> IntParams:
     """The parameters of an array generated without ``--params``.
 
@@ -109,8 +98,9 @@ def default_params(config: ArrayConfig) -> IntParams:
 SELECT = {"weights": 0, "alpha": 1, "beta": 2, "threshold": 3, "bias": 4}
 
 
-def memories(config: ArrayConfig, params: IntParams) -> list[MemorySpec]:
-    """The memories of an array with ``config`` holding ``params``, in a fixed order."""
+def memories(config: ArrayConfig, params: IntParams | ReadoutParams) -> list[MemorySpec]:
+    """The memories of an array (or, for :class:`ReadoutParams`, a readout) with ``config``
+    holding ``params``, in a fixed order."""
     P, G, M = config.lanes, config.groups, config.inputs
     per_group = (f"word g holds neurons g*{P} .. g*{P}+{P - 1}, neuron i in lane i % {P} "
                  f"at bits [(i % {P}) * {{w}}, (i % {P} + 1) * {{w}})")
@@ -119,11 +109,12 @@ def memories(config: ArrayConfig, params: IntParams) -> list[MemorySpec]:
                         f"word g*{M} + j holds the weights from input j to neurons g*{P} .. "
                         f"g*{P}+{P - 1}, neuron i in lane i % {P} at bits "
                         f"[(i % {P}) * {config.WB}, (i % {P} + 1) * {config.WB}), signed")]
-    for name in ("alpha", "beta"):
+    decays = () if isinstance(params, ReadoutParams) else ("alpha", "beta")
+    for name in decays:
         specs.append(MemorySpec(name, SELECT[name], config.decay_width, False, G, P,
                                 pack_words(getattr(params, name)[None], P, config.decay_width),
                                 per_group.format(w=config.decay_width) + ", unsigned"))
-    if config.per_neuron_threshold:
+    if config.per_neuron_threshold and decays:
         specs.append(MemorySpec("threshold", SELECT["threshold"], config.VB, True, G, P,
                                 pack_words(params.thresholds()[None], P, config.VB),
                                 per_group.format(w=config.VB) + ", signed"))

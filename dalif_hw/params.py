@@ -19,7 +19,8 @@ import numpy as np
 from .config import ArrayConfig, ConfigError, parse_meta, signed_range
 from .files import savez_atomic
 
-__all__ = ["IntParams", "load_params", "load_stimulus", "check_fits"]
+__all__ = ["IntParams", "ReadoutParams", "load_params", "load_readout", "load_stimulus",
+           "check_fits"]
 
 
 def check_fits(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
@@ -192,6 +193,78 @@ def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int |
                   for name in ("weight", "alpha", "beta", "threshold")}
         arrays["bias"] = _get(npz, "bias", "params") if "bias" in npz.files else None
     return IntParams(**arrays, **meta)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ReadoutParams:
+    """The integer parameters of a readout layer (checked on construction).
+
+    A readout sums its input currents over the T timesteps of a sample:
+    ``logit_i = sum over t of (bias_i + sum of w_ij over the counted beats of t)``.
+
+    Parameters
+    ----------
+    weight : array of int, [N, M]
+        Signed WB-bit weights.
+    bias : array of int, [N], or None
+        Signed VB-bit biases, added every timestep.
+    WB, VB : int
+    """
+
+    weight: np.ndarray
+    bias: np.ndarray | None = None
+    WB: int = 8
+    VB: int = 16
+
+    def __post_init__(self):
+        weight = _as_int_array("weight", self.weight)
+        if weight.ndim != 2 or 0 in weight.shape:
+            raise ConfigError(f"weight must have shape [N, M] with N, M >= 1, "
+                              f"not {list(weight.shape)}")
+        ArrayConfig(weight.shape[0], weight.shape[1], 1, self.WB, 1, self.VB)
+        object.__setattr__(self, "weight", weight)
+        check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
+        if self.bias is not None:
+            bias = _as_int_array("bias", self.bias)
+            if bias.shape != (weight.shape[0],):
+                raise ConfigError(f"bias must have shape [{weight.shape[0]}] (one per neuron), "
+                                  f"not {list(bias.shape)}")
+            check_fits("bias", bias, *signed_range(self.VB), f"VB={self.VB} signed bits")
+            object.__setattr__(self, "bias", bias)
+
+    neurons = IntParams.neurons
+    inputs = IntParams.inputs
+    biases = IntParams.biases
+
+    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
+        return ArrayConfig(self.neurons, self.inputs, T, self.WB, 1, self.VB, lanes=lanes,
+                           per_neuron_threshold=False, bias=self.bias is not None)
+
+    def meta(self) -> dict:
+        return {"layer": "readout", "WB": self.WB, "VB": self.VB}
+
+    def save(self, path) -> None:
+        """Write the readout's ``.npz`` atomically (``weight``, ``bias``, ``meta``)."""
+        arrays = dict(weight=self.weight, meta=np.array(json.dumps(self.meta())))
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        savez_atomic(path, **arrays)
+
+
+def load_readout(path) -> ReadoutParams:
+    """Read and check a readout layer's ``.npz`` (see :class:`ReadoutParams`)."""
+    with _open_npz(path, "readout") as npz:
+        meta_text = _get(npz, "meta", "readout")
+        weight = _get(npz, "weight", "readout")
+        bias = _get(npz, "bias", "readout") if "bias" in npz.files else None
+    try:
+        meta = json.loads(str(meta_text))
+        WB, VB = meta["WB"], meta["VB"]
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ConfigError(f"readout meta must be JSON with WB and VB ({exc!r})") from None
+    if meta.get("layer") != "readout":
+        raise ConfigError(f"readout meta must say layer: readout, not {meta.get('layer')!r}")
+    return ReadoutParams(weight=weight, bias=bias, WB=WB, VB=VB)
 
 
 def load_stimulus(path, inputs: int | None = None) -> np.ndarray:

@@ -4,7 +4,8 @@ Everything here knows a generated array only through its manifest (``<top>.json`
 names, stream fields, the configuration port and the memory layouts. ``sim/`` and
 ``dalif_hw.verify`` share it.
 
-The cocotb side (:func:`run_case`) runs inside the simulator; the pytest side
+The cocotb side (:class:`Bench`, :func:`bench_main`, run by the cocotb test in
+``dalif_hw.cocotb_bench``) runs inside the simulator; the Python side
 (:func:`setup_verilator`, :func:`build`, :func:`run_bench`) starts it.
 """
 
@@ -22,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["setup_verilator", "build", "run_bench", "config_writes", "expected_beats",
-           "SimulationError"]
+           "SimulationError", "Bench", "bench_main"]
 
 
 class SimulationError(RuntimeError):
@@ -108,7 +109,7 @@ def build(verilog: Path, top: str, build_dir: Path) -> Path:
 
 
 def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work: Path,
-              module: str = "tb_neuron_array") -> list[dict]:
+              module: str = "dalif_hw.cocotb_bench") -> list[dict]:
     """Run ``cases`` through the cocotb bench ``module`` on a built array; return its results.
 
     Each case is a dict (see :func:`run_case`); each result says whether the RTL output
@@ -153,14 +154,10 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
     written as two's complement in ``lane_width`` bits.
     """
     writes = []
-    arrays = {"weights": params.weight, "alpha": params.alpha[:, None],
-              "beta": params.beta[:, None]}
-    if params.per_neuron_threshold:
-        arrays["threshold"] = params.threshold[:, None]
-    if params.bias is not None:
-        arrays["bias"] = params.bias[:, None]
     for mem in manifest["memories"]:
-        values = arrays[mem["name"]]
+        # weights [N, M]; the per-neuron memories (alpha, beta, threshold, bias) [N, 1]
+        values = params.weight if mem["name"] == "weights" else \
+            np.asarray(getattr(params, mem["name"])).reshape(-1, 1)
         mask = (1 << mem["lane_width"]) - 1
         lanes, rows = mem["lanes"], mem["rows_per_group"]
         for neuron in range(values.shape[0]):
@@ -198,7 +195,7 @@ class _Port:
 
 
 class Bench:
-    """Drives one generated array cycle by cycle, knowing only its manifest.
+    """Drives one generated array or network cycle by cycle, knowing only its manifest.
 
     Inputs change just after a falling edge; handshakes are sampled in the read-only phase
     before the next rising edge, so a beat counts exactly when the DUT takes it.
@@ -214,20 +211,25 @@ class Bench:
         self.rst = getattr(dut, manifest["reset"])
         self.err = getattr(dut, manifest["error"])
         self.i = _Port(dut, manifest["streams"]["in"])
-        self.o = _Port(dut, manifest["streams"]["out"])
-        self.cfg = {k: getattr(dut, manifest["config"][k])
-                    for k in ("en", "sel", "addr", "lane", "data")}
+        self.outputs = {name: _Port(dut, stream) for name, stream in
+                        manifest["streams"].items() if name != "in"}
+        blocks = [manifest["config"]] if "config" in manifest else \
+            [layer["config"] for layer in manifest["layers"]]
+        self.cfg_ports = [{k: getattr(dut, block[k]) for k in ("en", "sel", "addr", "lane",
+                                                                "data")} for block in blocks]
         self.cycle = 0
 
     async def start(self):
         import cocotb
         from cocotb.clock import Clock
 
-        for name in ("en", "sel", "addr", "lane", "data"):
-            self.cfg[name].value = 0
+        for ports in self.cfg_ports:
+            for handle in ports.values():
+                handle.value = 0
         self.i.valid.value = 0
         self.i.payload.value = 0
-        self.o.ready.value = 0
+        for port in self.outputs.values():
+            port.ready.value = 0
         cocotb.start_soon(Clock(self.clk, 10, unit="ns").start())
         await self.reset()
 
@@ -243,32 +245,32 @@ class Bench:
             await self.tick()
         self.rst.value = 0
 
-    async def write_config(self, writes):
+    async def write_config(self, writes, port: int = 0):
+        """Write ``[(sel, addr, lane, data)]`` through configuration port ``port``."""
+        cfg = self.cfg_ports[port]
         for sel, addr, lane, data in writes:
-            self.cfg["en"].value = 1
-            self.cfg["sel"].value = sel
-            self.cfg["addr"].value = addr
-            self.cfg["lane"].value = lane
-            self.cfg["data"].value = data
+            cfg["en"].value = 1
+            cfg["sel"].value = sel
+            cfg["addr"].value = addr
+            cfg["lane"].value = lane
+            cfg["data"].value = data
             await self.tick()
-        self.cfg["en"].value = 0
+        cfg["en"].value = 0
 
-    async def stream(self, beats, expect_eots: int, gaps: float, backpressure: float,
-                     rng: random.Random, max_cycles: int):
-        """Send ``beats`` [(index, eot)], collect output beats until ``expect_eots`` eots.
+    async def stream(self, beats, done, gaps: float, backpressure: float, rng: random.Random,
+                     max_cycles: int):
+        """Send ``beats`` [(index, eot)]; collect output beats until ``done(received)``.
 
-        Returns ``(received, first_in_cycle, eot_cycles, timed_out)``, received as
-        [(index, eot)], ``eot_cycles`` the cycle of every output eot beat. ``gaps``/``backpressure`` are the chances of holding valid/ready low
-        in a cycle.
+        ``received`` maps each output stream to its beats, ``(cycle, {field: value})``.
+        ``gaps``/``backpressure`` are the chances of holding input valid / each output ready
+        low in a cycle. Returns ``(received, first_in_cycle, timed_out)``.
         """
-        received, sent = [], 0
-        first_in = None
-        eot_cycles = []
+        received = {name: [] for name in self.outputs}
+        sent, first_in, hold = 0, None, False
         start = self.cycle
-        hold = False
-        while len(eot_cycles) < expect_eots or sent < len(beats):
+        while sent < len(beats) or not done(received):
             if self.cycle - start > max_cycles:
-                return received, first_in, eot_cycles, True
+                return received, first_in, True
             # Valid, once raised, stays up with the same payload until the transfer.
             if sent < len(beats) and (hold or rng.random() >= gaps):
                 index, eot = beats[sent]
@@ -277,22 +279,31 @@ class Bench:
                 hold = True
             else:
                 self.i.valid.value = 0
-            self.o.ready.value = int(rng.random() >= backpressure)
+            for port in self.outputs.values():
+                port.ready.value = int(rng.random() >= backpressure)
             await self.ReadOnly()
             if int(self.i.valid.value) and int(self.i.ready.value):
                 if first_in is None:
                     first_in = self.cycle
                 sent += 1
                 hold = False
-            if int(self.o.valid.value) and int(self.o.ready.value):
-                beat = self.o.unpack(int(self.o.payload.value))
-                received.append((beat["index"], beat["eot"]))
-                if beat["eot"]:
-                    eot_cycles.append(self.cycle)
+            for name, port in self.outputs.items():
+                if int(port.valid.value) and int(port.ready.value):
+                    received[name].append((self.cycle, port.unpack(int(port.payload.value))))
             await self.tick()
         self.i.valid.value = 0
-        self.o.ready.value = 0
-        return received, first_in, eot_cycles, False
+        for port in self.outputs.values():
+            port.ready.value = 0
+        return received, first_in, False
+
+
+def event_beats(events) -> list[tuple[int, int]]:
+    """Input beats of events [S][T][indices]: the spikes of each timestep, then its eot."""
+    beats = []
+    for sample in events:
+        for step in sample:
+            beats += [(j, 0) for j in step] + [(0, 1)]
+    return beats
 
 
 def first_mismatch(received, expected) -> str | None:
@@ -317,48 +328,60 @@ def first_mismatch(received, expected) -> str | None:
     return None
 
 
-async def run_case(bench: Bench, case: dict) -> dict:
-    """Run one case in the simulator and check it; return the result dict.
+async def _prepare(bench: Bench, case: dict, result: dict) -> None:
+    if case.get("reset"):
+        await bench.reset()
+    start = bench.cycle
+    for port, writes in enumerate(case.get("config") or []):
+        await bench.write_config(writes, port)
+    result["config_cycles"] = bench.cycle - start
 
-    A case has ``name``; optionally ``config`` (writes as from :func:`config_writes`),
-    ``reset`` (pulse reset first), ``prefix`` (beats sent and their expected spikes before a
-    reset, checking that reset clears the state); ``events`` [S][T][indices];
-    ``expected`` [S][T][indices]; ``gaps``, ``backpressure``, ``seed``; ``expect_err``.
+
+async def run_array_case(bench: Bench, case: dict) -> dict:
+    """Run one case on a neuron array and check it; return the result dict.
+
+    A case has ``name``; optionally ``config`` (per configuration port, writes as from
+    :func:`config_writes`), ``reset`` (pulse reset first), ``prefix`` (beats sent and their
+    expected spikes before a reset, checking that reset clears the state); ``events``
+    [S][T][indices]; ``expected`` [S][T][indices]; ``gaps``, ``backpressure``, ``seed``;
+    ``expect_err``; ``max_cycles``.
     """
     rng = random.Random(case.get("seed", 0))
     result = {"name": case["name"], "ok": False}
-    if case.get("reset"):
-        await bench.reset()
-    if case.get("config"):
-        start = bench.cycle
-        await bench.write_config(case["config"])
-        result["config_cycles"] = bench.cycle - start
+    max_cycles = case.get("max_cycles", 200000)
+    await _prepare(bench, case, result)
+
+    def eots(count):
+        return lambda received: sum(b["eot"] for _, b in received["out"]) >= count
+
+    def beats_of(received):
+        return [(b["index"], b["eot"]) for _, b in received["out"]]
+
     if case.get("prefix"):
         prefix = case["prefix"]
-        got, *_rest, timed_out = await bench.stream(
-            [tuple(b) for b in prefix["beats"]], len(prefix["expected"]), 0.0, 0.0, rng,
-            case.get("max_cycles", 200000))
-        problem = "timed out" if timed_out else first_mismatch(got, [prefix["expected"]])
+        received, _, timed_out = await bench.stream(
+            [tuple(b) for b in prefix["beats"]], eots(len(prefix["expected"])), 0.0, 0.0, rng,
+            max_cycles)
+        problem = "timed out" if timed_out else first_mismatch(beats_of(received),
+                                                               [prefix["expected"]])
         if problem:
             result["message"] = f"before the reset: {problem}"
             return result
         await bench.reset()
-    beats = []
-    for sample in case["events"]:
-        for step in sample:
-            beats += [(j, 0) for j in step] + [(0, 1)]
     expect_eots = sum(len(sample) for sample in case["events"])
-    got, first_in, eot_cycles, timed_out = await bench.stream(
-        beats, expect_eots, case.get("gaps", 0.0), case.get("backpressure", 0.0), rng,
-        case.get("max_cycles", 200000))
+    received, first_in, timed_out = await bench.stream(
+        event_beats(case["events"]), eots(expect_eots), case.get("gaps", 0.0),
+        case.get("backpressure", 0.0), rng, max_cycles)
+    eot_cycles = [cycle for cycle, b in received["out"] if b["eot"]]
     err = int(bench.err.value)
     result.update(first_in=first_in, eot_cycles=eot_cycles,
-                  last_out=eot_cycles[-1] if eot_cycles else None, err=err, beats_out=len(got))
+                  last_out=eot_cycles[-1] if eot_cycles else None, err=err,
+                  beats_out=len(received["out"]))
     if timed_out:
-        result["message"] = (f"timed out after {case.get('max_cycles', 200000)} cycles with "
-                             f"{len(got)} output beats")
+        result["message"] = (f"timed out after {max_cycles} cycles with "
+                             f"{len(received['out'])} output beats")
         return result
-    problem = first_mismatch(got, case["expected"])
+    problem = first_mismatch(beats_of(received), case["expected"])
     if problem is None and "expect_err" in case and err != case["expect_err"]:
         problem = f"error flag is {err}, expected {case['expect_err']}"
     result["ok"] = problem is None
@@ -367,12 +390,67 @@ async def run_case(bench: Bench, case: dict) -> dict:
     return result
 
 
+async def run_network_case(bench: Bench, case: dict) -> dict:
+    """Run samples through a network; check every logit and class against ``expected``.
+
+    ``expected``: ``{"logits": [S][classes], "classes": [S]}``. The result also carries
+    what the RTL produced (``logits``, ``classes``) and the cycle of each class beat.
+    """
+    rng = random.Random(case.get("seed", 0))
+    result = {"name": case["name"], "ok": False}
+    await _prepare(bench, case, result)
+    samples = len(case["events"])
+    received, first_in, timed_out = await bench.stream(
+        event_beats(case["events"]), lambda r: len(r["class"]) >= samples,
+        case.get("gaps", 0.0), case.get("backpressure", 0.0), rng,
+        case.get("max_cycles", 200000))
+    logit_beats = [b for _, b in received["logits"]]
+    classes = [b["index"] for _, b in received["class"]]
+    width = bench.outputs["logits"].fields["value"][1]
+    signed = [b["value"] - (1 << width) if b["value"] >> (width - 1) else b["value"]
+              for b in logit_beats]
+    n = len(case["expected"]["logits"][0])
+    result.update(first_in=first_in, class_cycles=[c for c, _ in received["class"]],
+                  classes=classes, logits=[signed[k:k + n] for k in range(0, len(signed), n)],
+                  err=int(bench.err.value))
+    if timed_out:
+        result["message"] = f"timed out with {len(classes)} of {samples} classes"
+        return result
+    problem = None
+    for s in range(samples):
+        for i in range(n):
+            k = s * n + i
+            if k >= len(logit_beats):
+                problem = f"sample {s}, logit {i}: missing"
+                break
+            beat = logit_beats[k]
+            want = case["expected"]["logits"][s][i]
+            if beat["index"] != i or signed[k] != want or beat["last"] != (i == n - 1):
+                problem = (f"sample {s}, logit {i}: expected index {i} value {want} last "
+                           f"{int(i == n - 1)}, got index {beat['index']} value {signed[k]} "
+                           f"last {beat['last']}")
+                break
+        if problem is None and classes[s] != case["expected"]["classes"][s]:
+            problem = (f"sample {s}: expected class {case['expected']['classes'][s]}, "
+                       f"got {classes[s]}")
+        if problem:
+            break
+    if problem is None and len(logit_beats) != samples * n:
+        problem = f"{len(logit_beats) - samples * n} extra logit beats"
+    result["ok"] = problem is None
+    if problem:
+        result["message"] = problem
+    return result
+
+
 async def bench_main(dut):
-    """The body of a cocotb test: run every case of ``$DALIF_CASES``, write ``$DALIF_RESULTS``."""
+    """The body of the cocotb test: run every case of ``$DALIF_CASES`` on an array or a
+    network (as its manifest says), write ``$DALIF_RESULTS``."""
     spec = json.loads(Path(os.environ["DALIF_CASES"]).read_text())
     manifest = json.loads(Path(spec["manifest"]).read_text())
     bench = Bench(dut, manifest)
     await bench.start()
+    run_case = run_network_case if "layers" in manifest else run_array_case
     results = []
     for case in spec["cases"]:
         try:

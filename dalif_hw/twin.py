@@ -22,7 +22,7 @@ from .config import ConfigError, rnd, sat
 from .files import savez_atomic
 from .params import IntParams
 
-__all__ = ["Trace", "counts_from_events", "run", "step"]
+__all__ = ["Trace", "counts_from_events", "run", "step", "readout", "stimulus_counts"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -113,6 +113,29 @@ def step(params: IntParams, h: np.ndarray, current: np.ndarray
     return v, spikes, np.where(spikes, after, v)
 
 
+def stimulus_counts(stimulus, inputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts [S, T, M], dropped [S])`` of a stimulus in any form :func:`run` takes."""
+    if isinstance(stimulus, np.ndarray) and stimulus.ndim == 3:
+        if stimulus.dtype.kind not in "biu":
+            raise ConfigError(f"stimulus must be bool or integer, not {stimulus.dtype}")
+        counts = stimulus.astype(np.int64)
+        if counts.shape[2] != inputs:
+            raise ConfigError(f"stimulus has {counts.shape[2]} inputs but the weights have "
+                              f"{inputs}")
+        if counts.min(initial=0) < 0 or (counts.sum(axis=2).max(initial=0) > inputs):
+            raise ConfigError("stimulus counts must be >= 0 and at most M per timestep")
+        return counts, np.zeros(counts.shape[0], np.bool_)
+    return counts_from_events(stimulus, inputs)
+
+
+def readout(params, stimulus) -> np.ndarray:
+    """Logits of a readout layer, int64 [S, N]: per sample, the sum over its T timesteps of
+    ``bias + weights of the counted beats`` (docs/network.md)."""
+    counts, _ = stimulus_counts(stimulus, params.inputs)
+    T = counts.shape[1]
+    return counts.sum(axis=1) @ params.weight.T + T * params.biases()
+
+
 def run(params: IntParams, stimulus) -> Trace:
     """Run S samples through one neuron array.
 
@@ -127,18 +150,7 @@ def run(params: IntParams, stimulus) -> Trace:
     -------
     Trace
     """
-    if isinstance(stimulus, np.ndarray) and stimulus.ndim == 3:
-        if stimulus.dtype.kind not in "biu":
-            raise ConfigError(f"stimulus must be bool or integer, not {stimulus.dtype}")
-        counts = stimulus.astype(np.int64)
-        if counts.shape[2] != params.inputs:
-            raise ConfigError(f"stimulus has {counts.shape[2]} inputs but the weights have "
-                              f"{params.inputs}")
-        if counts.min(initial=0) < 0 or (counts.sum(axis=2).max(initial=0) > params.inputs):
-            raise ConfigError("stimulus counts must be >= 0 and at most M per timestep")
-        dropped = np.zeros(counts.shape[0], np.bool_)
-    else:
-        counts, dropped = counts_from_events(stimulus, params.inputs)
+    counts, dropped = stimulus_counts(stimulus, params.inputs)
     n_samples, T, _ = counts.shape
     params.config(max(T, 1))  # checks the widths once more for this T
     shape = (n_samples, T, params.neurons)

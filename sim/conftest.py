@@ -1,13 +1,10 @@
 """Shared set-up of the Verilator tests: the toolchain must be there, or every test fails."""
 
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # the cocotb bench modules
-
-from dalif_hw.simulate import setup_verilator  # noqa: E402
+from dalif_hw.simulate import setup_verilator
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -156,7 +156,7 @@ def test_random_cases(name, build_root, tmp_path):
         samples = 2 if big else 5
         cases.append(make_case(f"round {k} ({style}, density {density})", params,
                                random_events(config, rng, samples, min(density, 1.0)),
-                               config=config_writes(manifest, params),
+                               config=[config_writes(manifest, params)],
                                gaps=[0.0, 0.3, 0.6][k % 3], backpressure=[0.5, 0.0, 0.3][k % 3],
                                seed=k, expect_err=0))
     results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
@@ -178,7 +178,7 @@ def test_errors_and_reset(name, build_root, tmp_path):
     flat = [j for sample in events for step in sample for j in step]
     assert any(j >= config.inputs for j in flat) or any(
         len(step) > config.inputs for sample in events for step in sample)
-    cases = [make_case("dropped beats", params, events, config=config_writes(manifest, params),
+    cases = [make_case("dropped beats", params, events, config=[config_writes(manifest, params)],
                        gaps=0.2, backpressure=0.2, seed=3, expect_err=1)]
     # After a reset: the flag is clear. A prefix of one timestep plus stray beats of the
     # next is abandoned by a reset; the samples after it start from zero.
@@ -218,7 +218,7 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
     for E in sorted({0, 1, min(4, config.inputs), config.inputs}):
         events = [[rng.integers(0, config.inputs, E).tolist() for _ in range(config.T)]
                   for _ in range(samples)]
-        load = {} if cases else {"config": config_writes(manifest, params)}
+        load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append(make_case(f"E={E}", params, events, **load))
         F = twin.run(params, events).spikes_out.sum(axis=2)
         bounds.append(int(np.maximum(G * (E + 1), F + 1).sum() + 8 * F.size))

@@ -16,9 +16,11 @@ from amaranth.lib import wiring
 
 from ..files import write_text_atomic
 from ..layout import SELECT, hex_lines
+from .network import NetworkTop
 from .neuron_array import UPDATE_LATENCY, NeuronArray
 
-__all__ = ["emit_array", "write_outputs", "ports_of"]
+__all__ = ["emit_array", "emit_network", "manifest", "network_manifest", "write_outputs",
+           "ports_of"]
 
 
 def _member(component, path):
@@ -45,41 +47,75 @@ def _stream(component, name: str) -> dict:
             "fields": {field_name: [field.offset, field.width] for field_name, field in layout}}
 
 
+def _memories(hw, file_prefix: str) -> list[dict]:
+    return [{"name": spec.name, "depth": spec.depth, "width": spec.width, "lanes": spec.lanes,
+             "lane_width": spec.lane_width, "signed": spec.signed,
+             "rows_per_group": hw.config.inputs if spec.name == "weights" else 1,
+             "select": spec.select, "file": f"{file_prefix}_{spec.name}.hex",
+             "layout": spec.layout} for spec in hw.memory_specs]
+
+
+def _config_port(hw, port: str) -> dict:
+    """The configuration port ``port`` of a neuron array or readout ``hw``."""
+    entry = {key: f"{port}__{key}" for key in ("en", "sel", "addr", "lane", "data")}
+    entry["select"] = {spec.name: spec.select for spec in hw.memory_specs}
+    entry["word"] = ("while en is 1, on each rising clock edge the low lane_width bits of "
+                     "data are written into lane 'lane' of word 'addr' of the memory whose "
+                     "'select' is 'sel'; a neuron's word is (neuron // lanes) * "
+                     "rows_per_group + input (input = 0 for per-neuron memories), its lane "
+                     "neuron % lanes")
+    if isinstance(hw, NeuronArray) and not hw.config.per_neuron_threshold:
+        entry["select"]["threshold"] = SELECT["threshold"]
+        entry["threshold_register"] = {
+            "select": SELECT["threshold"], "addr": 0, "lane": 0, "width": hw.config.VB,
+            "signed": True, "init": int(hw.params.threshold)}
+    return entry
+
+
+def _header(name: str) -> dict:
+    return {"top": name, "clock": "clk", "reset": "rst", "error": "err"}
+
+
 def manifest(array: NeuronArray, name: str) -> dict:
     """The manifest of ``array`` generated as top module ``name``."""
     config = array.config
-    memories = []
-    for spec in array.memory_specs:
-        memories.append({
-            "name": spec.name, "depth": spec.depth, "width": spec.width,
-            "lanes": spec.lanes, "lane_width": spec.lane_width, "signed": spec.signed,
-            "rows_per_group": config.inputs if spec.name == "weights" else 1,
-            "select": spec.select, "file": f"{name}_{spec.name}.hex", "layout": spec.layout,
-        })
-    config_port = {
-        "en": "cfg__en", "sel": "cfg__sel", "addr": "cfg__addr", "lane": "cfg__lane",
-        "data": "cfg__data", "select": {k: v for k, v in SELECT.items()
-                                        if k in {m["name"] for m in memories}},
-        "word": ("while en is 1, on each rising clock edge the low lane_width bits of data "
-                 "are written into lane 'lane' of word 'addr' of the memory whose 'select' "
-                 "is 'sel'; a neuron's word is (neuron // lanes) * rows_per_group + input "
-                 "(input = 0 for per-neuron memories), its lane neuron % lanes"),
-    }
-    if not config.per_neuron_threshold:
-        config_port["select"]["threshold"] = SELECT["threshold"]
-        config_port["threshold_register"] = {
-            "select": SELECT["threshold"], "addr": 0, "lane": 0, "width": config.VB,
-            "signed": True, "init": int(array.params.threshold)}
     return {
-        "top": name, "clock": "clk", "reset": "rst", "error": "err",
+        **_header(name),
         "params": config.manifest(),
         "ports": ports_of(array),
         "streams": {"in": _stream(array, "i"), "out": _stream(array, "o")},
-        "config": config_port,
-        "memories": memories,
+        "config": _config_port(array, "cfg"),
+        "memories": _memories(array, name),
         "pipeline": {"update_latency": UPDATE_LATENCY, "spike_fifo_depth": array.fifo_depth,
                      "cycles_per_input_beat": config.groups,
                      "cycles_per_update_pass": config.groups},
+    }
+
+
+def network_manifest(top: NetworkTop, name: str) -> dict:
+    """The manifest of a network generated as top module ``name``.
+
+    Like an array's, with the streams ``in``, ``logits`` and ``class``, and per layer its
+    ``params``, ``config`` port (``cfg_<layer>``) and ``memories``.
+    """
+    network = top.network
+    layers = []
+    for layer, hw in zip(network.layers, top.layers):
+        params = hw.config.manifest()
+        if layer.kind == "readout":
+            params = {k: v for k, v in params.items() if k not in ("DB", "reset", "threshold")}
+            params["logit_width"] = hw.config.logit_width
+        layers.append({"name": layer.name, "kind": layer.kind, "params": params,
+                       "scale": layer.scale, "config": _config_port(hw, f"cfg_{layer.name}"),
+                       "memories": _memories(hw, f"{name}_{layer.name}")})
+    return {
+        **_header(name),
+        "params": {"inputs": network.inputs, "classes": network.classes, "T": network.T,
+                   "layers": len(network.layers), "encoding": network.encoding},
+        "ports": ports_of(top),
+        "streams": {"in": _stream(top, "i"), "logits": _stream(top, "logits"),
+                    "class": _stream(top, "class")},
+        "layers": layers,
     }
 
 
@@ -89,6 +125,16 @@ def emit_array(array: NeuronArray, name: str) -> dict[str, str]:
     files[f"{name}.json"] = json.dumps(manifest(array, name), indent=2) + "\n"
     for spec in array.memory_specs:
         files[f"{name}_{spec.name}.hex"] = hex_lines(spec)
+    return files
+
+
+def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
+    """All files of a network: Verilog, manifest, and the hex files of every layer."""
+    files = {f"{name}.v": verilog.convert(top, name=name, emit_src=False)}
+    files[f"{name}.json"] = json.dumps(network_manifest(top, name), indent=2) + "\n"
+    for layer, hw in zip(top.network.layers, top.layers):
+        for spec in hw.memory_specs:
+            files[f"{name}_{layer.name}_{spec.name}.hex"] = hex_lines(spec)
     return files
 
 

@@ -1,0 +1,66 @@
+"""A network in hardware: neuron arrays chained through their event streams, then a readout.
+
+The streams need no glue: an array's output (neuron index, eot) is the next one's input.
+Every layer works on its own timestep, so layer k accumulates timestep t while layer k+1 is
+still on t-1. Each layer keeps its own configuration port, ``cfg_<layer>``.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module
+from amaranth.lib import stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..network import Network
+from .neuron_array import NeuronArray
+from .readout import Readout, class_layout, logits_layout
+from .streams import ConfigSignature, event_signature
+
+__all__ = ["NetworkTop"]
+
+
+class NetworkTop(wiring.Component):
+    """The hardware of a :class:`~dalif_hw.network.Network`.
+
+    Attributes
+    ----------
+    i : In(stream)
+        Input events over the network's inputs.
+    logits, class : Out(stream)
+        From the readout, one sample at a time.
+    err : Out(1)
+        Any layer dropped a beat.
+    cfg_<layer> : In(ConfigSignature)
+        Each layer's configuration port.
+    """
+
+    def __init__(self, network: Network):
+        if not isinstance(network, Network):
+            raise TypeError(f"network must be a Network, not {network!r}")
+        self.network = network
+        self.layers = [NeuronArray(layer.config, layer.params) for layer in network.layers[:-1]]
+        readout = network.layers[-1]
+        self.layers.append(Readout(readout.config, readout.params))
+        members = {
+            "i": In(event_signature(network.inputs)),
+            "logits": Out(stream.Signature(logits_layout(readout.config))),
+            "class": Out(stream.Signature(class_layout(readout.config))),
+            "err": Out(1),
+        }
+        for layer, hw in zip(network.layers, self.layers):
+            members[f"cfg_{layer.name}"] = In(ConfigSignature(**hw.cfg_widths))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        for layer, hw in zip(self.network.layers, self.layers):
+            m.submodules[layer.name] = hw
+            wiring.connect(m, wiring.flipped(getattr(self, f"cfg_{layer.name}")), hw.cfg)
+        wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
+        for before, after in zip(self.layers, self.layers[1:]):
+            wiring.connect(m, before.o, after.i)
+        readout = self.layers[-1]
+        wiring.connect(m, readout.logits, wiring.flipped(self.logits))
+        wiring.connect(m, getattr(readout, "class"), wiring.flipped(getattr(self, "class")))
+        m.d.comb += self.err.eq(Cat(*[hw.err for hw in self.layers]).any())
+        return m

@@ -1,0 +1,158 @@
+"""The readout layer: sums currents over a sample, emits logits and the class.
+
+For each sample, ``logit_i = sum over t of (bias_i + sum of w_ij over the counted beats of
+timestep t)`` (docs/network.md). The input side is the same :class:`SpikeAccumulator` as a
+neuron array's, with one pass per sample (after the T-th ``eot``) instead of one per
+timestep, so the accumulators sum over the whole sample. The pass adds ``T * bias`` and
+puts each group's logits into a FIFO; the output serialises them, one logit a cycle, on
+``logits`` (``index``, ``value``, ``last`` on the N-th), then one beat on ``class`` with the
+argmax (the lowest index among equal maxima).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..config import ArrayConfig, index_width
+from ..layout import memories
+from ..params import ReadoutParams
+from .accumulate import SpikeAccumulator, config_write_port, lanes_of
+from .streams import ConfigSignature, event_signature
+
+__all__ = ["Readout", "logits_layout", "class_layout"]
+
+
+def logits_layout(config: ArrayConfig) -> data.StructLayout:
+    return data.StructLayout({"index": index_width(config.neurons),
+                              "value": signed(config.logit_width), "last": 1})
+
+
+def class_layout(config: ArrayConfig) -> data.StructLayout:
+    return data.StructLayout({"index": index_width(config.neurons)})
+
+
+class Readout(wiring.Component):
+    """A readout layer (see the module docstring).
+
+    Parameters
+    ----------
+    config : ArrayConfig
+        Neurons (classes), inputs, T, WB, VB, lanes and bias; DB, reset and the threshold
+        mode do not apply.
+    params : ReadoutParams
+        Initial weights and biases, rewritable through ``cfg`` (weights select 0, bias 4).
+
+    Attributes
+    ----------
+    i : In(stream)
+    logits : Out(stream)
+        ``index``, ``value`` (signed ``config.logit_width`` bits), ``last``.
+    cls : Out(stream)
+        ``index``: the class. In Verilog ``class__valid`` and so on.
+    err : Out(1)
+    cfg : In(ConfigSignature)
+    """
+
+    def __init__(self, config: ArrayConfig, params: ReadoutParams):
+        if not isinstance(params, ReadoutParams):
+            raise TypeError(f"params must be ReadoutParams, not {params!r}")
+        self.config, self.params = config, params
+        self.memory_specs = memories(config, params)
+        self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + 2
+        depth = max(spec.depth for spec in self.memory_specs)
+        self.cfg_widths = {"sel": 3, "addr": max(1, ceil_log2(depth)),
+                           "lane": max(1, ceil_log2(config.lanes)),
+                           "data": max(config.WB, config.VB)}
+        super().__init__({
+            "i": In(event_signature(config.inputs)),
+            "logits": Out(stream.Signature(logits_layout(config))),
+            "class": Out(stream.Signature(class_layout(config))),
+            "err": Out(1),
+            "cfg": In(ConfigSignature(**self.cfg_widths)),
+        })
+
+    @property
+    def cls(self):
+        return getattr(self, "class")
+
+    def elaborate(self, platform):
+        m = Module()
+        c = self.config
+        P, G, N, T = c.lanes, c.groups, c.neurons, c.T
+        LW = c.logit_width
+        specs = {spec.name: spec for spec in self.memory_specs}
+        iw = index_width(N)
+
+        acc = m.submodules.accumulate = SpikeAccumulator(
+            inputs=c.inputs, T=T, weights=specs["weights"], acc_width=LW, base_width=iw,
+            pass_every=T, cfg_widths=self.cfg_widths)
+        wiring.connect(m, wiring.flipped(self.i), acc.i)
+        m.d.comb += [getattr(acc.cfg, k).eq(getattr(self.cfg, k))
+                     for k in ("en", *self.cfg_widths)]
+        m.d.comb += self.err.eq(acc.err)
+
+        biases = [0] * P
+        if c.bias:
+            mem = m.submodules.bias_mem = Memory(shape=unsigned(specs["bias"].width),
+                                                 depth=G, init=specs["bias"].words)
+            config_write_port(m, mem, specs["bias"], self.cfg)
+            port = mem.read_port()
+            word = Signal(len(port.data))
+            m.d.comb += port.addr.eq(acc.issue.g)
+            m.d.sync += word.eq(port.data)
+            biases = lanes_of(word, P, c.VB)
+
+        # -- the pass: logits of one group a cycle into the FIFO -----------------------------
+        values = m.submodules.values = fifo.SyncFIFOBuffered(
+            width=P * LW + iw, depth=self.fifo_depth)
+        logits = []
+        for p, a in enumerate(lanes_of(acc.pass_.acc, P, LW)):
+            logit = Signal(signed(LW), name=f"logit{p}")
+            m.d.comb += logit.eq(Mux(acc.pass_.empty, 0, a) + biases[p] * T)
+            logits.append(logit)
+        m.d.comb += [values.w_data.eq(Cat(*logits, acc.pass_.base[:iw])),
+                     values.w_en.eq(acc.pass_.valid),
+                     acc.hold.eq(0),
+                     acc.credit.eq(values.level + SpikeAccumulator.LATENCY + 1 <=
+                                   self.fifo_depth)]
+
+        # -- output: one logit a cycle, then the class ---------------------------------------
+        head = values.r_data
+        head_base = head[P * LW:P * LW + iw]
+        lane = Signal(range(P))
+        index = Signal(iw)
+        value = Signal(signed(LW))
+        m.d.comb += [index.eq(head_base + lane)]
+        with m.Switch(lane):
+            for p in range(P):
+                with m.Case(p):
+                    m.d.comb += value.eq(head[p * LW:(p + 1) * LW].as_signed())
+        last = index == N - 1
+        best = Signal(signed(LW))
+        best_index = Signal(iw)
+        have_best = Signal()
+        pending = Signal()           # the class beat waits to be taken
+        cls = self.cls
+        m.d.comb += [self.logits.valid.eq(values.r_rdy & ~pending),
+                     self.logits.payload.index.eq(index),
+                     self.logits.payload.value.eq(value),
+                     self.logits.payload.last.eq(last),
+                     cls.valid.eq(pending), cls.payload.index.eq(best_index)]
+        with m.If(self.logits.valid & self.logits.ready):
+            with m.If(~have_best | (value > best)):
+                m.d.sync += [best.eq(value), best_index.eq(index)]
+            m.d.sync += have_best.eq(~last)
+            with m.If(last):
+                m.d.sync += pending.eq(1)
+            with m.If(last | (lane == P - 1)):
+                m.d.comb += values.r_en.eq(1)
+                m.d.sync += lane.eq(0)
+            with m.Else():
+                m.d.sync += lane.eq(lane + 1)
+        with m.If(cls.valid & cls.ready):
+            m.d.sync += pending.eq(0)
+        return m
