@@ -66,6 +66,9 @@ class SpikeAccumulator(wiring.Component):
     pass_every : int
         1: a pass after every timestep (accumulators restart each timestep); T: after every
         sample (they sum over the sample).
+    pass_gap : int
+        Cycles that must separate the last operation of a pass from the first of the next
+        (the datapath behind reads back what a pass writes); 0 for none.
     cfg_widths : dict
         Widths of the configuration port (shared with the rest of the array).
 
@@ -77,18 +80,22 @@ class SpikeAccumulator(wiring.Component):
         Two cycles later: ``valid``, ``g``, ``empty`` (no counted beat since the last pass),
         ``first_step`` (issued by the first timestep of a sample), ``last`` (last group),
         ``base`` (g * P), ``acc`` (the group's accumulators, P lanes).
-    hold : In(1)
-        The datapath behind cannot start a new pass yet.
-    credit : In(1)
-        The datapath behind can take one more pass operation this cycle.
+    room : In(1)
+        The datapath behind has room for every pass operation in flight plus two more (it
+        is registered here, so it may be one cycle old).
     """
 
     #: Cycles from issue to ``pass_``.
     LATENCY = 2
+    #: What ``room`` must leave beyond the pass operations between issue and their push:
+    #: the push under way when ``room`` was sampled (it is registered) and the operation
+    #: issued now.
+    SLACK = 2
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
-                 base_width: int, pass_every: int, cfg_widths: dict):
+                 base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict):
         self.inputs, self.T, self.weights = inputs, T, weights
+        self.pass_gap = pass_gap
         self.lanes, self.groups = weights.lanes, weights.depth // inputs
         self.acc_width, self.pass_every = acc_width, pass_every
         G = self.groups
@@ -101,8 +108,7 @@ class SpikeAccumulator(wiring.Component):
                 "valid": Out(1), "g": Out(range(G)), "empty": Out(1), "first_step": Out(1),
                 "last": Out(1), "base": Out(base_width),
                 "acc": Out(self.lanes * acc_width)})),
-            "hold": In(1),
-            "credit": In(1),
+            "room": In(1),
         })
 
     def elaborate(self, platform):
@@ -118,76 +124,82 @@ class SpikeAccumulator(wiring.Component):
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
 
-        # -- issue: one accumulate or pass operation a cycle ---------------------------------
+        # -- input buffer: one beat, so that ready comes straight from registers ------------
+        beat_v = Signal()
+        beat = Signal.like(self.i.payload)
+        consume = Signal()
+        m.d.comb += self.i.ready.eq(~beat_v | consume)
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [beat_v.eq(1), beat.eq(self.i.payload)]
+        with m.Elif(consume):
+            m.d.sync += beat_v.eq(0)
+
+        # -- the walker: one accumulate or pass operation a cycle, from registers ------------
         busy = Signal()              # walking the groups of a beat or a pass
         in_pass = Signal()           # ... of a pass
-        g = Signal(range(G))         # group of the next operation while busy
-        j_reg = Signal(range(M))
-        wbase = Signal(range(G * M + 1))   # g * M of the next operation while busy
-        base = Signal(len(self.pass_.base))
+        g = Signal(range(G))         # group of this cycle's operation
+        waddr = Signal(range(G * M + M))   # its weight address, g * M + j
+        base = Signal(len(self.pass_.base))   # its g * P
+        walk_first = Signal()        # the beat being walked is the first since the last pass
+        walk_empty, walk_first_step = Signal(), Signal()
         first = Signal(init=1)       # no beat counted since the last pass
-        first_reg = Signal()         # the beat being walked was the first
-        empty_reg, first_step_reg = Signal(), Signal()
         count = Signal(range(M + 1))
         t = Signal(range(T))
         steps = Signal(range(self.pass_every))   # timesteps since the last pass
         err = Signal()
         m.d.comb += self.err.eq(err)
 
+        # Registered: room behind for every operation in flight, the stale cycle and one more.
+        credit = Signal()
+        m.d.sync += credit.eq(self.room)
         op = {"valid": Signal(), "pass": Signal(), "g": Signal(range(G)), "first": Signal(),
               "empty": Signal(), "first_step": Signal(), "last": Signal(),
               "base": Signal(len(base))}
-        waddr = Signal(range(G * M))
+        m.d.comb += [op["valid"].eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
+                     op["g"].eq(g), op["first"].eq(walk_first), op["empty"].eq(walk_empty),
+                     op["first_step"].eq(walk_first_step), op["last"].eq(g == G - 1),
+                     op["base"].eq(base)]
         s1 = {k: Signal.like(v, name=f"s1_{k}") for k, v in op.items()}
         s2 = {k: Signal.like(v, name=f"s2_{k}") for k, v in op.items()}
         m.d.sync += [s1[k].eq(op[k]) for k in op] + [s2[k].eq(s1[k]) for k in op]
 
-        # A pass starts once the datapath behind is done with the last one (it may read back
-        # what that one wrote) and has room.
-        may_pass = ~self.hold & ~(s1["valid"] & s1["pass"]) & ~(s2["valid"] & s2["pass"]) & \
-            self.credit
-        index, eot = self.i.payload.index, self.i.payload.eot
-        last_step = steps == self.pass_every - 1
-        with m.If(~busy):
-            m.d.comb += self.i.ready.eq(Mux(eot & last_step, may_pass, 1))
-            with m.If(self.i.valid & self.i.ready):
-                with m.If(eot):
-                    m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
-                    with m.If(last_step):
-                        m.d.comb += [op["valid"].eq(1), op["pass"].eq(1), op["g"].eq(0),
-                                     op["empty"].eq(first), op["first_step"].eq(t == 0),
-                                     op["last"].eq(G == 1), op["base"].eq(0)]
-                        m.d.sync += [first.eq(1), empty_reg.eq(first),
-                                     first_step_reg.eq(t == 0), steps.eq(0)]
-                        if G > 1:
-                            m.d.sync += [busy.eq(1), in_pass.eq(1), g.eq(1), base.eq(P)]
-                    with m.Else():
-                        m.d.sync += steps.eq(steps + 1)
-                with m.Elif((index < M) & (count != M)):
-                    m.d.comb += [op["valid"].eq(1), op["g"].eq(0), op["first"].eq(first),
-                                 waddr.eq(index)]
-                    m.d.sync += [count.eq(count + 1), first.eq(0), first_reg.eq(first),
-                                 j_reg.eq(index)]
-                    if G > 1:
-                        m.d.sync += [busy.eq(1), in_pass.eq(0), g.eq(1), wbase.eq(M)]
-                with m.Else():
-                    m.d.sync += err.eq(1)
-        with m.Elif(in_pass):
-            with m.If(self.credit):
-                m.d.comb += [op["valid"].eq(1), op["pass"].eq(1), op["g"].eq(g),
-                             op["empty"].eq(empty_reg), op["first_step"].eq(first_step_reg),
-                             op["last"].eq(g == G - 1), op["base"].eq(base)]
-                m.d.sync += [g.eq(g + 1), base.eq(base + P)]
-                with m.If(g == G - 1):
-                    m.d.sync += busy.eq(0)
-        with m.Else():
-            m.d.comb += [op["valid"].eq(1), op["g"].eq(g), op["first"].eq(first_reg),
-                         waddr.eq(wbase + j_reg)]
-            m.d.sync += [g.eq(g + 1), wbase.eq(wbase + M)]
-            with m.If(g == G - 1):
+        at_last = op["valid"] & op["last"]
+        with m.If(op["valid"]):
+            m.d.sync += [g.eq(g + 1), waddr.eq(waddr + M), base.eq(base + P)]
+            with m.If(op["last"]):
                 m.d.sync += busy.eq(0)
+        # A new pass may read H only where the last pass has written it back: its first
+        # operation must come at least pass_gap cycles after that pass's last one.
+        quiet = Signal(range(max(self.pass_gap, 0) + 2), init=max(self.pass_gap, 0) + 1)
+        quiet_ok = Signal()
+        if self.pass_gap > 0:
+            with m.If(op["valid"] & op["pass"]):
+                m.d.sync += quiet.eq(1)
+            with m.Elif(quiet <= self.pass_gap):
+                m.d.sync += quiet.eq(quiet + 1)
+            m.d.comb += quiet_ok.eq(~(op["valid"] & op["pass"]) & (quiet >= self.pass_gap))
+        else:
+            m.d.comb += quiet_ok.eq(1)
 
-        m.d.comb += [w_rd.addr.eq(waddr), acc_rd.addr.eq(op["g"]),
+        index, eot = beat.index, beat.eot
+        pass_due = eot & (steps == self.pass_every - 1)
+        m.d.comb += consume.eq(beat_v & (~busy | at_last) & (~pass_due | quiet_ok))
+        with m.If(consume):
+            with m.If(eot):
+                m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
+                with m.If(pass_due):
+                    m.d.sync += [busy.eq(1), in_pass.eq(1), g.eq(0), base.eq(0),
+                                 walk_empty.eq(first), walk_first_step.eq(t == 0),
+                                 first.eq(1), steps.eq(0)]
+                with m.Else():
+                    m.d.sync += steps.eq(steps + 1)
+            with m.Elif((index < M) & (count != M)):
+                m.d.sync += [busy.eq(1), in_pass.eq(0), g.eq(0), waddr.eq(index),
+                             walk_first.eq(first), first.eq(0), count.eq(count + 1)]
+            with m.Else():
+                m.d.sync += err.eq(1)
+
+        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op["g"]),
                      self.issue.valid.eq(op["valid"] & op["pass"]), self.issue.g.eq(op["g"])]
         # Memory outputs registered: stage 2 sees them beside the operation.
         w2, acc2 = Signal(len(w_rd.data)), Signal(len(acc_rd.data))

@@ -12,8 +12,8 @@ each ``eot`` issues the update pass, one group a cycle. This module adds the res
 - the output stage, one beat per spike in ascending neuron order, then ``eot``, one a
   cycle, while the next timestep is already accumulating.
 
-Pass issue at cycle c; memory data c+1, registered c+2 (I); c+3 products; c+4 rounding and
-saturation (V); c+5 fire, reset, H write, FIFO push.
+Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 products; c+4 rounding;
+c+5 saturation (V); c+6 fire, reset, H write, FIFO push.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from .streams import ConfigSignature, event_signature
 __all__ = ["NeuronArray", "UPDATE_LATENCY"]
 
 #: Cycles from issuing an update to writing its membrane (and pushing its spike mask).
-UPDATE_LATENCY = 5
+UPDATE_LATENCY = 6
 
 
 def check_params(config: ArrayConfig, params: IntParams) -> None:
@@ -88,7 +88,7 @@ class NeuronArray(wiring.Component):
         self.config = config
         self.params = params
         self.memory_specs = memories(config, params)
-        self.fifo_depth = 2 * (config.groups + 1) + UPDATE_LATENCY + 1
+        self.fifo_depth = 2 * (config.groups + 1) + UPDATE_LATENCY + SpikeAccumulator.SLACK
         depth = max(spec.depth for spec in self.memory_specs)
         self.cfg_widths = {
             "sel": 3, "addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(config.lanes)),
@@ -111,7 +111,8 @@ class NeuronArray(wiring.Component):
 
         acc = m.submodules.accumulate = SpikeAccumulator(
             inputs=c.inputs, T=c.T, weights=specs["weights"], acc_width=CW,
-            base_width=len(self.o.payload.index), pass_every=1, cfg_widths=self.cfg_widths)
+            base_width=len(self.o.payload.index), pass_every=1,
+            pass_gap=UPDATE_LATENCY + 1 - G, cfg_widths=self.cfg_widths)
         wiring.connect(m, wiring.flipped(self.i), acc.i)
         m.d.comb += [getattr(acc.cfg, k).eq(getattr(cfg, k)) for k in self.cfg_widths | {"en": 1}]
         m.d.comb += self.err.eq(acc.err)
@@ -138,72 +139,91 @@ class NeuronArray(wiring.Component):
 
         spikes = m.submodules.spikes = fifo.SyncFIFOBuffered(
             width=P + len(self.o.payload.index) + 1, depth=self.fifo_depth)
+        m.d.comb += acc.room.eq(spikes.level + UPDATE_LATENCY + SpikeAccumulator.SLACK
+                                <= self.fifo_depth)
 
-        # Stage registers s3 .. s5 of the pass operations behind the accumulator.
+        # The pass operations behind the accumulator, stages 3 .. UPDATE_LATENCY.
         keys = ("valid", "g", "last", "base")
         s = {k: {key: Signal.like(getattr(acc.pass_, key), name=f"s{k}_{key}") for key in keys}
              for k in range(3, UPDATE_LATENCY + 1)}
         for k in range(3, UPDATE_LATENCY + 1):
             m.d.sync += [s[k][key].eq(getattr(acc.pass_, key) if k == 3 else s[k - 1][key])
                          for key in keys]
-        # The next pass reads H only after this one has written it back; every operation in
-        # flight may still push a mask.
-        m.d.comb += [acc.hold.eq(Cat(*[s[k]["valid"] for k in s]).any()),
-                     acc.credit.eq(spikes.level + UPDATE_LATENCY + 1 <= self.fifo_depth)]
 
+        def stage_regs(name, k, shape):
+            return [Signal(shape, name=f"s{k}_{name}{p}") for p in range(P)]
+
+        def delay(values, name, shape, stages):
+            """Carry ``values`` (one per lane) through pipeline registers of ``stages``."""
+            for k in stages:
+                regs = stage_regs(name, k, shape)
+                m.d.sync += [r.eq(v) for r, v in zip(regs, values)]
+                values = regs
+            return values
+
+        # -- stage 2: the current I and the membrane H -----------------------------------------
         acc_lanes = lanes_of(acc.pass_.acc, P, CW)
         biases = lanes_of(d2["bias"], P, VB) if c.bias else [0] * P
-        alphas = lanes_of(d2["alpha"], P, c.decay_width, signed=False)
-        betas = lanes_of(d2["beta"], P, c.decay_width, signed=False)
         hs = lanes_of(d2["h"], P, VB)
-        thetas = (lanes_of(d2["threshold"], P, VB) if c.per_neuron_threshold
-                  else [theta_reg] * P)
-        # Stage 3 registers: multiplier operands.
-        cur3 = [Signal(signed(CW), name=f"s3_current{p}") for p in range(P)]
-        h3 = [Signal(signed(VB), name=f"s3_h{p}") for p in range(P)]
-        a3 = [Signal(c.decay_width, name=f"s3_alpha{p}") for p in range(P)]
-        b3 = [Signal(c.decay_width, name=f"s3_beta{p}") for p in range(P)]
-        th3 = [Signal(signed(VB), name=f"s3_theta{p}") for p in range(P)]
+        cur3, h3 = stage_regs("current", 3, signed(CW)), stage_regs("h", 3, signed(VB))
         for p in range(P):
             m.d.sync += [cur3[p].eq(Mux(acc.pass_.empty, 0, acc_lanes[p]) + biases[p]),
-                         h3[p].eq(Mux(acc.pass_.first_step, 0, hs[p])),
-                         a3[p].eq(alphas[p]), b3[p].eq(betas[p]), th3[p].eq(thetas[p])]
+                         h3[p].eq(Mux(acc.pass_.first_step, 0, hs[p]))]
+        a3 = delay(lanes_of(d2["alpha"], P, c.decay_width, signed=False), "alpha",
+                   c.decay_width, [3])
+        b3 = delay(lanes_of(d2["beta"], P, c.decay_width, signed=False), "beta",
+                   c.decay_width, [3])
+        thetas = lanes_of(d2["threshold"], P, VB) if c.per_neuron_threshold else [theta_reg] * P
+        theta6 = delay(thetas, "theta", signed(VB), range(3, 7))
 
-        # -- stage 3: products (registered in and out) ----------------------------------------
-        pa4 = [Signal(signed(CW + c.decay_width + 1), name=f"s4_pa{p}") for p in range(P)]
-        pb4 = [Signal(signed(VB + c.decay_width + 1), name=f"s4_pb{p}") for p in range(P)]
-        th4 = [Signal(signed(VB), name=f"s4_theta{p}") for p in range(P)]
+        # -- stages 3, 4: products and rounding ----------------------------------------------
+        # alpha * I goes to a DSP block (registered in at 3 and out at 4). beta * H is built
+        # from shifted copies of H in logic, in two adder levels: two multipliers a lane
+        # would need more DSP blocks than a small FPGA has (32 for 16 lanes on a 28-block
+        # ECP5-25F). The rounding half enters the beta sum as one more term.
+        half = 1 << (DB - 1)
+        PW = VB + c.decay_width + 1
+        pa4 = stage_regs("pa", 4, signed(CW + c.decay_width + 1))
+        pb4 = [stage_regs(f"pb{k}_", 4, signed(PW)) for k in range(3)]
+        bits = c.decay_width
+        chunks = [range(k, min(k + 3, bits)) for k in range(0, bits, 3)]
         for p in range(P):
-            m.d.sync += [pa4[p].eq(cur3[p] * a3[p]),
-                         pb4[p].eq(h3[p] * b3[p]),
-                         th4[p].eq(th3[p])]
-
-        # -- stage 4: rounding and saturation -------------------------------------------------
-        v5 = [Signal(signed(VB), name=f"s5_v{p}") for p in range(P)]
-        th5 = [Signal(signed(VB), name=f"s5_theta{p}") for p in range(P)]
+            m.d.sync += pa4[p].eq(cur3[p] * a3[p])
+            partial = [sum((Mux(b3[p][k], h3[p] << k, 0) for k in chunk), start=0)
+                       for chunk in chunks]
+            groups = [partial[k::3] for k in range(3)]
+            for k in range(3):
+                total = sum(groups[k], start=half if k == 0 else 0)
+                m.d.sync += pb4[k][p].eq(total)
+        ra5, rb5 = stage_regs("ra", 5, signed(CW + 2)), stage_regs("rb", 5, signed(VB + 2))
         for p in range(P):
-            m.d.sync += [v5[p].eq(sat(rnd(pb4[p], DB) + rnd(pa4[p], DB), VB)),
-                         th5[p].eq(th4[p])]
+            m.d.sync += [ra5[p].eq(rnd(pa4[p], DB)),
+                         rb5[p].eq((pb4[0][p] + pb4[1][p] + pb4[2][p]) >> DB)]
 
-        # -- stage 5: fire, reset, write back, push the spike mask ---------------------------
-        s5 = s[UPDATE_LATENCY]
+        # -- stage 5: V = sat(rnd(beta H) + rnd(alpha I)) --------------------------------------
+        v6 = stage_regs("v", 6, signed(VB))
+        for p in range(P):
+            m.d.sync += v6[p].eq(sat(ra5[p] + rb5[p], VB))
+
+        # -- stage 6: fire, reset, write back, push the spike mask ---------------------------
+        last = s[UPDATE_LATENCY]
         fired, h_new = [], []
         for p in range(P):
-            spike = Signal(name=f"s5_spike{p}")
-            m.d.comb += spike.eq(v5[p] >= th5[p])
-            after = 0 if c.reset == "hard" else sat(v5[p] - th5[p], VB)
+            spike = Signal(name=f"s6_spike{p}")
+            m.d.comb += spike.eq(v6[p] >= theta6[p])
+            after = 0 if c.reset == "hard" else sat(v6[p] - theta6[p], VB)
             fired.append(spike)
-            h_new.append(Mux(spike, after, v5[p])[:VB])
+            h_new.append(Mux(spike, after, v6[p])[:VB])
         # Lanes past neuron N-1 in the last group never fire.
         tail = N - (G - 1) * P
-        real = Mux(s5["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1)
+        real = Mux(last["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1)
         mask = Signal(P)
         m.d.comb += [mask.eq(Cat(*fired) & real),
-                     h_wr.addr.eq(s5["g"]), h_wr.data.eq(Cat(*h_new)),
-                     h_wr.en.eq(s5["valid"]),
-                     spikes.w_data.eq(Cat(mask, s5["base"][:len(self.o.payload.index)],
-                                          s5["last"])),
-                     spikes.w_en.eq(s5["valid"] & (mask.any() | s5["last"]))]
+                     h_wr.addr.eq(last["g"]), h_wr.data.eq(Cat(*h_new)),
+                     h_wr.en.eq(last["valid"]),
+                     spikes.w_data.eq(Cat(mask, last["base"][:len(self.o.payload.index)],
+                                          last["last"])),
+                     spikes.w_en.eq(last["valid"] & (mask.any() | last["last"]))]
 
         # -- output: one beat per spike of the head mask, then eot ---------------------------
         head_mask = spikes.r_data[:P]

@@ -62,7 +62,7 @@ class Readout(wiring.Component):
             raise TypeError(f"params must be ReadoutParams, not {params!r}")
         self.config, self.params = config, params
         self.memory_specs = memories(config, params)
-        self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + 2
+        self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + SpikeAccumulator.SLACK
         depth = max(spec.depth for spec in self.memory_specs)
         self.cfg_widths = {"sel": 3, "addr": max(1, ceil_log2(depth)),
                            "lane": max(1, ceil_log2(config.lanes)),
@@ -89,7 +89,7 @@ class Readout(wiring.Component):
 
         acc = m.submodules.accumulate = SpikeAccumulator(
             inputs=c.inputs, T=T, weights=specs["weights"], acc_width=LW, base_width=iw,
-            pass_every=T, cfg_widths=self.cfg_widths)
+            pass_every=T, pass_gap=0, cfg_widths=self.cfg_widths)
         wiring.connect(m, wiring.flipped(self.i), acc.i)
         m.d.comb += [getattr(acc.cfg, k).eq(getattr(self.cfg, k))
                      for k in ("en", *self.cfg_widths)]
@@ -116,9 +116,8 @@ class Readout(wiring.Component):
             logits.append(logit)
         m.d.comb += [values.w_data.eq(Cat(*logits, acc.pass_.base[:iw])),
                      values.w_en.eq(acc.pass_.valid),
-                     acc.hold.eq(0),
-                     acc.credit.eq(values.level + SpikeAccumulator.LATENCY + 1 <=
-                                   self.fifo_depth)]
+                     acc.room.eq(values.level + SpikeAccumulator.LATENCY +
+                                 SpikeAccumulator.SLACK <= self.fifo_depth)]
 
         # -- output: one logit a cycle, then the class ---------------------------------------
         head = values.r_data
