@@ -20,9 +20,9 @@ from .config import (DEFAULT_DB, DEFAULT_RESET, DEFAULT_VB, DEFAULT_WB, RESETS, 
 from .params import load_params
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m dalif_hw.gen",
+        prog="python -m dalif_hw.gen", add_help=add_help,
         description="Generate a DA-LIF neuron array: Verilog, manifest and memory init files.")
     add = parser.add_argument
     add("--network", metavar="DIR", help="generate the network packed in DIR "
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         f"(default: from --params, else {DEFAULT_VB})")
     add("--reset", choices=RESETS, help=f"reset mode (default: from --params, "
         f"else {DEFAULT_RESET})")
+    add("--multipliers", choices=("logic", "dsp"),
+        help="alpha*I in a DSP block per lane, or as pipelined logic like beta*H "
+             "(default: dsp)")
     add("--params", metavar="PARAMS", help="initial integer parameters, params.npz "
         "(default: weights and biases 0, decays 1/2, thresholds 2**(WB-1))")
     add("--name", metavar="NAME", help="top module and file name "
@@ -93,9 +96,8 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
     return config, None
 
 
-def generate_network(args) -> tuple[dict, str]:
-    from .hw.emit import emit_network
-    from .hw.network import NetworkTop
+def network_from_args(args):
+    """Check the arguments of a network and load it."""
     from .network import Network
 
     given = [f"--{flag.replace('_', '-')}" for flag in ARRAY_FLAGS
@@ -103,8 +105,16 @@ def generate_network(args) -> tuple[dict, str]:
     if given:
         raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
                           f"sets every layer)")
-    network = Network.load(args.network)
-    files = emit_network(NetworkTop(network), args.name or "dalif_network")
+    return Network.load(args.network)
+
+
+def generate_network(args) -> tuple[dict, str]:
+    from .hw.emit import emit_network
+    from .hw.network import NetworkTop
+
+    network = network_from_args(args)
+    files = emit_network(NetworkTop(network, multipliers=args.multipliers or "dsp"),
+                         args.name or "dalif_network")
     shapes = " -> ".join([str(network.inputs)] + [
         f"{layer.config.neurons} (P={layer.config.lanes})" for layer in network.layers])
     return files, f"network {shapes}, T={network.T}"
@@ -115,7 +125,8 @@ def generate_array(args) -> tuple[dict, str]:
     from .hw.emit import emit_array  # Amaranth only once the input is good
     from .hw.neuron_array import NeuronArray
 
-    files = emit_array(NeuronArray(config, params), args.name or "dalif_array")
+    files = emit_array(NeuronArray(config, params, multipliers=args.multipliers or "dsp"),
+                       args.name or "dalif_array")
     return files, (f"N={config.neurons}, M={config.inputs}, T={config.T}, P={config.lanes}, "
                    f"WB={config.WB}, DB={config.DB}, VB={config.VB}, {config.reset} reset")
 

@@ -156,8 +156,8 @@ class Network:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {exc}") from None
         if not isinstance(text, dict) or text.get("format") != FORMAT:
-            raise ConfigError(f"{path} is not a {FORMAT!r} description "
-                              f"(format: {text.get('format') if isinstance(text, dict) else None!r})")
+            found = text.get("format") if isinstance(text, dict) else None
+            raise ConfigError(f"{path} is not a {FORMAT!r} description (format: {found!r})")
         try:
             T, encoding, entries = int(text["T"]), dict(text["encoding"]), list(text["layers"])
             layers = [cls._load_layer(folder, entry, T) for entry in entries]

@@ -33,8 +33,9 @@ CONFIGS = {
     # P = N, per-layer threshold, no bias.
     "pn": dict(neurons=8, inputs=12, T=2, lanes=8, reset="soft", per_neuron_threshold=False,
                bias=False),
-    # M = N, T = 4, narrow membrane that saturates, few decay bits.
-    "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="soft", WB=8, DB=6, VB=9),
+    # M = N, T = 4, narrow membrane that saturates, few decay bits, no DSP blocks.
+    "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="soft", WB=8, DB=6, VB=9,
+               multipliers="logic"),
     # One input (index width 1, index 1 out of range), hard reset.
     "m1": dict(neurons=3, inputs=1, T=2, lanes=2, reset="hard", WB=6, DB=3, VB=8),
     # 16 lanes over 40 neurons (last group part-full), wide words.
@@ -102,7 +103,7 @@ def config_of(name: str) -> ArrayConfig:
         return ArrayConfig(p["neurons"], p["inputs"], p["T"], p["WB"], p["DB"], p["VB"],
                            p["reset"], lanes=p["lanes"],
                            per_neuron_threshold=p["threshold"] == "per-neuron", bias=p["bias"])
-    return ArrayConfig(**CONFIGS[name])
+    return ArrayConfig(**{k: v for k, v in CONFIGS[name].items() if k != "multipliers"})
 
 
 def initial_params(name: str, config: ArrayConfig) -> IntParams | None:
@@ -119,8 +120,9 @@ def built(name: str, build_root: Path):
         folder = ROOT / "rtl"
     else:
         folder = build_root / f"{name}_rtl"
-        write_outputs(folder, emit_array(NeuronArray(config, initial_params(name, config)),
-                                         "dalif_array"))
+        array = NeuronArray(config, initial_params(name, config),
+                            multipliers=CONFIGS[name].get("multipliers", "dsp"))
+        write_outputs(folder, emit_array(array, "dalif_array"))
     build_dir = build(folder / "dalif_array.v", "dalif_array", build_root / name)
     return build_dir, folder / "dalif_array.json"
 

@@ -37,7 +37,8 @@ def test_default_manifest_describes_the_array(tmp_path):
     manifest = json.loads((ROOT / "rtl" / "dalif_array.json").read_text())
     assert manifest["params"] == {"neurons": 256, "inputs": 256, "T": 2, "lanes": 16, "WB": 8,
                                   "DB": 8, "VB": 16, "reset": "hard",
-                                  "threshold": "per-neuron", "bias": True}
+                                  "threshold": "per-neuron", "bias": True,
+                                  "multipliers": "dsp"}
     assert manifest["streams"]["in"]["fields"] == {"index": [0, 8], "eot": [8, 1]}
     assert manifest["streams"]["out"]["fields"] == {"index": [0, 8], "eot": [8, 1]}
     weights = manifest["memories"][0]
@@ -94,8 +95,10 @@ def bad_params(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["--neurons", "0", "--T", "2"], "--neurons must be a positive integer, not 0"),
     (["--neurons", "4", "--T", "-1"], "--T must be a positive integer, not -1"),
-    (["--neurons", "4", "--T", "2", "--inputs", "0"], "--inputs must be a positive integer, not 0"),
-    (["--neurons", "4", "--T", "2", "--lanes", "5"], "--lanes must be at most --neurons (4), not 5"),
+    (["--neurons", "4", "--T", "2", "--inputs", "0"],
+     "--inputs must be a positive integer, not 0"),
+    (["--neurons", "4", "--T", "2", "--lanes", "5"],
+     "--lanes must be at most --neurons (4), not 5"),
     (["--neurons", "4", "--T", "2", "--lanes", "0"], "--lanes must be a positive integer, not 0"),
     (["--neurons", "4", "--T", "2", "--decay-width", "0"],
      "--decay-width must be a positive integer, not 0"),

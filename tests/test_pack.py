@@ -1,9 +1,7 @@
 """Training the digits network, packing it, and the checks on the way."""
 
-import json
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest

@@ -19,14 +19,17 @@ from dalif_hw.train import TrainOptions, train_digits
 
 def main(argv=None) -> int:
     defaults = TrainOptions()
-    parser = argparse.ArgumentParser(prog="python train/digits.py", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python train/digits.py",
+                                     description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for model.pt")
     parser.add_argument("--hidden", type=int, default=defaults.sizes[1], metavar="N",
                         help="hidden neurons (default: %(default)s)")
-    parser.add_argument("--T", type=int, default=defaults.T, help="timesteps (default: %(default)s)")
+    parser.add_argument("--T", type=int, default=defaults.T,
+                        help="timesteps (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs,
                         help="training epochs (default: %(default)s)")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (default: %(default)s)")
+    parser.add_argument("--seed", type=int, default=defaults.seed,
+                        help="random seed (default: %(default)s)")
     parser.add_argument("--reset", choices=("hard", "soft"), default=defaults.reset,
                         help="reset mode (default: %(default)s)")
     parser.add_argument("--threads", type=int, default=2,

@@ -116,9 +116,11 @@ class SpikeAccumulator(wiring.Component):
         M, T, P, G = self.inputs, self.T, self.lanes, self.groups
         AW = self.acc_width
 
+        # Block RAM always, even when small: its contents can then be swapped in a finished
+        # bitstream (python -m dalif_hw.patch).
         weight_mem = m.submodules.weights_mem = Memory(
             shape=unsigned(self.weights.width), depth=self.weights.depth,
-            init=self.weights.words)
+            init=self.weights.words, attrs={"ram_style": "block"})
         config_write_port(m, weight_mem, self.weights, self.cfg)
         w_rd = weight_mem.read_port()
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
@@ -159,8 +161,9 @@ class SpikeAccumulator(wiring.Component):
                      op["g"].eq(g), op["first"].eq(walk_first), op["empty"].eq(walk_empty),
                      op["first_step"].eq(walk_first_step), op["last"].eq(g == G - 1),
                      op["base"].eq(base)]
-        s1 = {k: Signal.like(v, name=f"s1_{k}") for k, v in op.items()}
-        s2 = {k: Signal.like(v, name=f"s2_{k}") for k, v in op.items()}
+        # Only the valid bits of the pipeline need a reset.
+        s1 = {k: Signal.like(v, name=f"s1_{k}", reset_less=k != "valid") for k, v in op.items()}
+        s2 = {k: Signal.like(v, name=f"s2_{k}", reset_less=k != "valid") for k, v in op.items()}
         m.d.sync += [s1[k].eq(op[k]) for k in op] + [s2[k].eq(s1[k]) for k in op]
 
         at_last = op["valid"] & op["last"]
@@ -202,23 +205,33 @@ class SpikeAccumulator(wiring.Component):
         m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op["g"]),
                      self.issue.valid.eq(op["valid"] & op["pass"]), self.issue.g.eq(op["g"])]
         # Memory outputs registered: stage 2 sees them beside the operation.
-        w2, acc2 = Signal(len(w_rd.data)), Signal(len(acc_rd.data))
+        w2 = Signal(len(w_rd.data), reset_less=True)
+        acc2 = Signal(len(acc_rd.data), reset_less=True)
         m.d.sync += [w2.eq(w_rd.data), acc2.eq(acc_rd.data)]
 
         # -- stage 2: forward the writes in flight, then accumulate or hand on ---------------
         # A read issued at cycle c sees writes up to c - 1; the operations issued at c - 2 and
         # c - 1 write at c and c + 1, so stage 2 (at c + 2) takes those from wl2 and wl1.
-        wl1 = {"valid": Signal(), "g": Signal(range(G)), "data": Signal(P * AW)}
-        wl2 = {"valid": Signal(), "g": Signal(range(G)), "data": Signal(P * AW)}
-        acc_v = Signal(P * AW)
-        with m.If(wl1["valid"] & (wl1["g"] == s2["g"])):
-            m.d.comb += acc_v.eq(wl1["data"])
-        with m.Elif(wl2["valid"] & (wl2["g"] == s2["g"])):
-            m.d.comb += acc_v.eq(wl2["data"])
-        with m.Else():
-            m.d.comb += acc_v.eq(acc2)
+        wl1 = {"valid": Signal(), "g": Signal(range(G), reset_less=True),
+               "data": Signal(P * AW, reset_less=True)}
+        wl2 = {"valid": Signal(), "g": Signal(range(G), reset_less=True),
+               "data": Signal(P * AW, reset_less=True)}
+        # Which write to forward is decided a cycle early, in stage 1, from registers: the
+        # operation now in stage 2 writes next cycle's wl1, the write now in wl1 becomes wl2.
+        # One copy of the decision per lane ("keep": not merged), to spread the fan-out.
+        fwd1_next = s2["valid"] & ~s2["pass"] & (s2["g"] == s1["g"])
+        fwd2_next = wl1["valid"] & (wl1["g"] == s1["g"])
+        lanes_v = []
+        for p, (a1, a2, a0) in enumerate(zip(lanes_of(wl1["data"], P, AW),
+                                             lanes_of(wl2["data"], P, AW),
+                                             lanes_of(acc2, P, AW))):
+            fwd1 = Signal(name=f"fwd1_{p}", attrs={"keep": 1})
+            fwd2 = Signal(name=f"fwd2_{p}", attrs={"keep": 1})
+            m.d.sync += [fwd1.eq(fwd1_next), fwd2.eq(fwd2_next)]
+            lanes_v.append(Mux(fwd1, a1, Mux(fwd2, a2, a0)))
+        acc_v = Cat(*[v[:AW] for v in lanes_v])
         acc_sum = Cat(*[(Mux(s2["first"], 0, a) + w)[:AW] for a, w in
-                        zip(lanes_of(acc_v, P, AW), lanes_of(w2, P, self.weights.lane_width))])
+                        zip(lanes_v, lanes_of(w2, P, self.weights.lane_width))])
         do_acc = s2["valid"] & ~s2["pass"]
         m.d.comb += [acc_wr.addr.eq(s2["g"]), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
         m.d.sync += [wl1["valid"].eq(do_acc), wl1["g"].eq(s2["g"]), wl1["data"].eq(acc_sum),

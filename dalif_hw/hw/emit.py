@@ -17,7 +17,7 @@ from amaranth.lib import wiring
 from ..files import write_text_atomic
 from ..layout import SELECT, hex_lines
 from .network import NetworkTop
-from .neuron_array import UPDATE_LATENCY, NeuronArray
+from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 
 __all__ = ["emit_array", "emit_network", "manifest", "network_manifest", "write_outputs",
            "ports_of"]
@@ -81,12 +81,13 @@ def manifest(array: NeuronArray, name: str) -> dict:
     config = array.config
     return {
         **_header(name),
-        "params": config.manifest(),
+        "params": {**config.manifest(), "multipliers": array.multipliers},
         "ports": ports_of(array),
         "streams": {"in": _stream(array, "i"), "out": _stream(array, "o")},
         "config": _config_port(array, "cfg"),
         "memories": _memories(array, name),
-        "pipeline": {"update_latency": UPDATE_LATENCY, "spike_fifo_depth": array.fifo_depth,
+        "pipeline": {"update_latency": UPDATE_LATENCY, "push_latency": PUSH_LATENCY,
+                     "spike_fifo_depth": array.fifo_depth,
                      "cycles_per_input_beat": config.groups,
                      "cycles_per_update_pass": config.groups},
     }

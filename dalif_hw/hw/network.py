@@ -34,11 +34,12 @@ class NetworkTop(wiring.Component):
         Each layer's configuration port.
     """
 
-    def __init__(self, network: Network):
+    def __init__(self, network: Network, multipliers: str = "dsp"):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
-        self.layers = [NeuronArray(layer.config, layer.params) for layer in network.layers[:-1]]
+        self.layers = [NeuronArray(layer.config, layer.params, multipliers=multipliers)
+                       for layer in network.layers[:-1]]
         readout = network.layers[-1]
         self.layers.append(Readout(readout.config, readout.params))
         members = {

@@ -13,13 +13,13 @@ each ``eot`` issues the update pass, one group a cycle. This module adds the res
   cycle, while the next timestep is already accumulating.
 
 Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 products; c+4 rounding;
-c+5 saturation (V); c+6 fire, reset, H write, FIFO push.
+c+5 saturation (V); c+6 fire and reset; c+7 H write; c+8 FIFO push.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import fifo, wiring
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -30,10 +30,15 @@ from ..params import IntParams
 from .accumulate import SpikeAccumulator, config_write_port, lanes_of
 from .streams import ConfigSignature, event_signature
 
-__all__ = ["NeuronArray", "UPDATE_LATENCY"]
+__all__ = ["NeuronArray", "UPDATE_LATENCY", "PUSH_LATENCY"]
 
-#: Cycles from issuing an update to writing its membrane (and pushing its spike mask).
-UPDATE_LATENCY = 6
+#: How the decay products are built (see NeuronArray).
+MULTIPLIERS = ("logic", "dsp")
+
+#: Cycles from issuing an update to writing its membrane back.
+UPDATE_LATENCY = 7
+#: ... and to pushing its spike mask into the FIFO.
+PUSH_LATENCY = UPDATE_LATENCY + 1
 
 
 def check_params(config: ArrayConfig, params: IntParams) -> None:
@@ -64,6 +69,9 @@ class NeuronArray(wiring.Component):
     params : IntParams, optional
         Initial parameters; by default :func:`dalif_hw.layout.default_params`. All of them
         can be rewritten at run time through ``cfg``.
+    multipliers : str
+        ``"dsp"`` (default): ``alpha * I`` in a DSP block per lane, ``beta * H`` as
+        pipelined shift-and-add; ``"logic"``: both as shift-and-add, no DSP blocks.
 
     Attributes
     ----------
@@ -79,16 +87,23 @@ class NeuronArray(wiring.Component):
         Depth of the spike-mask FIFO between the update and the output stage.
     """
 
-    def __init__(self, config: ArrayConfig, params: IntParams | None = None):
+    def __init__(self, config: ArrayConfig, params: IntParams | None = None,
+                 multipliers: str = "dsp"):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
+        if multipliers not in MULTIPLIERS:
+            raise ValueError(f"multipliers must be one of {', '.join(MULTIPLIERS)}, "
+                             f"not {multipliers!r}")
+        self.multipliers = multipliers
         if params is None:
             params = default_params(config)
         check_params(config, params)
         self.config = config
         self.params = params
         self.memory_specs = memories(config, params)
-        self.fifo_depth = 2 * (config.groups + 1) + UPDATE_LATENCY + SpikeAccumulator.SLACK
+        # A power of two, so that the ring pointers wrap by themselves.
+        self.fifo_depth = 1 << ceil_log2(2 * (config.groups + 1) + PUSH_LATENCY +
+                                         SpikeAccumulator.SLACK)
         depth = max(spec.depth for spec in self.memory_specs)
         self.cfg_widths = {
             "sel": 3, "addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(config.lanes)),
@@ -137,21 +152,39 @@ class NeuronArray(wiring.Component):
         h_wr = h_mem.write_port()
         d2["h"] = self._read_in_step(m, h_mem, acc.issue.g, "h")
 
-        spikes = m.submodules.spikes = fifo.SyncFIFOBuffered(
-            width=P + len(self.o.payload.index) + 1, depth=self.fifo_depth)
-        m.d.comb += acc.room.eq(spikes.level + UPDATE_LATENCY + SpikeAccumulator.SLACK
+        # The spike-mask FIFO: a ring in distributed RAM with registered pointers. The
+        # accumulator issues a pass operation only when there is room for it (credit), so a
+        # push is never refused and needs no ready.
+        count_width = len(Signal(range(P + 1)))
+        iw = len(self.o.payload.index)
+        ring = m.submodules.spikes = Memory(shape=unsigned(P + iw + 1 + count_width),
+                                            depth=self.fifo_depth, init=[])
+        ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
+        wp = Signal(range(self.fifo_depth))
+        rp = Signal(range(self.fifo_depth))
+        level = Signal(range(self.fifo_depth + 1))
+        push, pop = Signal(), Signal()   # push is a register (stage 8)
+        m.d.comb += [ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
+        with m.If(push):
+            m.d.sync += wp.eq(wp + 1)
+        with m.If(pop):
+            m.d.sync += rp.eq(rp + 1)
+        m.d.sync += level.eq(level + push - pop)
+        m.d.comb += acc.room.eq(level + PUSH_LATENCY + SpikeAccumulator.SLACK
                                 <= self.fifo_depth)
 
-        # The pass operations behind the accumulator, stages 3 .. UPDATE_LATENCY.
+        # The pass operations behind the accumulator, stages 3 .. 6 (7 below).
         keys = ("valid", "g", "last", "base")
-        s = {k: {key: Signal.like(getattr(acc.pass_, key), name=f"s{k}_{key}") for key in keys}
-             for k in range(3, UPDATE_LATENCY + 1)}
-        for k in range(3, UPDATE_LATENCY + 1):
+        s = {k: {key: Signal.like(getattr(acc.pass_, key), name=f"s{k}_{key}",
+                                  reset_less=key != "valid") for key in keys}
+             for k in range(3, 7)}
+        for k in range(3, 7):
             m.d.sync += [s[k][key].eq(getattr(acc.pass_, key) if k == 3 else s[k - 1][key])
                          for key in keys]
 
+        # Data registers need no reset (only the valid bits do): fewer loads on rst.
         def stage_regs(name, k, shape):
-            return [Signal(shape, name=f"s{k}_{name}{p}") for p in range(P)]
+            return [Signal(shape, name=f"s{k}_{name}{p}", reset_less=True) for p in range(P)]
 
         def delay(values, name, shape, stages):
             """Carry ``values`` (one per lane) through pipeline registers of ``stages``."""
@@ -177,36 +210,48 @@ class NeuronArray(wiring.Component):
         theta6 = delay(thetas, "theta", signed(VB), range(3, 7))
 
         # -- stages 3, 4: products and rounding ----------------------------------------------
-        # alpha * I goes to a DSP block (registered in at 3 and out at 4). beta * H is built
-        # from shifted copies of H in logic, in two adder levels: two multipliers a lane
-        # would need more DSP blocks than a small FPGA has (32 for 16 lanes on a 28-block
-        # ECP5-25F). The rounding half enters the beta sum as one more term.
-        half = 1 << (DB - 1)
-        PW = VB + c.decay_width + 1
-        pa4 = stage_regs("pa", 4, signed(CW + c.decay_width + 1))
-        pb4 = [stage_regs(f"pb{k}_", 4, signed(PW)) for k in range(3)]
-        bits = c.decay_width
-        chunks = [range(k, min(k + 3, bits)) for k in range(0, bits, 3)]
-        for p in range(P):
-            m.d.sync += pa4[p].eq(cur3[p] * a3[p])
-            partial = [sum((Mux(b3[p][k], h3[p] << k, 0) for k in chunk), start=0)
-                       for chunk in chunks]
-            groups = [partial[k::3] for k in range(3)]
-            for k in range(3):
-                total = sum(groups[k], start=half if k == 0 else 0)
-                m.d.sync += pb4[k][p].eq(total)
+        # A decay times a value, as the sum of the value's shifted copies where the decay
+        # has a 1: three partial sums of up to three copies each (stage 3, registered), then
+        # their total, rounded (stage 4). beta * H always so: two multipliers a lane would
+        # need 32 DSP blocks for 16 lanes, the ECP5-25F has 28. alpha * I goes to a DSP
+        # block (multipliers="dsp"), or the same way (multipliers="logic", no DSP blocks,
+        # more LUTs: on the ECP5-25F the default array then routes slower).
+        def products(decay, x, name, width):
+            partial = [sum((Mux(decay[p][k], x[p] << k, 0) for k in chunk), start=0)
+                       for p in range(P) for chunk in [range(j, min(j + 3, c.decay_width))
+                                                        for j in range(0, c.decay_width, 3)]]
+            per_lane = len(partial) // P
+            regs = [stage_regs(f"{name}{k}_", 4, signed(width + c.decay_width + 1))
+                    for k in range(3)]
+            for p in range(P):
+                chunks = partial[p * per_lane:(p + 1) * per_lane]
+                for k in range(3):
+                    m.d.sync += regs[k][p].eq(sum(chunks[k::3], start=0))
+            return [regs[0][p] + regs[1][p] + regs[2][p] for p in range(P)]
+
+        pb = products(b3, h3, "pb", VB)
+        if self.multipliers == "dsp":
+            pa4 = stage_regs("pa", 4, signed(CW + c.decay_width + 1))
+            m.d.sync += [pa4[p].eq(cur3[p] * a3[p]) for p in range(P)]
+            pa = pa4
+        else:
+            pa = products(a3, cur3, "pa", CW)
         ra5, rb5 = stage_regs("ra", 5, signed(CW + 2)), stage_regs("rb", 5, signed(VB + 2))
         for p in range(P):
-            m.d.sync += [ra5[p].eq(rnd(pa4[p], DB)),
-                         rb5[p].eq((pb4[0][p] + pb4[1][p] + pb4[2][p]) >> DB)]
+            m.d.sync += [ra5[p].eq(rnd(pa[p], DB)), rb5[p].eq(rnd(pb[p], DB))]
 
         # -- stage 5: V = sat(rnd(beta H) + rnd(alpha I)) --------------------------------------
         v6 = stage_regs("v", 6, signed(VB))
         for p in range(P):
             m.d.sync += v6[p].eq(sat(ra5[p] + rb5[p], VB))
 
-        # -- stage 6: fire, reset, write back, push the spike mask ---------------------------
-        last = s[UPDATE_LATENCY]
+        # -- stage 6: fire and reset ---------------------------------------------------------
+        # -- stage 7: write back ----------------------------------------------------------------
+        s7 = {key: Signal.like(s[6][key], name=f"s7_{key}", reset_less=key != "valid")
+              for key in keys}
+        m.d.sync += [s7[key].eq(s[6][key]) for key in keys]
+        mask7 = Signal(P, reset_less=True)
+        h7 = Signal(P * VB, reset_less=True)
         fired, h_new = [], []
         for p in range(P):
             spike = Signal(name=f"s6_spike{p}")
@@ -216,46 +261,53 @@ class NeuronArray(wiring.Component):
             h_new.append(Mux(spike, after, v6[p])[:VB])
         # Lanes past neuron N-1 in the last group never fire.
         tail = N - (G - 1) * P
-        real = Mux(last["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1)
-        mask = Signal(P)
-        m.d.comb += [mask.eq(Cat(*fired) & real),
-                     h_wr.addr.eq(last["g"]), h_wr.data.eq(Cat(*h_new)),
-                     h_wr.en.eq(last["valid"]),
-                     spikes.w_data.eq(Cat(mask, last["base"][:len(self.o.payload.index)],
-                                          last["last"])),
-                     spikes.w_en.eq(last["valid"] & (mask.any() | last["last"]))]
+        real = Mux(s[6]["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1)
+        m.d.sync += [mask7.eq(Cat(*fired) & real), h7.eq(Cat(*h_new))]
+        m.d.comb += [h_wr.addr.eq(s7["g"]), h_wr.data.eq(h7), h_wr.en.eq(s7["valid"])]
+        # -- stage 8: push the mask with its spike count (a group without spikes only when
+        # it ends the timestep), all from registers.
+        entry8 = Signal(len(ring_wr.data), reset_less=True)
+        m.d.sync += [entry8.eq(Cat(mask7, s7["base"][:iw], s7["last"],
+                                   sum(mask7, start=Const(0, count_width)))),
+                     push.eq(s7["valid"] & (mask7.any() | s7["last"]))]
+        m.d.comb += ring_wr.data.eq(entry8)
 
-        # -- output: one beat per spike of the head mask, then eot ---------------------------
-        head_mask = spikes.r_data[:P]
-        head_base = spikes.r_data[P:P + len(self.o.payload.index)]
-        head_eot = spikes.r_data[-1]
-        consumed = Signal(P)
-        remaining = Signal(P)
+        # -- output: one beat per spike of the current mask, then eot ------------------------
+        # The entry being sent sits in registers with its spike count, so that the decision to
+        # take the next one from the FIFO depends on registers and the output handshake only.
+        cur_v, cur_eot = Signal(), Signal()
+        cur_mask, cur_base = Signal(P), Signal(iw)
+        cur_count = Signal(range(P + 1))
+        head = ring_rd.data
         lowest = Signal(P)
         lane = Signal(range(P))
-        m.d.comb += [remaining.eq(head_mask & ~consumed),
-                     lowest.eq(remaining & (~remaining + 1)[:P])]
+        m.d.comb += lowest.eq(cur_mask & (~cur_mask + 1)[:P])
         for p in range(P):
             with m.If(lowest[p]):
                 m.d.comb += lane.eq(p)
-        is_eot = ~remaining.any()
-        m.d.comb += [self.o.valid.eq(spikes.r_rdy),
-                     self.o.payload.eot.eq(is_eot),
-                     self.o.payload.index.eq(Mux(is_eot, 0, head_base + lane))]
-        with m.If(self.o.valid & self.o.ready):
-            last_spike = ~(remaining & ~lowest).any()
-            with m.If(is_eot | (last_spike & ~head_eot)):
-                m.d.comb += spikes.r_en.eq(1)
-                m.d.sync += consumed.eq(0)
+        is_eot = cur_count == 0
+        # g * P + lane; with P a power of two the lane bits of g * P are zero.
+        index = cur_base | lane if P & (P - 1) == 0 else cur_base + lane
+        m.d.comb += [self.o.valid.eq(cur_v), self.o.payload.eot.eq(is_eot),
+                     self.o.payload.index.eq(Mux(is_eot, 0, index))]
+        done = is_eot | ((cur_count == 1) & ~cur_eot)
+        take = (level != 0) & (~cur_v | (self.o.ready & done))
+        m.d.comb += pop.eq(take)
+        with m.If(take):
+            m.d.sync += [cur_v.eq(1), cur_mask.eq(head[:P]), cur_base.eq(head[P:P + iw]),
+                         cur_eot.eq(head[P + iw]), cur_count.eq(head[P + iw + 1:])]
+        with m.Elif(self.o.ready & cur_v):
+            with m.If(done):
+                m.d.sync += cur_v.eq(0)
             with m.Else():
-                m.d.sync += consumed.eq(consumed | lowest)
+                m.d.sync += [cur_mask.eq(cur_mask & ~lowest), cur_count.eq(cur_count - 1)]
         return m
 
     @staticmethod
     def _read_in_step(m: Module, memory: Memory, addr, name: str):
         """Read ``memory`` at ``addr`` (issue time); return the word, registered, at stage 2."""
         port = memory.read_port()
-        word = Signal(len(port.data), name=f"s2_{name}")
+        word = Signal(len(port.data), name=f"s2_{name}", reset_less=True)
         m.d.comb += port.addr.eq(addr)
         m.d.sync += word.eq(port.data)
         return word

@@ -7,7 +7,7 @@ A beat with ``eot = 1`` carries no spike. Valid/ready handshakes follow AXI-Stre
 from __future__ import annotations
 
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from ..config import index_width
 

@@ -5,4 +5,5 @@ from .network import DALIFMLP
 from .neuron import GRANULARITIES, DALIFNeuron
 from .surrogate import SURROGATES, spike
 
-__all__ = ["DALIFNeuron", "DALIFLinear", "DALIFConv2d", "DALIFMLP", "GRANULARITIES", "SURROGATES", "spike"]
+__all__ = ["DALIFNeuron", "DALIFLinear", "DALIFConv2d", "DALIFMLP", "GRANULARITIES",
+           "SURROGATES", "spike"]

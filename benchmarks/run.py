@@ -1,0 +1,245 @@
+"""Benchmarks: throughput, resources and Fmax, the digits network, generator and simulator speed.
+
+    python benchmarks/run.py --out benchmarks/results          # the full set (about an hour)
+    python benchmarks/run.py --quick --out benchmarks/results  # a few minutes of it
+
+writes ``results.md`` (Markdown tables), ``results.json`` and PNG plots into ``--out``.
+Cycle counts come from Verilator and are exact; times are wall-clock on this machine and
+noisy (compare them as ratios within one run).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from dalif_hw import twin  # noqa: E402
+from dalif_hw.config import ArrayConfig  # noqa: E402
+from dalif_hw.hw.emit import emit_array, emit_network, write_outputs  # noqa: E402
+from dalif_hw.hw.network import NetworkTop  # noqa: E402
+from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
+from dalif_hw.params import IntParams  # noqa: E402
+from dalif_hw.simulate import build, config_writes, expected_beats, run_bench  # noqa: E402
+from dalif_hw.synth import TARGETS, DoesNotFit, ToolError, synthesize  # noqa: E402
+
+
+def firing_params(config: ArrayConfig, rng) -> IntParams:
+    """Positive weights and low thresholds: most neurons fire (both bound terms matter)."""
+    n, m = config.neurons, config.inputs
+    return IntParams(weight=rng.integers(0, 128, (n, m)), alpha=np.full(n, 256),
+                     beta=np.full(n, 128), threshold=np.full(n, 200),
+                     bias=np.zeros(n, np.int64))
+
+
+def throughput(work: Path, shapes, beats, timesteps: int) -> list[dict]:
+    rows = []
+    for N, M, P in shapes:
+        config = ArrayConfig(N, M, 2, lanes=P)
+        folder = work / f"tp_{N}_{M}_{P}"
+        write_outputs(folder, emit_array(NeuronArray(config), "dalif_array"))
+        start = time.perf_counter()
+        built = build(folder / "dalif_array.v", "dalif_array", work / f"tp_{N}_{M}_{P}_sim")
+        build_s = time.perf_counter() - start
+        rng = np.random.default_rng(0)
+        params = firing_params(config, rng)
+        manifest = json.loads((folder / "dalif_array.json").read_text())
+        cases = []
+        for E in beats:
+            if E > M:
+                continue
+            events = [[rng.integers(0, M, E).tolist() for _ in range(2)]
+                      for _ in range(timesteps // 2)]
+            trace = twin.run(params, events)
+            case = {"name": f"E={E}", "events": events,
+                    "expected": expected_beats(trace.spikes_out),
+                    "F": float(trace.spikes_out.sum(axis=2).mean()), "E": E}
+            if not cases:
+                case["config"] = [config_writes(manifest, params)]
+            cases.append(case)
+        start = time.perf_counter()
+        results = run_bench(built, "dalif_array", folder / "dalif_array.json", cases,
+                            work / f"tp_{N}_{M}_{P}_run")
+        sim_s = time.perf_counter() - start
+        simulated = 0
+        for case, result in zip(cases, results):
+            if not result["ok"]:
+                raise RuntimeError(f"{N}/{P} {case['name']}: {result.get('message')}")
+            cycles = (result["last_out"] - result["first_in"] + 1) / timesteps
+            simulated += result["last_out"] + result.get("config_cycles", 0)
+            G, E, F = config.groups, case["E"], case["F"]
+            rows.append({"N": N, "M": M, "P": P, "E": E, "F": round(F, 1),
+                         "cycles_per_timestep": round(cycles, 2),
+                         "bound": max(G * (E + 1), F + 1) + 8,
+                         "utilization": round(E * N / (P * cycles), 3) if E else 0.0})
+        rows[-1]["sim_cycles_per_s"] = round(simulated / sim_s)
+        rows[-1]["verilator_build_s"] = round(build_s, 1)
+    return rows
+
+
+def resources(work: Path, targets, sizes) -> list[dict]:
+    rows = []
+    for target in targets:
+        for N, P in sizes:
+            config = ArrayConfig(N, N, 2, lanes=P)
+            row = {"target": target, "N": N, "P": P}
+            try:
+                report = synthesize(NeuronArray(config), "dalif_array", target,
+                                    work / f"syn_{target}_{N}_{P}")
+                row.update(luts=report.luts, ffs=report.ffs, brams=report.brams,
+                           dsps=report.dsps, fmax_mhz=round(report.fmax_mhz, 1),
+                           seconds=round(sum(report.seconds.values())))
+            except DoesNotFit as exc:
+                row["fits"] = f"no: {exc}"
+            except ToolError as exc:
+                row["fits"] = f"tool failed: {str(exc).splitlines()[0]}"
+            rows.append(row)
+            print(row, flush=True)
+    return rows
+
+
+def digits(work: Path, target: str) -> dict:
+    import torch
+
+    from dalif_hw.encoding import encode
+    from dalif_hw.pack import pack_network
+    from dalif_hw.train import TrainOptions, load_digits_split, train_digits
+    from dalif_hw.verify import verify
+
+    torch.set_num_threads(2)
+    start = time.perf_counter()
+    model, metrics = train_digits(TrainOptions(), out=work / "digits", progress=False)
+    train_s = time.perf_counter() - start
+    options = TrainOptions()
+    network = pack_network(model, T=options.T, encoding=options.encoding())
+    folder = work / "digits_rtl"
+    start = time.perf_counter()
+    write_outputs(folder, emit_network(NetworkTop(network), "dalif_network"))
+    gen_s = time.perf_counter() - start
+    data = load_digits_split()
+    spikes = encode(data.test_x, network.encoding)
+    start = time.perf_counter()
+    summary = verify(network, folder / "dalif_network.json", work / "digits_sim",
+                     work / "digits_verify", spikes, data.test_y)
+    verify_s = time.perf_counter() - start
+    report = synthesize(NetworkTop(network), "dalif_network", target, work / "digits_syn")
+    traces, _ = network.run(spikes)
+    # Synaptic operations: every counted input beat adds a weight into each of the N
+    # neurons of its layer.
+    sops = spikes.sum() * network.layers[0].config.neurons + sum(
+        trace.spikes_out.sum() * layer.config.neurons
+        for trace, layer in zip(traces, network.layers[1:]))
+    cycles = summary["cycles_per_inference"]
+    fmax = report.fmax_mhz
+    return {"float_acc": metrics["float_acc"], "int_acc": summary["int_acc"],
+            "rtl_acc": summary["rtl_acc"], "mismatches": summary["mismatches"],
+            "cycles_per_inference": round(cycles, 1), "target": target,
+            "fmax_mhz": round(fmax, 1), "luts": report.luts, "brams": report.brams,
+            "dsps": report.dsps, "us_per_inference": round(cycles / fmax, 2),
+            "inferences_per_s": round(fmax * 1e6 / cycles),
+            "sops_per_inference": round(float(sops) / len(spikes)),
+            "sops_per_s": round(float(sops) / len(spikes) * fmax * 1e6 / cycles),
+            "seconds": {"train": round(train_s, 1), "generate": round(gen_s, 1),
+                        "verify": round(verify_s, 1)}}
+
+
+def generator_speed(sizes) -> list[dict]:
+    rows = []
+    for N in sizes:
+        config = ArrayConfig(N, 256, 2, lanes=min(N, 16))
+        start = time.perf_counter()
+        files = emit_array(NeuronArray(config), "dalif_array")
+        rows.append({"N": N, "M": 256, "P": config.lanes,
+                     "seconds": round(time.perf_counter() - start, 2),
+                     "verilog_kb": round(len(files["dalif_array.v"]) / 1024)})
+        print(rows[-1], flush=True)
+    return rows
+
+
+def table(rows: list[dict]) -> str:
+    if not rows:
+        return "(none)\n"
+    keys = list(dict.fromkeys(k for row in rows for k in row))
+    lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
+    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plots(out: Path, tp: list[dict], res: list[dict]) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
+    for key in sorted({(r["N"], r["P"]) for r in tp}):
+        rows = [r for r in tp if (r["N"], r["P"]) == key]
+        ax1.plot([r["E"] for r in rows], [r["cycles_per_timestep"] for r in rows], "o-",
+                 label=f"N={key[0]}, P={key[1]}")
+        ax2.plot([r["E"] for r in rows], [r["utilization"] for r in rows], "o-",
+                 label=f"N={key[0]}, P={key[1]}")
+    ax1.set(xlabel="spike beats per timestep E", ylabel="cycles per timestep",
+            xscale="symlog", yscale="log", title="throughput")
+    ax2.set(xlabel="spike beats per timestep E", ylabel="utilization E*N/(P*cycles)",
+            xscale="symlog", title="datapath utilization")
+    ax1.legend()
+    fig.tight_layout()
+    fig.savefig(out / "throughput.png", dpi=120)
+    fitted = [r for r in res if "luts" in r]
+    if fitted:
+        fig, ax = plt.subplots(figsize=(6, 4))
+        for target in sorted({r["target"] for r in fitted}):
+            rows = [r for r in fitted if r["target"] == target]
+            ax.scatter([r["luts"] for r in rows], [r["fmax_mhz"] for r in rows], label=target)
+            for r in rows:
+                ax.annotate(f"N={r['N']},P={r['P']}", (r["luts"], r["fmax_mhz"]), fontsize=7)
+        ax.set(xlabel="LUTs", ylabel="Fmax (MHz)", title="resources and Fmax")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(out / "resources.png", dpi=120)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--out", default="benchmarks/results", help="output folder")
+    parser.add_argument("--quick", action="store_true", help="a small subset (minutes)")
+    args = parser.parse_args(argv)
+    out = Path(args.out)
+    work = out / "work"
+    work.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        shapes, beats, timesteps = [(64, 64, 4), (64, 64, 16), (256, 64, 16)], [0, 4, 16, 64], 16
+        targets, sizes, gens = ["ecp5-25k"], [(64, 16), (256, 16)], [64, 256, 1024]
+    else:
+        shapes = [(64, 64, 4), (64, 64, 16), (64, 64, 64), (256, 256, 16), (1024, 256, 16)]
+        beats, timesteps = [0, 1, 4, 16, 64, 256], 32
+        targets, sizes = sorted(TARGETS), [(64, 4), (64, 16), (256, 16), (256, 64), (1024, 16)]
+        gens = [64, 256, 1024, 4096]
+    results = {"generator": generator_speed(gens),
+               "throughput": throughput(work, shapes, beats, timesteps),
+               "resources": resources(work, targets, sizes),
+               "digits": digits(work, "ecp5-25k")}
+    (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+    plots(out, results["throughput"], results["resources"])
+    md = ["# dalif-hw benchmarks", "",
+          "Cycle counts from Verilator (exact); times are wall-clock and noisy.", "",
+          "## Throughput (cycles per timestep; bound max(G(E+1), F+1) + 8)", "",
+          table(results["throughput"]), "![throughput](throughput.png)", "",
+          "## Resources and post-route Fmax (out of context on ECP5; board top on iCE40)", "",
+          table(results["resources"]), "![resources](resources.png)", "",
+          "## The digits network", "", table([results["digits"]]),
+          "## Generator time (M = 256)", "", table(results["generator"])]
+    (out / "results.md").write_text("\n".join(md))
+    print(f"wrote {out / 'results.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

