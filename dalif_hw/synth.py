@@ -190,8 +190,7 @@ def parse_critical_path(log: str) -> dict:
 
 def _count_ffs(yosys_log: str) -> int:
     """Flip-flops from Yosys's last ``stat`` (iCE40: every SB_DFF* cell)."""
-    start = yosys_log.rfind("Number of cells")
-    block = yosys_log[start:]
+    block = yosys_log[max(yosys_log.rfind("Printing statistics"), 0):]
     return sum(int(n) for n, _ in re.findall(r"^\s+(\d+)\s+(SB_DFF\w*)", block, re.M))
 
 

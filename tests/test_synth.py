@@ -40,6 +40,18 @@ def test_ecp5_out_of_context_report(tmp_path, capsys):
     assert "Fmax" in table and "DSP blocks" in table
 
 
+def test_ice40_board_top_report(tmp_path):
+    code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--neurons", "8", "--inputs",
+                             "8", "--lanes", "2", "--T", "2")
+    assert code == 0
+    data = json.loads(report.read_text())
+    # iCE40: wrapped in the board top; flip-flops counted from Yosys's statistics.
+    assert data["design"] == "dalif_array_board"
+    assert data["dsps"] == 2 and data["brams"] >= 1
+    assert 0 < data["ffs"] < data["luts"] <= 5280
+    assert data["fmax_mhz"] > 10
+
+
 def test_design_that_does_not_fit_names_the_resource(tmp_path, capsys):
     # 16 lanes need 16 multipliers; the UP5K has 8 DSP blocks.
     code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--neurons", "16",
