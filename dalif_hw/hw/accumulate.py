@@ -23,11 +23,13 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..layout import MemorySpec
 from .streams import ConfigSignature, event_signature
 
-__all__ = ["SpikeAccumulator", "lanes_of", "config_write_port"]
+__all__ = ["SpikeAccumulator", "lanes_of", "config_write_port", "config_widths",
+           "read_in_step"]
 
 
 def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:
@@ -46,6 +48,23 @@ def config_write_port(m: Module, memory: Memory, spec: MemorySpec, cfg) -> None:
         wp.data.eq(Cat(*[cfg.data[:spec.lane_width]] * spec.lanes)),
         wp.en.eq(Mux(hit, Const(1, spec.lanes) << cfg.lane, 0)),
     ]
+
+
+def config_widths(specs: list[MemorySpec], lanes: int, data: int) -> dict:
+    """Widths of the configuration port of an array with memories ``specs``."""
+    depth = max(spec.depth for spec in specs)
+    return {"sel": 3, "addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(lanes)),
+            "data": data}
+
+
+def read_in_step(m: Module, memory: Memory, addr, name: str):
+    """Read ``memory`` at ``addr`` (a pass operation's group at issue time); return the word,
+    registered, two cycles later: in step with ``SpikeAccumulator.pass_``."""
+    port = memory.read_port()
+    word = Signal(len(port.data), name=f"s2_{name}", reset_less=True)
+    m.d.comb += port.addr.eq(addr)
+    m.d.sync += word.eq(port.data)
+    return word
 
 
 class SpikeAccumulator(wiring.Component):

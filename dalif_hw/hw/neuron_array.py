@@ -6,9 +6,10 @@ each ``eot`` issues the update pass, one group a cycle. This module adds the res
 
 - the update pipeline: ``I = bias + acc`` (0 if the timestep had no counted beat) and H
   (0 in a sample's first timestep, so every sample starts clean); the products
-  ``alpha * I`` and ``beta * H``, registered in and out so they map to DSP blocks; rounding
-  and saturation; threshold and reset; the new H written back;
-- a FIFO of the groups' spike masks (empty ones skipped);
+  ``alpha * I`` (a DSP block, or logic) and ``beta * H`` (pipelined shift-and-add);
+  rounding and saturation; threshold and reset; the new H written back;
+- a FIFO of the groups' spike masks and counts (empty ones skipped unless they end the
+  timestep);
 - the output stage, one beat per spike in ascending neuron order, then ``eot``, one a
   cycle, while the next timestep is already accumulating.
 
@@ -27,7 +28,8 @@ from amaranth.utils import ceil_log2
 from ..config import ArrayConfig, ConfigError, rnd, sat
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
-from .accumulate import SpikeAccumulator, config_write_port, lanes_of
+from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
+                         read_in_step)
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["NeuronArray", "UPDATE_LATENCY", "PUSH_LATENCY"]
@@ -104,11 +106,8 @@ class NeuronArray(wiring.Component):
         # A power of two, so that the ring pointers wrap by themselves.
         self.fifo_depth = 1 << ceil_log2(2 * (config.groups + 1) + PUSH_LATENCY +
                                          SpikeAccumulator.SLACK)
-        depth = max(spec.depth for spec in self.memory_specs)
-        self.cfg_widths = {
-            "sel": 3, "addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(config.lanes)),
-            "data": max(config.WB, config.decay_width, config.VB),
-        }
+        self.cfg_widths = config_widths(self.memory_specs, config.lanes,
+                                        max(config.WB, config.decay_width, config.VB))
         super().__init__({
             "i": In(event_signature(config.inputs)),
             "o": Out(event_signature(config.neurons)),
@@ -129,7 +128,7 @@ class NeuronArray(wiring.Component):
             base_width=len(self.o.payload.index), pass_every=1,
             pass_gap=UPDATE_LATENCY + 1 - G, cfg_widths=self.cfg_widths)
         wiring.connect(m, wiring.flipped(self.i), acc.i)
-        m.d.comb += [getattr(acc.cfg, k).eq(getattr(cfg, k)) for k in self.cfg_widths | {"en": 1}]
+        wiring.connect(m, wiring.flipped(cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
 
         # -- per-neuron parameters and membranes, read in step with the pass ----------------
@@ -140,7 +139,7 @@ class NeuronArray(wiring.Component):
             mem = m.submodules[f"{name}_mem"] = Memory(
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
             config_write_port(m, mem, spec, cfg)
-            d2[name] = self._read_in_step(m, mem, acc.issue.g, name)
+            d2[name] = read_in_step(m, mem, acc.issue.g, name)
         theta_reg = None
         if not c.per_neuron_threshold:
             # Parameters survive reset (only state is cleared).
@@ -150,7 +149,7 @@ class NeuronArray(wiring.Component):
                 m.d.sync += theta_reg.eq(cfg.data[:VB].as_signed())
         h_mem = m.submodules.h_mem = Memory(shape=unsigned(P * VB), depth=G, init=[])
         h_wr = h_mem.write_port()
-        d2["h"] = self._read_in_step(m, h_mem, acc.issue.g, "h")
+        d2["h"] = read_in_step(m, h_mem, acc.issue.g, "h")
 
         # The spike-mask FIFO: a ring in distributed RAM with registered pointers. The
         # accumulator issues a pass operation only when there is room for it (credit), so a
@@ -302,12 +301,3 @@ class NeuronArray(wiring.Component):
             with m.Else():
                 m.d.sync += [cur_mask.eq(cur_mask & ~lowest), cur_count.eq(cur_count - 1)]
         return m
-
-    @staticmethod
-    def _read_in_step(m: Module, memory: Memory, addr, name: str):
-        """Read ``memory`` at ``addr`` (issue time); return the word, registered, at stage 2."""
-        port = memory.read_port()
-        word = Signal(len(port.data), name=f"s2_{name}", reset_less=True)
-        m.d.comb += port.addr.eq(addr)
-        m.d.sync += word.eq(port.data)
-        return word

@@ -15,12 +15,12 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2
 
 from ..config import ArrayConfig, index_width
 from ..layout import memories
 from ..params import ReadoutParams
-from .accumulate import SpikeAccumulator, config_write_port, lanes_of
+from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
+                         read_in_step)
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["Readout", "logits_layout", "class_layout"]
@@ -63,10 +63,8 @@ class Readout(wiring.Component):
         self.config, self.params = config, params
         self.memory_specs = memories(config, params)
         self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + SpikeAccumulator.SLACK
-        depth = max(spec.depth for spec in self.memory_specs)
-        self.cfg_widths = {"sel": 3, "addr": max(1, ceil_log2(depth)),
-                           "lane": max(1, ceil_log2(config.lanes)),
-                           "data": max(config.WB, config.VB)}
+        self.cfg_widths = config_widths(self.memory_specs, config.lanes,
+                                        max(config.WB, config.VB))
         super().__init__({
             "i": In(event_signature(config.inputs)),
             "logits": Out(stream.Signature(logits_layout(config))),
@@ -91,8 +89,7 @@ class Readout(wiring.Component):
             inputs=c.inputs, T=T, weights=specs["weights"], acc_width=LW, base_width=iw,
             pass_every=T, pass_gap=0, cfg_widths=self.cfg_widths)
         wiring.connect(m, wiring.flipped(self.i), acc.i)
-        m.d.comb += [getattr(acc.cfg, k).eq(getattr(self.cfg, k))
-                     for k in ("en", *self.cfg_widths)]
+        wiring.connect(m, wiring.flipped(self.cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
 
         biases = [0] * P
@@ -100,11 +97,7 @@ class Readout(wiring.Component):
             mem = m.submodules.bias_mem = Memory(shape=unsigned(specs["bias"].width),
                                                  depth=G, init=specs["bias"].words)
             config_write_port(m, mem, specs["bias"], self.cfg)
-            port = mem.read_port()
-            word = Signal(len(port.data))
-            m.d.comb += port.addr.eq(acc.issue.g)
-            m.d.sync += word.eq(port.data)
-            biases = lanes_of(word, P, c.VB)
+            biases = lanes_of(read_in_step(m, mem, acc.issue.g, "bias"), P, c.VB)
 
         # -- the pass: logits of one group a cycle into the FIFO -----------------------------
         values = m.submodules.values = fifo.SyncFIFOBuffered(
