@@ -85,25 +85,29 @@ def throughput(work: Path, shapes, beats, timesteps: int) -> list[dict]:
     return rows
 
 
-def resources(work: Path, targets, sizes) -> list[dict]:
-    rows = []
-    for target in targets:
-        for N, P in sizes:
-            config = ArrayConfig(N, N, 2, lanes=P)
-            row = {"target": target, "N": N, "P": P}
-            try:
-                report = synthesize(NeuronArray(config), "dalif_array", target,
-                                    work / f"syn_{target}_{N}_{P}")
-                row.update(luts=report.luts, ffs=report.ffs, brams=report.brams,
-                           dsps=report.dsps, fmax_mhz=round(report.fmax_mhz, 1),
-                           seconds=round(sum(report.seconds.values())))
-            except DoesNotFit as exc:
-                row["fits"] = f"no: {exc}"
-            except ToolError as exc:
-                row["fits"] = f"tool failed: {str(exc).splitlines()[0]}"
-            rows.append(row)
-            print(row, flush=True)
-    return rows
+def synth_one(work: Path, target: str, N: int, M: int, P: int) -> dict:
+    config = ArrayConfig(N, M, 2, lanes=P)
+    row = {"target": target, "N": N, "M": M, "P": P}
+    try:
+        report = synthesize(NeuronArray(config), "dalif_array", target,
+                            work / f"syn_{target}_{N}_{M}_{P}")
+        row.update(luts=report.luts, ffs=report.ffs, brams=report.brams,
+                   dsps=report.dsps, fmax_mhz=round(report.fmax_mhz, 1),
+                   seconds=round(sum(report.seconds.values())))
+    except DoesNotFit as exc:
+        row["fits"] = f"no: {exc}"
+    except ToolError as exc:
+        row["fits"] = f"tool failed: {str(exc).splitlines()[0]}"
+    print(row, flush=True)
+    return row
+
+
+def resources(work: Path, runs, jobs: int) -> list[dict]:
+    """Synthesise each (target, N, M, P) of ``runs``, ``jobs`` at a time."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=jobs) as pool:
+        return list(pool.map(synth_one, *zip(*[(work, *run) for run in runs])))
 
 
 def digits(work: Path, target: str) -> dict:
@@ -211,21 +215,27 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
     parser.add_argument("--quick", action="store_true", help="a small subset (minutes)")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="synthesis runs at a time (each takes one core; default 1)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
         shapes, beats, timesteps = [(64, 64, 4), (64, 64, 16), (256, 64, 16)], [0, 4, 16, 64], 48
-        targets, sizes, gens = ["ecp5-25k"], [(64, 16), (256, 16)], [64, 256, 1024]
+        runs = [("ecp5-25k", 64, 64, 16), ("ecp5-25k", 256, 256, 16)]
+        gens = [64, 256, 1024]
     else:
         shapes = [(64, 64, 4), (64, 64, 16), (64, 64, 64), (256, 256, 16), (1024, 256, 16)]
         beats, timesteps = [0, 1, 4, 16, 64, 256], 32
-        targets, sizes = sorted(TARGETS), [(64, 4), (64, 16), (256, 16), (256, 64), (1024, 16)]
+        # M = min(N, 256): a 1024 x 1024 array's 8 Mbit of weights fits no ECP5.
+        ecp5 = [(64, 64, 4), (64, 64, 16), (256, 256, 16), (256, 256, 32), (1024, 256, 16)]
+        runs = [(target, *size) for target in ("ecp5-25k", "ecp5-85k") for size in ecp5]
+        runs += [("ice40-up5k", *size) for size in [(64, 64, 2), (64, 64, 4), (256, 256, 16)]]
         gens = [64, 256, 1024, 4096]
     results = {"generator": generator_speed(gens),
                "throughput": throughput(work, shapes, beats, timesteps),
-               "resources": resources(work, targets, sizes),
+               "resources": resources(work, runs, args.jobs),
                "digits": digits(work, "ecp5-25k")}
     (out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     plots(out, results["throughput"], results["resources"])

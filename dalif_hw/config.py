@@ -12,11 +12,11 @@ import json
 import math
 
 import numpy as np
-from amaranth.hdl import Mux, Value, ValueCastable
+from amaranth.hdl import Cat, Const, Mux, Value, ValueCastable
 
 __all__ = [
     "RESETS", "ArrayConfig", "ConfigError", "parse_meta",
-    "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
+    "signed_range", "unsigned_bits", "index_width", "rnd", "sat", "sat_flags",
 ]
 
 #: The reset modes, in the spelling used by ``meta`` and the command lines.
@@ -77,8 +77,22 @@ def sat(x, VB: int):
     if isinstance(x, int):
         return min(max(x, lo), hi)
     if isinstance(x, ValueCastable | Value):
-        return Mux(x > hi, hi, Mux(x < lo, lo, x)).as_signed()[:VB].as_signed()
+        over, under = sat_flags(x, VB)
+        return Mux(over, hi, Mux(under, lo, x[:VB].as_signed())).as_signed()[:VB].as_signed()
     return x.clip(lo, hi)
+
+
+def sat_flags(x, VB: int):
+    """For a signed Amaranth value ``x``: ``(over, under)``, whether it lies above or below
+    the signed ``VB``-bit range. From its top bits (in range: bits VB-1 up all equal), so
+    that no comparator (a carry chain on an FPGA) is needed."""
+    x = Value.cast(x)
+    if not x.shape().signed:
+        x = Cat(x, Const(0, 1)).as_signed()
+    if len(x) <= VB:
+        return Const(0, 1), Const(0, 1)
+    top, sign = x[VB - 1:], x[-1]
+    return ~sign & top.any(), sign & ~top.all()
 
 
 def _check_int(name: str, value, minimum: int) -> int:

@@ -31,6 +31,7 @@ import numpy as np
 from . import cli
 from .config import ConfigError
 from .files import write_text_atomic
+from .hardregs import absorb_registers
 
 __all__ = ["TARGETS", "BOARDS", "ToolError", "DoesNotFit", "run_tool", "synthesize",
            "Report"]
@@ -140,6 +141,8 @@ class Report:
     critical_path: dict
     seconds: dict
     bitstream: str | None = None
+    #: ECP5: what :func:`dalif_hw.hardregs.absorb_registers` moved into the primitives.
+    absorbed: dict | None = None
 
     def to_json(self) -> dict:
         return dataclasses.asdict(self)
@@ -157,6 +160,11 @@ class Report:
             rows.append(("critical path", f"{path['from']} -> {path['to']}",
                          f"{path['logic_ns']:.2f} ns logic, {path['routing_ns']:.2f} ns "
                          f"routing"))
+        if self.absorbed:
+            a = self.absorbed
+            rows.append(("hard registers", f"{a['dsp_inputs']} DSP inputs, {a['dsp_outputs']} "
+                         f"DSP outputs, {a['bram_ports']} block-RAM ports",
+                         f"{a['flip_flops']} flip-flops moved"))
         if self.bitstream:
             rows.append(("bitstream", self.bitstream, ""))
         width = max(len(r[0]) for r in rows)
@@ -195,8 +203,11 @@ def _count_ffs(yosys_log: str) -> int:
 
 
 def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150.0,
-               board: str | None = None, seed: int = 1) -> Report:
+               board: str | None = None, seed: int = 1, hard_registers: bool = True) -> Report:
     """Run the flow on an Amaranth component ``design``; return the :class:`Report`.
+
+    On ECP5, ``hard_registers`` moves the flip-flops around DSP blocks and block RAMs into
+    the primitives' own registers (:mod:`dalif_hw.hardregs`) before place and route.
 
     Raises
     ------
@@ -229,6 +240,12 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
         f"read_verilog -sv {top}.v; {synth} -top {top} -json {top}.netlist.json; stat"],
         work, "yosys.log")
     seconds["yosys"] = time.perf_counter() - start
+    absorbed = None
+    if spec.family == "ecp5" and hard_registers:
+        netlist_path = work / f"{top}.netlist.json"
+        netlist = json.loads(netlist_path.read_text())
+        absorbed = dataclasses.asdict(absorb_registers(netlist, top))
+        write_text_atomic(netlist_path, json.dumps(netlist))
 
     nextpnr = f"yowasp-nextpnr-{spec.family}"
     args = [*spec.nextpnr_args, "--json", f"{top}.netlist.json", "--freq", str(freq_mhz),
@@ -278,7 +295,8 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
         fmax_mhz=fmax[-1] if fmax else 0.0,
         utilisation={bel: {"used": used, "available": avail}
                      for bel, (used, avail) in util.items() if used},
-        critical_path=parse_critical_path(log), seconds=seconds, bitstream=bitstream)
+        critical_path=parse_critical_path(log), seconds=seconds, bitstream=bitstream,
+        absorbed=absorbed)
 
 
 # -- command line --------------------------------------------------------------------------
@@ -304,6 +322,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--placeholder-weights", action="store_true",
                         help="build with random weights (written as *.placeholder.hex) that "
                              "python -m dalif_hw.patch can later replace in the bitstream")
+    parser.add_argument("--fabric-registers", action="store_true",
+                        help="ECP5: leave the flip-flops around DSP blocks and block RAMs in "
+                             "the fabric (by default they move into the primitives' own "
+                             "registers, see dalif_hw/hardregs.py)")
     return parser
 
 
@@ -358,7 +380,8 @@ def main(argv: list[str] | None = None) -> int:
         design = NeuronArray(config, params, multipliers=multipliers)
     try:
         report = synthesize(design, name, args.target, work,
-                            freq_mhz=args.freq, board=args.board, seed=args.seed)
+                            freq_mhz=args.freq, board=args.board, seed=args.seed,
+                            hard_registers=not args.fabric_registers)
     except DoesNotFit as exc:
         print(f"error: the design does not fit {args.target}: {exc}", file=sys.stderr)
         return 2

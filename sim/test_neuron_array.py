@@ -60,6 +60,10 @@ def random_params(config: ArrayConfig, rng, style: str = "mixed") -> IntParams:
     # Thresholds around a few weights' worth of current, some negative: plenty of spikes.
     shape = n if config.per_neuron_threshold else ()
     threshold = np.clip(rng.integers(-whi // 2, whi * 2, shape), vlo, vhi)
+    if style == "saturate" and config.per_neuron_threshold:
+        # Thresholds on the rails too: V below the range still fires at threshold = lo.
+        threshold[rng.random(n) < 0.2] = vlo
+        threshold[rng.random(n) < 0.1] = vhi
     bias = np.clip(rng.integers(-whi // 2, whi // 2 + 1, n), vlo, vhi) if config.bias \
         else None
     return IntParams(weight=weight, alpha=alpha, beta=beta, threshold=threshold, bias=bias,

@@ -4,8 +4,9 @@ An input spike beat with index j walks the G groups of P lanes, one a cycle: it 
 word ``g * M + j`` and the group's accumulators and writes back their lane-wise sums. Silent
 inputs cost nothing. The read-modify-write takes three cycles (issue; memory output, then
 registered; add and write); the two writes still in flight are forwarded to a read of the
-same group, so beats follow each other with no bubble whatever G. The first beat after a pass
-starts from zero, so the accumulators never need clearing.
+same group (with G >= 3 there never are any), so beats follow each other with no bubble
+whatever G. The first beat after a pass starts from ``start`` (zero, or the neurons' bias),
+so the accumulators never need clearing.
 
 Every ``pass_every``-th ``eot`` beat (every one for a neuron array, every T-th for a readout)
 starts a *pass*: one operation per group, one a cycle, that reads the accumulators through
@@ -57,14 +58,15 @@ def config_widths(specs: list[MemorySpec], lanes: int, data: int) -> dict:
             "data": data}
 
 
-def read_in_step(m: Module, memory: Memory, addr, name: str):
-    """Read ``memory`` at ``addr`` (a pass operation's group at issue time); return the word,
-    registered, two cycles later: in step with ``SpikeAccumulator.pass_``."""
+def read_in_step(m: Module, memory: Memory, addr, name: str, early: bool = False):
+    """Read ``memory`` at ``addr`` (an operation's group at issue time); return the word,
+    registered, two cycles later: in step with ``SpikeAccumulator.pass_``. With ``early``,
+    return ``(word one cycle after issue, word two cycles after)``."""
     port = memory.read_port()
     word = Signal(len(port.data), name=f"s2_{name}", reset_less=True)
     m.d.comb += port.addr.eq(addr)
     m.d.sync += word.eq(port.data)
-    return word
+    return (port.data, word) if early else word
 
 
 class SpikeAccumulator(wiring.Component):
@@ -94,11 +96,16 @@ class SpikeAccumulator(wiring.Component):
     Attributes
     ----------
     issue : Out
-        ``valid``, ``g``: a pass operation issued this cycle (for the memories behind).
+        ``g``: the group of the operation issued this cycle, a beat's or a pass's (for the
+        memories behind); ``valid``: a pass operation was issued.
     pass_ : Out
         Two cycles later: ``valid``, ``g``, ``empty`` (no counted beat since the last pass),
         ``first_step`` (issued by the first timestep of a sample), ``last`` (last group),
         ``base`` (g * P), ``acc`` (the group's accumulators, P lanes).
+    start : In
+        The group's start values (P lanes), one cycle after issue (read them with
+        :func:`read_in_step` at ``issue.g``, ``early=True``): the first beat after a pass adds
+        its weights to these. Zero unless driven.
     room : In(1)
         The datapath behind has room for every pass operation in flight plus two more (it
         is registered here, so it may be one cycle old).
@@ -127,6 +134,7 @@ class SpikeAccumulator(wiring.Component):
                 "valid": Out(1), "g": Out(range(G)), "empty": Out(1), "first_step": Out(1),
                 "last": Out(1), "base": Out(base_width),
                 "acc": Out(self.lanes * acc_width)})),
+            "start": In(self.lanes * acc_width),
             "room": In(1),
         })
 
@@ -136,10 +144,13 @@ class SpikeAccumulator(wiring.Component):
         AW = self.acc_width
 
         # Block RAM always, even when small: its contents can then be swapped in a finished
-        # bitstream (python -m dalif_hw.patch).
+        # bitstream (python -m dalif_hw.patch). A configuration write and a read of the same
+        # word in one cycle may return either word ("no_rw_check": no bypass logic in front
+        # of the block RAM's output register); the configuration port is for use between
+        # samples, when no read is in flight.
         weight_mem = m.submodules.weights_mem = Memory(
             shape=unsigned(self.weights.width), depth=self.weights.depth,
-            init=self.weights.words, attrs={"ram_style": "block"})
+            init=self.weights.words, attrs={"ram_style": "block", "no_rw_check": 1})
         config_write_port(m, weight_mem, self.weights, self.cfg)
         w_rd = weight_mem.read_port()
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
@@ -177,7 +188,7 @@ class SpikeAccumulator(wiring.Component):
               "empty": Signal(), "first_step": Signal(), "last": Signal(),
               "base": Signal(len(base))}
         m.d.comb += [op["valid"].eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
-                     op["g"].eq(g), op["first"].eq(walk_first), op["empty"].eq(walk_empty),
+                     op["g"].eq(g), op["first"].eq(walk_first & ~in_pass), op["empty"].eq(walk_empty),
                      op["first_step"].eq(walk_first_step), op["last"].eq(g == G - 1),
                      op["base"].eq(base)]
         # Only the valid bits of the pipeline need a reset.
@@ -186,10 +197,17 @@ class SpikeAccumulator(wiring.Component):
         m.d.sync += [s1[k].eq(op[k]) for k in op] + [s2[k].eq(s1[k]) for k in op]
 
         at_last = op["valid"] & op["last"]
+        # g and base return to 0 at the end of every walk, so a new walk needs no load of
+        # them; waddr takes the buffered beat's index whenever it is not stepping (it matters
+        # only once that beat is consumed). Only the few walk flags depend on ``consume``.
         with m.If(op["valid"]):
-            m.d.sync += [g.eq(g + 1), waddr.eq(waddr + M), base.eq(base + P)]
-            with m.If(op["last"]):
-                m.d.sync += busy.eq(0)
+            m.d.sync += [g.eq(Mux(op["last"], 0, g + 1)), base.eq(Mux(op["last"], 0, base + P))]
+        with m.If(op["valid"] & ~op["last"]):
+            m.d.sync += waddr.eq(waddr + M)
+        with m.Else():
+            m.d.sync += waddr.eq(beat.index)
+        with m.If(at_last):
+            m.d.sync += busy.eq(0)
         # A new pass may read H only where the last pass has written it back: its first
         # operation must come at least pass_gap cycles after that pass's last one.
         quiet = Signal(range(max(self.pass_gap, 0) + 2), init=max(self.pass_gap, 0) + 1)
@@ -210,14 +228,12 @@ class SpikeAccumulator(wiring.Component):
             with m.If(eot):
                 m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
                 with m.If(pass_due):
-                    m.d.sync += [busy.eq(1), in_pass.eq(1), g.eq(0), base.eq(0),
-                                 walk_empty.eq(first), walk_first_step.eq(t == 0),
+                    m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first), walk_first_step.eq(t == 0),
                                  first.eq(1), steps.eq(0)]
                 with m.Else():
                     m.d.sync += steps.eq(steps + 1)
             with m.Elif((index < M) & (count != M)):
-                m.d.sync += [busy.eq(1), in_pass.eq(0), g.eq(0), waddr.eq(index),
-                             walk_first.eq(first), first.eq(0), count.eq(count + 1)]
+                m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0), count.eq(count + 1)]
             with m.Else():
                 m.d.sync += err.eq(1)
 
@@ -226,7 +242,9 @@ class SpikeAccumulator(wiring.Component):
         # Memory outputs registered: stage 2 sees them beside the operation.
         w2 = Signal(len(w_rd.data), reset_less=True)
         acc2 = Signal(len(acc_rd.data), reset_less=True)
-        m.d.sync += [w2.eq(w_rd.data), acc2.eq(acc_rd.data)]
+        # The first beat after a pass starts from ``start`` instead of what was accumulated.
+        m.d.sync += [w2.eq(w_rd.data),
+                     acc2.eq(Mux(s1["first"], self.start, acc_rd.data))]
 
         # -- stage 2: forward the writes in flight, then accumulate or hand on ---------------
         # A read issued at cycle c sees writes up to c - 1; the operations issued at c - 2 and
@@ -237,19 +255,19 @@ class SpikeAccumulator(wiring.Component):
                "data": Signal(P * AW, reset_less=True)}
         # Which write to forward is decided a cycle early, in stage 1, from registers: the
         # operation now in stage 2 writes next cycle's wl1, the write now in wl1 becomes wl2.
-        # One copy of the decision per lane ("keep": not merged), to spread the fan-out.
-        fwd1_next = s2["valid"] & ~s2["pass"] & (s2["g"] == s1["g"])
-        fwd2_next = wl1["valid"] & (wl1["g"] == s1["g"])
-        lanes_v = []
-        for p, (a1, a2, a0) in enumerate(zip(lanes_of(wl1["data"], P, AW),
-                                             lanes_of(wl2["data"], P, AW),
-                                             lanes_of(acc2, P, AW))):
-            fwd1 = Signal(name=f"fwd1_{p}", attrs={"keep": 1})
-            fwd2 = Signal(name=f"fwd2_{p}", attrs={"keep": 1})
-            m.d.sync += [fwd1.eq(fwd1_next), fwd2.eq(fwd2_next)]
-            lanes_v.append(Mux(fwd1, a1, Mux(fwd2, a2, a0)))
+        # Operations on one group are at least G cycles apart (every walk visits the groups
+        # in order, one a cycle), so with three groups or more nothing is ever forwarded and
+        # the forwarding is left out: no wide multiplexers, no select of high fan-out.
+        lanes_v = lanes_of(acc2, P, AW)
+        if G < 3:
+            fwd1, fwd2 = Signal(), Signal()
+            m.d.sync += [fwd1.eq(s2["valid"] & ~s2["pass"] & (s2["g"] == s1["g"]) &
+                                 ~s1["first"]),
+                         fwd2.eq(wl1["valid"] & (wl1["g"] == s1["g"]) & ~s1["first"])]
+            lanes_v = [Mux(fwd1, a1, Mux(fwd2, a2, a0)) for a1, a2, a0 in
+                       zip(lanes_of(wl1["data"], P, AW), lanes_of(wl2["data"], P, AW), lanes_v)]
         acc_v = Cat(*[v[:AW] for v in lanes_v])
-        acc_sum = Cat(*[(Mux(s2["first"], 0, a) + w)[:AW] for a, w in
+        acc_sum = Cat(*[(a + w)[:AW] for a, w in
                         zip(lanes_v, lanes_of(w2, P, self.weights.lane_width))])
         do_acc = s2["valid"] & ~s2["pass"]
         m.d.comb += [acc_wr.addr.eq(s2["g"]), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]

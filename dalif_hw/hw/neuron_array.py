@@ -4,7 +4,8 @@ N neurons in G = ceil(N/P) groups of P lanes. The input side, :class:`SpikeAccum
 adds the weights of every input spike into the current accumulators, group by group, and on
 each ``eot`` issues the update pass, one group a cycle. This module adds the rest:
 
-- the update pipeline: ``I = bias + acc`` (0 if the timestep had no counted beat) and H
+- the update pipeline: ``I = acc`` (the accumulators start from the bias; the bias alone if
+  the timestep had no counted beat) and H
   (0 in a sample's first timestep, so every sample starts clean); the products
   ``alpha * I`` (a DSP block, or logic) and ``beta * H`` (pipelined shift-and-add);
   rounding and saturation; threshold and reset; the new H written back;
@@ -13,8 +14,10 @@ each ``eot`` issues the update pass, one group a cycle. This module adds the res
 - the output stage, one beat per spike in ascending neuron order, then ``eot``, one a
   cycle, while the next timestep is already accumulating.
 
-Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 products; c+4 rounding;
-c+5 saturation (V); c+6 fire and reset; c+7 H write; c+8 FIFO push.
+Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 I and H registered again
+(0 for a sample's first timestep); c+4 partial products of beta * H, the DSP block's input
+registers; c+5 rounded products; c+6 their sum, saturated (V), compared and reset; c+7 H write;
+c+8 spike counts by four lanes; c+9 FIFO push.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..config import ArrayConfig, ConfigError, rnd, sat
+from ..config import ArrayConfig, ConfigError, rnd, sat, sat_flags, signed_range
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
 from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
@@ -40,7 +43,7 @@ MULTIPLIERS = ("logic", "dsp")
 #: Cycles from issuing an update to writing its membrane back.
 UPDATE_LATENCY = 7
 #: ... and to pushing its spike mask into the FIFO.
-PUSH_LATENCY = UPDATE_LATENCY + 1
+PUSH_LATENCY = UPDATE_LATENCY + 2
 
 
 def check_params(config: ArrayConfig, params: IntParams) -> None:
@@ -139,7 +142,10 @@ class NeuronArray(wiring.Component):
             mem = m.submodules[f"{name}_mem"] = Memory(
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
             config_write_port(m, mem, spec, cfg)
-            d2[name] = read_in_step(m, mem, acc.issue.g, name)
+            if name == "bias":
+                d1_bias, d2[name] = read_in_step(m, mem, acc.issue.g, name, early=True)
+            else:
+                d2[name] = read_in_step(m, mem, acc.issue.g, name)
         theta_reg = None
         if not c.per_neuron_threshold:
             # Parameters survive reset (only state is cleared).
@@ -162,7 +168,7 @@ class NeuronArray(wiring.Component):
         wp = Signal(range(self.fifo_depth))
         rp = Signal(range(self.fifo_depth))
         level = Signal(range(self.fifo_depth + 1))
-        push, pop = Signal(), Signal()   # push is a register (stage 8)
+        push, pop = Signal(), Signal()   # push is a register (stage 9)
         m.d.comb += [ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
         with m.If(push):
             m.d.sync += wp.eq(wp + 1)
@@ -173,7 +179,7 @@ class NeuronArray(wiring.Component):
                                 <= self.fifo_depth)
 
         # The pass operations behind the accumulator, stages 3 .. 6 (7 below).
-        keys = ("valid", "g", "last", "base")
+        keys = ("valid", "g", "last", "base", "first_step")
         s = {k: {key: Signal.like(getattr(acc.pass_, key), name=f"s{k}_{key}",
                                   reset_less=key != "valid") for key in keys}
              for k in range(3, 7)}
@@ -194,57 +200,100 @@ class NeuronArray(wiring.Component):
             return values
 
         # -- stage 2: the current I and the membrane H -----------------------------------------
+        # The accumulators start from the bias (so no adder stands in front of the DSP
+        # block): I is the accumulator, or the bias alone after a timestep without beats.
         acc_lanes = lanes_of(acc.pass_.acc, P, CW)
         biases = lanes_of(d2["bias"], P, VB) if c.bias else [0] * P
-        hs = lanes_of(d2["h"], P, VB)
-        cur3, h3 = stage_regs("current", 3, signed(CW)), stage_regs("h", 3, signed(VB))
+        starts = [Signal(signed(CW), name=f"s1_start{p}") for p in range(P)]
+        if c.bias:
+            m.d.comb += [start.eq(b) for start, b in zip(starts, lanes_of(d1_bias, P, VB))]
+        m.d.comb += acc.start.eq(Cat(*starts))
+        cur3 = stage_regs("current", 3, signed(CW))
         for p in range(P):
-            m.d.sync += [cur3[p].eq(Mux(acc.pass_.empty, 0, acc_lanes[p]) + biases[p]),
-                         h3[p].eq(Mux(acc.pass_.first_step, 0, hs[p]))]
+            m.d.sync += cur3[p].eq(Mux(acc.pass_.empty, biases[p], acc_lanes[p]))
         a3 = delay(lanes_of(d2["alpha"], P, c.decay_width, signed=False), "alpha",
                    c.decay_width, [3])
-        b3 = delay(lanes_of(d2["beta"], P, c.decay_width, signed=False), "beta",
-                   c.decay_width, [3])
         thetas = lanes_of(d2["threshold"], P, VB) if c.per_neuron_threshold else [theta_reg] * P
-        theta6 = delay(thetas, "theta", signed(VB), range(3, 7))
+        theta5 = delay(thetas, "theta", signed(VB), range(3, 6))
+        theta6 = delay(theta5, "theta", signed(VB), [6])
 
-        # -- stages 3, 4: products and rounding ----------------------------------------------
-        # A decay times a value, as the sum of the value's shifted copies where the decay
-        # has a 1: three partial sums of up to three copies each (stage 3, registered), then
-        # their total, rounded (stage 4). beta * H always so: two multipliers a lane would
-        # need 32 DSP blocks for 16 lanes, the ECP5-25F has 28. alpha * I goes to a DSP
-        # block (multipliers="dsp"), or the same way (multipliers="logic", no DSP blocks,
-        # more LUTs: on the ECP5-25F the default array then routes slower).
-        def products(decay, x, name, width):
-            partial = [sum((Mux(decay[p][k], x[p] << k, 0) for k in chunk), start=0)
-                       for p in range(P) for chunk in [range(j, min(j + 3, c.decay_width))
-                                                        for j in range(0, c.decay_width, 3)]]
-            per_lane = len(partial) // P
-            regs = [stage_regs(f"{name}{k}_", 4, signed(width + c.decay_width + 1))
-                    for k in range(3)]
+        # -- stages 3 to 5: products ----------------------------------------------------------
+        # A decay times a value as the sum of the value's shifted copies where the decay has
+        # a 1, added in registered levels. The rounding's half rides in the copy of the top
+        # bit of the decay (shifted by DB, so its low DB bits are free), so that the total
+        # need only be shifted. beta * H always so: two multipliers a lane would need 32 DSP
+        # blocks for 16 lanes, the ECP5-25F has 28. alpha * I goes to a DSP block
+        # (multipliers="dsp"), or the same way (multipliers="logic", no DSP blocks, more LUTs:
+        # on the ECP5-25F the default array then routes slower).
+        half = 1 << (DB - 1)
+
+        def rounded_products(decay, x, name, width, stage, groupings, zero=None):
+            """``rnd(decay * x, DB)`` per lane. Level ``k`` of registers (stage ``stage + k``)
+            sums the previous level's terms in groups of ``groupings[k]``; the last sum is
+            left to the caller. ``zero`` (a flag one stage before the last level) clears
+            that level: the product of a zero."""
+            shape = signed(width + c.decay_width + 1)
+            results = []
             for p in range(P):
-                chunks = partial[p * per_lane:(p + 1) * per_lane]
-                for k in range(3):
-                    m.d.sync += regs[k][p].eq(sum(chunks[k::3], start=0))
-            return [regs[0][p] + regs[1][p] + regs[2][p] for p in range(P)]
+                terms = []
+                for k in range(c.decay_width):
+                    copy = Mux(decay[p][k], x[p], 0)
+                    terms.append(Cat(Const(half, DB), copy).as_signed() if k == DB
+                                 else copy << k)
+                if c.decay_width <= DB:
+                    terms.append(Const(half))
+                for level, size in enumerate(groupings):
+                    sums = [Signal(shape, name=f"s{stage + level}_{name}{p}_{j}",
+                                   reset_less=True) for j in range(0, len(terms), size)]
+                    m.d.sync += [r.eq(sum(terms[j * size:(j + 1) * size], start=0))
+                                 for j, r in enumerate(sums)]
+                    if zero is not None and level == len(groupings) - 1:
+                        with m.If(zero):
+                            m.d.sync += [r.eq(0) for r in sums]
+                    terms = sums
+                results.append(sum(terms, start=0) >> DB)
+            return results
 
-        pb = products(b3, h3, "pb", VB)
+        # beta * H from the registered memory word: three stages (3, 4 and the caller's 5),
+        # H counted as 0 in a sample's first timestep.
+        rb = rounded_products(lanes_of(d2["beta"], P, c.decay_width, signed=False),
+                              lanes_of(d2["h"], P, VB), "pb", VB, 3, [2, 3],
+                              zero=s[3]["first_step"])
+        rb5 = stage_regs("rb", 5, signed(VB + 2))
+        m.d.sync += [rb5[p].eq(rb[p]) for p in range(P)]
         if self.multipliers == "dsp":
-            pa4 = stage_regs("pa", 4, signed(CW + c.decay_width + 1))
-            m.d.sync += [pa4[p].eq(cur3[p] * a3[p]) for p in range(P)]
-            pa = pa4
+            # alpha * I in a DSP block with registers on both sides (stages 4 and 5): on ECP5
+            # they become the block's own (python -m dalif_hw.synth, dalif_hw/hardregs.py).
+            # Its rounding, rnd(p) = (p >> DB) + bit DB-1 of p, rides in the sum below.
+            cur4 = delay(cur3, "current", signed(CW), [4])
+            a4 = delay(a3, "alpha", c.decay_width, [4])
+            pa5 = stage_regs("pa", 5, signed(CW + c.decay_width + 1))
+            m.d.sync += [pa5[p].eq(cur4[p] * a4[p]) for p in range(P)]
+            ra5 = [pa5[p] >> DB for p in range(P)]
+            carry5 = [pa5[p][DB - 1] for p in range(P)]
         else:
-            pa = products(a3, cur3, "pa", CW)
-        ra5, rb5 = stage_regs("ra", 5, signed(CW + 2)), stage_regs("rb", 5, signed(VB + 2))
-        for p in range(P):
-            m.d.sync += [ra5[p].eq(rnd(pa[p], DB)), rb5[p].eq(rnd(pb[p], DB))]
+            ra5 = stage_regs("ra", 5, signed(CW + 2))
+            m.d.sync += [r.eq(v) for r, v in
+                         zip(ra5, rounded_products(a3, cur3, "pa", CW, 4, [3]))]
+            carry5 = [0] * P
 
-        # -- stage 5: V = sat(rnd(beta H) + rnd(alpha I)) --------------------------------------
-        v6 = stage_regs("v", 6, signed(VB))
+        # -- stage 5: X = rnd(beta H) + rnd(alpha I), not yet saturated ------------------------
+        lo, hi = signed_range(VB)
+        x6 = stage_regs("x", 6, signed(max(CW, VB) + 3))
+        theta_lo6 = stage_regs("theta_lo", 6, 1)
         for p in range(P):
-            m.d.sync += v6[p].eq(sat(ra5[p] + rb5[p], VB))
+            m.d.sync += [x6[p].eq(ra5[p] + rb5[p] + carry5[p]),
+                         theta_lo6[p].eq(theta5[p] == lo)]
+        if c.reset == "soft":
+            hi_minus6 = stage_regs("hi_minus_theta", 6, signed(VB + 2))
+            lo_minus6 = stage_regs("lo_minus_theta", 6, signed(VB + 2))
+            for p in range(P):
+                m.d.sync += [hi_minus6[p].eq(hi - theta5[p]), lo_minus6[p].eq(lo - theta5[p])]
 
-        # -- stage 6: fire and reset ---------------------------------------------------------
+        # -- stage 6: V = sat(X), fire and reset -------------------------------------------------
+        # V >= theta is decided on X and the saturation flags, in parallel with V itself:
+        # above the range V = hi >= theta; below it V = lo >= theta only if theta = lo. A soft
+        # reset's V - theta is likewise hi - theta, lo - theta or X - theta.
         # -- stage 7: write back ----------------------------------------------------------------
         s7 = {key: Signal.like(s[6][key], name=f"s7_{key}", reset_less=key != "valid")
               for key in keys}
@@ -253,23 +302,38 @@ class NeuronArray(wiring.Component):
         h7 = Signal(P * VB, reset_less=True)
         fired, h_new = [], []
         for p in range(P):
+            over, under = sat_flags(x6[p], VB)
+            diff = x6[p] - theta6[p]
             spike = Signal(name=f"s6_spike{p}")
-            m.d.comb += spike.eq(v6[p] >= theta6[p])
-            after = 0 if c.reset == "hard" else sat(v6[p] - theta6[p], VB)
+            m.d.comb += spike.eq(Mux(over, 1, Mux(under, theta_lo6[p], ~diff[-1])))
+            v = sat(x6[p], VB)
+            if c.reset == "hard":
+                after = 0
+            else:
+                after = sat(Mux(over, hi_minus6[p], Mux(under, lo_minus6[p], diff)), VB)
             fired.append(spike)
-            h_new.append(Mux(spike, after, v6[p])[:VB])
+            h_new.append(Mux(spike, after, v)[:VB])
         # Lanes past neuron N-1 in the last group never fire.
         tail = N - (G - 1) * P
         real = Mux(s[6]["g"] == G - 1, (1 << tail) - 1, (1 << P) - 1)
         m.d.sync += [mask7.eq(Cat(*fired) & real), h7.eq(Cat(*h_new))]
         m.d.comb += [h_wr.addr.eq(s7["g"]), h_wr.data.eq(h7), h_wr.en.eq(s7["valid"])]
-        # -- stage 8: push the mask with its spike count (a group without spikes only when
+        # -- stage 8: the mask's spike count in parts of four lanes (the lanes lie far apart on
+        # the chip); stage 9: push the mask with its count (a group without spikes only when
         # it ends the timestep), all from registers.
-        entry8 = Signal(len(ring_wr.data), reset_less=True)
-        m.d.sync += [entry8.eq(Cat(mask7, s7["base"][:iw], s7["last"],
-                                   sum(mask7, start=Const(0, count_width)))),
-                     push.eq(s7["valid"] & (mask7.any() | s7["last"]))]
-        m.d.comb += ring_wr.data.eq(entry8)
+        parts = [mask7[k:k + 4] for k in range(0, P, 4)]
+        counts8 = [Signal(range(len(part) + 1), name=f"s8_count{k}", reset_less=True)
+                   for k, part in enumerate(parts)]
+        mask8 = Signal(P, reset_less=True)
+        base8 = Signal(iw, reset_less=True)
+        last8, valid8 = Signal(reset_less=True), Signal()
+        m.d.sync += [mask8.eq(mask7), base8.eq(s7["base"][:iw]), last8.eq(s7["last"]),
+                     valid8.eq(s7["valid"])]
+        m.d.sync += [n.eq(sum(part, start=Const(0, len(n)))) for n, part in zip(counts8, parts)]
+        entry9 = Signal(len(ring_wr.data), reset_less=True)
+        m.d.sync += [entry9.eq(Cat(mask8, base8, last8, sum(counts8, start=Const(0, count_width)))),
+                     push.eq(valid8 & (Cat(*counts8).any() | last8))]
+        m.d.comb += ring_wr.data.eq(entry9)
 
         # -- output: one beat per spike of the current mask, then eot ------------------------
         # The entry being sent sits in registers with its spike count, so that the decision to
