@@ -28,7 +28,7 @@ from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
 from dalif_hw.params import IntParams  # noqa: E402
 from dalif_hw.simulate import build, config_writes, expected_beats, run_bench  # noqa: E402
-from dalif_hw.synth import TARGETS, DoesNotFit, ToolError, synthesize  # noqa: E402
+from dalif_hw.synth import DoesNotFit, ToolError, synthesize  # noqa: E402
 
 
 def firing_params(config: ArrayConfig, rng) -> IntParams:

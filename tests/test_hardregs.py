@@ -23,7 +23,10 @@ module top(input clk, input en, input rst, input [15:0] a, input [8:0] b, input 
   always @(posedge clk) begin a1 <= a; b1 <= b; p_plain <= a1 * $signed({1'b0, b1}); end
   // 2: the output register has an enable: only the inputs move.
   reg signed [15:0] a2; reg [8:0] b2;
-  always @(posedge clk) begin a2 <= a + 1; b2 <= b; if (en) p_enabled <= a2 * $signed({1'b0, b2}); end
+  always @(posedge clk) begin
+    a2 <= a + 1; b2 <= b;
+    if (en) p_enabled <= a2 * $signed({1'b0, b2});
+  end
   // 3: the product also leaves the module unregistered: the output stays.
   reg signed [15:0] a3; reg [8:0] b3; reg [25:0] p3;
   assign p_shared = a3 * $signed({1'b0, b3});

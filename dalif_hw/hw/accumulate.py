@@ -188,9 +188,9 @@ class SpikeAccumulator(wiring.Component):
               "empty": Signal(), "first_step": Signal(), "last": Signal(),
               "base": Signal(len(base))}
         m.d.comb += [op["valid"].eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
-                     op["g"].eq(g), op["first"].eq(walk_first & ~in_pass), op["empty"].eq(walk_empty),
-                     op["first_step"].eq(walk_first_step), op["last"].eq(g == G - 1),
-                     op["base"].eq(base)]
+                     op["g"].eq(g), op["first"].eq(walk_first & ~in_pass),
+                     op["empty"].eq(walk_empty), op["first_step"].eq(walk_first_step),
+                     op["last"].eq(g == G - 1), op["base"].eq(base)]
         # Only the valid bits of the pipeline need a reset.
         s1 = {k: Signal.like(v, name=f"s1_{k}", reset_less=k != "valid") for k, v in op.items()}
         s2 = {k: Signal.like(v, name=f"s2_{k}", reset_less=k != "valid") for k, v in op.items()}
@@ -228,12 +228,13 @@ class SpikeAccumulator(wiring.Component):
             with m.If(eot):
                 m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
                 with m.If(pass_due):
-                    m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first), walk_first_step.eq(t == 0),
-                                 first.eq(1), steps.eq(0)]
+                    m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first),
+                                 walk_first_step.eq(t == 0), first.eq(1), steps.eq(0)]
                 with m.Else():
                     m.d.sync += steps.eq(steps + 1)
             with m.Elif((index < M) & (count != M)):
-                m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0), count.eq(count + 1)]
+                m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0),
+                             count.eq(count + 1)]
             with m.Else():
                 m.d.sync += err.eq(1)
 

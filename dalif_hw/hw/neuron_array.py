@@ -28,7 +28,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..config import ArrayConfig, ConfigError, rnd, sat, sat_flags, signed_range
+from ..config import ArrayConfig, ConfigError, sat, sat_flags, signed_range
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
 from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
