@@ -20,7 +20,8 @@ What is absorbed, per primitive, all or nothing:
   when every non-constant bit comes from a plain flip-flop (the flip-flop stays if it has
   other loads); output P when every used bit goes to exactly one plain flip-flop.
 - ``DP16KD``: the read data of a port when every used bit goes to exactly one plain
-  flip-flop clocked by that port's clock.
+  flip-flop clocked by that port's clock. A 36-bit wide block RAM (pseudo dual port) reads
+  through the pins of both ports: then both ports' output registers, or neither.
 """
 
 from __future__ import annotations
@@ -44,6 +45,12 @@ class Absorbed:
 
 def _param(cell: dict, name: str, default: str = "") -> str:
     return str(cell["parameters"].get(name, default)).strip()
+
+
+def _width(cell: dict, port: str) -> int:
+    """A DP16KD port's DATA_WIDTH (Yosys writes it as a binary string)."""
+    value = _param(cell, f"DATA_WIDTH_{port}", "18")
+    return int(value, 2) if set(value) <= {"0", "1"} and len(value) > 2 else int(value)
 
 
 def _bits(cell: dict, prefix: str) -> dict[str, list]:
@@ -165,17 +172,36 @@ def absorb_registers(netlist: dict, top: str, dsps: bool = True,
             cell.setdefault("port_directions", {}).update(
                 {"CLK0": "input", "CE0": "input", "RST0": "input"})
         elif cell["type"] == "DP16KD" and brams:
-            for port in "AB":
-                if _param(cell, f"REGMODE_{port}", "NOREG") != "NOREG":
+            if 36 in (_width(cell, "A"), _width(cell, "B")):
+                # 36 bits wide (pseudo dual port): one read spans the pins of both ports.
+                # Both output registers on, or neither.
+                ports = ("A", "B")
+                if any(_param(cell, f"REGMODE_{port}", "NOREG") != "NOREG" for port in ports):
                     continue
-                if cell["connections"].get(f"OCE{port}", ["1"]) != ["1"]:
+                clock = cell["connections"]["CLKB"][0]
+                if cell["connections"]["CLKA"][0] != clock:
                     continue
+                outputs = registered_outputs({**_bits(cell, "DOA"), **_bits(cell, "DOB")},
+                                             clock)
+            else:
+                ports = [port for port in "AB"
+                         if _param(cell, f"REGMODE_{port}", "NOREG") == "NOREG" and
+                         cell["connections"].get(f"OCE{port}", ["1"]) == ["1"]]
+                outputs = None
+            for port in ports if outputs is None else ():
+                # True dual port: each port's read data and output register are its own.
                 clock = cell["connections"][f"CLK{port}"][0]
-                outputs = registered_outputs(_bits(cell, f"DO{port}"), clock)
-                if outputs is None or not outputs[0]:
+                found = registered_outputs(_bits(cell, f"DO{port}"), clock)
+                if found is None or not found[0]:
                     continue
-                rewire_outputs(name, outputs[0])
+                rewire_outputs(name, found[0])
                 cell["parameters"][f"REGMODE_{port}"] = "OUTREG"
+                result.bram_ports += 1
+            if outputs is not None and outputs[0]:
+                rewire_outputs(name, outputs[0])
+                for port in ports:
+                    cell["parameters"][f"REGMODE_{port}"] = "OUTREG"
+                    cell["connections"][f"OCE{port}"] = ["1"]
                 result.bram_ports += 1
 
     # A flip-flop that fed only DSP inputs, now taken from its D, goes too.

@@ -17,7 +17,7 @@ DESIGN = """
 module top(input clk, input en, input rst, input [15:0] a, input [8:0] b, input [9:0] addr,
            input [7:0] wdata, input we,
            output reg [25:0] p_plain, output reg [25:0] p_enabled, output [25:0] p_shared,
-           output reg [7:0] rd2, output reg [7:0] rd_reset);
+           output reg [7:0] rd2, output reg [7:0] rd_reset, output reg [35:0] wide2);
   // 1: registered inputs and output: everything moves into the DSP block.
   reg signed [15:0] a1; reg [8:0] b1;
   always @(posedge clk) begin a1 <= a; b1 <= b; p_plain <= a1 * $signed({1'b0, b1}); end
@@ -46,6 +46,14 @@ module top(input clk, input en, input rst, input [15:0] a, input [8:0] b, input 
     if (we) mem2[addr] <= wdata;
     rdb <= mem2[addr ^ 10'h155];
     if (rst) rd_reset <= 0; else rd_reset <= rdb;
+  end
+  // 36 bits wide: one block RAM in pseudo-dual-port mode, read on both ports' pins.
+  (* ram_style = "block", no_rw_check *) reg [35:0] wide [0:511];
+  reg [35:0] wide1;
+  always @(posedge clk) begin
+    if (we) wide[addr[8:0]] <= {wdata, wdata, wdata, wdata, wdata[3:0]};
+    wide1 <= wide[addr[8:0] ^ 9'h0f0];
+    wide2 <= wide1;
   end
 endmodule
 """
@@ -82,7 +90,7 @@ def test_registers_move_into_dsp_blocks_and_block_rams(netlist):
     netlist = copy.deepcopy(netlist)
     before = len(cells_of(netlist, "TRELLIS_FF"))
     assert len(cells_of(netlist, "MULT18X18D")) == 3
-    assert len(cells_of(netlist, "DP16KD")) == 2
+    assert len(cells_of(netlist, "DP16KD")) == 3
     assert all(param(c, "REG_OUTPUT_CLK") == "NONE"
                for c in cells_of(netlist, "MULT18X18D").values())
 
@@ -99,17 +107,22 @@ def test_registers_move_into_dsp_blocks_and_block_rams(netlist):
     for cell in dsps:
         assert cell["connections"]["CE0"] == ["1"] and cell["connections"]["RST0"] == ["0"]
         assert not isinstance(cell["connections"]["CLK0"][0], str)
-    # Block RAMs: the one read into a plain register gets REGMODE = OUTREG; the other not.
+    # Block RAMs: the one read into a plain register gets REGMODE = OUTREG on its read port;
+    # the 36-bit one on both ports (its read data spans both), with their output enables;
+    # the one read into a register with a reset stays as it was.
     brams = list(cells_of(netlist, "DP16KD").values())
-    assert done.bram_ports == 1
+    assert done.bram_ports == 2
     modes = sorted(param(c, "REGMODE_A") + "/" + param(c, "REGMODE_B") for c in brams)
-    assert sum(m.count("OUTREG") for m in modes) == 1
+    assert modes == ["NOREG/NOREG", "NOREG/OUTREG", "OUTREG/OUTREG"]
+    (wide,) = [c for c in brams if param(c, "REGMODE_A") == "OUTREG"]
+    assert wide["connections"]["OCEA"] == ["1"] == wide["connections"]["OCEB"]
     assert done.flip_flops == before - len(cells_of(netlist, "TRELLIS_FF")) > 0
 
     ports = netlist["modules"]["top"]["ports"]
     # The module outputs are now driven by the primitives' own pins.
     assert driver_of(netlist, ports["p_plain"]["bits"][0])[1] == "MULT18X18D"
     assert driver_of(netlist, ports["rd2"]["bits"][0])[1] == "DP16KD"
+    assert {driver_of(netlist, bit)[1] for bit in ports["wide2"]["bits"]} == {"DP16KD"}
     # ... and those that did not qualify still by flip-flops.
     assert driver_of(netlist, ports["p_enabled"]["bits"][0])[1] == "TRELLIS_FF"
     assert driver_of(netlist, ports["rd_reset"]["bits"][0])[1] == "TRELLIS_FF"

@@ -3,8 +3,8 @@
 For each sample, ``logit_i = sum over t of (bias_i + sum of w_ij over the counted beats of
 timestep t)`` (docs/network.md). The input side is the same :class:`SpikeAccumulator` as a
 neuron array's, with one pass per sample (after the T-th ``eot``) instead of one per
-timestep, so the accumulators sum over the whole sample. The pass adds ``T * bias`` and
-puts each group's logits into a FIFO; the output serialises them, one logit a cycle, on
+timestep, so the accumulators sum over the whole sample; they start from ``T * bias``. The
+pass puts each group's logits into a FIFO; the output serialises them, one logit a cycle, on
 ``logits`` (``index``, ``value``, ``last`` on the N-th), then one beat on ``class`` with the
 argmax (the lowest index among equal maxima).
 """
@@ -92,59 +92,73 @@ class Readout(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
 
-        biases = [0] * P
+        # The accumulators start from T * bias, the bias of every timestep of the sample.
+        t_biases = [0] * P
         if c.bias:
             mem = m.submodules.bias_mem = Memory(shape=unsigned(specs["bias"].width),
                                                  depth=G, init=specs["bias"].words)
             config_write_port(m, mem, specs["bias"], self.cfg)
-            biases = lanes_of(read_in_step(m, mem, acc.issue.g, "bias"), P, c.VB)
+            early, late = read_in_step(m, mem, acc.issue.g, "bias", early=True)
+            starts = [Signal(signed(LW), name=f"s1_start{p}") for p in range(P)]
+            m.d.comb += [start.eq(b * T) for start, b in zip(starts, lanes_of(early, P, c.VB))]
+            m.d.comb += acc.start.eq(Cat(*starts))
+            t_biases = [b * T for b in lanes_of(late, P, c.VB)]
 
         # -- the pass: logits of one group a cycle into the FIFO -----------------------------
-        values = m.submodules.values = fifo.SyncFIFOBuffered(
-            width=P * LW + iw, depth=self.fifo_depth)
+        values = m.submodules.values = fifo.SyncFIFOBuffered(width=P * LW,
+                                                             depth=self.fifo_depth)
         logits = []
         for p, a in enumerate(lanes_of(acc.pass_.acc, P, LW)):
             logit = Signal(signed(LW), name=f"logit{p}")
-            m.d.comb += logit.eq(Mux(acc.pass_.empty, 0, a) + biases[p] * T)
+            m.d.comb += logit.eq(Mux(acc.pass_.empty, t_biases[p], a))
             logits.append(logit)
-        m.d.comb += [values.w_data.eq(Cat(*logits, acc.pass_.base[:iw])),
-                     values.w_en.eq(acc.pass_.valid),
+        m.d.comb += [values.w_data.eq(Cat(*logits)), values.w_en.eq(acc.pass_.valid),
                      acc.room.eq(values.level + SpikeAccumulator.LATENCY +
                                  SpikeAccumulator.SLACK <= self.fifo_depth)]
 
         # -- output: one logit a cycle, then the class ---------------------------------------
+        # The groups come in order, so the logit's index is a counter; the argmax runs one
+        # cycle behind the output (on the logit just sent), and no logit of the next sample
+        # goes out before the class beat of this one.
         head = values.r_data
-        head_base = head[P * LW:P * LW + iw]
         lane = Signal(range(P))
         index = Signal(iw)
         value = Signal(signed(LW))
-        m.d.comb += [index.eq(head_base + lane)]
         with m.Switch(lane):
             for p in range(P):
                 with m.Case(p):
                     m.d.comb += value.eq(head[p * LW:(p + 1) * LW].as_signed())
         last = index == N - 1
+        closing = Signal()           # the last logit went out; the class beat is to follow
+        sent = {"valid": Signal(), "value": Signal(signed(LW), reset_less=True),
+                "index": Signal(iw, reset_less=True), "last": Signal(reset_less=True)}
         best = Signal(signed(LW))
         best_index = Signal(iw)
         have_best = Signal()
         pending = Signal()           # the class beat waits to be taken
         cls = self.cls
-        m.d.comb += [self.logits.valid.eq(values.r_rdy & ~pending),
+        m.d.comb += [self.logits.valid.eq(values.r_rdy & ~closing),
                      self.logits.payload.index.eq(index),
                      self.logits.payload.value.eq(value),
                      self.logits.payload.last.eq(last),
                      cls.valid.eq(pending), cls.payload.index.eq(best_index)]
+        m.d.sync += sent["valid"].eq(self.logits.valid & self.logits.ready)
         with m.If(self.logits.valid & self.logits.ready):
-            with m.If(~have_best | (value > best)):
-                m.d.sync += [best.eq(value), best_index.eq(index)]
-            m.d.sync += have_best.eq(~last)
+            m.d.sync += [sent["value"].eq(value), sent["index"].eq(index),
+                         sent["last"].eq(last), index.eq(Mux(last, 0, index + 1))]
             with m.If(last):
-                m.d.sync += pending.eq(1)
+                m.d.sync += closing.eq(1)
             with m.If(last | (lane == P - 1)):
                 m.d.comb += values.r_en.eq(1)
                 m.d.sync += lane.eq(0)
             with m.Else():
                 m.d.sync += lane.eq(lane + 1)
+        with m.If(sent["valid"]):
+            with m.If(~have_best | (sent["value"] > best)):
+                m.d.sync += [best.eq(sent["value"]), best_index.eq(sent["index"])]
+            m.d.sync += have_best.eq(~sent["last"])
+            with m.If(sent["last"]):
+                m.d.sync += pending.eq(1)
         with m.If(cls.valid & cls.ready):
-            m.d.sync += pending.eq(0)
+            m.d.sync += [pending.eq(0), closing.eq(0)]
         return m
