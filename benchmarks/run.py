@@ -177,8 +177,17 @@ def table(rows: list[dict]) -> str:
         return "(none)\n"
     keys = list(dict.fromkeys(k for row in rows for k in row))
     lines = ["| " + " | ".join(keys) + " |", "|" + "---|" * len(keys)]
-    lines += ["| " + " | ".join(str(row.get(k, "")) for k in keys) + " |" for row in rows]
+    lines += ["| " + " | ".join(cell(row.get(k, "")) for k in keys) + " |" for row in rows]
     return "\n".join(lines) + "\n"
+
+
+def cell(value) -> str:
+    """A table cell: floats to at most four decimals, dicts as ``key value`` pairs."""
+    if isinstance(value, float):
+        return f"{value:.4f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        return ", ".join(f"{k} {cell(v)}" for k, v in value.items())
+    return str(value)
 
 
 def plots(out: Path, tp: list[dict], res: list[dict]) -> None:

@@ -51,6 +51,13 @@ def float_accuracy(checkpoint: Path | None, data) -> float | None:
     return evaluate(model, data.test_x, data.test_y, meta["encoding"])
 
 
+def worst_cycles_per_sample(network: Network) -> int:
+    """Cycles a sample can take at most: every layer sees all of its inputs fire in every
+    timestep (G (M + 1) cycles to accumulate) and sends all of its neurons."""
+    return network.T * sum(layer.config.groups * (layer.config.inputs + 1) +
+                           layer.config.neurons + 64 for layer in network.layers)
+
+
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
            spikes: np.ndarray, labels: np.ndarray) -> dict:
     """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures."""
@@ -62,7 +69,7 @@ def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
     events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
     case = {"name": "test split", "events": events,
             "expected": {"logits": logits.tolist(), "classes": classes.tolist()},
-            "max_cycles": 2000 * len(events) + 100000}
+            "max_cycles": 2 * len(events) * worst_cycles_per_sample(network) + 100000}
     built = build(manifest_path.with_suffix(".v"), manifest["top"], build_dir)
     (result,) = run_bench(built, manifest["top"], manifest_path, [case], work)
     rtl_classes = np.array(result.get("classes", []))
