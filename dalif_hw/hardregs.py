@@ -92,13 +92,15 @@ def absorb_registers(netlist: dict, top: str, dsps: bool = True,
                 loads[bit].append((None, "port"))
 
     def plain_ff(name) -> bool:
-        """A flip-flop that is a bare D register: rising edge, no enable, no set/reset."""
+        """A flip-flop that is a bare D register: rising edge, no enable, no set/reset,
+        zero at power-up (as the primitives' registers are)."""
         if name is None or cells[name]["type"] != "TRELLIS_FF":
             return False
         cell = cells[name]
         enable = _param(cell, "CEMUX", "1")
         lsr = cell["connections"].get("LSR", ["0"])
         return (_param(cell, "CLKMUX", "CLK") == "CLK" and
+                _param(cell, "REGSET", "RESET") == "RESET" and
                 (enable == "1" or (enable == "CE" and cell["connections"].get("CE") == ["1"]))
                 and lsr == ["0"])
 
