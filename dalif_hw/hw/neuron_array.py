@@ -14,10 +14,10 @@ each ``eot`` issues the update pass, one group a cycle. This module adds the res
 - the output stage, one beat per spike in ascending neuron order, then ``eot``, one a
   cycle, while the next timestep is already accumulating.
 
-Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 I and H registered again
-(0 for a sample's first timestep); c+4 partial products of beta * H, the DSP block's input
-registers; c+5 rounded products; c+6 their sum, saturated (V), compared and reset; c+7 H write;
-c+8 spike counts by four lanes; c+9 FIFO push.
+Pass issue at cycle c; memory data c+1, registered c+2 (I, H); c+3 I registered again, beta *
+H summed in pairs; c+4 the DSP block's input registers, beta * H in threes (cleared in a
+sample's first timestep); c+5 both products rounded; c+6 their sum, saturated (V), compared
+and reset; c+7 H write; c+8 spike counts by four lanes; c+9 FIFO push.
 """
 
 from __future__ import annotations
