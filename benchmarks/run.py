@@ -224,6 +224,9 @@ def plots(out: Path, tp: list[dict], res: list[dict]) -> None:
         fig.savefig(out / "resources.png", dpi=120)
 
 
+SECTIONS = ("generator", "throughput", "resources", "digits")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", default="benchmarks/results", help="output folder")
@@ -235,6 +238,16 @@ def main(argv=None) -> int:
                         help="synthesis runs at a time (each takes one core; default 1)")
     args = parser.parse_args(argv)
     out = Path(args.out)
+    if args.jobs < 1:
+        parser.error(f"--jobs must be at least 1, not {args.jobs}")
+    if args.only:
+        unknown = sorted(set(args.only) - set(SECTIONS))
+        if unknown:
+            parser.error(f"--only: no section {', '.join(unknown)} (there are "
+                         f"{', '.join(SECTIONS)})")
+        if not (out / "results.json").exists():
+            parser.error(f"--only needs the results of an earlier run in "
+                         f"{out / 'results.json'}")
     work = out / "work"
     work.mkdir(parents=True, exist_ok=True)
     if args.quick:
@@ -253,16 +266,7 @@ def main(argv=None) -> int:
                 "throughput": lambda: throughput(work, shapes, beats, timesteps),
                 "resources": lambda: resources(work, runs, args.jobs),
                 "digits": lambda: digits(work, "ecp5-25k")}
-    results = {}
-    if args.only:
-        unknown = sorted(set(args.only) - set(sections))
-        if unknown:
-            parser.error(f"--only: no section {', '.join(unknown)} (there are "
-                         f"{', '.join(sections)})")
-        previous = out / "results.json"
-        if not previous.exists():
-            parser.error(f"--only needs the results of an earlier run in {previous}")
-        results = json.loads(previous.read_text())
+    results = json.loads((out / "results.json").read_text()) if args.only else {}
     for name, run in sections.items():
         if not args.only or name in args.only:
             results[name] = run()
