@@ -29,7 +29,8 @@ from dalif_hw.hw.emit import emit_array, emit_network, write_outputs  # noqa: E4
 from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
 from dalif_hw.params import IntParams  # noqa: E402
-from dalif_hw.simulate import build, config_writes, expected_beats, run_bench  # noqa: E402
+from dalif_hw.simulate import (build, config_writes, expected_beats, run_bench,  # noqa: E402
+                               timestep_cycles)
 from dalif_hw.synth import DoesNotFit, ToolError, synthesize  # noqa: E402
 
 
@@ -63,8 +64,7 @@ def throughput(work: Path, shapes, beats, timesteps: int) -> list[dict]:
             case = {"name": f"E={E}", "events": events,
                     "expected": expected_beats(trace.spikes_out),
                     "F": float(trace.spikes_out.sum(axis=2).mean()), "E": E,
-                    # Room for four times the bound, with a margin for the fill.
-                    "max_cycles": 4 * timesteps * (config.groups * (E + 1) + N + 64)}
+                    "max_cycles": 4 * timesteps * timestep_cycles(config, E)}
             if not cases:
                 case["config"] = [config_writes(manifest, params)]
             cases.append(case)

@@ -6,9 +6,9 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import ConfigError
+from .config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
 
-__all__ = ["run", "output_path", "output_folder"]
+__all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_positive"]
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
@@ -47,3 +47,21 @@ def output_folder(path, what: str = "--out") -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create {what} folder {str(path)!r}: {exc.strerror}") from None
     return path
+
+
+def add_width_arguments(parser, source: str) -> None:
+    """Add ``--weight-width``, ``--decay-width`` and ``--membrane-width`` to ``parser``;
+    omitted, each comes from ``source`` (named in the help), else the project's default."""
+    for flag, key, what, default in (
+            ("--weight-width", "WB", "signed weight bits", DEFAULT_WB),
+            ("--decay-width", "DB", "decay fraction bits", DEFAULT_DB),
+            ("--membrane-width", "VB", "signed membrane bits", DEFAULT_VB)):
+        parser.add_argument(flag, type=int, metavar=key,
+                            help=f"{what} (default: {source}, else {default})")
+
+
+def check_positive(*flags: tuple[str, int | None]) -> None:
+    """Raise :class:`ConfigError` for the first ``(flag, value)`` given a value below 1."""
+    for flag, value in flags:
+        if value is not None and value < 1:
+            raise ConfigError(f"{flag} must be a positive integer, not {value}")

@@ -32,12 +32,7 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     add("--inputs", type=int, metavar="M", help="number of inputs (default: N)")
     add("--lanes", type=int, metavar="P",
         help="neurons updated in parallel (default: min(N, 16))")
-    add("--weight-width", type=int, metavar="WB", help=f"signed weight bits "
-        f"(default: from --params, else {DEFAULT_WB})")
-    add("--decay-width", type=int, metavar="DB", help=f"decay fraction bits "
-        f"(default: from --params, else {DEFAULT_DB})")
-    add("--membrane-width", type=int, metavar="VB", help=f"signed membrane bits "
-        f"(default: from --params, else {DEFAULT_VB})")
+    cli.add_width_arguments(parser, "from --params")
     add("--reset", choices=RESETS, help=f"reset mode (default: from --params, "
         f"else {DEFAULT_RESET})")
     add("--multipliers", choices=("logic", "dsp"),
@@ -66,12 +61,10 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
     for flag, value in (("--neurons", args.neurons), ("--T", args.T)):
         if value is None:
             raise ConfigError(f"{flag} is required (or give --network)")
-    for flag, value in (("--neurons", args.neurons), ("--T", args.T), ("--inputs", args.inputs),
-                        ("--lanes", args.lanes), ("--weight-width", args.weight_width),
-                        ("--decay-width", args.decay_width),
-                        ("--membrane-width", args.membrane_width)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be a positive integer, not {value}")
+    cli.check_positive(("--neurons", args.neurons), ("--T", args.T), ("--inputs", args.inputs),
+                       ("--lanes", args.lanes), ("--weight-width", args.weight_width),
+                       ("--decay-width", args.decay_width),
+                       ("--membrane-width", args.membrane_width))
     if args.lanes is not None and args.lanes > args.neurons:
         raise ConfigError(f"--lanes must be at most --neurons ({args.neurons}), "
                           f"not {args.lanes}")

@@ -175,32 +175,24 @@ def absorb_registers(netlist: dict, top: str, dsps: bool = True,
                 {"CLK0": "input", "CE0": "input", "RST0": "input"})
         elif cell["type"] == "DP16KD" and brams:
             if 36 in (_width(cell, "A"), _width(cell, "B")):
-                # 36 bits wide (pseudo dual port): one read spans the pins of both ports.
-                # Both output registers on, or neither.
-                ports = ("A", "B")
+                # 36 bits wide (pseudo dual port): one read spans the pins of both ports,
+                # so both output registers, or neither.
+                groups = [("A", "B")] if cell["connections"]["CLKA"] == \
+                    cell["connections"]["CLKB"] else []
+            else:
+                # True dual port: each port's read data and output register are its own.
+                groups = [("A",), ("B",)]
+            for ports in groups:
                 if any(_param(cell, f"REGMODE_{port}", "NOREG") != "NOREG" for port in ports):
                     continue
-                clock = cell["connections"]["CLKB"][0]
-                if cell["connections"]["CLKA"][0] != clock:
+                if len(ports) == 1 and cell["connections"].get(f"OCE{ports[0]}", ["1"]) != ["1"]:
                     continue
-                outputs = registered_outputs({**_bits(cell, "DOA"), **_bits(cell, "DOB")},
-                                             clock)
-            else:
-                ports = [port for port in "AB"
-                         if _param(cell, f"REGMODE_{port}", "NOREG") == "NOREG" and
-                         cell["connections"].get(f"OCE{port}", ["1"]) == ["1"]]
-                outputs = None
-            for port in ports if outputs is None else ():
-                # True dual port: each port's read data and output register are its own.
-                clock = cell["connections"][f"CLK{port}"][0]
-                found = registered_outputs(_bits(cell, f"DO{port}"), clock)
+                pins = {pin: bits for port in ports for pin, bits in
+                        _bits(cell, f"DO{port}").items()}
+                found = registered_outputs(pins, cell["connections"][f"CLK{ports[-1]}"][0])
                 if found is None or not found[0]:
                     continue
                 rewire_outputs(name, found[0])
-                cell["parameters"][f"REGMODE_{port}"] = "OUTREG"
-                result.bram_ports += 1
-            if outputs is not None and outputs[0]:
-                rewire_outputs(name, outputs[0])
                 for port in ports:
                     cell["parameters"][f"REGMODE_{port}"] = "OUTREG"
                     cell["connections"][f"OCE{port}"] = ["1"]

@@ -212,19 +212,12 @@ def main(argv: list[str] | None = None) -> int:
                     "files and a network description.")
     parser.add_argument("checkpoint", metavar="MODEL", help="checkpoint, e.g. runs/digits/model.pt")
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder")
-    parser.add_argument("--weight-width", type=int, metavar="WB",
-                        help="signed weight bits (default: the checkpoint's, else 8)")
-    parser.add_argument("--decay-width", type=int, metavar="DB",
-                        help="decay fraction bits (default: the checkpoint's, else 8)")
-    parser.add_argument("--membrane-width", type=int, metavar="VB",
-                        help="signed membrane bits (default: the checkpoint's, else 16)")
+    cli.add_width_arguments(parser, "the checkpoint's")
     parser.add_argument("--lanes", metavar="P,P,...",
                         help="lanes per layer (default: min(N, 16) each)")
     args = parser.parse_args(argv)
-    for flag, value in (("--weight-width", args.weight_width), ("--decay-width", args.decay_width),
-                        ("--membrane-width", args.membrane_width)):
-        if value is not None and value < 1:
-            raise ConfigError(f"{flag} must be a positive integer, not {value}")
+    cli.check_positive(("--weight-width", args.weight_width), ("--decay-width", args.decay_width),
+                       ("--membrane-width", args.membrane_width))
     lanes = _lanes_arg(args.lanes) if args.lanes else None
     model, checkpoint = load_checkpoint(args.checkpoint)
     widths = {"WB": DEFAULT_WB, "DB": DEFAULT_DB, "VB": DEFAULT_VB, **checkpoint.get("widths", {})}

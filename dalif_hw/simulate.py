@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["setup_verilator", "build", "run_bench", "config_writes", "expected_beats",
-           "SimulationError", "Bench", "bench_main"]
+           "timestep_cycles", "SimulationError", "Bench", "bench_main"]
 
 
 class SimulationError(RuntimeError):
@@ -295,6 +295,13 @@ class Bench:
         for port in self.outputs.values():
             port.ready.value = 0
         return received, first_in, False
+
+
+def timestep_cycles(config, beats: int) -> int:
+    """Cycles a timestep of an array of ``config`` with ``beats`` input beats may take, with a
+    margin: G (E + 1) to accumulate, N + 1 output beats, 64 for the pipelines. For the cycle
+    limits of simulations."""
+    return config.groups * (beats + 1) + config.neurons + 64
 
 
 def event_beats(events) -> list[tuple[int, int]]:

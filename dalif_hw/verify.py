@@ -54,8 +54,10 @@ def float_accuracy(checkpoint: Path | None, data) -> float | None:
 def worst_cycles_per_sample(network: Network) -> int:
     """Cycles a sample can take at most: every layer sees all of its inputs fire in every
     timestep (G (M + 1) cycles to accumulate) and sends all of its neurons."""
-    return network.T * sum(layer.config.groups * (layer.config.inputs + 1) +
-                           layer.config.neurons + 64 for layer in network.layers)
+    from .simulate import timestep_cycles
+
+    return network.T * sum(timestep_cycles(layer.config, layer.config.inputs)
+                           for layer in network.layers)
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
@@ -89,8 +91,7 @@ def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.samples is not None and args.samples < 1:
-        raise ConfigError(f"--samples must be a positive integer, not {args.samples}")
+    cli.check_positive(("--samples", args.samples))
     network = Network.load(args.network)
     rtl = Path(args.rtl)
     manifest_path = rtl / f"{args.name}.json"

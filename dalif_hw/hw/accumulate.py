@@ -20,7 +20,7 @@ dropped and raise the sticky ``err``.
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, unsigned
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -30,7 +30,7 @@ from ..layout import MemorySpec
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["SpikeAccumulator", "lanes_of", "config_write_port", "config_widths",
-           "read_in_step"]
+           "read_in_step", "drive_start"]
 
 
 def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:
@@ -67,6 +67,14 @@ def read_in_step(m: Module, memory: Memory, addr, name: str, early: bool = False
     m.d.comb += port.addr.eq(addr)
     m.d.sync += word.eq(port.data)
     return (port.data, word) if early else word
+
+
+def drive_start(m: Module, acc, values) -> None:
+    """Drive ``acc.start`` (a :class:`SpikeAccumulator`'s) with one signed value per lane,
+    each sign-extended to the accumulator width."""
+    lanes = [Signal(signed(acc.acc_width), name=f"s1_start{p}") for p in range(acc.lanes)]
+    m.d.comb += [lane.eq(value) for lane, value in zip(lanes, values)]
+    m.d.comb += acc.start.eq(Cat(*lanes))
 
 
 class SpikeAccumulator(wiring.Component):

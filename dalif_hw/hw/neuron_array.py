@@ -31,8 +31,8 @@ from amaranth.utils import ceil_log2
 from ..config import ArrayConfig, ConfigError, sat, sat_flags, signed_range
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
-from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
-                         read_in_step)
+from .accumulate import (SpikeAccumulator, config_widths, config_write_port, drive_start,
+                         lanes_of, read_in_step)
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["NeuronArray", "UPDATE_LATENCY", "PUSH_LATENCY"]
@@ -204,10 +204,8 @@ class NeuronArray(wiring.Component):
         # block): I is the accumulator, or the bias alone after a timestep without beats.
         acc_lanes = lanes_of(acc.pass_.acc, P, CW)
         biases = lanes_of(d2["bias"], P, VB) if c.bias else [0] * P
-        starts = [Signal(signed(CW), name=f"s1_start{p}") for p in range(P)]
         if c.bias:
-            m.d.comb += [start.eq(b) for start, b in zip(starts, lanes_of(d1_bias, P, VB))]
-        m.d.comb += acc.start.eq(Cat(*starts))
+            drive_start(m, acc, lanes_of(d1_bias, P, VB))
         cur3 = stage_regs("current", 3, signed(CW))
         for p in range(P):
             m.d.sync += cur3[p].eq(Mux(acc.pass_.empty, biases[p], acc_lanes[p]))

@@ -19,8 +19,8 @@ from amaranth.lib.wiring import In, Out
 from ..config import ArrayConfig, index_width
 from ..layout import memories
 from ..params import ReadoutParams
-from .accumulate import (SpikeAccumulator, config_widths, config_write_port, lanes_of,
-                         read_in_step)
+from .accumulate import (SpikeAccumulator, config_widths, config_write_port, drive_start,
+                         lanes_of, read_in_step)
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["Readout", "logits_layout", "class_layout"]
@@ -99,9 +99,7 @@ class Readout(wiring.Component):
                                                  depth=G, init=specs["bias"].words)
             config_write_port(m, mem, specs["bias"], self.cfg)
             early, late = read_in_step(m, mem, acc.issue.g, "bias", early=True)
-            starts = [Signal(signed(LW), name=f"s1_start{p}") for p in range(P)]
-            m.d.comb += [start.eq(b * T) for start, b in zip(starts, lanes_of(early, P, c.VB))]
-            m.d.comb += acc.start.eq(Cat(*starts))
+            drive_start(m, acc, [b * T for b in lanes_of(early, P, c.VB)])
             t_biases = [b * T for b in lanes_of(late, P, c.VB)]
 
         # -- the pass: logits of one group a cycle into the FIFO -----------------------------
