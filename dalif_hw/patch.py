@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import cli
 from .config import ConfigError
+from .files import atomic_path
 from .synth import ToolError, run_tool
 
 __all__ = ["patch"]
@@ -64,11 +65,10 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
         if not Path(path).is_file():
             raise ConfigError(f"{path} does not exist")
     for old, new in swaps:
-        if _words(Path(old)) != _words(Path(new)):
-            raise ConfigError(f"{new} has {_words(Path(new))[0]} words of "
-                              f"{_words(Path(new))[1]} hex digits, {old} "
-                              f"{_words(Path(old))[0]} of {_words(Path(old))[1]}: not the same "
-                              f"memory")
+        (old_words, old_digits), (new_words, new_digits) = _words(Path(old)), _words(Path(new))
+        if (old_words, old_digits) != (new_words, new_digits):
+            raise ConfigError(f"{new} has {new_words} words of {new_digits} hex digits, {old} "
+                              f"{old_words} of {old_digits}: not the same memory")
     with tempfile.TemporaryDirectory() as tmp:
         # The YoWASP tools see only their working folder: copy everything in.
         work = Path(tmp)
@@ -91,8 +91,9 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
         tool = "yowasp-ecppack" if family == "ecp5" else "yowasp-icepack"
         run_tool(tool, [current.name, packed.name], work, "pack.log")
         out.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(current, out.with_suffix(config.suffix))
-        shutil.copy(packed, out)
+        for src, dst in ((current, out.with_suffix(config.suffix)), (packed, out)):
+            with atomic_path(dst) as tmp:
+                shutil.copyfile(src, tmp)
     return out
 
 
