@@ -47,11 +47,16 @@ def _stream(component, name: str) -> dict:
             "fields": {field_name: [field.offset, field.width] for field_name, field in layout}}
 
 
+def _hex_name(file_prefix: str, spec) -> str:
+    """The init file of memory ``spec`` (``<top>_<memory>.hex``, ``<top>_<layer>_<memory>``)."""
+    return f"{file_prefix}_{spec.name}.hex"
+
+
 def _memories(hw, file_prefix: str) -> list[dict]:
     return [{"name": spec.name, "depth": spec.depth, "width": spec.width, "lanes": spec.lanes,
              "lane_width": spec.lane_width, "signed": spec.signed,
              "rows_per_group": hw.config.inputs if spec.name == "weights" else 1,
-             "select": spec.select, "file": f"{file_prefix}_{spec.name}.hex",
+             "select": spec.select, "file": _hex_name(file_prefix, spec),
              "layout": spec.layout} for spec in hw.memory_specs]
 
 
@@ -125,7 +130,7 @@ def emit_array(array: NeuronArray, name: str) -> dict[str, str]:
     files = {f"{name}.v": verilog.convert(array, name=name, emit_src=False)}
     files[f"{name}.json"] = json.dumps(manifest(array, name), indent=2) + "\n"
     for spec in array.memory_specs:
-        files[f"{name}_{spec.name}.hex"] = hex_lines(spec)
+        files[_hex_name(name, spec)] = hex_lines(spec)
     return files
 
 
@@ -135,7 +140,7 @@ def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
     files[f"{name}.json"] = json.dumps(network_manifest(top, name), indent=2) + "\n"
     for layer, hw in zip(top.network.layers, top.layers):
         for spec in hw.memory_specs:
-            files[f"{name}_{layer.name}_{spec.name}.hex"] = hex_lines(spec)
+            files[_hex_name(f"{name}_{layer.name}", spec)] = hex_lines(spec)
     return files
 
 
