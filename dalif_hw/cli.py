@@ -2,31 +2,61 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
 from .config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
+from .process import Interrupted, handle_signals
 
-__all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_positive"]
+__all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_positive",
+           "check_memory", "available_memory", "describe_os_error"]
 
 
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
-    """Call ``main(argv)``; turn a :class:`ConfigError` (bad input) or a
-    :class:`~dalif_hw.simulate.SimulationError` (a tool that cannot run) into one line on
-    stderr and exit status 1."""
+    """Call ``main(argv)`` and turn every failure that is not a bug into one line on stderr:
+    a :class:`ConfigError` (bad input), a tool that cannot run or fails
+    (:class:`~dalif_hw.simulate.SimulationError`, :class:`~dalif_hw.synth.ToolError`), a file
+    that cannot be read or written (``OSError``), exit status 1; SIGINT, SIGTERM or SIGHUP
+    end every child process first, then exit status 128 + the signal's number."""
     from .simulate import SimulationError
+    from .synth import ToolError
 
-    try:
-        return main(argv)
-    except (ConfigError, SimulationError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    with handle_signals():
+        try:
+            return main(argv)
+        except (ConfigError, SimulationError, ToolError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        except OSError as exc:
+            print(f"error: {describe_os_error(exc)}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt as exc:
+            signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
+            print(f"interrupted ({signal.Signals(signum).name}): nothing was left "
+                  f"half-written", file=sys.stderr)
+            return 128 + signum
 
 
-def output_path(path, what: str = "output") -> Path:
-    """Check that ``path`` can be written as a file, creating its parent folders."""
+def describe_os_error(exc: OSError) -> str:
+    """``OSError`` in one line: what failed, on which file."""
+    what = exc.strerror or str(exc)
+    if exc.filename is not None:
+        return f"{what}: {str(exc.filename)!r}"
+    return what
+
+
+def output_path(path, what: str = "output", inputs=()) -> Path:
+    """Check that ``path`` can be written as a file and is none of ``inputs`` (files the
+    command reads), creating its parent folders."""
     path = Path(path)
+    for source in inputs:
+        if source is not None and path.resolve() == Path(source).resolve():
+            raise ConfigError(f"{what} {str(path)!r} is also an input: it would be "
+                              f"overwritten")
     if path.is_dir():
         raise ConfigError(f"{what} {str(path)!r} is a folder, not a file")
     try:
@@ -34,19 +64,52 @@ def output_path(path, what: str = "output") -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create the folder of {what} {str(path)!r}: "
                           f"{exc.strerror}") from None
+    try:
+        with tempfile.TemporaryFile(dir=path.parent):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"cannot write {what} {str(path)!r}: {exc.strerror}") from None
     return path
 
 
 def output_folder(path, what: str = "--out") -> Path:
-    """Create the output folder ``path`` if needed; refuse a path that is a file."""
+    """Create the output folder ``path`` if needed and check that files can be written in it;
+    refuse a path that is a file."""
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{what} {str(path)!r} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
     except OSError as exc:
-        raise ConfigError(f"cannot create {what} folder {str(path)!r}: {exc.strerror}") from None
+        raise ConfigError(f"cannot write into {what} folder {str(path)!r}: "
+                          f"{exc.strerror}") from None
     return path
+
+
+def available_memory() -> int | None:
+    """Bytes of memory this machine has available now (``MemAvailable``), or None."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        return None
+
+
+def check_memory(needed: float, what: str) -> None:
+    """Raise :class:`ConfigError` up front when ``what`` needs more than the ``needed`` bytes
+    this machine has available, instead of failing minutes later."""
+    available = available_memory()
+    if available is not None and needed > available:
+        raise ConfigError(f"{what} needs about {needed / 2**30:.3g} GiB of memory; this machine "
+                          f"has {available / 2**30:.3g} GiB available")
 
 
 def add_width_arguments(parser, source: str) -> None:

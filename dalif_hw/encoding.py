@@ -13,9 +13,38 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["ENCODINGS", "thermometer_levels", "encode"]
+__all__ = ["ENCODINGS", "thermometer_levels", "encode", "check_encoding"]
 
 ENCODINGS = ("thermometer",)
+
+
+def check_encoding(encoding, T: int | None = None, where: str = "encoding") -> None:
+    """Check an encoding description (``{"kind": "thermometer", "T": 2, "max_value": 16.0}``)
+    and, with ``T`` given, that it makes that many timesteps.
+
+    Raises
+    ------
+    ConfigError
+        For anything else: one line naming the key and the value.
+    """
+    if not isinstance(encoding, dict):
+        raise ConfigError(f"{where} must be a mapping, not {encoding!r}")
+    known = ("kind", "T", "max_value")
+    for key in encoding:
+        if key not in known:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
+    if encoding.get("kind") not in ENCODINGS:
+        raise ConfigError(f"{where}: kind must be one of {', '.join(ENCODINGS)}, "
+                          f"not {encoding.get('kind')!r}")
+    steps = encoding.get("T")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 1:
+        raise ConfigError(f"{where}: T must be a positive integer, not {steps!r}")
+    if T is not None and steps != T:
+        raise ConfigError(f"{where}: T={steps} disagrees with the network's T={T}")
+    peak = encoding.get("max_value")
+    if not isinstance(peak, (int, float)) or isinstance(peak, bool) or not peak > 0 \
+            or peak == float("inf"):
+        raise ConfigError(f"{where}: max_value must be a positive number, not {peak!r}")
 
 
 def thermometer_levels(T: int, max_value: float) -> np.ndarray:
@@ -34,14 +63,8 @@ def encode(pixels: np.ndarray, encoding: dict) -> np.ndarray:
     ConfigError
         For an unknown kind or a malformed description.
     """
-    kind = encoding.get("kind")
-    if kind not in ENCODINGS:
-        raise ConfigError(f"encoding kind must be one of {', '.join(ENCODINGS)}, not {kind!r}")
-    try:
-        T, max_value = int(encoding["T"]), float(encoding["max_value"])
-    except (KeyError, TypeError, ValueError) as exc:
-        raise ConfigError(f"encoding needs integer T and number max_value ({exc!r}): "
-                          f"{encoding!r}") from None
+    check_encoding(encoding)
+    T, max_value = encoding["T"], float(encoding["max_value"])
     pixels = np.asarray(pixels, np.float64)
     levels = thermometer_levels(T, max_value)
     return pixels[:, None, :] >= levels[None, :, None]

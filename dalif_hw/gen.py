@@ -56,6 +56,22 @@ def check_name(name: str) -> None:
                           f"not {name!r}")
 
 
+#: Memory a generation takes per bit of the design's memories (their initial contents pass
+#: through Python integers, Amaranth's netlist and Yosys's Verilog): measured about 135 bytes
+#: (N = M = 1024, 8 Mbit: 1.1 GB at the peak), plus what Python and Amaranth take anyway.
+GEN_BYTES_PER_BIT = 160
+GEN_BASE_BYTES = 300 * 2**20
+
+
+def check_size(configs: list[ArrayConfig], what: str) -> None:
+    """Refuse up front a design whose generation would not fit this machine's memory."""
+    from .layout import memory_bits
+
+    bits = sum(memory_bits(config) for config in configs)
+    cli.check_memory(GEN_BASE_BYTES + GEN_BYTES_PER_BIT * bits,
+                     f"{what} (memories of {bits:.3g} bits)")
+
+
 def config_from_args(args) -> tuple[ArrayConfig, object]:
     """Check the arguments of one array and return ``(config, params or None)``."""
     for flag, value in (("--neurons", args.neurons), ("--T", args.T)):
@@ -80,13 +96,15 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
             raise ConfigError(f"--inputs {args.inputs} disagrees with the params, whose "
                               f"weight has {params.inputs} columns (shape "
                               f"{list(params.weight.shape)})")
-        return params.config(args.T, lanes=args.lanes), params
-    config = ArrayConfig(
-        args.neurons, args.inputs if args.inputs is not None else args.neurons, args.T,
-        WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
-        VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
-        lanes=args.lanes)
-    return config, None
+        config = params.config(args.T, lanes=args.lanes)
+    else:
+        config = ArrayConfig(
+            args.neurons, args.inputs if args.inputs is not None else args.neurons, args.T,
+            WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
+            VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
+            lanes=args.lanes)
+    check_size([config], f"an array of {config.neurons} neurons x {config.inputs} inputs")
+    return config, params
 
 
 def network_from_args(args):
@@ -98,7 +116,9 @@ def network_from_args(args):
     if given:
         raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
                           f"sets every layer)")
-    return Network.load(args.network)
+    network = Network.load(args.network)
+    check_size([layer.config for layer in network.layers], f"the network {args.network}")
+    return network
 
 
 def generate_network(args) -> tuple[dict, str]:

@@ -30,9 +30,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    out = cli.output_path(args.out, "--out", inputs=(args.params, args.stimulus))
     params = load_params(args.params)
     spikes = load_stimulus(args.stimulus, inputs=params.inputs)
-    out = cli.output_path(args.out, "--out")
     trace = twin.run(params, spikes)
     trace.save(out)
     n_samples, T, N = trace.spikes_out.shape

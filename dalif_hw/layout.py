@@ -23,7 +23,8 @@ import numpy as np
 from .config import ArrayConfig, signed_range
 from .params import IntParams, ReadoutParams
 
-__all__ = ["MemorySpec", "SELECT", "memories", "pack_words", "hex_lines", "default_params"]
+__all__ = ["MemorySpec", "SELECT", "memories", "pack_words", "hex_lines", "default_params",
+           "memory_bits"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +124,13 @@ def memories(config: ArrayConfig, params: IntParams | ReadoutParams) -> list[Mem
                                 pack_words(params.biases()[None], P, config.VB),
                                 per_group.format(w=config.VB) + ", signed"))
     return specs
+
+
+def memory_bits(config: ArrayConfig) -> int:
+    """Bits the memories of an array of ``config`` hold at most (weights, decays,
+    thresholds, biases), from the configuration alone."""
+    G, P = config.groups, config.lanes
+    return G * P * (config.inputs * config.WB + 2 * config.decay_width + 2 * config.VB)
 
 
 def hex_lines(spec: MemorySpec) -> str:

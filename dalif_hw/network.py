@@ -13,13 +13,15 @@ On disk a network is a folder (written by ``python -m dalif_hw.pack``):
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
 import yaml
 
 from . import twin
-from .config import ArrayConfig, ConfigError
+from .config import RESETS, ArrayConfig, ConfigError
+from .encoding import check_encoding
 from .files import write_text_atomic
 from .layout import hex_lines, memories
 from .params import IntParams, ReadoutParams, load_params, load_readout
@@ -28,6 +30,8 @@ __all__ = ["Layer", "Network", "FORMAT"]
 
 FORMAT = "dalif-hw network 1"
 KINDS = ("dalif", "readout")
+#: Layer names become Verilog port names (``cfg_<layer>``) and file names.
+LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,6 +81,7 @@ class Network:
     def __post_init__(self):
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)
+        check_encoding(self.encoding, self.T, "encoding")
         if len(layers) < 2:
             raise ConfigError(f"a network needs at least one DA-LIF layer and a readout, "
                               f"not {len(layers)} layers")
@@ -93,6 +98,10 @@ class Network:
                                   f"{layers[k - 1].name} has {layers[k - 1].config.neurons} "
                                   f"neurons")
         names = [layer.name for layer in layers]
+        for name in names:
+            if not isinstance(name, str) or not LAYER_NAME.fullmatch(name):
+                raise ConfigError(f"layer name must be an identifier (letters, digits, _; not "
+                                  f"starting with a digit), not {name!r}")
         if len(set(names)) != len(names):
             raise ConfigError(f"layer names must differ, not {names}")
 
@@ -140,7 +149,9 @@ class Network:
 
     @classmethod
     def load(cls, folder) -> Network:
-        """Read and check a network folder.
+        """Read and check a network folder: ``network.yaml`` against :data:`SCHEMA` first
+        (unknown or misspelt keys, wrong types and inconsistent values are errors), then
+        every layer's files against it.
 
         Raises
         ------
@@ -154,37 +165,137 @@ class Network:
         try:
             text = yaml.safe_load(path.read_text())
         except yaml.YAMLError as exc:
-            raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+            raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") \
+                from None
         if not isinstance(text, dict) or text.get("format") != FORMAT:
             found = text.get("format") if isinstance(text, dict) else None
             raise ConfigError(f"{path} is not a {FORMAT!r} description (format: {found!r})")
+        check_description(text, str(path))
+        layers = [cls._load_layer(folder, entry, text["T"], f"{path}: layer {entry['name']}")
+                  for entry in text["layers"]]
         try:
-            T, encoding, entries = int(text["T"]), dict(text["encoding"]), list(text["layers"])
-            layers = [cls._load_layer(folder, entry, T) for entry in entries]
-            source = dict(text["source"]) if text.get("source") else None
-        except ConfigError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ConfigError(f"{path} is malformed: {exc!r}") from None
-        return cls(T=T, encoding=encoding, layers=layers, source=source)
+            return cls(T=text["T"], encoding=text["encoding"], layers=layers,
+                       source=text.get("source"))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
 
     @staticmethod
-    def _load_layer(folder: Path, entry: dict, T: int) -> Layer:
+    def _load_layer(folder: Path, entry: dict, T: int, where: str) -> Layer:
         kind = entry["kind"]
-        if kind not in KINDS:
-            raise ConfigError(f"layer {entry.get('name')!r} has unknown kind {kind!r}")
-        if kind == "dalif":
-            params = load_params(folder / entry["params"], WB=entry["WB"], DB=entry["DB"],
-                                 VB=entry["VB"], reset=entry["reset"])
-        else:
-            params = load_readout(folder / entry["params"])
-            if (params.WB, params.VB) != (entry["WB"], entry["VB"]):
-                raise ConfigError(f"layer {entry['name']}: widths in network.yaml disagree "
-                                  f"with {entry['params']}")
-        config = params.config(T, lanes=int(entry["lanes"]))
+        try:
+            if kind == "dalif":
+                params = load_params(folder / entry["params"], WB=entry["WB"], DB=entry["DB"],
+                                     VB=entry["VB"], reset=entry["reset"])
+                if params.per_neuron_threshold != (entry["threshold"] == "per-neuron"):
+                    raise ConfigError(f"threshold: {entry['threshold']} disagrees with "
+                                      f"{entry['params']}")
+            else:
+                params = load_readout(folder / entry["params"])
+                if (params.WB, params.VB) != (entry["WB"], entry["VB"]):
+                    raise ConfigError(f"widths WB={entry['WB']}, VB={entry['VB']} disagree "
+                                      f"with {entry['params']} (WB={params.WB}, "
+                                      f"VB={params.VB})")
+            if (params.bias is not None) != entry["bias"]:
+                raise ConfigError(f"bias: {entry['bias']} disagrees with {entry['params']}")
+            config = params.config(T, lanes=entry["lanes"])
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc}") from None
         if (config.neurons, config.inputs) != (entry["neurons"], entry["inputs"]):
-            raise ConfigError(f"layer {entry['name']}: network.yaml says {entry['neurons']} x "
-                              f"{entry['inputs']}, {entry['params']} holds "
+            raise ConfigError(f"{where}: says {entry['neurons']} neurons x "
+                              f"{entry['inputs']} inputs, {entry['params']} holds "
                               f"{config.neurons} x {config.inputs}")
-        return Layer(name=str(entry["name"]), kind=kind, config=config, params=params,
+        return Layer(name=entry["name"], kind=kind, config=config, params=params,
                      scale=float(entry["scale"]))
+
+
+# -- the schema of network.yaml ------------------------------------------------------------
+
+def _integer(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _positive(value) -> bool:
+    return _integer(value) and value >= 1
+
+
+def _file_name(value) -> bool:
+    return isinstance(value, str) and value == Path(value).name and value not in ("", ".", "..")
+
+
+#: ``network.yaml``, key by key: ``(required, test, what the value must be)``. A layer's keys
+#: depend on its kind.
+SCHEMA = {
+    "format": (True, lambda v: v == FORMAT, repr(FORMAT)),
+    "T": (True, _positive, "a positive integer"),
+    "encoding": (True, lambda v: isinstance(v, dict), "a mapping"),
+    "layers": (True, lambda v: isinstance(v, list) and len(v) >= 2 and
+               all(isinstance(e, dict) for e in v), "a list of at least two layer mappings"),
+    "source": (False, lambda v: v is None or isinstance(v, dict), "a mapping"),
+}
+_LAYER = {
+    "name": (True, lambda v: isinstance(v, str) and LAYER_NAME.fullmatch(v) is not None,
+             "an identifier (letters, digits, _; not starting with a digit)"),
+    "kind": (True, lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
+    "neurons": (True, _positive, "a positive integer"),
+    "inputs": (True, _positive, "a positive integer"),
+    "lanes": (True, _positive, "a positive integer"),
+    "WB": (True, _positive, "a positive integer"),
+    "VB": (True, _positive, "a positive integer"),
+    "bias": (True, lambda v: isinstance(v, bool), "true or false"),
+    "scale": (True, lambda v: _number(v) and v > 0, "a positive number"),
+    "params": (True, _file_name, "a file name in the network folder"),
+    "memories": (True, lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and _file_name(f) for k, f in v.items()),
+        "a mapping of memory names to file names"),
+}
+SCHEMA_LAYER = {
+    "dalif": {**_LAYER,
+              "DB": (True, _positive, "a positive integer"),
+              "reset": (True, lambda v: v in RESETS, f"one of {', '.join(RESETS)}"),
+              "threshold": (True, lambda v: v in ("per-neuron", "per-layer"),
+                            "per-neuron or per-layer")},
+    "readout": _LAYER,
+}
+_SOURCE = {
+    "checkpoint": (False, lambda v: isinstance(v, str), "a path"),
+    "metrics": (False, lambda v: isinstance(v, dict) and all(
+        isinstance(k, str) and _number(x) for k, x in v.items()),
+        "a mapping of names to numbers"),
+}
+
+
+def _check_keys(mapping: dict, schema: dict, where: str) -> None:
+    for key in mapping:
+        if key not in schema:
+            raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(schema)})")
+    for key, (required, test, what) in schema.items():
+        if key not in mapping:
+            if required:
+                raise ConfigError(f"{where}: missing key {key!r}")
+        elif not test(mapping[key]):
+            raise ConfigError(f"{where}: {key} must be {what}, not {mapping[key]!r}")
+
+
+def check_description(text: dict, where: str = "network.yaml") -> None:
+    """Check a parsed ``network.yaml`` against :data:`SCHEMA`: one line naming the key, the
+    layer and the value on the first problem.
+
+    Raises
+    ------
+    ConfigError
+    """
+    _check_keys(text, SCHEMA, where)
+    check_encoding(text["encoding"], text["T"], f"{where}: encoding")
+    if text.get("source") is not None:
+        _check_keys(text["source"], _SOURCE, f"{where}: source")
+    for k, entry in enumerate(text["layers"]):
+        name = entry.get("name")
+        label = f"{where}: layer {name}" if isinstance(name, str) else f"{where}: layer {k}"
+        kind = entry.get("kind")
+        if kind not in KINDS:
+            raise ConfigError(f"{label}: kind must be one of {', '.join(KINDS)}, not {kind!r}")
+        _check_keys(entry, SCHEMA_LAYER[kind], label)

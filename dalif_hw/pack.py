@@ -39,6 +39,19 @@ def layer_scale(weight: np.ndarray, WB: int) -> float:
     return peak / ((1 << (WB - 1)) - 1)
 
 
+def check_finite(name: str, values) -> None:
+    """Raise :class:`ConfigError` naming the first NaN or infinity in ``values``."""
+    if values is None:
+        return
+    values = np.asarray(values, np.float64)
+    bad = ~np.isfinite(values)
+    if bad.any():
+        pos = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"{name}[{', '.join(map(str, pos))}]" if pos else name
+        raise ConfigError(f"{where} is {values[pos]} (NaN or infinite): the trained model is "
+                          f"broken, nothing to pack")
+
+
 def quantize_decay(decay: np.ndarray, DB: int) -> np.ndarray:
     """``clamp(round(decay * 2**DB), 0, 2**DB)`` as int64."""
     return np.clip(np.round(np.asarray(decay, np.float64) * (1 << DB)), 0, 1 << DB
@@ -75,6 +88,10 @@ def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
         scale = layer_scale(weight, WB)
     elif not scale > 0:
         raise ConfigError(f"scale must be positive, not {scale!r}")
+
+    for name, value in (("weight", weight), ("alpha", alpha), ("beta", beta),
+                        ("threshold", threshold), ("bias", bias)):
+        check_finite(name, value)
 
     def to_int(x):
         return None if x is None else np.round(np.asarray(x, np.float64) / scale).astype(np.int64)
@@ -115,6 +132,8 @@ def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int =
     """
     ArrayConfig(1, 1, 1, WB, 1, VB)
     weight = _numpy(linear.weight)
+    check_finite("weight", weight)
+    check_finite("bias", None if linear.bias is None else _numpy(linear.bias))
     scale = layer_scale(weight, WB)
     bias = None if linear.bias is None else np.round(_numpy(linear.bias) / scale).astype(np.int64)
     return ReadoutParams(weight=np.round(weight / scale).astype(np.int64), bias=bias, WB=WB,
@@ -171,7 +190,7 @@ def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not its own
         raise ConfigError(f"checkpoint {str(path)!r} cannot be read by torch.load "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:120]})") from None
+                          f"({_first_line(exc, 120)})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint)
         raise ConfigError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT!r} checkpoint "
@@ -182,8 +201,22 @@ def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
         int(checkpoint["T"]), dict(checkpoint["encoding"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ConfigError(f"checkpoint {str(path)!r} does not describe a DA-LIF network "
-                          f"({type(exc).__name__}: {str(exc).splitlines()[0][:160]})") from None
+                          f"({_first_line(exc, 160)})") from None
+    metrics = checkpoint.get("metrics", {})
+    if not isinstance(metrics, dict):
+        raise ConfigError(f"checkpoint {str(path)!r}: metrics must be a mapping, not "
+                          f"{type(metrics).__name__}")
+    for key, value in metrics.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"checkpoint {str(path)!r}: metric {key!r} must be a number, "
+                              f"not {value!r}")
     return model.eval(), checkpoint
+
+
+def _first_line(exc: BaseException, limit: int) -> str:
+    """``Type: first line of the message`` (the message may be empty)."""
+    lines = str(exc).splitlines()
+    return f"{type(exc).__name__}: {lines[0][:limit]}" if lines else type(exc).__name__
 
 
 def _lanes_arg(text: str) -> list[int]:

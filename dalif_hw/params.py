@@ -155,10 +155,17 @@ def _open_npz(path, what: str):
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{what} file {str(path)!r} does not exist")
+    if path.stat().st_size == 0:
+        raise ConfigError(f"{what} file {str(path)!r} is empty (0 bytes), not an .npz archive")
     try:
-        return np.load(path, allow_pickle=False)
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise ConfigError(f"{what} file {str(path)!r} is not an .npz archive ({exc})") from None
+        archive = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{what} file {str(path)!r} is not an .npz archive "
+                          f"({type(exc).__name__}: {exc})") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ConfigError(f"{what} file {str(path)!r} holds a single array (.npy), not an "
+                          f".npz archive of named arrays")
+    return archive
 
 
 def _get(npz, name: str, what: str) -> np.ndarray:

@@ -10,8 +10,9 @@ stdout) gives LUTs, flip-flops, block RAMs, DSP blocks and the post-route Fmax w
 critical path. ECP5 runs are out of context (the array alone, no pins). iCE40 has no
 out-of-context mode and the UP5K too few pins, so there the design is wrapped in the board
 top (:mod:`dalif_hw.hw.board`, a few dozen cells). ``--board`` makes a bitstream with the
-board's constraints (``constraints/``). A design that does not fit says which resource and
-by how much, exit status 2; a tool that fails, its last lines, exit status 1.
+board's constraints (``dalif_hw/constraints/``, package data). A design that does not fit
+says which resource and by how much, exit status 2; a tool that fails, its last lines, exit
+status 1.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -36,7 +38,8 @@ from .hardregs import absorb_registers
 __all__ = ["TARGETS", "BOARDS", "ToolError", "DoesNotFit", "run_tool", "synthesize",
            "Report"]
 
-CONSTRAINTS = Path(__file__).parent.parent / "constraints"
+#: Board pins, shipped inside the package (so ``--board`` works from any install).
+CONSTRAINTS = Path(__file__).parent / "constraints"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -63,7 +66,7 @@ TARGETS = {
                          {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8}),
 }
 
-#: Boards with constraints in constraints/: target family, file, clock pin name, MHz.
+#: Boards with constraints in dalif_hw/constraints/: target family, file, clock pin name, MHz.
 BOARDS = {
     "ulx3s": {"family": "ecp5", "file": "ulx3s.lpf", "clock_mhz": 25},
     "icebreaker": {"family": "ice40", "file": "icebreaker.pcf", "clock_mhz": 12},
@@ -85,10 +88,21 @@ _ECPBRAM = ("import sys, yowasp_runtime; sys.exit(yowasp_runtime.run_wasm("
             "argv=['yowasp-ecpbram', *sys.argv[1:]]))")
 
 
+def find_tool(tool: str) -> str | None:
+    """The executable ``tool``: first beside the running interpreter (the scripts of its
+    environment, as ``venv/bin/python -m dalif_hw.synth`` expects, whether or not that folder
+    is on PATH), then on PATH."""
+    folder = Path(sys.executable).parent
+    for name in (tool, f"{tool}.exe"):
+        if (folder / name).is_file() and os.access(folder / name, os.X_OK):
+            return str(folder / name)
+    return shutil.which(tool)
+
+
 def _command(tool: str) -> list[str] | None:
     if tool == "yowasp-ecpbram":
-        return [sys.executable, "-c", _ECPBRAM] if shutil.which(tool) else None
-    exe = shutil.which(tool)
+        return [sys.executable, "-c", _ECPBRAM] if find_tool(tool) else None
+    exe = find_tool(tool)
     return [exe] if exe else None
 
 
@@ -107,7 +121,8 @@ def run_tool(tool: str, args: list[str], cwd: Path, log_name: str, timeout: floa
     """
     command = _command(tool)
     if command is None:
-        raise ToolError(f"{tool} is not installed: pip install -e '.[dev]'")
+        raise ToolError(f"{tool} is not installed beside {sys.executable} nor on PATH: "
+                        f"pip install -e '.[dev]'")
     log = cwd / log_name
     log.unlink(missing_ok=True)
     try:
@@ -320,8 +335,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "build/synth/<target>)")
     parser.add_argument("--report", metavar="JSON", help="also write the report here")
     parser.add_argument("--placeholder-weights", action="store_true",
-                        help="build with random weights (written as *.placeholder.hex) that "
-                             "python -m dalif_hw.patch can later replace in the bitstream")
+                        help="build with random weights, filled up to whole block RAMs "
+                             "(written as *.placeholder.hex), that python -m dalif_hw.patch "
+                             "can later replace in the bitstream")
     parser.add_argument("--fabric-registers", action="store_true",
                         help="ECP5: leave the flip-flops around DSP blocks and block RAMs in "
                              "the fabric (by default they move into the primitives' own "
@@ -329,18 +345,49 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def placeholder_weights(params, config, path: Path, rng):
-    """``params`` with random weights (their ``.hex`` image written to ``path``).
+#: Words of one bit slice as ``ecpbram`` (ECP5) and ``icebram`` (iCE40) find block-RAM
+#: contents in a bitstream: every bit of the memory word, over each run of this many words,
+#: must form a pattern that no other slice has.
+SLICE_WORDS = {"ecp5": 512, "ice40": 256}
 
-    Random contents make every weight memory's image unique in the bitstream, so that
-    ``python -m dalif_hw.patch`` can find it and replace it later.
+
+def placeholder_image(spec, family: str, rng) -> list[int]:
+    """Random words for the weight memory ``spec``, filled up to whole bit slices of the
+    ``family``'s block-RAM patcher, in which every slice of every bit is distinct and neither
+    all zeros nor all ones (so that ``python -m dalif_hw.patch`` can find each one, whatever
+    the lanes and widths; a memory of a few words alone could not be told apart).
+
+    The words past the memory's depth are never addressed; they fill its block RAMs.
     """
-    from .layout import hex_lines, memories
+    slice_words = SLICE_WORDS[family]
+    depth = -(-spec.depth // slice_words) * slice_words
+    while True:
+        bits = rng.integers(0, 2, (depth, spec.width), dtype=np.uint8)
+        if slices_are_distinct(bits, slice_words):
+            break
+    weights = 1 << np.arange(spec.width, dtype=object)
+    return [int((row.astype(object) * weights).sum()) for row in bits]
 
-    lo, hi = -(1 << (params.WB - 1)), (1 << (params.WB - 1)) - 1
-    params = dataclasses.replace(params, weight=rng.integers(lo, hi + 1, params.weight.shape))
-    write_text_atomic(path, hex_lines(memories(config, params)[0]))
-    return params
+
+def slices_are_distinct(bits: np.ndarray, slice_words: int) -> bool:
+    """Whether the bit slices of an image (``bits`` [words, width] of 0/1) are all distinct
+    and none is constant: what ``ecpbram`` and ``icebram`` need to find it."""
+    words, width = bits.shape
+    if words % slice_words:
+        return False
+    slices = bits.reshape(words // slice_words, slice_words, width).transpose(0, 2, 1)
+    slices = slices.reshape(-1, slice_words)
+    constant = (slices.min(axis=1) == slices.max(axis=1)).any()
+    return not constant and len(np.unique(slices, axis=0)) == len(slices)
+
+
+def _placeholder(spec, family: str, path: Path, rng) -> list[int]:
+    """A placeholder image for ``spec``, its ``.hex`` written to ``path``."""
+    from .layout import hex_lines
+
+    words = placeholder_image(spec, family, rng)
+    write_text_atomic(path, hex_lines(dataclasses.replace(spec, words=words)))
+    return words
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -354,30 +401,32 @@ def main(argv: list[str] | None = None) -> int:
     work = cli.output_folder(
         Path(args.work or (args.out if args.out != "." else f"build/synth/{args.target}")),
         "--work")
-    report_path = cli.output_path(args.report, "--report") if args.report else None
+    report_path = cli.output_path(args.report, "--report", inputs=(args.params,)) \
+        if args.report else None
     rng = np.random.default_rng(2025)
     multipliers = args.multipliers or "dsp"
+    family = TARGETS[args.target].family
     if args.network:
         from .hw.network import NetworkTop
+        from .layout import memories
 
         network, name = network_from_args(args), args.name or "dalif_network"
-        if args.placeholder_weights:
-            network = dataclasses.replace(network, layers=[dataclasses.replace(
-                layer, params=placeholder_weights(
-                    layer.params, layer.config,
-                    work / f"{name}_{layer.name}_weights.placeholder.hex", rng))
-                for layer in network.layers])
-        design = NetworkTop(network, multipliers=multipliers)
+        images = {layer.name: _placeholder(
+            memories(layer.config, layer.params)[0], family,
+            work / f"{name}_{layer.name}_weights.placeholder.hex", rng)
+            for layer in network.layers} if args.placeholder_weights else None
+        design = NetworkTop(network, multipliers=multipliers, weight_images=images)
     else:
         from .hw.neuron_array import NeuronArray
-        from .layout import default_params
+        from .layout import default_params, memories
 
         config, params = config_from_args(args)
+        params = params or default_params(config)
         name = args.name or "dalif_array"
-        if args.placeholder_weights:
-            params = placeholder_weights(params or default_params(config), config,
-                                         work / f"{name}_weights.placeholder.hex", rng)
-        design = NeuronArray(config, params, multipliers=multipliers)
+        image = _placeholder(memories(config, params)[0], family,
+                             work / f"{name}_weights.placeholder.hex",
+                             rng) if args.placeholder_weights else None
+        design = NeuronArray(config, params, multipliers=multipliers, weight_image=image)
     try:
         report = synthesize(design, name, args.target, work,
                             freq_mhz=args.freq, board=args.board, seed=args.seed,

@@ -69,6 +69,14 @@ class TrainOptions:
     def encoding(self) -> dict:
         return {"kind": "thermometer", "T": self.T, "max_value": 16.0}
 
+    def memory_estimate(self, samples: int = 360) -> int:
+        """Bytes training takes at least: float32 parameters with their gradients and two
+        Adam moments, and the activations of the largest batch (the held-out ``samples``
+        at evaluation, a few tensors per layer and timestep)."""
+        parameters = sum((m + 3) * n for m, n in zip(self.sizes, self.sizes[1:]))
+        activations = sum(self.sizes) * self.T * max(samples, self.batch) * 8
+        return 4 * (4 * parameters + activations)
+
 
 def _spikes(x: np.ndarray, encoding: dict) -> torch.Tensor:
     """Encoded inputs as the model takes them: float [T, batch, inputs]."""

@@ -41,14 +41,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def float_accuracy(checkpoint: Path | None, data) -> float | None:
+def float_accuracy(checkpoint: Path | None, data, network: Network) -> float | None:
+    """The trained model's accuracy, or None without a checkpoint; a checkpoint of another
+    network (sizes, T or encoding) is an error."""
     if checkpoint is None or not checkpoint.is_file():
         return None
     from .pack import load_checkpoint
     from .train import evaluate
 
     model, meta = load_checkpoint(checkpoint)
+    sizes = [network.inputs] + [layer.config.neurons for layer in network.layers]
+    if list(model.sizes) != sizes or meta["T"] != network.T or \
+            dict(meta["encoding"]) != dict(network.encoding):
+        raise ConfigError(f"checkpoint {str(checkpoint)!r} is of another network: sizes "
+                          f"{list(model.sizes)}, T={meta['T']}, encoding {meta['encoding']}; "
+                          f"the packed network has sizes {sizes}, T={network.T}, encoding "
+                          f"{network.encoding}")
     return evaluate(model, data.test_x, data.test_y, meta["encoding"])
+
+
+def load_manifest(path: Path, network: Network | None = None) -> dict:
+    """Read a generated design's manifest and check that it is whole (and, with ``network``,
+    that it is that network's)."""
+    try:
+        manifest = json.loads(path.read_text())
+    except ValueError as exc:
+        raise ConfigError(f"manifest {str(path)!r} is not valid JSON ({exc}): truncated or "
+                          f"not a manifest; generate it again") from None
+    missing = [key for key in ("top", "ports", "streams", "params")
+               if not isinstance(manifest, dict) or key not in manifest]
+    if missing:
+        raise ConfigError(f"manifest {str(path)!r} lacks {', '.join(missing)}: not the "
+                          f"manifest of a generated design")
+    if network is not None:
+        want = {"inputs": network.inputs, "classes": network.classes, "T": network.T,
+                "layers": len(network.layers)}
+        have = {key: manifest["params"].get(key) for key in want}
+        if have != want:
+            raise ConfigError(f"manifest {str(path)!r} is of another network ({have}; the "
+                              f"packed network: {want}): generate it from this network")
+    return manifest
 
 
 def worst_cycles_per_sample(network: Network) -> int:
@@ -65,7 +97,7 @@ def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
     """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures."""
     from .simulate import build, run_bench
 
-    manifest = json.loads(manifest_path.read_text())
+    manifest = load_manifest(manifest_path, network)
     _, logits = network.run(spikes)
     classes = logits.argmax(axis=1)
     events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
@@ -109,7 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     source = network.source.get("checkpoint") if network.source else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else (
         Path(args.network) / source if source else None)
-    summary = {"float_acc": float_accuracy(checkpoint, data)}
+    load_manifest(manifest_path, network)
+    summary = {"float_acc": float_accuracy(checkpoint, data, network)}
     summary.update(verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes, y))
     print(f"samples:             {summary['samples']}")
     print("float accuracy:      " + (f"{summary['float_acc']:.4f}" if summary["float_acc"]

@@ -1077,9 +1077,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [3:0] \$997 ;
   wire [4:0] \$998 ;
   wire [5:0] \$999 ;
-  (* init = 1'h0 *)
-  wire \$signal ;
-  reg [15:0] \$signal$140  = 16'h0000;
+  reg [15:0] \$signal  = 16'h0000;
   (* init = 1'h0 *)
   wire \$signal$142 ;
   reg \$signal$445  = 1'h0;
@@ -1112,6 +1110,10 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   output err;
   wire err;
   wire \err$22 ;
+  reg [6:0] fifo_level = 7'h00;
+  wire fifo_pop;
+  (* init = 1'h0 *)
+  wire fifo_push;
   (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
   wire [255:0] h7;
   reg [3:0] h_wr__addr = 4'h0;
@@ -1132,7 +1134,6 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire \i__valid$16 ;
   wire [3:0] issue__g;
   reg [3:0] lane;
-  reg [6:0] level = 7'h00;
   wire [15:0] lowest;
   reg [15:0] mask7 = 16'h0000;
   reg [15:0] mask8 = 16'h0000;
@@ -1151,7 +1152,6 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire [3:0] pass___g;
   wire pass___last;
   wire pass___valid;
-  wire pop;
   wire [3:0] port__addr;
   wire [3:0] \port__addr$31 ;
   wire [3:0] \port__addr$35 ;
@@ -1921,7 +1921,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \$30  = \$28  & \$29 ;
   assign \$31  = 1'h1 << cfg__lane;
   assign \$32  = \$30  ? \$31  : 31'h00000000;
-  assign \$33  = level + 4'h9;
+  assign \$33  = fifo_level + 4'h9;
   assign \$34  = \$33  + 2'h2;
   assign room = \$34  <= 7'h40;
   assign \$35  = ~ s6_x0[20];
@@ -2084,14 +2084,14 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \$177  = ~ \$176 [21];
   assign \$178  = \$175  ? s6_theta_lo15 : \$177 ;
   assign s6_spike15 = \$172  ? 1'h1 : \$178 ;
-  assign \$179  = ~ \$signal$140 ;
+  assign \$179  = ~ \$signal ;
   assign \$180  = \$179  + 1'h1;
-  assign lowest = \$signal$140  & \$180 [15:0];
+  assign lowest = \$signal  & \$180 [15:0];
   assign \$181  = ! cur_count;
   assign \$182  = ! cur_count;
   assign \$183  = cur_base | { 4'h0, lane };
   assign \$184  = \$182  ? 8'h00 : \$183 ;
-  assign \$185  = | level;
+  assign \$185  = | fifo_level;
   assign \$186  = ~ o__valid;
   assign \$187  = ! cur_count;
   assign \$188  = cur_count == 1'h1;
@@ -2100,11 +2100,11 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \$191  = \$187  | \$190 ;
   assign \$192  = o__ready & \$191 ;
   assign \$193  = \$186  | \$192 ;
-  assign pop = \$185  & \$193 ;
+  assign fifo_pop = \$185  & \$193 ;
   assign \$194  = \$signature__addr  + 1'h1;
   assign \$195  = ring_rd__addr + 1'h1;
-  assign \$196  = level + \$signature__en ;
-  assign \$197  = \$196  - pop;
+  assign \$196  = fifo_level + \$signature__en ;
+  assign \$197  = \$196  - fifo_pop;
   assign \$198  = pass___empty ? { s2_bias[15], s2_bias[15], s2_bias[15:0] } : pass___acc[17:0];
   assign \$199  = pass___empty ? { s2_bias[31], s2_bias[31], s2_bias[31:16] } : pass___acc[35:18];
   assign \$200  = pass___empty ? { s2_bias[47], s2_bias[47], s2_bias[47:32] } : pass___acc[53:36];
@@ -2753,7 +2753,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \$1005  = | { s8_count3, s8_count2, s8_count1, s8_count0 };
   assign \$1006  = \$1005  | \$signal$445 ;
   assign \$1007  = valid8 & \$1006 ;
-  assign \$1008  = | level;
+  assign \$1008  = | fifo_level;
   assign \$1009  = ~ o__valid;
   assign \$1010  = ! cur_count;
   assign \$1011  = cur_count == 1'h1;
@@ -2770,7 +2770,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \$1022  = \$1020  & \$1021 ;
   assign \$1023  = \$1019  | \$1022 ;
   assign \$1024  = ~ lowest;
-  assign \$1025  = \$signal$140  & \$1024 ;
+  assign \$1025  = \$signal  & \$1024 ;
   assign \$1026  = cur_count - 1'h1;
   always @(posedge clk)
     s2_alpha <= \port__data$148 ;
@@ -2787,7 +2787,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   always @(posedge clk)
     ring_rd__addr <= \$1028 ;
   always @(posedge clk)
-    level <= \$1029 ;
+    fifo_level <= \$1029 ;
   always @(posedge clk)
     s3_valid <= \$1030 ;
   always @(posedge clk)
@@ -3473,7 +3473,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   always @(posedge clk)
     o__valid <= \$1069 ;
   always @(posedge clk)
-    \$signal$140  <= \$1070 ;
+    \$signal  <= \$1070 ;
   always @(posedge clk)
     cur_base <= \$1071 ;
   always @(posedge clk)
@@ -3568,7 +3568,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$1028  = ring_rd__addr;
-    if (pop) begin
+    if (fifo_pop) begin
       \$1028  = \$195 [5:0];
     end
     if (rst) begin
@@ -3871,7 +3871,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1070  = \$signal$140 ;
+    \$1070  = \$signal ;
     if (\$1017 ) begin
       \$1070  = ring_rd__data[15:0];
     end else if (\$1018 ) begin
@@ -3948,7 +3948,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \port__addr$39  = port__addr;
   assign \port__addr$40  = port__addr;
   assign wp = \$signature__addr ;
-  assign \$signal  = \$signature__en ;
+  assign fifo_push = \$signature__en ;
   assign rp = ring_rd__addr;
   assign s1_start0 = { port__data[15], port__data[15], port__data[15:0] };
   assign s1_start1 = { port__data[31], port__data[31], port__data[31:16] };

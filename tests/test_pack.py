@@ -130,8 +130,8 @@ def test_network_description_mismatch_is_refused(trained, tmp_path):
     result = subprocess.run([sys.executable, "-m", "dalif_hw.gen", "--network", str(out),
                              "--out", str(tmp_path / "rtl")], capture_output=True, text=True)
     assert result.returncode == 1
-    assert result.stderr == ("error: layer hidden0: network.yaml says 255 x 64, hidden0.npz "
-                             "holds 256 x 64\n")
+    assert result.stderr == (f"error: {out / 'network.yaml'}: layer hidden0: says 255 neurons "
+                             f"x 64 inputs, hidden0.npz holds 256 x 64\n")
     assert not (tmp_path / "rtl").exists()
 
 

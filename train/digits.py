@@ -39,9 +39,11 @@ def main(argv=None) -> int:
                         ("--threads", args.threads)):
         if value < 1:
             raise ConfigError(f"{flag} must be a positive integer, not {value}")
-    torch.set_num_threads(args.threads)
     options = TrainOptions(sizes=(64, args.hidden, 10), T=args.T, epochs=args.epochs,
                            seed=args.seed, reset=args.reset)
+    cli.check_memory(options.memory_estimate(), f"training 64-{args.hidden}-10 at T={args.T}")
+    cli.output_folder(args.out)  # before training, not after
+    torch.set_num_threads(args.threads)
     _, metrics = train_digits(options, out=args.out)
     print(f"float accuracy {metrics['float_acc']:.4f}, integer accuracy "
           f"{metrics['int_acc']:.4f}, {metrics['seconds']:.1f} s; wrote {args.out}/model.pt")

@@ -100,6 +100,10 @@ class SpikeAccumulator(wiring.Component):
         (the datapath behind reads back what a pass writes); 0 for none.
     cfg_widths : dict
         Widths of the configuration port (shared with the rest of the array).
+    weight_image : list of int, optional
+        The weight memory's initial words instead of ``weights.words``, possibly more than
+        its depth (words never addressed, filling the block RAMs: a placeholder image that
+        ``python -m dalif_hw.patch`` can find in a bitstream, see ``synth``).
 
     Attributes
     ----------
@@ -117,6 +121,10 @@ class SpikeAccumulator(wiring.Component):
     room : In(1)
         The datapath behind has room for every pass operation in flight plus two more (it
         is registered here, so it may be one cycle old).
+    probes : dict
+        Not ports, for checkers (:mod:`dalif_hw.hw.checks`): ``taken``, a beat leaves the
+        one-beat input buffer this cycle (counted, dropped, or an ``eot``); ``held`` and
+        ``beat``, the buffer; ``count``, beats counted in this timestep.
     """
 
     #: Cycles from issue to ``pass_``.
@@ -127,8 +135,13 @@ class SpikeAccumulator(wiring.Component):
     SLACK = 2
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
-                 base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict):
+                 base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
+                 weight_image: list | None = None):
         self.inputs, self.T, self.weights = inputs, T, weights
+        self.weight_image = list(weights.words if weight_image is None else weight_image)
+        if len(self.weight_image) < weights.depth:
+            raise ValueError(f"the weight image has {len(self.weight_image)} words, fewer "
+                             f"than the memory's {weights.depth}")
         self.pass_gap = pass_gap
         self.lanes, self.groups = weights.lanes, weights.depth // inputs
         self.acc_width, self.pass_every = acc_width, pass_every
@@ -145,6 +158,10 @@ class SpikeAccumulator(wiring.Component):
             "start": In(self.lanes * acc_width),
             "room": In(1),
         })
+        # Named as the signals they stand for, so the Verilog reads as before.
+        self.probes = {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
+                       "beat": Signal.like(self.i.payload, name="beat"),
+                       "count": Signal(range(inputs + 1), name="count")}
 
     def elaborate(self, platform):
         m = Module()
@@ -157,17 +174,16 @@ class SpikeAccumulator(wiring.Component):
         # of the block RAM's output register); the configuration port is for use between
         # samples, when no read is in flight.
         weight_mem = m.submodules.weights_mem = Memory(
-            shape=unsigned(self.weights.width), depth=self.weights.depth,
-            init=self.weights.words, attrs={"ram_style": "block", "no_rw_check": 1})
+            shape=unsigned(self.weights.width), depth=len(self.weight_image),
+            init=self.weight_image, attrs={"ram_style": "block", "no_rw_check": 1})
         config_write_port(m, weight_mem, self.weights, self.cfg)
         w_rd = weight_mem.read_port()
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
 
         # -- input buffer: one beat, so that ready comes straight from registers ------------
-        beat_v = Signal()
-        beat = Signal.like(self.i.payload)
-        consume = Signal()
+        beat_v, beat = self.probes["held"], self.probes["beat"]
+        consume = self.probes["taken"]
         m.d.comb += self.i.ready.eq(~beat_v | consume)
         with m.If(self.i.valid & self.i.ready):
             m.d.sync += [beat_v.eq(1), beat.eq(self.i.payload)]
@@ -183,7 +199,7 @@ class SpikeAccumulator(wiring.Component):
         walk_first = Signal()        # the beat being walked is the first since the last pass
         walk_empty, walk_first_step = Signal(), Signal()
         first = Signal(init=1)       # no beat counted since the last pass
-        count = Signal(range(M + 1))
+        count = self.probes["count"]
         t = Signal(range(T))
         steps = Signal(range(self.pass_every))   # timesteps since the last pass
         err = Signal()

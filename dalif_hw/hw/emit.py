@@ -14,13 +14,13 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from ..files import write_text_atomic
+from ..files import replace_files
 from ..layout import SELECT, hex_lines
 from .network import NetworkTop
 from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 
 __all__ = ["emit_array", "emit_network", "manifest", "network_manifest", "write_outputs",
-           "ports_of"]
+           "ports_of", "manifest_files"]
 
 
 def _member(component, path):
@@ -144,12 +144,33 @@ def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
     return files
 
 
+def manifest_files(manifest: dict) -> list[str]:
+    """The files of a generated design as its manifest lists them: Verilog, manifest and
+    every memory's ``.hex`` (a network's per layer)."""
+    top = manifest["top"]
+    memories = list(manifest.get("memories", []))
+    for layer in manifest.get("layers", []):
+        memories += layer.get("memories", [])
+    return [f"{top}.v", f"{top}.json"] + [memory["file"] for memory in memories]
+
+
+def _previous_files(folder: Path, files: dict[str, str]) -> list[str]:
+    """The files of the design that ``files`` replaces, from its manifest in ``folder`` (the
+    same manifest name); plain file names only, so nothing outside ``folder`` is touched."""
+    names = []
+    for name in files:
+        if name.endswith(".json") and (folder / name).is_file():
+            try:
+                names += manifest_files(json.loads((folder / name).read_text()))
+            except (ValueError, KeyError, TypeError, AttributeError):
+                pass  # not a manifest of ours: remove nothing
+    return [n for n in names if isinstance(n, str) and n == Path(n).name and n[:1] != "."]
+
+
 def write_outputs(folder, files: dict[str, str]) -> list[Path]:
-    """Write ``files`` into ``folder`` (created if needed), each atomically."""
+    """Write ``files`` into ``folder`` (created if needed) as one set, replacing the design
+    of the same name that is there: its files that the new design lacks are removed, every
+    other file in ``folder`` is left alone (:func:`dalif_hw.files.replace_files`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    written = []
-    for file_name, text in files.items():
-        write_text_atomic(folder / file_name, text)
-        written.append(folder / file_name)
-    return written
+    return replace_files(folder, files, _previous_files(folder, files))

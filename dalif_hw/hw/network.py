@@ -32,16 +32,23 @@ class NetworkTop(wiring.Component):
         Any layer dropped a beat.
     cfg_<layer> : In(ConfigSignature)
         Each layer's configuration port.
+
+    ``weight_images`` maps layer names to initial weight-memory words (see
+    :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
     """
 
-    def __init__(self, network: Network, multipliers: str = "dsp"):
+    def __init__(self, network: Network, multipliers: str = "dsp",
+                 weight_images: dict | None = None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
-        self.layers = [NeuronArray(layer.config, layer.params, multipliers=multipliers)
+        images = weight_images or {}
+        self.layers = [NeuronArray(layer.config, layer.params, multipliers=multipliers,
+                                   weight_image=images.get(layer.name))
                        for layer in network.layers[:-1]]
         readout = network.layers[-1]
-        self.layers.append(Readout(readout.config, readout.params))
+        self.layers.append(Readout(readout.config, readout.params,
+                                   weight_image=images.get(readout.name)))
         members = {
             "i": In(event_signature(network.inputs)),
             "logits": Out(stream.Signature(logits_layout(readout.config))),

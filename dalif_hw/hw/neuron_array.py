@@ -77,6 +77,9 @@ class NeuronArray(wiring.Component):
     multipliers : str
         ``"dsp"`` (default): ``alpha * I`` in a DSP block per lane, ``beta * H`` as
         pipelined shift-and-add; ``"logic"``: both as shift-and-add, no DSP blocks.
+    weight_image : list of int, optional
+        Initial words of the weight memory instead of the parameters' (see
+        :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
 
     Attributes
     ----------
@@ -90,10 +93,15 @@ class NeuronArray(wiring.Component):
         Configuration write port (see :mod:`dalif_hw.layout` for the address map).
     fifo_depth : int
         Depth of the spike-mask FIFO between the update and the output stage.
+    accumulator : SpikeAccumulator
+        The input side (a submodule).
+    fifo : dict of Signal
+        Not ports, for checkers (:mod:`dalif_hw.hw.checks`): the spike-mask FIFO's ``push``,
+        ``pop`` and ``level``.
     """
 
     def __init__(self, config: ArrayConfig, params: IntParams | None = None,
-                 multipliers: str = "dsp"):
+                 multipliers: str = "dsp", weight_image: list | None = None):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
         if multipliers not in MULTIPLIERS:
@@ -111,6 +119,13 @@ class NeuronArray(wiring.Component):
                                          SpikeAccumulator.SLACK)
         self.cfg_widths = config_widths(self.memory_specs, config.lanes,
                                         max(config.WB, config.decay_width, config.VB))
+        self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
+                     "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
+        self.accumulator = SpikeAccumulator(
+            inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
+            acc_width=config.current_width, base_width=config.out_index_width, pass_every=1,
+            pass_gap=UPDATE_LATENCY + 1 - config.groups, cfg_widths=self.cfg_widths,
+            weight_image=weight_image)
         super().__init__({
             "i": In(event_signature(config.inputs)),
             "o": Out(event_signature(config.neurons)),
@@ -126,10 +141,7 @@ class NeuronArray(wiring.Component):
         cfg = self.cfg
         specs = {spec.name: spec for spec in self.memory_specs}
 
-        acc = m.submodules.accumulate = SpikeAccumulator(
-            inputs=c.inputs, T=c.T, weights=specs["weights"], acc_width=CW,
-            base_width=len(self.o.payload.index), pass_every=1,
-            pass_gap=UPDATE_LATENCY + 1 - G, cfg_widths=self.cfg_widths)
+        acc = m.submodules.accumulate = self.accumulator
         wiring.connect(m, wiring.flipped(self.i), acc.i)
         wiring.connect(m, wiring.flipped(cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
@@ -167,8 +179,8 @@ class NeuronArray(wiring.Component):
         ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
         wp = Signal(range(self.fifo_depth))
         rp = Signal(range(self.fifo_depth))
-        level = Signal(range(self.fifo_depth + 1))
-        push, pop = Signal(), Signal()   # push is a register (stage 9)
+        level, push, pop = self.fifo["level"], self.fifo["push"], self.fifo["pop"]
+        # push is a register (stage 9)
         m.d.comb += [ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
         with m.If(push):
             m.d.sync += wp.eq(wp + 1)

@@ -45,6 +45,9 @@ class Readout(wiring.Component):
         mode do not apply.
     params : ReadoutParams
         Initial weights and biases, rewritable through ``cfg`` (weights select 0, bias 4).
+    weight_image : list of int, optional
+        Initial words of the weight memory instead of the parameters' (see
+        :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
 
     Attributes
     ----------
@@ -55,9 +58,15 @@ class Readout(wiring.Component):
         ``index``: the class. In Verilog ``class__valid`` and so on.
     err : Out(1)
     cfg : In(ConfigSignature)
+    accumulator : SpikeAccumulator
+        The input side (a submodule).
+    fifo : dict of Signal
+        Not ports, for checkers (:mod:`dalif_hw.hw.checks`): the logits FIFO's ``push``,
+        ``pop`` and ``level``.
     """
 
-    def __init__(self, config: ArrayConfig, params: ReadoutParams):
+    def __init__(self, config: ArrayConfig, params: ReadoutParams,
+                 weight_image: list | None = None):
         if not isinstance(params, ReadoutParams):
             raise TypeError(f"params must be ReadoutParams, not {params!r}")
         self.config, self.params = config, params
@@ -65,6 +74,12 @@ class Readout(wiring.Component):
         self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + SpikeAccumulator.SLACK
         self.cfg_widths = config_widths(self.memory_specs, config.lanes,
                                         max(config.WB, config.VB))
+        self.accumulator = SpikeAccumulator(
+            inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
+            acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
+            pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image)
+        self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
+                     "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({
             "i": In(event_signature(config.inputs)),
             "logits": Out(stream.Signature(logits_layout(config))),
@@ -85,9 +100,7 @@ class Readout(wiring.Component):
         specs = {spec.name: spec for spec in self.memory_specs}
         iw = index_width(N)
 
-        acc = m.submodules.accumulate = SpikeAccumulator(
-            inputs=c.inputs, T=T, weights=specs["weights"], acc_width=LW, base_width=iw,
-            pass_every=T, pass_gap=0, cfg_widths=self.cfg_widths)
+        acc = m.submodules.accumulate = self.accumulator
         wiring.connect(m, wiring.flipped(self.i), acc.i)
         wiring.connect(m, wiring.flipped(self.cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
@@ -110,6 +123,8 @@ class Readout(wiring.Component):
             logit = Signal(signed(LW), name=f"logit{p}")
             m.d.comb += logit.eq(Mux(acc.pass_.empty, t_biases[p], a))
             logits.append(logit)
+        m.d.comb += [self.fifo["push"].eq(values.w_en), self.fifo["pop"].eq(values.r_en),
+                     self.fifo["level"].eq(values.level)]
         m.d.comb += [values.w_data.eq(Cat(*logits)), values.w_en.eq(acc.pass_.valid),
                      acc.room.eq(values.level + SpikeAccumulator.LATENCY +
                                  SpikeAccumulator.SLACK <= self.fifo_depth)]
