@@ -24,18 +24,23 @@ from amaranth.lib import wiring
 from .hw.checks import assert_drops, assert_events, assert_fifo, assert_hold, assert_samples
 from .hw.neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 from .hw.network import NetworkTop
+from .hw.readout import Readout
 
-__all__ = ["ArrayHarness", "NetworkHarness", "ProofResult", "prove", "combinational_paths",
+__all__ = ["Harness", "INDUCTIVE", "BOUNDED", "ProofResult", "prove", "combinational_paths",
            "array_latency"]
 
 
-def array_latency(array: NeuronArray) -> int:
-    """Cycles within which an array with its output ready and no input offered ends every
-    timestep in flight: each of at most ``pending_limit(array)`` timesteps needs its pass
-    (G operations, spaced by the update loop), the pipeline, and at most N + 1 beats out."""
+def array_latency(array: NeuronArray) -> tuple[int, int]:
+    """``(base, per_step)``: with its output ready and no input offered, an array ends the
+    timesteps in flight within ``base + per_step * (timesteps - 1)`` cycles. The first: the
+    beat being walked (G cycles), the wait for the update loop before its pass (at most
+    UPDATE_LATENCY + 1), the pass to the FIFO (PUSH_LATENCY) and the output register; each
+    further one: its pass (passes start at least the update loop apart) and at most N + 1
+    beats out. (The smallest base the bounded proof accepts is 3 less for G = 1 and 2 less
+    for G = 4, so the bound has teeth: it is not vacuous within the proof's depth.)"""
     c = array.config
-    per_step = c.groups + UPDATE_LATENCY + 1 + c.neurons + 1
-    return pending_limit(array) * per_step + PUSH_LATENCY + c.groups * 2 + 4
+    per_step = max(c.groups, UPDATE_LATENCY + 1) + c.neurons + 1
+    return c.groups + UPDATE_LATENCY + 1 + PUSH_LATENCY + 1, per_step
 
 
 def pending_limit(array: NeuronArray) -> int:
@@ -44,96 +49,130 @@ def pending_limit(array: NeuronArray) -> int:
     return array.fifo_depth + PUSH_LATENCY + 3
 
 
-def _broken_output(m: Module, inner, outer) -> None:
-    """Pass ``inner`` to ``outer`` but drop ``valid`` while stalled: the broken variant that
-    the proofs must catch."""
+#: Broken output stages that the proofs must catch (``Harness(broken=...)``).
+BROKEN = ("drops-valid", "stalls")
+
+
+def _broken_output(m: Module, inner, outer, how: str) -> None:
+    """Pass ``inner`` to ``outer`` broken: ``drops-valid`` while stalled, or ``stalls``
+    (never valid, never ready)."""
+    if how == "stalls":
+        m.d.comb += [outer.valid.eq(0), outer.payload.eq(inner.payload), inner.ready.eq(0)]
+        return
     stalled = Signal()
     m.d.sync += stalled.eq(inner.valid & ~outer.ready)
     m.d.comb += [outer.valid.eq(inner.valid & ~stalled), outer.payload.eq(inner.payload),
                  inner.ready.eq(outer.ready)]
 
 
-class ArrayHarness(wiring.Component):
-    """A neuron array with the protocol's checkers; its ports are the array's, all free.
+#: The properties, in two groups: those that close by induction (for every reachable
+#: state) and those checked bounded (from reset, over at least two whole samples).
+INDUCTIVE = ("hold", "fifo", "drops")
+BOUNDED = ("events", "liveness")
+
+
+class Harness(wiring.Component):
+    """A neuron array, readout or network with the protocol's checkers. Its ports are the
+    design's, all free: the solver drives every input, ``ready`` and the reset as it likes.
 
     Parameters
     ----------
-    array : NeuronArray
-    broken : bool
-        Drop the output's ``valid`` while it is stalled (for showing that the proof fails).
-    liveness : bool
-        Also assert bounded liveness (:func:`array_latency`).
+    design : NeuronArray, Readout or NetworkTop
+    properties : tuple of str
+        Which to assert, of :data:`INDUCTIVE` and :data:`BOUNDED`:
+
+        - ``hold``: AXI-Stream on every output stream (and, in a network, between layers);
+        - ``fifo``: no FIFO overflows or underflows;
+        - ``drops``: the error flag rises exactly when a beat is dropped (in a network: when
+          the first layer drops one, so the later layers never do);
+        - ``events``: an array's output eot beats never outnumber its input eot beats, its
+          spikes ascend within a timestep; a network's class beat never comes before its
+          sample's last input eot;
+        - ``liveness``: with the outputs ready and no input offered, everything in flight
+          comes out within a bound (:func:`array_latency`).
+    broken : str, optional
+        Break the (first) output stage, one of :data:`BROKEN`: the proofs must fail.
     """
 
-    def __init__(self, array: NeuronArray, *, broken: bool = False, liveness: bool = True,
-                 checks=("hold", "events", "drops", "fifo")):
-        self.array, self.broken, self.liveness, self.checks = array, broken, liveness, checks
-        super().__init__(array.signature)
+    def __init__(self, design, properties=INDUCTIVE, *, broken: str | None = None):
+        if not isinstance(design, (NeuronArray, Readout, NetworkTop)):
+            raise TypeError(f"design must be a NeuronArray, Readout or NetworkTop, "
+                            f"not {design!r}")
+        unknown = set(properties) - set(INDUCTIVE) - set(BOUNDED)
+        if unknown:
+            raise ValueError(f"unknown properties {sorted(unknown)}")
+        if broken is not None and broken not in BROKEN:
+            raise ValueError(f"broken must be one of {', '.join(BROKEN)}, not {broken!r}")
+        self.design, self.properties, self.broken = design, tuple(properties), broken
+        super().__init__(design.signature)
 
     def elaborate(self, platform):
         m = Module()
-        dut = m.submodules.dut = self.array
-        wiring.connect(m, wiring.flipped(self.i), dut.i)
-        wiring.connect(m, wiring.flipped(self.cfg), dut.cfg)
-        m.d.comb += self.err.eq(dut.err)
-        if self.broken:
-            _broken_output(m, dut.o, self.o)
-        else:
-            wiring.connect(m, dut.o, wiring.flipped(self.o))
-        c = dut.config
-        if "hold" in self.checks:
-            assert_hold(m, self.o, "o")
-        if "events" in self.checks:
-            assert_events(m, self.i, self.o, "o", pending_limit=pending_limit(dut),
-                      latency=array_latency(dut) if self.liveness else None)
-        if "drops" in self.checks:
-            assert_drops(m, self.i, dut.accumulator.probes, self.err, "i", inputs=c.inputs,
-                     beat_cap=c.inputs)
-        if "fifo" in self.checks:
-            assert_fifo(m, dut.fifo, dut.fifo_depth, "spikes")
-        return m
-
-
-class NetworkHarness(wiring.Component):
-    """A network (arrays, then a readout) with the protocol's checkers, its ports all free:
-    both output streams hold, every array's streams and FIFOs obey the protocol, the error
-    flag rises exactly when the first layer drops a beat (the later layers never do), class
-    beats never come before their sample's input, and (``liveness``) with both outputs ready
-    and no input every sample's class beat comes within a bound."""
-
-    def __init__(self, top: NetworkTop, *, liveness: bool = True):
-        self.top, self.liveness = top, liveness
-        super().__init__(top.signature)
-
-    def elaborate(self, platform):
-        m = Module()
-        top = m.submodules.dut = self.top
+        dut = m.submodules.dut = self.design
+        outputs = []
         for name, member in self.signature.members.items():
             if member.flow == wiring.In:
-                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(top, name))
+                wiring.connect(m, wiring.flipped(getattr(self, name)), getattr(dut, name))
             elif member.is_signature:
-                wiring.connect(m, getattr(top, name), wiring.flipped(getattr(self, name)))
-        m.d.comb += self.err.eq(top.err)
+                outputs.append(name)
+                if self.broken and len(outputs) == 1:
+                    _broken_output(m, getattr(dut, name), getattr(self, name), self.broken)
+                else:
+                    wiring.connect(m, getattr(dut, name), wiring.flipped(getattr(self, name)))
+            else:
+                m.d.comb += getattr(self, name).eq(getattr(dut, name))
+        want = self.properties
+        if "hold" in want:
+            for name in outputs:
+                assert_hold(m, getattr(self, name), name)
+        if isinstance(dut, NetworkTop):
+            self._network(m, dut, want)
+        else:
+            self._layer(m, dut, want)
+        return m
+
+    def _layer(self, m, dut, want):
+        c = dut.config
+        if "fifo" in want:
+            assert_fifo(m, dut.fifo, dut.fifo_depth, "fifo")
+        if "drops" in want:
+            assert_drops(m, self.i, dut.accumulator.probes, self.err, "i", inputs=c.inputs,
+                         beat_cap=c.inputs)
+        if isinstance(dut, NeuronArray) and ("events" in want or "liveness" in want):
+            assert_events(m, self.i, self.o, "o", pending_limit=pending_limit(dut),
+                          latency=array_latency(dut) if "liveness" in want else None)
+
+    def _network(self, m, top, want):
         cls = getattr(self, "class")
-        assert_hold(m, self.logits, "logits")
-        assert_hold(m, cls, "class")
         arrays, readout = top.layers[:-1], top.layers[-1]
         for k, array in enumerate(arrays):
-            assert_hold(m, array.o, f"layer{k}_o")
-            assert_events(m, array.i, array.o, f"layer{k}", pending_limit=pending_limit(array),
-                          latency=None)
-            assert_fifo(m, array.fifo, array.fifo_depth, f"layer{k}_spikes")
-        assert_fifo(m, readout.fifo, readout.fifo_depth, "readout_logits")
-        first = arrays[0]
-        assert_drops(m, self.i, first.accumulator.probes, self.err, "i",
-                     inputs=first.config.inputs, beat_cap=first.config.inputs)
-        T = self.top.network.T
-        latency = sum(array_latency(a) for a in arrays) * T + \
-            (readout.config.groups + readout.config.neurons + 8) * 4 if self.liveness else None
-        assert_samples(m, self.i, cls.valid & cls.ready, T, "class",
-                       pending_limit=sum(pending_limit(a) for a in arrays) // T + 4,
-                       latency=latency, quiet=self.logits.ready & cls.ready & ~self.i.valid)
-        return m
+            if "hold" in want:
+                assert_hold(m, array.o, f"layer{k}_o")
+            if "fifo" in want:
+                assert_fifo(m, array.fifo, array.fifo_depth, f"layer{k}_fifo")
+        if "fifo" in want:
+            assert_fifo(m, readout.fifo, readout.fifo_depth, "readout_fifo")
+        if "drops" in want:
+            first = arrays[0]
+            assert_drops(m, self.i, first.accumulator.probes, self.err, "i",
+                         inputs=first.config.inputs, beat_cap=first.config.inputs)
+        if "events" in want or "liveness" in want:
+            for k, array in enumerate(arrays):
+                assert_events(m, array.i, array.o, f"layer{k}",
+                              pending_limit=pending_limit(array), latency=None)
+            T = top.network.T
+            latency = None
+            if "liveness" in want:
+                bases, steps = zip(*(array_latency(a) for a in arrays))
+                r = readout.config
+                # The first sample: its T timesteps through the arrays, the readout's pass,
+                # FIFO and N logits, then the class beat; each further one, likewise.
+                latency = (sum(bases) + sum(steps) * (T - 1) + r.groups + r.neurons + 6,
+                           sum(steps) * T + r.groups + r.neurons + 4)
+            assert_samples(m, self.i, cls.valid & cls.ready, T, "class",
+                           pending_limit=sum(pending_limit(a) for a in arrays) // T + 4,
+                           latency=latency,
+                           quiet=self.logits.ready & cls.ready & ~self.i.valid)
 
 
 @dataclasses.dataclass

@@ -73,17 +73,21 @@ def test_tool_failure_shows_the_last_lines(tmp_path):
     assert "syntax error" in message
 
 
-def test_bitstream_and_bram_patch_roundtrip(tmp_path):
-    """Build a ULX3S bitstream with placeholder weights, swap in new ones, swap back."""
+def test_bitstream_and_bram_patch_roundtrip(tmp_path, capsys):
+    """Build a ULX3S bitstream with placeholder weights at the default 8 lanes (64-bit weight
+    words over two block RAMs), swap in new ones, swap back; an image that is not in the
+    bitstream is refused."""
     work = tmp_path / "board"
-    code = cli.run(synth.main, ["--target", "ecp5-25k", "--board", "ulx3s", *SMALL,
-                                "--placeholder-weights", "--freq", "25", "--work", str(work)])
+    code = cli.run(synth.main, ["--target", "ecp5-25k", "--board", "ulx3s", "--neurons", "8",
+                                "--inputs", "8", "--T", "2", "--placeholder-weights",
+                                "--freq", "25", "--work", str(work)])
     assert code == 0
     config_file = work / "dalif_array_board.config"
     placeholder = work / "dalif_array_weights.placeholder.hex"
     assert (work / "dalif_array_board.bit").stat().st_size > 100000
     # New weights for the same array, in the same layout.
-    config = ArrayConfig(8, 8, 2, lanes=4)
+    config = ArrayConfig(8, 8, 2)
+    assert config.lanes == 8
     rng = np.random.default_rng(7)
     params = IntParams(weight=rng.integers(-128, 128, (8, 8)), alpha=np.full(8, 128),
                        beta=np.full(8, 128), threshold=np.full(8, 64),
@@ -102,6 +106,14 @@ def test_bitstream_and_bram_patch_roundtrip(tmp_path):
     # ecpbram lists tiles in its own order, so compare what ecppack makes of them.
     assert back.read_bytes() == (work / "dalif_array_board.bit").read_bytes()
     assert out.read_bytes() != back.read_bytes()
+    # The trained image is not in the placeholder bitstream: an error, nothing written.
+    capsys.readouterr()
+    assert cli.run(patch.main, [str(config_file), "--swap", str(trained), str(placeholder),
+                                "--out", str(tmp_path / "none.bit")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: the image {trained} is not in {config_file}: no block RAM holds it (was the "
+        f"bitstream built with --placeholder-weights, from this image?)\n")
+    assert not (tmp_path / "none.bit").exists()
 
 
 def test_patch_refuses_images_of_another_memory(tmp_path, capsys):

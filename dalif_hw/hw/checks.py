@@ -30,12 +30,13 @@ def _bounded_counter(name: str, limit: int) -> Signal:
 
 
 def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
-                  latency: int | None) -> Signal:
+                  latency: tuple[int, int] | None) -> Signal:
     """An array's event streams: output ``eot`` beats never outnumber input ``eot`` beats
     (and no more than ``pending_limit`` timesteps are ever in flight); within a timestep the
-    output spike beats are strictly ascending; with ``latency`` given, bounded liveness: while
-    the output is ready and no input is offered, every accepted timestep ends on the output
-    within ``latency`` cycles. Returns the count of timesteps in flight."""
+    output spike beats are strictly ascending. With ``latency = (base, per_step)``, bounded
+    liveness: once the output is ready and no input is offered, and stays so, the timesteps
+    then in flight have all ended on the output within ``base + per_step * (timesteps -
+    1)`` cycles. Returns the count of timesteps in flight."""
     in_eot = inp.valid & inp.ready & inp.payload.eot
     beat = out.valid & out.ready
     out_eot = beat & out.payload.eot
@@ -64,16 +65,23 @@ def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
     return pending
 
 
-def _assert_live(m: Module, name: str, pending, quiet, latency: int) -> None:
-    """While ``quiet`` holds and ``pending`` is not 0, at most ``latency`` cycles pass."""
-    waited = _bounded_counter(f"chk_{name}_waited", latency)
+def _assert_live(m: Module, name: str, pending, quiet, latency: tuple[int, int]) -> None:
+    """Once ``quiet`` holds with ``pending`` work, and while it goes on holding, ``pending``
+    reaches 0 within ``base + per_step * (pending when it began - 1)`` cycles."""
+    base, per_step = latency
+    limit = base + per_step * ((1 << len(pending)) - 1)
+    waited = _bounded_counter(f"chk_{name}_waited", limit)
+    bound = Signal(range(limit + 1), name=f"chk_{name}_bound")
     with m.If(quiet & (pending != 0)):
-        with m.If(waited <= latency):
+        with m.If(waited == 0):
+            m.d.sync += bound.eq(base + per_step * (pending - 1))
+        with m.If(waited <= limit):
             m.d.sync += waited.eq(waited + 1)
     with m.Else():
         m.d.sync += waited.eq(0)
-    m.d.comb += Assert(waited <= latency, f"{name}: nothing came out within {latency} "
-                                          f"quiet cycles")
+    with m.If(waited != 0):
+        m.d.comb += Assert(waited <= bound, f"{name}: the timesteps in flight did not end "
+                                            f"within their bound of quiet cycles")
 
 
 def assert_drops(m: Module, inp, probes: dict, err, name: str, *, inputs: int,
@@ -124,10 +132,11 @@ def assert_fifo(m: Module, fifo: dict, depth: int, name: str) -> None:
 
 
 def assert_samples(m: Module, inp, out_beat, T: int, name: str, *, pending_limit: int,
-                   latency: int | None, quiet=None) -> None:
+                   latency: tuple[int, int] | None, quiet=None) -> None:
     """A network's per-sample output: ``out_beat`` (the class beat) never comes before the
-    T-th input ``eot`` of its sample; with ``latency``, while ``quiet`` holds every accepted
-    sample gets its beat within ``latency`` cycles."""
+    T-th input ``eot`` of its sample; with ``latency = (base, per_sample)``, once ``quiet``
+    holds (and while it does) the samples in flight get their beats within ``base +
+    per_sample * (samples - 1)`` cycles."""
     in_eot = inp.valid & inp.ready & inp.payload.eot
     t = Signal(range(T), name=f"chk_{name}_t")
     sample_in = in_eot & (t == T - 1)

@@ -1,0 +1,165 @@
+"""Formal proofs of the stream protocol (``pytest -m formal``; also in the default run).
+
+Small generated arrays (N = 4, M = 6 so that out-of-range indices exist; P = 1 and 4; both
+resets) and a two-layer network (an array and a readout), every input free: the event
+stream, ``ready``, the configuration port and the reset. Yosys's ``sat`` proves the
+properties of :data:`dalif_hw.formal.INDUCTIVE` by induction (every reachable state) and
+checks :data:`dalif_hw.formal.BOUNDED` from reset over at least two whole samples.
+"""
+
+import numpy as np
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.sim import Simulator
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from dalif_hw.config import ArrayConfig
+from dalif_hw.formal import BOUNDED, INDUCTIVE, Harness, combinational_paths, prove
+from dalif_hw.hw.network import NetworkTop
+from dalif_hw.hw.neuron_array import NeuronArray
+from dalif_hw.hw.streams import event_signature
+from dalif_hw.network import Layer, Network
+from dalif_hw.params import IntParams, ReadoutParams
+
+pytestmark = pytest.mark.formal
+
+#: Small widths keep the solver fast; the protocol does not depend on them.
+WIDTHS = dict(WB=2, DB=1, VB=4)
+
+
+def two_samples(design, T: int = 1) -> int:
+    """Cycles, counted as the bounded check counts them (a reset first), until two whole
+    samples offered back to back (eot beats, T per sample) have come out of ``design``
+    with every output ready: the second sample's output eot (array) or class beat."""
+    sim = Simulator(design)
+    sim.add_clock(1e-6)
+    network = isinstance(design, NetworkTop)
+    outputs = ["logits", "class"] if network else ["o"]
+    done = {}
+
+    async def bench(ctx):
+        ctx.set(design.i.payload.eot, 1)
+        ctx.set(design.i.valid, 1)
+        for name in outputs:
+            ctx.set(getattr(design, name).ready, 1)
+        cycle, offered, finished = 1, 0, 0
+        while finished < 2 and cycle < 500:
+            cycle += 1
+            out = getattr(design, outputs[-1])
+            taken = ctx.get(design.i.valid) and ctx.get(design.i.ready)
+            ended = ctx.get(out.valid) and (network or ctx.get(out.payload.eot))
+            await ctx.tick()
+            offered += taken
+            if offered == 2 * T:
+                ctx.set(design.i.valid, 0)
+            finished += ended
+        done["cycle"] = cycle
+
+    sim.add_testbench(bench)
+    sim.run()
+    return done["cycle"]
+
+
+def array(lanes: int, reset: str, T: int = 2) -> NeuronArray:
+    return NeuronArray(ArrayConfig(4, 6, T, reset=reset, lanes=lanes, **WIDTHS),
+                       multipliers="logic")
+
+
+def network(T: int = 2) -> NetworkTop:
+    rng = np.random.default_rng(0)
+    hidden = IntParams(weight=rng.integers(-2, 2, (4, 6)), alpha=np.full(4, 1),
+                       beta=np.full(4, 1), threshold=np.full(4, 1), bias=np.zeros(4, int),
+                       **WIDTHS)
+    readout = ReadoutParams(weight=rng.integers(-2, 2, (3, 4)), bias=np.zeros(3, int),
+                            WB=2, VB=4)
+    net = Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0}, layers=[
+        Layer("hidden", "dalif", hidden.config(T, lanes=2), hidden, 1.0),
+        Layer("readout", "readout", readout.config(T, lanes=3), readout, 1.0)])
+    return NetworkTop(net, multipliers="logic")
+
+
+def assert_proven(result):
+    assert result.status == "proven", result.log[-3000:]
+
+
+CONFIGS = [(1, "hard"), (1, "soft"), (4, "hard"), (4, "soft")]
+
+
+@pytest.mark.parametrize("lanes, reset", CONFIGS)
+def test_array_protocol_holds_in_every_reachable_state(lanes, reset, tmp_path):
+    assert_proven(prove(Harness(array(lanes, reset), INDUCTIVE), tmp_path, induction=16))
+
+
+@pytest.mark.parametrize("lanes, reset", [(1, "soft"), (4, "hard")])
+def test_array_events_and_liveness_over_two_samples(lanes, reset, tmp_path):
+    """Bounded: T = 1, so that two whole samples fit in few cycles (22 to 26 here)."""
+    depth = two_samples(array(lanes, reset, T=1))
+    assert depth <= 30  # the solver's time grows fast with the depth
+    result = prove(Harness(array(lanes, reset, T=1), BOUNDED), tmp_path, bounded=depth)
+    assert result.status == "bounded", result.log[-3000:]
+
+
+def test_readout_error_flag_in_every_reachable_state(tmp_path):
+    """The readout on its own, its input free (any number of beats, any index). Its hold and
+    FIFO properties do not close by induction (the buffered FIFO's unreachable states), so
+    they are checked bounded, within the network."""
+    readout = network().layers[-1]
+    assert_proven(prove(Harness(readout, ("drops",)), tmp_path, induction=4))
+
+
+def test_network_over_two_samples(tmp_path):
+    """Every property, bounded, through an array and a readout (T = 1: two whole samples
+    end by cycle 34)."""
+    depth = two_samples(network(T=1))
+    assert depth <= 36
+    result = prove(Harness(network(T=1), INDUCTIVE + BOUNDED), tmp_path, bounded=depth)
+    assert result.status == "bounded", result.log[-3000:]
+
+
+def test_a_broken_output_stage_is_caught(tmp_path):
+    """Valid dropped while stalled: the proof must fail, with a counterexample."""
+    result = prove(Harness(array(4, "hard"), ("hold",), broken="drops-valid"), tmp_path,
+                   induction=4)
+    assert result.status == "failed"
+    assert "Called with -verify and proof did fail" in result.log
+
+
+@pytest.mark.parametrize("design", ["array", "network"])
+def test_an_output_that_stalls_fails_the_liveness_check(design, tmp_path):
+    """The liveness bound has teeth within the bounded depth: an output that never moves
+    fails it (and only it: the other properties hold for a stalled output)."""
+    dut = array(4, "hard", T=1) if design == "array" else network(T=1)
+    depth = two_samples(array(4, "hard", T=1) if design == "array" else network(T=1))
+    result = prove(Harness(dut, ("liveness",), broken="stalls"), tmp_path, bounded=depth)
+    assert result.status == "failed"
+    assert "did not end within their bound" in result.log or \
+        "Called with -verify and proof did fail" in result.log
+
+
+def test_no_combinational_path_from_ready_to_valid():
+    paths = combinational_paths(array(4, "hard"), ["o__ready"], ["o__valid", "i__ready"])
+    assert "o__valid" not in paths
+    top = network()
+    paths = combinational_paths(top, ["logits__ready", "class__ready"],
+                                ["logits__valid", "class__valid"])
+    assert paths == {}
+
+
+class _ReadyToValid(wiring.Component):
+    """A stage whose valid waits for ready: what the structural check must find."""
+
+    i: In(event_signature(4))
+    o: Out(event_signature(4))
+
+    def elaborate(self, platform):
+        m = Module()
+        held = Signal()
+        m.d.sync += held.eq(self.i.valid)
+        m.d.comb += [self.o.valid.eq(held & self.o.ready), self.i.ready.eq(1)]
+        return m
+
+
+def test_the_structural_check_finds_a_path():
+    assert combinational_paths(_ReadyToValid(), ["o__ready"], ["o__valid"]) == \
+        {"o__valid": ["o__ready"]}
