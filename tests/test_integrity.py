@@ -17,7 +17,7 @@ import pytest
 import torch
 import yaml
 
-from dalif_hw import cli, golden, pack, patch, synth
+from dalif_hw import cli, pack, patch, synth
 from dalif_hw.config import ArrayConfig, ConfigError
 from dalif_hw.files import replace_files
 from dalif_hw.layout import default_params, memories
@@ -249,7 +249,8 @@ def test_train_checks_out_before_training(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(digits, "train_digits", no_training)
     (tmp_path / "f").write_text("")
     assert cli.run(digits.main, ["--out", str(tmp_path / "f")]) == 1
-    assert capsys.readouterr().err == f"error: --out {str(tmp_path / 'f')!r} is a file, not a folder\n"
+    assert capsys.readouterr().err == (f"error: --out {str(tmp_path / 'f')!r} is a file, not "
+                                       f"a folder\n")
 
 
 # -- 5: network.yaml against one schema ---------------------------------------------------------

@@ -29,6 +29,22 @@ def _bounded_counter(name: str, limit: int) -> Signal:
     return Signal(range(limit + 2), name=name)
 
 
+def _in_flight(m: Module, name: str, arrive, leave, limit: int, what: str,
+               early: str) -> Signal:
+    """Count ``what`` in flight: one more on ``arrive``, one less on ``leave``; assert that
+    none leaves before it arrived (``early`` says what that would be) and that no more than
+    ``limit`` are ever in flight."""
+    pending = _bounded_counter(f"chk_{name}_pending", limit)
+    with m.If(leave):
+        m.d.comb += Assert(pending != 0, f"{name}: {early}")
+    m.d.comb += Assert(pending <= limit, f"{name}: over {limit} {what} in flight")
+    with m.If(arrive & ~leave & (pending <= limit)):
+        m.d.sync += pending.eq(pending + 1)
+    with m.Elif(leave & ~arrive & (pending != 0)):
+        m.d.sync += pending.eq(pending - 1)
+    return pending
+
+
 def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
                   latency: tuple[int, int] | None) -> Signal:
     """An array's event streams: output ``eot`` beats never outnumber input ``eot`` beats
@@ -40,15 +56,8 @@ def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
     in_eot = inp.valid & inp.ready & inp.payload.eot
     beat = out.valid & out.ready
     out_eot = beat & out.payload.eot
-    pending = _bounded_counter(f"chk_{name}_pending", pending_limit)
-    with m.If(out_eot):
-        m.d.comb += Assert(pending != 0, f"{name}: an output eot without an input eot")
-    m.d.comb += Assert(pending <= pending_limit, f"{name}: over {pending_limit} timesteps "
-                                                 f"in flight")
-    with m.If(in_eot & ~out_eot & (pending <= pending_limit)):
-        m.d.sync += pending.eq(pending + 1)
-    with m.Elif(out_eot & ~in_eot & (pending != 0)):
-        m.d.sync += pending.eq(pending - 1)
+    pending = _in_flight(m, name, in_eot, out_eot, pending_limit, "timesteps",
+                         "an output eot without an input eot")
 
     last = Signal.like(out.payload.index, name=f"chk_{name}_last")
     have_last = Signal(name=f"chk_{name}_have_last")
@@ -142,14 +151,7 @@ def assert_samples(m: Module, inp, out_beat, T: int, name: str, *, pending_limit
     sample_in = in_eot & (t == T - 1)
     with m.If(in_eot):
         m.d.sync += t.eq(Mux(t == T - 1, 0, t + 1))
-    pending = _bounded_counter(f"chk_{name}_pending", pending_limit)
-    with m.If(out_beat):
-        m.d.comb += Assert(pending != 0, f"{name}: a result before its sample's last eot")
-    m.d.comb += Assert(pending <= pending_limit, f"{name}: over {pending_limit} samples "
-                                                 f"in flight")
-    with m.If(sample_in & ~out_beat & (pending <= pending_limit)):
-        m.d.sync += pending.eq(pending + 1)
-    with m.Elif(out_beat & ~sample_in & (pending != 0)):
-        m.d.sync += pending.eq(pending - 1)
+    pending = _in_flight(m, name, sample_in, out_beat, pending_limit, "samples",
+                         "a result before its sample's last eot")
     if latency is not None:
         _assert_live(m, name, pending, quiet, latency)
