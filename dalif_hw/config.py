@@ -3,6 +3,8 @@
 Everything that must agree bit for bit between the integer twin, the generator and the packer
 lives here: the parameters of one neuron array, the ranges of its integer values, the rounding
 ``rnd`` and the saturation ``sat_VB`` of the DA-LIF arithmetic (see ``docs/arithmetic.md``).
+No Amaranth here (the model and the twin work without it): the hardware's saturation of
+Amaranth values, from these ranges, is in :mod:`dalif_hw.hw.arith`.
 """
 
 from __future__ import annotations
@@ -12,11 +14,10 @@ import json
 import math
 
 import numpy as np
-from amaranth.hdl import Cat, Const, Mux, Value, ValueCastable
 
 __all__ = [
     "RESETS", "ArrayConfig", "ConfigError", "parse_meta",
-    "signed_range", "unsigned_bits", "index_width", "rnd", "sat", "sat_flags",
+    "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
 ]
 
 #: The reset modes, in the spelling used by ``meta`` and the command lines.
@@ -71,28 +72,13 @@ def rnd(x, DB: int):
 def sat(x, VB: int):
     """Clamp ``x`` to the signed ``VB``-bit range ``[-2**(VB-1), 2**(VB-1) - 1]``.
 
-    Works on Python integers, numpy arrays and Amaranth values (as a pair of comparators).
+    Works on Python integers and numpy (or torch) arrays; the hardware's saturation of
+    Amaranth values, from the same range, is :func:`dalif_hw.hw.arith.sat`.
     """
     lo, hi = signed_range(VB)
     if isinstance(x, int):
         return min(max(x, lo), hi)
-    if isinstance(x, ValueCastable | Value):
-        over, under = sat_flags(x, VB)
-        return Mux(over, hi, Mux(under, lo, x[:VB].as_signed())).as_signed()[:VB].as_signed()
     return x.clip(lo, hi)
-
-
-def sat_flags(x, VB: int):
-    """For a signed Amaranth value ``x``: ``(over, under)``, whether it lies above or below
-    the signed ``VB``-bit range. From its top bits (in range: bits VB-1 up all equal), so
-    that no comparator (a carry chain on an FPGA) is needed."""
-    x = Value.cast(x)
-    if not x.shape().signed:
-        x = Cat(x, Const(0, 1)).as_signed()
-    if len(x) <= VB:
-        return Const(0, 1), Const(0, 1)
-    top, sign = x[VB - 1:], x[-1]
-    return ~sign & top.any(), sign & ~top.all()
 
 
 def _check_int(name: str, value, minimum: int) -> int:

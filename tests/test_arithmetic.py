@@ -132,3 +132,17 @@ def test_events_and_bool_spikes_agree():
 def test_widths_that_would_overflow_int64_are_refused():
     with pytest.raises(ConfigError, match="more than 63"):
         ArrayConfig(4, 4, 2, WB=8, DB=30, VB=40)
+
+
+def test_model_twin_and_packing_import_without_amaranth():
+    """The one source of truth for widths, rounding and saturation needs no HDL: the model,
+    the twin and the packer work where Amaranth is absent."""
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['amaranth'] = None\n"
+            "import dalif_hw, dalif_hw.config, dalif_hw.twin, dalif_hw.model, dalif_hw.pack\n"
+            "import dalif_hw.golden, dalif_hw.network\n"
+            "assert 'amaranth.hdl' not in sys.modules")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]

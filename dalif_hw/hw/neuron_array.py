@@ -28,11 +28,12 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..config import ArrayConfig, ConfigError, sat, sat_flags, signed_range
+from ..config import ArrayConfig, ConfigError, signed_range
 from ..layout import SELECT, default_params, memories
 from ..params import IntParams
 from .accumulate import (SpikeAccumulator, config_widths, config_write_port, drive_start,
                          lanes_of, read_in_step)
+from .arith import sat, sat_flags
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["NeuronArray", "UPDATE_LATENCY", "PUSH_LATENCY"]
