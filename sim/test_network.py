@@ -60,7 +60,7 @@ def test_random_network_with_reconfiguration(build_root, tmp_path):
         writes = [config_writes(layer_manifest, layer.params)
                   for layer_manifest, layer in zip(manifest["layers"], network.layers)]
         cases.append(cases_for(network, rng, 6, f"reconfigured {k}", config=writes,
-                               gaps=[0.0, 0.5, 0.2][k], backpressure=[0.0, 0.2, 0.6][k],
+                               gaps=[0.1, 0.5, 0.2][k], backpressure=[0.3, 0.2, 0.6][k],
                                seed=k))
     results = run_bench(build_dir, "dalif_network", manifest_path, cases, tmp_path)
     failed = [r for r in results if not r["ok"]]
