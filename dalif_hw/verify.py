@@ -93,11 +93,13 @@ def worst_cycles_per_sample(network: Network) -> int:
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
-           spikes: np.ndarray, labels: np.ndarray) -> dict:
-    """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures."""
+           spikes: np.ndarray, labels: np.ndarray, manifest: dict | None = None) -> dict:
+    """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures.
+    ``manifest``: the one at ``manifest_path``, if the caller has read it already."""
     from .simulate import build, run_bench
 
-    manifest = load_manifest(manifest_path, network)
+    if manifest is None:
+        manifest = load_manifest(manifest_path, network)
     _, logits = network.run(spikes)
     classes = logits.argmax(axis=1)
     events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
@@ -141,9 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     source = network.source.get("checkpoint") if network.source else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else (
         Path(args.network) / source if source else None)
-    load_manifest(manifest_path, network)
+    manifest = load_manifest(manifest_path, network)  # before the float model and the build
     summary = {"float_acc": float_accuracy(checkpoint, data, network)}
-    summary.update(verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes, y))
+    summary.update(verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes, y,
+                          manifest=manifest))
     print(f"samples:             {summary['samples']}")
     print("float accuracy:      " + (f"{summary['float_acc']:.4f}" if summary["float_acc"]
                                      is not None else "n/a (no checkpoint)"))

@@ -5,6 +5,7 @@ Each test is one finding of the integrity review: the exact message or behaviour
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -411,8 +412,15 @@ def test_constraints_ship_inside_the_package(tmp_path):
     assert synth.CONSTRAINTS.parent == Path(synth.__file__).parent
     for board in synth.BOARDS.values():
         assert (synth.CONSTRAINTS / board["file"]).is_file()
+    # From a copy of the sources, so that the build leaves nothing in the work tree.
+    source = tmp_path / "source"
+    source.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
+    shutil.copytree(ROOT / "dalif_hw", source / "dalif_hw",
+                    ignore=shutil.ignore_patterns("__pycache__"))
     result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
-                             "--no-build-isolation", "-w", str(tmp_path), str(ROOT)],
+                             "--no-build-isolation", "-w", str(tmp_path), str(source)],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = tmp_path.glob("dalif_hw-*.whl")
