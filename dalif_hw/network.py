@@ -32,6 +32,7 @@ FORMAT = "dalif-hw network 1"
 KINDS = ("dalif", "readout")
 #: Layer names become Verilog port names (``cfg_<layer>``) and file names.
 LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+LAYER_NAME_RULE = "an identifier (letters, digits, _; not starting with a digit)"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -100,8 +101,7 @@ class Network:
         names = [layer.name for layer in layers]
         for name in names:
             if not isinstance(name, str) or not LAYER_NAME.fullmatch(name):
-                raise ConfigError(f"layer name must be an identifier (letters, digits, _; not "
-                                  f"starting with a digit), not {name!r}")
+                raise ConfigError(f"layer name must be {LAYER_NAME_RULE}, not {name!r}")
         if len(set(names)) != len(names):
             raise ConfigError(f"layer names must differ, not {names}")
 
@@ -238,7 +238,7 @@ SCHEMA = {
 }
 _LAYER = {
     "name": (True, lambda v: isinstance(v, str) and LAYER_NAME.fullmatch(v) is not None,
-             "an identifier (letters, digits, _; not starting with a digit)"),
+             LAYER_NAME_RULE),
     "kind": (True, lambda v: v in KINDS, f"one of {', '.join(KINDS)}"),
     "neurons": (True, _positive, "a positive integer"),
     "inputs": (True, _positive, "a positive integer"),

@@ -17,7 +17,7 @@ import torch
 from .config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
 from .model import DALIFLinear, DALIFMLP
 from .network import Layer, Network
-from .params import IntParams, ReadoutParams
+from .params import IntParams, ReadoutParams, first_bad
 
 __all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_readout", "pack_network",
            "load_checkpoint", "CHECKPOINT_FORMAT"]
@@ -44,10 +44,9 @@ def check_finite(name: str, values) -> None:
     if values is None:
         return
     values = np.asarray(values, np.float64)
-    bad = ~np.isfinite(values)
-    if bad.any():
-        pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = f"{name}[{', '.join(map(str, pos))}]" if pos else name
+    found = first_bad(name, ~np.isfinite(values))
+    if found:
+        where, pos = found
         raise ConfigError(f"{where} is {values[pos]} (NaN or infinite): the trained model is "
                           f"broken, nothing to pack")
 

@@ -20,7 +20,16 @@ from .config import ArrayConfig, ConfigError, parse_meta, signed_range
 from .files import savez_atomic
 
 __all__ = ["IntParams", "ReadoutParams", "load_params", "load_readout", "load_stimulus",
-           "check_fits"]
+           "check_fits", "first_bad"]
+
+
+def first_bad(name: str, bad: np.ndarray) -> tuple[str, tuple] | None:
+    """Where the first true element of ``bad`` is: ``("weight[3, 5]", (3, 5))`` (the name
+    alone for a 0-d array), or None if there is none."""
+    if not bad.any():
+        return None
+    pos = tuple(int(i) for i in np.argwhere(bad)[0])
+    return (f"{name}[{', '.join(map(str, pos))}]" if pos else name), pos
 
 
 def check_fits(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> None:
@@ -28,10 +37,9 @@ def check_fits(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> No
     values = np.asarray(values)
     if values.size == 0:
         return
-    bad = (values < lo) | (values > hi)
-    if bad.any():
-        pos = tuple(int(i) for i in np.argwhere(bad)[0])
-        where = f"{name}[{', '.join(map(str, pos))}]" if pos else name
+    found = first_bad(name, (values < lo) | (values > hi))
+    if found:
+        where, pos = found
         raise ConfigError(f"{where} = {int(values[pos])} does not fit {what} [{lo}, {hi}]")
 
 
