@@ -23,15 +23,21 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from dalif_hw import twin  # noqa: E402
-from dalif_hw.config import ArrayConfig  # noqa: E402
-from dalif_hw.files import write_text_atomic  # noqa: E402
+from dalif_hw.core.config import ArrayConfig  # noqa: E402
+from dalif_hw.core.files import write_text_atomic  # noqa: E402
+from dalif_hw.core.params import IntParams  # noqa: E402
+from dalif_hw.flow.synthesis import DoesNotFit, synthesize  # noqa: E402
+from dalif_hw.flow.tools import ToolError  # noqa: E402
+from dalif_hw.harness.verilator import (  # noqa: E402
+    build,
+    config_writes,
+    expected_beats,
+    run_bench,
+    timestep_cycles,
+)
 from dalif_hw.hw.emit import emit_array, emit_network, write_outputs  # noqa: E402
 from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
-from dalif_hw.params import IntParams  # noqa: E402
-from dalif_hw.simulate import (build, config_writes, expected_beats, run_bench,  # noqa: E402
-                               timestep_cycles)
-from dalif_hw.synth import DoesNotFit, ToolError, synthesize  # noqa: E402
 
 
 def firing_params(config: ArrayConfig, rng) -> IntParams:
@@ -117,10 +123,10 @@ def resources(work: Path, runs, jobs: int) -> list[dict]:
 def digits(work: Path, target: str) -> dict:
     import torch
 
-    from dalif_hw.encoding import encode
-    from dalif_hw.pack import pack_network
-    from dalif_hw.train import TrainOptions, load_digits_split, train_digits
-    from dalif_hw.verify import verify
+    from dalif_hw.core.encoding import encode
+    from dalif_hw.harness.compare import verify
+    from dalif_hw.model.train import TrainOptions, load_digits_split, train_digits
+    from dalif_hw.quant.packing import pack_network
 
     torch.set_num_threads(2)
     start = time.perf_counter()
@@ -139,7 +145,7 @@ def digits(work: Path, target: str) -> dict:
                      work / "digits_verify", spikes, data.test_y)
     verify_s = time.perf_counter() - start
     report = synthesize(NetworkTop(network), "dalif_network", target, work / "digits_syn")
-    traces, _ = network.run(spikes)
+    traces, _ = twin.run_network(network, spikes)
     # Synaptic operations: every counted input beat adds a weight into each of the N
     # neurons of its layer.
     sops = spikes.sum() * network.layers[0].config.neurons + sum(

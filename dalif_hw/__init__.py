@@ -1,12 +1,15 @@
 """dalif-hw: FPGA accelerators for spiking neural networks of DA-LIF neurons.
 
-The pipeline, one module each: ``model`` (PyTorch), ``pack`` (float to integer),
-``twin`` (the integer twin, what the hardware computes), ``golden`` (traces on the
-command line). ``config`` holds the widths, rounding and saturation they all share.
+The packages follow the flow, data moving one way: ``core`` (widths, rounding, saturation,
+files: what every stage shares) -> ``model`` (PyTorch, training, checkpoints) -> ``quant``
+(float to integer, the packed network) -> ``twin`` (the integer twin) and ``hw`` (Amaranth)
+-> ``harness`` (Verilator/cocotb, verify, formal proofs) -> ``flow`` (Yosys/nextpnr,
+bitstreams). The modules at the top are the commands: ``python -m dalif_hw.gen``,
+``.golden``, ``.pack``, ``.verify``, ``.synth``, ``.patch``.
 """
 
-from .config import ArrayConfig, ConfigError
-from .params import IntParams, load_params, load_stimulus
+from .core.config import ArrayConfig, ConfigError
+from .core.params import IntParams, load_params, load_stimulus
 
 __all__ = ["ArrayConfig", "ConfigError", "IntParams", "load_params", "load_stimulus"]
 __version__ = "0.1.0"

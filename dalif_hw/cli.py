@@ -9,8 +9,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from .config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
-from .process import Interrupted, handle_signals
+from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
+from .core.process import Interrupted, handle_signals
 
 __all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_positive",
            "check_memory", "available_memory", "describe_os_error"]
@@ -19,11 +19,12 @@ __all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_
 def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) -> int:
     """Call ``main(argv)`` and turn every failure that is not a bug into one line on stderr:
     a :class:`ConfigError` (bad input), a tool that cannot run or fails
-    (:class:`~dalif_hw.simulate.SimulationError`, :class:`~dalif_hw.synth.ToolError`), a file
-    that cannot be read or written (``OSError``), exit status 1; SIGINT, SIGTERM or SIGHUP
-    end every child process first, then exit status 128 + the signal's number."""
-    from .simulate import SimulationError
-    from .synth import ToolError
+    (:class:`~dalif_hw.harness.verilator.SimulationError`,
+    :class:`~dalif_hw.flow.tools.ToolError`), a file that cannot be read or written
+    (``OSError``), exit status 1; SIGINT, SIGTERM or SIGHUP end every child process first,
+    then exit status 128 + the signal's number."""
+    from .flow.tools import ToolError
+    from .harness.verilator import SimulationError
 
     with handle_signals():
         try:

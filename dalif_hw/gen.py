@@ -15,9 +15,16 @@ import re
 import sys
 
 from . import cli
-from .config import (DEFAULT_DB, DEFAULT_RESET, DEFAULT_VB, DEFAULT_WB, RESETS, ArrayConfig,
-                     ConfigError)
-from .params import load_params
+from .core.config import (
+    DEFAULT_DB,
+    DEFAULT_RESET,
+    DEFAULT_VB,
+    DEFAULT_WB,
+    RESETS,
+    ArrayConfig,
+    ConfigError,
+)
+from .core.params import load_params
 
 
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -65,7 +72,7 @@ GEN_BASE_BYTES = 300 * 2**20
 
 def check_size(configs: list[ArrayConfig], what: str) -> None:
     """Refuse up front a design whose generation would not fit this machine's memory."""
-    from .layout import memory_bits
+    from .core.layout import memory_bits
 
     bits = sum(memory_bits(config) for config in configs)
     cli.check_memory(GEN_BASE_BYTES + GEN_BYTES_PER_BIT * bits,
@@ -109,7 +116,7 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
 
 def network_from_args(args):
     """Check the arguments of a network and load it."""
-    from .network import Network
+    from .quant.packed import Network
 
     given = [f"--{flag.replace('_', '-')}" for flag in ARRAY_FLAGS
              if getattr(args, flag) is not None]

@@ -12,7 +12,7 @@ import argparse
 import sys
 
 from . import cli, twin
-from .params import load_params, load_stimulus
+from .core.params import load_params, load_stimulus
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -14,12 +14,11 @@ import json
 import sys
 from pathlib import Path
 
-import numpy as np
-
 from . import cli
-from .config import ConfigError
-from .encoding import encode
-from .network import Network
+from .core.config import ConfigError
+from .core.encoding import encode
+from .harness.compare import float_accuracy, load_manifest, verify
+from .quant.packed import Network
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,88 +40,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def float_accuracy(checkpoint: Path | None, data, network: Network) -> float | None:
-    """The trained model's accuracy, or None without a checkpoint; a checkpoint of another
-    network (sizes, T or encoding) is an error."""
-    if checkpoint is None or not checkpoint.is_file():
-        return None
-    from .pack import load_checkpoint
-    from .train import evaluate
-
-    model, meta = load_checkpoint(checkpoint)
-    sizes = [network.inputs] + [layer.config.neurons for layer in network.layers]
-    if list(model.sizes) != sizes or meta["T"] != network.T or \
-            dict(meta["encoding"]) != dict(network.encoding):
-        raise ConfigError(f"checkpoint {str(checkpoint)!r} is of another network: sizes "
-                          f"{list(model.sizes)}, T={meta['T']}, encoding {meta['encoding']}; "
-                          f"the packed network has sizes {sizes}, T={network.T}, encoding "
-                          f"{network.encoding}")
-    return evaluate(model, data.test_x, data.test_y, meta["encoding"])
-
-
-def load_manifest(path: Path, network: Network | None = None) -> dict:
-    """Read a generated design's manifest and check that it is whole (and, with ``network``,
-    that it is that network's)."""
-    try:
-        manifest = json.loads(path.read_text())
-    except ValueError as exc:
-        raise ConfigError(f"manifest {str(path)!r} is not valid JSON ({exc}): truncated or "
-                          f"not a manifest; generate it again") from None
-    missing = [key for key in ("top", "ports", "streams", "params")
-               if not isinstance(manifest, dict) or key not in manifest]
-    if missing:
-        raise ConfigError(f"manifest {str(path)!r} lacks {', '.join(missing)}: not the "
-                          f"manifest of a generated design")
-    if network is not None:
-        want = {"inputs": network.inputs, "classes": network.classes, "T": network.T,
-                "layers": len(network.layers)}
-        have = {key: manifest["params"].get(key) for key in want}
-        if have != want:
-            raise ConfigError(f"manifest {str(path)!r} is of another network ({have}; the "
-                              f"packed network: {want}): generate it from this network")
-    return manifest
-
-
-def worst_cycles_per_sample(network: Network) -> int:
-    """Cycles a sample can take at most: every layer sees all of its inputs fire in every
-    timestep (G (M + 1) cycles to accumulate) and sends all of its neurons."""
-    from .simulate import timestep_cycles
-
-    return network.T * sum(timestep_cycles(layer.config, layer.config.inputs)
-                           for layer in network.layers)
-
-
-def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
-           spikes: np.ndarray, labels: np.ndarray, manifest: dict | None = None) -> dict:
-    """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures.
-    ``manifest``: the one at ``manifest_path``, if the caller has read it already."""
-    from .simulate import build, run_bench
-
-    if manifest is None:
-        manifest = load_manifest(manifest_path, network)
-    _, logits = network.run(spikes)
-    classes = logits.argmax(axis=1)
-    events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
-    case = {"name": "test split", "events": events,
-            "expected": {"logits": logits.tolist(), "classes": classes.tolist()},
-            "max_cycles": 2 * len(events) * worst_cycles_per_sample(network) + 100000}
-    built = build(manifest_path.with_suffix(".v"), manifest["top"], build_dir)
-    (result,) = run_bench(built, manifest["top"], manifest_path, [case], work)
-    rtl_classes = np.array(result.get("classes", []))
-    rtl_logits = result.get("logits", [])
-    mismatches = sum(
-        1 for s in range(len(events))
-        if s >= len(rtl_classes) or rtl_classes[s] != classes[s] or
-        s >= len(rtl_logits) or list(rtl_logits[s]) != logits[s].tolist())
-    cycles = None
-    if result.get("class_cycles") and result.get("first_in") is not None:
-        cycles = (result["class_cycles"][-1] - result["first_in"] + 1) / len(events)
-    rtl_acc = float((rtl_classes == labels[:len(rtl_classes)]).sum() / len(labels))
-    return {"int_acc": float((classes == labels).mean()), "rtl_acc": rtl_acc,
-            "mismatches": mismatches, "cycles_per_inference": cycles,
-            "first_mismatch": result.get("message"), "samples": len(events)}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.check_positive(("--samples", args.samples))
@@ -132,7 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest_path.is_file():
         raise ConfigError(f"{manifest_path} does not exist: generate the network with "
                           f"python -m dalif_hw.gen --network {args.network} --out {args.rtl}")
-    from .train import load_digits_split
+    from .model.train import load_digits_split
 
     data = load_digits_split()
     if network.inputs != data.test_x.shape[1]:

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dalif_hw.files import savez_atomic
-from dalif_hw.params import IntParams
+from dalif_hw.core.files import savez_atomic
+from dalif_hw.core.params import IntParams
 
 HERE = Path(__file__).parent
 

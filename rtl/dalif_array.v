@@ -3,1122 +3,31 @@
 (* top =  1  *)
 (* generator = "Amaranth" *)
 module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst, i__ready, o__payload, o__valid, err, i__payload);
-  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
-  wire \$1 ;
-  wire \$10 ;
-  wire \$100 ;
-  wire [6:0] \$1000 ;
-  wire [5:0] \$1001 ;
-  wire [6:0] \$1002 ;
-  wire [7:0] \$1003 ;
-  wire [8:0] \$1004 ;
-  wire \$1005 ;
-  wire \$1006 ;
-  wire \$1007 ;
-  wire \$1008 ;
-  wire \$1009 ;
-  wire \$101 ;
-  wire \$1010 ;
-  wire \$1011 ;
-  wire \$1012 ;
-  wire \$1013 ;
-  wire \$1014 ;
-  wire \$1015 ;
-  wire \$1016 ;
-  wire \$1017 ;
-  wire \$1018 ;
-  wire \$1019 ;
-  wire \$102 ;
-  wire \$1020 ;
-  wire \$1021 ;
-  wire \$1022 ;
-  wire \$1023 ;
-  wire [15:0] \$1024 ;
-  wire [15:0] \$1025 ;
-  wire [5:0] \$1026 ;
-  reg [5:0] \$1027 ;
-  reg [5:0] \$1028 ;
-  reg [6:0] \$1029 ;
-  wire \$103 ;
-  reg \$1030 ;
-  reg \$1031 ;
-  reg \$1032 ;
-  reg \$1033 ;
-  reg [25:0] \$1034 ;
-  reg [25:0] \$1035 ;
-  reg [25:0] \$1036 ;
-  reg [25:0] \$1037 ;
-  reg [25:0] \$1038 ;
-  reg [25:0] \$1039 ;
-  wire [21:0] \$104 ;
-  reg [25:0] \$1040 ;
-  reg [25:0] \$1041 ;
-  reg [25:0] \$1042 ;
-  reg [25:0] \$1043 ;
-  reg [25:0] \$1044 ;
-  reg [25:0] \$1045 ;
-  reg [25:0] \$1046 ;
-  reg [25:0] \$1047 ;
-  reg [25:0] \$1048 ;
-  reg [25:0] \$1049 ;
-  wire \$105 ;
-  reg [25:0] \$1050 ;
-  reg [25:0] \$1051 ;
-  reg [25:0] \$1052 ;
-  reg [25:0] \$1053 ;
-  reg [25:0] \$1054 ;
-  reg [25:0] \$1055 ;
-  reg [25:0] \$1056 ;
-  reg [25:0] \$1057 ;
-  reg [25:0] \$1058 ;
-  reg [25:0] \$1059 ;
-  wire \$106 ;
-  reg [25:0] \$1060 ;
-  reg [25:0] \$1061 ;
-  reg [25:0] \$1062 ;
-  reg [25:0] \$1063 ;
-  reg [25:0] \$1064 ;
-  reg [25:0] \$1065 ;
-  reg \$1066 ;
-  reg \$1067 ;
-  reg \$1068 ;
-  reg \$1069 ;
-  wire \$107 ;
-  reg [15:0] \$1070 ;
-  reg [7:0] \$1071 ;
-  reg \$1072 ;
-  reg [4:0] \$1073 ;
-  wire \$108 ;
-  wire \$109 ;
-  wire \$11 ;
-  wire \$110 ;
-  wire \$111 ;
-  wire \$112 ;
-  wire [21:0] \$113 ;
-  wire \$114 ;
-  wire \$115 ;
-  wire \$116 ;
-  wire \$117 ;
-  wire \$118 ;
-  wire \$119 ;
-  wire \$12 ;
-  wire \$120 ;
-  wire \$121 ;
-  wire [21:0] \$122 ;
-  wire \$123 ;
-  wire \$124 ;
-  wire \$125 ;
-  wire \$126 ;
-  wire \$127 ;
-  wire \$128 ;
-  wire \$129 ;
-  wire \$13 ;
-  wire \$130 ;
-  wire [21:0] \$131 ;
-  wire \$132 ;
-  wire \$133 ;
-  wire \$134 ;
-  wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
-  wire \$14 ;
-  wire [21:0] \$140 ;
-  wire \$141 ;
-  wire \$142 ;
-  wire \$143 ;
-  wire \$144 ;
-  wire \$145 ;
-  wire \$146 ;
-  wire \$147 ;
-  wire \$148 ;
-  wire [21:0] \$149 ;
-  wire [30:0] \$15 ;
-  wire \$150 ;
-  wire \$151 ;
-  wire \$152 ;
-  wire \$153 ;
-  wire \$154 ;
-  wire \$155 ;
-  wire \$156 ;
-  wire \$157 ;
-  wire [21:0] \$158 ;
-  wire \$159 ;
-  wire [30:0] \$16 ;
-  wire \$160 ;
-  wire \$161 ;
-  wire \$162 ;
-  wire \$163 ;
-  wire \$164 ;
-  wire \$165 ;
-  wire \$166 ;
-  wire [21:0] \$167 ;
-  wire \$168 ;
-  wire \$169 ;
-  wire \$17 ;
-  wire \$170 ;
-  wire \$171 ;
-  wire \$172 ;
-  wire \$173 ;
-  wire \$174 ;
-  wire \$175 ;
-  wire [21:0] \$176 ;
-  wire \$177 ;
-  wire \$178 ;
-  wire [15:0] \$179 ;
-  wire \$18 ;
-  wire [16:0] \$180 ;
-  wire \$181 ;
-  wire \$182 ;
-  wire [7:0] \$183 ;
-  wire [7:0] \$184 ;
-  wire \$185 ;
-  wire \$186 ;
-  wire \$187 ;
-  wire \$188 ;
-  wire \$189 ;
-  wire \$19 ;
-  wire \$190 ;
-  wire \$191 ;
-  wire \$192 ;
-  wire \$193 ;
-  wire [6:0] \$194 ;
-  wire [6:0] \$195 ;
-  wire [7:0] \$196 ;
-  wire [8:0] \$197 ;
-  wire [17:0] \$198 ;
-  wire [17:0] \$199 ;
-  wire \$2 ;
-  wire \$20 ;
-  wire [17:0] \$200 ;
-  wire [17:0] \$201 ;
-  wire [17:0] \$202 ;
-  wire [17:0] \$203 ;
-  wire [17:0] \$204 ;
-  wire [17:0] \$205 ;
-  wire [17:0] \$206 ;
-  wire [17:0] \$207 ;
-  wire [17:0] \$208 ;
-  wire [17:0] \$209 ;
-  wire \$21 ;
-  wire [17:0] \$210 ;
-  wire [17:0] \$211 ;
-  wire [17:0] \$212 ;
-  wire [17:0] \$213 ;
-  wire [15:0] \$214 ;
-  wire [16:0] \$215 ;
-  wire [17:0] \$216 ;
-  wire [15:0] \$217 ;
-  wire [16:0] \$218 ;
-  wire [18:0] \$219 ;
-  wire \$22 ;
-  wire [15:0] \$220 ;
-  wire [18:0] \$221 ;
-  wire [19:0] \$222 ;
-  wire [15:0] \$223 ;
-  wire [18:0] \$224 ;
-  wire [20:0] \$225 ;
-  wire [15:0] \$226 ;
-  wire [22:0] \$227 ;
-  wire [23:0] \$228 ;
-  wire [15:0] \$229 ;
-  wire [30:0] \$23 ;
-  wire [22:0] \$230 ;
-  wire [24:0] \$231 ;
-  wire [15:0] \$232 ;
-  wire [22:0] \$233 ;
-  wire [23:0] \$234 ;
-  wire [15:0] \$235 ;
-  wire [22:0] \$236 ;
-  wire [24:0] \$237 ;
-  wire [15:0] \$238 ;
-  wire [24:0] \$239 ;
-  wire [30:0] \$24 ;
-  wire [26:0] \$240 ;
-  wire [27:0] \$241 ;
-  wire [28:0] \$242 ;
-  wire [26:0] \$243 ;
-  wire [27:0] \$244 ;
-  wire [15:0] \$245 ;
-  wire [16:0] \$246 ;
-  wire [17:0] \$247 ;
-  wire [15:0] \$248 ;
-  wire [16:0] \$249 ;
-  wire \$25 ;
-  wire [18:0] \$250 ;
-  wire [15:0] \$251 ;
-  wire [18:0] \$252 ;
-  wire [19:0] \$253 ;
-  wire [15:0] \$254 ;
-  wire [18:0] \$255 ;
-  wire [20:0] \$256 ;
-  wire [15:0] \$257 ;
-  wire [22:0] \$258 ;
-  wire [23:0] \$259 ;
-  wire \$26 ;
-  wire [15:0] \$260 ;
-  wire [22:0] \$261 ;
-  wire [24:0] \$262 ;
-  wire [15:0] \$263 ;
-  wire [22:0] \$264 ;
-  wire [23:0] \$265 ;
-  wire [15:0] \$266 ;
-  wire [22:0] \$267 ;
-  wire [24:0] \$268 ;
-  wire [15:0] \$269 ;
-  wire \$27 ;
-  wire [24:0] \$270 ;
-  wire [26:0] \$271 ;
-  wire [27:0] \$272 ;
-  wire [28:0] \$273 ;
-  wire [26:0] \$274 ;
-  wire [27:0] \$275 ;
-  wire [15:0] \$276 ;
-  wire [16:0] \$277 ;
-  wire [17:0] \$278 ;
-  wire [15:0] \$279 ;
-  wire \$28 ;
-  wire [16:0] \$280 ;
-  wire [18:0] \$281 ;
-  wire [15:0] \$282 ;
-  wire [18:0] \$283 ;
-  wire [19:0] \$284 ;
-  wire [15:0] \$285 ;
-  wire [18:0] \$286 ;
-  wire [20:0] \$287 ;
-  wire [15:0] \$288 ;
-  wire [22:0] \$289 ;
-  wire \$29 ;
-  wire [23:0] \$290 ;
-  wire [15:0] \$291 ;
-  wire [22:0] \$292 ;
-  wire [24:0] \$293 ;
-  wire [15:0] \$294 ;
-  wire [22:0] \$295 ;
-  wire [23:0] \$296 ;
-  wire [15:0] \$297 ;
-  wire [22:0] \$298 ;
-  wire [24:0] \$299 ;
-  wire \$3 ;
-  wire \$30 ;
-  wire [15:0] \$300 ;
-  wire [24:0] \$301 ;
-  wire [26:0] \$302 ;
-  wire [27:0] \$303 ;
-  wire [28:0] \$304 ;
-  wire [26:0] \$305 ;
-  wire [27:0] \$306 ;
-  wire [15:0] \$307 ;
-  wire [16:0] \$308 ;
-  wire [17:0] \$309 ;
-  wire [30:0] \$31 ;
-  wire [15:0] \$310 ;
-  wire [16:0] \$311 ;
-  wire [18:0] \$312 ;
-  wire [15:0] \$313 ;
-  wire [18:0] \$314 ;
-  wire [19:0] \$315 ;
-  wire [15:0] \$316 ;
-  wire [18:0] \$317 ;
-  wire [20:0] \$318 ;
-  wire [15:0] \$319 ;
-  wire [30:0] \$32 ;
-  wire [22:0] \$320 ;
-  wire [23:0] \$321 ;
-  wire [15:0] \$322 ;
-  wire [22:0] \$323 ;
-  wire [24:0] \$324 ;
-  wire [15:0] \$325 ;
-  wire [22:0] \$326 ;
-  wire [23:0] \$327 ;
-  wire [15:0] \$328 ;
-  wire [22:0] \$329 ;
-  wire [7:0] \$33 ;
-  wire [24:0] \$330 ;
-  wire [15:0] \$331 ;
-  wire [24:0] \$332 ;
-  wire [26:0] \$333 ;
-  wire [27:0] \$334 ;
-  wire [28:0] \$335 ;
-  wire [26:0] \$336 ;
-  wire [27:0] \$337 ;
-  wire [15:0] \$338 ;
-  wire [16:0] \$339 ;
-  wire [8:0] \$34 ;
-  wire [17:0] \$340 ;
-  wire [15:0] \$341 ;
-  wire [16:0] \$342 ;
-  wire [18:0] \$343 ;
-  wire [15:0] \$344 ;
-  wire [18:0] \$345 ;
-  wire [19:0] \$346 ;
-  wire [15:0] \$347 ;
-  wire [18:0] \$348 ;
-  wire [20:0] \$349 ;
-  wire \$35 ;
-  wire [15:0] \$350 ;
-  wire [22:0] \$351 ;
-  wire [23:0] \$352 ;
-  wire [15:0] \$353 ;
-  wire [22:0] \$354 ;
-  wire [24:0] \$355 ;
-  wire [15:0] \$356 ;
-  wire [22:0] \$357 ;
-  wire [23:0] \$358 ;
-  wire [15:0] \$359 ;
-  wire \$36 ;
-  wire [22:0] \$360 ;
-  wire [24:0] \$361 ;
-  wire [15:0] \$362 ;
-  wire [24:0] \$363 ;
-  wire [26:0] \$364 ;
-  wire [27:0] \$365 ;
-  wire [28:0] \$366 ;
-  wire [26:0] \$367 ;
-  wire [27:0] \$368 ;
-  wire [15:0] \$369 ;
-  wire \$37 ;
-  wire [16:0] \$370 ;
-  wire [17:0] \$371 ;
-  wire [15:0] \$372 ;
-  wire [16:0] \$373 ;
-  wire [18:0] \$374 ;
-  wire [15:0] \$375 ;
-  wire [18:0] \$376 ;
-  wire [19:0] \$377 ;
-  wire [15:0] \$378 ;
-  wire [18:0] \$379 ;
-  wire \$38 ;
-  wire [20:0] \$380 ;
-  wire [15:0] \$381 ;
-  wire [22:0] \$382 ;
-  wire [23:0] \$383 ;
-  wire [15:0] \$384 ;
-  wire [22:0] \$385 ;
-  wire [24:0] \$386 ;
-  wire [15:0] \$387 ;
-  wire [22:0] \$388 ;
-  wire [23:0] \$389 ;
-  wire \$39 ;
-  wire [15:0] \$390 ;
-  wire [22:0] \$391 ;
-  wire [24:0] \$392 ;
-  wire [15:0] \$393 ;
-  wire [24:0] \$394 ;
-  wire [26:0] \$395 ;
-  wire [27:0] \$396 ;
-  wire [28:0] \$397 ;
-  wire [26:0] \$398 ;
-  wire [27:0] \$399 ;
-  wire \$4 ;
-  wire \$40 ;
-  wire [15:0] \$400 ;
-  wire [16:0] \$401 ;
-  wire [17:0] \$402 ;
-  wire [15:0] \$403 ;
-  wire [16:0] \$404 ;
-  wire [18:0] \$405 ;
-  wire [15:0] \$406 ;
-  wire [18:0] \$407 ;
-  wire [19:0] \$408 ;
-  wire [15:0] \$409 ;
-  wire [21:0] \$41 ;
-  wire [18:0] \$410 ;
-  wire [20:0] \$411 ;
-  wire [15:0] \$412 ;
-  wire [22:0] \$413 ;
-  wire [23:0] \$414 ;
-  wire [15:0] \$415 ;
-  wire [22:0] \$416 ;
-  wire [24:0] \$417 ;
-  wire [15:0] \$418 ;
-  wire [22:0] \$419 ;
-  wire \$42 ;
-  wire [23:0] \$420 ;
-  wire [15:0] \$421 ;
-  wire [22:0] \$422 ;
-  wire [24:0] \$423 ;
-  wire [15:0] \$424 ;
-  wire [24:0] \$425 ;
-  wire [26:0] \$426 ;
-  wire [27:0] \$427 ;
-  wire [28:0] \$428 ;
-  wire [26:0] \$429 ;
-  wire \$43 ;
-  wire [27:0] \$430 ;
-  wire [15:0] \$431 ;
-  wire [16:0] \$432 ;
-  wire [17:0] \$433 ;
-  wire [15:0] \$434 ;
-  wire [16:0] \$435 ;
-  wire [18:0] \$436 ;
-  wire [15:0] \$437 ;
-  wire [18:0] \$438 ;
-  wire [19:0] \$439 ;
-  wire \$44 ;
-  wire [15:0] \$440 ;
-  wire [18:0] \$441 ;
-  wire [20:0] \$442 ;
-  wire [15:0] \$443 ;
-  wire [22:0] \$444 ;
-  wire [23:0] \$445 ;
-  wire [15:0] \$446 ;
-  wire [22:0] \$447 ;
-  wire [24:0] \$448 ;
-  wire [15:0] \$449 ;
-  wire \$45 ;
-  wire [22:0] \$450 ;
-  wire [23:0] \$451 ;
-  wire [15:0] \$452 ;
-  wire [22:0] \$453 ;
-  wire [24:0] \$454 ;
-  wire [15:0] \$455 ;
-  wire [24:0] \$456 ;
-  wire [26:0] \$457 ;
-  wire [27:0] \$458 ;
-  wire [28:0] \$459 ;
-  wire \$46 ;
-  wire [26:0] \$460 ;
-  wire [27:0] \$461 ;
-  wire [15:0] \$462 ;
-  wire [16:0] \$463 ;
-  wire [17:0] \$464 ;
-  wire [15:0] \$465 ;
-  wire [16:0] \$466 ;
-  wire [18:0] \$467 ;
-  wire [15:0] \$468 ;
-  wire [18:0] \$469 ;
-  wire \$47 ;
-  wire [19:0] \$470 ;
-  wire [15:0] \$471 ;
-  wire [18:0] \$472 ;
-  wire [20:0] \$473 ;
-  wire [15:0] \$474 ;
-  wire [22:0] \$475 ;
-  wire [23:0] \$476 ;
-  wire [15:0] \$477 ;
-  wire [22:0] \$478 ;
-  wire [24:0] \$479 ;
-  wire \$48 ;
-  wire [15:0] \$480 ;
-  wire [22:0] \$481 ;
-  wire [23:0] \$482 ;
-  wire [15:0] \$483 ;
-  wire [22:0] \$484 ;
-  wire [24:0] \$485 ;
-  wire [15:0] \$486 ;
-  wire [24:0] \$487 ;
-  wire [26:0] \$488 ;
-  wire [27:0] \$489 ;
-  wire \$49 ;
-  wire [28:0] \$490 ;
-  wire [26:0] \$491 ;
-  wire [27:0] \$492 ;
-  wire [15:0] \$493 ;
-  wire [16:0] \$494 ;
-  wire [17:0] \$495 ;
-  wire [15:0] \$496 ;
-  wire [16:0] \$497 ;
-  wire [18:0] \$498 ;
-  wire [15:0] \$499 ;
-  wire \$5 ;
-  wire [21:0] \$50 ;
-  wire [18:0] \$500 ;
-  wire [19:0] \$501 ;
-  wire [15:0] \$502 ;
-  wire [18:0] \$503 ;
-  wire [20:0] \$504 ;
-  wire [15:0] \$505 ;
-  wire [22:0] \$506 ;
-  wire [23:0] \$507 ;
-  wire [15:0] \$508 ;
-  wire [22:0] \$509 ;
-  wire \$51 ;
-  wire [24:0] \$510 ;
-  wire [15:0] \$511 ;
-  wire [22:0] \$512 ;
-  wire [23:0] \$513 ;
-  wire [15:0] \$514 ;
-  wire [22:0] \$515 ;
-  wire [24:0] \$516 ;
-  wire [15:0] \$517 ;
-  wire [24:0] \$518 ;
-  wire [26:0] \$519 ;
-  wire \$52 ;
-  wire [27:0] \$520 ;
-  wire [28:0] \$521 ;
-  wire [26:0] \$522 ;
-  wire [27:0] \$523 ;
-  wire [15:0] \$524 ;
-  wire [16:0] \$525 ;
-  wire [17:0] \$526 ;
-  wire [15:0] \$527 ;
-  wire [16:0] \$528 ;
-  wire [18:0] \$529 ;
-  wire \$53 ;
-  wire [15:0] \$530 ;
-  wire [18:0] \$531 ;
-  wire [19:0] \$532 ;
-  wire [15:0] \$533 ;
-  wire [18:0] \$534 ;
-  wire [20:0] \$535 ;
-  wire [15:0] \$536 ;
-  wire [22:0] \$537 ;
-  wire [23:0] \$538 ;
-  wire [15:0] \$539 ;
-  wire \$54 ;
-  wire [22:0] \$540 ;
-  wire [24:0] \$541 ;
-  wire [15:0] \$542 ;
-  wire [22:0] \$543 ;
-  wire [23:0] \$544 ;
-  wire [15:0] \$545 ;
-  wire [22:0] \$546 ;
-  wire [24:0] \$547 ;
-  wire [15:0] \$548 ;
-  wire [24:0] \$549 ;
-  wire \$55 ;
-  wire [26:0] \$550 ;
-  wire [27:0] \$551 ;
-  wire [28:0] \$552 ;
-  wire [26:0] \$553 ;
-  wire [27:0] \$554 ;
-  wire [15:0] \$555 ;
-  wire [16:0] \$556 ;
-  wire [17:0] \$557 ;
-  wire [15:0] \$558 ;
-  wire [16:0] \$559 ;
-  wire \$56 ;
-  wire [18:0] \$560 ;
-  wire [15:0] \$561 ;
-  wire [18:0] \$562 ;
-  wire [19:0] \$563 ;
-  wire [15:0] \$564 ;
-  wire [18:0] \$565 ;
-  wire [20:0] \$566 ;
-  wire [15:0] \$567 ;
-  wire [22:0] \$568 ;
-  wire [23:0] \$569 ;
-  wire \$57 ;
-  wire [15:0] \$570 ;
-  wire [22:0] \$571 ;
-  wire [24:0] \$572 ;
-  wire [15:0] \$573 ;
-  wire [22:0] \$574 ;
-  wire [23:0] \$575 ;
-  wire [15:0] \$576 ;
-  wire [22:0] \$577 ;
-  wire [24:0] \$578 ;
-  wire [15:0] \$579 ;
-  wire \$58 ;
-  wire [24:0] \$580 ;
-  wire [26:0] \$581 ;
-  wire [27:0] \$582 ;
-  wire [28:0] \$583 ;
-  wire [26:0] \$584 ;
-  wire [27:0] \$585 ;
-  wire [15:0] \$586 ;
-  wire [16:0] \$587 ;
-  wire [17:0] \$588 ;
-  wire [15:0] \$589 ;
-  wire [21:0] \$59 ;
-  wire [16:0] \$590 ;
-  wire [18:0] \$591 ;
-  wire [15:0] \$592 ;
-  wire [18:0] \$593 ;
-  wire [19:0] \$594 ;
-  wire [15:0] \$595 ;
-  wire [18:0] \$596 ;
-  wire [20:0] \$597 ;
-  wire [15:0] \$598 ;
-  wire [22:0] \$599 ;
-  wire \$6 ;
-  wire \$60 ;
-  wire [23:0] \$600 ;
-  wire [15:0] \$601 ;
-  wire [22:0] \$602 ;
-  wire [24:0] \$603 ;
-  wire [15:0] \$604 ;
-  wire [22:0] \$605 ;
-  wire [23:0] \$606 ;
-  wire [15:0] \$607 ;
-  wire [22:0] \$608 ;
-  wire [24:0] \$609 ;
-  wire \$61 ;
-  wire [15:0] \$610 ;
-  wire [24:0] \$611 ;
-  wire [26:0] \$612 ;
-  wire [27:0] \$613 ;
-  wire [28:0] \$614 ;
-  wire [26:0] \$615 ;
-  wire [27:0] \$616 ;
-  wire [15:0] \$617 ;
-  wire [16:0] \$618 ;
-  wire [17:0] \$619 ;
-  wire \$62 ;
-  wire [15:0] \$620 ;
-  wire [16:0] \$621 ;
-  wire [18:0] \$622 ;
-  wire [15:0] \$623 ;
-  wire [18:0] \$624 ;
-  wire [19:0] \$625 ;
-  wire [15:0] \$626 ;
-  wire [18:0] \$627 ;
-  wire [20:0] \$628 ;
-  wire [15:0] \$629 ;
-  wire \$63 ;
-  wire [22:0] \$630 ;
-  wire [23:0] \$631 ;
-  wire [15:0] \$632 ;
-  wire [22:0] \$633 ;
-  wire [24:0] \$634 ;
-  wire [15:0] \$635 ;
-  wire [22:0] \$636 ;
-  wire [23:0] \$637 ;
-  wire [15:0] \$638 ;
-  wire [22:0] \$639 ;
-  wire \$64 ;
-  wire [24:0] \$640 ;
-  wire [15:0] \$641 ;
-  wire [24:0] \$642 ;
-  wire [26:0] \$643 ;
-  wire [27:0] \$644 ;
-  wire [28:0] \$645 ;
-  wire [26:0] \$646 ;
-  wire [27:0] \$647 ;
-  wire [15:0] \$648 ;
-  wire [16:0] \$649 ;
-  wire \$65 ;
-  wire [17:0] \$650 ;
-  wire [15:0] \$651 ;
-  wire [16:0] \$652 ;
-  wire [18:0] \$653 ;
-  wire [15:0] \$654 ;
-  wire [18:0] \$655 ;
-  wire [19:0] \$656 ;
-  wire [15:0] \$657 ;
-  wire [18:0] \$658 ;
-  wire [20:0] \$659 ;
-  wire \$66 ;
-  wire [15:0] \$660 ;
-  wire [22:0] \$661 ;
-  wire [23:0] \$662 ;
-  wire [15:0] \$663 ;
-  wire [22:0] \$664 ;
-  wire [24:0] \$665 ;
-  wire [15:0] \$666 ;
-  wire [22:0] \$667 ;
-  wire [23:0] \$668 ;
-  wire [15:0] \$669 ;
-  wire \$67 ;
-  wire [22:0] \$670 ;
-  wire [24:0] \$671 ;
-  wire [15:0] \$672 ;
-  wire [24:0] \$673 ;
-  wire [26:0] \$674 ;
-  wire [27:0] \$675 ;
-  wire [28:0] \$676 ;
-  wire [26:0] \$677 ;
-  wire [27:0] \$678 ;
-  wire [15:0] \$679 ;
-  wire [21:0] \$68 ;
-  wire [16:0] \$680 ;
-  wire [17:0] \$681 ;
-  wire [15:0] \$682 ;
-  wire [16:0] \$683 ;
-  wire [18:0] \$684 ;
-  wire [15:0] \$685 ;
-  wire [18:0] \$686 ;
-  wire [19:0] \$687 ;
-  wire [15:0] \$688 ;
-  wire [18:0] \$689 ;
-  wire \$69 ;
-  wire [20:0] \$690 ;
-  wire [15:0] \$691 ;
-  wire [22:0] \$692 ;
-  wire [23:0] \$693 ;
-  wire [15:0] \$694 ;
-  wire [22:0] \$695 ;
-  wire [24:0] \$696 ;
-  wire [15:0] \$697 ;
-  wire [22:0] \$698 ;
-  wire [23:0] \$699 ;
-  wire [30:0] \$7 ;
-  wire \$70 ;
-  wire [15:0] \$700 ;
-  wire [22:0] \$701 ;
-  wire [24:0] \$702 ;
-  wire [15:0] \$703 ;
-  wire [24:0] \$704 ;
-  wire [26:0] \$705 ;
-  wire [27:0] \$706 ;
-  wire [28:0] \$707 ;
-  wire [26:0] \$708 ;
-  wire [27:0] \$709 ;
-  wire \$71 ;
-  wire [26:0] \$710 ;
-  wire [27:0] \$711 ;
-  wire [27:0] \$712 ;
-  wire [26:0] \$713 ;
-  wire [27:0] \$714 ;
-  wire [27:0] \$715 ;
-  wire [26:0] \$716 ;
-  wire [27:0] \$717 ;
-  wire [27:0] \$718 ;
-  wire [26:0] \$719 ;
-  wire \$72 ;
-  wire [27:0] \$720 ;
-  wire [27:0] \$721 ;
-  wire [26:0] \$722 ;
-  wire [27:0] \$723 ;
-  wire [27:0] \$724 ;
-  wire [26:0] \$725 ;
-  wire [27:0] \$726 ;
-  wire [27:0] \$727 ;
-  wire [26:0] \$728 ;
-  wire [27:0] \$729 ;
-  wire \$73 ;
-  wire [27:0] \$730 ;
-  wire [26:0] \$731 ;
-  wire [27:0] \$732 ;
-  wire [27:0] \$733 ;
-  wire [26:0] \$734 ;
-  wire [27:0] \$735 ;
-  wire [27:0] \$736 ;
-  wire [26:0] \$737 ;
-  wire [27:0] \$738 ;
-  wire [27:0] \$739 ;
-  wire \$74 ;
-  wire [26:0] \$740 ;
-  wire [27:0] \$741 ;
-  wire [27:0] \$742 ;
-  wire [26:0] \$743 ;
-  wire [27:0] \$744 ;
-  wire [27:0] \$745 ;
-  wire [26:0] \$746 ;
-  wire [27:0] \$747 ;
-  wire [27:0] \$748 ;
-  wire [26:0] \$749 ;
-  wire \$75 ;
-  wire [27:0] \$750 ;
-  wire [27:0] \$751 ;
-  wire [26:0] \$752 ;
-  wire [27:0] \$753 ;
-  wire [27:0] \$754 ;
-  wire [26:0] \$755 ;
-  wire [27:0] \$756 ;
-  wire [27:0] \$757 ;
-  wire [26:0] \$758 ;
-  wire [26:0] \$759 ;
-  wire \$76 ;
-  wire [26:0] \$760 ;
-  wire [26:0] \$761 ;
-  wire [26:0] \$762 ;
-  wire [26:0] \$763 ;
-  wire [26:0] \$764 ;
-  wire [26:0] \$765 ;
-  wire [26:0] \$766 ;
-  wire [26:0] \$767 ;
-  wire [26:0] \$768 ;
-  wire [26:0] \$769 ;
-  wire [21:0] \$77 ;
-  wire [26:0] \$770 ;
-  wire [26:0] \$771 ;
-  wire [26:0] \$772 ;
-  wire [26:0] \$773 ;
-  wire [27:0] \$774 ;
-  wire [28:0] \$775 ;
-  wire [29:0] \$776 ;
-  wire \$777 ;
-  wire [27:0] \$778 ;
-  wire [28:0] \$779 ;
-  wire \$78 ;
-  wire [29:0] \$780 ;
-  wire \$781 ;
-  wire [27:0] \$782 ;
-  wire [28:0] \$783 ;
-  wire [29:0] \$784 ;
-  wire \$785 ;
-  wire [27:0] \$786 ;
-  wire [28:0] \$787 ;
-  wire [29:0] \$788 ;
-  wire \$789 ;
-  wire \$79 ;
-  wire [27:0] \$790 ;
-  wire [28:0] \$791 ;
-  wire [29:0] \$792 ;
-  wire \$793 ;
-  wire [27:0] \$794 ;
-  wire [28:0] \$795 ;
-  wire [29:0] \$796 ;
-  wire \$797 ;
-  wire [27:0] \$798 ;
-  wire [28:0] \$799 ;
-  wire [30:0] \$8 ;
-  wire \$80 ;
-  wire [29:0] \$800 ;
-  wire \$801 ;
-  wire [27:0] \$802 ;
-  wire [28:0] \$803 ;
-  wire [29:0] \$804 ;
-  wire \$805 ;
-  wire [27:0] \$806 ;
-  wire [28:0] \$807 ;
-  wire [29:0] \$808 ;
-  wire \$809 ;
-  wire \$81 ;
-  wire [27:0] \$810 ;
-  wire [28:0] \$811 ;
-  wire [29:0] \$812 ;
-  wire \$813 ;
-  wire [27:0] \$814 ;
-  wire [28:0] \$815 ;
-  wire [29:0] \$816 ;
-  wire \$817 ;
-  wire [27:0] \$818 ;
-  wire [28:0] \$819 ;
-  wire \$82 ;
-  wire [29:0] \$820 ;
-  wire \$821 ;
-  wire [27:0] \$822 ;
-  wire [28:0] \$823 ;
-  wire [29:0] \$824 ;
-  wire \$825 ;
-  wire [27:0] \$826 ;
-  wire [28:0] \$827 ;
-  wire [29:0] \$828 ;
-  wire \$829 ;
-  wire \$83 ;
-  wire [27:0] \$830 ;
-  wire [28:0] \$831 ;
-  wire [29:0] \$832 ;
-  wire \$833 ;
-  wire [27:0] \$834 ;
-  wire [28:0] \$835 ;
-  wire [29:0] \$836 ;
-  wire \$837 ;
-  wire \$838 ;
-  wire [15:0] \$839 ;
-  wire \$84 ;
-  wire [15:0] \$840 ;
-  wire \$841 ;
-  wire \$842 ;
-  wire \$843 ;
-  wire \$844 ;
-  wire \$845 ;
-  wire \$846 ;
-  wire [15:0] \$847 ;
-  wire [15:0] \$848 ;
-  wire [15:0] \$849 ;
-  wire \$85 ;
-  wire \$850 ;
-  wire \$851 ;
-  wire \$852 ;
-  wire \$853 ;
-  wire \$854 ;
-  wire \$855 ;
-  wire [15:0] \$856 ;
-  wire [15:0] \$857 ;
-  wire [15:0] \$858 ;
-  wire \$859 ;
-  wire [21:0] \$86 ;
-  wire \$860 ;
-  wire \$861 ;
-  wire \$862 ;
-  wire \$863 ;
-  wire \$864 ;
-  wire [15:0] \$865 ;
-  wire [15:0] \$866 ;
-  wire [15:0] \$867 ;
-  wire \$868 ;
-  wire \$869 ;
-  wire \$87 ;
-  wire \$870 ;
-  wire \$871 ;
-  wire \$872 ;
-  wire \$873 ;
-  wire [15:0] \$874 ;
-  wire [15:0] \$875 ;
-  wire [15:0] \$876 ;
-  wire \$877 ;
-  wire \$878 ;
-  wire \$879 ;
-  wire \$88 ;
-  wire \$880 ;
-  wire \$881 ;
-  wire \$882 ;
-  wire [15:0] \$883 ;
-  wire [15:0] \$884 ;
-  wire [15:0] \$885 ;
-  wire \$886 ;
-  wire \$887 ;
-  wire \$888 ;
-  wire \$889 ;
-  wire \$89 ;
-  wire \$890 ;
-  wire \$891 ;
-  wire [15:0] \$892 ;
-  wire [15:0] \$893 ;
-  wire [15:0] \$894 ;
-  wire \$895 ;
-  wire \$896 ;
-  wire \$897 ;
-  wire \$898 ;
-  wire \$899 ;
-  wire \$9 ;
-  wire \$90 ;
-  wire \$900 ;
-  wire [15:0] \$901 ;
-  wire [15:0] \$902 ;
-  wire [15:0] \$903 ;
-  wire \$904 ;
-  wire \$905 ;
-  wire \$906 ;
-  wire \$907 ;
-  wire \$908 ;
-  wire \$909 ;
-  wire \$91 ;
-  wire [15:0] \$910 ;
-  wire [15:0] \$911 ;
-  wire [15:0] \$912 ;
-  wire \$913 ;
-  wire \$914 ;
-  wire \$915 ;
-  wire \$916 ;
-  wire \$917 ;
-  wire \$918 ;
-  wire [15:0] \$919 ;
-  wire \$92 ;
-  wire [15:0] \$920 ;
-  wire [15:0] \$921 ;
-  wire \$922 ;
-  wire \$923 ;
-  wire \$924 ;
-  wire \$925 ;
-  wire \$926 ;
-  wire \$927 ;
-  wire [15:0] \$928 ;
-  wire [15:0] \$929 ;
-  wire \$93 ;
-  wire [15:0] \$930 ;
-  wire \$931 ;
-  wire \$932 ;
-  wire \$933 ;
-  wire \$934 ;
-  wire \$935 ;
-  wire \$936 ;
-  wire [15:0] \$937 ;
-  wire [15:0] \$938 ;
-  wire [15:0] \$939 ;
-  wire \$94 ;
-  wire \$940 ;
-  wire \$941 ;
-  wire \$942 ;
-  wire \$943 ;
-  wire \$944 ;
-  wire \$945 ;
-  wire [15:0] \$946 ;
-  wire [15:0] \$947 ;
-  wire [15:0] \$948 ;
-  wire \$949 ;
-  wire [21:0] \$95 ;
-  wire \$950 ;
-  wire \$951 ;
-  wire \$952 ;
-  wire \$953 ;
-  wire \$954 ;
-  wire [15:0] \$955 ;
-  wire [15:0] \$956 ;
-  wire [15:0] \$957 ;
-  wire \$958 ;
-  wire \$959 ;
-  wire \$96 ;
-  wire \$960 ;
-  wire \$961 ;
-  wire \$962 ;
-  wire \$963 ;
-  wire [15:0] \$964 ;
-  wire [15:0] \$965 ;
-  wire [15:0] \$966 ;
-  wire \$967 ;
-  wire \$968 ;
-  wire \$969 ;
-  wire \$97 ;
-  wire \$970 ;
-  wire \$971 ;
-  wire \$972 ;
-  wire [15:0] \$973 ;
-  wire [15:0] \$974 ;
-  wire [15:0] \$975 ;
-  wire \$976 ;
-  wire \$977 ;
-  wire \$978 ;
-  wire \$979 ;
-  wire \$98 ;
-  wire \$980 ;
-  wire \$981 ;
-  wire [15:0] \$982 ;
-  wire [15:0] \$983 ;
-  wire [15:0] \$984 ;
-  wire [3:0] \$985 ;
-  wire [4:0] \$986 ;
-  wire [5:0] \$987 ;
-  wire [6:0] \$988 ;
-  wire [3:0] \$989 ;
-  wire \$99 ;
-  wire [4:0] \$990 ;
-  wire [5:0] \$991 ;
-  wire [6:0] \$992 ;
-  wire [3:0] \$993 ;
-  wire [4:0] \$994 ;
-  wire [5:0] \$995 ;
-  wire [6:0] \$996 ;
-  wire [3:0] \$997 ;
-  wire [4:0] \$998 ;
-  wire [5:0] \$999 ;
-  reg [15:0] \$signal  = 16'h0000;
-  (* init = 1'h0 *)
-  wire \$signal$142 ;
-  reg \$signal$445  = 1'h0;
-  reg [5:0] \$signature__addr  = 6'h00;
-  reg [29:0] \$signature__data  = 30'h00000000;
-  reg \$signature__en  = 1'h0;
-  reg [7:0] base8 = 8'h00;
   input [11:0] cfg__addr;
   wire [11:0] cfg__addr;
   wire [11:0] \cfg__addr$17 ;
+  wire [11:0] \cfg__addr$18 ;
   input [15:0] cfg__data;
   wire [15:0] cfg__data;
-  wire [15:0] \cfg__data$18 ;
+  wire [15:0] \cfg__data$19 ;
+  wire [15:0] \cfg__data$20 ;
   input cfg__en;
   wire cfg__en;
-  wire \cfg__en$19 ;
+  wire \cfg__en$21 ;
+  wire \cfg__en$22 ;
   input [3:0] cfg__lane;
   wire [3:0] cfg__lane;
-  wire [3:0] \cfg__lane$20 ;
+  wire [3:0] \cfg__lane$23 ;
+  wire [3:0] \cfg__lane$24 ;
   input [2:0] cfg__sel;
   wire [2:0] cfg__sel;
-  wire [2:0] \cfg__sel$21 ;
+  wire [2:0] \cfg__sel$25 ;
+  wire [2:0] \cfg__sel$26 ;
   input clk;
   wire clk;
-  reg [7:0] cur_base = 8'h00;
-  reg [4:0] cur_count = 5'h00;
-  reg cur_eot = 1'h0;
-  (* init = 30'h00000000 *)
-  wire [29:0] entry9;
   output err;
   wire err;
-  wire \err$22 ;
-  reg [6:0] fifo_level = 7'h00;
-  wire fifo_pop;
-  (* init = 1'h0 *)
-  wire fifo_push;
-  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [255:0] h7;
-  reg [3:0] h_wr__addr = 4'h0;
-  reg [255:0] h_wr__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg h_wr__en = 1'h0;
+  wire \err$46 ;
   input [8:0] i__payload;
   wire [8:0] i__payload;
   wire [8:0] \i__payload$14 ;
@@ -1133,3021 +42,286 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire i__valid;
   wire \i__valid$16 ;
   wire [3:0] issue__g;
-  reg [3:0] lane;
-  wire [15:0] lowest;
-  reg [15:0] mask7 = 16'h0000;
-  reg [15:0] mask8 = 16'h0000;
+  wire [3:0] \issue__g$28 ;
+  wire issue__valid;
+  wire \issue__valid$30 ;
   output [8:0] o__payload;
   wire [8:0] o__payload;
+  wire [8:0] \o__payload$39 ;
+  wire \o__payload$39.eot ;
+  wire [7:0] \o__payload$39.index ;
   wire \o__payload.eot ;
   wire [7:0] \o__payload.index ;
   input o__ready;
   wire o__ready;
+  wire \o__ready$40 ;
   output o__valid;
-  reg o__valid = 1'h0;
-  wire [287:0] pass___acc;
-  wire [7:0] pass___base;
-  wire pass___empty;
-  wire pass___first_step;
-  wire [3:0] pass___g;
-  wire pass___last;
+  wire o__valid;
+  wire \o__valid$41 ;
+  wire [302:0] pass___payload;
+  wire [302:0] \pass___payload$32 ;
+  wire [287:0] \pass___payload$32.acc ;
+  wire [17:0] \pass___payload$32.acc.0 ;
+  wire [17:0] \pass___payload$32.acc.10 ;
+  wire [17:0] \pass___payload$32.acc.11 ;
+  wire [17:0] \pass___payload$32.acc.12 ;
+  wire [17:0] \pass___payload$32.acc.13 ;
+  wire [17:0] \pass___payload$32.acc.14 ;
+  wire [17:0] \pass___payload$32.acc.15 ;
+  wire [17:0] \pass___payload$32.acc.1 ;
+  wire [17:0] \pass___payload$32.acc.2 ;
+  wire [17:0] \pass___payload$32.acc.3 ;
+  wire [17:0] \pass___payload$32.acc.4 ;
+  wire [17:0] \pass___payload$32.acc.5 ;
+  wire [17:0] \pass___payload$32.acc.6 ;
+  wire [17:0] \pass___payload$32.acc.7 ;
+  wire [17:0] \pass___payload$32.acc.8 ;
+  wire [17:0] \pass___payload$32.acc.9 ;
+  wire [7:0] \pass___payload$32.base ;
+  wire \pass___payload$32.empty ;
+  wire \pass___payload$32.first_step ;
+  wire [3:0] \pass___payload$32.g ;
+  wire \pass___payload$32.last ;
+  wire [287:0] \pass___payload.acc ;
+  wire [17:0] \pass___payload.acc.0 ;
+  wire [17:0] \pass___payload.acc.10 ;
+  wire [17:0] \pass___payload.acc.11 ;
+  wire [17:0] \pass___payload.acc.12 ;
+  wire [17:0] \pass___payload.acc.13 ;
+  wire [17:0] \pass___payload.acc.14 ;
+  wire [17:0] \pass___payload.acc.15 ;
+  wire [17:0] \pass___payload.acc.1 ;
+  wire [17:0] \pass___payload.acc.2 ;
+  wire [17:0] \pass___payload.acc.3 ;
+  wire [17:0] \pass___payload.acc.4 ;
+  wire [17:0] \pass___payload.acc.5 ;
+  wire [17:0] \pass___payload.acc.6 ;
+  wire [17:0] \pass___payload.acc.7 ;
+  wire [17:0] \pass___payload.acc.8 ;
+  wire [17:0] \pass___payload.acc.9 ;
+  wire [7:0] \pass___payload.base ;
+  wire \pass___payload.empty ;
+  wire \pass___payload.first_step ;
+  wire [3:0] \pass___payload.g ;
+  wire \pass___payload.last ;
   wire pass___valid;
-  wire [3:0] port__addr;
-  wire [3:0] \port__addr$31 ;
-  wire [3:0] \port__addr$35 ;
-  wire [3:0] \port__addr$39 ;
-  wire [3:0] \port__addr$40 ;
-  wire [255:0] port__data;
-  wire [143:0] \port__data$148 ;
-  wire [143:0] \port__data$150 ;
-  wire [255:0] \port__data$152 ;
-  wire [255:0] \port__data$155 ;
-  reg [5:0] ring_rd__addr = 6'h00;
-  wire [29:0] ring_rd__data;
+  wire \pass___valid$34 ;
+  wire [29:0] push__payload;
+  wire [29:0] \push__payload$36 ;
+  wire [7:0] \push__payload$36.base ;
+  wire [4:0] \push__payload$36.count ;
+  wire \push__payload$36.last ;
+  wire [15:0] \push__payload$36.mask ;
+  wire [7:0] \push__payload.base ;
+  wire [4:0] \push__payload.count ;
+  wire \push__payload.last ;
+  wire [15:0] \push__payload.mask ;
+  wire push__valid;
+  wire \push__valid$38 ;
   wire room;
-  (* init = 6'h00 *)
-  wire [5:0] rp;
+  wire \room$45 ;
   input rst;
   wire rst;
-  wire [17:0] s1_start0;
-  wire [17:0] s1_start1;
-  wire [17:0] s1_start10;
-  wire [17:0] s1_start11;
-  wire [17:0] s1_start12;
-  wire [17:0] s1_start13;
-  wire [17:0] s1_start14;
-  wire [17:0] s1_start15;
-  wire [17:0] s1_start2;
-  wire [17:0] s1_start3;
-  wire [17:0] s1_start4;
-  wire [17:0] s1_start5;
-  wire [17:0] s1_start6;
-  wire [17:0] s1_start7;
-  wire [17:0] s1_start8;
-  wire [17:0] s1_start9;
-  reg [143:0] s2_alpha = 144'h000000000000000000000000000000000000;
-  reg [143:0] s2_beta = 144'h000000000000000000000000000000000000;
-  reg [255:0] s2_bias = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] s2_h = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [255:0] s2_threshold = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  reg [8:0] s3_alpha0 = 9'h000;
-  reg [8:0] s3_alpha1 = 9'h000;
-  reg [8:0] s3_alpha10 = 9'h000;
-  reg [8:0] s3_alpha11 = 9'h000;
-  reg [8:0] s3_alpha12 = 9'h000;
-  reg [8:0] s3_alpha13 = 9'h000;
-  reg [8:0] s3_alpha14 = 9'h000;
-  reg [8:0] s3_alpha15 = 9'h000;
-  reg [8:0] s3_alpha2 = 9'h000;
-  reg [8:0] s3_alpha3 = 9'h000;
-  reg [8:0] s3_alpha4 = 9'h000;
-  reg [8:0] s3_alpha5 = 9'h000;
-  reg [8:0] s3_alpha6 = 9'h000;
-  reg [8:0] s3_alpha7 = 9'h000;
-  reg [8:0] s3_alpha8 = 9'h000;
-  reg [8:0] s3_alpha9 = 9'h000;
-  reg [7:0] s3_base = 8'h00;
-  reg [17:0] s3_current0 = 18'h00000;
-  reg [17:0] s3_current1 = 18'h00000;
-  reg [17:0] s3_current10 = 18'h00000;
-  reg [17:0] s3_current11 = 18'h00000;
-  reg [17:0] s3_current12 = 18'h00000;
-  reg [17:0] s3_current13 = 18'h00000;
-  reg [17:0] s3_current14 = 18'h00000;
-  reg [17:0] s3_current15 = 18'h00000;
-  reg [17:0] s3_current2 = 18'h00000;
-  reg [17:0] s3_current3 = 18'h00000;
-  reg [17:0] s3_current4 = 18'h00000;
-  reg [17:0] s3_current5 = 18'h00000;
-  reg [17:0] s3_current6 = 18'h00000;
-  reg [17:0] s3_current7 = 18'h00000;
-  reg [17:0] s3_current8 = 18'h00000;
-  reg [17:0] s3_current9 = 18'h00000;
-  reg s3_first_step = 1'h0;
-  reg [3:0] s3_g = 4'h0;
-  reg s3_last = 1'h0;
-  reg [25:0] s3_pb0_0 = 26'h0000000;
-  reg [25:0] s3_pb0_2 = 26'h0000000;
-  reg [25:0] s3_pb0_4 = 26'h0000000;
-  reg [25:0] s3_pb0_6 = 26'h0000000;
-  reg [25:0] s3_pb0_8 = 26'h0000000;
-  reg [25:0] s3_pb10_0 = 26'h0000000;
-  reg [25:0] s3_pb10_2 = 26'h0000000;
-  reg [25:0] s3_pb10_4 = 26'h0000000;
-  reg [25:0] s3_pb10_6 = 26'h0000000;
-  reg [25:0] s3_pb10_8 = 26'h0000000;
-  reg [25:0] s3_pb11_0 = 26'h0000000;
-  reg [25:0] s3_pb11_2 = 26'h0000000;
-  reg [25:0] s3_pb11_4 = 26'h0000000;
-  reg [25:0] s3_pb11_6 = 26'h0000000;
-  reg [25:0] s3_pb11_8 = 26'h0000000;
-  reg [25:0] s3_pb12_0 = 26'h0000000;
-  reg [25:0] s3_pb12_2 = 26'h0000000;
-  reg [25:0] s3_pb12_4 = 26'h0000000;
-  reg [25:0] s3_pb12_6 = 26'h0000000;
-  reg [25:0] s3_pb12_8 = 26'h0000000;
-  reg [25:0] s3_pb13_0 = 26'h0000000;
-  reg [25:0] s3_pb13_2 = 26'h0000000;
-  reg [25:0] s3_pb13_4 = 26'h0000000;
-  reg [25:0] s3_pb13_6 = 26'h0000000;
-  reg [25:0] s3_pb13_8 = 26'h0000000;
-  reg [25:0] s3_pb14_0 = 26'h0000000;
-  reg [25:0] s3_pb14_2 = 26'h0000000;
-  reg [25:0] s3_pb14_4 = 26'h0000000;
-  reg [25:0] s3_pb14_6 = 26'h0000000;
-  reg [25:0] s3_pb14_8 = 26'h0000000;
-  reg [25:0] s3_pb15_0 = 26'h0000000;
-  reg [25:0] s3_pb15_2 = 26'h0000000;
-  reg [25:0] s3_pb15_4 = 26'h0000000;
-  reg [25:0] s3_pb15_6 = 26'h0000000;
-  reg [25:0] s3_pb15_8 = 26'h0000000;
-  reg [25:0] s3_pb1_0 = 26'h0000000;
-  reg [25:0] s3_pb1_2 = 26'h0000000;
-  reg [25:0] s3_pb1_4 = 26'h0000000;
-  reg [25:0] s3_pb1_6 = 26'h0000000;
-  reg [25:0] s3_pb1_8 = 26'h0000000;
-  reg [25:0] s3_pb2_0 = 26'h0000000;
-  reg [25:0] s3_pb2_2 = 26'h0000000;
-  reg [25:0] s3_pb2_4 = 26'h0000000;
-  reg [25:0] s3_pb2_6 = 26'h0000000;
-  reg [25:0] s3_pb2_8 = 26'h0000000;
-  reg [25:0] s3_pb3_0 = 26'h0000000;
-  reg [25:0] s3_pb3_2 = 26'h0000000;
-  reg [25:0] s3_pb3_4 = 26'h0000000;
-  reg [25:0] s3_pb3_6 = 26'h0000000;
-  reg [25:0] s3_pb3_8 = 26'h0000000;
-  reg [25:0] s3_pb4_0 = 26'h0000000;
-  reg [25:0] s3_pb4_2 = 26'h0000000;
-  reg [25:0] s3_pb4_4 = 26'h0000000;
-  reg [25:0] s3_pb4_6 = 26'h0000000;
-  reg [25:0] s3_pb4_8 = 26'h0000000;
-  reg [25:0] s3_pb5_0 = 26'h0000000;
-  reg [25:0] s3_pb5_2 = 26'h0000000;
-  reg [25:0] s3_pb5_4 = 26'h0000000;
-  reg [25:0] s3_pb5_6 = 26'h0000000;
-  reg [25:0] s3_pb5_8 = 26'h0000000;
-  reg [25:0] s3_pb6_0 = 26'h0000000;
-  reg [25:0] s3_pb6_2 = 26'h0000000;
-  reg [25:0] s3_pb6_4 = 26'h0000000;
-  reg [25:0] s3_pb6_6 = 26'h0000000;
-  reg [25:0] s3_pb6_8 = 26'h0000000;
-  reg [25:0] s3_pb7_0 = 26'h0000000;
-  reg [25:0] s3_pb7_2 = 26'h0000000;
-  reg [25:0] s3_pb7_4 = 26'h0000000;
-  reg [25:0] s3_pb7_6 = 26'h0000000;
-  reg [25:0] s3_pb7_8 = 26'h0000000;
-  reg [25:0] s3_pb8_0 = 26'h0000000;
-  reg [25:0] s3_pb8_2 = 26'h0000000;
-  reg [25:0] s3_pb8_4 = 26'h0000000;
-  reg [25:0] s3_pb8_6 = 26'h0000000;
-  reg [25:0] s3_pb8_8 = 26'h0000000;
-  reg [25:0] s3_pb9_0 = 26'h0000000;
-  reg [25:0] s3_pb9_2 = 26'h0000000;
-  reg [25:0] s3_pb9_4 = 26'h0000000;
-  reg [25:0] s3_pb9_6 = 26'h0000000;
-  reg [25:0] s3_pb9_8 = 26'h0000000;
-  reg [15:0] s3_theta0 = 16'h0000;
-  reg [15:0] s3_theta1 = 16'h0000;
-  reg [15:0] s3_theta10 = 16'h0000;
-  reg [15:0] s3_theta11 = 16'h0000;
-  reg [15:0] s3_theta12 = 16'h0000;
-  reg [15:0] s3_theta13 = 16'h0000;
-  reg [15:0] s3_theta14 = 16'h0000;
-  reg [15:0] s3_theta15 = 16'h0000;
-  reg [15:0] s3_theta2 = 16'h0000;
-  reg [15:0] s3_theta3 = 16'h0000;
-  reg [15:0] s3_theta4 = 16'h0000;
-  reg [15:0] s3_theta5 = 16'h0000;
-  reg [15:0] s3_theta6 = 16'h0000;
-  reg [15:0] s3_theta7 = 16'h0000;
-  reg [15:0] s3_theta8 = 16'h0000;
-  reg [15:0] s3_theta9 = 16'h0000;
-  reg s3_valid = 1'h0;
-  reg [8:0] s4_alpha0 = 9'h000;
-  reg [8:0] s4_alpha1 = 9'h000;
-  reg [8:0] s4_alpha10 = 9'h000;
-  reg [8:0] s4_alpha11 = 9'h000;
-  reg [8:0] s4_alpha12 = 9'h000;
-  reg [8:0] s4_alpha13 = 9'h000;
-  reg [8:0] s4_alpha14 = 9'h000;
-  reg [8:0] s4_alpha15 = 9'h000;
-  reg [8:0] s4_alpha2 = 9'h000;
-  reg [8:0] s4_alpha3 = 9'h000;
-  reg [8:0] s4_alpha4 = 9'h000;
-  reg [8:0] s4_alpha5 = 9'h000;
-  reg [8:0] s4_alpha6 = 9'h000;
-  reg [8:0] s4_alpha7 = 9'h000;
-  reg [8:0] s4_alpha8 = 9'h000;
-  reg [8:0] s4_alpha9 = 9'h000;
-  reg [7:0] s4_base = 8'h00;
-  reg [17:0] s4_current0 = 18'h00000;
-  reg [17:0] s4_current1 = 18'h00000;
-  reg [17:0] s4_current10 = 18'h00000;
-  reg [17:0] s4_current11 = 18'h00000;
-  reg [17:0] s4_current12 = 18'h00000;
-  reg [17:0] s4_current13 = 18'h00000;
-  reg [17:0] s4_current14 = 18'h00000;
-  reg [17:0] s4_current15 = 18'h00000;
-  reg [17:0] s4_current2 = 18'h00000;
-  reg [17:0] s4_current3 = 18'h00000;
-  reg [17:0] s4_current4 = 18'h00000;
-  reg [17:0] s4_current5 = 18'h00000;
-  reg [17:0] s4_current6 = 18'h00000;
-  reg [17:0] s4_current7 = 18'h00000;
-  reg [17:0] s4_current8 = 18'h00000;
-  reg [17:0] s4_current9 = 18'h00000;
-  reg s4_first_step = 1'h0;
-  reg [3:0] s4_g = 4'h0;
-  reg s4_last = 1'h0;
-  reg [25:0] s4_pb0_0 = 26'h0000000;
-  reg [25:0] s4_pb0_3 = 26'h0000000;
-  reg [25:0] s4_pb10_0 = 26'h0000000;
-  reg [25:0] s4_pb10_3 = 26'h0000000;
-  reg [25:0] s4_pb11_0 = 26'h0000000;
-  reg [25:0] s4_pb11_3 = 26'h0000000;
-  reg [25:0] s4_pb12_0 = 26'h0000000;
-  reg [25:0] s4_pb12_3 = 26'h0000000;
-  reg [25:0] s4_pb13_0 = 26'h0000000;
-  reg [25:0] s4_pb13_3 = 26'h0000000;
-  reg [25:0] s4_pb14_0 = 26'h0000000;
-  reg [25:0] s4_pb14_3 = 26'h0000000;
-  reg [25:0] s4_pb15_0 = 26'h0000000;
-  reg [25:0] s4_pb15_3 = 26'h0000000;
-  reg [25:0] s4_pb1_0 = 26'h0000000;
-  reg [25:0] s4_pb1_3 = 26'h0000000;
-  reg [25:0] s4_pb2_0 = 26'h0000000;
-  reg [25:0] s4_pb2_3 = 26'h0000000;
-  reg [25:0] s4_pb3_0 = 26'h0000000;
-  reg [25:0] s4_pb3_3 = 26'h0000000;
-  reg [25:0] s4_pb4_0 = 26'h0000000;
-  reg [25:0] s4_pb4_3 = 26'h0000000;
-  reg [25:0] s4_pb5_0 = 26'h0000000;
-  reg [25:0] s4_pb5_3 = 26'h0000000;
-  reg [25:0] s4_pb6_0 = 26'h0000000;
-  reg [25:0] s4_pb6_3 = 26'h0000000;
-  reg [25:0] s4_pb7_0 = 26'h0000000;
-  reg [25:0] s4_pb7_3 = 26'h0000000;
-  reg [25:0] s4_pb8_0 = 26'h0000000;
-  reg [25:0] s4_pb8_3 = 26'h0000000;
-  reg [25:0] s4_pb9_0 = 26'h0000000;
-  reg [25:0] s4_pb9_3 = 26'h0000000;
-  reg [15:0] s4_theta0 = 16'h0000;
-  reg [15:0] s4_theta1 = 16'h0000;
-  reg [15:0] s4_theta10 = 16'h0000;
-  reg [15:0] s4_theta11 = 16'h0000;
-  reg [15:0] s4_theta12 = 16'h0000;
-  reg [15:0] s4_theta13 = 16'h0000;
-  reg [15:0] s4_theta14 = 16'h0000;
-  reg [15:0] s4_theta15 = 16'h0000;
-  reg [15:0] s4_theta2 = 16'h0000;
-  reg [15:0] s4_theta3 = 16'h0000;
-  reg [15:0] s4_theta4 = 16'h0000;
-  reg [15:0] s4_theta5 = 16'h0000;
-  reg [15:0] s4_theta6 = 16'h0000;
-  reg [15:0] s4_theta7 = 16'h0000;
-  reg [15:0] s4_theta8 = 16'h0000;
-  reg [15:0] s4_theta9 = 16'h0000;
-  reg s4_valid = 1'h0;
-  reg [7:0] s5_base = 8'h00;
-  reg s5_first_step = 1'h0;
-  reg [3:0] s5_g = 4'h0;
-  reg s5_last = 1'h0;
-  reg [27:0] s5_pa0 = 28'h0000000;
-  reg [27:0] s5_pa1 = 28'h0000000;
-  reg [27:0] s5_pa10 = 28'h0000000;
-  reg [27:0] s5_pa11 = 28'h0000000;
-  reg [27:0] s5_pa12 = 28'h0000000;
-  reg [27:0] s5_pa13 = 28'h0000000;
-  reg [27:0] s5_pa14 = 28'h0000000;
-  reg [27:0] s5_pa15 = 28'h0000000;
-  reg [27:0] s5_pa2 = 28'h0000000;
-  reg [27:0] s5_pa3 = 28'h0000000;
-  reg [27:0] s5_pa4 = 28'h0000000;
-  reg [27:0] s5_pa5 = 28'h0000000;
-  reg [27:0] s5_pa6 = 28'h0000000;
-  reg [27:0] s5_pa7 = 28'h0000000;
-  reg [27:0] s5_pa8 = 28'h0000000;
-  reg [27:0] s5_pa9 = 28'h0000000;
-  reg [17:0] s5_rb0 = 18'h00000;
-  reg [17:0] s5_rb1 = 18'h00000;
-  reg [17:0] s5_rb10 = 18'h00000;
-  reg [17:0] s5_rb11 = 18'h00000;
-  reg [17:0] s5_rb12 = 18'h00000;
-  reg [17:0] s5_rb13 = 18'h00000;
-  reg [17:0] s5_rb14 = 18'h00000;
-  reg [17:0] s5_rb15 = 18'h00000;
-  reg [17:0] s5_rb2 = 18'h00000;
-  reg [17:0] s5_rb3 = 18'h00000;
-  reg [17:0] s5_rb4 = 18'h00000;
-  reg [17:0] s5_rb5 = 18'h00000;
-  reg [17:0] s5_rb6 = 18'h00000;
-  reg [17:0] s5_rb7 = 18'h00000;
-  reg [17:0] s5_rb8 = 18'h00000;
-  reg [17:0] s5_rb9 = 18'h00000;
-  reg [15:0] s5_theta0 = 16'h0000;
-  reg [15:0] s5_theta1 = 16'h0000;
-  reg [15:0] s5_theta10 = 16'h0000;
-  reg [15:0] s5_theta11 = 16'h0000;
-  reg [15:0] s5_theta12 = 16'h0000;
-  reg [15:0] s5_theta13 = 16'h0000;
-  reg [15:0] s5_theta14 = 16'h0000;
-  reg [15:0] s5_theta15 = 16'h0000;
-  reg [15:0] s5_theta2 = 16'h0000;
-  reg [15:0] s5_theta3 = 16'h0000;
-  reg [15:0] s5_theta4 = 16'h0000;
-  reg [15:0] s5_theta5 = 16'h0000;
-  reg [15:0] s5_theta6 = 16'h0000;
-  reg [15:0] s5_theta7 = 16'h0000;
-  reg [15:0] s5_theta8 = 16'h0000;
-  reg [15:0] s5_theta9 = 16'h0000;
-  reg s5_valid = 1'h0;
-  reg [7:0] s6_base = 8'h00;
-  reg s6_first_step = 1'h0;
-  reg [3:0] s6_g = 4'h0;
-  reg s6_last = 1'h0;
-  wire s6_spike0;
-  wire s6_spike1;
-  wire s6_spike10;
-  wire s6_spike11;
-  wire s6_spike12;
-  wire s6_spike13;
-  wire s6_spike14;
-  wire s6_spike15;
-  wire s6_spike2;
-  wire s6_spike3;
-  wire s6_spike4;
-  wire s6_spike5;
-  wire s6_spike6;
-  wire s6_spike7;
-  wire s6_spike8;
-  wire s6_spike9;
-  reg [15:0] s6_theta0 = 16'h0000;
-  reg [15:0] s6_theta1 = 16'h0000;
-  reg [15:0] s6_theta10 = 16'h0000;
-  reg [15:0] s6_theta11 = 16'h0000;
-  reg [15:0] s6_theta12 = 16'h0000;
-  reg [15:0] s6_theta13 = 16'h0000;
-  reg [15:0] s6_theta14 = 16'h0000;
-  reg [15:0] s6_theta15 = 16'h0000;
-  reg [15:0] s6_theta2 = 16'h0000;
-  reg [15:0] s6_theta3 = 16'h0000;
-  reg [15:0] s6_theta4 = 16'h0000;
-  reg [15:0] s6_theta5 = 16'h0000;
-  reg [15:0] s6_theta6 = 16'h0000;
-  reg [15:0] s6_theta7 = 16'h0000;
-  reg [15:0] s6_theta8 = 16'h0000;
-  reg [15:0] s6_theta9 = 16'h0000;
-  reg s6_theta_lo0 = 1'h0;
-  reg s6_theta_lo1 = 1'h0;
-  reg s6_theta_lo10 = 1'h0;
-  reg s6_theta_lo11 = 1'h0;
-  reg s6_theta_lo12 = 1'h0;
-  reg s6_theta_lo13 = 1'h0;
-  reg s6_theta_lo14 = 1'h0;
-  reg s6_theta_lo15 = 1'h0;
-  reg s6_theta_lo2 = 1'h0;
-  reg s6_theta_lo3 = 1'h0;
-  reg s6_theta_lo4 = 1'h0;
-  reg s6_theta_lo5 = 1'h0;
-  reg s6_theta_lo6 = 1'h0;
-  reg s6_theta_lo7 = 1'h0;
-  reg s6_theta_lo8 = 1'h0;
-  reg s6_theta_lo9 = 1'h0;
-  reg s6_valid = 1'h0;
-  reg [20:0] s6_x0 = 21'h000000;
-  reg [20:0] s6_x1 = 21'h000000;
-  reg [20:0] s6_x10 = 21'h000000;
-  reg [20:0] s6_x11 = 21'h000000;
-  reg [20:0] s6_x12 = 21'h000000;
-  reg [20:0] s6_x13 = 21'h000000;
-  reg [20:0] s6_x14 = 21'h000000;
-  reg [20:0] s6_x15 = 21'h000000;
-  reg [20:0] s6_x2 = 21'h000000;
-  reg [20:0] s6_x3 = 21'h000000;
-  reg [20:0] s6_x4 = 21'h000000;
-  reg [20:0] s6_x5 = 21'h000000;
-  reg [20:0] s6_x6 = 21'h000000;
-  reg [20:0] s6_x7 = 21'h000000;
-  reg [20:0] s6_x8 = 21'h000000;
-  reg [20:0] s6_x9 = 21'h000000;
-  reg [7:0] s7_base = 8'h00;
-  reg s7_first_step = 1'h0;
-  (* init = 4'h0 *)
-  wire [3:0] s7_g;
-  reg s7_last = 1'h0;
-  (* init = 1'h0 *)
-  wire s7_valid;
-  reg [2:0] s8_count0 = 3'h0;
-  reg [2:0] s8_count1 = 3'h0;
-  reg [2:0] s8_count2 = 3'h0;
-  reg [2:0] s8_count3 = 3'h0;
   wire [287:0] start;
-  reg valid8 = 1'h0;
-  (* init = 6'h00 *)
-  wire [5:0] wp;
-  wire [3:0] wp__addr;
-  wire [3:0] \wp__addr$28 ;
-  wire [3:0] \wp__addr$32 ;
-  wire [3:0] \wp__addr$36 ;
-  wire [143:0] wp__data;
-  wire [143:0] \wp__data$29 ;
-  wire [255:0] \wp__data$33 ;
-  wire [255:0] \wp__data$37 ;
-  wire [15:0] wp__en;
-  wire [15:0] \wp__en$30 ;
-  wire [15:0] \wp__en$34 ;
-  wire [15:0] \wp__en$38 ;
-  reg [143:0] alpha_mem [15:0];
-  initial begin
-    alpha_mem[0] = 144'h402010080402010080402010080402010080;
-    alpha_mem[1] = 144'h402010080402010080402010080402010080;
-    alpha_mem[2] = 144'h402010080402010080402010080402010080;
-    alpha_mem[3] = 144'h402010080402010080402010080402010080;
-    alpha_mem[4] = 144'h402010080402010080402010080402010080;
-    alpha_mem[5] = 144'h402010080402010080402010080402010080;
-    alpha_mem[6] = 144'h402010080402010080402010080402010080;
-    alpha_mem[7] = 144'h402010080402010080402010080402010080;
-    alpha_mem[8] = 144'h402010080402010080402010080402010080;
-    alpha_mem[9] = 144'h402010080402010080402010080402010080;
-    alpha_mem[10] = 144'h402010080402010080402010080402010080;
-    alpha_mem[11] = 144'h402010080402010080402010080402010080;
-    alpha_mem[12] = 144'h402010080402010080402010080402010080;
-    alpha_mem[13] = 144'h402010080402010080402010080402010080;
-    alpha_mem[14] = 144'h402010080402010080402010080402010080;
-    alpha_mem[15] = 144'h402010080402010080402010080402010080;
-  end
-  always @(posedge clk) begin
-    if (\$8 [0])
-      alpha_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
-    if (\$8 [1])
-      alpha_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
-    if (\$8 [2])
-      alpha_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
-    if (\$8 [3])
-      alpha_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
-    if (\$8 [4])
-      alpha_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
-    if (\$8 [5])
-      alpha_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
-    if (\$8 [6])
-      alpha_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
-    if (\$8 [7])
-      alpha_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
-    if (\$8 [8])
-      alpha_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
-    if (\$8 [9])
-      alpha_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
-    if (\$8 [10])
-      alpha_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
-    if (\$8 [11])
-      alpha_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
-    if (\$8 [12])
-      alpha_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
-    if (\$8 [13])
-      alpha_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
-    if (\$8 [14])
-      alpha_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
-    if (\$8 [15])
-      alpha_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
-  end
-  reg [143:0] _0_;
-  always @(posedge clk) begin
-    _0_ <= alpha_mem[port__addr];
-  end
-  assign \port__data$148  = _0_;
-  reg [143:0] beta_mem [15:0];
-  initial begin
-    beta_mem[0] = 144'h402010080402010080402010080402010080;
-    beta_mem[1] = 144'h402010080402010080402010080402010080;
-    beta_mem[2] = 144'h402010080402010080402010080402010080;
-    beta_mem[3] = 144'h402010080402010080402010080402010080;
-    beta_mem[4] = 144'h402010080402010080402010080402010080;
-    beta_mem[5] = 144'h402010080402010080402010080402010080;
-    beta_mem[6] = 144'h402010080402010080402010080402010080;
-    beta_mem[7] = 144'h402010080402010080402010080402010080;
-    beta_mem[8] = 144'h402010080402010080402010080402010080;
-    beta_mem[9] = 144'h402010080402010080402010080402010080;
-    beta_mem[10] = 144'h402010080402010080402010080402010080;
-    beta_mem[11] = 144'h402010080402010080402010080402010080;
-    beta_mem[12] = 144'h402010080402010080402010080402010080;
-    beta_mem[13] = 144'h402010080402010080402010080402010080;
-    beta_mem[14] = 144'h402010080402010080402010080402010080;
-    beta_mem[15] = 144'h402010080402010080402010080402010080;
-  end
-  always @(posedge clk) begin
-    if (\$16 [0])
-      beta_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
-    if (\$16 [1])
-      beta_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
-    if (\$16 [2])
-      beta_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
-    if (\$16 [3])
-      beta_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
-    if (\$16 [4])
-      beta_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
-    if (\$16 [5])
-      beta_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
-    if (\$16 [6])
-      beta_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
-    if (\$16 [7])
-      beta_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
-    if (\$16 [8])
-      beta_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
-    if (\$16 [9])
-      beta_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
-    if (\$16 [10])
-      beta_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
-    if (\$16 [11])
-      beta_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
-    if (\$16 [12])
-      beta_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
-    if (\$16 [13])
-      beta_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
-    if (\$16 [14])
-      beta_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
-    if (\$16 [15])
-      beta_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
-  end
-  reg [143:0] _1_;
-  always @(posedge clk) begin
-    _1_ <= beta_mem[port__addr];
-  end
-  assign \port__data$150  = _1_;
-  reg [255:0] bias_mem [15:0];
-  initial begin
-    bias_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    bias_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  end
-  always @(posedge clk) begin
-    if (\$32 [0])
-      bias_mem[cfg__addr[3:0]][15:0] <= cfg__data;
-    if (\$32 [1])
-      bias_mem[cfg__addr[3:0]][31:16] <= cfg__data;
-    if (\$32 [2])
-      bias_mem[cfg__addr[3:0]][47:32] <= cfg__data;
-    if (\$32 [3])
-      bias_mem[cfg__addr[3:0]][63:48] <= cfg__data;
-    if (\$32 [4])
-      bias_mem[cfg__addr[3:0]][79:64] <= cfg__data;
-    if (\$32 [5])
-      bias_mem[cfg__addr[3:0]][95:80] <= cfg__data;
-    if (\$32 [6])
-      bias_mem[cfg__addr[3:0]][111:96] <= cfg__data;
-    if (\$32 [7])
-      bias_mem[cfg__addr[3:0]][127:112] <= cfg__data;
-    if (\$32 [8])
-      bias_mem[cfg__addr[3:0]][143:128] <= cfg__data;
-    if (\$32 [9])
-      bias_mem[cfg__addr[3:0]][159:144] <= cfg__data;
-    if (\$32 [10])
-      bias_mem[cfg__addr[3:0]][175:160] <= cfg__data;
-    if (\$32 [11])
-      bias_mem[cfg__addr[3:0]][191:176] <= cfg__data;
-    if (\$32 [12])
-      bias_mem[cfg__addr[3:0]][207:192] <= cfg__data;
-    if (\$32 [13])
-      bias_mem[cfg__addr[3:0]][223:208] <= cfg__data;
-    if (\$32 [14])
-      bias_mem[cfg__addr[3:0]][239:224] <= cfg__data;
-    if (\$32 [15])
-      bias_mem[cfg__addr[3:0]][255:240] <= cfg__data;
-  end
-  reg [255:0] _2_;
-  always @(posedge clk) begin
-    _2_ <= bias_mem[port__addr];
-  end
-  assign port__data = _2_;
-  reg [255:0] h_mem [15:0];
-  initial begin
-    h_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-    h_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
-  end
-  always @(posedge clk) begin
-    if (h_wr__en)
-      h_mem[h_wr__addr] <= h_wr__data;
-  end
-  reg [255:0] _3_;
-  always @(posedge clk) begin
-    _3_ <= h_mem[port__addr];
-  end
-  assign \port__data$155  = _3_;
-  reg [29:0] spikes [63:0];
-  initial begin
-    spikes[0] = 30'h00000000;
-    spikes[1] = 30'h00000000;
-    spikes[2] = 30'h00000000;
-    spikes[3] = 30'h00000000;
-    spikes[4] = 30'h00000000;
-    spikes[5] = 30'h00000000;
-    spikes[6] = 30'h00000000;
-    spikes[7] = 30'h00000000;
-    spikes[8] = 30'h00000000;
-    spikes[9] = 30'h00000000;
-    spikes[10] = 30'h00000000;
-    spikes[11] = 30'h00000000;
-    spikes[12] = 30'h00000000;
-    spikes[13] = 30'h00000000;
-    spikes[14] = 30'h00000000;
-    spikes[15] = 30'h00000000;
-    spikes[16] = 30'h00000000;
-    spikes[17] = 30'h00000000;
-    spikes[18] = 30'h00000000;
-    spikes[19] = 30'h00000000;
-    spikes[20] = 30'h00000000;
-    spikes[21] = 30'h00000000;
-    spikes[22] = 30'h00000000;
-    spikes[23] = 30'h00000000;
-    spikes[24] = 30'h00000000;
-    spikes[25] = 30'h00000000;
-    spikes[26] = 30'h00000000;
-    spikes[27] = 30'h00000000;
-    spikes[28] = 30'h00000000;
-    spikes[29] = 30'h00000000;
-    spikes[30] = 30'h00000000;
-    spikes[31] = 30'h00000000;
-    spikes[32] = 30'h00000000;
-    spikes[33] = 30'h00000000;
-    spikes[34] = 30'h00000000;
-    spikes[35] = 30'h00000000;
-    spikes[36] = 30'h00000000;
-    spikes[37] = 30'h00000000;
-    spikes[38] = 30'h00000000;
-    spikes[39] = 30'h00000000;
-    spikes[40] = 30'h00000000;
-    spikes[41] = 30'h00000000;
-    spikes[42] = 30'h00000000;
-    spikes[43] = 30'h00000000;
-    spikes[44] = 30'h00000000;
-    spikes[45] = 30'h00000000;
-    spikes[46] = 30'h00000000;
-    spikes[47] = 30'h00000000;
-    spikes[48] = 30'h00000000;
-    spikes[49] = 30'h00000000;
-    spikes[50] = 30'h00000000;
-    spikes[51] = 30'h00000000;
-    spikes[52] = 30'h00000000;
-    spikes[53] = 30'h00000000;
-    spikes[54] = 30'h00000000;
-    spikes[55] = 30'h00000000;
-    spikes[56] = 30'h00000000;
-    spikes[57] = 30'h00000000;
-    spikes[58] = 30'h00000000;
-    spikes[59] = 30'h00000000;
-    spikes[60] = 30'h00000000;
-    spikes[61] = 30'h00000000;
-    spikes[62] = 30'h00000000;
-    spikes[63] = 30'h00000000;
-  end
-  always @(posedge clk) begin
-    if (\$signature__en )
-      spikes[\$signature__addr ] <= \$signature__data ;
-  end
-  assign ring_rd__data = spikes[ring_rd__addr];
-  reg [255:0] threshold_mem [15:0];
-  initial begin
-    threshold_mem[0] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[1] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[2] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[3] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[4] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[5] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[6] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[7] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[8] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[9] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[10] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[11] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[12] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[13] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[14] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-    threshold_mem[15] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
-  end
-  always @(posedge clk) begin
-    if (\$24 [0])
-      threshold_mem[cfg__addr[3:0]][15:0] <= cfg__data;
-    if (\$24 [1])
-      threshold_mem[cfg__addr[3:0]][31:16] <= cfg__data;
-    if (\$24 [2])
-      threshold_mem[cfg__addr[3:0]][47:32] <= cfg__data;
-    if (\$24 [3])
-      threshold_mem[cfg__addr[3:0]][63:48] <= cfg__data;
-    if (\$24 [4])
-      threshold_mem[cfg__addr[3:0]][79:64] <= cfg__data;
-    if (\$24 [5])
-      threshold_mem[cfg__addr[3:0]][95:80] <= cfg__data;
-    if (\$24 [6])
-      threshold_mem[cfg__addr[3:0]][111:96] <= cfg__data;
-    if (\$24 [7])
-      threshold_mem[cfg__addr[3:0]][127:112] <= cfg__data;
-    if (\$24 [8])
-      threshold_mem[cfg__addr[3:0]][143:128] <= cfg__data;
-    if (\$24 [9])
-      threshold_mem[cfg__addr[3:0]][159:144] <= cfg__data;
-    if (\$24 [10])
-      threshold_mem[cfg__addr[3:0]][175:160] <= cfg__data;
-    if (\$24 [11])
-      threshold_mem[cfg__addr[3:0]][191:176] <= cfg__data;
-    if (\$24 [12])
-      threshold_mem[cfg__addr[3:0]][207:192] <= cfg__data;
-    if (\$24 [13])
-      threshold_mem[cfg__addr[3:0]][223:208] <= cfg__data;
-    if (\$24 [14])
-      threshold_mem[cfg__addr[3:0]][239:224] <= cfg__data;
-    if (\$24 [15])
-      threshold_mem[cfg__addr[3:0]][255:240] <= cfg__data;
-  end
-  reg [255:0] _4_;
-  always @(posedge clk) begin
-    _4_ <= threshold_mem[port__addr];
-  end
-  assign \port__data$152  = _4_;
-  assign \$1  = cfg__sel == 1'h1;
-  assign \$2  = cfg__en & \$1 ;
-  assign \$3  = cfg__addr < 5'h10;
-  assign \$4  = \$2  & \$3 ;
-  assign \$5  = cfg__lane < 5'h10;
-  assign \$6  = \$4  & \$5 ;
-  assign \$7  = 1'h1 << cfg__lane;
-  assign \$8  = \$6  ? \$7  : 31'h00000000;
-  assign \$9  = cfg__sel == 2'h2;
-  assign \$10  = cfg__en & \$9 ;
-  assign \$11  = cfg__addr < 5'h10;
-  assign \$12  = \$10  & \$11 ;
-  assign \$13  = cfg__lane < 5'h10;
-  assign \$14  = \$12  & \$13 ;
-  assign \$15  = 1'h1 << cfg__lane;
-  assign \$16  = \$14  ? \$15  : 31'h00000000;
-  assign \$17  = cfg__sel == 2'h3;
-  assign \$18  = cfg__en & \$17 ;
-  assign \$19  = cfg__addr < 5'h10;
-  assign \$20  = \$18  & \$19 ;
-  assign \$21  = cfg__lane < 5'h10;
-  assign \$22  = \$20  & \$21 ;
-  assign \$23  = 1'h1 << cfg__lane;
-  assign \$24  = \$22  ? \$23  : 31'h00000000;
-  assign \$25  = cfg__sel == 3'h4;
-  assign \$26  = cfg__en & \$25 ;
-  assign \$27  = cfg__addr < 5'h10;
-  assign \$28  = \$26  & \$27 ;
-  assign \$29  = cfg__lane < 5'h10;
-  assign \$30  = \$28  & \$29 ;
-  assign \$31  = 1'h1 << cfg__lane;
-  assign \$32  = \$30  ? \$31  : 31'h00000000;
-  assign \$33  = fifo_level + 4'h9;
-  assign \$34  = \$33  + 2'h2;
-  assign room = \$34  <= 7'h40;
-  assign \$35  = ~ s6_x0[20];
-  assign \$36  = | s6_x0[20:15];
-  assign \$37  = \$35  & \$36 ;
-  assign \$38  = & s6_x0[20:15];
-  assign \$39  = ~ \$38 ;
-  assign \$40  = s6_x0[20] & \$39 ;
-  assign \$41  = $signed(s6_x0) - $signed(s6_theta0);
-  assign \$42  = ~ \$41 [21];
-  assign \$43  = \$40  ? s6_theta_lo0 : \$42 ;
-  assign s6_spike0 = \$37  ? 1'h1 : \$43 ;
-  assign \$44  = ~ s6_x1[20];
-  assign \$45  = | s6_x1[20:15];
-  assign \$46  = \$44  & \$45 ;
-  assign \$47  = & s6_x1[20:15];
-  assign \$48  = ~ \$47 ;
-  assign \$49  = s6_x1[20] & \$48 ;
-  assign \$50  = $signed(s6_x1) - $signed(s6_theta1);
-  assign \$51  = ~ \$50 [21];
-  assign \$52  = \$49  ? s6_theta_lo1 : \$51 ;
-  assign s6_spike1 = \$46  ? 1'h1 : \$52 ;
-  assign \$53  = ~ s6_x2[20];
-  assign \$54  = | s6_x2[20:15];
-  assign \$55  = \$53  & \$54 ;
-  assign \$56  = & s6_x2[20:15];
-  assign \$57  = ~ \$56 ;
-  assign \$58  = s6_x2[20] & \$57 ;
-  assign \$59  = $signed(s6_x2) - $signed(s6_theta2);
-  assign \$60  = ~ \$59 [21];
-  assign \$61  = \$58  ? s6_theta_lo2 : \$60 ;
-  assign s6_spike2 = \$55  ? 1'h1 : \$61 ;
-  assign \$62  = ~ s6_x3[20];
-  assign \$63  = | s6_x3[20:15];
-  assign \$64  = \$62  & \$63 ;
-  assign \$65  = & s6_x3[20:15];
-  assign \$66  = ~ \$65 ;
-  assign \$67  = s6_x3[20] & \$66 ;
-  assign \$68  = $signed(s6_x3) - $signed(s6_theta3);
-  assign \$69  = ~ \$68 [21];
-  assign \$70  = \$67  ? s6_theta_lo3 : \$69 ;
-  assign s6_spike3 = \$64  ? 1'h1 : \$70 ;
-  assign \$71  = ~ s6_x4[20];
-  assign \$72  = | s6_x4[20:15];
-  assign \$73  = \$71  & \$72 ;
-  assign \$74  = & s6_x4[20:15];
-  assign \$75  = ~ \$74 ;
-  assign \$76  = s6_x4[20] & \$75 ;
-  assign \$77  = $signed(s6_x4) - $signed(s6_theta4);
-  assign \$78  = ~ \$77 [21];
-  assign \$79  = \$76  ? s6_theta_lo4 : \$78 ;
-  assign s6_spike4 = \$73  ? 1'h1 : \$79 ;
-  assign \$80  = ~ s6_x5[20];
-  assign \$81  = | s6_x5[20:15];
-  assign \$82  = \$80  & \$81 ;
-  assign \$83  = & s6_x5[20:15];
-  assign \$84  = ~ \$83 ;
-  assign \$85  = s6_x5[20] & \$84 ;
-  assign \$86  = $signed(s6_x5) - $signed(s6_theta5);
-  assign \$87  = ~ \$86 [21];
-  assign \$88  = \$85  ? s6_theta_lo5 : \$87 ;
-  assign s6_spike5 = \$82  ? 1'h1 : \$88 ;
-  assign \$89  = ~ s6_x6[20];
-  assign \$90  = | s6_x6[20:15];
-  assign \$91  = \$89  & \$90 ;
-  assign \$92  = & s6_x6[20:15];
-  assign \$93  = ~ \$92 ;
-  assign \$94  = s6_x6[20] & \$93 ;
-  assign \$95  = $signed(s6_x6) - $signed(s6_theta6);
-  assign \$96  = ~ \$95 [21];
-  assign \$97  = \$94  ? s6_theta_lo6 : \$96 ;
-  assign s6_spike6 = \$91  ? 1'h1 : \$97 ;
-  assign \$98  = ~ s6_x7[20];
-  assign \$99  = | s6_x7[20:15];
-  assign \$100  = \$98  & \$99 ;
-  assign \$101  = & s6_x7[20:15];
-  assign \$102  = ~ \$101 ;
-  assign \$103  = s6_x7[20] & \$102 ;
-  assign \$104  = $signed(s6_x7) - $signed(s6_theta7);
-  assign \$105  = ~ \$104 [21];
-  assign \$106  = \$103  ? s6_theta_lo7 : \$105 ;
-  assign s6_spike7 = \$100  ? 1'h1 : \$106 ;
-  assign \$107  = ~ s6_x8[20];
-  assign \$108  = | s6_x8[20:15];
-  assign \$109  = \$107  & \$108 ;
-  assign \$110  = & s6_x8[20:15];
-  assign \$111  = ~ \$110 ;
-  assign \$112  = s6_x8[20] & \$111 ;
-  assign \$113  = $signed(s6_x8) - $signed(s6_theta8);
-  assign \$114  = ~ \$113 [21];
-  assign \$115  = \$112  ? s6_theta_lo8 : \$114 ;
-  assign s6_spike8 = \$109  ? 1'h1 : \$115 ;
-  assign \$116  = ~ s6_x9[20];
-  assign \$117  = | s6_x9[20:15];
-  assign \$118  = \$116  & \$117 ;
-  assign \$119  = & s6_x9[20:15];
-  assign \$120  = ~ \$119 ;
-  assign \$121  = s6_x9[20] & \$120 ;
-  assign \$122  = $signed(s6_x9) - $signed(s6_theta9);
-  assign \$123  = ~ \$122 [21];
-  assign \$124  = \$121  ? s6_theta_lo9 : \$123 ;
-  assign s6_spike9 = \$118  ? 1'h1 : \$124 ;
-  assign \$125  = ~ s6_x10[20];
-  assign \$126  = | s6_x10[20:15];
-  assign \$127  = \$125  & \$126 ;
-  assign \$128  = & s6_x10[20:15];
-  assign \$129  = ~ \$128 ;
-  assign \$130  = s6_x10[20] & \$129 ;
-  assign \$131  = $signed(s6_x10) - $signed(s6_theta10);
-  assign \$132  = ~ \$131 [21];
-  assign \$133  = \$130  ? s6_theta_lo10 : \$132 ;
-  assign s6_spike10 = \$127  ? 1'h1 : \$133 ;
-  assign \$134  = ~ s6_x11[20];
-  assign \$135  = | s6_x11[20:15];
-  assign \$136  = \$134  & \$135 ;
-  assign \$137  = & s6_x11[20:15];
-  assign \$138  = ~ \$137 ;
-  assign \$139  = s6_x11[20] & \$138 ;
-  assign \$140  = $signed(s6_x11) - $signed(s6_theta11);
-  assign \$141  = ~ \$140 [21];
-  assign \$142  = \$139  ? s6_theta_lo11 : \$141 ;
-  assign s6_spike11 = \$136  ? 1'h1 : \$142 ;
-  assign \$143  = ~ s6_x12[20];
-  assign \$144  = | s6_x12[20:15];
-  assign \$145  = \$143  & \$144 ;
-  assign \$146  = & s6_x12[20:15];
-  assign \$147  = ~ \$146 ;
-  assign \$148  = s6_x12[20] & \$147 ;
-  assign \$149  = $signed(s6_x12) - $signed(s6_theta12);
-  assign \$150  = ~ \$149 [21];
-  assign \$151  = \$148  ? s6_theta_lo12 : \$150 ;
-  assign s6_spike12 = \$145  ? 1'h1 : \$151 ;
-  assign \$152  = ~ s6_x13[20];
-  assign \$153  = | s6_x13[20:15];
-  assign \$154  = \$152  & \$153 ;
-  assign \$155  = & s6_x13[20:15];
-  assign \$156  = ~ \$155 ;
-  assign \$157  = s6_x13[20] & \$156 ;
-  assign \$158  = $signed(s6_x13) - $signed(s6_theta13);
-  assign \$159  = ~ \$158 [21];
-  assign \$160  = \$157  ? s6_theta_lo13 : \$159 ;
-  assign s6_spike13 = \$154  ? 1'h1 : \$160 ;
-  assign \$161  = ~ s6_x14[20];
-  assign \$162  = | s6_x14[20:15];
-  assign \$163  = \$161  & \$162 ;
-  assign \$164  = & s6_x14[20:15];
-  assign \$165  = ~ \$164 ;
-  assign \$166  = s6_x14[20] & \$165 ;
-  assign \$167  = $signed(s6_x14) - $signed(s6_theta14);
-  assign \$168  = ~ \$167 [21];
-  assign \$169  = \$166  ? s6_theta_lo14 : \$168 ;
-  assign s6_spike14 = \$163  ? 1'h1 : \$169 ;
-  assign \$170  = ~ s6_x15[20];
-  assign \$171  = | s6_x15[20:15];
-  assign \$172  = \$170  & \$171 ;
-  assign \$173  = & s6_x15[20:15];
-  assign \$174  = ~ \$173 ;
-  assign \$175  = s6_x15[20] & \$174 ;
-  assign \$176  = $signed(s6_x15) - $signed(s6_theta15);
-  assign \$177  = ~ \$176 [21];
-  assign \$178  = \$175  ? s6_theta_lo15 : \$177 ;
-  assign s6_spike15 = \$172  ? 1'h1 : \$178 ;
-  assign \$179  = ~ \$signal ;
-  assign \$180  = \$179  + 1'h1;
-  assign lowest = \$signal  & \$180 [15:0];
-  assign \$181  = ! cur_count;
-  assign \$182  = ! cur_count;
-  assign \$183  = cur_base | { 4'h0, lane };
-  assign \$184  = \$182  ? 8'h00 : \$183 ;
-  assign \$185  = | fifo_level;
-  assign \$186  = ~ o__valid;
-  assign \$187  = ! cur_count;
-  assign \$188  = cur_count == 1'h1;
-  assign \$189  = ~ cur_eot;
-  assign \$190  = \$188  & \$189 ;
-  assign \$191  = \$187  | \$190 ;
-  assign \$192  = o__ready & \$191 ;
-  assign \$193  = \$186  | \$192 ;
-  assign fifo_pop = \$185  & \$193 ;
-  assign \$194  = \$signature__addr  + 1'h1;
-  assign \$195  = ring_rd__addr + 1'h1;
-  assign \$196  = fifo_level + \$signature__en ;
-  assign \$197  = \$196  - fifo_pop;
-  assign \$198  = pass___empty ? { s2_bias[15], s2_bias[15], s2_bias[15:0] } : pass___acc[17:0];
-  assign \$199  = pass___empty ? { s2_bias[31], s2_bias[31], s2_bias[31:16] } : pass___acc[35:18];
-  assign \$200  = pass___empty ? { s2_bias[47], s2_bias[47], s2_bias[47:32] } : pass___acc[53:36];
-  assign \$201  = pass___empty ? { s2_bias[63], s2_bias[63], s2_bias[63:48] } : pass___acc[71:54];
-  assign \$202  = pass___empty ? { s2_bias[79], s2_bias[79], s2_bias[79:64] } : pass___acc[89:72];
-  assign \$203  = pass___empty ? { s2_bias[95], s2_bias[95], s2_bias[95:80] } : pass___acc[107:90];
-  assign \$204  = pass___empty ? { s2_bias[111], s2_bias[111], s2_bias[111:96] } : pass___acc[125:108];
-  assign \$205  = pass___empty ? { s2_bias[127], s2_bias[127], s2_bias[127:112] } : pass___acc[143:126];
-  assign \$206  = pass___empty ? { s2_bias[143], s2_bias[143], s2_bias[143:128] } : pass___acc[161:144];
-  assign \$207  = pass___empty ? { s2_bias[159], s2_bias[159], s2_bias[159:144] } : pass___acc[179:162];
-  assign \$208  = pass___empty ? { s2_bias[175], s2_bias[175], s2_bias[175:160] } : pass___acc[197:180];
-  assign \$209  = pass___empty ? { s2_bias[191], s2_bias[191], s2_bias[191:176] } : pass___acc[215:198];
-  assign \$210  = pass___empty ? { s2_bias[207], s2_bias[207], s2_bias[207:192] } : pass___acc[233:216];
-  assign \$211  = pass___empty ? { s2_bias[223], s2_bias[223], s2_bias[223:208] } : pass___acc[251:234];
-  assign \$212  = pass___empty ? { s2_bias[239], s2_bias[239], s2_bias[239:224] } : pass___acc[269:252];
-  assign \$213  = pass___empty ? { s2_bias[255], s2_bias[255], s2_bias[255:240] } : pass___acc[287:270];
-  assign \$214  = s2_beta[0] ? s2_h[15:0] : 16'h0000;
-  assign \$216  = $signed(1'h0) + $signed(\$215 );
-  assign \$217  = s2_beta[1] ? s2_h[15:0] : 16'h0000;
-  assign \$219  = $signed(\$216 ) + $signed(\$218 );
-  assign \$220  = s2_beta[2] ? s2_h[15:0] : 16'h0000;
-  assign \$222  = $signed(1'h0) + $signed(\$221 );
-  assign \$223  = s2_beta[3] ? s2_h[15:0] : 16'h0000;
-  assign \$225  = $signed(\$222 ) + $signed(\$224 );
-  assign \$226  = s2_beta[4] ? s2_h[15:0] : 16'h0000;
-  assign \$228  = $signed(1'h0) + $signed(\$227 );
-  assign \$229  = s2_beta[5] ? s2_h[15:0] : 16'h0000;
-  assign \$231  = $signed(\$228 ) + $signed(\$230 );
-  assign \$232  = s2_beta[6] ? s2_h[15:0] : 16'h0000;
-  assign \$234  = $signed(1'h0) + $signed(\$233 );
-  assign \$235  = s2_beta[7] ? s2_h[15:0] : 16'h0000;
-  assign \$237  = $signed(\$234 ) + $signed(\$236 );
-  assign \$238  = s2_beta[8] ? s2_h[15:0] : 16'h0000;
-  assign \$239  = $signed(1'h0) + $signed({ \$238 , 8'h80 });
-  assign \$240  = $signed(1'h0) + $signed(s3_pb0_0);
-  assign \$241  = $signed(\$240 ) + $signed(s3_pb0_2);
-  assign \$242  = $signed(\$241 ) + $signed(s3_pb0_4);
-  assign \$243  = $signed(1'h0) + $signed(s3_pb0_6);
-  assign \$244  = $signed(\$243 ) + $signed(s3_pb0_8);
-  assign \$245  = s2_beta[9] ? s2_h[31:16] : 16'h0000;
-  assign \$247  = $signed(1'h0) + $signed(\$246 );
-  assign \$248  = s2_beta[10] ? s2_h[31:16] : 16'h0000;
-  assign \$250  = $signed(\$247 ) + $signed(\$249 );
-  assign \$251  = s2_beta[11] ? s2_h[31:16] : 16'h0000;
-  assign \$253  = $signed(1'h0) + $signed(\$252 );
-  assign \$254  = s2_beta[12] ? s2_h[31:16] : 16'h0000;
-  assign \$256  = $signed(\$253 ) + $signed(\$255 );
-  assign \$257  = s2_beta[13] ? s2_h[31:16] : 16'h0000;
-  assign \$259  = $signed(1'h0) + $signed(\$258 );
-  assign \$260  = s2_beta[14] ? s2_h[31:16] : 16'h0000;
-  assign \$262  = $signed(\$259 ) + $signed(\$261 );
-  assign \$263  = s2_beta[15] ? s2_h[31:16] : 16'h0000;
-  assign \$265  = $signed(1'h0) + $signed(\$264 );
-  assign \$266  = s2_beta[16] ? s2_h[31:16] : 16'h0000;
-  assign \$268  = $signed(\$265 ) + $signed(\$267 );
-  assign \$269  = s2_beta[17] ? s2_h[31:16] : 16'h0000;
-  assign \$270  = $signed(1'h0) + $signed({ \$269 , 8'h80 });
-  assign \$271  = $signed(1'h0) + $signed(s3_pb1_0);
-  assign \$272  = $signed(\$271 ) + $signed(s3_pb1_2);
-  assign \$273  = $signed(\$272 ) + $signed(s3_pb1_4);
-  assign \$274  = $signed(1'h0) + $signed(s3_pb1_6);
-  assign \$275  = $signed(\$274 ) + $signed(s3_pb1_8);
-  assign \$276  = s2_beta[18] ? s2_h[47:32] : 16'h0000;
-  assign \$278  = $signed(1'h0) + $signed(\$277 );
-  assign \$279  = s2_beta[19] ? s2_h[47:32] : 16'h0000;
-  assign \$281  = $signed(\$278 ) + $signed(\$280 );
-  assign \$282  = s2_beta[20] ? s2_h[47:32] : 16'h0000;
-  assign \$284  = $signed(1'h0) + $signed(\$283 );
-  assign \$285  = s2_beta[21] ? s2_h[47:32] : 16'h0000;
-  assign \$287  = $signed(\$284 ) + $signed(\$286 );
-  assign \$288  = s2_beta[22] ? s2_h[47:32] : 16'h0000;
-  assign \$290  = $signed(1'h0) + $signed(\$289 );
-  assign \$291  = s2_beta[23] ? s2_h[47:32] : 16'h0000;
-  assign \$293  = $signed(\$290 ) + $signed(\$292 );
-  assign \$294  = s2_beta[24] ? s2_h[47:32] : 16'h0000;
-  assign \$296  = $signed(1'h0) + $signed(\$295 );
-  assign \$297  = s2_beta[25] ? s2_h[47:32] : 16'h0000;
-  assign \$299  = $signed(\$296 ) + $signed(\$298 );
-  assign \$300  = s2_beta[26] ? s2_h[47:32] : 16'h0000;
-  assign \$301  = $signed(1'h0) + $signed({ \$300 , 8'h80 });
-  assign \$302  = $signed(1'h0) + $signed(s3_pb2_0);
-  assign \$303  = $signed(\$302 ) + $signed(s3_pb2_2);
-  assign \$304  = $signed(\$303 ) + $signed(s3_pb2_4);
-  assign \$305  = $signed(1'h0) + $signed(s3_pb2_6);
-  assign \$306  = $signed(\$305 ) + $signed(s3_pb2_8);
-  assign \$307  = s2_beta[27] ? s2_h[63:48] : 16'h0000;
-  assign \$309  = $signed(1'h0) + $signed(\$308 );
-  assign \$310  = s2_beta[28] ? s2_h[63:48] : 16'h0000;
-  assign \$312  = $signed(\$309 ) + $signed(\$311 );
-  assign \$313  = s2_beta[29] ? s2_h[63:48] : 16'h0000;
-  assign \$315  = $signed(1'h0) + $signed(\$314 );
-  assign \$316  = s2_beta[30] ? s2_h[63:48] : 16'h0000;
-  assign \$318  = $signed(\$315 ) + $signed(\$317 );
-  assign \$319  = s2_beta[31] ? s2_h[63:48] : 16'h0000;
-  assign \$321  = $signed(1'h0) + $signed(\$320 );
-  assign \$322  = s2_beta[32] ? s2_h[63:48] : 16'h0000;
-  assign \$324  = $signed(\$321 ) + $signed(\$323 );
-  assign \$325  = s2_beta[33] ? s2_h[63:48] : 16'h0000;
-  assign \$327  = $signed(1'h0) + $signed(\$326 );
-  assign \$328  = s2_beta[34] ? s2_h[63:48] : 16'h0000;
-  assign \$330  = $signed(\$327 ) + $signed(\$329 );
-  assign \$331  = s2_beta[35] ? s2_h[63:48] : 16'h0000;
-  assign \$332  = $signed(1'h0) + $signed({ \$331 , 8'h80 });
-  assign \$333  = $signed(1'h0) + $signed(s3_pb3_0);
-  assign \$334  = $signed(\$333 ) + $signed(s3_pb3_2);
-  assign \$335  = $signed(\$334 ) + $signed(s3_pb3_4);
-  assign \$336  = $signed(1'h0) + $signed(s3_pb3_6);
-  assign \$337  = $signed(\$336 ) + $signed(s3_pb3_8);
-  assign \$338  = s2_beta[36] ? s2_h[79:64] : 16'h0000;
-  assign \$340  = $signed(1'h0) + $signed(\$339 );
-  assign \$341  = s2_beta[37] ? s2_h[79:64] : 16'h0000;
-  assign \$343  = $signed(\$340 ) + $signed(\$342 );
-  assign \$344  = s2_beta[38] ? s2_h[79:64] : 16'h0000;
-  assign \$346  = $signed(1'h0) + $signed(\$345 );
-  assign \$347  = s2_beta[39] ? s2_h[79:64] : 16'h0000;
-  assign \$349  = $signed(\$346 ) + $signed(\$348 );
-  assign \$350  = s2_beta[40] ? s2_h[79:64] : 16'h0000;
-  assign \$352  = $signed(1'h0) + $signed(\$351 );
-  assign \$353  = s2_beta[41] ? s2_h[79:64] : 16'h0000;
-  assign \$355  = $signed(\$352 ) + $signed(\$354 );
-  assign \$356  = s2_beta[42] ? s2_h[79:64] : 16'h0000;
-  assign \$358  = $signed(1'h0) + $signed(\$357 );
-  assign \$359  = s2_beta[43] ? s2_h[79:64] : 16'h0000;
-  assign \$361  = $signed(\$358 ) + $signed(\$360 );
-  assign \$362  = s2_beta[44] ? s2_h[79:64] : 16'h0000;
-  assign \$363  = $signed(1'h0) + $signed({ \$362 , 8'h80 });
-  assign \$364  = $signed(1'h0) + $signed(s3_pb4_0);
-  assign \$365  = $signed(\$364 ) + $signed(s3_pb4_2);
-  assign \$366  = $signed(\$365 ) + $signed(s3_pb4_4);
-  assign \$367  = $signed(1'h0) + $signed(s3_pb4_6);
-  assign \$368  = $signed(\$367 ) + $signed(s3_pb4_8);
-  assign \$369  = s2_beta[45] ? s2_h[95:80] : 16'h0000;
-  assign \$371  = $signed(1'h0) + $signed(\$370 );
-  assign \$372  = s2_beta[46] ? s2_h[95:80] : 16'h0000;
-  assign \$374  = $signed(\$371 ) + $signed(\$373 );
-  assign \$375  = s2_beta[47] ? s2_h[95:80] : 16'h0000;
-  assign \$377  = $signed(1'h0) + $signed(\$376 );
-  assign \$378  = s2_beta[48] ? s2_h[95:80] : 16'h0000;
-  assign \$380  = $signed(\$377 ) + $signed(\$379 );
-  assign \$381  = s2_beta[49] ? s2_h[95:80] : 16'h0000;
-  assign \$383  = $signed(1'h0) + $signed(\$382 );
-  assign \$384  = s2_beta[50] ? s2_h[95:80] : 16'h0000;
-  assign \$386  = $signed(\$383 ) + $signed(\$385 );
-  assign \$387  = s2_beta[51] ? s2_h[95:80] : 16'h0000;
-  assign \$389  = $signed(1'h0) + $signed(\$388 );
-  assign \$390  = s2_beta[52] ? s2_h[95:80] : 16'h0000;
-  assign \$392  = $signed(\$389 ) + $signed(\$391 );
-  assign \$393  = s2_beta[53] ? s2_h[95:80] : 16'h0000;
-  assign \$394  = $signed(1'h0) + $signed({ \$393 , 8'h80 });
-  assign \$395  = $signed(1'h0) + $signed(s3_pb5_0);
-  assign \$396  = $signed(\$395 ) + $signed(s3_pb5_2);
-  assign \$397  = $signed(\$396 ) + $signed(s3_pb5_4);
-  assign \$398  = $signed(1'h0) + $signed(s3_pb5_6);
-  assign \$399  = $signed(\$398 ) + $signed(s3_pb5_8);
-  assign \$400  = s2_beta[54] ? s2_h[111:96] : 16'h0000;
-  assign \$402  = $signed(1'h0) + $signed(\$401 );
-  assign \$403  = s2_beta[55] ? s2_h[111:96] : 16'h0000;
-  assign \$405  = $signed(\$402 ) + $signed(\$404 );
-  assign \$406  = s2_beta[56] ? s2_h[111:96] : 16'h0000;
-  assign \$408  = $signed(1'h0) + $signed(\$407 );
-  assign \$409  = s2_beta[57] ? s2_h[111:96] : 16'h0000;
-  assign \$411  = $signed(\$408 ) + $signed(\$410 );
-  assign \$412  = s2_beta[58] ? s2_h[111:96] : 16'h0000;
-  assign \$414  = $signed(1'h0) + $signed(\$413 );
-  assign \$415  = s2_beta[59] ? s2_h[111:96] : 16'h0000;
-  assign \$417  = $signed(\$414 ) + $signed(\$416 );
-  assign \$418  = s2_beta[60] ? s2_h[111:96] : 16'h0000;
-  assign \$420  = $signed(1'h0) + $signed(\$419 );
-  assign \$421  = s2_beta[61] ? s2_h[111:96] : 16'h0000;
-  assign \$423  = $signed(\$420 ) + $signed(\$422 );
-  assign \$424  = s2_beta[62] ? s2_h[111:96] : 16'h0000;
-  assign \$425  = $signed(1'h0) + $signed({ \$424 , 8'h80 });
-  assign \$426  = $signed(1'h0) + $signed(s3_pb6_0);
-  assign \$427  = $signed(\$426 ) + $signed(s3_pb6_2);
-  assign \$428  = $signed(\$427 ) + $signed(s3_pb6_4);
-  assign \$429  = $signed(1'h0) + $signed(s3_pb6_6);
-  assign \$430  = $signed(\$429 ) + $signed(s3_pb6_8);
-  assign \$431  = s2_beta[63] ? s2_h[127:112] : 16'h0000;
-  assign \$433  = $signed(1'h0) + $signed(\$432 );
-  assign \$434  = s2_beta[64] ? s2_h[127:112] : 16'h0000;
-  assign \$436  = $signed(\$433 ) + $signed(\$435 );
-  assign \$437  = s2_beta[65] ? s2_h[127:112] : 16'h0000;
-  assign \$439  = $signed(1'h0) + $signed(\$438 );
-  assign \$440  = s2_beta[66] ? s2_h[127:112] : 16'h0000;
-  assign \$442  = $signed(\$439 ) + $signed(\$441 );
-  assign \$443  = s2_beta[67] ? s2_h[127:112] : 16'h0000;
-  assign \$445  = $signed(1'h0) + $signed(\$444 );
-  assign \$446  = s2_beta[68] ? s2_h[127:112] : 16'h0000;
-  assign \$448  = $signed(\$445 ) + $signed(\$447 );
-  assign \$449  = s2_beta[69] ? s2_h[127:112] : 16'h0000;
-  assign \$451  = $signed(1'h0) + $signed(\$450 );
-  assign \$452  = s2_beta[70] ? s2_h[127:112] : 16'h0000;
-  assign \$454  = $signed(\$451 ) + $signed(\$453 );
-  assign \$455  = s2_beta[71] ? s2_h[127:112] : 16'h0000;
-  assign \$456  = $signed(1'h0) + $signed({ \$455 , 8'h80 });
-  assign \$457  = $signed(1'h0) + $signed(s3_pb7_0);
-  assign \$458  = $signed(\$457 ) + $signed(s3_pb7_2);
-  assign \$459  = $signed(\$458 ) + $signed(s3_pb7_4);
-  assign \$460  = $signed(1'h0) + $signed(s3_pb7_6);
-  assign \$461  = $signed(\$460 ) + $signed(s3_pb7_8);
-  assign \$462  = s2_beta[72] ? s2_h[143:128] : 16'h0000;
-  assign \$464  = $signed(1'h0) + $signed(\$463 );
-  assign \$465  = s2_beta[73] ? s2_h[143:128] : 16'h0000;
-  assign \$467  = $signed(\$464 ) + $signed(\$466 );
-  assign \$468  = s2_beta[74] ? s2_h[143:128] : 16'h0000;
-  assign \$470  = $signed(1'h0) + $signed(\$469 );
-  assign \$471  = s2_beta[75] ? s2_h[143:128] : 16'h0000;
-  assign \$473  = $signed(\$470 ) + $signed(\$472 );
-  assign \$474  = s2_beta[76] ? s2_h[143:128] : 16'h0000;
-  assign \$476  = $signed(1'h0) + $signed(\$475 );
-  assign \$477  = s2_beta[77] ? s2_h[143:128] : 16'h0000;
-  assign \$479  = $signed(\$476 ) + $signed(\$478 );
-  assign \$480  = s2_beta[78] ? s2_h[143:128] : 16'h0000;
-  assign \$482  = $signed(1'h0) + $signed(\$481 );
-  assign \$483  = s2_beta[79] ? s2_h[143:128] : 16'h0000;
-  assign \$485  = $signed(\$482 ) + $signed(\$484 );
-  assign \$486  = s2_beta[80] ? s2_h[143:128] : 16'h0000;
-  assign \$487  = $signed(1'h0) + $signed({ \$486 , 8'h80 });
-  assign \$488  = $signed(1'h0) + $signed(s3_pb8_0);
-  assign \$489  = $signed(\$488 ) + $signed(s3_pb8_2);
-  assign \$490  = $signed(\$489 ) + $signed(s3_pb8_4);
-  assign \$491  = $signed(1'h0) + $signed(s3_pb8_6);
-  assign \$492  = $signed(\$491 ) + $signed(s3_pb8_8);
-  assign \$493  = s2_beta[81] ? s2_h[159:144] : 16'h0000;
-  assign \$495  = $signed(1'h0) + $signed(\$494 );
-  assign \$496  = s2_beta[82] ? s2_h[159:144] : 16'h0000;
-  assign \$498  = $signed(\$495 ) + $signed(\$497 );
-  assign \$499  = s2_beta[83] ? s2_h[159:144] : 16'h0000;
-  assign \$501  = $signed(1'h0) + $signed(\$500 );
-  assign \$502  = s2_beta[84] ? s2_h[159:144] : 16'h0000;
-  assign \$504  = $signed(\$501 ) + $signed(\$503 );
-  assign \$505  = s2_beta[85] ? s2_h[159:144] : 16'h0000;
-  assign \$507  = $signed(1'h0) + $signed(\$506 );
-  assign \$508  = s2_beta[86] ? s2_h[159:144] : 16'h0000;
-  assign \$510  = $signed(\$507 ) + $signed(\$509 );
-  assign \$511  = s2_beta[87] ? s2_h[159:144] : 16'h0000;
-  assign \$513  = $signed(1'h0) + $signed(\$512 );
-  assign \$514  = s2_beta[88] ? s2_h[159:144] : 16'h0000;
-  assign \$516  = $signed(\$513 ) + $signed(\$515 );
-  assign \$517  = s2_beta[89] ? s2_h[159:144] : 16'h0000;
-  assign \$518  = $signed(1'h0) + $signed({ \$517 , 8'h80 });
-  assign \$519  = $signed(1'h0) + $signed(s3_pb9_0);
-  assign \$520  = $signed(\$519 ) + $signed(s3_pb9_2);
-  assign \$521  = $signed(\$520 ) + $signed(s3_pb9_4);
-  assign \$522  = $signed(1'h0) + $signed(s3_pb9_6);
-  assign \$523  = $signed(\$522 ) + $signed(s3_pb9_8);
-  assign \$524  = s2_beta[90] ? s2_h[175:160] : 16'h0000;
-  assign \$526  = $signed(1'h0) + $signed(\$525 );
-  assign \$527  = s2_beta[91] ? s2_h[175:160] : 16'h0000;
-  assign \$529  = $signed(\$526 ) + $signed(\$528 );
-  assign \$530  = s2_beta[92] ? s2_h[175:160] : 16'h0000;
-  assign \$532  = $signed(1'h0) + $signed(\$531 );
-  assign \$533  = s2_beta[93] ? s2_h[175:160] : 16'h0000;
-  assign \$535  = $signed(\$532 ) + $signed(\$534 );
-  assign \$536  = s2_beta[94] ? s2_h[175:160] : 16'h0000;
-  assign \$538  = $signed(1'h0) + $signed(\$537 );
-  assign \$539  = s2_beta[95] ? s2_h[175:160] : 16'h0000;
-  assign \$541  = $signed(\$538 ) + $signed(\$540 );
-  assign \$542  = s2_beta[96] ? s2_h[175:160] : 16'h0000;
-  assign \$544  = $signed(1'h0) + $signed(\$543 );
-  assign \$545  = s2_beta[97] ? s2_h[175:160] : 16'h0000;
-  assign \$547  = $signed(\$544 ) + $signed(\$546 );
-  assign \$548  = s2_beta[98] ? s2_h[175:160] : 16'h0000;
-  assign \$549  = $signed(1'h0) + $signed({ \$548 , 8'h80 });
-  assign \$550  = $signed(1'h0) + $signed(s3_pb10_0);
-  assign \$551  = $signed(\$550 ) + $signed(s3_pb10_2);
-  assign \$552  = $signed(\$551 ) + $signed(s3_pb10_4);
-  assign \$553  = $signed(1'h0) + $signed(s3_pb10_6);
-  assign \$554  = $signed(\$553 ) + $signed(s3_pb10_8);
-  assign \$555  = s2_beta[99] ? s2_h[191:176] : 16'h0000;
-  assign \$557  = $signed(1'h0) + $signed(\$556 );
-  assign \$558  = s2_beta[100] ? s2_h[191:176] : 16'h0000;
-  assign \$560  = $signed(\$557 ) + $signed(\$559 );
-  assign \$561  = s2_beta[101] ? s2_h[191:176] : 16'h0000;
-  assign \$563  = $signed(1'h0) + $signed(\$562 );
-  assign \$564  = s2_beta[102] ? s2_h[191:176] : 16'h0000;
-  assign \$566  = $signed(\$563 ) + $signed(\$565 );
-  assign \$567  = s2_beta[103] ? s2_h[191:176] : 16'h0000;
-  assign \$569  = $signed(1'h0) + $signed(\$568 );
-  assign \$570  = s2_beta[104] ? s2_h[191:176] : 16'h0000;
-  assign \$572  = $signed(\$569 ) + $signed(\$571 );
-  assign \$573  = s2_beta[105] ? s2_h[191:176] : 16'h0000;
-  assign \$575  = $signed(1'h0) + $signed(\$574 );
-  assign \$576  = s2_beta[106] ? s2_h[191:176] : 16'h0000;
-  assign \$578  = $signed(\$575 ) + $signed(\$577 );
-  assign \$579  = s2_beta[107] ? s2_h[191:176] : 16'h0000;
-  assign \$580  = $signed(1'h0) + $signed({ \$579 , 8'h80 });
-  assign \$581  = $signed(1'h0) + $signed(s3_pb11_0);
-  assign \$582  = $signed(\$581 ) + $signed(s3_pb11_2);
-  assign \$583  = $signed(\$582 ) + $signed(s3_pb11_4);
-  assign \$584  = $signed(1'h0) + $signed(s3_pb11_6);
-  assign \$585  = $signed(\$584 ) + $signed(s3_pb11_8);
-  assign \$586  = s2_beta[108] ? s2_h[207:192] : 16'h0000;
-  assign \$588  = $signed(1'h0) + $signed(\$587 );
-  assign \$589  = s2_beta[109] ? s2_h[207:192] : 16'h0000;
-  assign \$591  = $signed(\$588 ) + $signed(\$590 );
-  assign \$592  = s2_beta[110] ? s2_h[207:192] : 16'h0000;
-  assign \$594  = $signed(1'h0) + $signed(\$593 );
-  assign \$595  = s2_beta[111] ? s2_h[207:192] : 16'h0000;
-  assign \$597  = $signed(\$594 ) + $signed(\$596 );
-  assign \$598  = s2_beta[112] ? s2_h[207:192] : 16'h0000;
-  assign \$600  = $signed(1'h0) + $signed(\$599 );
-  assign \$601  = s2_beta[113] ? s2_h[207:192] : 16'h0000;
-  assign \$603  = $signed(\$600 ) + $signed(\$602 );
-  assign \$604  = s2_beta[114] ? s2_h[207:192] : 16'h0000;
-  assign \$606  = $signed(1'h0) + $signed(\$605 );
-  assign \$607  = s2_beta[115] ? s2_h[207:192] : 16'h0000;
-  assign \$609  = $signed(\$606 ) + $signed(\$608 );
-  assign \$610  = s2_beta[116] ? s2_h[207:192] : 16'h0000;
-  assign \$611  = $signed(1'h0) + $signed({ \$610 , 8'h80 });
-  assign \$612  = $signed(1'h0) + $signed(s3_pb12_0);
-  assign \$613  = $signed(\$612 ) + $signed(s3_pb12_2);
-  assign \$614  = $signed(\$613 ) + $signed(s3_pb12_4);
-  assign \$615  = $signed(1'h0) + $signed(s3_pb12_6);
-  assign \$616  = $signed(\$615 ) + $signed(s3_pb12_8);
-  assign \$617  = s2_beta[117] ? s2_h[223:208] : 16'h0000;
-  assign \$619  = $signed(1'h0) + $signed(\$618 );
-  assign \$620  = s2_beta[118] ? s2_h[223:208] : 16'h0000;
-  assign \$622  = $signed(\$619 ) + $signed(\$621 );
-  assign \$623  = s2_beta[119] ? s2_h[223:208] : 16'h0000;
-  assign \$625  = $signed(1'h0) + $signed(\$624 );
-  assign \$626  = s2_beta[120] ? s2_h[223:208] : 16'h0000;
-  assign \$628  = $signed(\$625 ) + $signed(\$627 );
-  assign \$629  = s2_beta[121] ? s2_h[223:208] : 16'h0000;
-  assign \$631  = $signed(1'h0) + $signed(\$630 );
-  assign \$632  = s2_beta[122] ? s2_h[223:208] : 16'h0000;
-  assign \$634  = $signed(\$631 ) + $signed(\$633 );
-  assign \$635  = s2_beta[123] ? s2_h[223:208] : 16'h0000;
-  assign \$637  = $signed(1'h0) + $signed(\$636 );
-  assign \$638  = s2_beta[124] ? s2_h[223:208] : 16'h0000;
-  assign \$640  = $signed(\$637 ) + $signed(\$639 );
-  assign \$641  = s2_beta[125] ? s2_h[223:208] : 16'h0000;
-  assign \$642  = $signed(1'h0) + $signed({ \$641 , 8'h80 });
-  assign \$643  = $signed(1'h0) + $signed(s3_pb13_0);
-  assign \$644  = $signed(\$643 ) + $signed(s3_pb13_2);
-  assign \$645  = $signed(\$644 ) + $signed(s3_pb13_4);
-  assign \$646  = $signed(1'h0) + $signed(s3_pb13_6);
-  assign \$647  = $signed(\$646 ) + $signed(s3_pb13_8);
-  assign \$648  = s2_beta[126] ? s2_h[239:224] : 16'h0000;
-  assign \$650  = $signed(1'h0) + $signed(\$649 );
-  assign \$651  = s2_beta[127] ? s2_h[239:224] : 16'h0000;
-  assign \$653  = $signed(\$650 ) + $signed(\$652 );
-  assign \$654  = s2_beta[128] ? s2_h[239:224] : 16'h0000;
-  assign \$656  = $signed(1'h0) + $signed(\$655 );
-  assign \$657  = s2_beta[129] ? s2_h[239:224] : 16'h0000;
-  assign \$659  = $signed(\$656 ) + $signed(\$658 );
-  assign \$660  = s2_beta[130] ? s2_h[239:224] : 16'h0000;
-  assign \$662  = $signed(1'h0) + $signed(\$661 );
-  assign \$663  = s2_beta[131] ? s2_h[239:224] : 16'h0000;
-  assign \$665  = $signed(\$662 ) + $signed(\$664 );
-  assign \$666  = s2_beta[132] ? s2_h[239:224] : 16'h0000;
-  assign \$668  = $signed(1'h0) + $signed(\$667 );
-  assign \$669  = s2_beta[133] ? s2_h[239:224] : 16'h0000;
-  assign \$671  = $signed(\$668 ) + $signed(\$670 );
-  assign \$672  = s2_beta[134] ? s2_h[239:224] : 16'h0000;
-  assign \$673  = $signed(1'h0) + $signed({ \$672 , 8'h80 });
-  assign \$674  = $signed(1'h0) + $signed(s3_pb14_0);
-  assign \$675  = $signed(\$674 ) + $signed(s3_pb14_2);
-  assign \$676  = $signed(\$675 ) + $signed(s3_pb14_4);
-  assign \$677  = $signed(1'h0) + $signed(s3_pb14_6);
-  assign \$678  = $signed(\$677 ) + $signed(s3_pb14_8);
-  assign \$679  = s2_beta[135] ? s2_h[255:240] : 16'h0000;
-  assign \$681  = $signed(1'h0) + $signed(\$680 );
-  assign \$682  = s2_beta[136] ? s2_h[255:240] : 16'h0000;
-  assign \$684  = $signed(\$681 ) + $signed(\$683 );
-  assign \$685  = s2_beta[137] ? s2_h[255:240] : 16'h0000;
-  assign \$687  = $signed(1'h0) + $signed(\$686 );
-  assign \$688  = s2_beta[138] ? s2_h[255:240] : 16'h0000;
-  assign \$690  = $signed(\$687 ) + $signed(\$689 );
-  assign \$691  = s2_beta[139] ? s2_h[255:240] : 16'h0000;
-  assign \$693  = $signed(1'h0) + $signed(\$692 );
-  assign \$694  = s2_beta[140] ? s2_h[255:240] : 16'h0000;
-  assign \$696  = $signed(\$693 ) + $signed(\$695 );
-  assign \$697  = s2_beta[141] ? s2_h[255:240] : 16'h0000;
-  assign \$699  = $signed(1'h0) + $signed(\$698 );
-  assign \$700  = s2_beta[142] ? s2_h[255:240] : 16'h0000;
-  assign \$702  = $signed(\$699 ) + $signed(\$701 );
-  assign \$703  = s2_beta[143] ? s2_h[255:240] : 16'h0000;
-  assign \$704  = $signed(1'h0) + $signed({ \$703 , 8'h80 });
-  assign \$705  = $signed(1'h0) + $signed(s3_pb15_0);
-  assign \$706  = $signed(\$705 ) + $signed(s3_pb15_2);
-  assign \$707  = $signed(\$706 ) + $signed(s3_pb15_4);
-  assign \$708  = $signed(1'h0) + $signed(s3_pb15_6);
-  assign \$709  = $signed(\$708 ) + $signed(s3_pb15_8);
-  assign \$710  = $signed(1'h0) + $signed(s4_pb0_0);
-  assign \$711  = $signed(\$710 ) + $signed(s4_pb0_3);
-  assign \$713  = $signed(1'h0) + $signed(s4_pb1_0);
-  assign \$714  = $signed(\$713 ) + $signed(s4_pb1_3);
-  assign \$716  = $signed(1'h0) + $signed(s4_pb2_0);
-  assign \$717  = $signed(\$716 ) + $signed(s4_pb2_3);
-  assign \$719  = $signed(1'h0) + $signed(s4_pb3_0);
-  assign \$720  = $signed(\$719 ) + $signed(s4_pb3_3);
-  assign \$722  = $signed(1'h0) + $signed(s4_pb4_0);
-  assign \$723  = $signed(\$722 ) + $signed(s4_pb4_3);
-  assign \$725  = $signed(1'h0) + $signed(s4_pb5_0);
-  assign \$726  = $signed(\$725 ) + $signed(s4_pb5_3);
-  assign \$728  = $signed(1'h0) + $signed(s4_pb6_0);
-  assign \$729  = $signed(\$728 ) + $signed(s4_pb6_3);
-  assign \$731  = $signed(1'h0) + $signed(s4_pb7_0);
-  assign \$732  = $signed(\$731 ) + $signed(s4_pb7_3);
-  assign \$734  = $signed(1'h0) + $signed(s4_pb8_0);
-  assign \$735  = $signed(\$734 ) + $signed(s4_pb8_3);
-  assign \$737  = $signed(1'h0) + $signed(s4_pb9_0);
-  assign \$738  = $signed(\$737 ) + $signed(s4_pb9_3);
-  assign \$740  = $signed(1'h0) + $signed(s4_pb10_0);
-  assign \$741  = $signed(\$740 ) + $signed(s4_pb10_3);
-  assign \$743  = $signed(1'h0) + $signed(s4_pb11_0);
-  assign \$744  = $signed(\$743 ) + $signed(s4_pb11_3);
-  assign \$746  = $signed(1'h0) + $signed(s4_pb12_0);
-  assign \$747  = $signed(\$746 ) + $signed(s4_pb12_3);
-  assign \$749  = $signed(1'h0) + $signed(s4_pb13_0);
-  assign \$750  = $signed(\$749 ) + $signed(s4_pb13_3);
-  assign \$752  = $signed(1'h0) + $signed(s4_pb14_0);
-  assign \$753  = $signed(\$752 ) + $signed(s4_pb14_3);
-  assign \$755  = $signed(1'h0) + $signed(s4_pb15_0);
-  assign \$756  = $signed(\$755 ) + $signed(s4_pb15_3);
-  assign \$758  = $signed(s4_current0) * $signed({ 1'h0, s4_alpha0 });
-  assign \$759  = $signed(s4_current1) * $signed({ 1'h0, s4_alpha1 });
-  assign \$760  = $signed(s4_current2) * $signed({ 1'h0, s4_alpha2 });
-  assign \$761  = $signed(s4_current3) * $signed({ 1'h0, s4_alpha3 });
-  assign \$762  = $signed(s4_current4) * $signed({ 1'h0, s4_alpha4 });
-  assign \$763  = $signed(s4_current5) * $signed({ 1'h0, s4_alpha5 });
-  assign \$764  = $signed(s4_current6) * $signed({ 1'h0, s4_alpha6 });
-  assign \$765  = $signed(s4_current7) * $signed({ 1'h0, s4_alpha7 });
-  assign \$766  = $signed(s4_current8) * $signed({ 1'h0, s4_alpha8 });
-  assign \$767  = $signed(s4_current9) * $signed({ 1'h0, s4_alpha9 });
-  assign \$768  = $signed(s4_current10) * $signed({ 1'h0, s4_alpha10 });
-  assign \$769  = $signed(s4_current11) * $signed({ 1'h0, s4_alpha11 });
-  assign \$770  = $signed(s4_current12) * $signed({ 1'h0, s4_alpha12 });
-  assign \$771  = $signed(s4_current13) * $signed({ 1'h0, s4_alpha13 });
-  assign \$772  = $signed(s4_current14) * $signed({ 1'h0, s4_alpha14 });
-  assign \$773  = $signed(s4_current15) * $signed({ 1'h0, s4_alpha15 });
-  assign \$775  = $signed(\$774 ) + $signed(s5_rb0);
-  assign \$776  = $signed(\$775 ) + $signed({ 1'h0, s5_pa0[7] });
-  assign \$777  = s5_theta0 == 16'h8000;
-  assign \$779  = $signed(\$778 ) + $signed(s5_rb1);
-  assign \$780  = $signed(\$779 ) + $signed({ 1'h0, s5_pa1[7] });
-  assign \$781  = s5_theta1 == 16'h8000;
-  assign \$783  = $signed(\$782 ) + $signed(s5_rb2);
-  assign \$784  = $signed(\$783 ) + $signed({ 1'h0, s5_pa2[7] });
-  assign \$785  = s5_theta2 == 16'h8000;
-  assign \$787  = $signed(\$786 ) + $signed(s5_rb3);
-  assign \$788  = $signed(\$787 ) + $signed({ 1'h0, s5_pa3[7] });
-  assign \$789  = s5_theta3 == 16'h8000;
-  assign \$791  = $signed(\$790 ) + $signed(s5_rb4);
-  assign \$792  = $signed(\$791 ) + $signed({ 1'h0, s5_pa4[7] });
-  assign \$793  = s5_theta4 == 16'h8000;
-  assign \$795  = $signed(\$794 ) + $signed(s5_rb5);
-  assign \$796  = $signed(\$795 ) + $signed({ 1'h0, s5_pa5[7] });
-  assign \$797  = s5_theta5 == 16'h8000;
-  assign \$799  = $signed(\$798 ) + $signed(s5_rb6);
-  assign \$800  = $signed(\$799 ) + $signed({ 1'h0, s5_pa6[7] });
-  assign \$801  = s5_theta6 == 16'h8000;
-  assign \$803  = $signed(\$802 ) + $signed(s5_rb7);
-  assign \$804  = $signed(\$803 ) + $signed({ 1'h0, s5_pa7[7] });
-  assign \$805  = s5_theta7 == 16'h8000;
-  assign \$807  = $signed(\$806 ) + $signed(s5_rb8);
-  assign \$808  = $signed(\$807 ) + $signed({ 1'h0, s5_pa8[7] });
-  assign \$809  = s5_theta8 == 16'h8000;
-  assign \$811  = $signed(\$810 ) + $signed(s5_rb9);
-  assign \$812  = $signed(\$811 ) + $signed({ 1'h0, s5_pa9[7] });
-  assign \$813  = s5_theta9 == 16'h8000;
-  assign \$815  = $signed(\$814 ) + $signed(s5_rb10);
-  assign \$816  = $signed(\$815 ) + $signed({ 1'h0, s5_pa10[7] });
-  assign \$817  = s5_theta10 == 16'h8000;
-  assign \$819  = $signed(\$818 ) + $signed(s5_rb11);
-  assign \$820  = $signed(\$819 ) + $signed({ 1'h0, s5_pa11[7] });
-  assign \$821  = s5_theta11 == 16'h8000;
-  assign \$823  = $signed(\$822 ) + $signed(s5_rb12);
-  assign \$824  = $signed(\$823 ) + $signed({ 1'h0, s5_pa12[7] });
-  assign \$825  = s5_theta12 == 16'h8000;
-  assign \$827  = $signed(\$826 ) + $signed(s5_rb13);
-  assign \$828  = $signed(\$827 ) + $signed({ 1'h0, s5_pa13[7] });
-  assign \$829  = s5_theta13 == 16'h8000;
-  assign \$831  = $signed(\$830 ) + $signed(s5_rb14);
-  assign \$832  = $signed(\$831 ) + $signed({ 1'h0, s5_pa14[7] });
-  assign \$833  = s5_theta14 == 16'h8000;
-  assign \$835  = $signed(\$834 ) + $signed(s5_rb15);
-  assign \$836  = $signed(\$835 ) + $signed({ 1'h0, s5_pa15[7] });
-  assign \$837  = s5_theta15 == 16'h8000;
-  assign \$838  = s6_g == 4'hf;
-  assign \$841  = ~ s6_x0[20];
-  assign \$842  = | s6_x0[20:15];
-  assign \$843  = \$841  & \$842 ;
-  assign \$844  = & s6_x0[20:15];
-  assign \$845  = ~ \$844 ;
-  assign \$846  = s6_x0[20] & \$845 ;
-  assign \$847  = \$846  ? 16'h8000 : s6_x0[15:0];
-  assign \$848  = \$843  ? 16'h7fff : \$847 ;
-  assign \$849  = s6_spike0 ? 16'h0000 : \$848 ;
-  assign \$850  = ~ s6_x1[20];
-  assign \$851  = | s6_x1[20:15];
-  assign \$852  = \$850  & \$851 ;
-  assign \$853  = & s6_x1[20:15];
-  assign \$854  = ~ \$853 ;
-  assign \$855  = s6_x1[20] & \$854 ;
-  assign \$856  = \$855  ? 16'h8000 : s6_x1[15:0];
-  assign \$857  = \$852  ? 16'h7fff : \$856 ;
-  assign \$858  = s6_spike1 ? 16'h0000 : \$857 ;
-  assign \$859  = ~ s6_x2[20];
-  assign \$860  = | s6_x2[20:15];
-  assign \$861  = \$859  & \$860 ;
-  assign \$862  = & s6_x2[20:15];
-  assign \$863  = ~ \$862 ;
-  assign \$864  = s6_x2[20] & \$863 ;
-  assign \$865  = \$864  ? 16'h8000 : s6_x2[15:0];
-  assign \$866  = \$861  ? 16'h7fff : \$865 ;
-  assign \$867  = s6_spike2 ? 16'h0000 : \$866 ;
-  assign \$868  = ~ s6_x3[20];
-  assign \$869  = | s6_x3[20:15];
-  assign \$870  = \$868  & \$869 ;
-  assign \$871  = & s6_x3[20:15];
-  assign \$872  = ~ \$871 ;
-  assign \$873  = s6_x3[20] & \$872 ;
-  assign \$874  = \$873  ? 16'h8000 : s6_x3[15:0];
-  assign \$875  = \$870  ? 16'h7fff : \$874 ;
-  assign \$876  = s6_spike3 ? 16'h0000 : \$875 ;
-  assign \$877  = ~ s6_x4[20];
-  assign \$878  = | s6_x4[20:15];
-  assign \$879  = \$877  & \$878 ;
-  assign \$880  = & s6_x4[20:15];
-  assign \$881  = ~ \$880 ;
-  assign \$882  = s6_x4[20] & \$881 ;
-  assign \$883  = \$882  ? 16'h8000 : s6_x4[15:0];
-  assign \$884  = \$879  ? 16'h7fff : \$883 ;
-  assign \$885  = s6_spike4 ? 16'h0000 : \$884 ;
-  assign \$886  = ~ s6_x5[20];
-  assign \$887  = | s6_x5[20:15];
-  assign \$888  = \$886  & \$887 ;
-  assign \$889  = & s6_x5[20:15];
-  assign \$890  = ~ \$889 ;
-  assign \$891  = s6_x5[20] & \$890 ;
-  assign \$892  = \$891  ? 16'h8000 : s6_x5[15:0];
-  assign \$893  = \$888  ? 16'h7fff : \$892 ;
-  assign \$894  = s6_spike5 ? 16'h0000 : \$893 ;
-  assign \$895  = ~ s6_x6[20];
-  assign \$896  = | s6_x6[20:15];
-  assign \$897  = \$895  & \$896 ;
-  assign \$898  = & s6_x6[20:15];
-  assign \$899  = ~ \$898 ;
-  assign \$900  = s6_x6[20] & \$899 ;
-  assign \$901  = \$900  ? 16'h8000 : s6_x6[15:0];
-  assign \$902  = \$897  ? 16'h7fff : \$901 ;
-  assign \$903  = s6_spike6 ? 16'h0000 : \$902 ;
-  assign \$904  = ~ s6_x7[20];
-  assign \$905  = | s6_x7[20:15];
-  assign \$906  = \$904  & \$905 ;
-  assign \$907  = & s6_x7[20:15];
-  assign \$908  = ~ \$907 ;
-  assign \$909  = s6_x7[20] & \$908 ;
-  assign \$910  = \$909  ? 16'h8000 : s6_x7[15:0];
-  assign \$911  = \$906  ? 16'h7fff : \$910 ;
-  assign \$912  = s6_spike7 ? 16'h0000 : \$911 ;
-  assign \$913  = ~ s6_x8[20];
-  assign \$914  = | s6_x8[20:15];
-  assign \$915  = \$913  & \$914 ;
-  assign \$916  = & s6_x8[20:15];
-  assign \$917  = ~ \$916 ;
-  assign \$918  = s6_x8[20] & \$917 ;
-  assign \$919  = \$918  ? 16'h8000 : s6_x8[15:0];
-  assign \$920  = \$915  ? 16'h7fff : \$919 ;
-  assign \$921  = s6_spike8 ? 16'h0000 : \$920 ;
-  assign \$922  = ~ s6_x9[20];
-  assign \$923  = | s6_x9[20:15];
-  assign \$924  = \$922  & \$923 ;
-  assign \$925  = & s6_x9[20:15];
-  assign \$926  = ~ \$925 ;
-  assign \$927  = s6_x9[20] & \$926 ;
-  assign \$928  = \$927  ? 16'h8000 : s6_x9[15:0];
-  assign \$929  = \$924  ? 16'h7fff : \$928 ;
-  assign \$930  = s6_spike9 ? 16'h0000 : \$929 ;
-  assign \$931  = ~ s6_x10[20];
-  assign \$932  = | s6_x10[20:15];
-  assign \$933  = \$931  & \$932 ;
-  assign \$934  = & s6_x10[20:15];
-  assign \$935  = ~ \$934 ;
-  assign \$936  = s6_x10[20] & \$935 ;
-  assign \$937  = \$936  ? 16'h8000 : s6_x10[15:0];
-  assign \$938  = \$933  ? 16'h7fff : \$937 ;
-  assign \$939  = s6_spike10 ? 16'h0000 : \$938 ;
-  assign \$940  = ~ s6_x11[20];
-  assign \$941  = | s6_x11[20:15];
-  assign \$942  = \$940  & \$941 ;
-  assign \$943  = & s6_x11[20:15];
-  assign \$944  = ~ \$943 ;
-  assign \$945  = s6_x11[20] & \$944 ;
-  assign \$946  = \$945  ? 16'h8000 : s6_x11[15:0];
-  assign \$947  = \$942  ? 16'h7fff : \$946 ;
-  assign \$948  = s6_spike11 ? 16'h0000 : \$947 ;
-  assign \$949  = ~ s6_x12[20];
-  assign \$950  = | s6_x12[20:15];
-  assign \$951  = \$949  & \$950 ;
-  assign \$952  = & s6_x12[20:15];
-  assign \$953  = ~ \$952 ;
-  assign \$954  = s6_x12[20] & \$953 ;
-  assign \$955  = \$954  ? 16'h8000 : s6_x12[15:0];
-  assign \$956  = \$951  ? 16'h7fff : \$955 ;
-  assign \$957  = s6_spike12 ? 16'h0000 : \$956 ;
-  assign \$958  = ~ s6_x13[20];
-  assign \$959  = | s6_x13[20:15];
-  assign \$960  = \$958  & \$959 ;
-  assign \$961  = & s6_x13[20:15];
-  assign \$962  = ~ \$961 ;
-  assign \$963  = s6_x13[20] & \$962 ;
-  assign \$964  = \$963  ? 16'h8000 : s6_x13[15:0];
-  assign \$965  = \$960  ? 16'h7fff : \$964 ;
-  assign \$966  = s6_spike13 ? 16'h0000 : \$965 ;
-  assign \$967  = ~ s6_x14[20];
-  assign \$968  = | s6_x14[20:15];
-  assign \$969  = \$967  & \$968 ;
-  assign \$970  = & s6_x14[20:15];
-  assign \$971  = ~ \$970 ;
-  assign \$972  = s6_x14[20] & \$971 ;
-  assign \$973  = \$972  ? 16'h8000 : s6_x14[15:0];
-  assign \$974  = \$969  ? 16'h7fff : \$973 ;
-  assign \$975  = s6_spike14 ? 16'h0000 : \$974 ;
-  assign \$976  = ~ s6_x15[20];
-  assign \$977  = | s6_x15[20:15];
-  assign \$978  = \$976  & \$977 ;
-  assign \$979  = & s6_x15[20:15];
-  assign \$980  = ~ \$979 ;
-  assign \$981  = s6_x15[20] & \$980 ;
-  assign \$982  = \$981  ? 16'h8000 : s6_x15[15:0];
-  assign \$983  = \$978  ? 16'h7fff : \$982 ;
-  assign \$984  = s6_spike15 ? 16'h0000 : \$983 ;
-  assign \$985  = 1'h0 + mask7[0];
-  assign \$986  = \$985  + mask7[1];
-  assign \$987  = \$986  + mask7[2];
-  assign \$988  = \$987  + mask7[3];
-  assign \$989  = 1'h0 + mask7[4];
-  assign \$990  = \$989  + mask7[5];
-  assign \$991  = \$990  + mask7[6];
-  assign \$992  = \$991  + mask7[7];
-  assign \$993  = 1'h0 + mask7[8];
-  assign \$994  = \$993  + mask7[9];
-  assign \$995  = \$994  + mask7[10];
-  assign \$996  = \$995  + mask7[11];
-  assign \$997  = 1'h0 + mask7[12];
-  assign \$998  = \$997  + mask7[13];
-  assign \$999  = \$998  + mask7[14];
-  assign \$1000  = \$999  + mask7[15];
-  assign \$1001  = 1'h0 + s8_count0;
-  assign \$1002  = \$1001  + s8_count1;
-  assign \$1003  = \$1002  + s8_count2;
-  assign \$1004  = \$1003  + s8_count3;
-  assign \$1005  = | { s8_count3, s8_count2, s8_count1, s8_count0 };
-  assign \$1006  = \$1005  | \$signal$445 ;
-  assign \$1007  = valid8 & \$1006 ;
-  assign \$1008  = | fifo_level;
-  assign \$1009  = ~ o__valid;
-  assign \$1010  = ! cur_count;
-  assign \$1011  = cur_count == 1'h1;
-  assign \$1012  = ~ cur_eot;
-  assign \$1013  = \$1011  & \$1012 ;
-  assign \$1014  = \$1010  | \$1013 ;
-  assign \$1015  = o__ready & \$1014 ;
-  assign \$1016  = \$1009  | \$1015 ;
-  assign \$1017  = \$1008  & \$1016 ;
-  assign \$1018  = o__ready & o__valid;
-  assign \$1019  = ! cur_count;
-  assign \$1020  = cur_count == 1'h1;
-  assign \$1021  = ~ cur_eot;
-  assign \$1022  = \$1020  & \$1021 ;
-  assign \$1023  = \$1019  | \$1022 ;
-  assign \$1024  = ~ lowest;
-  assign \$1025  = \$signal  & \$1024 ;
-  assign \$1026  = cur_count - 1'h1;
-  always @(posedge clk)
-    s2_alpha <= \port__data$148 ;
-  always @(posedge clk)
-    s2_beta <= \port__data$150 ;
-  always @(posedge clk)
-    s2_threshold <= \port__data$152 ;
-  always @(posedge clk)
-    s2_bias <= port__data;
-  always @(posedge clk)
-    s2_h <= \port__data$155 ;
-  always @(posedge clk)
-    \$signature__addr  <= \$1027 ;
-  always @(posedge clk)
-    ring_rd__addr <= \$1028 ;
-  always @(posedge clk)
-    fifo_level <= \$1029 ;
-  always @(posedge clk)
-    s3_valid <= \$1030 ;
-  always @(posedge clk)
-    s3_g <= pass___g;
-  always @(posedge clk)
-    s3_last <= pass___last;
-  always @(posedge clk)
-    s3_base <= pass___base;
-  always @(posedge clk)
-    s3_first_step <= pass___first_step;
-  always @(posedge clk)
-    s4_valid <= \$1031 ;
-  always @(posedge clk)
-    s4_g <= s3_g;
-  always @(posedge clk)
-    s4_last <= s3_last;
-  always @(posedge clk)
-    s4_base <= s3_base;
-  always @(posedge clk)
-    s4_first_step <= s3_first_step;
-  always @(posedge clk)
-    s5_valid <= \$1032 ;
-  always @(posedge clk)
-    s5_g <= s4_g;
-  always @(posedge clk)
-    s5_last <= s4_last;
-  always @(posedge clk)
-    s5_base <= s4_base;
-  always @(posedge clk)
-    s5_first_step <= s4_first_step;
-  always @(posedge clk)
-    s6_valid <= \$1033 ;
-  always @(posedge clk)
-    s6_g <= s5_g;
-  always @(posedge clk)
-    s6_last <= s5_last;
-  always @(posedge clk)
-    s6_base <= s5_base;
-  always @(posedge clk)
-    s6_first_step <= s5_first_step;
-  always @(posedge clk)
-    s3_current0 <= \$198 ;
-  always @(posedge clk)
-    s3_current1 <= \$199 ;
-  always @(posedge clk)
-    s3_current2 <= \$200 ;
-  always @(posedge clk)
-    s3_current3 <= \$201 ;
-  always @(posedge clk)
-    s3_current4 <= \$202 ;
-  always @(posedge clk)
-    s3_current5 <= \$203 ;
-  always @(posedge clk)
-    s3_current6 <= \$204 ;
-  always @(posedge clk)
-    s3_current7 <= \$205 ;
-  always @(posedge clk)
-    s3_current8 <= \$206 ;
-  always @(posedge clk)
-    s3_current9 <= \$207 ;
-  always @(posedge clk)
-    s3_current10 <= \$208 ;
-  always @(posedge clk)
-    s3_current11 <= \$209 ;
-  always @(posedge clk)
-    s3_current12 <= \$210 ;
-  always @(posedge clk)
-    s3_current13 <= \$211 ;
-  always @(posedge clk)
-    s3_current14 <= \$212 ;
-  always @(posedge clk)
-    s3_current15 <= \$213 ;
-  always @(posedge clk)
-    s3_alpha0 <= s2_alpha[8:0];
-  always @(posedge clk)
-    s3_alpha1 <= s2_alpha[17:9];
-  always @(posedge clk)
-    s3_alpha2 <= s2_alpha[26:18];
-  always @(posedge clk)
-    s3_alpha3 <= s2_alpha[35:27];
-  always @(posedge clk)
-    s3_alpha4 <= s2_alpha[44:36];
-  always @(posedge clk)
-    s3_alpha5 <= s2_alpha[53:45];
-  always @(posedge clk)
-    s3_alpha6 <= s2_alpha[62:54];
-  always @(posedge clk)
-    s3_alpha7 <= s2_alpha[71:63];
-  always @(posedge clk)
-    s3_alpha8 <= s2_alpha[80:72];
-  always @(posedge clk)
-    s3_alpha9 <= s2_alpha[89:81];
-  always @(posedge clk)
-    s3_alpha10 <= s2_alpha[98:90];
-  always @(posedge clk)
-    s3_alpha11 <= s2_alpha[107:99];
-  always @(posedge clk)
-    s3_alpha12 <= s2_alpha[116:108];
-  always @(posedge clk)
-    s3_alpha13 <= s2_alpha[125:117];
-  always @(posedge clk)
-    s3_alpha14 <= s2_alpha[134:126];
-  always @(posedge clk)
-    s3_alpha15 <= s2_alpha[143:135];
-  always @(posedge clk)
-    s3_theta0 <= s2_threshold[15:0];
-  always @(posedge clk)
-    s3_theta1 <= s2_threshold[31:16];
-  always @(posedge clk)
-    s3_theta2 <= s2_threshold[47:32];
-  always @(posedge clk)
-    s3_theta3 <= s2_threshold[63:48];
-  always @(posedge clk)
-    s3_theta4 <= s2_threshold[79:64];
-  always @(posedge clk)
-    s3_theta5 <= s2_threshold[95:80];
-  always @(posedge clk)
-    s3_theta6 <= s2_threshold[111:96];
-  always @(posedge clk)
-    s3_theta7 <= s2_threshold[127:112];
-  always @(posedge clk)
-    s3_theta8 <= s2_threshold[143:128];
-  always @(posedge clk)
-    s3_theta9 <= s2_threshold[159:144];
-  always @(posedge clk)
-    s3_theta10 <= s2_threshold[175:160];
-  always @(posedge clk)
-    s3_theta11 <= s2_threshold[191:176];
-  always @(posedge clk)
-    s3_theta12 <= s2_threshold[207:192];
-  always @(posedge clk)
-    s3_theta13 <= s2_threshold[223:208];
-  always @(posedge clk)
-    s3_theta14 <= s2_threshold[239:224];
-  always @(posedge clk)
-    s3_theta15 <= s2_threshold[255:240];
-  always @(posedge clk)
-    s4_theta0 <= s3_theta0;
-  always @(posedge clk)
-    s4_theta1 <= s3_theta1;
-  always @(posedge clk)
-    s4_theta2 <= s3_theta2;
-  always @(posedge clk)
-    s4_theta3 <= s3_theta3;
-  always @(posedge clk)
-    s4_theta4 <= s3_theta4;
-  always @(posedge clk)
-    s4_theta5 <= s3_theta5;
-  always @(posedge clk)
-    s4_theta6 <= s3_theta6;
-  always @(posedge clk)
-    s4_theta7 <= s3_theta7;
-  always @(posedge clk)
-    s4_theta8 <= s3_theta8;
-  always @(posedge clk)
-    s4_theta9 <= s3_theta9;
-  always @(posedge clk)
-    s4_theta10 <= s3_theta10;
-  always @(posedge clk)
-    s4_theta11 <= s3_theta11;
-  always @(posedge clk)
-    s4_theta12 <= s3_theta12;
-  always @(posedge clk)
-    s4_theta13 <= s3_theta13;
-  always @(posedge clk)
-    s4_theta14 <= s3_theta14;
-  always @(posedge clk)
-    s4_theta15 <= s3_theta15;
-  always @(posedge clk)
-    s5_theta0 <= s4_theta0;
-  always @(posedge clk)
-    s5_theta1 <= s4_theta1;
-  always @(posedge clk)
-    s5_theta2 <= s4_theta2;
-  always @(posedge clk)
-    s5_theta3 <= s4_theta3;
-  always @(posedge clk)
-    s5_theta4 <= s4_theta4;
-  always @(posedge clk)
-    s5_theta5 <= s4_theta5;
-  always @(posedge clk)
-    s5_theta6 <= s4_theta6;
-  always @(posedge clk)
-    s5_theta7 <= s4_theta7;
-  always @(posedge clk)
-    s5_theta8 <= s4_theta8;
-  always @(posedge clk)
-    s5_theta9 <= s4_theta9;
-  always @(posedge clk)
-    s5_theta10 <= s4_theta10;
-  always @(posedge clk)
-    s5_theta11 <= s4_theta11;
-  always @(posedge clk)
-    s5_theta12 <= s4_theta12;
-  always @(posedge clk)
-    s5_theta13 <= s4_theta13;
-  always @(posedge clk)
-    s5_theta14 <= s4_theta14;
-  always @(posedge clk)
-    s5_theta15 <= s4_theta15;
-  always @(posedge clk)
-    s6_theta0 <= s5_theta0;
-  always @(posedge clk)
-    s6_theta1 <= s5_theta1;
-  always @(posedge clk)
-    s6_theta2 <= s5_theta2;
-  always @(posedge clk)
-    s6_theta3 <= s5_theta3;
-  always @(posedge clk)
-    s6_theta4 <= s5_theta4;
-  always @(posedge clk)
-    s6_theta5 <= s5_theta5;
-  always @(posedge clk)
-    s6_theta6 <= s5_theta6;
-  always @(posedge clk)
-    s6_theta7 <= s5_theta7;
-  always @(posedge clk)
-    s6_theta8 <= s5_theta8;
-  always @(posedge clk)
-    s6_theta9 <= s5_theta9;
-  always @(posedge clk)
-    s6_theta10 <= s5_theta10;
-  always @(posedge clk)
-    s6_theta11 <= s5_theta11;
-  always @(posedge clk)
-    s6_theta12 <= s5_theta12;
-  always @(posedge clk)
-    s6_theta13 <= s5_theta13;
-  always @(posedge clk)
-    s6_theta14 <= s5_theta14;
-  always @(posedge clk)
-    s6_theta15 <= s5_theta15;
-  always @(posedge clk)
-    s3_pb0_0 <= { \$219 [18], \$219 [18], \$219 [18], \$219 [18], \$219 [18], \$219 [18], \$219 [18], \$219  };
-  always @(posedge clk)
-    s3_pb0_2 <= { \$225 [20], \$225 [20], \$225 [20], \$225 [20], \$225 [20], \$225  };
-  always @(posedge clk)
-    s3_pb0_4 <= { \$231 [24], \$231  };
-  always @(posedge clk)
-    s3_pb0_6 <= { \$237 [24], \$237  };
-  always @(posedge clk)
-    s3_pb0_8 <= { \$239 [24], \$239  };
-  always @(posedge clk)
-    s4_pb0_0 <= \$1034 ;
-  always @(posedge clk)
-    s4_pb0_3 <= \$1035 ;
-  always @(posedge clk)
-    s3_pb1_0 <= { \$250 [18], \$250 [18], \$250 [18], \$250 [18], \$250 [18], \$250 [18], \$250 [18], \$250  };
-  always @(posedge clk)
-    s3_pb1_2 <= { \$256 [20], \$256 [20], \$256 [20], \$256 [20], \$256 [20], \$256  };
-  always @(posedge clk)
-    s3_pb1_4 <= { \$262 [24], \$262  };
-  always @(posedge clk)
-    s3_pb1_6 <= { \$268 [24], \$268  };
-  always @(posedge clk)
-    s3_pb1_8 <= { \$270 [24], \$270  };
-  always @(posedge clk)
-    s4_pb1_0 <= \$1036 ;
-  always @(posedge clk)
-    s4_pb1_3 <= \$1037 ;
-  always @(posedge clk)
-    s3_pb2_0 <= { \$281 [18], \$281 [18], \$281 [18], \$281 [18], \$281 [18], \$281 [18], \$281 [18], \$281  };
-  always @(posedge clk)
-    s3_pb2_2 <= { \$287 [20], \$287 [20], \$287 [20], \$287 [20], \$287 [20], \$287  };
-  always @(posedge clk)
-    s3_pb2_4 <= { \$293 [24], \$293  };
-  always @(posedge clk)
-    s3_pb2_6 <= { \$299 [24], \$299  };
-  always @(posedge clk)
-    s3_pb2_8 <= { \$301 [24], \$301  };
-  always @(posedge clk)
-    s4_pb2_0 <= \$1038 ;
-  always @(posedge clk)
-    s4_pb2_3 <= \$1039 ;
-  always @(posedge clk)
-    s3_pb3_0 <= { \$312 [18], \$312 [18], \$312 [18], \$312 [18], \$312 [18], \$312 [18], \$312 [18], \$312  };
-  always @(posedge clk)
-    s3_pb3_2 <= { \$318 [20], \$318 [20], \$318 [20], \$318 [20], \$318 [20], \$318  };
-  always @(posedge clk)
-    s3_pb3_4 <= { \$324 [24], \$324  };
-  always @(posedge clk)
-    s3_pb3_6 <= { \$330 [24], \$330  };
-  always @(posedge clk)
-    s3_pb3_8 <= { \$332 [24], \$332  };
-  always @(posedge clk)
-    s4_pb3_0 <= \$1040 ;
-  always @(posedge clk)
-    s4_pb3_3 <= \$1041 ;
-  always @(posedge clk)
-    s3_pb4_0 <= { \$343 [18], \$343 [18], \$343 [18], \$343 [18], \$343 [18], \$343 [18], \$343 [18], \$343  };
-  always @(posedge clk)
-    s3_pb4_2 <= { \$349 [20], \$349 [20], \$349 [20], \$349 [20], \$349 [20], \$349  };
-  always @(posedge clk)
-    s3_pb4_4 <= { \$355 [24], \$355  };
-  always @(posedge clk)
-    s3_pb4_6 <= { \$361 [24], \$361  };
-  always @(posedge clk)
-    s3_pb4_8 <= { \$363 [24], \$363  };
-  always @(posedge clk)
-    s4_pb4_0 <= \$1042 ;
-  always @(posedge clk)
-    s4_pb4_3 <= \$1043 ;
-  always @(posedge clk)
-    s3_pb5_0 <= { \$374 [18], \$374 [18], \$374 [18], \$374 [18], \$374 [18], \$374 [18], \$374 [18], \$374  };
-  always @(posedge clk)
-    s3_pb5_2 <= { \$380 [20], \$380 [20], \$380 [20], \$380 [20], \$380 [20], \$380  };
-  always @(posedge clk)
-    s3_pb5_4 <= { \$386 [24], \$386  };
-  always @(posedge clk)
-    s3_pb5_6 <= { \$392 [24], \$392  };
-  always @(posedge clk)
-    s3_pb5_8 <= { \$394 [24], \$394  };
-  always @(posedge clk)
-    s4_pb5_0 <= \$1044 ;
-  always @(posedge clk)
-    s4_pb5_3 <= \$1045 ;
-  always @(posedge clk)
-    s3_pb6_0 <= { \$405 [18], \$405 [18], \$405 [18], \$405 [18], \$405 [18], \$405 [18], \$405 [18], \$405  };
-  always @(posedge clk)
-    s3_pb6_2 <= { \$411 [20], \$411 [20], \$411 [20], \$411 [20], \$411 [20], \$411  };
-  always @(posedge clk)
-    s3_pb6_4 <= { \$417 [24], \$417  };
-  always @(posedge clk)
-    s3_pb6_6 <= { \$423 [24], \$423  };
-  always @(posedge clk)
-    s3_pb6_8 <= { \$425 [24], \$425  };
-  always @(posedge clk)
-    s4_pb6_0 <= \$1046 ;
-  always @(posedge clk)
-    s4_pb6_3 <= \$1047 ;
-  always @(posedge clk)
-    s3_pb7_0 <= { \$436 [18], \$436 [18], \$436 [18], \$436 [18], \$436 [18], \$436 [18], \$436 [18], \$436  };
-  always @(posedge clk)
-    s3_pb7_2 <= { \$442 [20], \$442 [20], \$442 [20], \$442 [20], \$442 [20], \$442  };
-  always @(posedge clk)
-    s3_pb7_4 <= { \$448 [24], \$448  };
-  always @(posedge clk)
-    s3_pb7_6 <= { \$454 [24], \$454  };
-  always @(posedge clk)
-    s3_pb7_8 <= { \$456 [24], \$456  };
-  always @(posedge clk)
-    s4_pb7_0 <= \$1048 ;
-  always @(posedge clk)
-    s4_pb7_3 <= \$1049 ;
-  always @(posedge clk)
-    s3_pb8_0 <= { \$467 [18], \$467 [18], \$467 [18], \$467 [18], \$467 [18], \$467 [18], \$467 [18], \$467  };
-  always @(posedge clk)
-    s3_pb8_2 <= { \$473 [20], \$473 [20], \$473 [20], \$473 [20], \$473 [20], \$473  };
-  always @(posedge clk)
-    s3_pb8_4 <= { \$479 [24], \$479  };
-  always @(posedge clk)
-    s3_pb8_6 <= { \$485 [24], \$485  };
-  always @(posedge clk)
-    s3_pb8_8 <= { \$487 [24], \$487  };
-  always @(posedge clk)
-    s4_pb8_0 <= \$1050 ;
-  always @(posedge clk)
-    s4_pb8_3 <= \$1051 ;
-  always @(posedge clk)
-    s3_pb9_0 <= { \$498 [18], \$498 [18], \$498 [18], \$498 [18], \$498 [18], \$498 [18], \$498 [18], \$498  };
-  always @(posedge clk)
-    s3_pb9_2 <= { \$504 [20], \$504 [20], \$504 [20], \$504 [20], \$504 [20], \$504  };
-  always @(posedge clk)
-    s3_pb9_4 <= { \$510 [24], \$510  };
-  always @(posedge clk)
-    s3_pb9_6 <= { \$516 [24], \$516  };
-  always @(posedge clk)
-    s3_pb9_8 <= { \$518 [24], \$518  };
-  always @(posedge clk)
-    s4_pb9_0 <= \$1052 ;
-  always @(posedge clk)
-    s4_pb9_3 <= \$1053 ;
-  always @(posedge clk)
-    s3_pb10_0 <= { \$529 [18], \$529 [18], \$529 [18], \$529 [18], \$529 [18], \$529 [18], \$529 [18], \$529  };
-  always @(posedge clk)
-    s3_pb10_2 <= { \$535 [20], \$535 [20], \$535 [20], \$535 [20], \$535 [20], \$535  };
-  always @(posedge clk)
-    s3_pb10_4 <= { \$541 [24], \$541  };
-  always @(posedge clk)
-    s3_pb10_6 <= { \$547 [24], \$547  };
-  always @(posedge clk)
-    s3_pb10_8 <= { \$549 [24], \$549  };
-  always @(posedge clk)
-    s4_pb10_0 <= \$1054 ;
-  always @(posedge clk)
-    s4_pb10_3 <= \$1055 ;
-  always @(posedge clk)
-    s3_pb11_0 <= { \$560 [18], \$560 [18], \$560 [18], \$560 [18], \$560 [18], \$560 [18], \$560 [18], \$560  };
-  always @(posedge clk)
-    s3_pb11_2 <= { \$566 [20], \$566 [20], \$566 [20], \$566 [20], \$566 [20], \$566  };
-  always @(posedge clk)
-    s3_pb11_4 <= { \$572 [24], \$572  };
-  always @(posedge clk)
-    s3_pb11_6 <= { \$578 [24], \$578  };
-  always @(posedge clk)
-    s3_pb11_8 <= { \$580 [24], \$580  };
-  always @(posedge clk)
-    s4_pb11_0 <= \$1056 ;
-  always @(posedge clk)
-    s4_pb11_3 <= \$1057 ;
-  always @(posedge clk)
-    s3_pb12_0 <= { \$591 [18], \$591 [18], \$591 [18], \$591 [18], \$591 [18], \$591 [18], \$591 [18], \$591  };
-  always @(posedge clk)
-    s3_pb12_2 <= { \$597 [20], \$597 [20], \$597 [20], \$597 [20], \$597 [20], \$597  };
-  always @(posedge clk)
-    s3_pb12_4 <= { \$603 [24], \$603  };
-  always @(posedge clk)
-    s3_pb12_6 <= { \$609 [24], \$609  };
-  always @(posedge clk)
-    s3_pb12_8 <= { \$611 [24], \$611  };
-  always @(posedge clk)
-    s4_pb12_0 <= \$1058 ;
-  always @(posedge clk)
-    s4_pb12_3 <= \$1059 ;
-  always @(posedge clk)
-    s3_pb13_0 <= { \$622 [18], \$622 [18], \$622 [18], \$622 [18], \$622 [18], \$622 [18], \$622 [18], \$622  };
-  always @(posedge clk)
-    s3_pb13_2 <= { \$628 [20], \$628 [20], \$628 [20], \$628 [20], \$628 [20], \$628  };
-  always @(posedge clk)
-    s3_pb13_4 <= { \$634 [24], \$634  };
-  always @(posedge clk)
-    s3_pb13_6 <= { \$640 [24], \$640  };
-  always @(posedge clk)
-    s3_pb13_8 <= { \$642 [24], \$642  };
-  always @(posedge clk)
-    s4_pb13_0 <= \$1060 ;
-  always @(posedge clk)
-    s4_pb13_3 <= \$1061 ;
-  always @(posedge clk)
-    s3_pb14_0 <= { \$653 [18], \$653 [18], \$653 [18], \$653 [18], \$653 [18], \$653 [18], \$653 [18], \$653  };
-  always @(posedge clk)
-    s3_pb14_2 <= { \$659 [20], \$659 [20], \$659 [20], \$659 [20], \$659 [20], \$659  };
-  always @(posedge clk)
-    s3_pb14_4 <= { \$665 [24], \$665  };
-  always @(posedge clk)
-    s3_pb14_6 <= { \$671 [24], \$671  };
-  always @(posedge clk)
-    s3_pb14_8 <= { \$673 [24], \$673  };
-  always @(posedge clk)
-    s4_pb14_0 <= \$1062 ;
-  always @(posedge clk)
-    s4_pb14_3 <= \$1063 ;
-  always @(posedge clk)
-    s3_pb15_0 <= { \$684 [18], \$684 [18], \$684 [18], \$684 [18], \$684 [18], \$684 [18], \$684 [18], \$684  };
-  always @(posedge clk)
-    s3_pb15_2 <= { \$690 [20], \$690 [20], \$690 [20], \$690 [20], \$690 [20], \$690  };
-  always @(posedge clk)
-    s3_pb15_4 <= { \$696 [24], \$696  };
-  always @(posedge clk)
-    s3_pb15_6 <= { \$702 [24], \$702  };
-  always @(posedge clk)
-    s3_pb15_8 <= { \$704 [24], \$704  };
-  always @(posedge clk)
-    s4_pb15_0 <= \$1064 ;
-  always @(posedge clk)
-    s4_pb15_3 <= \$1065 ;
-  always @(posedge clk)
-    s5_rb0 <= \$712 [17:0];
-  always @(posedge clk)
-    s5_rb1 <= \$715 [17:0];
-  always @(posedge clk)
-    s5_rb2 <= \$718 [17:0];
-  always @(posedge clk)
-    s5_rb3 <= \$721 [17:0];
-  always @(posedge clk)
-    s5_rb4 <= \$724 [17:0];
-  always @(posedge clk)
-    s5_rb5 <= \$727 [17:0];
-  always @(posedge clk)
-    s5_rb6 <= \$730 [17:0];
-  always @(posedge clk)
-    s5_rb7 <= \$733 [17:0];
-  always @(posedge clk)
-    s5_rb8 <= \$736 [17:0];
-  always @(posedge clk)
-    s5_rb9 <= \$739 [17:0];
-  always @(posedge clk)
-    s5_rb10 <= \$742 [17:0];
-  always @(posedge clk)
-    s5_rb11 <= \$745 [17:0];
-  always @(posedge clk)
-    s5_rb12 <= \$748 [17:0];
-  always @(posedge clk)
-    s5_rb13 <= \$751 [17:0];
-  always @(posedge clk)
-    s5_rb14 <= \$754 [17:0];
-  always @(posedge clk)
-    s5_rb15 <= \$757 [17:0];
-  always @(posedge clk)
-    s4_current0 <= s3_current0;
-  always @(posedge clk)
-    s4_current1 <= s3_current1;
-  always @(posedge clk)
-    s4_current2 <= s3_current2;
-  always @(posedge clk)
-    s4_current3 <= s3_current3;
-  always @(posedge clk)
-    s4_current4 <= s3_current4;
-  always @(posedge clk)
-    s4_current5 <= s3_current5;
-  always @(posedge clk)
-    s4_current6 <= s3_current6;
-  always @(posedge clk)
-    s4_current7 <= s3_current7;
-  always @(posedge clk)
-    s4_current8 <= s3_current8;
-  always @(posedge clk)
-    s4_current9 <= s3_current9;
-  always @(posedge clk)
-    s4_current10 <= s3_current10;
-  always @(posedge clk)
-    s4_current11 <= s3_current11;
-  always @(posedge clk)
-    s4_current12 <= s3_current12;
-  always @(posedge clk)
-    s4_current13 <= s3_current13;
-  always @(posedge clk)
-    s4_current14 <= s3_current14;
-  always @(posedge clk)
-    s4_current15 <= s3_current15;
-  always @(posedge clk)
-    s4_alpha0 <= s3_alpha0;
-  always @(posedge clk)
-    s4_alpha1 <= s3_alpha1;
-  always @(posedge clk)
-    s4_alpha2 <= s3_alpha2;
-  always @(posedge clk)
-    s4_alpha3 <= s3_alpha3;
-  always @(posedge clk)
-    s4_alpha4 <= s3_alpha4;
-  always @(posedge clk)
-    s4_alpha5 <= s3_alpha5;
-  always @(posedge clk)
-    s4_alpha6 <= s3_alpha6;
-  always @(posedge clk)
-    s4_alpha7 <= s3_alpha7;
-  always @(posedge clk)
-    s4_alpha8 <= s3_alpha8;
-  always @(posedge clk)
-    s4_alpha9 <= s3_alpha9;
-  always @(posedge clk)
-    s4_alpha10 <= s3_alpha10;
-  always @(posedge clk)
-    s4_alpha11 <= s3_alpha11;
-  always @(posedge clk)
-    s4_alpha12 <= s3_alpha12;
-  always @(posedge clk)
-    s4_alpha13 <= s3_alpha13;
-  always @(posedge clk)
-    s4_alpha14 <= s3_alpha14;
-  always @(posedge clk)
-    s4_alpha15 <= s3_alpha15;
-  always @(posedge clk)
-    s5_pa0 <= { \$758 [26], \$758  };
-  always @(posedge clk)
-    s5_pa1 <= { \$759 [26], \$759  };
-  always @(posedge clk)
-    s5_pa2 <= { \$760 [26], \$760  };
-  always @(posedge clk)
-    s5_pa3 <= { \$761 [26], \$761  };
-  always @(posedge clk)
-    s5_pa4 <= { \$762 [26], \$762  };
-  always @(posedge clk)
-    s5_pa5 <= { \$763 [26], \$763  };
-  always @(posedge clk)
-    s5_pa6 <= { \$764 [26], \$764  };
-  always @(posedge clk)
-    s5_pa7 <= { \$765 [26], \$765  };
-  always @(posedge clk)
-    s5_pa8 <= { \$766 [26], \$766  };
-  always @(posedge clk)
-    s5_pa9 <= { \$767 [26], \$767  };
-  always @(posedge clk)
-    s5_pa10 <= { \$768 [26], \$768  };
-  always @(posedge clk)
-    s5_pa11 <= { \$769 [26], \$769  };
-  always @(posedge clk)
-    s5_pa12 <= { \$770 [26], \$770  };
-  always @(posedge clk)
-    s5_pa13 <= { \$771 [26], \$771  };
-  always @(posedge clk)
-    s5_pa14 <= { \$772 [26], \$772  };
-  always @(posedge clk)
-    s5_pa15 <= { \$773 [26], \$773  };
-  always @(posedge clk)
-    s6_x0 <= \$776 [20:0];
-  always @(posedge clk)
-    s6_theta_lo0 <= \$777 ;
-  always @(posedge clk)
-    s6_x1 <= \$780 [20:0];
-  always @(posedge clk)
-    s6_theta_lo1 <= \$781 ;
-  always @(posedge clk)
-    s6_x2 <= \$784 [20:0];
-  always @(posedge clk)
-    s6_theta_lo2 <= \$785 ;
-  always @(posedge clk)
-    s6_x3 <= \$788 [20:0];
-  always @(posedge clk)
-    s6_theta_lo3 <= \$789 ;
-  always @(posedge clk)
-    s6_x4 <= \$792 [20:0];
-  always @(posedge clk)
-    s6_theta_lo4 <= \$793 ;
-  always @(posedge clk)
-    s6_x5 <= \$796 [20:0];
-  always @(posedge clk)
-    s6_theta_lo5 <= \$797 ;
-  always @(posedge clk)
-    s6_x6 <= \$800 [20:0];
-  always @(posedge clk)
-    s6_theta_lo6 <= \$801 ;
-  always @(posedge clk)
-    s6_x7 <= \$804 [20:0];
-  always @(posedge clk)
-    s6_theta_lo7 <= \$805 ;
-  always @(posedge clk)
-    s6_x8 <= \$808 [20:0];
-  always @(posedge clk)
-    s6_theta_lo8 <= \$809 ;
-  always @(posedge clk)
-    s6_x9 <= \$812 [20:0];
-  always @(posedge clk)
-    s6_theta_lo9 <= \$813 ;
-  always @(posedge clk)
-    s6_x10 <= \$816 [20:0];
-  always @(posedge clk)
-    s6_theta_lo10 <= \$817 ;
-  always @(posedge clk)
-    s6_x11 <= \$820 [20:0];
-  always @(posedge clk)
-    s6_theta_lo11 <= \$821 ;
-  always @(posedge clk)
-    s6_x12 <= \$824 [20:0];
-  always @(posedge clk)
-    s6_theta_lo12 <= \$825 ;
-  always @(posedge clk)
-    s6_x13 <= \$828 [20:0];
-  always @(posedge clk)
-    s6_theta_lo13 <= \$829 ;
-  always @(posedge clk)
-    s6_x14 <= \$832 [20:0];
-  always @(posedge clk)
-    s6_theta_lo14 <= \$833 ;
-  always @(posedge clk)
-    s6_x15 <= \$836 [20:0];
-  always @(posedge clk)
-    s6_theta_lo15 <= \$837 ;
-  always @(posedge clk)
-    h_wr__en <= \$1066 ;
-  always @(posedge clk)
-    h_wr__addr <= s6_g;
-  always @(posedge clk)
-    s7_last <= s6_last;
-  always @(posedge clk)
-    s7_base <= s6_base;
-  always @(posedge clk)
-    s7_first_step <= s6_first_step;
-  always @(posedge clk)
-    mask7 <= \$840 ;
-  always @(posedge clk)
-    h_wr__data <= { \$984 , \$975 , \$966 , \$957 , \$948 , \$939 , \$930 , \$921 , \$912 , \$903 , \$894 , \$885 , \$876 , \$867 , \$858 , \$849  };
-  always @(posedge clk)
-    mask8 <= mask7;
-  always @(posedge clk)
-    base8 <= s7_base;
-  always @(posedge clk)
-    \$signal$445  <= s7_last;
-  always @(posedge clk)
-    valid8 <= \$1067 ;
-  always @(posedge clk)
-    s8_count0 <= \$988 [2:0];
-  always @(posedge clk)
-    s8_count1 <= \$992 [2:0];
-  always @(posedge clk)
-    s8_count2 <= \$996 [2:0];
-  always @(posedge clk)
-    s8_count3 <= \$1000 [2:0];
-  always @(posedge clk)
-    \$signature__data  <= { \$1004 [4:0], \$signal$445 , base8, mask8 };
-  always @(posedge clk)
-    \$signature__en  <= \$1068 ;
-  always @(posedge clk)
-    o__valid <= \$1069 ;
-  always @(posedge clk)
-    \$signal  <= \$1070 ;
-  always @(posedge clk)
-    cur_base <= \$1071 ;
-  always @(posedge clk)
-    cur_eot <= \$1072 ;
-  always @(posedge clk)
-    cur_count <= \$1073 ;
+  wire [287:0] \start$43 ;
+  wire [17:0] \start$43.0 ;
+  wire [17:0] \start$43.10 ;
+  wire [17:0] \start$43.11 ;
+  wire [17:0] \start$43.12 ;
+  wire [17:0] \start$43.13 ;
+  wire [17:0] \start$43.14 ;
+  wire [17:0] \start$43.15 ;
+  wire [17:0] \start$43.1 ;
+  wire [17:0] \start$43.2 ;
+  wire [17:0] \start$43.3 ;
+  wire [17:0] \start$43.4 ;
+  wire [17:0] \start$43.5 ;
+  wire [17:0] \start$43.6 ;
+  wire [17:0] \start$43.7 ;
+  wire [17:0] \start$43.8 ;
+  wire [17:0] \start$43.9 ;
+  wire [17:0] \start.0 ;
+  wire [17:0] \start.10 ;
+  wire [17:0] \start.11 ;
+  wire [17:0] \start.12 ;
+  wire [17:0] \start.13 ;
+  wire [17:0] \start.14 ;
+  wire [17:0] \start.15 ;
+  wire [17:0] \start.1 ;
+  wire [17:0] \start.2 ;
+  wire [17:0] \start.3 ;
+  wire [17:0] \start.4 ;
+  wire [17:0] \start.5 ;
+  wire [17:0] \start.6 ;
+  wire [17:0] \start.7 ;
+  wire [17:0] \start.8 ;
+  wire [17:0] \start.9 ;
   \dalif_array.accumulate  accumulate (
-    .acc2(pass___acc),
-    .acc_wr__addr(pass___g),
     .cfg__data(cfg__data),
     .cfg__en(cfg__en),
     .cfg__lane(cfg__lane),
     .cfg__sel(cfg__sel),
     .clk(clk),
     .err(err),
-    .g(port__addr),
     .i__payload(i__payload),
     .i__ready(i__ready),
     .i__valid(i__valid),
-    .pass___base(pass___base),
-    .pass___empty(pass___empty),
-    .pass___first_step(pass___first_step),
-    .pass___last(pass___last),
+    .issue__g(issue__g),
+    .issue__valid(issue__valid),
+    .pass___payload(pass___payload),
     .pass___valid(pass___valid),
-    .\port$1206$0 (port__data),
     .room(room),
     .rst(rst),
+    .start(start),
     .wp__addr(cfg__addr)
   );
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    lane = 4'h0;
-    if (lowest[0]) begin
-      lane = 4'h0;
-    end
-    if (lowest[1]) begin
-      lane = 4'h1;
-    end
-    if (lowest[2]) begin
-      lane = 4'h2;
-    end
-    if (lowest[3]) begin
-      lane = 4'h3;
-    end
-    if (lowest[4]) begin
-      lane = 4'h4;
-    end
-    if (lowest[5]) begin
-      lane = 4'h5;
-    end
-    if (lowest[6]) begin
-      lane = 4'h6;
-    end
-    if (lowest[7]) begin
-      lane = 4'h7;
-    end
-    if (lowest[8]) begin
-      lane = 4'h8;
-    end
-    if (lowest[9]) begin
-      lane = 4'h9;
-    end
-    if (lowest[10]) begin
-      lane = 4'ha;
-    end
-    if (lowest[11]) begin
-      lane = 4'hb;
-    end
-    if (lowest[12]) begin
-      lane = 4'hc;
-    end
-    if (lowest[13]) begin
-      lane = 4'hd;
-    end
-    if (lowest[14]) begin
-      lane = 4'he;
-    end
-    if (lowest[15]) begin
-      lane = 4'hf;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1027  = \$signature__addr ;
-    if (\$signature__en ) begin
-      \$1027  = \$194 [5:0];
-    end
-    if (rst) begin
-      \$1027  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1028  = ring_rd__addr;
-    if (fifo_pop) begin
-      \$1028  = \$195 [5:0];
-    end
-    if (rst) begin
-      \$1028  = 6'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1029  = \$197 [6:0];
-    if (rst) begin
-      \$1029  = 7'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1030  = pass___valid;
-    if (rst) begin
-      \$1030  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1031  = s3_valid;
-    if (rst) begin
-      \$1031  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1032  = s4_valid;
-    if (rst) begin
-      \$1032  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1033  = s5_valid;
-    if (rst) begin
-      \$1033  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1034  = \$242 [25:0];
-    if (s3_first_step) begin
-      \$1034  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1035  = \$244 [25:0];
-    if (s3_first_step) begin
-      \$1035  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1036  = \$273 [25:0];
-    if (s3_first_step) begin
-      \$1036  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1037  = \$275 [25:0];
-    if (s3_first_step) begin
-      \$1037  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1038  = \$304 [25:0];
-    if (s3_first_step) begin
-      \$1038  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1039  = \$306 [25:0];
-    if (s3_first_step) begin
-      \$1039  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1040  = \$335 [25:0];
-    if (s3_first_step) begin
-      \$1040  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1041  = \$337 [25:0];
-    if (s3_first_step) begin
-      \$1041  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1042  = \$366 [25:0];
-    if (s3_first_step) begin
-      \$1042  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1043  = \$368 [25:0];
-    if (s3_first_step) begin
-      \$1043  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1044  = \$397 [25:0];
-    if (s3_first_step) begin
-      \$1044  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1045  = \$399 [25:0];
-    if (s3_first_step) begin
-      \$1045  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1046  = \$428 [25:0];
-    if (s3_first_step) begin
-      \$1046  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1047  = \$430 [25:0];
-    if (s3_first_step) begin
-      \$1047  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1048  = \$459 [25:0];
-    if (s3_first_step) begin
-      \$1048  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1049  = \$461 [25:0];
-    if (s3_first_step) begin
-      \$1049  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1050  = \$490 [25:0];
-    if (s3_first_step) begin
-      \$1050  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1051  = \$492 [25:0];
-    if (s3_first_step) begin
-      \$1051  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1052  = \$521 [25:0];
-    if (s3_first_step) begin
-      \$1052  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1053  = \$523 [25:0];
-    if (s3_first_step) begin
-      \$1053  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1054  = \$552 [25:0];
-    if (s3_first_step) begin
-      \$1054  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1055  = \$554 [25:0];
-    if (s3_first_step) begin
-      \$1055  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1056  = \$583 [25:0];
-    if (s3_first_step) begin
-      \$1056  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1057  = \$585 [25:0];
-    if (s3_first_step) begin
-      \$1057  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1058  = \$614 [25:0];
-    if (s3_first_step) begin
-      \$1058  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1059  = \$616 [25:0];
-    if (s3_first_step) begin
-      \$1059  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1060  = \$645 [25:0];
-    if (s3_first_step) begin
-      \$1060  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1061  = \$647 [25:0];
-    if (s3_first_step) begin
-      \$1061  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1062  = \$676 [25:0];
-    if (s3_first_step) begin
-      \$1062  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1063  = \$678 [25:0];
-    if (s3_first_step) begin
-      \$1063  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1064  = \$707 [25:0];
-    if (s3_first_step) begin
-      \$1064  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1065  = \$709 [25:0];
-    if (s3_first_step) begin
-      \$1065  = 26'h0000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1066  = s6_valid;
-    if (rst) begin
-      \$1066  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1067  = h_wr__en;
-    if (rst) begin
-      \$1067  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1068  = \$1007 ;
-    if (rst) begin
-      \$1068  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1069  = o__valid;
-    if (\$1017 ) begin
-      \$1069  = 1'h1;
-    end else if (\$1018 ) begin
-      if (\$1023 ) begin
-        \$1069  = 1'h0;
-      end
-    end
-    if (rst) begin
-      \$1069  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1070  = \$signal ;
-    if (\$1017 ) begin
-      \$1070  = ring_rd__data[15:0];
-    end else if (\$1018 ) begin
-      (* full_case = 32'd1 *)
-      if (\$1023 ) begin
-      end else begin
-        \$1070  = \$1025 ;
-      end
-    end
-    if (rst) begin
-      \$1070  = 16'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1071  = cur_base;
-    if (\$1017 ) begin
-      \$1071  = ring_rd__data[23:16];
-    end
-    if (rst) begin
-      \$1071  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1072  = cur_eot;
-    if (\$1017 ) begin
-      \$1072  = ring_rd__data[24];
-    end
-    if (rst) begin
-      \$1072  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$1073  = cur_count;
-    if (\$1017 ) begin
-      \$1073  = ring_rd__data[29:25];
-    end else if (\$1018 ) begin
-      (* full_case = 32'd1 *)
-      if (\$1023 ) begin
-      end else begin
-        \$1073  = \$1026 [4:0];
-      end
-    end
-    if (rst) begin
-      \$1073  = 5'h00;
-    end
-  end
+  \dalif_array.serialize  serialize (
+    .clk(clk),
+    .fifo_push(push__valid),
+    .o__payload(o__payload),
+    .o__ready(o__ready),
+    .o__valid(o__valid),
+    .push__payload(push__payload),
+    .room(room),
+    .rst(rst)
+  );
+  \dalif_array.update  update (
+    .cfg__addr(cfg__addr),
+    .cfg__data(cfg__data),
+    .cfg__en(cfg__en),
+    .cfg__lane(cfg__lane),
+    .cfg__sel(cfg__sel),
+    .clk(clk),
+    .pass___payload(pass___payload),
+    .pass___valid(pass___valid),
+    .port__addr(issue__g),
+    .push__payload(push__payload),
+    .push__valid(push__valid),
+    .rst(rst),
+    .start(start)
+  );
   assign \i__payload$14  = i__payload;
   assign \i__ready$15  = i__ready;
   assign \i__valid$16  = i__valid;
   assign \cfg__addr$17  = cfg__addr;
-  assign \cfg__data$18  = cfg__data;
-  assign \cfg__en$19  = cfg__en;
-  assign \cfg__lane$20  = cfg__lane;
-  assign \cfg__sel$21  = cfg__sel;
-  assign \err$22  = err;
-  assign wp__addr = cfg__addr[3:0];
-  assign wp__data = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
-  assign wp__en = \$8 [15:0];
-  assign issue__g = port__addr;
-  assign \wp__addr$28  = cfg__addr[3:0];
-  assign \wp__data$29  = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
-  assign \wp__en$30  = \$16 [15:0];
-  assign \port__addr$31  = port__addr;
-  assign \wp__addr$32  = cfg__addr[3:0];
-  assign \wp__data$33  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
-  assign \wp__en$34  = \$24 [15:0];
-  assign \port__addr$35  = port__addr;
-  assign \wp__addr$36  = cfg__addr[3:0];
-  assign \wp__data$37  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
-  assign \wp__en$38  = \$32 [15:0];
-  assign \port__addr$39  = port__addr;
-  assign \port__addr$40  = port__addr;
-  assign wp = \$signature__addr ;
-  assign fifo_push = \$signature__en ;
-  assign rp = ring_rd__addr;
-  assign s1_start0 = { port__data[15], port__data[15], port__data[15:0] };
-  assign s1_start1 = { port__data[31], port__data[31], port__data[31:16] };
-  assign s1_start2 = { port__data[47], port__data[47], port__data[47:32] };
-  assign s1_start3 = { port__data[63], port__data[63], port__data[63:48] };
-  assign s1_start4 = { port__data[79], port__data[79], port__data[79:64] };
-  assign s1_start5 = { port__data[95], port__data[95], port__data[95:80] };
-  assign s1_start6 = { port__data[111], port__data[111], port__data[111:96] };
-  assign s1_start7 = { port__data[127], port__data[127], port__data[127:112] };
-  assign s1_start8 = { port__data[143], port__data[143], port__data[143:128] };
-  assign s1_start9 = { port__data[159], port__data[159], port__data[159:144] };
-  assign s1_start10 = { port__data[175], port__data[175], port__data[175:160] };
-  assign s1_start11 = { port__data[191], port__data[191], port__data[191:176] };
-  assign s1_start12 = { port__data[207], port__data[207], port__data[207:192] };
-  assign s1_start13 = { port__data[223], port__data[223], port__data[223:208] };
-  assign s1_start14 = { port__data[239], port__data[239], port__data[239:224] };
-  assign s1_start15 = { port__data[255], port__data[255], port__data[255:240] };
-  assign start = { port__data[255], port__data[255], port__data[255:239], port__data[239], port__data[239:223], port__data[223], port__data[223:207], port__data[207], port__data[207:191], port__data[191], port__data[191:175], port__data[175], port__data[175:159], port__data[159], port__data[159:143], port__data[143], port__data[143:127], port__data[127], port__data[127:111], port__data[111], port__data[111:95], port__data[95], port__data[95:79], port__data[79], port__data[79:63], port__data[63], port__data[63:47], port__data[47], port__data[47:31], port__data[31], port__data[31:15], port__data[15], port__data[15:0] };
-  assign s7_g = h_wr__addr;
-  assign h7 = h_wr__data;
-  assign s7_valid = h_wr__en;
-  assign entry9 = \$signature__data ;
-  assign \$signal$142  = o__valid;
+  assign \cfg__addr$18  = cfg__addr;
+  assign \cfg__data$19  = cfg__data;
+  assign \cfg__data$20  = cfg__data;
+  assign \cfg__en$21  = cfg__en;
+  assign \cfg__en$22  = cfg__en;
+  assign \cfg__lane$23  = cfg__lane;
+  assign \cfg__lane$24  = cfg__lane;
+  assign \cfg__sel$25  = cfg__sel;
+  assign \cfg__sel$26  = cfg__sel;
+  assign \issue__g$28  = issue__g;
+  assign \issue__valid$30  = issue__valid;
+  assign \pass___payload$32  = pass___payload;
+  assign \pass___valid$34  = pass___valid;
+  assign \push__payload$36  = push__payload;
+  assign \push__valid$38  = push__valid;
+  assign \o__payload$39  = o__payload;
+  assign \o__ready$40  = o__ready;
+  assign \o__valid$41  = o__valid;
+  assign \start$43  = start;
+  assign \room$45  = room;
+  assign \err$46  = err;
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
   assign \o__payload.index  = o__payload[7:0];
   assign \o__payload.eot  = o__payload[8];
   assign \i__payload$14.index  = i__payload[7:0];
   assign \i__payload$14.eot  = i__payload[8];
-  assign o__payload[7:0] = \$184 ;
-  assign o__payload[8] = \$181 ;
-  assign \$215  = { \$214 [15], \$214  };
-  assign \$218  = { \$217 , 1'h0 };
-  assign \$221  = { \$220 [15], \$220 , 2'h0 };
-  assign \$224  = { \$223 , 3'h0 };
-  assign \$227  = { \$226 [15], \$226 [15], \$226 [15], \$226 , 4'h0 };
-  assign \$230  = { \$229 [15], \$229 [15], \$229 , 5'h00 };
-  assign \$233  = { \$232 [15], \$232 , 6'h00 };
-  assign \$236  = { \$235 , 7'h00 };
-  assign \$246  = { \$245 [15], \$245  };
-  assign \$249  = { \$248 , 1'h0 };
-  assign \$252  = { \$251 [15], \$251 , 2'h0 };
-  assign \$255  = { \$254 , 3'h0 };
-  assign \$258  = { \$257 [15], \$257 [15], \$257 [15], \$257 , 4'h0 };
-  assign \$261  = { \$260 [15], \$260 [15], \$260 , 5'h00 };
-  assign \$264  = { \$263 [15], \$263 , 6'h00 };
-  assign \$267  = { \$266 , 7'h00 };
-  assign \$277  = { \$276 [15], \$276  };
-  assign \$280  = { \$279 , 1'h0 };
-  assign \$283  = { \$282 [15], \$282 , 2'h0 };
-  assign \$286  = { \$285 , 3'h0 };
-  assign \$289  = { \$288 [15], \$288 [15], \$288 [15], \$288 , 4'h0 };
-  assign \$292  = { \$291 [15], \$291 [15], \$291 , 5'h00 };
-  assign \$295  = { \$294 [15], \$294 , 6'h00 };
-  assign \$298  = { \$297 , 7'h00 };
-  assign \$308  = { \$307 [15], \$307  };
-  assign \$311  = { \$310 , 1'h0 };
-  assign \$314  = { \$313 [15], \$313 , 2'h0 };
-  assign \$317  = { \$316 , 3'h0 };
-  assign \$320  = { \$319 [15], \$319 [15], \$319 [15], \$319 , 4'h0 };
-  assign \$323  = { \$322 [15], \$322 [15], \$322 , 5'h00 };
-  assign \$326  = { \$325 [15], \$325 , 6'h00 };
-  assign \$329  = { \$328 , 7'h00 };
-  assign \$339  = { \$338 [15], \$338  };
-  assign \$342  = { \$341 , 1'h0 };
-  assign \$345  = { \$344 [15], \$344 , 2'h0 };
-  assign \$348  = { \$347 , 3'h0 };
-  assign \$351  = { \$350 [15], \$350 [15], \$350 [15], \$350 , 4'h0 };
-  assign \$354  = { \$353 [15], \$353 [15], \$353 , 5'h00 };
-  assign \$357  = { \$356 [15], \$356 , 6'h00 };
-  assign \$360  = { \$359 , 7'h00 };
-  assign \$370  = { \$369 [15], \$369  };
-  assign \$373  = { \$372 , 1'h0 };
-  assign \$376  = { \$375 [15], \$375 , 2'h0 };
-  assign \$379  = { \$378 , 3'h0 };
-  assign \$382  = { \$381 [15], \$381 [15], \$381 [15], \$381 , 4'h0 };
-  assign \$385  = { \$384 [15], \$384 [15], \$384 , 5'h00 };
-  assign \$388  = { \$387 [15], \$387 , 6'h00 };
-  assign \$391  = { \$390 , 7'h00 };
-  assign \$401  = { \$400 [15], \$400  };
-  assign \$404  = { \$403 , 1'h0 };
-  assign \$407  = { \$406 [15], \$406 , 2'h0 };
-  assign \$410  = { \$409 , 3'h0 };
-  assign \$413  = { \$412 [15], \$412 [15], \$412 [15], \$412 , 4'h0 };
-  assign \$416  = { \$415 [15], \$415 [15], \$415 , 5'h00 };
-  assign \$419  = { \$418 [15], \$418 , 6'h00 };
-  assign \$422  = { \$421 , 7'h00 };
-  assign \$432  = { \$431 [15], \$431  };
-  assign \$435  = { \$434 , 1'h0 };
-  assign \$438  = { \$437 [15], \$437 , 2'h0 };
-  assign \$441  = { \$440 , 3'h0 };
-  assign \$444  = { \$443 [15], \$443 [15], \$443 [15], \$443 , 4'h0 };
-  assign \$447  = { \$446 [15], \$446 [15], \$446 , 5'h00 };
-  assign \$450  = { \$449 [15], \$449 , 6'h00 };
-  assign \$453  = { \$452 , 7'h00 };
-  assign \$463  = { \$462 [15], \$462  };
-  assign \$466  = { \$465 , 1'h0 };
-  assign \$469  = { \$468 [15], \$468 , 2'h0 };
-  assign \$472  = { \$471 , 3'h0 };
-  assign \$475  = { \$474 [15], \$474 [15], \$474 [15], \$474 , 4'h0 };
-  assign \$478  = { \$477 [15], \$477 [15], \$477 , 5'h00 };
-  assign \$481  = { \$480 [15], \$480 , 6'h00 };
-  assign \$484  = { \$483 , 7'h00 };
-  assign \$494  = { \$493 [15], \$493  };
-  assign \$497  = { \$496 , 1'h0 };
-  assign \$500  = { \$499 [15], \$499 , 2'h0 };
-  assign \$503  = { \$502 , 3'h0 };
-  assign \$506  = { \$505 [15], \$505 [15], \$505 [15], \$505 , 4'h0 };
-  assign \$509  = { \$508 [15], \$508 [15], \$508 , 5'h00 };
-  assign \$512  = { \$511 [15], \$511 , 6'h00 };
-  assign \$515  = { \$514 , 7'h00 };
-  assign \$525  = { \$524 [15], \$524  };
-  assign \$528  = { \$527 , 1'h0 };
-  assign \$531  = { \$530 [15], \$530 , 2'h0 };
-  assign \$534  = { \$533 , 3'h0 };
-  assign \$537  = { \$536 [15], \$536 [15], \$536 [15], \$536 , 4'h0 };
-  assign \$540  = { \$539 [15], \$539 [15], \$539 , 5'h00 };
-  assign \$543  = { \$542 [15], \$542 , 6'h00 };
-  assign \$546  = { \$545 , 7'h00 };
-  assign \$556  = { \$555 [15], \$555  };
-  assign \$559  = { \$558 , 1'h0 };
-  assign \$562  = { \$561 [15], \$561 , 2'h0 };
-  assign \$565  = { \$564 , 3'h0 };
-  assign \$568  = { \$567 [15], \$567 [15], \$567 [15], \$567 , 4'h0 };
-  assign \$571  = { \$570 [15], \$570 [15], \$570 , 5'h00 };
-  assign \$574  = { \$573 [15], \$573 , 6'h00 };
-  assign \$577  = { \$576 , 7'h00 };
-  assign \$587  = { \$586 [15], \$586  };
-  assign \$590  = { \$589 , 1'h0 };
-  assign \$593  = { \$592 [15], \$592 , 2'h0 };
-  assign \$596  = { \$595 , 3'h0 };
-  assign \$599  = { \$598 [15], \$598 [15], \$598 [15], \$598 , 4'h0 };
-  assign \$602  = { \$601 [15], \$601 [15], \$601 , 5'h00 };
-  assign \$605  = { \$604 [15], \$604 , 6'h00 };
-  assign \$608  = { \$607 , 7'h00 };
-  assign \$618  = { \$617 [15], \$617  };
-  assign \$621  = { \$620 , 1'h0 };
-  assign \$624  = { \$623 [15], \$623 , 2'h0 };
-  assign \$627  = { \$626 , 3'h0 };
-  assign \$630  = { \$629 [15], \$629 [15], \$629 [15], \$629 , 4'h0 };
-  assign \$633  = { \$632 [15], \$632 [15], \$632 , 5'h00 };
-  assign \$636  = { \$635 [15], \$635 , 6'h00 };
-  assign \$639  = { \$638 , 7'h00 };
-  assign \$649  = { \$648 [15], \$648  };
-  assign \$652  = { \$651 , 1'h0 };
-  assign \$655  = { \$654 [15], \$654 , 2'h0 };
-  assign \$658  = { \$657 , 3'h0 };
-  assign \$661  = { \$660 [15], \$660 [15], \$660 [15], \$660 , 4'h0 };
-  assign \$664  = { \$663 [15], \$663 [15], \$663 , 5'h00 };
-  assign \$667  = { \$666 [15], \$666 , 6'h00 };
-  assign \$670  = { \$669 , 7'h00 };
-  assign \$680  = { \$679 [15], \$679  };
-  assign \$683  = { \$682 , 1'h0 };
-  assign \$686  = { \$685 [15], \$685 , 2'h0 };
-  assign \$689  = { \$688 , 3'h0 };
-  assign \$692  = { \$691 [15], \$691 [15], \$691 [15], \$691 , 4'h0 };
-  assign \$695  = { \$694 [15], \$694 [15], \$694 , 5'h00 };
-  assign \$698  = { \$697 [15], \$697 , 6'h00 };
-  assign \$701  = { \$700 , 7'h00 };
-  assign \$712  = { \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27:8] };
-  assign \$715  = { \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27:8] };
-  assign \$718  = { \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27:8] };
-  assign \$721  = { \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27:8] };
-  assign \$724  = { \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27:8] };
-  assign \$727  = { \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27:8] };
-  assign \$730  = { \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27:8] };
-  assign \$733  = { \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27:8] };
-  assign \$736  = { \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27:8] };
-  assign \$739  = { \$738 [27], \$738 [27], \$738 [27], \$738 [27], \$738 [27], \$738 [27], \$738 [27], \$738 [27], \$738 [27:8] };
-  assign \$742  = { \$741 [27], \$741 [27], \$741 [27], \$741 [27], \$741 [27], \$741 [27], \$741 [27], \$741 [27], \$741 [27:8] };
-  assign \$745  = { \$744 [27], \$744 [27], \$744 [27], \$744 [27], \$744 [27], \$744 [27], \$744 [27], \$744 [27], \$744 [27:8] };
-  assign \$748  = { \$747 [27], \$747 [27], \$747 [27], \$747 [27], \$747 [27], \$747 [27], \$747 [27], \$747 [27], \$747 [27:8] };
-  assign \$751  = { \$750 [27], \$750 [27], \$750 [27], \$750 [27], \$750 [27], \$750 [27], \$750 [27], \$750 [27], \$750 [27:8] };
-  assign \$754  = { \$753 [27], \$753 [27], \$753 [27], \$753 [27], \$753 [27], \$753 [27], \$753 [27], \$753 [27], \$753 [27:8] };
-  assign \$757  = { \$756 [27], \$756 [27], \$756 [27], \$756 [27], \$756 [27], \$756 [27], \$756 [27], \$756 [27], \$756 [27:8] };
-  assign \$774  = { s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27], s5_pa0[27:8] };
-  assign \$778  = { s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27], s5_pa1[27:8] };
-  assign \$782  = { s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27], s5_pa2[27:8] };
-  assign \$786  = { s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27], s5_pa3[27:8] };
-  assign \$790  = { s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27], s5_pa4[27:8] };
-  assign \$794  = { s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27], s5_pa5[27:8] };
-  assign \$798  = { s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27], s5_pa6[27:8] };
-  assign \$802  = { s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27], s5_pa7[27:8] };
-  assign \$806  = { s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27], s5_pa8[27:8] };
-  assign \$810  = { s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27], s5_pa9[27:8] };
-  assign \$814  = { s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27], s5_pa10[27:8] };
-  assign \$818  = { s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27], s5_pa11[27:8] };
-  assign \$822  = { s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27], s5_pa12[27:8] };
-  assign \$826  = { s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27], s5_pa13[27:8] };
-  assign \$830  = { s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27], s5_pa14[27:8] };
-  assign \$834  = { s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27], s5_pa15[27:8] };
-  assign \$839  = 16'hffff;
-  assign \$840  = { s6_spike15, s6_spike14, s6_spike13, s6_spike12, s6_spike11, s6_spike10, s6_spike9, s6_spike8, s6_spike7, s6_spike6, s6_spike5, s6_spike4, s6_spike3, s6_spike2, s6_spike1, s6_spike0 };
+  assign \pass___payload.g  = pass___payload[3:0];
+  assign \pass___payload.empty  = pass___payload[4];
+  assign \pass___payload.first_step  = pass___payload[5];
+  assign \pass___payload.last  = pass___payload[6];
+  assign \pass___payload.base  = pass___payload[14:7];
+  assign \pass___payload.acc  = pass___payload[302:15];
+  assign \pass___payload.acc.0  = pass___payload[32:15];
+  assign \pass___payload.acc.1  = pass___payload[50:33];
+  assign \pass___payload.acc.2  = pass___payload[68:51];
+  assign \pass___payload.acc.3  = pass___payload[86:69];
+  assign \pass___payload.acc.4  = pass___payload[104:87];
+  assign \pass___payload.acc.5  = pass___payload[122:105];
+  assign \pass___payload.acc.6  = pass___payload[140:123];
+  assign \pass___payload.acc.7  = pass___payload[158:141];
+  assign \pass___payload.acc.8  = pass___payload[176:159];
+  assign \pass___payload.acc.9  = pass___payload[194:177];
+  assign \pass___payload.acc.10  = pass___payload[212:195];
+  assign \pass___payload.acc.11  = pass___payload[230:213];
+  assign \pass___payload.acc.12  = pass___payload[248:231];
+  assign \pass___payload.acc.13  = pass___payload[266:249];
+  assign \pass___payload.acc.14  = pass___payload[284:267];
+  assign \pass___payload.acc.15  = pass___payload[302:285];
+  assign \pass___payload$32.g  = pass___payload[3:0];
+  assign \pass___payload$32.empty  = pass___payload[4];
+  assign \pass___payload$32.first_step  = pass___payload[5];
+  assign \pass___payload$32.last  = pass___payload[6];
+  assign \pass___payload$32.base  = pass___payload[14:7];
+  assign \pass___payload$32.acc  = pass___payload[302:15];
+  assign \pass___payload$32.acc.0  = pass___payload[32:15];
+  assign \pass___payload$32.acc.1  = pass___payload[50:33];
+  assign \pass___payload$32.acc.2  = pass___payload[68:51];
+  assign \pass___payload$32.acc.3  = pass___payload[86:69];
+  assign \pass___payload$32.acc.4  = pass___payload[104:87];
+  assign \pass___payload$32.acc.5  = pass___payload[122:105];
+  assign \pass___payload$32.acc.6  = pass___payload[140:123];
+  assign \pass___payload$32.acc.7  = pass___payload[158:141];
+  assign \pass___payload$32.acc.8  = pass___payload[176:159];
+  assign \pass___payload$32.acc.9  = pass___payload[194:177];
+  assign \pass___payload$32.acc.10  = pass___payload[212:195];
+  assign \pass___payload$32.acc.11  = pass___payload[230:213];
+  assign \pass___payload$32.acc.12  = pass___payload[248:231];
+  assign \pass___payload$32.acc.13  = pass___payload[266:249];
+  assign \pass___payload$32.acc.14  = pass___payload[284:267];
+  assign \pass___payload$32.acc.15  = pass___payload[302:285];
+  assign \push__payload.mask  = push__payload[15:0];
+  assign \push__payload.base  = push__payload[23:16];
+  assign \push__payload.last  = push__payload[24];
+  assign \push__payload.count  = push__payload[29:25];
+  assign \push__payload$36.mask  = push__payload[15:0];
+  assign \push__payload$36.base  = push__payload[23:16];
+  assign \push__payload$36.last  = push__payload[24];
+  assign \push__payload$36.count  = push__payload[29:25];
+  assign \o__payload$39.index  = o__payload[7:0];
+  assign \o__payload$39.eot  = o__payload[8];
+  assign \start.0  = start[17:0];
+  assign \start.1  = start[35:18];
+  assign \start.2  = start[53:36];
+  assign \start.3  = start[71:54];
+  assign \start.4  = start[89:72];
+  assign \start.5  = start[107:90];
+  assign \start.6  = start[125:108];
+  assign \start.7  = start[143:126];
+  assign \start.8  = start[161:144];
+  assign \start.9  = start[179:162];
+  assign \start.10  = start[197:180];
+  assign \start.11  = start[215:198];
+  assign \start.12  = start[233:216];
+  assign \start.13  = start[251:234];
+  assign \start.14  = start[269:252];
+  assign \start.15  = start[287:270];
+  assign \start$43.0  = start[17:0];
+  assign \start$43.1  = start[35:18];
+  assign \start$43.2  = start[53:36];
+  assign \start$43.3  = start[71:54];
+  assign \start$43.4  = start[89:72];
+  assign \start$43.5  = start[107:90];
+  assign \start$43.6  = start[125:108];
+  assign \start$43.7  = start[143:126];
+  assign \start$43.8  = start[161:144];
+  assign \start$43.9  = start[179:162];
+  assign \start$43.10  = start[197:180];
+  assign \start$43.11  = start[215:198];
+  assign \start$43.12  = start[233:216];
+  assign \start$43.13  = start[251:234];
+  assign \start$43.14  = start[269:252];
+  assign \start$43.15  = start[287:270];
 endmodule
 
 (* generator = "Amaranth" *)
-module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane, cfg__data, clk, rst, room, i__ready, pass___valid, \port$1206$0 , acc_wr__addr, pass___empty, pass___first_step, pass___last, pass___base, g, err, acc2, i__payload
-);
-  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane, cfg__data, clk, rst, i__ready, issue__valid, pass___valid, room, issue__g, pass___payload, err, start, i__payload);
+  reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
   wire \$11 ;
@@ -4161,8 +335,8 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$19 ;
   wire \$2 ;
   wire \$20 ;
-  wire [18:0] \$21 ;
-  wire [18:0] \$22 ;
+  wire \$21 ;
+  wire \$22 ;
   wire [18:0] \$23 ;
   wire [18:0] \$24 ;
   wire [18:0] \$25 ;
@@ -4178,35 +352,35 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$34 ;
   wire [18:0] \$35 ;
   wire [18:0] \$36 ;
-  wire \$37 ;
-  wire \$38 ;
-  wire [4:0] \$39 ;
+  wire [18:0] \$37 ;
+  wire [18:0] \$38 ;
+  wire \$39 ;
   wire \$4 ;
-  wire [4:0] \$40 ;
-  wire [8:0] \$41 ;
-  wire [8:0] \$42 ;
-  wire \$43 ;
-  wire \$44 ;
-  wire [13:0] \$45 ;
+  wire \$40 ;
+  wire [4:0] \$41 ;
+  wire [4:0] \$42 ;
+  wire [8:0] \$43 ;
+  wire [8:0] \$44 ;
+  wire \$45 ;
   wire \$46 ;
-  wire \$47 ;
+  wire [13:0] \$47 ;
   wire \$48 ;
   wire \$49 ;
   wire \$5 ;
   wire \$50 ;
-  wire [1:0] \$51 ;
-  wire [1:0] \$52 ;
-  wire \$53 ;
-  wire \$54 ;
+  wire \$51 ;
+  wire \$52 ;
+  wire [1:0] \$53 ;
+  wire [1:0] \$54 ;
   wire \$55 ;
-  wire [1:0] \$56 ;
-  wire [9:0] \$57 ;
-  wire [287:0] \$58 ;
-  wire \$59 ;
+  wire \$56 ;
+  wire \$57 ;
+  wire [1:0] \$58 ;
+  wire [9:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire [18:0] \$61 ;
-  wire [18:0] \$62 ;
+  wire [287:0] \$60 ;
+  wire \$61 ;
+  wire \$62 ;
   wire [18:0] \$63 ;
   wire [18:0] \$64 ;
   wire [18:0] \$65 ;
@@ -4222,19 +396,19 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$74 ;
   wire [18:0] \$75 ;
   wire [18:0] \$76 ;
-  reg \$77 ;
-  reg [8:0] \$78 ;
+  wire [18:0] \$77 ;
+  wire [18:0] \$78 ;
   reg \$79 ;
   wire [30:0] \$8 ;
-  reg \$80 ;
+  reg [8:0] \$80 ;
   reg \$81 ;
-  reg [3:0] \$82 ;
-  reg [7:0] \$83 ;
-  reg [12:0] \$84 ;
-  reg \$85 ;
-  reg [8:0] \$86 ;
+  reg \$82 ;
+  reg \$83 ;
+  reg [3:0] \$84 ;
+  reg [7:0] \$85 ;
+  reg [12:0] \$86 ;
   reg \$87 ;
-  reg \$88 ;
+  reg [8:0] \$88 ;
   reg \$89 ;
   wire \$9 ;
   reg \$90 ;
@@ -4243,34 +417,59 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   reg \$93 ;
   reg \$94 ;
   reg \$95 ;
+  reg \$96 ;
+  wire [291:0] \$97 ;
+  reg \$98 ;
   wire \$signal ;
-  (* init = 1'h0 *)
-  wire \$signal$17 ;
-  reg [3:0] \$signal$18  = 4'h0;
-  wire \$signal$20 ;
-  reg \$signal$22  = 1'h0;
-  (* init = 1'h0 *)
-  wire \$signal$23 ;
-  reg \$signal$24  = 1'h0;
-  wire \$signal$26 ;
-  reg [7:0] \$signal$27  = 8'h00;
-  reg \$signal$76  = 1'h0;
-  reg [3:0] \$signal$77  = 4'h0;
-  reg [287:0] \$signal$78  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  reg \$signal$79  = 1'h0;
-  reg [3:0] \$signal$80  = 4'h0;
-  reg [287:0] \$signal$81  = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  (* init = 4'h0 *)
+  reg \$signal$20  = 1'h0;
+  reg \$signal$45  = 1'h0;
+  reg \$signal$53  = 1'h0;
+  reg [291:0] \$signal$54  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [287:0] \$signal$54.data ;
+  wire [17:0] \$signal$54.data.0 ;
+  wire [17:0] \$signal$54.data.10 ;
+  wire [17:0] \$signal$54.data.11 ;
+  wire [17:0] \$signal$54.data.12 ;
+  wire [17:0] \$signal$54.data.13 ;
+  wire [17:0] \$signal$54.data.14 ;
+  wire [17:0] \$signal$54.data.15 ;
+  wire [17:0] \$signal$54.data.1 ;
+  wire [17:0] \$signal$54.data.2 ;
+  wire [17:0] \$signal$54.data.3 ;
+  wire [17:0] \$signal$54.data.4 ;
+  wire [17:0] \$signal$54.data.5 ;
+  wire [17:0] \$signal$54.data.6 ;
+  wire [17:0] \$signal$54.data.7 ;
+  wire [17:0] \$signal$54.data.8 ;
+  wire [17:0] \$signal$54.data.9 ;
+  wire [3:0] \$signal$54.g ;
+  reg \$signal$55  = 1'h0;
+  reg [291:0] \$signal$56  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [287:0] \$signal$56.data ;
+  wire [17:0] \$signal$56.data.0 ;
+  wire [17:0] \$signal$56.data.10 ;
+  wire [17:0] \$signal$56.data.11 ;
+  wire [17:0] \$signal$56.data.12 ;
+  wire [17:0] \$signal$56.data.13 ;
+  wire [17:0] \$signal$56.data.14 ;
+  wire [17:0] \$signal$56.data.15 ;
+  wire [17:0] \$signal$56.data.1 ;
+  wire [17:0] \$signal$56.data.2 ;
+  wire [17:0] \$signal$56.data.3 ;
+  wire [17:0] \$signal$56.data.4 ;
+  wire [17:0] \$signal$56.data.5 ;
+  wire [17:0] \$signal$56.data.6 ;
+  wire [17:0] \$signal$56.data.7 ;
+  wire [17:0] \$signal$56.data.8 ;
+  wire [17:0] \$signal$56.data.9 ;
+  wire [3:0] \$signal$56.g ;
   wire [3:0] \$signature__addr ;
   wire [287:0] \$signature__data ;
-  output [287:0] acc2;
   reg [287:0] acc2 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  output [3:0] acc_wr__addr;
-  reg [3:0] acc_wr__addr = 4'h0;
+  wire [3:0] acc_wr__addr;
   wire [287:0] acc_wr__data;
   wire acc_wr__en;
-  (* init = 8'h00 *)
-  wire [7:0] base;
+  reg [7:0] base = 8'h00;
   reg [8:0] beat = 9'h000;
   wire \beat.eot ;
   wire [7:0] \beat.index ;
@@ -4295,9 +494,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   (* init = 1'h0 *)
   wire \err$12 ;
   reg first = 1'h1;
-  (* init = 4'h0 *)
-  output [3:0] g;
-  wire [3:0] g;
+  reg [3:0] g = 4'h0;
   input [8:0] i__payload;
   wire [8:0] i__payload;
   wire \i__payload.eot ;
@@ -4307,52 +504,84 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   input i__valid;
   wire i__valid;
   reg in_pass = 1'h0;
-  (* init = 4'h0 *)
+  output [3:0] issue__g;
   wire [3:0] issue__g;
+  output issue__valid;
   wire issue__valid;
-  (* init = 288'h000000000000000000000000000000000000000000000000000000000000000000000000 *)
-  wire [287:0] pass___acc;
-  output [7:0] pass___base;
-  reg [7:0] pass___base = 8'h00;
-  output pass___empty;
-  reg pass___empty = 1'h0;
-  output pass___first_step;
-  reg pass___first_step = 1'h0;
-  (* init = 4'h0 *)
-  wire [3:0] pass___g;
-  output pass___last;
-  reg pass___last = 1'h0;
+  wire [16:0] op;
+  wire [7:0] \op.base ;
+  wire \op.empty ;
+  wire \op.first ;
+  wire \op.first_step ;
+  wire [3:0] \op.g ;
+  wire \op.last ;
+  wire \op.pass ;
+  output [302:0] pass___payload;
+  wire [302:0] pass___payload;
+  wire [287:0] \pass___payload.acc ;
+  wire [17:0] \pass___payload.acc.0 ;
+  wire [17:0] \pass___payload.acc.10 ;
+  wire [17:0] \pass___payload.acc.11 ;
+  wire [17:0] \pass___payload.acc.12 ;
+  wire [17:0] \pass___payload.acc.13 ;
+  wire [17:0] \pass___payload.acc.14 ;
+  wire [17:0] \pass___payload.acc.15 ;
+  wire [17:0] \pass___payload.acc.1 ;
+  wire [17:0] \pass___payload.acc.2 ;
+  wire [17:0] \pass___payload.acc.3 ;
+  wire [17:0] \pass___payload.acc.4 ;
+  wire [17:0] \pass___payload.acc.5 ;
+  wire [17:0] \pass___payload.acc.6 ;
+  wire [17:0] \pass___payload.acc.7 ;
+  wire [17:0] \pass___payload.acc.8 ;
+  wire [17:0] \pass___payload.acc.9 ;
+  wire [7:0] \pass___payload.base ;
+  wire \pass___payload.empty ;
+  wire \pass___payload.first_step ;
+  wire [3:0] \pass___payload.g ;
+  wire \pass___payload.last ;
   output pass___valid;
   wire pass___valid;
-  input [255:0] \port$1206$0 ;
-  wire [255:0] \port$1206$0 ;
   wire quiet_ok;
   input room;
   wire room;
   input rst;
   wire rst;
-  reg [7:0] s1_base = 8'h00;
-  reg s1_empty = 1'h0;
-  reg s1_first = 1'h0;
-  reg s1_first_step = 1'h0;
-  reg [3:0] s1_g = 4'h0;
-  reg s1_last = 1'h0;
-  reg s1_pass = 1'h0;
-  reg s1_valid = 1'h0;
-  (* init = 8'h00 *)
-  wire [7:0] s2_base;
-  (* init = 1'h0 *)
-  wire s2_empty;
-  reg s2_first = 1'h0;
-  (* init = 1'h0 *)
-  wire s2_first_step;
-  (* init = 4'h0 *)
-  wire [3:0] s2_g;
-  (* init = 1'h0 *)
-  wire s2_last;
-  reg s2_pass = 1'h0;
+  reg [16:0] s1 = 17'h00000;
+  wire [7:0] \s1.base ;
+  wire \s1.empty ;
+  wire \s1.first ;
+  wire \s1.first_step ;
+  wire [3:0] \s1.g ;
+  wire \s1.last ;
+  wire \s1.pass ;
+  reg [16:0] s2 = 17'h00000;
+  wire [7:0] \s2.base ;
+  wire \s2.empty ;
+  wire \s2.first ;
+  wire \s2.first_step ;
+  wire [3:0] \s2.g ;
+  wire \s2.last ;
+  wire \s2.pass ;
   reg s2_valid = 1'h0;
+  input [287:0] start;
   wire [287:0] start;
+  wire [17:0] \start.0 ;
+  wire [17:0] \start.10 ;
+  wire [17:0] \start.11 ;
+  wire [17:0] \start.12 ;
+  wire [17:0] \start.13 ;
+  wire [17:0] \start.14 ;
+  wire [17:0] \start.15 ;
+  wire [17:0] \start.1 ;
+  wire [17:0] \start.2 ;
+  wire [17:0] \start.3 ;
+  wire [17:0] \start.4 ;
+  wire [17:0] \start.5 ;
+  wire [17:0] \start.6 ;
+  wire [17:0] \start.7 ;
+  wire [17:0] \start.8 ;
+  wire [17:0] \start.9 ;
   wire [-1:0] steps;
   reg t = 1'h0;
   reg [127:0] w2 = 128'h00000000000000000000000000000000;
@@ -4360,8 +589,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [127:0] w_rd__data;
   reg [12:0] waddr = 13'h0000;
   reg walk_first = 1'h0;
-  (* init = 1'h0 *)
-  wire walk_first_step;
+  reg walk_first_step = 1'h0;
   input [11:0] wp__addr;
   wire [11:0] wp__addr;
   wire [127:0] wp__data;
@@ -4387,11 +615,11 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @(posedge clk) begin
     if (acc_wr__en)
-      acc_mem[acc_wr__addr] <= { \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0], \$22 [17:0], \$21 [17:0] };
+      acc_mem[s2[4:1]] <= { \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
-    _0_ <= acc_mem[\$signal$18 ];
+    _0_ <= acc_mem[op[4:1]];
   end
   assign \$signature__data  = _0_;
   (* no_rw_check = 32'd1 *)
@@ -8534,6 +4762,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     _1_ <= weights_mem[waddr[11:0]];
   end
   assign w_rd__data = _1_;
+  assign \$2  = cfg__en & \$1 ;
+  assign \$3  = wp__addr < 13'h1000;
+  assign \$4  = \$2  & \$3 ;
   assign \$5  = cfg__lane < 5'h10;
   assign \$6  = \$4  & \$5 ;
   assign \$7  = 1'h1 << cfg__lane;
@@ -8544,264 +4775,207 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$11  = \$10  | credit;
   assign \$signal  = busy & \$11 ;
   assign \$12  = ~ in_pass;
-  assign \$signal$20  = walk_first & \$12 ;
-  assign \$signal$26  = \$signal$18  == 4'hf;
-  assign \$13  = ~ busy;
-  assign \$14  = \$signal  & \$signal$26 ;
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = beat_v & \$15 ;
-  assign \$19  = ~ \$18 ;
-  assign issue__valid = \$signal  & in_pass;
-  assign \$21  = $signed(acc2[17:0]) + $signed(w2[7:0]);
-  assign \$22  = $signed(acc2[35:18]) + $signed(w2[15:8]);
-  assign \$23  = $signed(acc2[53:36]) + $signed(w2[23:16]);
-  assign \$24  = $signed(acc2[71:54]) + $signed(w2[31:24]);
-  assign \$25  = $signed(acc2[89:72]) + $signed(w2[39:32]);
-  assign \$26  = $signed(acc2[107:90]) + $signed(w2[47:40]);
-  assign \$27  = $signed(acc2[125:108]) + $signed(w2[55:48]);
-  assign \$28  = $signed(acc2[143:126]) + $signed(w2[63:56]);
-  assign \$29  = $signed(acc2[161:144]) + $signed(w2[71:64]);
-  assign \$30  = $signed(acc2[179:162]) + $signed(w2[79:72]);
-  assign \$31  = $signed(acc2[197:180]) + $signed(w2[87:80]);
-  assign \$32  = $signed(acc2[215:198]) + $signed(w2[95:88]);
-  assign \$33  = $signed(acc2[233:216]) + $signed(w2[103:96]);
-  assign \$34  = $signed(acc2[251:234]) + $signed(w2[111:104]);
-  assign \$35  = $signed(acc2[269:252]) + $signed(w2[119:112]);
-  assign \$36  = $signed(acc2[287:270]) + $signed(w2[127:120]);
-  assign \$37  = ~ s2_pass;
-  assign acc_wr__en = s2_valid & \$37 ;
-  assign pass___valid = s2_valid & s2_pass;
-  assign \$38  = i__valid & i__ready;
-  assign \$39  = \$signal$18  + 1'h1;
-  assign \$40  = \$signal$26  ? 5'h00 : \$39 ;
-  assign \$41  = \$signal$27  + 5'h10;
-  assign \$42  = \$signal$26  ? 9'h000 : \$41 ;
-  assign \$43  = ~ \$signal$26 ;
-  assign \$44  = \$signal  & \$43 ;
-  assign \$45  = waddr + 9'h100;
-  assign \$46  = \$signal  & \$signal$26 ;
-  assign \$47  = beat[7:0] < 9'h100;
-  assign \$48  = count != 9'h100;
-  assign \$49  = \$47  & \$48 ;
-  assign \$51  = t + 1'h1;
-  assign \$52  = \$50  ? 2'h0 : \$51 ;
-  assign \$55  = ! t;
-  assign \$57  = count + 1'h1;
-  assign \$58  = s1_first ? { \port$1206$0 [255], \port$1206$0 [255], \port$1206$0 [255:239], \port$1206$0 [239], \port$1206$0 [239:223], \port$1206$0 [223], \port$1206$0 [223:207], \port$1206$0 [207], \port$1206$0 [207:191], \port$1206$0 [191], \port$1206$0 [191:175], \port$1206$0 [175], \port$1206$0 [175:159], \port$1206$0 [159], \port$1206$0 [159:143], \port$1206$0 [143], \port$1206$0 [143:127], \port$1206$0 [127], \port$1206$0 [127:111], \port$1206$0 [111], \port$1206$0 [111:95], \port$1206$0 [95], \port$1206$0 [95:79], \port$1206$0 [79], \port$1206$0 [79:63], \port$1206$0 [63], \port$1206$0 [63:47], \port$1206$0 [47], \port$1206$0 [47:31], \port$1206$0 [31], \port$1206$0 [31:15], \port$1206$0 [15], \port$1206$0 [15:0] } : \$signature__data ;
-  assign \$59  = ~ s2_pass;
-  assign \$60  = s2_valid & \$59 ;
-  assign \$61  = $signed(acc2[17:0]) + $signed(w2[7:0]);
-  assign \$62  = $signed(acc2[35:18]) + $signed(w2[15:8]);
-  assign \$63  = $signed(acc2[53:36]) + $signed(w2[23:16]);
-  assign \$64  = $signed(acc2[71:54]) + $signed(w2[31:24]);
-  assign \$65  = $signed(acc2[89:72]) + $signed(w2[39:32]);
-  assign \$66  = $signed(acc2[107:90]) + $signed(w2[47:40]);
-  assign \$67  = $signed(acc2[125:108]) + $signed(w2[55:48]);
-  assign \$68  = $signed(acc2[143:126]) + $signed(w2[63:56]);
-  assign \$69  = $signed(acc2[161:144]) + $signed(w2[71:64]);
-  assign \$70  = $signed(acc2[179:162]) + $signed(w2[79:72]);
-  assign \$71  = $signed(acc2[197:180]) + $signed(w2[87:80]);
-  assign \$72  = $signed(acc2[215:198]) + $signed(w2[95:88]);
-  assign \$73  = $signed(acc2[233:216]) + $signed(w2[103:96]);
-  assign \$74  = $signed(acc2[251:234]) + $signed(w2[111:104]);
-  assign \$75  = $signed(acc2[269:252]) + $signed(w2[119:112]);
-  assign \$76  = $signed(acc2[287:270]) + $signed(w2[127:120]);
+  assign \$13  = walk_first & \$12 ;
+  assign \$14  = g == 4'hf;
+  assign \$15  = ~ busy;
+  assign \$16  = \$signal  & op[8];
+  assign \$17  = \$15  | \$16 ;
+  assign \$18  = beat_v & \$17 ;
+  assign \$21  = ~ \$20 ;
+  assign issue__valid = \$signal  & op[0];
+  assign \$23  = $signed(acc2[17:0]) + $signed(w2[7:0]);
+  assign \$24  = $signed(acc2[35:18]) + $signed(w2[15:8]);
+  assign \$25  = $signed(acc2[53:36]) + $signed(w2[23:16]);
+  assign \$26  = $signed(acc2[71:54]) + $signed(w2[31:24]);
+  assign \$27  = $signed(acc2[89:72]) + $signed(w2[39:32]);
+  assign \$28  = $signed(acc2[107:90]) + $signed(w2[47:40]);
+  assign \$29  = $signed(acc2[125:108]) + $signed(w2[55:48]);
+  assign \$30  = $signed(acc2[143:126]) + $signed(w2[63:56]);
+  assign \$31  = $signed(acc2[161:144]) + $signed(w2[71:64]);
+  assign \$32  = $signed(acc2[179:162]) + $signed(w2[79:72]);
+  assign \$33  = $signed(acc2[197:180]) + $signed(w2[87:80]);
+  assign \$34  = $signed(acc2[215:198]) + $signed(w2[95:88]);
+  assign \$35  = $signed(acc2[233:216]) + $signed(w2[103:96]);
+  assign \$36  = $signed(acc2[251:234]) + $signed(w2[111:104]);
+  assign \$37  = $signed(acc2[269:252]) + $signed(w2[119:112]);
+  assign \$38  = $signed(acc2[287:270]) + $signed(w2[127:120]);
+  assign \$39  = ~ s2[0];
+  assign acc_wr__en = s2_valid & \$39 ;
+  assign pass___valid = s2_valid & s2[0];
+  assign \$40  = i__valid & i__ready;
+  assign \$41  = g + 1'h1;
+  assign \$42  = op[8] ? 5'h00 : \$41 ;
+  assign \$43  = base + 5'h10;
+  assign \$44  = op[8] ? 9'h000 : \$43 ;
+  assign \$45  = ~ op[8];
+  assign \$46  = \$signal  & \$45 ;
+  assign \$47  = waddr + 9'h100;
+  assign \$48  = \$signal  & op[8];
+  assign \$49  = beat[7:0] < 9'h100;
+  assign \$50  = count != 9'h100;
+  assign \$51  = \$49  & \$50 ;
+  assign \$53  = t + 1'h1;
+  assign \$54  = \$52  ? 2'h0 : \$53 ;
+  assign \$57  = ! t;
+  assign \$59  = count + 1'h1;
+  assign \$60  = s1[5] ? start : \$signature__data ;
+  assign \$61  = ~ s2[0];
+  assign \$62  = s2_valid & \$61 ;
+  assign \$63  = $signed(acc2[17:0]) + $signed(w2[7:0]);
+  assign \$64  = $signed(acc2[35:18]) + $signed(w2[15:8]);
+  assign \$65  = $signed(acc2[53:36]) + $signed(w2[23:16]);
+  assign \$66  = $signed(acc2[71:54]) + $signed(w2[31:24]);
+  assign \$67  = $signed(acc2[89:72]) + $signed(w2[39:32]);
+  assign \$68  = $signed(acc2[107:90]) + $signed(w2[47:40]);
+  assign \$69  = $signed(acc2[125:108]) + $signed(w2[55:48]);
+  assign \$70  = $signed(acc2[143:126]) + $signed(w2[63:56]);
+  assign \$71  = $signed(acc2[161:144]) + $signed(w2[71:64]);
+  assign \$72  = $signed(acc2[179:162]) + $signed(w2[79:72]);
+  assign \$73  = $signed(acc2[197:180]) + $signed(w2[87:80]);
+  assign \$74  = $signed(acc2[215:198]) + $signed(w2[95:88]);
+  assign \$75  = $signed(acc2[233:216]) + $signed(w2[103:96]);
+  assign \$76  = $signed(acc2[251:234]) + $signed(w2[111:104]);
+  assign \$77  = $signed(acc2[269:252]) + $signed(w2[119:112]);
+  assign \$78  = $signed(acc2[287:270]) + $signed(w2[127:120]);
   always @(posedge clk)
-    beat_v <= \$77 ;
+    beat_v <= \$79 ;
   always @(posedge clk)
-    beat <= \$78 ;
+    beat <= \$80 ;
   always @(posedge clk)
-    credit <= \$79 ;
+    credit <= \$81 ;
   always @(posedge clk)
-    s1_valid <= \$80 ;
+    \$signal$45  <= \$82 ;
   always @(posedge clk)
-    s1_pass <= in_pass;
+    s1 <= op;
   always @(posedge clk)
-    s1_g <= \$signal$18 ;
+    s2_valid <= \$83 ;
   always @(posedge clk)
-    s1_first <= \$signal$20 ;
+    s2 <= s1;
   always @(posedge clk)
-    s1_empty <= \$signal$22 ;
+    g <= \$84 ;
   always @(posedge clk)
-    s1_first_step <= \$signal$24 ;
+    base <= \$85 ;
   always @(posedge clk)
-    s1_last <= \$signal$26 ;
+    waddr <= \$86 ;
   always @(posedge clk)
-    s1_base <= \$signal$27 ;
+    busy <= \$87 ;
   always @(posedge clk)
-    s2_valid <= \$81 ;
+    count <= \$88 ;
   always @(posedge clk)
-    s2_pass <= s1_pass;
+    t <= \$89 ;
   always @(posedge clk)
-    acc_wr__addr <= s1_g;
+    in_pass <= \$90 ;
   always @(posedge clk)
-    s2_first <= s1_first;
+    \$signal$20  <= \$91 ;
   always @(posedge clk)
-    pass___empty <= s1_empty;
+    walk_first_step <= \$92 ;
   always @(posedge clk)
-    pass___first_step <= s1_first_step;
+    first <= \$93 ;
   always @(posedge clk)
-    pass___last <= s1_last;
+    walk_first <= \$94 ;
   always @(posedge clk)
-    pass___base <= s1_base;
-  always @(posedge clk)
-    \$signal$18  <= \$82 ;
-  always @(posedge clk)
-    \$signal$27  <= \$83 ;
-  always @(posedge clk)
-    waddr <= \$84 ;
-  always @(posedge clk)
-    busy <= \$85 ;
-  always @(posedge clk)
-    count <= \$86 ;
-  always @(posedge clk)
-    t <= \$87 ;
-  always @(posedge clk)
-    in_pass <= \$88 ;
-  always @(posedge clk)
-    \$signal$22  <= \$89 ;
-  always @(posedge clk)
-    \$signal$24  <= \$90 ;
-  always @(posedge clk)
-    first <= \$91 ;
-  always @(posedge clk)
-    walk_first <= \$92 ;
-  always @(posedge clk)
-    err <= \$93 ;
+    err <= \$95 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
-    acc2 <= \$58 ;
+    acc2 <= \$60 ;
   always @(posedge clk)
-    \$signal$76  <= \$94 ;
+    \$signal$53  <= \$96 ;
   always @(posedge clk)
-    \$signal$77  <= acc_wr__addr;
+    \$signal$54  <= \$97 ;
   always @(posedge clk)
-    \$signal$78  <= { \$76 [17:0], \$75 [17:0], \$74 [17:0], \$73 [17:0], \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0] };
+    \$signal$55  <= \$98 ;
   always @(posedge clk)
-    \$signal$79  <= \$95 ;
-  always @(posedge clk)
-    \$signal$80  <= \$signal$77 ;
-  always @(posedge clk)
-    \$signal$81  <= \$signal$78 ;
+    \$signal$56  <= \$signal$54 ;
   assign \$1  = ! cfg__sel;
-  assign \$2  = cfg__en & \$1 ;
-  assign \$3  = wp__addr < 13'h1000;
-  assign \$4  = \$2  & \$3 ;
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$77  = beat_v;
-    if (\$38 ) begin
-      \$77  = 1'h1;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$79  = beat_v;
+    if (\$40 ) begin
+      \$79  = 1'h1;
     end else if (consume) begin
-      \$77  = 1'h0;
+      \$79  = 1'h0;
     end
-    if (rst) begin
-      \$77  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$78  = beat;
-    if (\$38 ) begin
-      \$78  = i__payload;
-    end
-    if (rst) begin
-      \$78  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$79  = room;
     if (rst) begin
       \$79  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$80  = \$signal ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$80  = beat;
+    if (\$40 ) begin
+      \$80  = i__payload;
+    end
     if (rst) begin
-      \$80  = 1'h0;
+      \$80  = 9'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$81  = s1_valid;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$81  = room;
     if (rst) begin
       \$81  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$82  = \$signal$18 ;
-    if (\$signal ) begin
-      \$82  = \$40 [3:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$82  = \$signal ;
     if (rst) begin
-      \$82  = 4'h0;
+      \$82  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$83  = \$signal$27 ;
-    if (\$signal ) begin
-      \$83  = \$42 [7:0];
-    end
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$83  = \$signal$45 ;
     if (rst) begin
-      \$83  = 8'h00;
+      \$83  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$84  = g;
+    if (\$signal ) begin
+      \$84  = \$42 [3:0];
+    end
+    if (rst) begin
+      \$84  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$85  = base;
+    if (\$signal ) begin
+      \$85  = \$44 [7:0];
+    end
+    if (rst) begin
+      \$85  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$44 ) begin
-      \$84  = \$45 [12:0];
-    end else begin
-      \$84  = { 5'h00, beat[7:0] };
-    end
-    if (rst) begin
-      \$84  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$85  = busy;
     if (\$46 ) begin
-      \$85  = 1'h0;
+      \$86  = \$47 [12:0];
+    end else begin
+      \$86  = { 5'h00, beat[7:0] };
+    end
+    if (rst) begin
+      \$86  = 13'h0000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$87  = busy;
+    if (\$48 ) begin
+      \$87  = 1'h0;
     end
     if (consume) begin
       if (beat[8]) begin
-        if (\$54 ) begin
-          \$85  = 1'h1;
+        if (\$56 ) begin
+          \$87  = 1'h1;
         end
-      end else if (\$49 ) begin
-        \$85  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$85  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$86  = count;
-    if (consume) begin
-      if (beat[8]) begin
-        \$86  = 9'h000;
-      end else if (\$49 ) begin
-        \$86  = \$57 [8:0];
-      end
-    end
-    if (rst) begin
-      \$86  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$87  = t;
-    if (consume) begin
-      if (beat[8]) begin
-        \$87  = \$52 [0];
+      end else if (\$51 ) begin
+        \$87  = 1'h1;
       end
     end
     if (rst) begin
@@ -8809,29 +4983,25 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$88  = in_pass;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$88  = count;
     if (consume) begin
       if (beat[8]) begin
-        if (\$54 ) begin
-          \$88  = 1'h1;
-        end
-      end else if (\$49 ) begin
-        \$88  = 1'h0;
+        \$88  = 9'h000;
+      end else if (\$51 ) begin
+        \$88  = \$59 [8:0];
       end
     end
     if (rst) begin
-      \$88  = 1'h0;
+      \$88  = 9'h000;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$89  = \$signal$22 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$89  = t;
     if (consume) begin
       if (beat[8]) begin
-        if (\$54 ) begin
-          \$89  = first;
-        end
+        \$89  = \$54 [0];
       end
     end
     if (rst) begin
@@ -8839,13 +5009,15 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$90  = \$signal$24 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$90  = in_pass;
     if (consume) begin
       if (beat[8]) begin
-        if (\$54 ) begin
-          \$90  = \$55 ;
+        if (\$56 ) begin
+          \$90  = 1'h1;
         end
+      end else if (\$51 ) begin
+        \$90  = 1'h0;
       end
     end
     if (rst) begin
@@ -8853,28 +5025,27 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$91  = first;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$91  = \$signal$20 ;
     if (consume) begin
       if (beat[8]) begin
-        if (\$54 ) begin
-          \$91  = 1'h1;
+        if (\$56 ) begin
+          \$91  = first;
         end
-      end else if (\$49 ) begin
-        \$91  = 1'h0;
       end
     end
     if (rst) begin
-      \$91  = 1'h1;
+      \$91  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$92  = walk_first;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$92  = walk_first_step;
     if (consume) begin
       if (beat[8]) begin
-      end else if (\$49 ) begin
-        \$92  = first;
+        if (\$56 ) begin
+          \$92  = \$57 ;
+        end
       end
     end
     if (rst) begin
@@ -8882,66 +5053,4441 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$93  = err;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$93  = first;
     if (consume) begin
-      (* full_case = 32'd1 *)
       if (beat[8]) begin
-      end else if (\$49 ) begin
-      end else begin
-        \$93  = 1'h1;
+        if (\$56 ) begin
+          \$93  = 1'h1;
+        end
+      end else if (\$51 ) begin
+        \$93  = 1'h0;
       end
     end
     if (rst) begin
-      \$93  = 1'h0;
+      \$93  = 1'h1;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$94  = \$60 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$94  = walk_first;
+    if (consume) begin
+      if (beat[8]) begin
+      end else if (\$51 ) begin
+        \$94  = first;
+      end
+    end
     if (rst) begin
       \$94  = 1'h0;
     end
   end
   always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
-    \$95  = \$signal$76 ;
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$95  = err;
+    if (consume) begin
+      (* full_case = 32'd1 *)
+      if (beat[8]) begin
+      end else if (\$51 ) begin
+      end else begin
+        \$95  = 1'h1;
+      end
+    end
     if (rst) begin
       \$95  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$96  = \$62 ;
+    if (rst) begin
+      \$96  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$98  = \$signal$53 ;
+    if (rst) begin
+      \$98  = 1'h0;
     end
   end
   assign cfg__addr = wp__addr;
   assign wp__data = { cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0] };
   assign wp__en = \$8 [15:0];
   assign \err$12  = err;
-  assign \$signal$17  = in_pass;
-  assign \$signal$23  = \$signal$22 ;
-  assign walk_first_step = \$signal$24 ;
-  assign base = \$signal$27 ;
   assign quiet_ok = 1'h1;
   assign w_rd__addr = waddr[11:0];
-  assign \$signature__addr  = \$signal$18 ;
-  assign issue__g = \$signal$18 ;
-  assign s2_g = acc_wr__addr;
-  assign acc_wr__data = { \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0], \$22 [17:0], \$21 [17:0] };
-  assign pass___g = acc_wr__addr;
-  assign s2_empty = pass___empty;
-  assign s2_first_step = pass___first_step;
-  assign s2_last = pass___last;
-  assign s2_base = pass___base;
-  assign pass___acc = acc2;
-  assign start = { \port$1206$0 [255], \port$1206$0 [255], \port$1206$0 [255:239], \port$1206$0 [239], \port$1206$0 [239:223], \port$1206$0 [223], \port$1206$0 [223:207], \port$1206$0 [207], \port$1206$0 [207:191], \port$1206$0 [191], \port$1206$0 [191:175], \port$1206$0 [175], \port$1206$0 [175:159], \port$1206$0 [159], \port$1206$0 [159:143], \port$1206$0 [143], \port$1206$0 [143:127], \port$1206$0 [127], \port$1206$0 [127:111], \port$1206$0 [111], \port$1206$0 [111:95], \port$1206$0 [95], \port$1206$0 [95:79], \port$1206$0 [79], \port$1206$0 [79:63], \port$1206$0 [63], \port$1206$0 [63:47], \port$1206$0 [47], \port$1206$0 [47:31], \port$1206$0 [31], \port$1206$0 [31:15], \port$1206$0 [15], \port$1206$0 [15:0] };
-  assign g = \$signal$18 ;
+  assign \$signature__addr  = op[4:1];
+  assign acc_wr__addr = s2[4:1];
+  assign acc_wr__data = { \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0] };
+  assign issue__g = op[4:1];
+  assign \op.pass  = op[0];
+  assign \op.g  = op[4:1];
+  assign \op.first  = op[5];
+  assign \op.empty  = op[6];
+  assign \op.first_step  = op[7];
+  assign \op.last  = op[8];
+  assign \op.base  = op[16:9];
   assign \beat.index  = beat[7:0];
   assign \beat.eot  = beat[8];
+  assign \s2.pass  = s2[0];
+  assign \s2.g  = s2[4:1];
+  assign \s2.first  = s2[5];
+  assign \s2.empty  = s2[6];
+  assign \s2.first_step  = s2[7];
+  assign \s2.last  = s2[8];
+  assign \s2.base  = s2[16:9];
+  assign \pass___payload.g  = pass___payload[3:0];
+  assign \pass___payload.empty  = pass___payload[4];
+  assign \pass___payload.first_step  = pass___payload[5];
+  assign \pass___payload.last  = pass___payload[6];
+  assign \pass___payload.base  = pass___payload[14:7];
+  assign \pass___payload.acc  = pass___payload[302:15];
+  assign \pass___payload.acc.0  = pass___payload[32:15];
+  assign \pass___payload.acc.1  = pass___payload[50:33];
+  assign \pass___payload.acc.2  = pass___payload[68:51];
+  assign \pass___payload.acc.3  = pass___payload[86:69];
+  assign \pass___payload.acc.4  = pass___payload[104:87];
+  assign \pass___payload.acc.5  = pass___payload[122:105];
+  assign \pass___payload.acc.6  = pass___payload[140:123];
+  assign \pass___payload.acc.7  = pass___payload[158:141];
+  assign \pass___payload.acc.8  = pass___payload[176:159];
+  assign \pass___payload.acc.9  = pass___payload[194:177];
+  assign \pass___payload.acc.10  = pass___payload[212:195];
+  assign \pass___payload.acc.11  = pass___payload[230:213];
+  assign \pass___payload.acc.12  = pass___payload[248:231];
+  assign \pass___payload.acc.13  = pass___payload[266:249];
+  assign \pass___payload.acc.14  = pass___payload[284:267];
+  assign \pass___payload.acc.15  = pass___payload[302:285];
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
-  assign \$17  = 1'h1;
-  assign \$18  = beat[8];
-  assign \$20  = 1'h1;
-  assign consume = \$16 ;
-  assign \$50  = t;
-  assign \$53  = 1'h1;
-  assign \$54  = beat[8];
-  assign \$56  = 2'h1;
+  assign \s1.pass  = s1[0];
+  assign \s1.g  = s1[4:1];
+  assign \s1.first  = s1[5];
+  assign \s1.empty  = s1[6];
+  assign \s1.first_step  = s1[7];
+  assign \s1.last  = s1[8];
+  assign \s1.base  = s1[16:9];
+  assign \start.0  = start[17:0];
+  assign \start.1  = start[35:18];
+  assign \start.2  = start[53:36];
+  assign \start.3  = start[71:54];
+  assign \start.4  = start[89:72];
+  assign \start.5  = start[107:90];
+  assign \start.6  = start[125:108];
+  assign \start.7  = start[143:126];
+  assign \start.8  = start[161:144];
+  assign \start.9  = start[179:162];
+  assign \start.10  = start[197:180];
+  assign \start.11  = start[215:198];
+  assign \start.12  = start[233:216];
+  assign \start.13  = start[251:234];
+  assign \start.14  = start[269:252];
+  assign \start.15  = start[287:270];
+  assign \$signal$54.g  = \$signal$54 [3:0];
+  assign \$signal$54.data  = \$signal$54 [291:4];
+  assign \$signal$54.data.0  = \$signal$54 [21:4];
+  assign \$signal$54.data.1  = \$signal$54 [39:22];
+  assign \$signal$54.data.2  = \$signal$54 [57:40];
+  assign \$signal$54.data.3  = \$signal$54 [75:58];
+  assign \$signal$54.data.4  = \$signal$54 [93:76];
+  assign \$signal$54.data.5  = \$signal$54 [111:94];
+  assign \$signal$54.data.6  = \$signal$54 [129:112];
+  assign \$signal$54.data.7  = \$signal$54 [147:130];
+  assign \$signal$54.data.8  = \$signal$54 [165:148];
+  assign \$signal$54.data.9  = \$signal$54 [183:166];
+  assign \$signal$54.data.10  = \$signal$54 [201:184];
+  assign \$signal$54.data.11  = \$signal$54 [219:202];
+  assign \$signal$54.data.12  = \$signal$54 [237:220];
+  assign \$signal$54.data.13  = \$signal$54 [255:238];
+  assign \$signal$54.data.14  = \$signal$54 [273:256];
+  assign \$signal$54.data.15  = \$signal$54 [291:274];
+  assign \$signal$56.g  = \$signal$56 [3:0];
+  assign \$signal$56.data  = \$signal$56 [291:4];
+  assign \$signal$56.data.0  = \$signal$56 [21:4];
+  assign \$signal$56.data.1  = \$signal$56 [39:22];
+  assign \$signal$56.data.2  = \$signal$56 [57:40];
+  assign \$signal$56.data.3  = \$signal$56 [75:58];
+  assign \$signal$56.data.4  = \$signal$56 [93:76];
+  assign \$signal$56.data.5  = \$signal$56 [111:94];
+  assign \$signal$56.data.6  = \$signal$56 [129:112];
+  assign \$signal$56.data.7  = \$signal$56 [147:130];
+  assign \$signal$56.data.8  = \$signal$56 [165:148];
+  assign \$signal$56.data.9  = \$signal$56 [183:166];
+  assign \$signal$56.data.10  = \$signal$56 [201:184];
+  assign \$signal$56.data.11  = \$signal$56 [219:202];
+  assign \$signal$56.data.12  = \$signal$56 [237:220];
+  assign \$signal$56.data.13  = \$signal$56 [255:238];
+  assign \$signal$56.data.14  = \$signal$56 [273:256];
+  assign \$signal$56.data.15  = \$signal$56 [291:274];
+  assign \$97 [291:4] = { \$78 [17:0], \$77 [17:0], \$76 [17:0], \$75 [17:0], \$74 [17:0], \$73 [17:0], \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0] };
+  assign \$97 [3:0] = s2[4:1];
+  assign pass___payload[302:15] = acc2;
+  assign pass___payload[14:7] = s2[16:9];
+  assign pass___payload[6] = s2[8];
+  assign pass___payload[5] = s2[7];
+  assign pass___payload[4] = s2[6];
+  assign pass___payload[3:0] = s2[4:1];
+  assign op[16:9] = base;
+  assign op[8] = \$14 ;
+  assign op[7] = walk_first_step;
+  assign op[6] = \$signal$20 ;
+  assign op[5] = \$13 ;
+  assign op[4:1] = g;
+  assign op[0] = in_pass;
+  assign \$19  = 1'h1;
+  assign \$20  = beat[8];
+  assign \$22  = 1'h1;
+  assign consume = \$18 ;
+  assign \$52  = t;
+  assign \$55  = 1'h1;
+  assign \$56  = beat[8];
+  assign \$58  = 2'h1;
+endmodule
+
+(* generator = "Amaranth" *)
+module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payload, o__valid, o__ready);
+  reg \$auto$verilog_backend.cc:2355:dump_module$2  = 0;
+  wire [7:0] \$1 ;
+  wire \$10 ;
+  wire \$11 ;
+  wire \$12 ;
+  wire \$13 ;
+  wire \$14 ;
+  wire \$15 ;
+  wire \$16 ;
+  wire [6:0] \$17 ;
+  wire [6:0] \$18 ;
+  wire [7:0] \$19 ;
+  wire [15:0] \$2 ;
+  wire [8:0] \$20 ;
+  wire \$21 ;
+  wire \$22 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
+  wire [16:0] \$3 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire [15:0] \$37 ;
+  wire [15:0] \$38 ;
+  wire [5:0] \$39 ;
+  wire \$4 ;
+  reg [5:0] \$40 ;
+  reg [5:0] \$41 ;
+  reg [6:0] \$42 ;
+  reg \$43 ;
+  reg [29:0] \$44 ;
+  wire \$5 ;
+  wire [7:0] \$6 ;
+  wire [7:0] \$7 ;
+  wire \$8 ;
+  wire \$9 ;
+  reg [5:0] \$signature__addr  = 6'h00;
+  wire [29:0] \$signature__data ;
+  wire \$signature__en ;
+  input clk;
+  wire clk;
+  reg [29:0] cur = 30'h00000000;
+  wire [7:0] \cur.base ;
+  wire [4:0] \cur.count ;
+  wire \cur.last ;
+  wire [15:0] \cur.mask ;
+  (* init = 1'h0 *)
+  wire cur_v;
+  reg [6:0] fifo_level = 7'h00;
+  wire fifo_pop;
+  input fifo_push;
+  wire fifo_push;
+  reg [3:0] lane;
+  wire [15:0] lowest;
+  output [8:0] o__payload;
+  wire [8:0] o__payload;
+  wire \o__payload.eot ;
+  wire [7:0] \o__payload.index ;
+  input o__ready;
+  wire o__ready;
+  output o__valid;
+  reg o__valid = 1'h0;
+  input [29:0] push__payload;
+  wire [29:0] push__payload;
+  wire [7:0] \push__payload.base ;
+  wire [4:0] \push__payload.count ;
+  wire \push__payload.last ;
+  wire [15:0] \push__payload.mask ;
+  wire push__valid;
+  reg [5:0] ring_rd__addr = 6'h00;
+  wire [29:0] ring_rd__data;
+  output room;
+  wire room;
+  (* init = 6'h00 *)
+  wire [5:0] rp;
+  input rst;
+  wire rst;
+  (* init = 6'h00 *)
+  wire [5:0] wp;
+  reg [29:0] spikes [63:0];
+  initial begin
+    spikes[0] = 30'h00000000;
+    spikes[1] = 30'h00000000;
+    spikes[2] = 30'h00000000;
+    spikes[3] = 30'h00000000;
+    spikes[4] = 30'h00000000;
+    spikes[5] = 30'h00000000;
+    spikes[6] = 30'h00000000;
+    spikes[7] = 30'h00000000;
+    spikes[8] = 30'h00000000;
+    spikes[9] = 30'h00000000;
+    spikes[10] = 30'h00000000;
+    spikes[11] = 30'h00000000;
+    spikes[12] = 30'h00000000;
+    spikes[13] = 30'h00000000;
+    spikes[14] = 30'h00000000;
+    spikes[15] = 30'h00000000;
+    spikes[16] = 30'h00000000;
+    spikes[17] = 30'h00000000;
+    spikes[18] = 30'h00000000;
+    spikes[19] = 30'h00000000;
+    spikes[20] = 30'h00000000;
+    spikes[21] = 30'h00000000;
+    spikes[22] = 30'h00000000;
+    spikes[23] = 30'h00000000;
+    spikes[24] = 30'h00000000;
+    spikes[25] = 30'h00000000;
+    spikes[26] = 30'h00000000;
+    spikes[27] = 30'h00000000;
+    spikes[28] = 30'h00000000;
+    spikes[29] = 30'h00000000;
+    spikes[30] = 30'h00000000;
+    spikes[31] = 30'h00000000;
+    spikes[32] = 30'h00000000;
+    spikes[33] = 30'h00000000;
+    spikes[34] = 30'h00000000;
+    spikes[35] = 30'h00000000;
+    spikes[36] = 30'h00000000;
+    spikes[37] = 30'h00000000;
+    spikes[38] = 30'h00000000;
+    spikes[39] = 30'h00000000;
+    spikes[40] = 30'h00000000;
+    spikes[41] = 30'h00000000;
+    spikes[42] = 30'h00000000;
+    spikes[43] = 30'h00000000;
+    spikes[44] = 30'h00000000;
+    spikes[45] = 30'h00000000;
+    spikes[46] = 30'h00000000;
+    spikes[47] = 30'h00000000;
+    spikes[48] = 30'h00000000;
+    spikes[49] = 30'h00000000;
+    spikes[50] = 30'h00000000;
+    spikes[51] = 30'h00000000;
+    spikes[52] = 30'h00000000;
+    spikes[53] = 30'h00000000;
+    spikes[54] = 30'h00000000;
+    spikes[55] = 30'h00000000;
+    spikes[56] = 30'h00000000;
+    spikes[57] = 30'h00000000;
+    spikes[58] = 30'h00000000;
+    spikes[59] = 30'h00000000;
+    spikes[60] = 30'h00000000;
+    spikes[61] = 30'h00000000;
+    spikes[62] = 30'h00000000;
+    spikes[63] = 30'h00000000;
+  end
+  always @(posedge clk) begin
+    if (fifo_push)
+      spikes[\$signature__addr ] <= push__payload;
+  end
+  assign ring_rd__data = spikes[ring_rd__addr];
+  always @(posedge clk)
+    cur <= \$44 ;
+  assign \$1  = fifo_level + 4'hb;
+  assign room = \$1  <= 7'h40;
+  assign \$2  = ~ cur[15:0];
+  assign \$3  = \$2  + 1'h1;
+  assign lowest = cur[15:0] & \$3 [15:0];
+  assign \$4  = ! cur[29:25];
+  assign \$5  = ! cur[29:25];
+  assign \$6  = cur[23:16] | { 4'h0, lane };
+  assign \$7  = \$5  ? 8'h00 : \$6 ;
+  assign \$8  = | fifo_level;
+  assign \$9  = ~ o__valid;
+  assign \$10  = ! cur[29:25];
+  assign \$11  = cur[29:25] == 1'h1;
+  assign \$12  = ~ cur[24];
+  assign \$13  = \$11  & \$12 ;
+  assign \$14  = \$10  | \$13 ;
+  assign \$15  = o__ready & \$14 ;
+  assign \$16  = \$9  | \$15 ;
+  assign fifo_pop = \$8  & \$16 ;
+  assign \$17  = \$signature__addr  + 1'h1;
+  assign \$18  = ring_rd__addr + 1'h1;
+  assign \$19  = fifo_level + fifo_push;
+  assign \$20  = \$19  - fifo_pop;
+  assign \$21  = | fifo_level;
+  assign \$22  = ~ o__valid;
+  assign \$23  = ! cur[29:25];
+  assign \$24  = cur[29:25] == 1'h1;
+  assign \$25  = ~ cur[24];
+  assign \$26  = \$24  & \$25 ;
+  assign \$27  = \$23  | \$26 ;
+  assign \$28  = o__ready & \$27 ;
+  assign \$29  = \$22  | \$28 ;
+  assign \$30  = \$21  & \$29 ;
+  assign \$31  = o__ready & o__valid;
+  assign \$32  = ! cur[29:25];
+  assign \$33  = cur[29:25] == 1'h1;
+  assign \$34  = ~ cur[24];
+  assign \$35  = \$33  & \$34 ;
+  assign \$36  = \$32  | \$35 ;
+  assign \$37  = ~ lowest;
+  assign \$38  = cur[15:0] & \$37 ;
+  assign \$39  = cur[29:25] - 1'h1;
+  always @(posedge clk)
+    \$signature__addr  <= \$40 ;
+  always @(posedge clk)
+    ring_rd__addr <= \$41 ;
+  always @(posedge clk)
+    fifo_level <= \$42 ;
+  always @(posedge clk)
+    o__valid <= \$43 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$44  = cur;
+    if (\$30 ) begin
+      \$44  = ring_rd__data;
+    end else if (\$31 ) begin
+      (* full_case = 32'd1 *)
+      if (\$36 ) begin
+      end else begin
+        \$44 [15:0] = \$38 ;
+        \$44 [29:25] = \$39 [4:0];
+      end
+    end
+    if (rst) begin
+      \$44  = 30'h00000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    lane = 4'h0;
+    if (lowest[0]) begin
+      lane = 4'h0;
+    end
+    if (lowest[1]) begin
+      lane = 4'h1;
+    end
+    if (lowest[2]) begin
+      lane = 4'h2;
+    end
+    if (lowest[3]) begin
+      lane = 4'h3;
+    end
+    if (lowest[4]) begin
+      lane = 4'h4;
+    end
+    if (lowest[5]) begin
+      lane = 4'h5;
+    end
+    if (lowest[6]) begin
+      lane = 4'h6;
+    end
+    if (lowest[7]) begin
+      lane = 4'h7;
+    end
+    if (lowest[8]) begin
+      lane = 4'h8;
+    end
+    if (lowest[9]) begin
+      lane = 4'h9;
+    end
+    if (lowest[10]) begin
+      lane = 4'ha;
+    end
+    if (lowest[11]) begin
+      lane = 4'hb;
+    end
+    if (lowest[12]) begin
+      lane = 4'hc;
+    end
+    if (lowest[13]) begin
+      lane = 4'hd;
+    end
+    if (lowest[14]) begin
+      lane = 4'he;
+    end
+    if (lowest[15]) begin
+      lane = 4'hf;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$40  = \$signature__addr ;
+    if (fifo_push) begin
+      \$40  = \$17 [5:0];
+    end
+    if (rst) begin
+      \$40  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$41  = ring_rd__addr;
+    if (fifo_pop) begin
+      \$41  = \$18 [5:0];
+    end
+    if (rst) begin
+      \$41  = 6'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$42  = \$20 [6:0];
+    if (rst) begin
+      \$42  = 7'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$2 ) begin end
+    \$43  = o__valid;
+    if (\$30 ) begin
+      \$43  = 1'h1;
+    end else if (\$31 ) begin
+      if (\$36 ) begin
+        \$43  = 1'h0;
+      end
+    end
+    if (rst) begin
+      \$43  = 1'h0;
+    end
+  end
+  assign push__valid = fifo_push;
+  assign \$signature__data  = push__payload;
+  assign wp = \$signature__addr ;
+  assign \$signature__en  = fifo_push;
+  assign rp = ring_rd__addr;
+  assign cur_v = o__valid;
+  assign \push__payload.mask  = push__payload[15:0];
+  assign \push__payload.base  = push__payload[23:16];
+  assign \push__payload.last  = push__payload[24];
+  assign \push__payload.count  = push__payload[29:25];
+  assign \cur.mask  = cur[15:0];
+  assign \cur.base  = cur[23:16];
+  assign \cur.last  = cur[24];
+  assign \cur.count  = cur[29:25];
+  assign \o__payload.index  = o__payload[7:0];
+  assign \o__payload.eot  = o__payload[8];
+  assign o__payload[7:0] = \$7 ;
+  assign o__payload[8] = \$4 ;
+endmodule
+
+(* generator = "Amaranth" *)
+module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst, pass___valid, port__addr, pass___payload, start, push__payload, push__valid, cfg__en);
+  reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
+  wire \$1 ;
+  wire \$10 ;
+  wire \$100 ;
+  reg [51:0] \$1000 ;
+  wire [129:0] \$1001 ;
+  reg [51:0] \$1002 ;
+  wire [129:0] \$1003 ;
+  reg [51:0] \$1004 ;
+  wire [129:0] \$1005 ;
+  reg [51:0] \$1006 ;
+  wire [129:0] \$1007 ;
+  reg [51:0] \$1008 ;
+  wire [129:0] \$1009 ;
+  wire \$101 ;
+  reg [51:0] \$1010 ;
+  wire [129:0] \$1011 ;
+  reg [51:0] \$1012 ;
+  wire [129:0] \$1013 ;
+  reg [51:0] \$1014 ;
+  wire [129:0] \$1015 ;
+  reg [51:0] \$1016 ;
+  wire [129:0] \$1017 ;
+  reg [51:0] \$1018 ;
+  wire [129:0] \$1019 ;
+  wire [21:0] \$102 ;
+  reg [51:0] \$1020 ;
+  wire [129:0] \$1021 ;
+  reg [51:0] \$1022 ;
+  wire [129:0] \$1023 ;
+  reg [51:0] \$1024 ;
+  wire [129:0] \$1025 ;
+  reg [51:0] \$1026 ;
+  wire [129:0] \$1027 ;
+  reg [51:0] \$1028 ;
+  wire [129:0] \$1029 ;
+  wire \$103 ;
+  reg [51:0] \$1030 ;
+  wire [287:0] \$1031 ;
+  wire [287:0] \$1032 ;
+  wire [143:0] \$1033 ;
+  wire [447:0] \$1034 ;
+  wire [335:0] \$1035 ;
+  wire [15:0] \$1036 ;
+  wire [29:0] \$1037 ;
+  reg \$1038 ;
+  wire [29:0] \$1039 ;
+  wire \$104 ;
+  reg \$1040 ;
+  wire \$105 ;
+  wire \$106 ;
+  wire \$107 ;
+  wire \$108 ;
+  wire \$109 ;
+  wire \$11 ;
+  wire \$110 ;
+  wire [21:0] \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire \$117 ;
+  wire \$118 ;
+  wire \$119 ;
+  wire \$12 ;
+  wire [21:0] \$120 ;
+  wire \$121 ;
+  wire \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire [21:0] \$129 ;
+  wire \$13 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire [21:0] \$138 ;
+  wire \$139 ;
+  wire \$14 ;
+  wire \$140 ;
+  wire \$141 ;
+  wire \$142 ;
+  wire \$143 ;
+  wire \$144 ;
+  wire \$145 ;
+  wire \$146 ;
+  wire [21:0] \$147 ;
+  wire \$148 ;
+  wire \$149 ;
+  wire [30:0] \$15 ;
+  wire \$150 ;
+  wire \$151 ;
+  wire \$152 ;
+  wire \$153 ;
+  wire \$154 ;
+  wire \$155 ;
+  wire [21:0] \$156 ;
+  wire \$157 ;
+  wire \$158 ;
+  wire \$159 ;
+  wire [30:0] \$16 ;
+  wire \$160 ;
+  wire \$161 ;
+  wire \$162 ;
+  wire \$163 ;
+  wire \$164 ;
+  wire [21:0] \$165 ;
+  wire \$166 ;
+  wire \$167 ;
+  wire \$168 ;
+  wire \$169 ;
+  wire \$17 ;
+  wire \$170 ;
+  wire \$171 ;
+  wire \$172 ;
+  wire \$173 ;
+  wire [21:0] \$174 ;
+  wire \$175 ;
+  wire \$176 ;
+  wire [17:0] \$177 ;
+  wire [17:0] \$178 ;
+  wire [17:0] \$179 ;
+  wire \$18 ;
+  wire [17:0] \$180 ;
+  wire [17:0] \$181 ;
+  wire [17:0] \$182 ;
+  wire [17:0] \$183 ;
+  wire [17:0] \$184 ;
+  wire [17:0] \$185 ;
+  wire [17:0] \$186 ;
+  wire [17:0] \$187 ;
+  wire [17:0] \$188 ;
+  wire [17:0] \$189 ;
+  wire \$19 ;
+  wire [17:0] \$190 ;
+  wire [17:0] \$191 ;
+  wire [17:0] \$192 ;
+  wire [15:0] \$193 ;
+  wire [16:0] \$194 ;
+  wire [17:0] \$195 ;
+  wire [15:0] \$196 ;
+  wire [16:0] \$197 ;
+  wire [18:0] \$198 ;
+  wire [15:0] \$199 ;
+  wire \$2 ;
+  wire \$20 ;
+  wire [18:0] \$200 ;
+  wire [19:0] \$201 ;
+  wire [15:0] \$202 ;
+  wire [18:0] \$203 ;
+  wire [20:0] \$204 ;
+  wire [15:0] \$205 ;
+  wire [22:0] \$206 ;
+  wire [23:0] \$207 ;
+  wire [15:0] \$208 ;
+  wire [22:0] \$209 ;
+  wire \$21 ;
+  wire [24:0] \$210 ;
+  wire [15:0] \$211 ;
+  wire [22:0] \$212 ;
+  wire [23:0] \$213 ;
+  wire [15:0] \$214 ;
+  wire [22:0] \$215 ;
+  wire [24:0] \$216 ;
+  wire [15:0] \$217 ;
+  wire [24:0] \$218 ;
+  wire [26:0] \$219 ;
+  wire \$22 ;
+  wire [27:0] \$220 ;
+  wire [28:0] \$221 ;
+  wire [26:0] \$222 ;
+  wire [27:0] \$223 ;
+  wire [15:0] \$224 ;
+  wire [16:0] \$225 ;
+  wire [17:0] \$226 ;
+  wire [15:0] \$227 ;
+  wire [16:0] \$228 ;
+  wire [18:0] \$229 ;
+  wire [30:0] \$23 ;
+  wire [15:0] \$230 ;
+  wire [18:0] \$231 ;
+  wire [19:0] \$232 ;
+  wire [15:0] \$233 ;
+  wire [18:0] \$234 ;
+  wire [20:0] \$235 ;
+  wire [15:0] \$236 ;
+  wire [22:0] \$237 ;
+  wire [23:0] \$238 ;
+  wire [15:0] \$239 ;
+  wire [30:0] \$24 ;
+  wire [22:0] \$240 ;
+  wire [24:0] \$241 ;
+  wire [15:0] \$242 ;
+  wire [22:0] \$243 ;
+  wire [23:0] \$244 ;
+  wire [15:0] \$245 ;
+  wire [22:0] \$246 ;
+  wire [24:0] \$247 ;
+  wire [15:0] \$248 ;
+  wire [24:0] \$249 ;
+  wire \$25 ;
+  wire [26:0] \$250 ;
+  wire [27:0] \$251 ;
+  wire [28:0] \$252 ;
+  wire [26:0] \$253 ;
+  wire [27:0] \$254 ;
+  wire [15:0] \$255 ;
+  wire [16:0] \$256 ;
+  wire [17:0] \$257 ;
+  wire [15:0] \$258 ;
+  wire [16:0] \$259 ;
+  wire \$26 ;
+  wire [18:0] \$260 ;
+  wire [15:0] \$261 ;
+  wire [18:0] \$262 ;
+  wire [19:0] \$263 ;
+  wire [15:0] \$264 ;
+  wire [18:0] \$265 ;
+  wire [20:0] \$266 ;
+  wire [15:0] \$267 ;
+  wire [22:0] \$268 ;
+  wire [23:0] \$269 ;
+  wire \$27 ;
+  wire [15:0] \$270 ;
+  wire [22:0] \$271 ;
+  wire [24:0] \$272 ;
+  wire [15:0] \$273 ;
+  wire [22:0] \$274 ;
+  wire [23:0] \$275 ;
+  wire [15:0] \$276 ;
+  wire [22:0] \$277 ;
+  wire [24:0] \$278 ;
+  wire [15:0] \$279 ;
+  wire \$28 ;
+  wire [24:0] \$280 ;
+  wire [26:0] \$281 ;
+  wire [27:0] \$282 ;
+  wire [28:0] \$283 ;
+  wire [26:0] \$284 ;
+  wire [27:0] \$285 ;
+  wire [15:0] \$286 ;
+  wire [16:0] \$287 ;
+  wire [17:0] \$288 ;
+  wire [15:0] \$289 ;
+  wire \$29 ;
+  wire [16:0] \$290 ;
+  wire [18:0] \$291 ;
+  wire [15:0] \$292 ;
+  wire [18:0] \$293 ;
+  wire [19:0] \$294 ;
+  wire [15:0] \$295 ;
+  wire [18:0] \$296 ;
+  wire [20:0] \$297 ;
+  wire [15:0] \$298 ;
+  wire [22:0] \$299 ;
+  wire \$3 ;
+  wire \$30 ;
+  wire [23:0] \$300 ;
+  wire [15:0] \$301 ;
+  wire [22:0] \$302 ;
+  wire [24:0] \$303 ;
+  wire [15:0] \$304 ;
+  wire [22:0] \$305 ;
+  wire [23:0] \$306 ;
+  wire [15:0] \$307 ;
+  wire [22:0] \$308 ;
+  wire [24:0] \$309 ;
+  wire [30:0] \$31 ;
+  wire [15:0] \$310 ;
+  wire [24:0] \$311 ;
+  wire [26:0] \$312 ;
+  wire [27:0] \$313 ;
+  wire [28:0] \$314 ;
+  wire [26:0] \$315 ;
+  wire [27:0] \$316 ;
+  wire [15:0] \$317 ;
+  wire [16:0] \$318 ;
+  wire [17:0] \$319 ;
+  wire [30:0] \$32 ;
+  wire [15:0] \$320 ;
+  wire [16:0] \$321 ;
+  wire [18:0] \$322 ;
+  wire [15:0] \$323 ;
+  wire [18:0] \$324 ;
+  wire [19:0] \$325 ;
+  wire [15:0] \$326 ;
+  wire [18:0] \$327 ;
+  wire [20:0] \$328 ;
+  wire [15:0] \$329 ;
+  wire \$33 ;
+  wire [22:0] \$330 ;
+  wire [23:0] \$331 ;
+  wire [15:0] \$332 ;
+  wire [22:0] \$333 ;
+  wire [24:0] \$334 ;
+  wire [15:0] \$335 ;
+  wire [22:0] \$336 ;
+  wire [23:0] \$337 ;
+  wire [15:0] \$338 ;
+  wire [22:0] \$339 ;
+  wire \$34 ;
+  wire [24:0] \$340 ;
+  wire [15:0] \$341 ;
+  wire [24:0] \$342 ;
+  wire [26:0] \$343 ;
+  wire [27:0] \$344 ;
+  wire [28:0] \$345 ;
+  wire [26:0] \$346 ;
+  wire [27:0] \$347 ;
+  wire [15:0] \$348 ;
+  wire [16:0] \$349 ;
+  wire \$35 ;
+  wire [17:0] \$350 ;
+  wire [15:0] \$351 ;
+  wire [16:0] \$352 ;
+  wire [18:0] \$353 ;
+  wire [15:0] \$354 ;
+  wire [18:0] \$355 ;
+  wire [19:0] \$356 ;
+  wire [15:0] \$357 ;
+  wire [18:0] \$358 ;
+  wire [20:0] \$359 ;
+  wire \$36 ;
+  wire [15:0] \$360 ;
+  wire [22:0] \$361 ;
+  wire [23:0] \$362 ;
+  wire [15:0] \$363 ;
+  wire [22:0] \$364 ;
+  wire [24:0] \$365 ;
+  wire [15:0] \$366 ;
+  wire [22:0] \$367 ;
+  wire [23:0] \$368 ;
+  wire [15:0] \$369 ;
+  wire \$37 ;
+  wire [22:0] \$370 ;
+  wire [24:0] \$371 ;
+  wire [15:0] \$372 ;
+  wire [24:0] \$373 ;
+  wire [26:0] \$374 ;
+  wire [27:0] \$375 ;
+  wire [28:0] \$376 ;
+  wire [26:0] \$377 ;
+  wire [27:0] \$378 ;
+  wire [15:0] \$379 ;
+  wire \$38 ;
+  wire [16:0] \$380 ;
+  wire [17:0] \$381 ;
+  wire [15:0] \$382 ;
+  wire [16:0] \$383 ;
+  wire [18:0] \$384 ;
+  wire [15:0] \$385 ;
+  wire [18:0] \$386 ;
+  wire [19:0] \$387 ;
+  wire [15:0] \$388 ;
+  wire [18:0] \$389 ;
+  wire [21:0] \$39 ;
+  wire [20:0] \$390 ;
+  wire [15:0] \$391 ;
+  wire [22:0] \$392 ;
+  wire [23:0] \$393 ;
+  wire [15:0] \$394 ;
+  wire [22:0] \$395 ;
+  wire [24:0] \$396 ;
+  wire [15:0] \$397 ;
+  wire [22:0] \$398 ;
+  wire [23:0] \$399 ;
+  wire \$4 ;
+  wire \$40 ;
+  wire [15:0] \$400 ;
+  wire [22:0] \$401 ;
+  wire [24:0] \$402 ;
+  wire [15:0] \$403 ;
+  wire [24:0] \$404 ;
+  wire [26:0] \$405 ;
+  wire [27:0] \$406 ;
+  wire [28:0] \$407 ;
+  wire [26:0] \$408 ;
+  wire [27:0] \$409 ;
+  wire \$41 ;
+  wire [15:0] \$410 ;
+  wire [16:0] \$411 ;
+  wire [17:0] \$412 ;
+  wire [15:0] \$413 ;
+  wire [16:0] \$414 ;
+  wire [18:0] \$415 ;
+  wire [15:0] \$416 ;
+  wire [18:0] \$417 ;
+  wire [19:0] \$418 ;
+  wire [15:0] \$419 ;
+  wire \$42 ;
+  wire [18:0] \$420 ;
+  wire [20:0] \$421 ;
+  wire [15:0] \$422 ;
+  wire [22:0] \$423 ;
+  wire [23:0] \$424 ;
+  wire [15:0] \$425 ;
+  wire [22:0] \$426 ;
+  wire [24:0] \$427 ;
+  wire [15:0] \$428 ;
+  wire [22:0] \$429 ;
+  wire \$43 ;
+  wire [23:0] \$430 ;
+  wire [15:0] \$431 ;
+  wire [22:0] \$432 ;
+  wire [24:0] \$433 ;
+  wire [15:0] \$434 ;
+  wire [24:0] \$435 ;
+  wire [26:0] \$436 ;
+  wire [27:0] \$437 ;
+  wire [28:0] \$438 ;
+  wire [26:0] \$439 ;
+  wire \$44 ;
+  wire [27:0] \$440 ;
+  wire [15:0] \$441 ;
+  wire [16:0] \$442 ;
+  wire [17:0] \$443 ;
+  wire [15:0] \$444 ;
+  wire [16:0] \$445 ;
+  wire [18:0] \$446 ;
+  wire [15:0] \$447 ;
+  wire [18:0] \$448 ;
+  wire [19:0] \$449 ;
+  wire \$45 ;
+  wire [15:0] \$450 ;
+  wire [18:0] \$451 ;
+  wire [20:0] \$452 ;
+  wire [15:0] \$453 ;
+  wire [22:0] \$454 ;
+  wire [23:0] \$455 ;
+  wire [15:0] \$456 ;
+  wire [22:0] \$457 ;
+  wire [24:0] \$458 ;
+  wire [15:0] \$459 ;
+  wire \$46 ;
+  wire [22:0] \$460 ;
+  wire [23:0] \$461 ;
+  wire [15:0] \$462 ;
+  wire [22:0] \$463 ;
+  wire [24:0] \$464 ;
+  wire [15:0] \$465 ;
+  wire [24:0] \$466 ;
+  wire [26:0] \$467 ;
+  wire [27:0] \$468 ;
+  wire [28:0] \$469 ;
+  wire \$47 ;
+  wire [26:0] \$470 ;
+  wire [27:0] \$471 ;
+  wire [15:0] \$472 ;
+  wire [16:0] \$473 ;
+  wire [17:0] \$474 ;
+  wire [15:0] \$475 ;
+  wire [16:0] \$476 ;
+  wire [18:0] \$477 ;
+  wire [15:0] \$478 ;
+  wire [18:0] \$479 ;
+  wire [21:0] \$48 ;
+  wire [19:0] \$480 ;
+  wire [15:0] \$481 ;
+  wire [18:0] \$482 ;
+  wire [20:0] \$483 ;
+  wire [15:0] \$484 ;
+  wire [22:0] \$485 ;
+  wire [23:0] \$486 ;
+  wire [15:0] \$487 ;
+  wire [22:0] \$488 ;
+  wire [24:0] \$489 ;
+  wire \$49 ;
+  wire [15:0] \$490 ;
+  wire [22:0] \$491 ;
+  wire [23:0] \$492 ;
+  wire [15:0] \$493 ;
+  wire [22:0] \$494 ;
+  wire [24:0] \$495 ;
+  wire [15:0] \$496 ;
+  wire [24:0] \$497 ;
+  wire [26:0] \$498 ;
+  wire [27:0] \$499 ;
+  wire \$5 ;
+  wire \$50 ;
+  wire [28:0] \$500 ;
+  wire [26:0] \$501 ;
+  wire [27:0] \$502 ;
+  wire [15:0] \$503 ;
+  wire [16:0] \$504 ;
+  wire [17:0] \$505 ;
+  wire [15:0] \$506 ;
+  wire [16:0] \$507 ;
+  wire [18:0] \$508 ;
+  wire [15:0] \$509 ;
+  wire \$51 ;
+  wire [18:0] \$510 ;
+  wire [19:0] \$511 ;
+  wire [15:0] \$512 ;
+  wire [18:0] \$513 ;
+  wire [20:0] \$514 ;
+  wire [15:0] \$515 ;
+  wire [22:0] \$516 ;
+  wire [23:0] \$517 ;
+  wire [15:0] \$518 ;
+  wire [22:0] \$519 ;
+  wire \$52 ;
+  wire [24:0] \$520 ;
+  wire [15:0] \$521 ;
+  wire [22:0] \$522 ;
+  wire [23:0] \$523 ;
+  wire [15:0] \$524 ;
+  wire [22:0] \$525 ;
+  wire [24:0] \$526 ;
+  wire [15:0] \$527 ;
+  wire [24:0] \$528 ;
+  wire [26:0] \$529 ;
+  wire \$53 ;
+  wire [27:0] \$530 ;
+  wire [28:0] \$531 ;
+  wire [26:0] \$532 ;
+  wire [27:0] \$533 ;
+  wire [15:0] \$534 ;
+  wire [16:0] \$535 ;
+  wire [17:0] \$536 ;
+  wire [15:0] \$537 ;
+  wire [16:0] \$538 ;
+  wire [18:0] \$539 ;
+  wire \$54 ;
+  wire [15:0] \$540 ;
+  wire [18:0] \$541 ;
+  wire [19:0] \$542 ;
+  wire [15:0] \$543 ;
+  wire [18:0] \$544 ;
+  wire [20:0] \$545 ;
+  wire [15:0] \$546 ;
+  wire [22:0] \$547 ;
+  wire [23:0] \$548 ;
+  wire [15:0] \$549 ;
+  wire \$55 ;
+  wire [22:0] \$550 ;
+  wire [24:0] \$551 ;
+  wire [15:0] \$552 ;
+  wire [22:0] \$553 ;
+  wire [23:0] \$554 ;
+  wire [15:0] \$555 ;
+  wire [22:0] \$556 ;
+  wire [24:0] \$557 ;
+  wire [15:0] \$558 ;
+  wire [24:0] \$559 ;
+  wire \$56 ;
+  wire [26:0] \$560 ;
+  wire [27:0] \$561 ;
+  wire [28:0] \$562 ;
+  wire [26:0] \$563 ;
+  wire [27:0] \$564 ;
+  wire [15:0] \$565 ;
+  wire [16:0] \$566 ;
+  wire [17:0] \$567 ;
+  wire [15:0] \$568 ;
+  wire [16:0] \$569 ;
+  wire [21:0] \$57 ;
+  wire [18:0] \$570 ;
+  wire [15:0] \$571 ;
+  wire [18:0] \$572 ;
+  wire [19:0] \$573 ;
+  wire [15:0] \$574 ;
+  wire [18:0] \$575 ;
+  wire [20:0] \$576 ;
+  wire [15:0] \$577 ;
+  wire [22:0] \$578 ;
+  wire [23:0] \$579 ;
+  wire \$58 ;
+  wire [15:0] \$580 ;
+  wire [22:0] \$581 ;
+  wire [24:0] \$582 ;
+  wire [15:0] \$583 ;
+  wire [22:0] \$584 ;
+  wire [23:0] \$585 ;
+  wire [15:0] \$586 ;
+  wire [22:0] \$587 ;
+  wire [24:0] \$588 ;
+  wire [15:0] \$589 ;
+  wire \$59 ;
+  wire [24:0] \$590 ;
+  wire [26:0] \$591 ;
+  wire [27:0] \$592 ;
+  wire [28:0] \$593 ;
+  wire [26:0] \$594 ;
+  wire [27:0] \$595 ;
+  wire [15:0] \$596 ;
+  wire [16:0] \$597 ;
+  wire [17:0] \$598 ;
+  wire [15:0] \$599 ;
+  wire \$6 ;
+  wire \$60 ;
+  wire [16:0] \$600 ;
+  wire [18:0] \$601 ;
+  wire [15:0] \$602 ;
+  wire [18:0] \$603 ;
+  wire [19:0] \$604 ;
+  wire [15:0] \$605 ;
+  wire [18:0] \$606 ;
+  wire [20:0] \$607 ;
+  wire [15:0] \$608 ;
+  wire [22:0] \$609 ;
+  wire \$61 ;
+  wire [23:0] \$610 ;
+  wire [15:0] \$611 ;
+  wire [22:0] \$612 ;
+  wire [24:0] \$613 ;
+  wire [15:0] \$614 ;
+  wire [22:0] \$615 ;
+  wire [23:0] \$616 ;
+  wire [15:0] \$617 ;
+  wire [22:0] \$618 ;
+  wire [24:0] \$619 ;
+  wire \$62 ;
+  wire [15:0] \$620 ;
+  wire [24:0] \$621 ;
+  wire [26:0] \$622 ;
+  wire [27:0] \$623 ;
+  wire [28:0] \$624 ;
+  wire [26:0] \$625 ;
+  wire [27:0] \$626 ;
+  wire [15:0] \$627 ;
+  wire [16:0] \$628 ;
+  wire [17:0] \$629 ;
+  wire \$63 ;
+  wire [15:0] \$630 ;
+  wire [16:0] \$631 ;
+  wire [18:0] \$632 ;
+  wire [15:0] \$633 ;
+  wire [18:0] \$634 ;
+  wire [19:0] \$635 ;
+  wire [15:0] \$636 ;
+  wire [18:0] \$637 ;
+  wire [20:0] \$638 ;
+  wire [15:0] \$639 ;
+  wire \$64 ;
+  wire [22:0] \$640 ;
+  wire [23:0] \$641 ;
+  wire [15:0] \$642 ;
+  wire [22:0] \$643 ;
+  wire [24:0] \$644 ;
+  wire [15:0] \$645 ;
+  wire [22:0] \$646 ;
+  wire [23:0] \$647 ;
+  wire [15:0] \$648 ;
+  wire [22:0] \$649 ;
+  wire \$65 ;
+  wire [24:0] \$650 ;
+  wire [15:0] \$651 ;
+  wire [24:0] \$652 ;
+  wire [26:0] \$653 ;
+  wire [27:0] \$654 ;
+  wire [28:0] \$655 ;
+  wire [26:0] \$656 ;
+  wire [27:0] \$657 ;
+  wire [15:0] \$658 ;
+  wire [16:0] \$659 ;
+  wire [21:0] \$66 ;
+  wire [17:0] \$660 ;
+  wire [15:0] \$661 ;
+  wire [16:0] \$662 ;
+  wire [18:0] \$663 ;
+  wire [15:0] \$664 ;
+  wire [18:0] \$665 ;
+  wire [19:0] \$666 ;
+  wire [15:0] \$667 ;
+  wire [18:0] \$668 ;
+  wire [20:0] \$669 ;
+  wire \$67 ;
+  wire [15:0] \$670 ;
+  wire [22:0] \$671 ;
+  wire [23:0] \$672 ;
+  wire [15:0] \$673 ;
+  wire [22:0] \$674 ;
+  wire [24:0] \$675 ;
+  wire [15:0] \$676 ;
+  wire [22:0] \$677 ;
+  wire [23:0] \$678 ;
+  wire [15:0] \$679 ;
+  wire \$68 ;
+  wire [22:0] \$680 ;
+  wire [24:0] \$681 ;
+  wire [15:0] \$682 ;
+  wire [24:0] \$683 ;
+  wire [26:0] \$684 ;
+  wire [27:0] \$685 ;
+  wire [28:0] \$686 ;
+  wire [26:0] \$687 ;
+  wire [27:0] \$688 ;
+  wire [26:0] \$689 ;
+  wire \$69 ;
+  wire [27:0] \$690 ;
+  wire [27:0] \$691 ;
+  wire [26:0] \$692 ;
+  wire [27:0] \$693 ;
+  wire [27:0] \$694 ;
+  wire [26:0] \$695 ;
+  wire [27:0] \$696 ;
+  wire [27:0] \$697 ;
+  wire [26:0] \$698 ;
+  wire [27:0] \$699 ;
+  wire [30:0] \$7 ;
+  wire \$70 ;
+  wire [27:0] \$700 ;
+  wire [26:0] \$701 ;
+  wire [27:0] \$702 ;
+  wire [27:0] \$703 ;
+  wire [26:0] \$704 ;
+  wire [27:0] \$705 ;
+  wire [27:0] \$706 ;
+  wire [26:0] \$707 ;
+  wire [27:0] \$708 ;
+  wire [27:0] \$709 ;
+  wire \$71 ;
+  wire [26:0] \$710 ;
+  wire [27:0] \$711 ;
+  wire [27:0] \$712 ;
+  wire [26:0] \$713 ;
+  wire [27:0] \$714 ;
+  wire [27:0] \$715 ;
+  wire [26:0] \$716 ;
+  wire [27:0] \$717 ;
+  wire [27:0] \$718 ;
+  wire [26:0] \$719 ;
+  wire \$72 ;
+  wire [27:0] \$720 ;
+  wire [27:0] \$721 ;
+  wire [26:0] \$722 ;
+  wire [27:0] \$723 ;
+  wire [27:0] \$724 ;
+  wire [26:0] \$725 ;
+  wire [27:0] \$726 ;
+  wire [27:0] \$727 ;
+  wire [26:0] \$728 ;
+  wire [27:0] \$729 ;
+  wire \$73 ;
+  wire [27:0] \$730 ;
+  wire [26:0] \$731 ;
+  wire [27:0] \$732 ;
+  wire [27:0] \$733 ;
+  wire [26:0] \$734 ;
+  wire [27:0] \$735 ;
+  wire [27:0] \$736 ;
+  wire [26:0] \$737 ;
+  wire [26:0] \$738 ;
+  wire [26:0] \$739 ;
+  wire \$74 ;
+  wire [26:0] \$740 ;
+  wire [26:0] \$741 ;
+  wire [26:0] \$742 ;
+  wire [26:0] \$743 ;
+  wire [26:0] \$744 ;
+  wire [26:0] \$745 ;
+  wire [26:0] \$746 ;
+  wire [26:0] \$747 ;
+  wire [26:0] \$748 ;
+  wire [26:0] \$749 ;
+  wire [21:0] \$75 ;
+  wire [26:0] \$750 ;
+  wire [26:0] \$751 ;
+  wire [26:0] \$752 ;
+  wire [27:0] \$753 ;
+  wire [28:0] \$754 ;
+  wire [29:0] \$755 ;
+  wire [27:0] \$756 ;
+  wire [28:0] \$757 ;
+  wire [29:0] \$758 ;
+  wire [27:0] \$759 ;
+  wire \$76 ;
+  wire [28:0] \$760 ;
+  wire [29:0] \$761 ;
+  wire [27:0] \$762 ;
+  wire [28:0] \$763 ;
+  wire [29:0] \$764 ;
+  wire [27:0] \$765 ;
+  wire [28:0] \$766 ;
+  wire [29:0] \$767 ;
+  wire [27:0] \$768 ;
+  wire [28:0] \$769 ;
+  wire \$77 ;
+  wire [29:0] \$770 ;
+  wire [27:0] \$771 ;
+  wire [28:0] \$772 ;
+  wire [29:0] \$773 ;
+  wire [27:0] \$774 ;
+  wire [28:0] \$775 ;
+  wire [29:0] \$776 ;
+  wire [27:0] \$777 ;
+  wire [28:0] \$778 ;
+  wire [29:0] \$779 ;
+  wire \$78 ;
+  wire [27:0] \$780 ;
+  wire [28:0] \$781 ;
+  wire [29:0] \$782 ;
+  wire [27:0] \$783 ;
+  wire [28:0] \$784 ;
+  wire [29:0] \$785 ;
+  wire [27:0] \$786 ;
+  wire [28:0] \$787 ;
+  wire [29:0] \$788 ;
+  wire [27:0] \$789 ;
+  wire \$79 ;
+  wire [28:0] \$790 ;
+  wire [29:0] \$791 ;
+  wire [27:0] \$792 ;
+  wire [28:0] \$793 ;
+  wire [29:0] \$794 ;
+  wire [27:0] \$795 ;
+  wire [28:0] \$796 ;
+  wire [29:0] \$797 ;
+  wire [27:0] \$798 ;
+  wire [28:0] \$799 ;
+  wire [30:0] \$8 ;
+  wire \$80 ;
+  wire [29:0] \$800 ;
+  wire \$801 ;
+  wire \$802 ;
+  wire \$803 ;
+  wire \$804 ;
+  wire \$805 ;
+  wire \$806 ;
+  wire \$807 ;
+  wire \$808 ;
+  wire \$809 ;
+  wire \$81 ;
+  wire \$810 ;
+  wire \$811 ;
+  wire \$812 ;
+  wire \$813 ;
+  wire \$814 ;
+  wire \$815 ;
+  wire \$816 ;
+  wire \$817 ;
+  wire [15:0] \$818 ;
+  wire [15:0] \$819 ;
+  wire \$82 ;
+  wire \$820 ;
+  wire \$821 ;
+  wire \$822 ;
+  wire \$823 ;
+  wire \$824 ;
+  wire \$825 ;
+  wire [15:0] \$826 ;
+  wire [15:0] \$827 ;
+  wire [15:0] \$828 ;
+  wire \$829 ;
+  wire \$83 ;
+  wire \$830 ;
+  wire \$831 ;
+  wire \$832 ;
+  wire \$833 ;
+  wire \$834 ;
+  wire [15:0] \$835 ;
+  wire [15:0] \$836 ;
+  wire [15:0] \$837 ;
+  wire \$838 ;
+  wire \$839 ;
+  wire [21:0] \$84 ;
+  wire \$840 ;
+  wire \$841 ;
+  wire \$842 ;
+  wire \$843 ;
+  wire [15:0] \$844 ;
+  wire [15:0] \$845 ;
+  wire [15:0] \$846 ;
+  wire \$847 ;
+  wire \$848 ;
+  wire \$849 ;
+  wire \$85 ;
+  wire \$850 ;
+  wire \$851 ;
+  wire \$852 ;
+  wire [15:0] \$853 ;
+  wire [15:0] \$854 ;
+  wire [15:0] \$855 ;
+  wire \$856 ;
+  wire \$857 ;
+  wire \$858 ;
+  wire \$859 ;
+  wire \$86 ;
+  wire \$860 ;
+  wire \$861 ;
+  wire [15:0] \$862 ;
+  wire [15:0] \$863 ;
+  wire [15:0] \$864 ;
+  wire \$865 ;
+  wire \$866 ;
+  wire \$867 ;
+  wire \$868 ;
+  wire \$869 ;
+  wire \$87 ;
+  wire \$870 ;
+  wire [15:0] \$871 ;
+  wire [15:0] \$872 ;
+  wire [15:0] \$873 ;
+  wire \$874 ;
+  wire \$875 ;
+  wire \$876 ;
+  wire \$877 ;
+  wire \$878 ;
+  wire \$879 ;
+  wire \$88 ;
+  wire [15:0] \$880 ;
+  wire [15:0] \$881 ;
+  wire [15:0] \$882 ;
+  wire \$883 ;
+  wire \$884 ;
+  wire \$885 ;
+  wire \$886 ;
+  wire \$887 ;
+  wire \$888 ;
+  wire [15:0] \$889 ;
+  wire \$89 ;
+  wire [15:0] \$890 ;
+  wire [15:0] \$891 ;
+  wire \$892 ;
+  wire \$893 ;
+  wire \$894 ;
+  wire \$895 ;
+  wire \$896 ;
+  wire \$897 ;
+  wire [15:0] \$898 ;
+  wire [15:0] \$899 ;
+  wire \$9 ;
+  wire \$90 ;
+  wire [15:0] \$900 ;
+  wire \$901 ;
+  wire \$902 ;
+  wire \$903 ;
+  wire \$904 ;
+  wire \$905 ;
+  wire \$906 ;
+  wire [15:0] \$907 ;
+  wire [15:0] \$908 ;
+  wire [15:0] \$909 ;
+  wire \$91 ;
+  wire \$910 ;
+  wire \$911 ;
+  wire \$912 ;
+  wire \$913 ;
+  wire \$914 ;
+  wire \$915 ;
+  wire [15:0] \$916 ;
+  wire [15:0] \$917 ;
+  wire [15:0] \$918 ;
+  wire \$919 ;
+  wire \$92 ;
+  wire \$920 ;
+  wire \$921 ;
+  wire \$922 ;
+  wire \$923 ;
+  wire \$924 ;
+  wire [15:0] \$925 ;
+  wire [15:0] \$926 ;
+  wire [15:0] \$927 ;
+  wire \$928 ;
+  wire \$929 ;
+  wire [21:0] \$93 ;
+  wire \$930 ;
+  wire \$931 ;
+  wire \$932 ;
+  wire \$933 ;
+  wire [15:0] \$934 ;
+  wire [15:0] \$935 ;
+  wire [15:0] \$936 ;
+  wire \$937 ;
+  wire \$938 ;
+  wire \$939 ;
+  wire \$94 ;
+  wire \$940 ;
+  wire \$941 ;
+  wire \$942 ;
+  wire [15:0] \$943 ;
+  wire [15:0] \$944 ;
+  wire [15:0] \$945 ;
+  wire \$946 ;
+  wire \$947 ;
+  wire \$948 ;
+  wire \$949 ;
+  wire \$95 ;
+  wire \$950 ;
+  wire \$951 ;
+  wire [15:0] \$952 ;
+  wire [15:0] \$953 ;
+  wire [15:0] \$954 ;
+  wire \$955 ;
+  wire \$956 ;
+  wire \$957 ;
+  wire \$958 ;
+  wire \$959 ;
+  wire \$96 ;
+  wire \$960 ;
+  wire [15:0] \$961 ;
+  wire [15:0] \$962 ;
+  wire [15:0] \$963 ;
+  wire [3:0] \$964 ;
+  wire [4:0] \$965 ;
+  wire [5:0] \$966 ;
+  wire [6:0] \$967 ;
+  wire [3:0] \$968 ;
+  wire [4:0] \$969 ;
+  wire \$97 ;
+  wire [5:0] \$970 ;
+  wire [6:0] \$971 ;
+  wire [3:0] \$972 ;
+  wire [4:0] \$973 ;
+  wire [5:0] \$974 ;
+  wire [6:0] \$975 ;
+  wire [3:0] \$976 ;
+  wire [4:0] \$977 ;
+  wire [5:0] \$978 ;
+  wire [6:0] \$979 ;
+  wire \$98 ;
+  wire [5:0] \$980 ;
+  wire [6:0] \$981 ;
+  wire [7:0] \$982 ;
+  wire [8:0] \$983 ;
+  wire \$984 ;
+  wire \$985 ;
+  wire \$986 ;
+  reg \$987 ;
+  wire [13:0] \$988 ;
+  reg \$989 ;
+  wire \$99 ;
+  reg \$990 ;
+  reg \$991 ;
+  reg \$992 ;
+  wire [287:0] \$993 ;
+  wire [143:0] \$994 ;
+  wire [255:0] \$995 ;
+  wire [255:0] \$996 ;
+  wire [255:0] \$997 ;
+  wire [255:0] \$998 ;
+  wire [129:0] \$999 ;
+  input [11:0] cfg__addr;
+  wire [11:0] cfg__addr;
+  input [15:0] cfg__data;
+  wire [15:0] cfg__data;
+  input cfg__en;
+  wire cfg__en;
+  input [3:0] cfg__lane;
+  wire [3:0] cfg__lane;
+  input [2:0] cfg__sel;
+  wire [2:0] cfg__sel;
+  input clk;
+  wire clk;
+  wire [3:0] h_wr__addr;
+  reg [255:0] h_wr__data = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg h_wr__en = 1'h0;
+  wire [3:0] h_write_addr;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] h_write_data;
+  wire [15:0] \h_write_data.0 ;
+  wire [15:0] \h_write_data.10 ;
+  wire [15:0] \h_write_data.11 ;
+  wire [15:0] \h_write_data.12 ;
+  wire [15:0] \h_write_data.13 ;
+  wire [15:0] \h_write_data.14 ;
+  wire [15:0] \h_write_data.15 ;
+  wire [15:0] \h_write_data.1 ;
+  wire [15:0] \h_write_data.2 ;
+  wire [15:0] \h_write_data.3 ;
+  wire [15:0] \h_write_data.4 ;
+  wire [15:0] \h_write_data.5 ;
+  wire [15:0] \h_write_data.6 ;
+  wire [15:0] \h_write_data.7 ;
+  wire [15:0] \h_write_data.8 ;
+  wire [15:0] \h_write_data.9 ;
+  (* init = 1'h0 *)
+  wire h_write_en;
+  wire [3:0] issue__g;
+  input [302:0] pass___payload;
+  wire [302:0] pass___payload;
+  wire [287:0] \pass___payload.acc ;
+  wire [17:0] \pass___payload.acc.0 ;
+  wire [17:0] \pass___payload.acc.10 ;
+  wire [17:0] \pass___payload.acc.11 ;
+  wire [17:0] \pass___payload.acc.12 ;
+  wire [17:0] \pass___payload.acc.13 ;
+  wire [17:0] \pass___payload.acc.14 ;
+  wire [17:0] \pass___payload.acc.15 ;
+  wire [17:0] \pass___payload.acc.1 ;
+  wire [17:0] \pass___payload.acc.2 ;
+  wire [17:0] \pass___payload.acc.3 ;
+  wire [17:0] \pass___payload.acc.4 ;
+  wire [17:0] \pass___payload.acc.5 ;
+  wire [17:0] \pass___payload.acc.6 ;
+  wire [17:0] \pass___payload.acc.7 ;
+  wire [17:0] \pass___payload.acc.8 ;
+  wire [17:0] \pass___payload.acc.9 ;
+  wire [7:0] \pass___payload.base ;
+  wire \pass___payload.empty ;
+  wire \pass___payload.first_step ;
+  wire [3:0] \pass___payload.g ;
+  wire \pass___payload.last ;
+  input pass___valid;
+  wire pass___valid;
+  input [3:0] port__addr;
+  wire [3:0] port__addr;
+  wire [3:0] \port__addr$13 ;
+  wire [3:0] \port__addr$17 ;
+  wire [3:0] \port__addr$21 ;
+  wire [3:0] \port__addr$24 ;
+  wire [255:0] port__data;
+  wire [143:0] \port__data$60 ;
+  wire [143:0] \port__data$62 ;
+  wire [255:0] \port__data$64 ;
+  wire [255:0] \port__data$67 ;
+  output [29:0] push__payload;
+  reg [29:0] push__payload = 30'h00000000;
+  wire [7:0] \push__payload.base ;
+  wire [4:0] \push__payload.count ;
+  wire \push__payload.last ;
+  wire [15:0] \push__payload.mask ;
+  output push__valid;
+  reg push__valid = 1'h0;
+  input rst;
+  wire rst;
+  reg [143:0] s2_alpha = 144'h000000000000000000000000000000000000;
+  reg [143:0] s2_beta = 144'h000000000000000000000000000000000000;
+  reg [255:0] s2_bias = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [255:0] s2_h = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [255:0] s2_threshold = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  reg [143:0] s3_alpha = 144'h000000000000000000000000000000000000;
+  wire [8:0] \s3_alpha.0 ;
+  wire [8:0] \s3_alpha.10 ;
+  wire [8:0] \s3_alpha.11 ;
+  wire [8:0] \s3_alpha.12 ;
+  wire [8:0] \s3_alpha.13 ;
+  wire [8:0] \s3_alpha.14 ;
+  wire [8:0] \s3_alpha.15 ;
+  wire [8:0] \s3_alpha.1 ;
+  wire [8:0] \s3_alpha.2 ;
+  wire [8:0] \s3_alpha.3 ;
+  wire [8:0] \s3_alpha.4 ;
+  wire [8:0] \s3_alpha.5 ;
+  wire [8:0] \s3_alpha.6 ;
+  wire [8:0] \s3_alpha.7 ;
+  wire [8:0] \s3_alpha.8 ;
+  wire [8:0] \s3_alpha.9 ;
+  reg [287:0] s3_current = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [17:0] \s3_current.0 ;
+  wire [17:0] \s3_current.10 ;
+  wire [17:0] \s3_current.11 ;
+  wire [17:0] \s3_current.12 ;
+  wire [17:0] \s3_current.13 ;
+  wire [17:0] \s3_current.14 ;
+  wire [17:0] \s3_current.15 ;
+  wire [17:0] \s3_current.1 ;
+  wire [17:0] \s3_current.2 ;
+  wire [17:0] \s3_current.3 ;
+  wire [17:0] \s3_current.4 ;
+  wire [17:0] \s3_current.5 ;
+  wire [17:0] \s3_current.6 ;
+  wire [17:0] \s3_current.7 ;
+  wire [17:0] \s3_current.8 ;
+  wire [17:0] \s3_current.9 ;
+  reg [13:0] s3_op = 14'h0000;
+  wire [7:0] \s3_op.base ;
+  wire \s3_op.first_step ;
+  wire [3:0] \s3_op.g ;
+  wire \s3_op.last ;
+  reg [129:0] s3_pb0 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb0.0 ;
+  wire [25:0] \s3_pb0.1 ;
+  wire [25:0] \s3_pb0.2 ;
+  wire [25:0] \s3_pb0.3 ;
+  wire [25:0] \s3_pb0.4 ;
+  reg [129:0] s3_pb1 = 130'h000000000000000000000000000000000;
+  reg [129:0] s3_pb10 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb10.0 ;
+  wire [25:0] \s3_pb10.1 ;
+  wire [25:0] \s3_pb10.2 ;
+  wire [25:0] \s3_pb10.3 ;
+  wire [25:0] \s3_pb10.4 ;
+  reg [129:0] s3_pb11 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb11.0 ;
+  wire [25:0] \s3_pb11.1 ;
+  wire [25:0] \s3_pb11.2 ;
+  wire [25:0] \s3_pb11.3 ;
+  wire [25:0] \s3_pb11.4 ;
+  reg [129:0] s3_pb12 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb12.0 ;
+  wire [25:0] \s3_pb12.1 ;
+  wire [25:0] \s3_pb12.2 ;
+  wire [25:0] \s3_pb12.3 ;
+  wire [25:0] \s3_pb12.4 ;
+  reg [129:0] s3_pb13 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb13.0 ;
+  wire [25:0] \s3_pb13.1 ;
+  wire [25:0] \s3_pb13.2 ;
+  wire [25:0] \s3_pb13.3 ;
+  wire [25:0] \s3_pb13.4 ;
+  reg [129:0] s3_pb14 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb14.0 ;
+  wire [25:0] \s3_pb14.1 ;
+  wire [25:0] \s3_pb14.2 ;
+  wire [25:0] \s3_pb14.3 ;
+  wire [25:0] \s3_pb14.4 ;
+  reg [129:0] s3_pb15 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb15.0 ;
+  wire [25:0] \s3_pb15.1 ;
+  wire [25:0] \s3_pb15.2 ;
+  wire [25:0] \s3_pb15.3 ;
+  wire [25:0] \s3_pb15.4 ;
+  wire [25:0] \s3_pb1.0 ;
+  wire [25:0] \s3_pb1.1 ;
+  wire [25:0] \s3_pb1.2 ;
+  wire [25:0] \s3_pb1.3 ;
+  wire [25:0] \s3_pb1.4 ;
+  reg [129:0] s3_pb2 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb2.0 ;
+  wire [25:0] \s3_pb2.1 ;
+  wire [25:0] \s3_pb2.2 ;
+  wire [25:0] \s3_pb2.3 ;
+  wire [25:0] \s3_pb2.4 ;
+  reg [129:0] s3_pb3 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb3.0 ;
+  wire [25:0] \s3_pb3.1 ;
+  wire [25:0] \s3_pb3.2 ;
+  wire [25:0] \s3_pb3.3 ;
+  wire [25:0] \s3_pb3.4 ;
+  reg [129:0] s3_pb4 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb4.0 ;
+  wire [25:0] \s3_pb4.1 ;
+  wire [25:0] \s3_pb4.2 ;
+  wire [25:0] \s3_pb4.3 ;
+  wire [25:0] \s3_pb4.4 ;
+  reg [129:0] s3_pb5 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb5.0 ;
+  wire [25:0] \s3_pb5.1 ;
+  wire [25:0] \s3_pb5.2 ;
+  wire [25:0] \s3_pb5.3 ;
+  wire [25:0] \s3_pb5.4 ;
+  reg [129:0] s3_pb6 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb6.0 ;
+  wire [25:0] \s3_pb6.1 ;
+  wire [25:0] \s3_pb6.2 ;
+  wire [25:0] \s3_pb6.3 ;
+  wire [25:0] \s3_pb6.4 ;
+  reg [129:0] s3_pb7 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb7.0 ;
+  wire [25:0] \s3_pb7.1 ;
+  wire [25:0] \s3_pb7.2 ;
+  wire [25:0] \s3_pb7.3 ;
+  wire [25:0] \s3_pb7.4 ;
+  reg [129:0] s3_pb8 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb8.0 ;
+  wire [25:0] \s3_pb8.1 ;
+  wire [25:0] \s3_pb8.2 ;
+  wire [25:0] \s3_pb8.3 ;
+  wire [25:0] \s3_pb8.4 ;
+  reg [129:0] s3_pb9 = 130'h000000000000000000000000000000000;
+  wire [25:0] \s3_pb9.0 ;
+  wire [25:0] \s3_pb9.1 ;
+  wire [25:0] \s3_pb9.2 ;
+  wire [25:0] \s3_pb9.3 ;
+  wire [25:0] \s3_pb9.4 ;
+  reg [255:0] s3_theta = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [15:0] \s3_theta.0 ;
+  wire [15:0] \s3_theta.10 ;
+  wire [15:0] \s3_theta.11 ;
+  wire [15:0] \s3_theta.12 ;
+  wire [15:0] \s3_theta.13 ;
+  wire [15:0] \s3_theta.14 ;
+  wire [15:0] \s3_theta.15 ;
+  wire [15:0] \s3_theta.1 ;
+  wire [15:0] \s3_theta.2 ;
+  wire [15:0] \s3_theta.3 ;
+  wire [15:0] \s3_theta.4 ;
+  wire [15:0] \s3_theta.5 ;
+  wire [15:0] \s3_theta.6 ;
+  wire [15:0] \s3_theta.7 ;
+  wire [15:0] \s3_theta.8 ;
+  wire [15:0] \s3_theta.9 ;
+  reg s3_valid = 1'h0;
+  reg [143:0] s4_alpha = 144'h000000000000000000000000000000000000;
+  wire [8:0] \s4_alpha.0 ;
+  wire [8:0] \s4_alpha.10 ;
+  wire [8:0] \s4_alpha.11 ;
+  wire [8:0] \s4_alpha.12 ;
+  wire [8:0] \s4_alpha.13 ;
+  wire [8:0] \s4_alpha.14 ;
+  wire [8:0] \s4_alpha.15 ;
+  wire [8:0] \s4_alpha.1 ;
+  wire [8:0] \s4_alpha.2 ;
+  wire [8:0] \s4_alpha.3 ;
+  wire [8:0] \s4_alpha.4 ;
+  wire [8:0] \s4_alpha.5 ;
+  wire [8:0] \s4_alpha.6 ;
+  wire [8:0] \s4_alpha.7 ;
+  wire [8:0] \s4_alpha.8 ;
+  wire [8:0] \s4_alpha.9 ;
+  reg [287:0] s4_current = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [17:0] \s4_current.0 ;
+  wire [17:0] \s4_current.10 ;
+  wire [17:0] \s4_current.11 ;
+  wire [17:0] \s4_current.12 ;
+  wire [17:0] \s4_current.13 ;
+  wire [17:0] \s4_current.14 ;
+  wire [17:0] \s4_current.15 ;
+  wire [17:0] \s4_current.1 ;
+  wire [17:0] \s4_current.2 ;
+  wire [17:0] \s4_current.3 ;
+  wire [17:0] \s4_current.4 ;
+  wire [17:0] \s4_current.5 ;
+  wire [17:0] \s4_current.6 ;
+  wire [17:0] \s4_current.7 ;
+  wire [17:0] \s4_current.8 ;
+  wire [17:0] \s4_current.9 ;
+  reg [13:0] s4_op = 14'h0000;
+  wire [7:0] \s4_op.base ;
+  wire \s4_op.first_step ;
+  wire [3:0] \s4_op.g ;
+  wire \s4_op.last ;
+  reg [51:0] s4_pb0 = 52'h0000000000000;
+  wire [25:0] \s4_pb0.0 ;
+  wire [25:0] \s4_pb0.1 ;
+  reg [51:0] s4_pb1 = 52'h0000000000000;
+  reg [51:0] s4_pb10 = 52'h0000000000000;
+  wire [25:0] \s4_pb10.0 ;
+  wire [25:0] \s4_pb10.1 ;
+  reg [51:0] s4_pb11 = 52'h0000000000000;
+  wire [25:0] \s4_pb11.0 ;
+  wire [25:0] \s4_pb11.1 ;
+  reg [51:0] s4_pb12 = 52'h0000000000000;
+  wire [25:0] \s4_pb12.0 ;
+  wire [25:0] \s4_pb12.1 ;
+  reg [51:0] s4_pb13 = 52'h0000000000000;
+  wire [25:0] \s4_pb13.0 ;
+  wire [25:0] \s4_pb13.1 ;
+  reg [51:0] s4_pb14 = 52'h0000000000000;
+  wire [25:0] \s4_pb14.0 ;
+  wire [25:0] \s4_pb14.1 ;
+  reg [51:0] s4_pb15 = 52'h0000000000000;
+  wire [25:0] \s4_pb15.0 ;
+  wire [25:0] \s4_pb15.1 ;
+  wire [25:0] \s4_pb1.0 ;
+  wire [25:0] \s4_pb1.1 ;
+  reg [51:0] s4_pb2 = 52'h0000000000000;
+  wire [25:0] \s4_pb2.0 ;
+  wire [25:0] \s4_pb2.1 ;
+  reg [51:0] s4_pb3 = 52'h0000000000000;
+  wire [25:0] \s4_pb3.0 ;
+  wire [25:0] \s4_pb3.1 ;
+  reg [51:0] s4_pb4 = 52'h0000000000000;
+  wire [25:0] \s4_pb4.0 ;
+  wire [25:0] \s4_pb4.1 ;
+  reg [51:0] s4_pb5 = 52'h0000000000000;
+  wire [25:0] \s4_pb5.0 ;
+  wire [25:0] \s4_pb5.1 ;
+  reg [51:0] s4_pb6 = 52'h0000000000000;
+  wire [25:0] \s4_pb6.0 ;
+  wire [25:0] \s4_pb6.1 ;
+  reg [51:0] s4_pb7 = 52'h0000000000000;
+  wire [25:0] \s4_pb7.0 ;
+  wire [25:0] \s4_pb7.1 ;
+  reg [51:0] s4_pb8 = 52'h0000000000000;
+  wire [25:0] \s4_pb8.0 ;
+  wire [25:0] \s4_pb8.1 ;
+  reg [51:0] s4_pb9 = 52'h0000000000000;
+  wire [25:0] \s4_pb9.0 ;
+  wire [25:0] \s4_pb9.1 ;
+  reg [255:0] s4_theta = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [15:0] \s4_theta.0 ;
+  wire [15:0] \s4_theta.10 ;
+  wire [15:0] \s4_theta.11 ;
+  wire [15:0] \s4_theta.12 ;
+  wire [15:0] \s4_theta.13 ;
+  wire [15:0] \s4_theta.14 ;
+  wire [15:0] \s4_theta.15 ;
+  wire [15:0] \s4_theta.1 ;
+  wire [15:0] \s4_theta.2 ;
+  wire [15:0] \s4_theta.3 ;
+  wire [15:0] \s4_theta.4 ;
+  wire [15:0] \s4_theta.5 ;
+  wire [15:0] \s4_theta.6 ;
+  wire [15:0] \s4_theta.7 ;
+  wire [15:0] \s4_theta.8 ;
+  wire [15:0] \s4_theta.9 ;
+  reg s4_valid = 1'h0;
+  reg [13:0] s5_op = 14'h0000;
+  wire [7:0] \s5_op.base ;
+  wire \s5_op.first_step ;
+  wire [3:0] \s5_op.g ;
+  wire \s5_op.last ;
+  reg [447:0] s5_pa = 448'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [27:0] \s5_pa.0 ;
+  wire [27:0] \s5_pa.10 ;
+  wire [27:0] \s5_pa.11 ;
+  wire [27:0] \s5_pa.12 ;
+  wire [27:0] \s5_pa.13 ;
+  wire [27:0] \s5_pa.14 ;
+  wire [27:0] \s5_pa.15 ;
+  wire [27:0] \s5_pa.1 ;
+  wire [27:0] \s5_pa.2 ;
+  wire [27:0] \s5_pa.3 ;
+  wire [27:0] \s5_pa.4 ;
+  wire [27:0] \s5_pa.5 ;
+  wire [27:0] \s5_pa.6 ;
+  wire [27:0] \s5_pa.7 ;
+  wire [27:0] \s5_pa.8 ;
+  wire [27:0] \s5_pa.9 ;
+  reg [287:0] s5_rb = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [17:0] \s5_rb.0 ;
+  wire [17:0] \s5_rb.10 ;
+  wire [17:0] \s5_rb.11 ;
+  wire [17:0] \s5_rb.12 ;
+  wire [17:0] \s5_rb.13 ;
+  wire [17:0] \s5_rb.14 ;
+  wire [17:0] \s5_rb.15 ;
+  wire [17:0] \s5_rb.1 ;
+  wire [17:0] \s5_rb.2 ;
+  wire [17:0] \s5_rb.3 ;
+  wire [17:0] \s5_rb.4 ;
+  wire [17:0] \s5_rb.5 ;
+  wire [17:0] \s5_rb.6 ;
+  wire [17:0] \s5_rb.7 ;
+  wire [17:0] \s5_rb.8 ;
+  wire [17:0] \s5_rb.9 ;
+  reg [255:0] s5_theta = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [15:0] \s5_theta.0 ;
+  wire [15:0] \s5_theta.10 ;
+  wire [15:0] \s5_theta.11 ;
+  wire [15:0] \s5_theta.12 ;
+  wire [15:0] \s5_theta.13 ;
+  wire [15:0] \s5_theta.14 ;
+  wire [15:0] \s5_theta.15 ;
+  wire [15:0] \s5_theta.1 ;
+  wire [15:0] \s5_theta.2 ;
+  wire [15:0] \s5_theta.3 ;
+  wire [15:0] \s5_theta.4 ;
+  wire [15:0] \s5_theta.5 ;
+  wire [15:0] \s5_theta.6 ;
+  wire [15:0] \s5_theta.7 ;
+  wire [15:0] \s5_theta.8 ;
+  wire [15:0] \s5_theta.9 ;
+  reg s5_valid = 1'h0;
+  reg [13:0] s6_op = 14'h0000;
+  wire [7:0] \s6_op.base ;
+  wire \s6_op.first_step ;
+  wire [3:0] \s6_op.g ;
+  wire \s6_op.last ;
+  wire s6_spike0;
+  wire s6_spike1;
+  wire s6_spike10;
+  wire s6_spike11;
+  wire s6_spike12;
+  wire s6_spike13;
+  wire s6_spike14;
+  wire s6_spike15;
+  wire s6_spike2;
+  wire s6_spike3;
+  wire s6_spike4;
+  wire s6_spike5;
+  wire s6_spike6;
+  wire s6_spike7;
+  wire s6_spike8;
+  wire s6_spike9;
+  reg [255:0] s6_theta = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  wire [15:0] \s6_theta.0 ;
+  wire [15:0] \s6_theta.10 ;
+  wire [15:0] \s6_theta.11 ;
+  wire [15:0] \s6_theta.12 ;
+  wire [15:0] \s6_theta.13 ;
+  wire [15:0] \s6_theta.14 ;
+  wire [15:0] \s6_theta.15 ;
+  wire [15:0] \s6_theta.1 ;
+  wire [15:0] \s6_theta.2 ;
+  wire [15:0] \s6_theta.3 ;
+  wire [15:0] \s6_theta.4 ;
+  wire [15:0] \s6_theta.5 ;
+  wire [15:0] \s6_theta.6 ;
+  wire [15:0] \s6_theta.7 ;
+  wire [15:0] \s6_theta.8 ;
+  wire [15:0] \s6_theta.9 ;
+  reg [15:0] s6_theta_lo = 16'h0000;
+  wire \s6_theta_lo.0 ;
+  wire \s6_theta_lo.10 ;
+  wire \s6_theta_lo.11 ;
+  wire \s6_theta_lo.12 ;
+  wire \s6_theta_lo.13 ;
+  wire \s6_theta_lo.14 ;
+  wire \s6_theta_lo.15 ;
+  wire \s6_theta_lo.1 ;
+  wire \s6_theta_lo.2 ;
+  wire \s6_theta_lo.3 ;
+  wire \s6_theta_lo.4 ;
+  wire \s6_theta_lo.5 ;
+  wire \s6_theta_lo.6 ;
+  wire \s6_theta_lo.7 ;
+  wire \s6_theta_lo.8 ;
+  wire \s6_theta_lo.9 ;
+  reg s6_valid = 1'h0;
+  reg [335:0] s6_x = 336'h000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [20:0] \s6_x.0 ;
+  wire [20:0] \s6_x.10 ;
+  wire [20:0] \s6_x.11 ;
+  wire [20:0] \s6_x.12 ;
+  wire [20:0] \s6_x.13 ;
+  wire [20:0] \s6_x.14 ;
+  wire [20:0] \s6_x.15 ;
+  wire [20:0] \s6_x.1 ;
+  wire [20:0] \s6_x.2 ;
+  wire [20:0] \s6_x.3 ;
+  wire [20:0] \s6_x.4 ;
+  wire [20:0] \s6_x.5 ;
+  wire [20:0] \s6_x.6 ;
+  wire [20:0] \s6_x.7 ;
+  wire [20:0] \s6_x.8 ;
+  wire [20:0] \s6_x.9 ;
+  (* init = 256'h0000000000000000000000000000000000000000000000000000000000000000 *)
+  wire [255:0] s7_h;
+  wire [15:0] \s7_h.0 ;
+  wire [15:0] \s7_h.10 ;
+  wire [15:0] \s7_h.11 ;
+  wire [15:0] \s7_h.12 ;
+  wire [15:0] \s7_h.13 ;
+  wire [15:0] \s7_h.14 ;
+  wire [15:0] \s7_h.15 ;
+  wire [15:0] \s7_h.1 ;
+  wire [15:0] \s7_h.2 ;
+  wire [15:0] \s7_h.3 ;
+  wire [15:0] \s7_h.4 ;
+  wire [15:0] \s7_h.5 ;
+  wire [15:0] \s7_h.6 ;
+  wire [15:0] \s7_h.7 ;
+  wire [15:0] \s7_h.8 ;
+  wire [15:0] \s7_h.9 ;
+  reg [15:0] s7_mask = 16'h0000;
+  reg [13:0] s7_op = 14'h0000;
+  wire [7:0] \s7_op.base ;
+  wire \s7_op.first_step ;
+  wire [3:0] \s7_op.g ;
+  wire \s7_op.last ;
+  (* init = 1'h0 *)
+  wire s7_valid;
+  reg [2:0] s8_count0 = 3'h0;
+  reg [2:0] s8_count1 = 3'h0;
+  reg [2:0] s8_count2 = 3'h0;
+  reg [2:0] s8_count3 = 3'h0;
+  reg [29:0] s8_entry = 30'h00000000;
+  wire [7:0] \s8_entry.base ;
+  wire [4:0] \s8_entry.count ;
+  wire \s8_entry.last ;
+  wire [15:0] \s8_entry.mask ;
+  reg s8_valid = 1'h0;
+  (* init = 30'h00000000 *)
+  wire [29:0] s9_entry;
+  wire [7:0] \s9_entry.base ;
+  wire [4:0] \s9_entry.count ;
+  wire \s9_entry.last ;
+  wire [15:0] \s9_entry.mask ;
+  (* init = 1'h0 *)
+  wire s9_push;
+  output [287:0] start;
+  wire [287:0] start;
+  wire [17:0] \start.0 ;
+  wire [17:0] \start.10 ;
+  wire [17:0] \start.11 ;
+  wire [17:0] \start.12 ;
+  wire [17:0] \start.13 ;
+  wire [17:0] \start.14 ;
+  wire [17:0] \start.15 ;
+  wire [17:0] \start.1 ;
+  wire [17:0] \start.2 ;
+  wire [17:0] \start.3 ;
+  wire [17:0] \start.4 ;
+  wire [17:0] \start.5 ;
+  wire [17:0] \start.6 ;
+  wire [17:0] \start.7 ;
+  wire [17:0] \start.8 ;
+  wire [17:0] \start.9 ;
+  wire [3:0] wp__addr;
+  wire [3:0] \wp__addr$10 ;
+  wire [3:0] \wp__addr$14 ;
+  wire [3:0] \wp__addr$18 ;
+  wire [143:0] wp__data;
+  wire [143:0] \wp__data$11 ;
+  wire [255:0] \wp__data$15 ;
+  wire [255:0] \wp__data$19 ;
+  wire [15:0] wp__en;
+  wire [15:0] \wp__en$12 ;
+  wire [15:0] \wp__en$16 ;
+  wire [15:0] \wp__en$20 ;
+  reg [143:0] alpha_mem [15:0];
+  initial begin
+    alpha_mem[0] = 144'h402010080402010080402010080402010080;
+    alpha_mem[1] = 144'h402010080402010080402010080402010080;
+    alpha_mem[2] = 144'h402010080402010080402010080402010080;
+    alpha_mem[3] = 144'h402010080402010080402010080402010080;
+    alpha_mem[4] = 144'h402010080402010080402010080402010080;
+    alpha_mem[5] = 144'h402010080402010080402010080402010080;
+    alpha_mem[6] = 144'h402010080402010080402010080402010080;
+    alpha_mem[7] = 144'h402010080402010080402010080402010080;
+    alpha_mem[8] = 144'h402010080402010080402010080402010080;
+    alpha_mem[9] = 144'h402010080402010080402010080402010080;
+    alpha_mem[10] = 144'h402010080402010080402010080402010080;
+    alpha_mem[11] = 144'h402010080402010080402010080402010080;
+    alpha_mem[12] = 144'h402010080402010080402010080402010080;
+    alpha_mem[13] = 144'h402010080402010080402010080402010080;
+    alpha_mem[14] = 144'h402010080402010080402010080402010080;
+    alpha_mem[15] = 144'h402010080402010080402010080402010080;
+  end
+  always @(posedge clk) begin
+    if (\$8 [0])
+      alpha_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
+    if (\$8 [1])
+      alpha_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
+    if (\$8 [2])
+      alpha_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
+    if (\$8 [3])
+      alpha_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
+    if (\$8 [4])
+      alpha_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
+    if (\$8 [5])
+      alpha_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
+    if (\$8 [6])
+      alpha_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
+    if (\$8 [7])
+      alpha_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
+    if (\$8 [8])
+      alpha_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
+    if (\$8 [9])
+      alpha_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
+    if (\$8 [10])
+      alpha_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
+    if (\$8 [11])
+      alpha_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
+    if (\$8 [12])
+      alpha_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
+    if (\$8 [13])
+      alpha_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
+    if (\$8 [14])
+      alpha_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
+    if (\$8 [15])
+      alpha_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
+  end
+  reg [143:0] _0_;
+  always @(posedge clk) begin
+    _0_ <= alpha_mem[port__addr];
+  end
+  assign \port__data$60  = _0_;
+  reg [143:0] beta_mem [15:0];
+  initial begin
+    beta_mem[0] = 144'h402010080402010080402010080402010080;
+    beta_mem[1] = 144'h402010080402010080402010080402010080;
+    beta_mem[2] = 144'h402010080402010080402010080402010080;
+    beta_mem[3] = 144'h402010080402010080402010080402010080;
+    beta_mem[4] = 144'h402010080402010080402010080402010080;
+    beta_mem[5] = 144'h402010080402010080402010080402010080;
+    beta_mem[6] = 144'h402010080402010080402010080402010080;
+    beta_mem[7] = 144'h402010080402010080402010080402010080;
+    beta_mem[8] = 144'h402010080402010080402010080402010080;
+    beta_mem[9] = 144'h402010080402010080402010080402010080;
+    beta_mem[10] = 144'h402010080402010080402010080402010080;
+    beta_mem[11] = 144'h402010080402010080402010080402010080;
+    beta_mem[12] = 144'h402010080402010080402010080402010080;
+    beta_mem[13] = 144'h402010080402010080402010080402010080;
+    beta_mem[14] = 144'h402010080402010080402010080402010080;
+    beta_mem[15] = 144'h402010080402010080402010080402010080;
+  end
+  always @(posedge clk) begin
+    if (\$16 [0])
+      beta_mem[cfg__addr[3:0]][8:0] <= cfg__data[8:0];
+    if (\$16 [1])
+      beta_mem[cfg__addr[3:0]][17:9] <= cfg__data[8:0];
+    if (\$16 [2])
+      beta_mem[cfg__addr[3:0]][26:18] <= cfg__data[8:0];
+    if (\$16 [3])
+      beta_mem[cfg__addr[3:0]][35:27] <= cfg__data[8:0];
+    if (\$16 [4])
+      beta_mem[cfg__addr[3:0]][44:36] <= cfg__data[8:0];
+    if (\$16 [5])
+      beta_mem[cfg__addr[3:0]][53:45] <= cfg__data[8:0];
+    if (\$16 [6])
+      beta_mem[cfg__addr[3:0]][62:54] <= cfg__data[8:0];
+    if (\$16 [7])
+      beta_mem[cfg__addr[3:0]][71:63] <= cfg__data[8:0];
+    if (\$16 [8])
+      beta_mem[cfg__addr[3:0]][80:72] <= cfg__data[8:0];
+    if (\$16 [9])
+      beta_mem[cfg__addr[3:0]][89:81] <= cfg__data[8:0];
+    if (\$16 [10])
+      beta_mem[cfg__addr[3:0]][98:90] <= cfg__data[8:0];
+    if (\$16 [11])
+      beta_mem[cfg__addr[3:0]][107:99] <= cfg__data[8:0];
+    if (\$16 [12])
+      beta_mem[cfg__addr[3:0]][116:108] <= cfg__data[8:0];
+    if (\$16 [13])
+      beta_mem[cfg__addr[3:0]][125:117] <= cfg__data[8:0];
+    if (\$16 [14])
+      beta_mem[cfg__addr[3:0]][134:126] <= cfg__data[8:0];
+    if (\$16 [15])
+      beta_mem[cfg__addr[3:0]][143:135] <= cfg__data[8:0];
+  end
+  reg [143:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= beta_mem[port__addr];
+  end
+  assign \port__data$62  = _1_;
+  reg [255:0] bias_mem [15:0];
+  initial begin
+    bias_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    bias_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (\$32 [0])
+      bias_mem[cfg__addr[3:0]][15:0] <= cfg__data;
+    if (\$32 [1])
+      bias_mem[cfg__addr[3:0]][31:16] <= cfg__data;
+    if (\$32 [2])
+      bias_mem[cfg__addr[3:0]][47:32] <= cfg__data;
+    if (\$32 [3])
+      bias_mem[cfg__addr[3:0]][63:48] <= cfg__data;
+    if (\$32 [4])
+      bias_mem[cfg__addr[3:0]][79:64] <= cfg__data;
+    if (\$32 [5])
+      bias_mem[cfg__addr[3:0]][95:80] <= cfg__data;
+    if (\$32 [6])
+      bias_mem[cfg__addr[3:0]][111:96] <= cfg__data;
+    if (\$32 [7])
+      bias_mem[cfg__addr[3:0]][127:112] <= cfg__data;
+    if (\$32 [8])
+      bias_mem[cfg__addr[3:0]][143:128] <= cfg__data;
+    if (\$32 [9])
+      bias_mem[cfg__addr[3:0]][159:144] <= cfg__data;
+    if (\$32 [10])
+      bias_mem[cfg__addr[3:0]][175:160] <= cfg__data;
+    if (\$32 [11])
+      bias_mem[cfg__addr[3:0]][191:176] <= cfg__data;
+    if (\$32 [12])
+      bias_mem[cfg__addr[3:0]][207:192] <= cfg__data;
+    if (\$32 [13])
+      bias_mem[cfg__addr[3:0]][223:208] <= cfg__data;
+    if (\$32 [14])
+      bias_mem[cfg__addr[3:0]][239:224] <= cfg__data;
+    if (\$32 [15])
+      bias_mem[cfg__addr[3:0]][255:240] <= cfg__data;
+  end
+  reg [255:0] _2_;
+  always @(posedge clk) begin
+    _2_ <= bias_mem[port__addr];
+  end
+  assign port__data = _2_;
+  reg [255:0] h_mem [15:0];
+  initial begin
+    h_mem[0] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[1] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[2] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[3] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[4] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[5] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[6] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[7] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[8] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[9] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[10] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[11] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[12] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[13] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[14] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+    h_mem[15] = 256'h0000000000000000000000000000000000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (h_wr__en)
+      h_mem[s7_op[3:0]] <= h_wr__data;
+  end
+  reg [255:0] _3_;
+  always @(posedge clk) begin
+    _3_ <= h_mem[port__addr];
+  end
+  assign \port__data$67  = _3_;
+  reg [255:0] threshold_mem [15:0];
+  initial begin
+    threshold_mem[0] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[1] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[2] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[3] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[4] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[5] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[6] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[7] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[8] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[9] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[10] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[11] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[12] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[13] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[14] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+    threshold_mem[15] = 256'h0080008000800080008000800080008000800080008000800080008000800080;
+  end
+  always @(posedge clk) begin
+    if (\$24 [0])
+      threshold_mem[cfg__addr[3:0]][15:0] <= cfg__data;
+    if (\$24 [1])
+      threshold_mem[cfg__addr[3:0]][31:16] <= cfg__data;
+    if (\$24 [2])
+      threshold_mem[cfg__addr[3:0]][47:32] <= cfg__data;
+    if (\$24 [3])
+      threshold_mem[cfg__addr[3:0]][63:48] <= cfg__data;
+    if (\$24 [4])
+      threshold_mem[cfg__addr[3:0]][79:64] <= cfg__data;
+    if (\$24 [5])
+      threshold_mem[cfg__addr[3:0]][95:80] <= cfg__data;
+    if (\$24 [6])
+      threshold_mem[cfg__addr[3:0]][111:96] <= cfg__data;
+    if (\$24 [7])
+      threshold_mem[cfg__addr[3:0]][127:112] <= cfg__data;
+    if (\$24 [8])
+      threshold_mem[cfg__addr[3:0]][143:128] <= cfg__data;
+    if (\$24 [9])
+      threshold_mem[cfg__addr[3:0]][159:144] <= cfg__data;
+    if (\$24 [10])
+      threshold_mem[cfg__addr[3:0]][175:160] <= cfg__data;
+    if (\$24 [11])
+      threshold_mem[cfg__addr[3:0]][191:176] <= cfg__data;
+    if (\$24 [12])
+      threshold_mem[cfg__addr[3:0]][207:192] <= cfg__data;
+    if (\$24 [13])
+      threshold_mem[cfg__addr[3:0]][223:208] <= cfg__data;
+    if (\$24 [14])
+      threshold_mem[cfg__addr[3:0]][239:224] <= cfg__data;
+    if (\$24 [15])
+      threshold_mem[cfg__addr[3:0]][255:240] <= cfg__data;
+  end
+  reg [255:0] _4_;
+  always @(posedge clk) begin
+    _4_ <= threshold_mem[port__addr];
+  end
+  assign \port__data$64  = _4_;
+  assign \$1  = cfg__sel == 1'h1;
+  assign \$2  = cfg__en & \$1 ;
+  assign \$3  = cfg__addr < 5'h10;
+  assign \$4  = \$2  & \$3 ;
+  assign \$5  = cfg__lane < 5'h10;
+  assign \$6  = \$4  & \$5 ;
+  assign \$7  = 1'h1 << cfg__lane;
+  assign \$8  = \$6  ? \$7  : 31'h00000000;
+  assign \$9  = cfg__sel == 2'h2;
+  assign \$10  = cfg__en & \$9 ;
+  assign \$11  = cfg__addr < 5'h10;
+  assign \$12  = \$10  & \$11 ;
+  assign \$13  = cfg__lane < 5'h10;
+  assign \$14  = \$12  & \$13 ;
+  assign \$15  = 1'h1 << cfg__lane;
+  assign \$16  = \$14  ? \$15  : 31'h00000000;
+  assign \$17  = cfg__sel == 2'h3;
+  assign \$18  = cfg__en & \$17 ;
+  assign \$19  = cfg__addr < 5'h10;
+  assign \$20  = \$18  & \$19 ;
+  assign \$21  = cfg__lane < 5'h10;
+  assign \$22  = \$20  & \$21 ;
+  assign \$23  = 1'h1 << cfg__lane;
+  assign \$24  = \$22  ? \$23  : 31'h00000000;
+  assign \$25  = cfg__sel == 3'h4;
+  assign \$26  = cfg__en & \$25 ;
+  assign \$27  = cfg__addr < 5'h10;
+  assign \$28  = \$26  & \$27 ;
+  assign \$29  = cfg__lane < 5'h10;
+  assign \$30  = \$28  & \$29 ;
+  assign \$31  = 1'h1 << cfg__lane;
+  assign \$32  = \$30  ? \$31  : 31'h00000000;
+  assign \$33  = ~ s6_x[20];
+  assign \$34  = | s6_x[20:15];
+  assign \$35  = \$33  & \$34 ;
+  assign \$36  = & s6_x[20:15];
+  assign \$37  = ~ \$36 ;
+  assign \$38  = s6_x[20] & \$37 ;
+  assign \$39  = $signed(s6_x[20:0]) - $signed(s6_theta[15:0]);
+  assign \$40  = ~ \$39 [21];
+  assign \$41  = \$38  ? s6_theta_lo[0] : \$40 ;
+  assign s6_spike0 = \$35  ? 1'h1 : \$41 ;
+  assign \$42  = ~ s6_x[41];
+  assign \$43  = | s6_x[41:36];
+  assign \$44  = \$42  & \$43 ;
+  assign \$45  = & s6_x[41:36];
+  assign \$46  = ~ \$45 ;
+  assign \$47  = s6_x[41] & \$46 ;
+  assign \$48  = $signed(s6_x[41:21]) - $signed(s6_theta[31:16]);
+  assign \$49  = ~ \$48 [21];
+  assign \$50  = \$47  ? s6_theta_lo[1] : \$49 ;
+  assign s6_spike1 = \$44  ? 1'h1 : \$50 ;
+  assign \$51  = ~ s6_x[62];
+  assign \$52  = | s6_x[62:57];
+  assign \$53  = \$51  & \$52 ;
+  assign \$54  = & s6_x[62:57];
+  assign \$55  = ~ \$54 ;
+  assign \$56  = s6_x[62] & \$55 ;
+  assign \$57  = $signed(s6_x[62:42]) - $signed(s6_theta[47:32]);
+  assign \$58  = ~ \$57 [21];
+  assign \$59  = \$56  ? s6_theta_lo[2] : \$58 ;
+  assign s6_spike2 = \$53  ? 1'h1 : \$59 ;
+  assign \$60  = ~ s6_x[83];
+  assign \$61  = | s6_x[83:78];
+  assign \$62  = \$60  & \$61 ;
+  assign \$63  = & s6_x[83:78];
+  assign \$64  = ~ \$63 ;
+  assign \$65  = s6_x[83] & \$64 ;
+  assign \$66  = $signed(s6_x[83:63]) - $signed(s6_theta[63:48]);
+  assign \$67  = ~ \$66 [21];
+  assign \$68  = \$65  ? s6_theta_lo[3] : \$67 ;
+  assign s6_spike3 = \$62  ? 1'h1 : \$68 ;
+  assign \$69  = ~ s6_x[104];
+  assign \$70  = | s6_x[104:99];
+  assign \$71  = \$69  & \$70 ;
+  assign \$72  = & s6_x[104:99];
+  assign \$73  = ~ \$72 ;
+  assign \$74  = s6_x[104] & \$73 ;
+  assign \$75  = $signed(s6_x[104:84]) - $signed(s6_theta[79:64]);
+  assign \$76  = ~ \$75 [21];
+  assign \$77  = \$74  ? s6_theta_lo[4] : \$76 ;
+  assign s6_spike4 = \$71  ? 1'h1 : \$77 ;
+  assign \$78  = ~ s6_x[125];
+  assign \$79  = | s6_x[125:120];
+  assign \$80  = \$78  & \$79 ;
+  assign \$81  = & s6_x[125:120];
+  assign \$82  = ~ \$81 ;
+  assign \$83  = s6_x[125] & \$82 ;
+  assign \$84  = $signed(s6_x[125:105]) - $signed(s6_theta[95:80]);
+  assign \$85  = ~ \$84 [21];
+  assign \$86  = \$83  ? s6_theta_lo[5] : \$85 ;
+  assign s6_spike5 = \$80  ? 1'h1 : \$86 ;
+  assign \$87  = ~ s6_x[146];
+  assign \$88  = | s6_x[146:141];
+  assign \$89  = \$87  & \$88 ;
+  assign \$90  = & s6_x[146:141];
+  assign \$91  = ~ \$90 ;
+  assign \$92  = s6_x[146] & \$91 ;
+  assign \$93  = $signed(s6_x[146:126]) - $signed(s6_theta[111:96]);
+  assign \$94  = ~ \$93 [21];
+  assign \$95  = \$92  ? s6_theta_lo[6] : \$94 ;
+  assign s6_spike6 = \$89  ? 1'h1 : \$95 ;
+  assign \$96  = ~ s6_x[167];
+  assign \$97  = | s6_x[167:162];
+  assign \$98  = \$96  & \$97 ;
+  assign \$99  = & s6_x[167:162];
+  assign \$100  = ~ \$99 ;
+  assign \$101  = s6_x[167] & \$100 ;
+  assign \$102  = $signed(s6_x[167:147]) - $signed(s6_theta[127:112]);
+  assign \$103  = ~ \$102 [21];
+  assign \$104  = \$101  ? s6_theta_lo[7] : \$103 ;
+  assign s6_spike7 = \$98  ? 1'h1 : \$104 ;
+  assign \$105  = ~ s6_x[188];
+  assign \$106  = | s6_x[188:183];
+  assign \$107  = \$105  & \$106 ;
+  assign \$108  = & s6_x[188:183];
+  assign \$109  = ~ \$108 ;
+  assign \$110  = s6_x[188] & \$109 ;
+  assign \$111  = $signed(s6_x[188:168]) - $signed(s6_theta[143:128]);
+  assign \$112  = ~ \$111 [21];
+  assign \$113  = \$110  ? s6_theta_lo[8] : \$112 ;
+  assign s6_spike8 = \$107  ? 1'h1 : \$113 ;
+  assign \$114  = ~ s6_x[209];
+  assign \$115  = | s6_x[209:204];
+  assign \$116  = \$114  & \$115 ;
+  assign \$117  = & s6_x[209:204];
+  assign \$118  = ~ \$117 ;
+  assign \$119  = s6_x[209] & \$118 ;
+  assign \$120  = $signed(s6_x[209:189]) - $signed(s6_theta[159:144]);
+  assign \$121  = ~ \$120 [21];
+  assign \$122  = \$119  ? s6_theta_lo[9] : \$121 ;
+  assign s6_spike9 = \$116  ? 1'h1 : \$122 ;
+  assign \$123  = ~ s6_x[230];
+  assign \$124  = | s6_x[230:225];
+  assign \$125  = \$123  & \$124 ;
+  assign \$126  = & s6_x[230:225];
+  assign \$127  = ~ \$126 ;
+  assign \$128  = s6_x[230] & \$127 ;
+  assign \$129  = $signed(s6_x[230:210]) - $signed(s6_theta[175:160]);
+  assign \$130  = ~ \$129 [21];
+  assign \$131  = \$128  ? s6_theta_lo[10] : \$130 ;
+  assign s6_spike10 = \$125  ? 1'h1 : \$131 ;
+  assign \$132  = ~ s6_x[251];
+  assign \$133  = | s6_x[251:246];
+  assign \$134  = \$132  & \$133 ;
+  assign \$135  = & s6_x[251:246];
+  assign \$136  = ~ \$135 ;
+  assign \$137  = s6_x[251] & \$136 ;
+  assign \$138  = $signed(s6_x[251:231]) - $signed(s6_theta[191:176]);
+  assign \$139  = ~ \$138 [21];
+  assign \$140  = \$137  ? s6_theta_lo[11] : \$139 ;
+  assign s6_spike11 = \$134  ? 1'h1 : \$140 ;
+  assign \$141  = ~ s6_x[272];
+  assign \$142  = | s6_x[272:267];
+  assign \$143  = \$141  & \$142 ;
+  assign \$144  = & s6_x[272:267];
+  assign \$145  = ~ \$144 ;
+  assign \$146  = s6_x[272] & \$145 ;
+  assign \$147  = $signed(s6_x[272:252]) - $signed(s6_theta[207:192]);
+  assign \$148  = ~ \$147 [21];
+  assign \$149  = \$146  ? s6_theta_lo[12] : \$148 ;
+  assign s6_spike12 = \$143  ? 1'h1 : \$149 ;
+  assign \$150  = ~ s6_x[293];
+  assign \$151  = | s6_x[293:288];
+  assign \$152  = \$150  & \$151 ;
+  assign \$153  = & s6_x[293:288];
+  assign \$154  = ~ \$153 ;
+  assign \$155  = s6_x[293] & \$154 ;
+  assign \$156  = $signed(s6_x[293:273]) - $signed(s6_theta[223:208]);
+  assign \$157  = ~ \$156 [21];
+  assign \$158  = \$155  ? s6_theta_lo[13] : \$157 ;
+  assign s6_spike13 = \$152  ? 1'h1 : \$158 ;
+  assign \$159  = ~ s6_x[314];
+  assign \$160  = | s6_x[314:309];
+  assign \$161  = \$159  & \$160 ;
+  assign \$162  = & s6_x[314:309];
+  assign \$163  = ~ \$162 ;
+  assign \$164  = s6_x[314] & \$163 ;
+  assign \$165  = $signed(s6_x[314:294]) - $signed(s6_theta[239:224]);
+  assign \$166  = ~ \$165 [21];
+  assign \$167  = \$164  ? s6_theta_lo[14] : \$166 ;
+  assign s6_spike14 = \$161  ? 1'h1 : \$167 ;
+  assign \$168  = ~ s6_x[335];
+  assign \$169  = | s6_x[335:330];
+  assign \$170  = \$168  & \$169 ;
+  assign \$171  = & s6_x[335:330];
+  assign \$172  = ~ \$171 ;
+  assign \$173  = s6_x[335] & \$172 ;
+  assign \$174  = $signed(s6_x[335:315]) - $signed(s6_theta[255:240]);
+  assign \$175  = ~ \$174 [21];
+  assign \$176  = \$173  ? s6_theta_lo[15] : \$175 ;
+  assign s6_spike15 = \$170  ? 1'h1 : \$176 ;
+  assign \$177  = pass___payload[4] ? { s2_bias[15], s2_bias[15], s2_bias[15:0] } : pass___payload[32:15];
+  assign \$178  = pass___payload[4] ? { s2_bias[31], s2_bias[31], s2_bias[31:16] } : pass___payload[50:33];
+  assign \$179  = pass___payload[4] ? { s2_bias[47], s2_bias[47], s2_bias[47:32] } : pass___payload[68:51];
+  assign \$180  = pass___payload[4] ? { s2_bias[63], s2_bias[63], s2_bias[63:48] } : pass___payload[86:69];
+  assign \$181  = pass___payload[4] ? { s2_bias[79], s2_bias[79], s2_bias[79:64] } : pass___payload[104:87];
+  assign \$182  = pass___payload[4] ? { s2_bias[95], s2_bias[95], s2_bias[95:80] } : pass___payload[122:105];
+  assign \$183  = pass___payload[4] ? { s2_bias[111], s2_bias[111], s2_bias[111:96] } : pass___payload[140:123];
+  assign \$184  = pass___payload[4] ? { s2_bias[127], s2_bias[127], s2_bias[127:112] } : pass___payload[158:141];
+  assign \$185  = pass___payload[4] ? { s2_bias[143], s2_bias[143], s2_bias[143:128] } : pass___payload[176:159];
+  assign \$186  = pass___payload[4] ? { s2_bias[159], s2_bias[159], s2_bias[159:144] } : pass___payload[194:177];
+  assign \$187  = pass___payload[4] ? { s2_bias[175], s2_bias[175], s2_bias[175:160] } : pass___payload[212:195];
+  assign \$188  = pass___payload[4] ? { s2_bias[191], s2_bias[191], s2_bias[191:176] } : pass___payload[230:213];
+  assign \$189  = pass___payload[4] ? { s2_bias[207], s2_bias[207], s2_bias[207:192] } : pass___payload[248:231];
+  assign \$190  = pass___payload[4] ? { s2_bias[223], s2_bias[223], s2_bias[223:208] } : pass___payload[266:249];
+  assign \$191  = pass___payload[4] ? { s2_bias[239], s2_bias[239], s2_bias[239:224] } : pass___payload[284:267];
+  assign \$192  = pass___payload[4] ? { s2_bias[255], s2_bias[255], s2_bias[255:240] } : pass___payload[302:285];
+  assign \$193  = s2_beta[0] ? s2_h[15:0] : 16'h0000;
+  assign \$195  = $signed(1'h0) + $signed(\$194 );
+  assign \$196  = s2_beta[1] ? s2_h[15:0] : 16'h0000;
+  assign \$198  = $signed(\$195 ) + $signed(\$197 );
+  assign \$199  = s2_beta[2] ? s2_h[15:0] : 16'h0000;
+  assign \$201  = $signed(1'h0) + $signed(\$200 );
+  assign \$202  = s2_beta[3] ? s2_h[15:0] : 16'h0000;
+  assign \$204  = $signed(\$201 ) + $signed(\$203 );
+  assign \$205  = s2_beta[4] ? s2_h[15:0] : 16'h0000;
+  assign \$207  = $signed(1'h0) + $signed(\$206 );
+  assign \$208  = s2_beta[5] ? s2_h[15:0] : 16'h0000;
+  assign \$210  = $signed(\$207 ) + $signed(\$209 );
+  assign \$211  = s2_beta[6] ? s2_h[15:0] : 16'h0000;
+  assign \$213  = $signed(1'h0) + $signed(\$212 );
+  assign \$214  = s2_beta[7] ? s2_h[15:0] : 16'h0000;
+  assign \$216  = $signed(\$213 ) + $signed(\$215 );
+  assign \$217  = s2_beta[8] ? s2_h[15:0] : 16'h0000;
+  assign \$218  = $signed(1'h0) + $signed({ \$217 , 8'h80 });
+  assign \$219  = $signed(1'h0) + $signed(s3_pb0[25:0]);
+  assign \$220  = $signed(\$219 ) + $signed(s3_pb0[51:26]);
+  assign \$221  = $signed(\$220 ) + $signed(s3_pb0[77:52]);
+  assign \$222  = $signed(1'h0) + $signed(s3_pb0[103:78]);
+  assign \$223  = $signed(\$222 ) + $signed(s3_pb0[129:104]);
+  assign \$224  = s2_beta[9] ? s2_h[31:16] : 16'h0000;
+  assign \$226  = $signed(1'h0) + $signed(\$225 );
+  assign \$227  = s2_beta[10] ? s2_h[31:16] : 16'h0000;
+  assign \$229  = $signed(\$226 ) + $signed(\$228 );
+  assign \$230  = s2_beta[11] ? s2_h[31:16] : 16'h0000;
+  assign \$232  = $signed(1'h0) + $signed(\$231 );
+  assign \$233  = s2_beta[12] ? s2_h[31:16] : 16'h0000;
+  assign \$235  = $signed(\$232 ) + $signed(\$234 );
+  assign \$236  = s2_beta[13] ? s2_h[31:16] : 16'h0000;
+  assign \$238  = $signed(1'h0) + $signed(\$237 );
+  assign \$239  = s2_beta[14] ? s2_h[31:16] : 16'h0000;
+  assign \$241  = $signed(\$238 ) + $signed(\$240 );
+  assign \$242  = s2_beta[15] ? s2_h[31:16] : 16'h0000;
+  assign \$244  = $signed(1'h0) + $signed(\$243 );
+  assign \$245  = s2_beta[16] ? s2_h[31:16] : 16'h0000;
+  assign \$247  = $signed(\$244 ) + $signed(\$246 );
+  assign \$248  = s2_beta[17] ? s2_h[31:16] : 16'h0000;
+  assign \$249  = $signed(1'h0) + $signed({ \$248 , 8'h80 });
+  assign \$250  = $signed(1'h0) + $signed(s3_pb1[25:0]);
+  assign \$251  = $signed(\$250 ) + $signed(s3_pb1[51:26]);
+  assign \$252  = $signed(\$251 ) + $signed(s3_pb1[77:52]);
+  assign \$253  = $signed(1'h0) + $signed(s3_pb1[103:78]);
+  assign \$254  = $signed(\$253 ) + $signed(s3_pb1[129:104]);
+  assign \$255  = s2_beta[18] ? s2_h[47:32] : 16'h0000;
+  assign \$257  = $signed(1'h0) + $signed(\$256 );
+  assign \$258  = s2_beta[19] ? s2_h[47:32] : 16'h0000;
+  assign \$260  = $signed(\$257 ) + $signed(\$259 );
+  assign \$261  = s2_beta[20] ? s2_h[47:32] : 16'h0000;
+  assign \$263  = $signed(1'h0) + $signed(\$262 );
+  assign \$264  = s2_beta[21] ? s2_h[47:32] : 16'h0000;
+  assign \$266  = $signed(\$263 ) + $signed(\$265 );
+  assign \$267  = s2_beta[22] ? s2_h[47:32] : 16'h0000;
+  assign \$269  = $signed(1'h0) + $signed(\$268 );
+  assign \$270  = s2_beta[23] ? s2_h[47:32] : 16'h0000;
+  assign \$272  = $signed(\$269 ) + $signed(\$271 );
+  assign \$273  = s2_beta[24] ? s2_h[47:32] : 16'h0000;
+  assign \$275  = $signed(1'h0) + $signed(\$274 );
+  assign \$276  = s2_beta[25] ? s2_h[47:32] : 16'h0000;
+  assign \$278  = $signed(\$275 ) + $signed(\$277 );
+  assign \$279  = s2_beta[26] ? s2_h[47:32] : 16'h0000;
+  assign \$280  = $signed(1'h0) + $signed({ \$279 , 8'h80 });
+  assign \$281  = $signed(1'h0) + $signed(s3_pb2[25:0]);
+  assign \$282  = $signed(\$281 ) + $signed(s3_pb2[51:26]);
+  assign \$283  = $signed(\$282 ) + $signed(s3_pb2[77:52]);
+  assign \$284  = $signed(1'h0) + $signed(s3_pb2[103:78]);
+  assign \$285  = $signed(\$284 ) + $signed(s3_pb2[129:104]);
+  assign \$286  = s2_beta[27] ? s2_h[63:48] : 16'h0000;
+  assign \$288  = $signed(1'h0) + $signed(\$287 );
+  assign \$289  = s2_beta[28] ? s2_h[63:48] : 16'h0000;
+  assign \$291  = $signed(\$288 ) + $signed(\$290 );
+  assign \$292  = s2_beta[29] ? s2_h[63:48] : 16'h0000;
+  assign \$294  = $signed(1'h0) + $signed(\$293 );
+  assign \$295  = s2_beta[30] ? s2_h[63:48] : 16'h0000;
+  assign \$297  = $signed(\$294 ) + $signed(\$296 );
+  assign \$298  = s2_beta[31] ? s2_h[63:48] : 16'h0000;
+  assign \$300  = $signed(1'h0) + $signed(\$299 );
+  assign \$301  = s2_beta[32] ? s2_h[63:48] : 16'h0000;
+  assign \$303  = $signed(\$300 ) + $signed(\$302 );
+  assign \$304  = s2_beta[33] ? s2_h[63:48] : 16'h0000;
+  assign \$306  = $signed(1'h0) + $signed(\$305 );
+  assign \$307  = s2_beta[34] ? s2_h[63:48] : 16'h0000;
+  assign \$309  = $signed(\$306 ) + $signed(\$308 );
+  assign \$310  = s2_beta[35] ? s2_h[63:48] : 16'h0000;
+  assign \$311  = $signed(1'h0) + $signed({ \$310 , 8'h80 });
+  assign \$312  = $signed(1'h0) + $signed(s3_pb3[25:0]);
+  assign \$313  = $signed(\$312 ) + $signed(s3_pb3[51:26]);
+  assign \$314  = $signed(\$313 ) + $signed(s3_pb3[77:52]);
+  assign \$315  = $signed(1'h0) + $signed(s3_pb3[103:78]);
+  assign \$316  = $signed(\$315 ) + $signed(s3_pb3[129:104]);
+  assign \$317  = s2_beta[36] ? s2_h[79:64] : 16'h0000;
+  assign \$319  = $signed(1'h0) + $signed(\$318 );
+  assign \$320  = s2_beta[37] ? s2_h[79:64] : 16'h0000;
+  assign \$322  = $signed(\$319 ) + $signed(\$321 );
+  assign \$323  = s2_beta[38] ? s2_h[79:64] : 16'h0000;
+  assign \$325  = $signed(1'h0) + $signed(\$324 );
+  assign \$326  = s2_beta[39] ? s2_h[79:64] : 16'h0000;
+  assign \$328  = $signed(\$325 ) + $signed(\$327 );
+  assign \$329  = s2_beta[40] ? s2_h[79:64] : 16'h0000;
+  assign \$331  = $signed(1'h0) + $signed(\$330 );
+  assign \$332  = s2_beta[41] ? s2_h[79:64] : 16'h0000;
+  assign \$334  = $signed(\$331 ) + $signed(\$333 );
+  assign \$335  = s2_beta[42] ? s2_h[79:64] : 16'h0000;
+  assign \$337  = $signed(1'h0) + $signed(\$336 );
+  assign \$338  = s2_beta[43] ? s2_h[79:64] : 16'h0000;
+  assign \$340  = $signed(\$337 ) + $signed(\$339 );
+  assign \$341  = s2_beta[44] ? s2_h[79:64] : 16'h0000;
+  assign \$342  = $signed(1'h0) + $signed({ \$341 , 8'h80 });
+  assign \$343  = $signed(1'h0) + $signed(s3_pb4[25:0]);
+  assign \$344  = $signed(\$343 ) + $signed(s3_pb4[51:26]);
+  assign \$345  = $signed(\$344 ) + $signed(s3_pb4[77:52]);
+  assign \$346  = $signed(1'h0) + $signed(s3_pb4[103:78]);
+  assign \$347  = $signed(\$346 ) + $signed(s3_pb4[129:104]);
+  assign \$348  = s2_beta[45] ? s2_h[95:80] : 16'h0000;
+  assign \$350  = $signed(1'h0) + $signed(\$349 );
+  assign \$351  = s2_beta[46] ? s2_h[95:80] : 16'h0000;
+  assign \$353  = $signed(\$350 ) + $signed(\$352 );
+  assign \$354  = s2_beta[47] ? s2_h[95:80] : 16'h0000;
+  assign \$356  = $signed(1'h0) + $signed(\$355 );
+  assign \$357  = s2_beta[48] ? s2_h[95:80] : 16'h0000;
+  assign \$359  = $signed(\$356 ) + $signed(\$358 );
+  assign \$360  = s2_beta[49] ? s2_h[95:80] : 16'h0000;
+  assign \$362  = $signed(1'h0) + $signed(\$361 );
+  assign \$363  = s2_beta[50] ? s2_h[95:80] : 16'h0000;
+  assign \$365  = $signed(\$362 ) + $signed(\$364 );
+  assign \$366  = s2_beta[51] ? s2_h[95:80] : 16'h0000;
+  assign \$368  = $signed(1'h0) + $signed(\$367 );
+  assign \$369  = s2_beta[52] ? s2_h[95:80] : 16'h0000;
+  assign \$371  = $signed(\$368 ) + $signed(\$370 );
+  assign \$372  = s2_beta[53] ? s2_h[95:80] : 16'h0000;
+  assign \$373  = $signed(1'h0) + $signed({ \$372 , 8'h80 });
+  assign \$374  = $signed(1'h0) + $signed(s3_pb5[25:0]);
+  assign \$375  = $signed(\$374 ) + $signed(s3_pb5[51:26]);
+  assign \$376  = $signed(\$375 ) + $signed(s3_pb5[77:52]);
+  assign \$377  = $signed(1'h0) + $signed(s3_pb5[103:78]);
+  assign \$378  = $signed(\$377 ) + $signed(s3_pb5[129:104]);
+  assign \$379  = s2_beta[54] ? s2_h[111:96] : 16'h0000;
+  assign \$381  = $signed(1'h0) + $signed(\$380 );
+  assign \$382  = s2_beta[55] ? s2_h[111:96] : 16'h0000;
+  assign \$384  = $signed(\$381 ) + $signed(\$383 );
+  assign \$385  = s2_beta[56] ? s2_h[111:96] : 16'h0000;
+  assign \$387  = $signed(1'h0) + $signed(\$386 );
+  assign \$388  = s2_beta[57] ? s2_h[111:96] : 16'h0000;
+  assign \$390  = $signed(\$387 ) + $signed(\$389 );
+  assign \$391  = s2_beta[58] ? s2_h[111:96] : 16'h0000;
+  assign \$393  = $signed(1'h0) + $signed(\$392 );
+  assign \$394  = s2_beta[59] ? s2_h[111:96] : 16'h0000;
+  assign \$396  = $signed(\$393 ) + $signed(\$395 );
+  assign \$397  = s2_beta[60] ? s2_h[111:96] : 16'h0000;
+  assign \$399  = $signed(1'h0) + $signed(\$398 );
+  assign \$400  = s2_beta[61] ? s2_h[111:96] : 16'h0000;
+  assign \$402  = $signed(\$399 ) + $signed(\$401 );
+  assign \$403  = s2_beta[62] ? s2_h[111:96] : 16'h0000;
+  assign \$404  = $signed(1'h0) + $signed({ \$403 , 8'h80 });
+  assign \$405  = $signed(1'h0) + $signed(s3_pb6[25:0]);
+  assign \$406  = $signed(\$405 ) + $signed(s3_pb6[51:26]);
+  assign \$407  = $signed(\$406 ) + $signed(s3_pb6[77:52]);
+  assign \$408  = $signed(1'h0) + $signed(s3_pb6[103:78]);
+  assign \$409  = $signed(\$408 ) + $signed(s3_pb6[129:104]);
+  assign \$410  = s2_beta[63] ? s2_h[127:112] : 16'h0000;
+  assign \$412  = $signed(1'h0) + $signed(\$411 );
+  assign \$413  = s2_beta[64] ? s2_h[127:112] : 16'h0000;
+  assign \$415  = $signed(\$412 ) + $signed(\$414 );
+  assign \$416  = s2_beta[65] ? s2_h[127:112] : 16'h0000;
+  assign \$418  = $signed(1'h0) + $signed(\$417 );
+  assign \$419  = s2_beta[66] ? s2_h[127:112] : 16'h0000;
+  assign \$421  = $signed(\$418 ) + $signed(\$420 );
+  assign \$422  = s2_beta[67] ? s2_h[127:112] : 16'h0000;
+  assign \$424  = $signed(1'h0) + $signed(\$423 );
+  assign \$425  = s2_beta[68] ? s2_h[127:112] : 16'h0000;
+  assign \$427  = $signed(\$424 ) + $signed(\$426 );
+  assign \$428  = s2_beta[69] ? s2_h[127:112] : 16'h0000;
+  assign \$430  = $signed(1'h0) + $signed(\$429 );
+  assign \$431  = s2_beta[70] ? s2_h[127:112] : 16'h0000;
+  assign \$433  = $signed(\$430 ) + $signed(\$432 );
+  assign \$434  = s2_beta[71] ? s2_h[127:112] : 16'h0000;
+  assign \$435  = $signed(1'h0) + $signed({ \$434 , 8'h80 });
+  assign \$436  = $signed(1'h0) + $signed(s3_pb7[25:0]);
+  assign \$437  = $signed(\$436 ) + $signed(s3_pb7[51:26]);
+  assign \$438  = $signed(\$437 ) + $signed(s3_pb7[77:52]);
+  assign \$439  = $signed(1'h0) + $signed(s3_pb7[103:78]);
+  assign \$440  = $signed(\$439 ) + $signed(s3_pb7[129:104]);
+  assign \$441  = s2_beta[72] ? s2_h[143:128] : 16'h0000;
+  assign \$443  = $signed(1'h0) + $signed(\$442 );
+  assign \$444  = s2_beta[73] ? s2_h[143:128] : 16'h0000;
+  assign \$446  = $signed(\$443 ) + $signed(\$445 );
+  assign \$447  = s2_beta[74] ? s2_h[143:128] : 16'h0000;
+  assign \$449  = $signed(1'h0) + $signed(\$448 );
+  assign \$450  = s2_beta[75] ? s2_h[143:128] : 16'h0000;
+  assign \$452  = $signed(\$449 ) + $signed(\$451 );
+  assign \$453  = s2_beta[76] ? s2_h[143:128] : 16'h0000;
+  assign \$455  = $signed(1'h0) + $signed(\$454 );
+  assign \$456  = s2_beta[77] ? s2_h[143:128] : 16'h0000;
+  assign \$458  = $signed(\$455 ) + $signed(\$457 );
+  assign \$459  = s2_beta[78] ? s2_h[143:128] : 16'h0000;
+  assign \$461  = $signed(1'h0) + $signed(\$460 );
+  assign \$462  = s2_beta[79] ? s2_h[143:128] : 16'h0000;
+  assign \$464  = $signed(\$461 ) + $signed(\$463 );
+  assign \$465  = s2_beta[80] ? s2_h[143:128] : 16'h0000;
+  assign \$466  = $signed(1'h0) + $signed({ \$465 , 8'h80 });
+  assign \$467  = $signed(1'h0) + $signed(s3_pb8[25:0]);
+  assign \$468  = $signed(\$467 ) + $signed(s3_pb8[51:26]);
+  assign \$469  = $signed(\$468 ) + $signed(s3_pb8[77:52]);
+  assign \$470  = $signed(1'h0) + $signed(s3_pb8[103:78]);
+  assign \$471  = $signed(\$470 ) + $signed(s3_pb8[129:104]);
+  assign \$472  = s2_beta[81] ? s2_h[159:144] : 16'h0000;
+  assign \$474  = $signed(1'h0) + $signed(\$473 );
+  assign \$475  = s2_beta[82] ? s2_h[159:144] : 16'h0000;
+  assign \$477  = $signed(\$474 ) + $signed(\$476 );
+  assign \$478  = s2_beta[83] ? s2_h[159:144] : 16'h0000;
+  assign \$480  = $signed(1'h0) + $signed(\$479 );
+  assign \$481  = s2_beta[84] ? s2_h[159:144] : 16'h0000;
+  assign \$483  = $signed(\$480 ) + $signed(\$482 );
+  assign \$484  = s2_beta[85] ? s2_h[159:144] : 16'h0000;
+  assign \$486  = $signed(1'h0) + $signed(\$485 );
+  assign \$487  = s2_beta[86] ? s2_h[159:144] : 16'h0000;
+  assign \$489  = $signed(\$486 ) + $signed(\$488 );
+  assign \$490  = s2_beta[87] ? s2_h[159:144] : 16'h0000;
+  assign \$492  = $signed(1'h0) + $signed(\$491 );
+  assign \$493  = s2_beta[88] ? s2_h[159:144] : 16'h0000;
+  assign \$495  = $signed(\$492 ) + $signed(\$494 );
+  assign \$496  = s2_beta[89] ? s2_h[159:144] : 16'h0000;
+  assign \$497  = $signed(1'h0) + $signed({ \$496 , 8'h80 });
+  assign \$498  = $signed(1'h0) + $signed(s3_pb9[25:0]);
+  assign \$499  = $signed(\$498 ) + $signed(s3_pb9[51:26]);
+  assign \$500  = $signed(\$499 ) + $signed(s3_pb9[77:52]);
+  assign \$501  = $signed(1'h0) + $signed(s3_pb9[103:78]);
+  assign \$502  = $signed(\$501 ) + $signed(s3_pb9[129:104]);
+  assign \$503  = s2_beta[90] ? s2_h[175:160] : 16'h0000;
+  assign \$505  = $signed(1'h0) + $signed(\$504 );
+  assign \$506  = s2_beta[91] ? s2_h[175:160] : 16'h0000;
+  assign \$508  = $signed(\$505 ) + $signed(\$507 );
+  assign \$509  = s2_beta[92] ? s2_h[175:160] : 16'h0000;
+  assign \$511  = $signed(1'h0) + $signed(\$510 );
+  assign \$512  = s2_beta[93] ? s2_h[175:160] : 16'h0000;
+  assign \$514  = $signed(\$511 ) + $signed(\$513 );
+  assign \$515  = s2_beta[94] ? s2_h[175:160] : 16'h0000;
+  assign \$517  = $signed(1'h0) + $signed(\$516 );
+  assign \$518  = s2_beta[95] ? s2_h[175:160] : 16'h0000;
+  assign \$520  = $signed(\$517 ) + $signed(\$519 );
+  assign \$521  = s2_beta[96] ? s2_h[175:160] : 16'h0000;
+  assign \$523  = $signed(1'h0) + $signed(\$522 );
+  assign \$524  = s2_beta[97] ? s2_h[175:160] : 16'h0000;
+  assign \$526  = $signed(\$523 ) + $signed(\$525 );
+  assign \$527  = s2_beta[98] ? s2_h[175:160] : 16'h0000;
+  assign \$528  = $signed(1'h0) + $signed({ \$527 , 8'h80 });
+  assign \$529  = $signed(1'h0) + $signed(s3_pb10[25:0]);
+  assign \$530  = $signed(\$529 ) + $signed(s3_pb10[51:26]);
+  assign \$531  = $signed(\$530 ) + $signed(s3_pb10[77:52]);
+  assign \$532  = $signed(1'h0) + $signed(s3_pb10[103:78]);
+  assign \$533  = $signed(\$532 ) + $signed(s3_pb10[129:104]);
+  assign \$534  = s2_beta[99] ? s2_h[191:176] : 16'h0000;
+  assign \$536  = $signed(1'h0) + $signed(\$535 );
+  assign \$537  = s2_beta[100] ? s2_h[191:176] : 16'h0000;
+  assign \$539  = $signed(\$536 ) + $signed(\$538 );
+  assign \$540  = s2_beta[101] ? s2_h[191:176] : 16'h0000;
+  assign \$542  = $signed(1'h0) + $signed(\$541 );
+  assign \$543  = s2_beta[102] ? s2_h[191:176] : 16'h0000;
+  assign \$545  = $signed(\$542 ) + $signed(\$544 );
+  assign \$546  = s2_beta[103] ? s2_h[191:176] : 16'h0000;
+  assign \$548  = $signed(1'h0) + $signed(\$547 );
+  assign \$549  = s2_beta[104] ? s2_h[191:176] : 16'h0000;
+  assign \$551  = $signed(\$548 ) + $signed(\$550 );
+  assign \$552  = s2_beta[105] ? s2_h[191:176] : 16'h0000;
+  assign \$554  = $signed(1'h0) + $signed(\$553 );
+  assign \$555  = s2_beta[106] ? s2_h[191:176] : 16'h0000;
+  assign \$557  = $signed(\$554 ) + $signed(\$556 );
+  assign \$558  = s2_beta[107] ? s2_h[191:176] : 16'h0000;
+  assign \$559  = $signed(1'h0) + $signed({ \$558 , 8'h80 });
+  assign \$560  = $signed(1'h0) + $signed(s3_pb11[25:0]);
+  assign \$561  = $signed(\$560 ) + $signed(s3_pb11[51:26]);
+  assign \$562  = $signed(\$561 ) + $signed(s3_pb11[77:52]);
+  assign \$563  = $signed(1'h0) + $signed(s3_pb11[103:78]);
+  assign \$564  = $signed(\$563 ) + $signed(s3_pb11[129:104]);
+  assign \$565  = s2_beta[108] ? s2_h[207:192] : 16'h0000;
+  assign \$567  = $signed(1'h0) + $signed(\$566 );
+  assign \$568  = s2_beta[109] ? s2_h[207:192] : 16'h0000;
+  assign \$570  = $signed(\$567 ) + $signed(\$569 );
+  assign \$571  = s2_beta[110] ? s2_h[207:192] : 16'h0000;
+  assign \$573  = $signed(1'h0) + $signed(\$572 );
+  assign \$574  = s2_beta[111] ? s2_h[207:192] : 16'h0000;
+  assign \$576  = $signed(\$573 ) + $signed(\$575 );
+  assign \$577  = s2_beta[112] ? s2_h[207:192] : 16'h0000;
+  assign \$579  = $signed(1'h0) + $signed(\$578 );
+  assign \$580  = s2_beta[113] ? s2_h[207:192] : 16'h0000;
+  assign \$582  = $signed(\$579 ) + $signed(\$581 );
+  assign \$583  = s2_beta[114] ? s2_h[207:192] : 16'h0000;
+  assign \$585  = $signed(1'h0) + $signed(\$584 );
+  assign \$586  = s2_beta[115] ? s2_h[207:192] : 16'h0000;
+  assign \$588  = $signed(\$585 ) + $signed(\$587 );
+  assign \$589  = s2_beta[116] ? s2_h[207:192] : 16'h0000;
+  assign \$590  = $signed(1'h0) + $signed({ \$589 , 8'h80 });
+  assign \$591  = $signed(1'h0) + $signed(s3_pb12[25:0]);
+  assign \$592  = $signed(\$591 ) + $signed(s3_pb12[51:26]);
+  assign \$593  = $signed(\$592 ) + $signed(s3_pb12[77:52]);
+  assign \$594  = $signed(1'h0) + $signed(s3_pb12[103:78]);
+  assign \$595  = $signed(\$594 ) + $signed(s3_pb12[129:104]);
+  assign \$596  = s2_beta[117] ? s2_h[223:208] : 16'h0000;
+  assign \$598  = $signed(1'h0) + $signed(\$597 );
+  assign \$599  = s2_beta[118] ? s2_h[223:208] : 16'h0000;
+  assign \$601  = $signed(\$598 ) + $signed(\$600 );
+  assign \$602  = s2_beta[119] ? s2_h[223:208] : 16'h0000;
+  assign \$604  = $signed(1'h0) + $signed(\$603 );
+  assign \$605  = s2_beta[120] ? s2_h[223:208] : 16'h0000;
+  assign \$607  = $signed(\$604 ) + $signed(\$606 );
+  assign \$608  = s2_beta[121] ? s2_h[223:208] : 16'h0000;
+  assign \$610  = $signed(1'h0) + $signed(\$609 );
+  assign \$611  = s2_beta[122] ? s2_h[223:208] : 16'h0000;
+  assign \$613  = $signed(\$610 ) + $signed(\$612 );
+  assign \$614  = s2_beta[123] ? s2_h[223:208] : 16'h0000;
+  assign \$616  = $signed(1'h0) + $signed(\$615 );
+  assign \$617  = s2_beta[124] ? s2_h[223:208] : 16'h0000;
+  assign \$619  = $signed(\$616 ) + $signed(\$618 );
+  assign \$620  = s2_beta[125] ? s2_h[223:208] : 16'h0000;
+  assign \$621  = $signed(1'h0) + $signed({ \$620 , 8'h80 });
+  assign \$622  = $signed(1'h0) + $signed(s3_pb13[25:0]);
+  assign \$623  = $signed(\$622 ) + $signed(s3_pb13[51:26]);
+  assign \$624  = $signed(\$623 ) + $signed(s3_pb13[77:52]);
+  assign \$625  = $signed(1'h0) + $signed(s3_pb13[103:78]);
+  assign \$626  = $signed(\$625 ) + $signed(s3_pb13[129:104]);
+  assign \$627  = s2_beta[126] ? s2_h[239:224] : 16'h0000;
+  assign \$629  = $signed(1'h0) + $signed(\$628 );
+  assign \$630  = s2_beta[127] ? s2_h[239:224] : 16'h0000;
+  assign \$632  = $signed(\$629 ) + $signed(\$631 );
+  assign \$633  = s2_beta[128] ? s2_h[239:224] : 16'h0000;
+  assign \$635  = $signed(1'h0) + $signed(\$634 );
+  assign \$636  = s2_beta[129] ? s2_h[239:224] : 16'h0000;
+  assign \$638  = $signed(\$635 ) + $signed(\$637 );
+  assign \$639  = s2_beta[130] ? s2_h[239:224] : 16'h0000;
+  assign \$641  = $signed(1'h0) + $signed(\$640 );
+  assign \$642  = s2_beta[131] ? s2_h[239:224] : 16'h0000;
+  assign \$644  = $signed(\$641 ) + $signed(\$643 );
+  assign \$645  = s2_beta[132] ? s2_h[239:224] : 16'h0000;
+  assign \$647  = $signed(1'h0) + $signed(\$646 );
+  assign \$648  = s2_beta[133] ? s2_h[239:224] : 16'h0000;
+  assign \$650  = $signed(\$647 ) + $signed(\$649 );
+  assign \$651  = s2_beta[134] ? s2_h[239:224] : 16'h0000;
+  assign \$652  = $signed(1'h0) + $signed({ \$651 , 8'h80 });
+  assign \$653  = $signed(1'h0) + $signed(s3_pb14[25:0]);
+  assign \$654  = $signed(\$653 ) + $signed(s3_pb14[51:26]);
+  assign \$655  = $signed(\$654 ) + $signed(s3_pb14[77:52]);
+  assign \$656  = $signed(1'h0) + $signed(s3_pb14[103:78]);
+  assign \$657  = $signed(\$656 ) + $signed(s3_pb14[129:104]);
+  assign \$658  = s2_beta[135] ? s2_h[255:240] : 16'h0000;
+  assign \$660  = $signed(1'h0) + $signed(\$659 );
+  assign \$661  = s2_beta[136] ? s2_h[255:240] : 16'h0000;
+  assign \$663  = $signed(\$660 ) + $signed(\$662 );
+  assign \$664  = s2_beta[137] ? s2_h[255:240] : 16'h0000;
+  assign \$666  = $signed(1'h0) + $signed(\$665 );
+  assign \$667  = s2_beta[138] ? s2_h[255:240] : 16'h0000;
+  assign \$669  = $signed(\$666 ) + $signed(\$668 );
+  assign \$670  = s2_beta[139] ? s2_h[255:240] : 16'h0000;
+  assign \$672  = $signed(1'h0) + $signed(\$671 );
+  assign \$673  = s2_beta[140] ? s2_h[255:240] : 16'h0000;
+  assign \$675  = $signed(\$672 ) + $signed(\$674 );
+  assign \$676  = s2_beta[141] ? s2_h[255:240] : 16'h0000;
+  assign \$678  = $signed(1'h0) + $signed(\$677 );
+  assign \$679  = s2_beta[142] ? s2_h[255:240] : 16'h0000;
+  assign \$681  = $signed(\$678 ) + $signed(\$680 );
+  assign \$682  = s2_beta[143] ? s2_h[255:240] : 16'h0000;
+  assign \$683  = $signed(1'h0) + $signed({ \$682 , 8'h80 });
+  assign \$684  = $signed(1'h0) + $signed(s3_pb15[25:0]);
+  assign \$685  = $signed(\$684 ) + $signed(s3_pb15[51:26]);
+  assign \$686  = $signed(\$685 ) + $signed(s3_pb15[77:52]);
+  assign \$687  = $signed(1'h0) + $signed(s3_pb15[103:78]);
+  assign \$688  = $signed(\$687 ) + $signed(s3_pb15[129:104]);
+  assign \$689  = $signed(1'h0) + $signed(s4_pb0[25:0]);
+  assign \$690  = $signed(\$689 ) + $signed(s4_pb0[51:26]);
+  assign \$692  = $signed(1'h0) + $signed(s4_pb1[25:0]);
+  assign \$693  = $signed(\$692 ) + $signed(s4_pb1[51:26]);
+  assign \$695  = $signed(1'h0) + $signed(s4_pb2[25:0]);
+  assign \$696  = $signed(\$695 ) + $signed(s4_pb2[51:26]);
+  assign \$698  = $signed(1'h0) + $signed(s4_pb3[25:0]);
+  assign \$699  = $signed(\$698 ) + $signed(s4_pb3[51:26]);
+  assign \$701  = $signed(1'h0) + $signed(s4_pb4[25:0]);
+  assign \$702  = $signed(\$701 ) + $signed(s4_pb4[51:26]);
+  assign \$704  = $signed(1'h0) + $signed(s4_pb5[25:0]);
+  assign \$705  = $signed(\$704 ) + $signed(s4_pb5[51:26]);
+  assign \$707  = $signed(1'h0) + $signed(s4_pb6[25:0]);
+  assign \$708  = $signed(\$707 ) + $signed(s4_pb6[51:26]);
+  assign \$710  = $signed(1'h0) + $signed(s4_pb7[25:0]);
+  assign \$711  = $signed(\$710 ) + $signed(s4_pb7[51:26]);
+  assign \$713  = $signed(1'h0) + $signed(s4_pb8[25:0]);
+  assign \$714  = $signed(\$713 ) + $signed(s4_pb8[51:26]);
+  assign \$716  = $signed(1'h0) + $signed(s4_pb9[25:0]);
+  assign \$717  = $signed(\$716 ) + $signed(s4_pb9[51:26]);
+  assign \$719  = $signed(1'h0) + $signed(s4_pb10[25:0]);
+  assign \$720  = $signed(\$719 ) + $signed(s4_pb10[51:26]);
+  assign \$722  = $signed(1'h0) + $signed(s4_pb11[25:0]);
+  assign \$723  = $signed(\$722 ) + $signed(s4_pb11[51:26]);
+  assign \$725  = $signed(1'h0) + $signed(s4_pb12[25:0]);
+  assign \$726  = $signed(\$725 ) + $signed(s4_pb12[51:26]);
+  assign \$728  = $signed(1'h0) + $signed(s4_pb13[25:0]);
+  assign \$729  = $signed(\$728 ) + $signed(s4_pb13[51:26]);
+  assign \$731  = $signed(1'h0) + $signed(s4_pb14[25:0]);
+  assign \$732  = $signed(\$731 ) + $signed(s4_pb14[51:26]);
+  assign \$734  = $signed(1'h0) + $signed(s4_pb15[25:0]);
+  assign \$735  = $signed(\$734 ) + $signed(s4_pb15[51:26]);
+  assign \$737  = $signed(s4_current[17:0]) * $signed({ 1'h0, s4_alpha[8:0] });
+  assign \$738  = $signed(s4_current[35:18]) * $signed({ 1'h0, s4_alpha[17:9] });
+  assign \$739  = $signed(s4_current[53:36]) * $signed({ 1'h0, s4_alpha[26:18] });
+  assign \$740  = $signed(s4_current[71:54]) * $signed({ 1'h0, s4_alpha[35:27] });
+  assign \$741  = $signed(s4_current[89:72]) * $signed({ 1'h0, s4_alpha[44:36] });
+  assign \$742  = $signed(s4_current[107:90]) * $signed({ 1'h0, s4_alpha[53:45] });
+  assign \$743  = $signed(s4_current[125:108]) * $signed({ 1'h0, s4_alpha[62:54] });
+  assign \$744  = $signed(s4_current[143:126]) * $signed({ 1'h0, s4_alpha[71:63] });
+  assign \$745  = $signed(s4_current[161:144]) * $signed({ 1'h0, s4_alpha[80:72] });
+  assign \$746  = $signed(s4_current[179:162]) * $signed({ 1'h0, s4_alpha[89:81] });
+  assign \$747  = $signed(s4_current[197:180]) * $signed({ 1'h0, s4_alpha[98:90] });
+  assign \$748  = $signed(s4_current[215:198]) * $signed({ 1'h0, s4_alpha[107:99] });
+  assign \$749  = $signed(s4_current[233:216]) * $signed({ 1'h0, s4_alpha[116:108] });
+  assign \$750  = $signed(s4_current[251:234]) * $signed({ 1'h0, s4_alpha[125:117] });
+  assign \$751  = $signed(s4_current[269:252]) * $signed({ 1'h0, s4_alpha[134:126] });
+  assign \$752  = $signed(s4_current[287:270]) * $signed({ 1'h0, s4_alpha[143:135] });
+  assign \$754  = $signed(\$753 ) + $signed(s5_rb[17:0]);
+  assign \$755  = $signed(\$754 ) + $signed({ 1'h0, s5_pa[7] });
+  assign \$757  = $signed(\$756 ) + $signed(s5_rb[35:18]);
+  assign \$758  = $signed(\$757 ) + $signed({ 1'h0, s5_pa[35] });
+  assign \$760  = $signed(\$759 ) + $signed(s5_rb[53:36]);
+  assign \$761  = $signed(\$760 ) + $signed({ 1'h0, s5_pa[63] });
+  assign \$763  = $signed(\$762 ) + $signed(s5_rb[71:54]);
+  assign \$764  = $signed(\$763 ) + $signed({ 1'h0, s5_pa[91] });
+  assign \$766  = $signed(\$765 ) + $signed(s5_rb[89:72]);
+  assign \$767  = $signed(\$766 ) + $signed({ 1'h0, s5_pa[119] });
+  assign \$769  = $signed(\$768 ) + $signed(s5_rb[107:90]);
+  assign \$770  = $signed(\$769 ) + $signed({ 1'h0, s5_pa[147] });
+  assign \$772  = $signed(\$771 ) + $signed(s5_rb[125:108]);
+  assign \$773  = $signed(\$772 ) + $signed({ 1'h0, s5_pa[175] });
+  assign \$775  = $signed(\$774 ) + $signed(s5_rb[143:126]);
+  assign \$776  = $signed(\$775 ) + $signed({ 1'h0, s5_pa[203] });
+  assign \$778  = $signed(\$777 ) + $signed(s5_rb[161:144]);
+  assign \$779  = $signed(\$778 ) + $signed({ 1'h0, s5_pa[231] });
+  assign \$781  = $signed(\$780 ) + $signed(s5_rb[179:162]);
+  assign \$782  = $signed(\$781 ) + $signed({ 1'h0, s5_pa[259] });
+  assign \$784  = $signed(\$783 ) + $signed(s5_rb[197:180]);
+  assign \$785  = $signed(\$784 ) + $signed({ 1'h0, s5_pa[287] });
+  assign \$787  = $signed(\$786 ) + $signed(s5_rb[215:198]);
+  assign \$788  = $signed(\$787 ) + $signed({ 1'h0, s5_pa[315] });
+  assign \$790  = $signed(\$789 ) + $signed(s5_rb[233:216]);
+  assign \$791  = $signed(\$790 ) + $signed({ 1'h0, s5_pa[343] });
+  assign \$793  = $signed(\$792 ) + $signed(s5_rb[251:234]);
+  assign \$794  = $signed(\$793 ) + $signed({ 1'h0, s5_pa[371] });
+  assign \$796  = $signed(\$795 ) + $signed(s5_rb[269:252]);
+  assign \$797  = $signed(\$796 ) + $signed({ 1'h0, s5_pa[399] });
+  assign \$799  = $signed(\$798 ) + $signed(s5_rb[287:270]);
+  assign \$800  = $signed(\$799 ) + $signed({ 1'h0, s5_pa[427] });
+  assign \$801  = s5_theta[15:0] == 16'h8000;
+  assign \$802  = s5_theta[31:16] == 16'h8000;
+  assign \$803  = s5_theta[47:32] == 16'h8000;
+  assign \$804  = s5_theta[63:48] == 16'h8000;
+  assign \$805  = s5_theta[79:64] == 16'h8000;
+  assign \$806  = s5_theta[95:80] == 16'h8000;
+  assign \$807  = s5_theta[111:96] == 16'h8000;
+  assign \$808  = s5_theta[127:112] == 16'h8000;
+  assign \$809  = s5_theta[143:128] == 16'h8000;
+  assign \$810  = s5_theta[159:144] == 16'h8000;
+  assign \$811  = s5_theta[175:160] == 16'h8000;
+  assign \$812  = s5_theta[191:176] == 16'h8000;
+  assign \$813  = s5_theta[207:192] == 16'h8000;
+  assign \$814  = s5_theta[223:208] == 16'h8000;
+  assign \$815  = s5_theta[239:224] == 16'h8000;
+  assign \$816  = s5_theta[255:240] == 16'h8000;
+  assign \$817  = s6_op[3:0] == 4'hf;
+  assign \$820  = ~ s6_x[20];
+  assign \$821  = | s6_x[20:15];
+  assign \$822  = \$820  & \$821 ;
+  assign \$823  = & s6_x[20:15];
+  assign \$824  = ~ \$823 ;
+  assign \$825  = s6_x[20] & \$824 ;
+  assign \$826  = \$825  ? 16'h8000 : s6_x[15:0];
+  assign \$827  = \$822  ? 16'h7fff : \$826 ;
+  assign \$828  = s6_spike0 ? 16'h0000 : \$827 ;
+  assign \$829  = ~ s6_x[41];
+  assign \$830  = | s6_x[41:36];
+  assign \$831  = \$829  & \$830 ;
+  assign \$832  = & s6_x[41:36];
+  assign \$833  = ~ \$832 ;
+  assign \$834  = s6_x[41] & \$833 ;
+  assign \$835  = \$834  ? 16'h8000 : s6_x[36:21];
+  assign \$836  = \$831  ? 16'h7fff : \$835 ;
+  assign \$837  = s6_spike1 ? 16'h0000 : \$836 ;
+  assign \$838  = ~ s6_x[62];
+  assign \$839  = | s6_x[62:57];
+  assign \$840  = \$838  & \$839 ;
+  assign \$841  = & s6_x[62:57];
+  assign \$842  = ~ \$841 ;
+  assign \$843  = s6_x[62] & \$842 ;
+  assign \$844  = \$843  ? 16'h8000 : s6_x[57:42];
+  assign \$845  = \$840  ? 16'h7fff : \$844 ;
+  assign \$846  = s6_spike2 ? 16'h0000 : \$845 ;
+  assign \$847  = ~ s6_x[83];
+  assign \$848  = | s6_x[83:78];
+  assign \$849  = \$847  & \$848 ;
+  assign \$850  = & s6_x[83:78];
+  assign \$851  = ~ \$850 ;
+  assign \$852  = s6_x[83] & \$851 ;
+  assign \$853  = \$852  ? 16'h8000 : s6_x[78:63];
+  assign \$854  = \$849  ? 16'h7fff : \$853 ;
+  assign \$855  = s6_spike3 ? 16'h0000 : \$854 ;
+  assign \$856  = ~ s6_x[104];
+  assign \$857  = | s6_x[104:99];
+  assign \$858  = \$856  & \$857 ;
+  assign \$859  = & s6_x[104:99];
+  assign \$860  = ~ \$859 ;
+  assign \$861  = s6_x[104] & \$860 ;
+  assign \$862  = \$861  ? 16'h8000 : s6_x[99:84];
+  assign \$863  = \$858  ? 16'h7fff : \$862 ;
+  assign \$864  = s6_spike4 ? 16'h0000 : \$863 ;
+  assign \$865  = ~ s6_x[125];
+  assign \$866  = | s6_x[125:120];
+  assign \$867  = \$865  & \$866 ;
+  assign \$868  = & s6_x[125:120];
+  assign \$869  = ~ \$868 ;
+  assign \$870  = s6_x[125] & \$869 ;
+  assign \$871  = \$870  ? 16'h8000 : s6_x[120:105];
+  assign \$872  = \$867  ? 16'h7fff : \$871 ;
+  assign \$873  = s6_spike5 ? 16'h0000 : \$872 ;
+  assign \$874  = ~ s6_x[146];
+  assign \$875  = | s6_x[146:141];
+  assign \$876  = \$874  & \$875 ;
+  assign \$877  = & s6_x[146:141];
+  assign \$878  = ~ \$877 ;
+  assign \$879  = s6_x[146] & \$878 ;
+  assign \$880  = \$879  ? 16'h8000 : s6_x[141:126];
+  assign \$881  = \$876  ? 16'h7fff : \$880 ;
+  assign \$882  = s6_spike6 ? 16'h0000 : \$881 ;
+  assign \$883  = ~ s6_x[167];
+  assign \$884  = | s6_x[167:162];
+  assign \$885  = \$883  & \$884 ;
+  assign \$886  = & s6_x[167:162];
+  assign \$887  = ~ \$886 ;
+  assign \$888  = s6_x[167] & \$887 ;
+  assign \$889  = \$888  ? 16'h8000 : s6_x[162:147];
+  assign \$890  = \$885  ? 16'h7fff : \$889 ;
+  assign \$891  = s6_spike7 ? 16'h0000 : \$890 ;
+  assign \$892  = ~ s6_x[188];
+  assign \$893  = | s6_x[188:183];
+  assign \$894  = \$892  & \$893 ;
+  assign \$895  = & s6_x[188:183];
+  assign \$896  = ~ \$895 ;
+  assign \$897  = s6_x[188] & \$896 ;
+  assign \$898  = \$897  ? 16'h8000 : s6_x[183:168];
+  assign \$899  = \$894  ? 16'h7fff : \$898 ;
+  assign \$900  = s6_spike8 ? 16'h0000 : \$899 ;
+  assign \$901  = ~ s6_x[209];
+  assign \$902  = | s6_x[209:204];
+  assign \$903  = \$901  & \$902 ;
+  assign \$904  = & s6_x[209:204];
+  assign \$905  = ~ \$904 ;
+  assign \$906  = s6_x[209] & \$905 ;
+  assign \$907  = \$906  ? 16'h8000 : s6_x[204:189];
+  assign \$908  = \$903  ? 16'h7fff : \$907 ;
+  assign \$909  = s6_spike9 ? 16'h0000 : \$908 ;
+  assign \$910  = ~ s6_x[230];
+  assign \$911  = | s6_x[230:225];
+  assign \$912  = \$910  & \$911 ;
+  assign \$913  = & s6_x[230:225];
+  assign \$914  = ~ \$913 ;
+  assign \$915  = s6_x[230] & \$914 ;
+  assign \$916  = \$915  ? 16'h8000 : s6_x[225:210];
+  assign \$917  = \$912  ? 16'h7fff : \$916 ;
+  assign \$918  = s6_spike10 ? 16'h0000 : \$917 ;
+  assign \$919  = ~ s6_x[251];
+  assign \$920  = | s6_x[251:246];
+  assign \$921  = \$919  & \$920 ;
+  assign \$922  = & s6_x[251:246];
+  assign \$923  = ~ \$922 ;
+  assign \$924  = s6_x[251] & \$923 ;
+  assign \$925  = \$924  ? 16'h8000 : s6_x[246:231];
+  assign \$926  = \$921  ? 16'h7fff : \$925 ;
+  assign \$927  = s6_spike11 ? 16'h0000 : \$926 ;
+  assign \$928  = ~ s6_x[272];
+  assign \$929  = | s6_x[272:267];
+  assign \$930  = \$928  & \$929 ;
+  assign \$931  = & s6_x[272:267];
+  assign \$932  = ~ \$931 ;
+  assign \$933  = s6_x[272] & \$932 ;
+  assign \$934  = \$933  ? 16'h8000 : s6_x[267:252];
+  assign \$935  = \$930  ? 16'h7fff : \$934 ;
+  assign \$936  = s6_spike12 ? 16'h0000 : \$935 ;
+  assign \$937  = ~ s6_x[293];
+  assign \$938  = | s6_x[293:288];
+  assign \$939  = \$937  & \$938 ;
+  assign \$940  = & s6_x[293:288];
+  assign \$941  = ~ \$940 ;
+  assign \$942  = s6_x[293] & \$941 ;
+  assign \$943  = \$942  ? 16'h8000 : s6_x[288:273];
+  assign \$944  = \$939  ? 16'h7fff : \$943 ;
+  assign \$945  = s6_spike13 ? 16'h0000 : \$944 ;
+  assign \$946  = ~ s6_x[314];
+  assign \$947  = | s6_x[314:309];
+  assign \$948  = \$946  & \$947 ;
+  assign \$949  = & s6_x[314:309];
+  assign \$950  = ~ \$949 ;
+  assign \$951  = s6_x[314] & \$950 ;
+  assign \$952  = \$951  ? 16'h8000 : s6_x[309:294];
+  assign \$953  = \$948  ? 16'h7fff : \$952 ;
+  assign \$954  = s6_spike14 ? 16'h0000 : \$953 ;
+  assign \$955  = ~ s6_x[335];
+  assign \$956  = | s6_x[335:330];
+  assign \$957  = \$955  & \$956 ;
+  assign \$958  = & s6_x[335:330];
+  assign \$959  = ~ \$958 ;
+  assign \$960  = s6_x[335] & \$959 ;
+  assign \$961  = \$960  ? 16'h8000 : s6_x[330:315];
+  assign \$962  = \$957  ? 16'h7fff : \$961 ;
+  assign \$963  = s6_spike15 ? 16'h0000 : \$962 ;
+  assign \$964  = 1'h0 + s7_mask[0];
+  assign \$965  = \$964  + s7_mask[1];
+  assign \$966  = \$965  + s7_mask[2];
+  assign \$967  = \$966  + s7_mask[3];
+  assign \$968  = 1'h0 + s7_mask[4];
+  assign \$969  = \$968  + s7_mask[5];
+  assign \$970  = \$969  + s7_mask[6];
+  assign \$971  = \$970  + s7_mask[7];
+  assign \$972  = 1'h0 + s7_mask[8];
+  assign \$973  = \$972  + s7_mask[9];
+  assign \$974  = \$973  + s7_mask[10];
+  assign \$975  = \$974  + s7_mask[11];
+  assign \$976  = 1'h0 + s7_mask[12];
+  assign \$977  = \$976  + s7_mask[13];
+  assign \$978  = \$977  + s7_mask[14];
+  assign \$979  = \$978  + s7_mask[15];
+  assign \$980  = 1'h0 + s8_count0;
+  assign \$981  = \$980  + s8_count1;
+  assign \$982  = \$981  + s8_count2;
+  assign \$983  = \$982  + s8_count3;
+  assign \$984  = | { s8_count3, s8_count2, s8_count1, s8_count0 };
+  assign \$985  = \$984  | s8_entry[24];
+  assign \$986  = s8_valid & \$985 ;
+  always @(posedge clk)
+    s2_alpha <= \port__data$60 ;
+  always @(posedge clk)
+    s2_beta <= \port__data$62 ;
+  always @(posedge clk)
+    s2_threshold <= \port__data$64 ;
+  always @(posedge clk)
+    s2_bias <= port__data;
+  always @(posedge clk)
+    s2_h <= \port__data$67 ;
+  always @(posedge clk)
+    s3_valid <= \$987 ;
+  always @(posedge clk)
+    s3_op <= \$988 ;
+  always @(posedge clk)
+    s4_valid <= \$989 ;
+  always @(posedge clk)
+    s4_op <= s3_op;
+  always @(posedge clk)
+    s5_valid <= \$990 ;
+  always @(posedge clk)
+    s5_op <= s4_op;
+  always @(posedge clk)
+    s6_valid <= \$991 ;
+  always @(posedge clk)
+    s6_op <= s5_op;
+  always @(posedge clk)
+    h_wr__en <= \$992 ;
+  always @(posedge clk)
+    s7_op <= s6_op;
+  always @(posedge clk)
+    s3_current <= \$993 ;
+  always @(posedge clk)
+    s3_alpha <= \$994 ;
+  always @(posedge clk)
+    s3_theta <= \$995 ;
+  always @(posedge clk)
+    s4_theta <= \$996 ;
+  always @(posedge clk)
+    s5_theta <= \$997 ;
+  always @(posedge clk)
+    s6_theta <= \$998 ;
+  always @(posedge clk)
+    s3_pb0 <= \$999 ;
+  always @(posedge clk)
+    s4_pb0 <= \$1000 ;
+  always @(posedge clk)
+    s3_pb1 <= \$1001 ;
+  always @(posedge clk)
+    s4_pb1 <= \$1002 ;
+  always @(posedge clk)
+    s3_pb2 <= \$1003 ;
+  always @(posedge clk)
+    s4_pb2 <= \$1004 ;
+  always @(posedge clk)
+    s3_pb3 <= \$1005 ;
+  always @(posedge clk)
+    s4_pb3 <= \$1006 ;
+  always @(posedge clk)
+    s3_pb4 <= \$1007 ;
+  always @(posedge clk)
+    s4_pb4 <= \$1008 ;
+  always @(posedge clk)
+    s3_pb5 <= \$1009 ;
+  always @(posedge clk)
+    s4_pb5 <= \$1010 ;
+  always @(posedge clk)
+    s3_pb6 <= \$1011 ;
+  always @(posedge clk)
+    s4_pb6 <= \$1012 ;
+  always @(posedge clk)
+    s3_pb7 <= \$1013 ;
+  always @(posedge clk)
+    s4_pb7 <= \$1014 ;
+  always @(posedge clk)
+    s3_pb8 <= \$1015 ;
+  always @(posedge clk)
+    s4_pb8 <= \$1016 ;
+  always @(posedge clk)
+    s3_pb9 <= \$1017 ;
+  always @(posedge clk)
+    s4_pb9 <= \$1018 ;
+  always @(posedge clk)
+    s3_pb10 <= \$1019 ;
+  always @(posedge clk)
+    s4_pb10 <= \$1020 ;
+  always @(posedge clk)
+    s3_pb11 <= \$1021 ;
+  always @(posedge clk)
+    s4_pb11 <= \$1022 ;
+  always @(posedge clk)
+    s3_pb12 <= \$1023 ;
+  always @(posedge clk)
+    s4_pb12 <= \$1024 ;
+  always @(posedge clk)
+    s3_pb13 <= \$1025 ;
+  always @(posedge clk)
+    s4_pb13 <= \$1026 ;
+  always @(posedge clk)
+    s3_pb14 <= \$1027 ;
+  always @(posedge clk)
+    s4_pb14 <= \$1028 ;
+  always @(posedge clk)
+    s3_pb15 <= \$1029 ;
+  always @(posedge clk)
+    s4_pb15 <= \$1030 ;
+  always @(posedge clk)
+    s5_rb <= \$1031 ;
+  always @(posedge clk)
+    s4_current <= \$1032 ;
+  always @(posedge clk)
+    s4_alpha <= \$1033 ;
+  always @(posedge clk)
+    s5_pa <= \$1034 ;
+  always @(posedge clk)
+    s6_x <= \$1035 ;
+  always @(posedge clk)
+    s6_theta_lo <= \$1036 ;
+  always @(posedge clk)
+    s7_mask <= \$819 ;
+  always @(posedge clk)
+    h_wr__data <= { \$963 , \$954 , \$945 , \$936 , \$927 , \$918 , \$909 , \$900 , \$891 , \$882 , \$873 , \$864 , \$855 , \$846 , \$837 , \$828  };
+  always @(posedge clk)
+    s8_entry <= \$1037 ;
+  always @(posedge clk)
+    s8_valid <= \$1038 ;
+  always @(posedge clk)
+    s8_count0 <= \$967 [2:0];
+  always @(posedge clk)
+    s8_count1 <= \$971 [2:0];
+  always @(posedge clk)
+    s8_count2 <= \$975 [2:0];
+  always @(posedge clk)
+    s8_count3 <= \$979 [2:0];
+  always @(posedge clk)
+    push__payload <= \$1039 ;
+  always @(posedge clk)
+    push__valid <= \$1040 ;
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$987  = pass___valid;
+    if (rst) begin
+      \$987  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$989  = s3_valid;
+    if (rst) begin
+      \$989  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$990  = s4_valid;
+    if (rst) begin
+      \$990  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$991  = s5_valid;
+    if (rst) begin
+      \$991  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$992  = s6_valid;
+    if (rst) begin
+      \$992  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1000 [25:0] = \$221 [25:0];
+    \$1000 [51:26] = \$223 [25:0];
+    if (s3_op[13]) begin
+      \$1000  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1002 [25:0] = \$252 [25:0];
+    \$1002 [51:26] = \$254 [25:0];
+    if (s3_op[13]) begin
+      \$1002  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1004 [25:0] = \$283 [25:0];
+    \$1004 [51:26] = \$285 [25:0];
+    if (s3_op[13]) begin
+      \$1004  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1006 [25:0] = \$314 [25:0];
+    \$1006 [51:26] = \$316 [25:0];
+    if (s3_op[13]) begin
+      \$1006  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1008 [25:0] = \$345 [25:0];
+    \$1008 [51:26] = \$347 [25:0];
+    if (s3_op[13]) begin
+      \$1008  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1010 [25:0] = \$376 [25:0];
+    \$1010 [51:26] = \$378 [25:0];
+    if (s3_op[13]) begin
+      \$1010  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1012 [25:0] = \$407 [25:0];
+    \$1012 [51:26] = \$409 [25:0];
+    if (s3_op[13]) begin
+      \$1012  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1014 [25:0] = \$438 [25:0];
+    \$1014 [51:26] = \$440 [25:0];
+    if (s3_op[13]) begin
+      \$1014  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1016 [25:0] = \$469 [25:0];
+    \$1016 [51:26] = \$471 [25:0];
+    if (s3_op[13]) begin
+      \$1016  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1018 [25:0] = \$500 [25:0];
+    \$1018 [51:26] = \$502 [25:0];
+    if (s3_op[13]) begin
+      \$1018  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1020 [25:0] = \$531 [25:0];
+    \$1020 [51:26] = \$533 [25:0];
+    if (s3_op[13]) begin
+      \$1020  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1022 [25:0] = \$562 [25:0];
+    \$1022 [51:26] = \$564 [25:0];
+    if (s3_op[13]) begin
+      \$1022  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1024 [25:0] = \$593 [25:0];
+    \$1024 [51:26] = \$595 [25:0];
+    if (s3_op[13]) begin
+      \$1024  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1026 [25:0] = \$624 [25:0];
+    \$1026 [51:26] = \$626 [25:0];
+    if (s3_op[13]) begin
+      \$1026  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1028 [25:0] = \$655 [25:0];
+    \$1028 [51:26] = \$657 [25:0];
+    if (s3_op[13]) begin
+      \$1028  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1030 [25:0] = \$686 [25:0];
+    \$1030 [51:26] = \$688 [25:0];
+    if (s3_op[13]) begin
+      \$1030  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1038  = h_wr__en;
+    if (rst) begin
+      \$1038  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1040  = \$986 ;
+    if (rst) begin
+      \$1040  = 1'h0;
+    end
+  end
+  assign wp__addr = cfg__addr[3:0];
+  assign wp__data = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
+  assign wp__en = \$8 [15:0];
+  assign issue__g = port__addr;
+  assign \wp__addr$10  = cfg__addr[3:0];
+  assign \wp__data$11  = { cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0], cfg__data[8:0] };
+  assign \wp__en$12  = \$16 [15:0];
+  assign \port__addr$13  = port__addr;
+  assign \wp__addr$14  = cfg__addr[3:0];
+  assign \wp__data$15  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
+  assign \wp__en$16  = \$24 [15:0];
+  assign \port__addr$17  = port__addr;
+  assign \wp__addr$18  = cfg__addr[3:0];
+  assign \wp__data$19  = { cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data, cfg__data };
+  assign \wp__en$20  = \$32 [15:0];
+  assign \port__addr$21  = port__addr;
+  assign \port__addr$24  = port__addr;
+  assign h_wr__addr = s7_op[3:0];
+  assign s7_h = h_wr__data;
+  assign s7_valid = h_wr__en;
+  assign h_write_en = h_wr__en;
+  assign h_write_addr = s7_op[3:0];
+  assign h_write_data = h_wr__data;
+  assign s9_entry = push__payload;
+  assign s9_push = push__valid;
+  assign \start.0  = start[17:0];
+  assign \start.1  = start[35:18];
+  assign \start.2  = start[53:36];
+  assign \start.3  = start[71:54];
+  assign \start.4  = start[89:72];
+  assign \start.5  = start[107:90];
+  assign \start.6  = start[125:108];
+  assign \start.7  = start[143:126];
+  assign \start.8  = start[161:144];
+  assign \start.9  = start[179:162];
+  assign \start.10  = start[197:180];
+  assign \start.11  = start[215:198];
+  assign \start.12  = start[233:216];
+  assign \start.13  = start[251:234];
+  assign \start.14  = start[269:252];
+  assign \start.15  = start[287:270];
+  assign \s6_x.0  = s6_x[20:0];
+  assign \s6_x.1  = s6_x[41:21];
+  assign \s6_x.2  = s6_x[62:42];
+  assign \s6_x.3  = s6_x[83:63];
+  assign \s6_x.4  = s6_x[104:84];
+  assign \s6_x.5  = s6_x[125:105];
+  assign \s6_x.6  = s6_x[146:126];
+  assign \s6_x.7  = s6_x[167:147];
+  assign \s6_x.8  = s6_x[188:168];
+  assign \s6_x.9  = s6_x[209:189];
+  assign \s6_x.10  = s6_x[230:210];
+  assign \s6_x.11  = s6_x[251:231];
+  assign \s6_x.12  = s6_x[272:252];
+  assign \s6_x.13  = s6_x[293:273];
+  assign \s6_x.14  = s6_x[314:294];
+  assign \s6_x.15  = s6_x[335:315];
+  assign \s6_theta.0  = s6_theta[15:0];
+  assign \s6_theta.1  = s6_theta[31:16];
+  assign \s6_theta.2  = s6_theta[47:32];
+  assign \s6_theta.3  = s6_theta[63:48];
+  assign \s6_theta.4  = s6_theta[79:64];
+  assign \s6_theta.5  = s6_theta[95:80];
+  assign \s6_theta.6  = s6_theta[111:96];
+  assign \s6_theta.7  = s6_theta[127:112];
+  assign \s6_theta.8  = s6_theta[143:128];
+  assign \s6_theta.9  = s6_theta[159:144];
+  assign \s6_theta.10  = s6_theta[175:160];
+  assign \s6_theta.11  = s6_theta[191:176];
+  assign \s6_theta.12  = s6_theta[207:192];
+  assign \s6_theta.13  = s6_theta[223:208];
+  assign \s6_theta.14  = s6_theta[239:224];
+  assign \s6_theta.15  = s6_theta[255:240];
+  assign \s6_theta_lo.0  = s6_theta_lo[0];
+  assign \s6_theta_lo.1  = s6_theta_lo[1];
+  assign \s6_theta_lo.2  = s6_theta_lo[2];
+  assign \s6_theta_lo.3  = s6_theta_lo[3];
+  assign \s6_theta_lo.4  = s6_theta_lo[4];
+  assign \s6_theta_lo.5  = s6_theta_lo[5];
+  assign \s6_theta_lo.6  = s6_theta_lo[6];
+  assign \s6_theta_lo.7  = s6_theta_lo[7];
+  assign \s6_theta_lo.8  = s6_theta_lo[8];
+  assign \s6_theta_lo.9  = s6_theta_lo[9];
+  assign \s6_theta_lo.10  = s6_theta_lo[10];
+  assign \s6_theta_lo.11  = s6_theta_lo[11];
+  assign \s6_theta_lo.12  = s6_theta_lo[12];
+  assign \s6_theta_lo.13  = s6_theta_lo[13];
+  assign \s6_theta_lo.14  = s6_theta_lo[14];
+  assign \s6_theta_lo.15  = s6_theta_lo[15];
+  assign \s7_op.g  = s7_op[3:0];
+  assign \s7_op.last  = s7_op[4];
+  assign \s7_op.base  = s7_op[12:5];
+  assign \s7_op.first_step  = s7_op[13];
+  assign \s7_h.0  = h_wr__data[15:0];
+  assign \s7_h.1  = h_wr__data[31:16];
+  assign \s7_h.2  = h_wr__data[47:32];
+  assign \s7_h.3  = h_wr__data[63:48];
+  assign \s7_h.4  = h_wr__data[79:64];
+  assign \s7_h.5  = h_wr__data[95:80];
+  assign \s7_h.6  = h_wr__data[111:96];
+  assign \s7_h.7  = h_wr__data[127:112];
+  assign \s7_h.8  = h_wr__data[143:128];
+  assign \s7_h.9  = h_wr__data[159:144];
+  assign \s7_h.10  = h_wr__data[175:160];
+  assign \s7_h.11  = h_wr__data[191:176];
+  assign \s7_h.12  = h_wr__data[207:192];
+  assign \s7_h.13  = h_wr__data[223:208];
+  assign \s7_h.14  = h_wr__data[239:224];
+  assign \s7_h.15  = h_wr__data[255:240];
+  assign \h_write_data.0  = h_wr__data[15:0];
+  assign \h_write_data.1  = h_wr__data[31:16];
+  assign \h_write_data.2  = h_wr__data[47:32];
+  assign \h_write_data.3  = h_wr__data[63:48];
+  assign \h_write_data.4  = h_wr__data[79:64];
+  assign \h_write_data.5  = h_wr__data[95:80];
+  assign \h_write_data.6  = h_wr__data[111:96];
+  assign \h_write_data.7  = h_wr__data[127:112];
+  assign \h_write_data.8  = h_wr__data[143:128];
+  assign \h_write_data.9  = h_wr__data[159:144];
+  assign \h_write_data.10  = h_wr__data[175:160];
+  assign \h_write_data.11  = h_wr__data[191:176];
+  assign \h_write_data.12  = h_wr__data[207:192];
+  assign \h_write_data.13  = h_wr__data[223:208];
+  assign \h_write_data.14  = h_wr__data[239:224];
+  assign \h_write_data.15  = h_wr__data[255:240];
+  assign \push__payload.mask  = push__payload[15:0];
+  assign \push__payload.base  = push__payload[23:16];
+  assign \push__payload.last  = push__payload[24];
+  assign \push__payload.count  = push__payload[29:25];
+  assign \s9_entry.mask  = push__payload[15:0];
+  assign \s9_entry.base  = push__payload[23:16];
+  assign \s9_entry.last  = push__payload[24];
+  assign \s9_entry.count  = push__payload[29:25];
+  assign \s3_op.g  = s3_op[3:0];
+  assign \s3_op.last  = s3_op[4];
+  assign \s3_op.base  = s3_op[12:5];
+  assign \s3_op.first_step  = s3_op[13];
+  assign \pass___payload.g  = pass___payload[3:0];
+  assign \pass___payload.empty  = pass___payload[4];
+  assign \pass___payload.first_step  = pass___payload[5];
+  assign \pass___payload.last  = pass___payload[6];
+  assign \pass___payload.base  = pass___payload[14:7];
+  assign \pass___payload.acc  = pass___payload[302:15];
+  assign \pass___payload.acc.0  = pass___payload[32:15];
+  assign \pass___payload.acc.1  = pass___payload[50:33];
+  assign \pass___payload.acc.2  = pass___payload[68:51];
+  assign \pass___payload.acc.3  = pass___payload[86:69];
+  assign \pass___payload.acc.4  = pass___payload[104:87];
+  assign \pass___payload.acc.5  = pass___payload[122:105];
+  assign \pass___payload.acc.6  = pass___payload[140:123];
+  assign \pass___payload.acc.7  = pass___payload[158:141];
+  assign \pass___payload.acc.8  = pass___payload[176:159];
+  assign \pass___payload.acc.9  = pass___payload[194:177];
+  assign \pass___payload.acc.10  = pass___payload[212:195];
+  assign \pass___payload.acc.11  = pass___payload[230:213];
+  assign \pass___payload.acc.12  = pass___payload[248:231];
+  assign \pass___payload.acc.13  = pass___payload[266:249];
+  assign \pass___payload.acc.14  = pass___payload[284:267];
+  assign \pass___payload.acc.15  = pass___payload[302:285];
+  assign \s4_op.g  = s4_op[3:0];
+  assign \s4_op.last  = s4_op[4];
+  assign \s4_op.base  = s4_op[12:5];
+  assign \s4_op.first_step  = s4_op[13];
+  assign \s5_op.g  = s5_op[3:0];
+  assign \s5_op.last  = s5_op[4];
+  assign \s5_op.base  = s5_op[12:5];
+  assign \s5_op.first_step  = s5_op[13];
+  assign \s6_op.g  = s6_op[3:0];
+  assign \s6_op.last  = s6_op[4];
+  assign \s6_op.base  = s6_op[12:5];
+  assign \s6_op.first_step  = s6_op[13];
+  assign \s3_current.0  = s3_current[17:0];
+  assign \s3_current.1  = s3_current[35:18];
+  assign \s3_current.2  = s3_current[53:36];
+  assign \s3_current.3  = s3_current[71:54];
+  assign \s3_current.4  = s3_current[89:72];
+  assign \s3_current.5  = s3_current[107:90];
+  assign \s3_current.6  = s3_current[125:108];
+  assign \s3_current.7  = s3_current[143:126];
+  assign \s3_current.8  = s3_current[161:144];
+  assign \s3_current.9  = s3_current[179:162];
+  assign \s3_current.10  = s3_current[197:180];
+  assign \s3_current.11  = s3_current[215:198];
+  assign \s3_current.12  = s3_current[233:216];
+  assign \s3_current.13  = s3_current[251:234];
+  assign \s3_current.14  = s3_current[269:252];
+  assign \s3_current.15  = s3_current[287:270];
+  assign \s3_alpha.0  = s3_alpha[8:0];
+  assign \s3_alpha.1  = s3_alpha[17:9];
+  assign \s3_alpha.2  = s3_alpha[26:18];
+  assign \s3_alpha.3  = s3_alpha[35:27];
+  assign \s3_alpha.4  = s3_alpha[44:36];
+  assign \s3_alpha.5  = s3_alpha[53:45];
+  assign \s3_alpha.6  = s3_alpha[62:54];
+  assign \s3_alpha.7  = s3_alpha[71:63];
+  assign \s3_alpha.8  = s3_alpha[80:72];
+  assign \s3_alpha.9  = s3_alpha[89:81];
+  assign \s3_alpha.10  = s3_alpha[98:90];
+  assign \s3_alpha.11  = s3_alpha[107:99];
+  assign \s3_alpha.12  = s3_alpha[116:108];
+  assign \s3_alpha.13  = s3_alpha[125:117];
+  assign \s3_alpha.14  = s3_alpha[134:126];
+  assign \s3_alpha.15  = s3_alpha[143:135];
+  assign \s3_theta.0  = s3_theta[15:0];
+  assign \s3_theta.1  = s3_theta[31:16];
+  assign \s3_theta.2  = s3_theta[47:32];
+  assign \s3_theta.3  = s3_theta[63:48];
+  assign \s3_theta.4  = s3_theta[79:64];
+  assign \s3_theta.5  = s3_theta[95:80];
+  assign \s3_theta.6  = s3_theta[111:96];
+  assign \s3_theta.7  = s3_theta[127:112];
+  assign \s3_theta.8  = s3_theta[143:128];
+  assign \s3_theta.9  = s3_theta[159:144];
+  assign \s3_theta.10  = s3_theta[175:160];
+  assign \s3_theta.11  = s3_theta[191:176];
+  assign \s3_theta.12  = s3_theta[207:192];
+  assign \s3_theta.13  = s3_theta[223:208];
+  assign \s3_theta.14  = s3_theta[239:224];
+  assign \s3_theta.15  = s3_theta[255:240];
+  assign \s4_theta.0  = s4_theta[15:0];
+  assign \s4_theta.1  = s4_theta[31:16];
+  assign \s4_theta.2  = s4_theta[47:32];
+  assign \s4_theta.3  = s4_theta[63:48];
+  assign \s4_theta.4  = s4_theta[79:64];
+  assign \s4_theta.5  = s4_theta[95:80];
+  assign \s4_theta.6  = s4_theta[111:96];
+  assign \s4_theta.7  = s4_theta[127:112];
+  assign \s4_theta.8  = s4_theta[143:128];
+  assign \s4_theta.9  = s4_theta[159:144];
+  assign \s4_theta.10  = s4_theta[175:160];
+  assign \s4_theta.11  = s4_theta[191:176];
+  assign \s4_theta.12  = s4_theta[207:192];
+  assign \s4_theta.13  = s4_theta[223:208];
+  assign \s4_theta.14  = s4_theta[239:224];
+  assign \s4_theta.15  = s4_theta[255:240];
+  assign \s5_theta.0  = s5_theta[15:0];
+  assign \s5_theta.1  = s5_theta[31:16];
+  assign \s5_theta.2  = s5_theta[47:32];
+  assign \s5_theta.3  = s5_theta[63:48];
+  assign \s5_theta.4  = s5_theta[79:64];
+  assign \s5_theta.5  = s5_theta[95:80];
+  assign \s5_theta.6  = s5_theta[111:96];
+  assign \s5_theta.7  = s5_theta[127:112];
+  assign \s5_theta.8  = s5_theta[143:128];
+  assign \s5_theta.9  = s5_theta[159:144];
+  assign \s5_theta.10  = s5_theta[175:160];
+  assign \s5_theta.11  = s5_theta[191:176];
+  assign \s5_theta.12  = s5_theta[207:192];
+  assign \s5_theta.13  = s5_theta[223:208];
+  assign \s5_theta.14  = s5_theta[239:224];
+  assign \s5_theta.15  = s5_theta[255:240];
+  assign \s3_pb0.0  = s3_pb0[25:0];
+  assign \s3_pb0.1  = s3_pb0[51:26];
+  assign \s3_pb0.2  = s3_pb0[77:52];
+  assign \s3_pb0.3  = s3_pb0[103:78];
+  assign \s3_pb0.4  = s3_pb0[129:104];
+  assign \s4_pb0.0  = s4_pb0[25:0];
+  assign \s4_pb0.1  = s4_pb0[51:26];
+  assign \s3_pb1.0  = s3_pb1[25:0];
+  assign \s3_pb1.1  = s3_pb1[51:26];
+  assign \s3_pb1.2  = s3_pb1[77:52];
+  assign \s3_pb1.3  = s3_pb1[103:78];
+  assign \s3_pb1.4  = s3_pb1[129:104];
+  assign \s4_pb1.0  = s4_pb1[25:0];
+  assign \s4_pb1.1  = s4_pb1[51:26];
+  assign \s3_pb2.0  = s3_pb2[25:0];
+  assign \s3_pb2.1  = s3_pb2[51:26];
+  assign \s3_pb2.2  = s3_pb2[77:52];
+  assign \s3_pb2.3  = s3_pb2[103:78];
+  assign \s3_pb2.4  = s3_pb2[129:104];
+  assign \s4_pb2.0  = s4_pb2[25:0];
+  assign \s4_pb2.1  = s4_pb2[51:26];
+  assign \s3_pb3.0  = s3_pb3[25:0];
+  assign \s3_pb3.1  = s3_pb3[51:26];
+  assign \s3_pb3.2  = s3_pb3[77:52];
+  assign \s3_pb3.3  = s3_pb3[103:78];
+  assign \s3_pb3.4  = s3_pb3[129:104];
+  assign \s4_pb3.0  = s4_pb3[25:0];
+  assign \s4_pb3.1  = s4_pb3[51:26];
+  assign \s3_pb4.0  = s3_pb4[25:0];
+  assign \s3_pb4.1  = s3_pb4[51:26];
+  assign \s3_pb4.2  = s3_pb4[77:52];
+  assign \s3_pb4.3  = s3_pb4[103:78];
+  assign \s3_pb4.4  = s3_pb4[129:104];
+  assign \s4_pb4.0  = s4_pb4[25:0];
+  assign \s4_pb4.1  = s4_pb4[51:26];
+  assign \s3_pb5.0  = s3_pb5[25:0];
+  assign \s3_pb5.1  = s3_pb5[51:26];
+  assign \s3_pb5.2  = s3_pb5[77:52];
+  assign \s3_pb5.3  = s3_pb5[103:78];
+  assign \s3_pb5.4  = s3_pb5[129:104];
+  assign \s4_pb5.0  = s4_pb5[25:0];
+  assign \s4_pb5.1  = s4_pb5[51:26];
+  assign \s3_pb6.0  = s3_pb6[25:0];
+  assign \s3_pb6.1  = s3_pb6[51:26];
+  assign \s3_pb6.2  = s3_pb6[77:52];
+  assign \s3_pb6.3  = s3_pb6[103:78];
+  assign \s3_pb6.4  = s3_pb6[129:104];
+  assign \s4_pb6.0  = s4_pb6[25:0];
+  assign \s4_pb6.1  = s4_pb6[51:26];
+  assign \s3_pb7.0  = s3_pb7[25:0];
+  assign \s3_pb7.1  = s3_pb7[51:26];
+  assign \s3_pb7.2  = s3_pb7[77:52];
+  assign \s3_pb7.3  = s3_pb7[103:78];
+  assign \s3_pb7.4  = s3_pb7[129:104];
+  assign \s4_pb7.0  = s4_pb7[25:0];
+  assign \s4_pb7.1  = s4_pb7[51:26];
+  assign \s3_pb8.0  = s3_pb8[25:0];
+  assign \s3_pb8.1  = s3_pb8[51:26];
+  assign \s3_pb8.2  = s3_pb8[77:52];
+  assign \s3_pb8.3  = s3_pb8[103:78];
+  assign \s3_pb8.4  = s3_pb8[129:104];
+  assign \s4_pb8.0  = s4_pb8[25:0];
+  assign \s4_pb8.1  = s4_pb8[51:26];
+  assign \s3_pb9.0  = s3_pb9[25:0];
+  assign \s3_pb9.1  = s3_pb9[51:26];
+  assign \s3_pb9.2  = s3_pb9[77:52];
+  assign \s3_pb9.3  = s3_pb9[103:78];
+  assign \s3_pb9.4  = s3_pb9[129:104];
+  assign \s4_pb9.0  = s4_pb9[25:0];
+  assign \s4_pb9.1  = s4_pb9[51:26];
+  assign \s3_pb10.0  = s3_pb10[25:0];
+  assign \s3_pb10.1  = s3_pb10[51:26];
+  assign \s3_pb10.2  = s3_pb10[77:52];
+  assign \s3_pb10.3  = s3_pb10[103:78];
+  assign \s3_pb10.4  = s3_pb10[129:104];
+  assign \s4_pb10.0  = s4_pb10[25:0];
+  assign \s4_pb10.1  = s4_pb10[51:26];
+  assign \s3_pb11.0  = s3_pb11[25:0];
+  assign \s3_pb11.1  = s3_pb11[51:26];
+  assign \s3_pb11.2  = s3_pb11[77:52];
+  assign \s3_pb11.3  = s3_pb11[103:78];
+  assign \s3_pb11.4  = s3_pb11[129:104];
+  assign \s4_pb11.0  = s4_pb11[25:0];
+  assign \s4_pb11.1  = s4_pb11[51:26];
+  assign \s3_pb12.0  = s3_pb12[25:0];
+  assign \s3_pb12.1  = s3_pb12[51:26];
+  assign \s3_pb12.2  = s3_pb12[77:52];
+  assign \s3_pb12.3  = s3_pb12[103:78];
+  assign \s3_pb12.4  = s3_pb12[129:104];
+  assign \s4_pb12.0  = s4_pb12[25:0];
+  assign \s4_pb12.1  = s4_pb12[51:26];
+  assign \s3_pb13.0  = s3_pb13[25:0];
+  assign \s3_pb13.1  = s3_pb13[51:26];
+  assign \s3_pb13.2  = s3_pb13[77:52];
+  assign \s3_pb13.3  = s3_pb13[103:78];
+  assign \s3_pb13.4  = s3_pb13[129:104];
+  assign \s4_pb13.0  = s4_pb13[25:0];
+  assign \s4_pb13.1  = s4_pb13[51:26];
+  assign \s3_pb14.0  = s3_pb14[25:0];
+  assign \s3_pb14.1  = s3_pb14[51:26];
+  assign \s3_pb14.2  = s3_pb14[77:52];
+  assign \s3_pb14.3  = s3_pb14[103:78];
+  assign \s3_pb14.4  = s3_pb14[129:104];
+  assign \s4_pb14.0  = s4_pb14[25:0];
+  assign \s4_pb14.1  = s4_pb14[51:26];
+  assign \s3_pb15.0  = s3_pb15[25:0];
+  assign \s3_pb15.1  = s3_pb15[51:26];
+  assign \s3_pb15.2  = s3_pb15[77:52];
+  assign \s3_pb15.3  = s3_pb15[103:78];
+  assign \s3_pb15.4  = s3_pb15[129:104];
+  assign \s4_pb15.0  = s4_pb15[25:0];
+  assign \s4_pb15.1  = s4_pb15[51:26];
+  assign \s5_rb.0  = s5_rb[17:0];
+  assign \s5_rb.1  = s5_rb[35:18];
+  assign \s5_rb.2  = s5_rb[53:36];
+  assign \s5_rb.3  = s5_rb[71:54];
+  assign \s5_rb.4  = s5_rb[89:72];
+  assign \s5_rb.5  = s5_rb[107:90];
+  assign \s5_rb.6  = s5_rb[125:108];
+  assign \s5_rb.7  = s5_rb[143:126];
+  assign \s5_rb.8  = s5_rb[161:144];
+  assign \s5_rb.9  = s5_rb[179:162];
+  assign \s5_rb.10  = s5_rb[197:180];
+  assign \s5_rb.11  = s5_rb[215:198];
+  assign \s5_rb.12  = s5_rb[233:216];
+  assign \s5_rb.13  = s5_rb[251:234];
+  assign \s5_rb.14  = s5_rb[269:252];
+  assign \s5_rb.15  = s5_rb[287:270];
+  assign \s4_current.0  = s4_current[17:0];
+  assign \s4_current.1  = s4_current[35:18];
+  assign \s4_current.2  = s4_current[53:36];
+  assign \s4_current.3  = s4_current[71:54];
+  assign \s4_current.4  = s4_current[89:72];
+  assign \s4_current.5  = s4_current[107:90];
+  assign \s4_current.6  = s4_current[125:108];
+  assign \s4_current.7  = s4_current[143:126];
+  assign \s4_current.8  = s4_current[161:144];
+  assign \s4_current.9  = s4_current[179:162];
+  assign \s4_current.10  = s4_current[197:180];
+  assign \s4_current.11  = s4_current[215:198];
+  assign \s4_current.12  = s4_current[233:216];
+  assign \s4_current.13  = s4_current[251:234];
+  assign \s4_current.14  = s4_current[269:252];
+  assign \s4_current.15  = s4_current[287:270];
+  assign \s4_alpha.0  = s4_alpha[8:0];
+  assign \s4_alpha.1  = s4_alpha[17:9];
+  assign \s4_alpha.2  = s4_alpha[26:18];
+  assign \s4_alpha.3  = s4_alpha[35:27];
+  assign \s4_alpha.4  = s4_alpha[44:36];
+  assign \s4_alpha.5  = s4_alpha[53:45];
+  assign \s4_alpha.6  = s4_alpha[62:54];
+  assign \s4_alpha.7  = s4_alpha[71:63];
+  assign \s4_alpha.8  = s4_alpha[80:72];
+  assign \s4_alpha.9  = s4_alpha[89:81];
+  assign \s4_alpha.10  = s4_alpha[98:90];
+  assign \s4_alpha.11  = s4_alpha[107:99];
+  assign \s4_alpha.12  = s4_alpha[116:108];
+  assign \s4_alpha.13  = s4_alpha[125:117];
+  assign \s4_alpha.14  = s4_alpha[134:126];
+  assign \s4_alpha.15  = s4_alpha[143:135];
+  assign \s5_pa.0  = s5_pa[27:0];
+  assign \s5_pa.1  = s5_pa[55:28];
+  assign \s5_pa.2  = s5_pa[83:56];
+  assign \s5_pa.3  = s5_pa[111:84];
+  assign \s5_pa.4  = s5_pa[139:112];
+  assign \s5_pa.5  = s5_pa[167:140];
+  assign \s5_pa.6  = s5_pa[195:168];
+  assign \s5_pa.7  = s5_pa[223:196];
+  assign \s5_pa.8  = s5_pa[251:224];
+  assign \s5_pa.9  = s5_pa[279:252];
+  assign \s5_pa.10  = s5_pa[307:280];
+  assign \s5_pa.11  = s5_pa[335:308];
+  assign \s5_pa.12  = s5_pa[363:336];
+  assign \s5_pa.13  = s5_pa[391:364];
+  assign \s5_pa.14  = s5_pa[419:392];
+  assign \s5_pa.15  = s5_pa[447:420];
+  assign \s8_entry.mask  = s8_entry[15:0];
+  assign \s8_entry.base  = s8_entry[23:16];
+  assign \s8_entry.last  = s8_entry[24];
+  assign \s8_entry.count  = s8_entry[29:25];
+  assign \$1039 [29:25] = \$983 [4:0];
+  assign \$1039 [24] = s8_entry[24];
+  assign \$1039 [23:16] = s8_entry[23:16];
+  assign \$1039 [15:0] = s8_entry[15:0];
+  assign \$1037 [24] = s7_op[4];
+  assign \$1037 [23:16] = s7_op[12:5];
+  assign \$1037 [15:0] = s7_mask;
+  assign \$1037 [29:25] = s8_entry[29:25];
+  assign \$1036 [15] = \$816 ;
+  assign \$1036 [14] = \$815 ;
+  assign \$1036 [13] = \$814 ;
+  assign \$1036 [12] = \$813 ;
+  assign \$1036 [11] = \$812 ;
+  assign \$1036 [10] = \$811 ;
+  assign \$1036 [9] = \$810 ;
+  assign \$1036 [8] = \$809 ;
+  assign \$1036 [7] = \$808 ;
+  assign \$1036 [6] = \$807 ;
+  assign \$1036 [5] = \$806 ;
+  assign \$1036 [4] = \$805 ;
+  assign \$1036 [3] = \$804 ;
+  assign \$1036 [2] = \$803 ;
+  assign \$1036 [1] = \$802 ;
+  assign \$1036 [0] = \$801 ;
+  assign \$1035 [335:315] = \$800 [20:0];
+  assign \$1035 [314:294] = \$797 [20:0];
+  assign \$1035 [293:273] = \$794 [20:0];
+  assign \$1035 [272:252] = \$791 [20:0];
+  assign \$1035 [251:231] = \$788 [20:0];
+  assign \$1035 [230:210] = \$785 [20:0];
+  assign \$1035 [209:189] = \$782 [20:0];
+  assign \$1035 [188:168] = \$779 [20:0];
+  assign \$1035 [167:147] = \$776 [20:0];
+  assign \$1035 [146:126] = \$773 [20:0];
+  assign \$1035 [125:105] = \$770 [20:0];
+  assign \$1035 [104:84] = \$767 [20:0];
+  assign \$1035 [83:63] = \$764 [20:0];
+  assign \$1035 [62:42] = \$761 [20:0];
+  assign \$1035 [41:21] = \$758 [20:0];
+  assign \$1035 [20:0] = \$755 [20:0];
+  assign \$1034 [447:420] = { \$752 [26], \$752  };
+  assign \$1034 [419:392] = { \$751 [26], \$751  };
+  assign \$1034 [391:364] = { \$750 [26], \$750  };
+  assign \$1034 [363:336] = { \$749 [26], \$749  };
+  assign \$1034 [335:308] = { \$748 [26], \$748  };
+  assign \$1034 [307:280] = { \$747 [26], \$747  };
+  assign \$1034 [279:252] = { \$746 [26], \$746  };
+  assign \$1034 [251:224] = { \$745 [26], \$745  };
+  assign \$1034 [223:196] = { \$744 [26], \$744  };
+  assign \$1034 [195:168] = { \$743 [26], \$743  };
+  assign \$1034 [167:140] = { \$742 [26], \$742  };
+  assign \$1034 [139:112] = { \$741 [26], \$741  };
+  assign \$1034 [111:84] = { \$740 [26], \$740  };
+  assign \$1034 [83:56] = { \$739 [26], \$739  };
+  assign \$1034 [55:28] = { \$738 [26], \$738  };
+  assign \$1034 [27:0] = { \$737 [26], \$737  };
+  assign \$1033 [143:135] = s3_alpha[143:135];
+  assign \$1033 [134:126] = s3_alpha[134:126];
+  assign \$1033 [125:117] = s3_alpha[125:117];
+  assign \$1033 [116:108] = s3_alpha[116:108];
+  assign \$1033 [107:99] = s3_alpha[107:99];
+  assign \$1033 [98:90] = s3_alpha[98:90];
+  assign \$1033 [89:81] = s3_alpha[89:81];
+  assign \$1033 [80:72] = s3_alpha[80:72];
+  assign \$1033 [71:63] = s3_alpha[71:63];
+  assign \$1033 [62:54] = s3_alpha[62:54];
+  assign \$1033 [53:45] = s3_alpha[53:45];
+  assign \$1033 [44:36] = s3_alpha[44:36];
+  assign \$1033 [35:27] = s3_alpha[35:27];
+  assign \$1033 [26:18] = s3_alpha[26:18];
+  assign \$1033 [17:9] = s3_alpha[17:9];
+  assign \$1033 [8:0] = s3_alpha[8:0];
+  assign \$1032 [287:270] = s3_current[287:270];
+  assign \$1032 [269:252] = s3_current[269:252];
+  assign \$1032 [251:234] = s3_current[251:234];
+  assign \$1032 [233:216] = s3_current[233:216];
+  assign \$1032 [215:198] = s3_current[215:198];
+  assign \$1032 [197:180] = s3_current[197:180];
+  assign \$1032 [179:162] = s3_current[179:162];
+  assign \$1032 [161:144] = s3_current[161:144];
+  assign \$1032 [143:126] = s3_current[143:126];
+  assign \$1032 [125:108] = s3_current[125:108];
+  assign \$1032 [107:90] = s3_current[107:90];
+  assign \$1032 [89:72] = s3_current[89:72];
+  assign \$1032 [71:54] = s3_current[71:54];
+  assign \$1032 [53:36] = s3_current[53:36];
+  assign \$1032 [35:18] = s3_current[35:18];
+  assign \$1032 [17:0] = s3_current[17:0];
+  assign \$1031 [287:270] = \$736 [17:0];
+  assign \$1031 [269:252] = \$733 [17:0];
+  assign \$1031 [251:234] = \$730 [17:0];
+  assign \$1031 [233:216] = \$727 [17:0];
+  assign \$1031 [215:198] = \$724 [17:0];
+  assign \$1031 [197:180] = \$721 [17:0];
+  assign \$1031 [179:162] = \$718 [17:0];
+  assign \$1031 [161:144] = \$715 [17:0];
+  assign \$1031 [143:126] = \$712 [17:0];
+  assign \$1031 [125:108] = \$709 [17:0];
+  assign \$1031 [107:90] = \$706 [17:0];
+  assign \$1031 [89:72] = \$703 [17:0];
+  assign \$1031 [71:54] = \$700 [17:0];
+  assign \$1031 [53:36] = \$697 [17:0];
+  assign \$1031 [35:18] = \$694 [17:0];
+  assign \$1031 [17:0] = \$691 [17:0];
+  assign \$1029 [129:104] = { \$683 [24], \$683  };
+  assign \$1029 [103:78] = { \$681 [24], \$681  };
+  assign \$1029 [77:52] = { \$675 [24], \$675  };
+  assign \$1029 [51:26] = { \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669  };
+  assign \$1029 [25:0] = { \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663  };
+  assign \$1027 [129:104] = { \$652 [24], \$652  };
+  assign \$1027 [103:78] = { \$650 [24], \$650  };
+  assign \$1027 [77:52] = { \$644 [24], \$644  };
+  assign \$1027 [51:26] = { \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638  };
+  assign \$1027 [25:0] = { \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632  };
+  assign \$1025 [129:104] = { \$621 [24], \$621  };
+  assign \$1025 [103:78] = { \$619 [24], \$619  };
+  assign \$1025 [77:52] = { \$613 [24], \$613  };
+  assign \$1025 [51:26] = { \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607  };
+  assign \$1025 [25:0] = { \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601  };
+  assign \$1023 [129:104] = { \$590 [24], \$590  };
+  assign \$1023 [103:78] = { \$588 [24], \$588  };
+  assign \$1023 [77:52] = { \$582 [24], \$582  };
+  assign \$1023 [51:26] = { \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576  };
+  assign \$1023 [25:0] = { \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570  };
+  assign \$1021 [129:104] = { \$559 [24], \$559  };
+  assign \$1021 [103:78] = { \$557 [24], \$557  };
+  assign \$1021 [77:52] = { \$551 [24], \$551  };
+  assign \$1021 [51:26] = { \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545  };
+  assign \$1021 [25:0] = { \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539  };
+  assign \$1019 [129:104] = { \$528 [24], \$528  };
+  assign \$1019 [103:78] = { \$526 [24], \$526  };
+  assign \$1019 [77:52] = { \$520 [24], \$520  };
+  assign \$1019 [51:26] = { \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514  };
+  assign \$1019 [25:0] = { \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508  };
+  assign \$1017 [129:104] = { \$497 [24], \$497  };
+  assign \$1017 [103:78] = { \$495 [24], \$495  };
+  assign \$1017 [77:52] = { \$489 [24], \$489  };
+  assign \$1017 [51:26] = { \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483  };
+  assign \$1017 [25:0] = { \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477  };
+  assign \$1015 [129:104] = { \$466 [24], \$466  };
+  assign \$1015 [103:78] = { \$464 [24], \$464  };
+  assign \$1015 [77:52] = { \$458 [24], \$458  };
+  assign \$1015 [51:26] = { \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452  };
+  assign \$1015 [25:0] = { \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446  };
+  assign \$1013 [129:104] = { \$435 [24], \$435  };
+  assign \$1013 [103:78] = { \$433 [24], \$433  };
+  assign \$1013 [77:52] = { \$427 [24], \$427  };
+  assign \$1013 [51:26] = { \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421  };
+  assign \$1013 [25:0] = { \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415  };
+  assign \$1011 [129:104] = { \$404 [24], \$404  };
+  assign \$1011 [103:78] = { \$402 [24], \$402  };
+  assign \$1011 [77:52] = { \$396 [24], \$396  };
+  assign \$1011 [51:26] = { \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390  };
+  assign \$1011 [25:0] = { \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384  };
+  assign \$1009 [129:104] = { \$373 [24], \$373  };
+  assign \$1009 [103:78] = { \$371 [24], \$371  };
+  assign \$1009 [77:52] = { \$365 [24], \$365  };
+  assign \$1009 [51:26] = { \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359  };
+  assign \$1009 [25:0] = { \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353  };
+  assign \$1007 [129:104] = { \$342 [24], \$342  };
+  assign \$1007 [103:78] = { \$340 [24], \$340  };
+  assign \$1007 [77:52] = { \$334 [24], \$334  };
+  assign \$1007 [51:26] = { \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328  };
+  assign \$1007 [25:0] = { \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322  };
+  assign \$1005 [129:104] = { \$311 [24], \$311  };
+  assign \$1005 [103:78] = { \$309 [24], \$309  };
+  assign \$1005 [77:52] = { \$303 [24], \$303  };
+  assign \$1005 [51:26] = { \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297  };
+  assign \$1005 [25:0] = { \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291  };
+  assign \$1003 [129:104] = { \$280 [24], \$280  };
+  assign \$1003 [103:78] = { \$278 [24], \$278  };
+  assign \$1003 [77:52] = { \$272 [24], \$272  };
+  assign \$1003 [51:26] = { \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266  };
+  assign \$1003 [25:0] = { \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260  };
+  assign \$1001 [129:104] = { \$249 [24], \$249  };
+  assign \$1001 [103:78] = { \$247 [24], \$247  };
+  assign \$1001 [77:52] = { \$241 [24], \$241  };
+  assign \$1001 [51:26] = { \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235  };
+  assign \$1001 [25:0] = { \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229  };
+  assign \$999 [129:104] = { \$218 [24], \$218  };
+  assign \$999 [103:78] = { \$216 [24], \$216  };
+  assign \$999 [77:52] = { \$210 [24], \$210  };
+  assign \$999 [51:26] = { \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204  };
+  assign \$999 [25:0] = { \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198  };
+  assign \$998 [255:240] = s5_theta[255:240];
+  assign \$998 [239:224] = s5_theta[239:224];
+  assign \$998 [223:208] = s5_theta[223:208];
+  assign \$998 [207:192] = s5_theta[207:192];
+  assign \$998 [191:176] = s5_theta[191:176];
+  assign \$998 [175:160] = s5_theta[175:160];
+  assign \$998 [159:144] = s5_theta[159:144];
+  assign \$998 [143:128] = s5_theta[143:128];
+  assign \$998 [127:112] = s5_theta[127:112];
+  assign \$998 [111:96] = s5_theta[111:96];
+  assign \$998 [95:80] = s5_theta[95:80];
+  assign \$998 [79:64] = s5_theta[79:64];
+  assign \$998 [63:48] = s5_theta[63:48];
+  assign \$998 [47:32] = s5_theta[47:32];
+  assign \$998 [31:16] = s5_theta[31:16];
+  assign \$998 [15:0] = s5_theta[15:0];
+  assign \$997 [255:240] = s4_theta[255:240];
+  assign \$997 [239:224] = s4_theta[239:224];
+  assign \$997 [223:208] = s4_theta[223:208];
+  assign \$997 [207:192] = s4_theta[207:192];
+  assign \$997 [191:176] = s4_theta[191:176];
+  assign \$997 [175:160] = s4_theta[175:160];
+  assign \$997 [159:144] = s4_theta[159:144];
+  assign \$997 [143:128] = s4_theta[143:128];
+  assign \$997 [127:112] = s4_theta[127:112];
+  assign \$997 [111:96] = s4_theta[111:96];
+  assign \$997 [95:80] = s4_theta[95:80];
+  assign \$997 [79:64] = s4_theta[79:64];
+  assign \$997 [63:48] = s4_theta[63:48];
+  assign \$997 [47:32] = s4_theta[47:32];
+  assign \$997 [31:16] = s4_theta[31:16];
+  assign \$997 [15:0] = s4_theta[15:0];
+  assign \$996 [255:240] = s3_theta[255:240];
+  assign \$996 [239:224] = s3_theta[239:224];
+  assign \$996 [223:208] = s3_theta[223:208];
+  assign \$996 [207:192] = s3_theta[207:192];
+  assign \$996 [191:176] = s3_theta[191:176];
+  assign \$996 [175:160] = s3_theta[175:160];
+  assign \$996 [159:144] = s3_theta[159:144];
+  assign \$996 [143:128] = s3_theta[143:128];
+  assign \$996 [127:112] = s3_theta[127:112];
+  assign \$996 [111:96] = s3_theta[111:96];
+  assign \$996 [95:80] = s3_theta[95:80];
+  assign \$996 [79:64] = s3_theta[79:64];
+  assign \$996 [63:48] = s3_theta[63:48];
+  assign \$996 [47:32] = s3_theta[47:32];
+  assign \$996 [31:16] = s3_theta[31:16];
+  assign \$996 [15:0] = s3_theta[15:0];
+  assign \$995 [255:240] = s2_threshold[255:240];
+  assign \$995 [239:224] = s2_threshold[239:224];
+  assign \$995 [223:208] = s2_threshold[223:208];
+  assign \$995 [207:192] = s2_threshold[207:192];
+  assign \$995 [191:176] = s2_threshold[191:176];
+  assign \$995 [175:160] = s2_threshold[175:160];
+  assign \$995 [159:144] = s2_threshold[159:144];
+  assign \$995 [143:128] = s2_threshold[143:128];
+  assign \$995 [127:112] = s2_threshold[127:112];
+  assign \$995 [111:96] = s2_threshold[111:96];
+  assign \$995 [95:80] = s2_threshold[95:80];
+  assign \$995 [79:64] = s2_threshold[79:64];
+  assign \$995 [63:48] = s2_threshold[63:48];
+  assign \$995 [47:32] = s2_threshold[47:32];
+  assign \$995 [31:16] = s2_threshold[31:16];
+  assign \$995 [15:0] = s2_threshold[15:0];
+  assign \$994 [143:135] = s2_alpha[143:135];
+  assign \$994 [134:126] = s2_alpha[134:126];
+  assign \$994 [125:117] = s2_alpha[125:117];
+  assign \$994 [116:108] = s2_alpha[116:108];
+  assign \$994 [107:99] = s2_alpha[107:99];
+  assign \$994 [98:90] = s2_alpha[98:90];
+  assign \$994 [89:81] = s2_alpha[89:81];
+  assign \$994 [80:72] = s2_alpha[80:72];
+  assign \$994 [71:63] = s2_alpha[71:63];
+  assign \$994 [62:54] = s2_alpha[62:54];
+  assign \$994 [53:45] = s2_alpha[53:45];
+  assign \$994 [44:36] = s2_alpha[44:36];
+  assign \$994 [35:27] = s2_alpha[35:27];
+  assign \$994 [26:18] = s2_alpha[26:18];
+  assign \$994 [17:9] = s2_alpha[17:9];
+  assign \$994 [8:0] = s2_alpha[8:0];
+  assign \$993 [287:270] = \$192 ;
+  assign \$993 [269:252] = \$191 ;
+  assign \$993 [251:234] = \$190 ;
+  assign \$993 [233:216] = \$189 ;
+  assign \$993 [215:198] = \$188 ;
+  assign \$993 [197:180] = \$187 ;
+  assign \$993 [179:162] = \$186 ;
+  assign \$993 [161:144] = \$185 ;
+  assign \$993 [143:126] = \$184 ;
+  assign \$993 [125:108] = \$183 ;
+  assign \$993 [107:90] = \$182 ;
+  assign \$993 [89:72] = \$181 ;
+  assign \$993 [71:54] = \$180 ;
+  assign \$993 [53:36] = \$179 ;
+  assign \$993 [35:18] = \$178 ;
+  assign \$993 [17:0] = \$177 ;
+  assign \$988 [13] = pass___payload[5];
+  assign \$988 [12:5] = pass___payload[14:7];
+  assign \$988 [4] = pass___payload[6];
+  assign \$988 [3:0] = pass___payload[3:0];
+  assign start[287:270] = { port__data[255], port__data[255], port__data[255:240] };
+  assign start[269:252] = { port__data[239], port__data[239], port__data[239:224] };
+  assign start[251:234] = { port__data[223], port__data[223], port__data[223:208] };
+  assign start[233:216] = { port__data[207], port__data[207], port__data[207:192] };
+  assign start[215:198] = { port__data[191], port__data[191], port__data[191:176] };
+  assign start[197:180] = { port__data[175], port__data[175], port__data[175:160] };
+  assign start[179:162] = { port__data[159], port__data[159], port__data[159:144] };
+  assign start[161:144] = { port__data[143], port__data[143], port__data[143:128] };
+  assign start[143:126] = { port__data[127], port__data[127], port__data[127:112] };
+  assign start[125:108] = { port__data[111], port__data[111], port__data[111:96] };
+  assign start[107:90] = { port__data[95], port__data[95], port__data[95:80] };
+  assign start[89:72] = { port__data[79], port__data[79], port__data[79:64] };
+  assign start[71:54] = { port__data[63], port__data[63], port__data[63:48] };
+  assign start[53:36] = { port__data[47], port__data[47], port__data[47:32] };
+  assign start[35:18] = { port__data[31], port__data[31], port__data[31:16] };
+  assign start[17:0] = { port__data[15], port__data[15], port__data[15:0] };
+  assign \$194  = { \$193 [15], \$193  };
+  assign \$197  = { \$196 , 1'h0 };
+  assign \$200  = { \$199 [15], \$199 , 2'h0 };
+  assign \$203  = { \$202 , 3'h0 };
+  assign \$206  = { \$205 [15], \$205 [15], \$205 [15], \$205 , 4'h0 };
+  assign \$209  = { \$208 [15], \$208 [15], \$208 , 5'h00 };
+  assign \$212  = { \$211 [15], \$211 , 6'h00 };
+  assign \$215  = { \$214 , 7'h00 };
+  assign \$225  = { \$224 [15], \$224  };
+  assign \$228  = { \$227 , 1'h0 };
+  assign \$231  = { \$230 [15], \$230 , 2'h0 };
+  assign \$234  = { \$233 , 3'h0 };
+  assign \$237  = { \$236 [15], \$236 [15], \$236 [15], \$236 , 4'h0 };
+  assign \$240  = { \$239 [15], \$239 [15], \$239 , 5'h00 };
+  assign \$243  = { \$242 [15], \$242 , 6'h00 };
+  assign \$246  = { \$245 , 7'h00 };
+  assign \$256  = { \$255 [15], \$255  };
+  assign \$259  = { \$258 , 1'h0 };
+  assign \$262  = { \$261 [15], \$261 , 2'h0 };
+  assign \$265  = { \$264 , 3'h0 };
+  assign \$268  = { \$267 [15], \$267 [15], \$267 [15], \$267 , 4'h0 };
+  assign \$271  = { \$270 [15], \$270 [15], \$270 , 5'h00 };
+  assign \$274  = { \$273 [15], \$273 , 6'h00 };
+  assign \$277  = { \$276 , 7'h00 };
+  assign \$287  = { \$286 [15], \$286  };
+  assign \$290  = { \$289 , 1'h0 };
+  assign \$293  = { \$292 [15], \$292 , 2'h0 };
+  assign \$296  = { \$295 , 3'h0 };
+  assign \$299  = { \$298 [15], \$298 [15], \$298 [15], \$298 , 4'h0 };
+  assign \$302  = { \$301 [15], \$301 [15], \$301 , 5'h00 };
+  assign \$305  = { \$304 [15], \$304 , 6'h00 };
+  assign \$308  = { \$307 , 7'h00 };
+  assign \$318  = { \$317 [15], \$317  };
+  assign \$321  = { \$320 , 1'h0 };
+  assign \$324  = { \$323 [15], \$323 , 2'h0 };
+  assign \$327  = { \$326 , 3'h0 };
+  assign \$330  = { \$329 [15], \$329 [15], \$329 [15], \$329 , 4'h0 };
+  assign \$333  = { \$332 [15], \$332 [15], \$332 , 5'h00 };
+  assign \$336  = { \$335 [15], \$335 , 6'h00 };
+  assign \$339  = { \$338 , 7'h00 };
+  assign \$349  = { \$348 [15], \$348  };
+  assign \$352  = { \$351 , 1'h0 };
+  assign \$355  = { \$354 [15], \$354 , 2'h0 };
+  assign \$358  = { \$357 , 3'h0 };
+  assign \$361  = { \$360 [15], \$360 [15], \$360 [15], \$360 , 4'h0 };
+  assign \$364  = { \$363 [15], \$363 [15], \$363 , 5'h00 };
+  assign \$367  = { \$366 [15], \$366 , 6'h00 };
+  assign \$370  = { \$369 , 7'h00 };
+  assign \$380  = { \$379 [15], \$379  };
+  assign \$383  = { \$382 , 1'h0 };
+  assign \$386  = { \$385 [15], \$385 , 2'h0 };
+  assign \$389  = { \$388 , 3'h0 };
+  assign \$392  = { \$391 [15], \$391 [15], \$391 [15], \$391 , 4'h0 };
+  assign \$395  = { \$394 [15], \$394 [15], \$394 , 5'h00 };
+  assign \$398  = { \$397 [15], \$397 , 6'h00 };
+  assign \$401  = { \$400 , 7'h00 };
+  assign \$411  = { \$410 [15], \$410  };
+  assign \$414  = { \$413 , 1'h0 };
+  assign \$417  = { \$416 [15], \$416 , 2'h0 };
+  assign \$420  = { \$419 , 3'h0 };
+  assign \$423  = { \$422 [15], \$422 [15], \$422 [15], \$422 , 4'h0 };
+  assign \$426  = { \$425 [15], \$425 [15], \$425 , 5'h00 };
+  assign \$429  = { \$428 [15], \$428 , 6'h00 };
+  assign \$432  = { \$431 , 7'h00 };
+  assign \$442  = { \$441 [15], \$441  };
+  assign \$445  = { \$444 , 1'h0 };
+  assign \$448  = { \$447 [15], \$447 , 2'h0 };
+  assign \$451  = { \$450 , 3'h0 };
+  assign \$454  = { \$453 [15], \$453 [15], \$453 [15], \$453 , 4'h0 };
+  assign \$457  = { \$456 [15], \$456 [15], \$456 , 5'h00 };
+  assign \$460  = { \$459 [15], \$459 , 6'h00 };
+  assign \$463  = { \$462 , 7'h00 };
+  assign \$473  = { \$472 [15], \$472  };
+  assign \$476  = { \$475 , 1'h0 };
+  assign \$479  = { \$478 [15], \$478 , 2'h0 };
+  assign \$482  = { \$481 , 3'h0 };
+  assign \$485  = { \$484 [15], \$484 [15], \$484 [15], \$484 , 4'h0 };
+  assign \$488  = { \$487 [15], \$487 [15], \$487 , 5'h00 };
+  assign \$491  = { \$490 [15], \$490 , 6'h00 };
+  assign \$494  = { \$493 , 7'h00 };
+  assign \$504  = { \$503 [15], \$503  };
+  assign \$507  = { \$506 , 1'h0 };
+  assign \$510  = { \$509 [15], \$509 , 2'h0 };
+  assign \$513  = { \$512 , 3'h0 };
+  assign \$516  = { \$515 [15], \$515 [15], \$515 [15], \$515 , 4'h0 };
+  assign \$519  = { \$518 [15], \$518 [15], \$518 , 5'h00 };
+  assign \$522  = { \$521 [15], \$521 , 6'h00 };
+  assign \$525  = { \$524 , 7'h00 };
+  assign \$535  = { \$534 [15], \$534  };
+  assign \$538  = { \$537 , 1'h0 };
+  assign \$541  = { \$540 [15], \$540 , 2'h0 };
+  assign \$544  = { \$543 , 3'h0 };
+  assign \$547  = { \$546 [15], \$546 [15], \$546 [15], \$546 , 4'h0 };
+  assign \$550  = { \$549 [15], \$549 [15], \$549 , 5'h00 };
+  assign \$553  = { \$552 [15], \$552 , 6'h00 };
+  assign \$556  = { \$555 , 7'h00 };
+  assign \$566  = { \$565 [15], \$565  };
+  assign \$569  = { \$568 , 1'h0 };
+  assign \$572  = { \$571 [15], \$571 , 2'h0 };
+  assign \$575  = { \$574 , 3'h0 };
+  assign \$578  = { \$577 [15], \$577 [15], \$577 [15], \$577 , 4'h0 };
+  assign \$581  = { \$580 [15], \$580 [15], \$580 , 5'h00 };
+  assign \$584  = { \$583 [15], \$583 , 6'h00 };
+  assign \$587  = { \$586 , 7'h00 };
+  assign \$597  = { \$596 [15], \$596  };
+  assign \$600  = { \$599 , 1'h0 };
+  assign \$603  = { \$602 [15], \$602 , 2'h0 };
+  assign \$606  = { \$605 , 3'h0 };
+  assign \$609  = { \$608 [15], \$608 [15], \$608 [15], \$608 , 4'h0 };
+  assign \$612  = { \$611 [15], \$611 [15], \$611 , 5'h00 };
+  assign \$615  = { \$614 [15], \$614 , 6'h00 };
+  assign \$618  = { \$617 , 7'h00 };
+  assign \$628  = { \$627 [15], \$627  };
+  assign \$631  = { \$630 , 1'h0 };
+  assign \$634  = { \$633 [15], \$633 , 2'h0 };
+  assign \$637  = { \$636 , 3'h0 };
+  assign \$640  = { \$639 [15], \$639 [15], \$639 [15], \$639 , 4'h0 };
+  assign \$643  = { \$642 [15], \$642 [15], \$642 , 5'h00 };
+  assign \$646  = { \$645 [15], \$645 , 6'h00 };
+  assign \$649  = { \$648 , 7'h00 };
+  assign \$659  = { \$658 [15], \$658  };
+  assign \$662  = { \$661 , 1'h0 };
+  assign \$665  = { \$664 [15], \$664 , 2'h0 };
+  assign \$668  = { \$667 , 3'h0 };
+  assign \$671  = { \$670 [15], \$670 [15], \$670 [15], \$670 , 4'h0 };
+  assign \$674  = { \$673 [15], \$673 [15], \$673 , 5'h00 };
+  assign \$677  = { \$676 [15], \$676 , 6'h00 };
+  assign \$680  = { \$679 , 7'h00 };
+  assign \$691  = { \$690 [27], \$690 [27], \$690 [27], \$690 [27], \$690 [27], \$690 [27], \$690 [27], \$690 [27], \$690 [27:8] };
+  assign \$694  = { \$693 [27], \$693 [27], \$693 [27], \$693 [27], \$693 [27], \$693 [27], \$693 [27], \$693 [27], \$693 [27:8] };
+  assign \$697  = { \$696 [27], \$696 [27], \$696 [27], \$696 [27], \$696 [27], \$696 [27], \$696 [27], \$696 [27], \$696 [27:8] };
+  assign \$700  = { \$699 [27], \$699 [27], \$699 [27], \$699 [27], \$699 [27], \$699 [27], \$699 [27], \$699 [27], \$699 [27:8] };
+  assign \$703  = { \$702 [27], \$702 [27], \$702 [27], \$702 [27], \$702 [27], \$702 [27], \$702 [27], \$702 [27], \$702 [27:8] };
+  assign \$706  = { \$705 [27], \$705 [27], \$705 [27], \$705 [27], \$705 [27], \$705 [27], \$705 [27], \$705 [27], \$705 [27:8] };
+  assign \$709  = { \$708 [27], \$708 [27], \$708 [27], \$708 [27], \$708 [27], \$708 [27], \$708 [27], \$708 [27], \$708 [27:8] };
+  assign \$712  = { \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27], \$711 [27:8] };
+  assign \$715  = { \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27], \$714 [27:8] };
+  assign \$718  = { \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27], \$717 [27:8] };
+  assign \$721  = { \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27], \$720 [27:8] };
+  assign \$724  = { \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27], \$723 [27:8] };
+  assign \$727  = { \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27], \$726 [27:8] };
+  assign \$730  = { \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27], \$729 [27:8] };
+  assign \$733  = { \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27], \$732 [27:8] };
+  assign \$736  = { \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27], \$735 [27:8] };
+  assign \$753  = { s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27], s5_pa[27:8] };
+  assign \$756  = { s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55], s5_pa[55:36] };
+  assign \$759  = { s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83], s5_pa[83:64] };
+  assign \$762  = { s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111], s5_pa[111:92] };
+  assign \$765  = { s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139], s5_pa[139:120] };
+  assign \$768  = { s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167], s5_pa[167:148] };
+  assign \$771  = { s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195], s5_pa[195:176] };
+  assign \$774  = { s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223], s5_pa[223:204] };
+  assign \$777  = { s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251], s5_pa[251:232] };
+  assign \$780  = { s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279], s5_pa[279:260] };
+  assign \$783  = { s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307], s5_pa[307:288] };
+  assign \$786  = { s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335], s5_pa[335:316] };
+  assign \$789  = { s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363], s5_pa[363:344] };
+  assign \$792  = { s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391:372] };
+  assign \$795  = { s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419:400] };
+  assign \$798  = { s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447:428] };
+  assign \$818  = 16'hffff;
+  assign \$819  = { s6_spike15, s6_spike14, s6_spike13, s6_spike12, s6_spike11, s6_spike10, s6_spike9, s6_spike8, s6_spike7, s6_spike6, s6_spike5, s6_spike4, s6_spike3, s6_spike2, s6_spike1, s6_spike0 };
 endmodule

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from dalif_hw.simulate import setup_verilator
+from dalif_hw.harness.verilator import setup_verilator
 
 
 @pytest.fixture(scope="session", autouse=True)

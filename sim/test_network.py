@@ -12,11 +12,12 @@ import sys
 
 import numpy as np
 
+from dalif_hw import twin
+from dalif_hw.core.params import IntParams, ReadoutParams
+from dalif_hw.harness.verilator import build, config_writes, run_bench
 from dalif_hw.hw.emit import emit_network, write_outputs
 from dalif_hw.hw.network import NetworkTop
-from dalif_hw.network import Layer, Network
-from dalif_hw.params import IntParams, ReadoutParams
-from dalif_hw.simulate import build, config_writes, run_bench
+from dalif_hw.quant.packed import Layer, Network
 
 
 def random_network(rng, sizes, T, lanes, resets) -> Network:
@@ -38,7 +39,7 @@ def random_network(rng, sizes, T, lanes, resets) -> Network:
 
 def cases_for(network: Network, rng, samples: int, name: str, **options) -> dict:
     spikes = rng.random((samples, network.T, network.inputs)) < 0.5
-    _, logits = network.run(spikes)
+    _, logits = twin.run_network(network, spikes)
     events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
     return {"name": name, "events": events, **options,
             "expected": {"logits": logits.tolist(), "classes": logits.argmax(1).tolist()}}
@@ -54,6 +55,15 @@ def test_random_network_with_reconfiguration(build_root, tmp_path):
     manifest = json.loads(manifest_path.read_text())
     build_dir = build(folder / "dalif_network.v", "dalif_network", build_root / "network")
     cases = [cases_for(generated, rng, 6, "generated init", gaps=0.3, backpressure=0.4)]
+    # Reset in the middle of a sample (a timestep and a half sent, the layers busy): the
+    # samples after it must see a fresh network.
+    spikes = rng.random((T, sizes[0])) < 0.5
+    half = [[int(j), 0] for j in np.flatnonzero(spikes[0])] + [[0, 1]] + \
+        [[int(j), 0] for j in np.flatnonzero(spikes[1])[:sizes[0] // 3]]
+    cases.append(cases_for(generated, rng, 3, "after a reset mid-sample",
+                           prefix={"beats": half, "settle": 4},
+                           gaps={"kind": "bursts", "on": 5, "off": 2},
+                           backpressure={"kind": "periodic", "every": 3}, seed=9))
     for k in range(3):
         # New parameters for every layer, through each layer's own configuration port.
         network = random_network(rng, sizes, T, lanes, ["soft", "hard"])

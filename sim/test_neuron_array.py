@@ -1,10 +1,14 @@
 """Generated neuron arrays on Verilator against the integer twin, bit for bit.
 
-A handful of builds (one per configuration below) each run many random cases: new parameters
-loaded through the configuration port, random spike trains with repeated indices, random
-gaps on input valid and random back-pressure on output ready. Every output beat (spike
-indices and eot markers, in order) must equal the twin's; a mismatch names the sample,
-timestep and beat. The bench drives the array only through its manifest.
+A handful of builds (the fixed configurations below, the committed default array, and
+random shapes drawn from the run's seed: 4 by default, 20 more with ``-m slow``) each run many
+random cases: new parameters loaded through the configuration port, random spike trains with
+repeated indices, gaps on input valid together with back-pressure on output ready (random,
+bursts or periodic). Every output beat (spike indices and eot markers, in order) must equal
+the twin's; a mismatch names the sample, timestep and beat; the output must keep the
+AXI-Stream hold rule. The bench drives the array only through its manifest (and
+``dalif_hw.harness.drivers``). The seed is printed at the start and end of the run;
+``pytest --sim-seed SEED`` draws the same shapes again.
 """
 
 from __future__ import annotations
@@ -17,11 +21,11 @@ import numpy as np
 import pytest
 
 from dalif_hw import twin
-from dalif_hw.config import ArrayConfig, signed_range
+from dalif_hw.core.config import ArrayConfig, ConfigError, signed_range
+from dalif_hw.core.params import IntParams
+from dalif_hw.harness.verilator import build, config_writes, expected_beats, run_bench
 from dalif_hw.hw.emit import emit_array, write_outputs
 from dalif_hw.hw.neuron_array import NeuronArray
-from dalif_hw.params import IntParams
-from dalif_hw.simulate import build, config_writes, expected_beats, run_bench
 
 ROOT = Path(__file__).parent.parent
 
@@ -42,7 +46,56 @@ CONFIGS = {
     # 16 lanes over 40 neurons (last group part-full), wide words.
     "p16": dict(neurons=40, inputs=33, T=3, lanes=16, reset="hard", WB=10, DB=10, VB=18),
 }
+FIXED = list(CONFIGS)  # the random shapes join CONFIGS at collection
 DEFAULT = "default"  # rtl/dalif_array.v as committed
+#: Random shapes per run: built by default, and more under ``-m slow``.
+RANDOM_DEFAULT, RANDOM_SLOW = 4, 20
+#: Patterns of input gaps and output back-pressure (dalif_hw.harness.drivers.pattern); round
+#: k of a random test uses GAPS[k % 4] and BACKPRESSURE[k % 4]: always both.
+GAPS = [0.2, {"kind": "bursts", "on": 6, "off": 3}, {"kind": "periodic", "every": 3}, 0.6]
+BACKPRESSURE = [{"kind": "bursts", "on": 4, "off": 4}, 0.3, 0.2,
+                {"kind": "periodic", "every": 2}]
+
+
+def random_shape(rng) -> dict:
+    """ArrayConfig arguments (and ``multipliers``) of a small random array."""
+    while True:
+        neurons = int(rng.integers(1, 41))
+        shape = dict(neurons=neurons, inputs=int(rng.integers(1, 41)),
+                     T=int(rng.integers(1, 5)), lanes=int(rng.integers(1, min(neurons, 16) + 1)),
+                     WB=int(rng.integers(2, 11)), DB=int(rng.integers(1, 11)),
+                     VB=int(rng.integers(4, 20)), reset=str(rng.choice(["hard", "soft"])),
+                     per_neuron_threshold=bool(rng.random() < 0.7),
+                     bias=bool(rng.random() < 0.7),
+                     multipliers=str(rng.choice(["dsp", "logic"])))
+        try:
+            ArrayConfig(**{k: v for k, v in shape.items() if k != "multipliers"})
+        except ConfigError:
+            continue
+        return shape
+
+
+def random_shapes(seed: int) -> dict[str, dict]:
+    """The run's random shapes, named by their sizes."""
+    rng = np.random.default_rng(seed)
+    shapes = {}
+    for k in range(RANDOM_DEFAULT + RANDOM_SLOW):
+        s = random_shape(rng)
+        shapes[f"r{k}-N{s['neurons']}-M{s['inputs']}-P{s['lanes']}-T{s['T']}"] = s
+    return shapes
+
+
+def pytest_generate_tests(metafunc):
+    """Every bench runs on the fixed configurations, the default array and the run's random
+    shapes (the seed comes from the controlling process: conftest.py)."""
+    if "name" not in metafunc.fixturenames:
+        return
+    shapes = random_shapes(metafunc.config.sim_seed)
+    CONFIGS.update(shapes)
+    names = [*FIXED, DEFAULT] + [
+        pytest.param(name, marks=pytest.mark.slow) if k >= RANDOM_DEFAULT else name
+        for k, name in enumerate(shapes)]
+    metafunc.parametrize("name", names)
 
 
 def random_params(config: ArrayConfig, rng, style: str = "mixed") -> IntParams:
@@ -138,10 +191,6 @@ def check(results: list[dict]):
     assert not failed, "; ".join(f"case {r['name']}: {r.get('message')}" for r in failed)
 
 
-ALL = [*CONFIGS, DEFAULT]
-
-
-@pytest.mark.parametrize("name", ALL)
 def test_random_cases(name, build_root, tmp_path):
     """Random parameters through the config port, random traffic with gaps and back-pressure."""
     build_dir, manifest_path = built(name, build_root)
@@ -165,14 +214,13 @@ def test_random_cases(name, build_root, tmp_path):
         cases.append(make_case(f"round {k} ({style}, density {density})", params,
                                random_events(config, rng, samples, min(density, 1.0)),
                                config=[config_writes(manifest, params)],
-                               gaps=[0.2, 0.3, 0.6][k % 3], backpressure=[0.5, 0.2, 0.3][k % 3],
+                               gaps=GAPS[k % 4], backpressure=BACKPRESSURE[k % 4],
                                seed=k, expect_err=0))
     results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
     check(results)
     assert len(results) == len(cases)
 
 
-@pytest.mark.parametrize("name", ALL)
 def test_errors_and_reset(name, build_root, tmp_path):
     """Dropped beats raise the sticky flag and are dropped as the twin drops them; reset
     clears the flag and all state, including a half-finished sample."""
@@ -201,7 +249,6 @@ def test_errors_and_reset(name, build_root, tmp_path):
     check(run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path))
 
 
-@pytest.mark.parametrize("name", ALL)
 def test_throughput_bound(name, build_root, tmp_path, capsys):
     """Steady state (valid whenever a beat waits, ready always): cycles per timestep within
     max(ceil(N/P) * (E + 1), F + 1) + 8, summed over the timesteps of the run.
@@ -243,3 +290,25 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
         assert cycles <= bound, lines[-1]
     with capsys.disabled():
         print("\n" + "\n".join(lines))
+
+
+def test_the_hold_monitor_catches_an_output_that_drops_valid(build_root, tmp_path):
+    """The bench's AXI-Stream monitor fails a case whose DUT lowers valid while stalled
+    (the formal harness's broken output stage, in place of the array's own)."""
+    from dalif_hw.harness.formal import Harness
+    from dalif_hw.hw.emit import to_verilog
+
+    config = ArrayConfig(**{k: v for k, v in CONFIGS["p4"].items() if k != "multipliers"})
+    params = random_params(config, np.random.default_rng(1))
+    folder = build_root / "broken_rtl"
+    files = emit_array(NeuronArray(config, params), "dalif_array")
+    files["dalif_array.v"] = to_verilog(
+        Harness(NeuronArray(config, params), (), broken="drops-valid"), "dalif_array")
+    write_outputs(folder, files)
+    build_dir = build(folder / "dalif_array.v", "dalif_array", build_root / "broken")
+    events = random_events(config, np.random.default_rng(2), 4, 0.8)
+    results = run_bench(build_dir, "dalif_array", folder / "dalif_array.json",
+                        [make_case("stalled output", params, events, gaps=0.1,
+                                   backpressure=0.6, seed=5, max_cycles=5000)], tmp_path)
+    assert not results[0]["ok"]
+    assert "valid dropped before the beat was taken" in results[0]["message"], results[0]

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from dalif_hw import twin
-from dalif_hw.config import ArrayConfig, ConfigError, rnd, sat
-from dalif_hw.params import IntParams
+from dalif_hw.core.config import ArrayConfig, ConfigError, rnd, sat
+from dalif_hw.core.params import IntParams
 
 
 def make(weight, alpha, beta, threshold, bias=None, **widths):
@@ -141,8 +141,8 @@ def test_model_twin_and_packing_import_without_amaranth():
     import sys
 
     code = ("import sys; sys.modules['amaranth'] = None\n"
-            "import dalif_hw, dalif_hw.config, dalif_hw.twin, dalif_hw.model, dalif_hw.pack\n"
-            "import dalif_hw.golden, dalif_hw.network\n"
+            "import dalif_hw, dalif_hw.core.config, dalif_hw.twin, dalif_hw.model, dalif_hw.pack\n"
+            "import dalif_hw.golden, dalif_hw.quant.packed, dalif_hw.quant.packing\n"
             "assert 'amaranth.hdl' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]

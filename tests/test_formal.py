@@ -3,25 +3,25 @@
 Small generated arrays (N = 4, M = 6 so that out-of-range indices exist; P = 1 and 4; both
 resets) and a two-layer network (an array and a readout), every input free: the event
 stream, ``ready``, the configuration port and the reset. Yosys's ``sat`` proves the
-properties of :data:`dalif_hw.formal.INDUCTIVE` by induction (every reachable state) and
-checks :data:`dalif_hw.formal.BOUNDED` from reset over at least two whole samples.
+properties of :data:`dalif_hw.harness.formal.INDUCTIVE` by induction (every reachable state) and
+checks :data:`dalif_hw.harness.formal.BOUNDED` from reset over at least two whole samples.
 """
 
 import numpy as np
 import pytest
 from amaranth.hdl import Module, Signal
-from amaranth.sim import Simulator
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
 
-from dalif_hw.config import ArrayConfig
-from dalif_hw.formal import BOUNDED, INDUCTIVE, Harness, combinational_paths, prove
+from dalif_hw.core.config import ArrayConfig
+from dalif_hw.core.params import IntParams, ReadoutParams
+from dalif_hw.harness.formal import BOUNDED, INDUCTIVE, Harness, combinational_paths, prove
 from dalif_hw.hw.network import NetworkTop
 from dalif_hw.hw.neuron_array import NeuronArray
 from dalif_hw.hw.readout import Readout
 from dalif_hw.hw.streams import event_signature
-from dalif_hw.network import Layer, Network
-from dalif_hw.params import IntParams, ReadoutParams
+from dalif_hw.quant.packed import Layer, Network
 
 pytestmark = pytest.mark.formal
 

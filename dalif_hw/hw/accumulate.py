@@ -21,16 +21,54 @@ dropped and raise the sticky ``err``.
 from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
-from amaranth.lib import wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..layout import MemorySpec
+from ..core.layout import MemorySpec
 from .streams import ConfigSignature, event_signature
 
-__all__ = ["SpikeAccumulator", "lanes_of", "config_write_port", "config_widths",
-           "read_in_step", "drive_start"]
+__all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "lanes_of",
+           "config_write_port", "config_widths", "read_in_step"]
+
+
+def pass_layout(groups: int, base_width: int, lanes: int, acc_width: int) -> data.StructLayout:
+    """What a pass operation hands to the neurons behind, per group: ``g``, ``empty`` (no
+    counted beat since the last pass), ``first_step`` (issued by the first timestep of a
+    sample), ``last`` (last group), ``base`` (g * P, the index of lane 0) and ``acc`` (the
+    group's accumulators, one signed lane each)."""
+    return data.StructLayout({
+        "g": range(groups), "empty": 1, "first_step": 1, "last": 1, "base": base_width,
+        "acc": data.ArrayLayout(signed(acc_width), lanes)})
+
+
+class AccumulatorSignature(wiring.Signature):
+    """The narrow interface between an accumulator and the neurons behind it: what a second
+    accumulator (over a convolution's kernel window, say) must provide.
+
+    ``i`` (events in), ``cfg`` (its weight memory's share of the configuration port), ``err``
+    (sticky: a beat dropped); ``issue`` (``valid``: a pass operation issued this cycle, for
+    group ``g``, so that the neurons can address their memories with it);
+    ``pass_`` (``valid`` and a :func:`pass_layout` payload, ``LATENCY`` cycles after issue);
+    ``start`` (in, one cycle after issue: the values the group's first accumulation of a
+    pass starts from, e.g. the bias) and ``room`` (in: the neurons behind can take every pass
+    operation in flight plus ``SLACK``).
+    """
+
+    def __init__(self, *, inputs: int, groups: int, lanes: int, acc_width: int,
+                 base_width: int, cfg_widths: dict):
+        super().__init__({
+            "i": In(event_signature(inputs)),
+            "cfg": In(ConfigSignature(**cfg_widths)),
+            "err": Out(1),
+            "issue": Out(wiring.Signature({"valid": Out(1), "g": Out(range(groups))})),
+            "pass_": Out(wiring.Signature({
+                "valid": Out(1),
+                "payload": Out(pass_layout(groups, base_width, lanes, acc_width))})),
+            "start": In(data.ArrayLayout(signed(acc_width), lanes)),
+            "room": In(1),
+        })
 
 
 def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:
@@ -51,11 +89,11 @@ def config_write_port(m: Module, memory: Memory, spec: MemorySpec, cfg) -> None:
     ]
 
 
-def config_widths(specs: list[MemorySpec], lanes: int, data: int) -> dict:
+def config_widths(specs: list[MemorySpec], lanes: int, data_width: int) -> dict:
     """Widths of the configuration port of an array with memories ``specs``."""
     depth = max(spec.depth for spec in specs)
-    return {"sel": 3, "addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(lanes)),
-            "data": data}
+    return {"addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(lanes)),
+            "data": data_width}
 
 
 def read_in_step(m: Module, memory: Memory, addr, name: str, early: bool = False):
@@ -67,14 +105,6 @@ def read_in_step(m: Module, memory: Memory, addr, name: str, early: bool = False
     m.d.comb += port.addr.eq(addr)
     m.d.sync += word.eq(port.data)
     return (port.data, word) if early else word
-
-
-def drive_start(m: Module, acc, values) -> None:
-    """Drive ``acc.start`` (a :class:`SpikeAccumulator`'s) with one signed value per lane,
-    each sign-extended to the accumulator width."""
-    lanes = [Signal(signed(acc.acc_width), name=f"s1_start{p}") for p in range(acc.lanes)]
-    m.d.comb += [lane.eq(value) for lane, value in zip(lanes, values)]
-    m.d.comb += acc.start.eq(Cat(*lanes))
 
 
 class SpikeAccumulator(wiring.Component):
@@ -107,20 +137,11 @@ class SpikeAccumulator(wiring.Component):
 
     Attributes
     ----------
-    issue : Out
-        ``g``: the group of the operation issued this cycle, a beat's or a pass's (for the
-        memories behind); ``valid``: a pass operation was issued.
-    pass_ : Out
-        Two cycles later: ``valid``, ``g``, ``empty`` (no counted beat since the last pass),
-        ``first_step`` (issued by the first timestep of a sample), ``last`` (last group),
-        ``base`` (g * P), ``acc`` (the group's accumulators, P lanes).
-    start : In
-        The group's start values (P lanes), one cycle after issue (read them with
-        :func:`read_in_step` at ``issue.g``, ``early=True``): the first beat after a pass adds
-        its weights to these. Zero unless driven.
-    room : In(1)
-        The datapath behind has room for every pass operation in flight plus two more (it
-        is registered here, so it may be one cycle old).
+    (ports) : AccumulatorSignature
+        ``issue.g`` is the group of the operation issued this cycle, a beat's or a pass's;
+        ``pass_`` comes :attr:`LATENCY` cycles after issue; ``start`` is read one cycle after
+        issue (read it with :func:`read_in_step` at ``issue.g``, ``early=True``) and is zero
+        unless driven; ``room`` is registered here, so it may be one cycle old.
     probes : dict
         Not ports, for checkers (:mod:`dalif_hw.hw.checks`): ``taken``, a beat leaves the
         one-beat input buffer this cycle (counted, dropped, or an ``eot``); ``held`` and
@@ -145,19 +166,10 @@ class SpikeAccumulator(wiring.Component):
         self.pass_gap = pass_gap
         self.lanes, self.groups = weights.lanes, weights.depth // inputs
         self.acc_width, self.pass_every = acc_width, pass_every
-        G = self.groups
-        super().__init__({
-            "i": In(event_signature(inputs)),
-            "cfg": In(ConfigSignature(**cfg_widths)),
-            "err": Out(1),
-            "issue": Out(wiring.Signature({"valid": Out(1), "g": Out(range(G))})),
-            "pass_": Out(wiring.Signature({
-                "valid": Out(1), "g": Out(range(G)), "empty": Out(1), "first_step": Out(1),
-                "last": Out(1), "base": Out(base_width),
-                "acc": Out(self.lanes * acc_width)})),
-            "start": In(self.lanes * acc_width),
-            "room": In(1),
-        })
+        self.base_width = base_width
+        super().__init__(AccumulatorSignature(
+            inputs=inputs, groups=self.groups, lanes=self.lanes, acc_width=acc_width,
+            base_width=base_width, cfg_widths=cfg_widths))
         # Named as the signals they stand for, so the Verilog reads as before.
         self.probes = {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
                        "beat": Signal.like(self.i.payload, name="beat"),
@@ -195,7 +207,7 @@ class SpikeAccumulator(wiring.Component):
         in_pass = Signal()           # ... of a pass
         g = Signal(range(G))         # group of this cycle's operation
         waddr = Signal(range(G * M + M))   # its weight address, g * M + j
-        base = Signal(len(self.pass_.base))   # its g * P
+        base = Signal(self.base_width)   # its g * P
         walk_first = Signal()        # the beat being walked is the first since the last pass
         walk_empty, walk_first_step = Signal(), Signal()
         first = Signal(init=1)       # no beat counted since the last pass
@@ -208,25 +220,28 @@ class SpikeAccumulator(wiring.Component):
         # Registered: room behind for every operation in flight, the stale cycle and one more.
         credit = Signal()
         m.d.sync += credit.eq(self.room)
-        op = {"valid": Signal(), "pass": Signal(), "g": Signal(range(G)), "first": Signal(),
-              "empty": Signal(), "first_step": Signal(), "last": Signal(),
-              "base": Signal(len(base))}
-        m.d.comb += [op["valid"].eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
-                     op["g"].eq(g), op["first"].eq(walk_first & ~in_pass),
-                     op["empty"].eq(walk_empty), op["first_step"].eq(walk_first_step),
-                     op["last"].eq(g == G - 1), op["base"].eq(base)]
-        # Only the valid bits of the pipeline need a reset.
-        s1 = {k: Signal.like(v, name=f"s1_{k}", reset_less=k != "valid") for k, v in op.items()}
-        s2 = {k: Signal.like(v, name=f"s2_{k}", reset_less=k != "valid") for k, v in op.items()}
-        m.d.sync += [s1[k].eq(op[k]) for k in op] + [s2[k].eq(s1[k]) for k in op]
+        # An operation: its valid bit, and the rest (a layout) carried beside it.
+        op_layout = data.StructLayout({
+            "pass": 1, "g": range(G), "first": 1, "empty": 1, "first_step": 1, "last": 1,
+            "base": len(base)})
+        op_valid, op = Signal(), Signal(op_layout)
+        m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
+                     op.g.eq(g), op.first.eq(walk_first & ~in_pass), op.empty.eq(walk_empty),
+                     op.first_step.eq(walk_first_step), op.last.eq(g == G - 1),
+                     op.base.eq(base)]
+        # Stages 1 and 2. Only the valid bits of the pipeline need a reset.
+        s1_valid, s2_valid = Signal(), Signal()
+        s1 = Signal(op_layout, reset_less=True)
+        s2 = Signal(op_layout, reset_less=True)
+        m.d.sync += [s1_valid.eq(op_valid), s1.eq(op), s2_valid.eq(s1_valid), s2.eq(s1)]
 
-        at_last = op["valid"] & op["last"]
+        at_last = op_valid & op.last
         # g and base return to 0 at the end of every walk, so a new walk needs no load of
         # them; waddr takes the buffered beat's index whenever it is not stepping (it matters
         # only once that beat is consumed). Only the few walk flags depend on ``consume``.
-        with m.If(op["valid"]):
-            m.d.sync += [g.eq(Mux(op["last"], 0, g + 1)), base.eq(Mux(op["last"], 0, base + P))]
-        with m.If(op["valid"] & ~op["last"]):
+        with m.If(op_valid):
+            m.d.sync += [g.eq(Mux(op.last, 0, g + 1)), base.eq(Mux(op.last, 0, base + P))]
+        with m.If(op_valid & ~op.last):
             m.d.sync += waddr.eq(waddr + M)
         with m.Else():
             m.d.sync += waddr.eq(beat.index)
@@ -237,11 +252,11 @@ class SpikeAccumulator(wiring.Component):
         quiet = Signal(range(max(self.pass_gap, 0) + 2), init=max(self.pass_gap, 0) + 1)
         quiet_ok = Signal()
         if self.pass_gap > 0:
-            with m.If(op["valid"] & op["pass"]):
+            with m.If(op_valid & op["pass"]):
                 m.d.sync += quiet.eq(1)
             with m.Elif(quiet <= self.pass_gap):
                 m.d.sync += quiet.eq(quiet + 1)
-            m.d.comb += quiet_ok.eq(~(op["valid"] & op["pass"]) & (quiet >= self.pass_gap))
+            m.d.comb += quiet_ok.eq(~(op_valid & op["pass"]) & (quiet >= self.pass_gap))
         else:
             m.d.comb += quiet_ok.eq(1)
 
@@ -262,22 +277,22 @@ class SpikeAccumulator(wiring.Component):
             with m.Else():
                 m.d.sync += err.eq(1)
 
-        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op["g"]),
-                     self.issue.valid.eq(op["valid"] & op["pass"]), self.issue.g.eq(op["g"])]
+        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op.g),
+                     self.issue.valid.eq(op_valid & op["pass"]), self.issue.g.eq(op.g)]
         # Memory outputs registered: stage 2 sees them beside the operation.
         w2 = Signal(len(w_rd.data), reset_less=True)
         acc2 = Signal(len(acc_rd.data), reset_less=True)
         # The first beat after a pass starts from ``start`` instead of what was accumulated.
         m.d.sync += [w2.eq(w_rd.data),
-                     acc2.eq(Mux(s1["first"], self.start, acc_rd.data))]
+                     acc2.eq(Mux(s1.first, self.start.as_value(), acc_rd.data))]
 
         # -- stage 2: forward the writes in flight, then accumulate or hand on ---------------
         # A read issued at cycle c sees writes up to c - 1; the operations issued at c - 2 and
         # c - 1 write at c and c + 1, so stage 2 (at c + 2) takes those from wl2 and wl1.
-        wl1 = {"valid": Signal(), "g": Signal(range(G), reset_less=True),
-               "data": Signal(P * AW, reset_less=True)}
-        wl2 = {"valid": Signal(), "g": Signal(range(G), reset_less=True),
-               "data": Signal(P * AW, reset_less=True)}
+        lanes_layout = data.ArrayLayout(signed(AW), P)
+        write_layout = data.StructLayout({"g": range(G), "data": lanes_layout})
+        wl1_valid, wl1 = Signal(), Signal(write_layout, reset_less=True)
+        wl2_valid, wl2 = Signal(), Signal(write_layout, reset_less=True)
         # Which write to forward is decided a cycle early, in stage 1, from registers: the
         # operation now in stage 2 writes next cycle's wl1, the write now in wl1 becomes wl2.
         # Operations on one group are at least G cycles apart (every walk visits the groups
@@ -286,22 +301,19 @@ class SpikeAccumulator(wiring.Component):
         lanes_v = lanes_of(acc2, P, AW)
         if G < 3:
             fwd1, fwd2 = Signal(), Signal()
-            m.d.sync += [fwd1.eq(s2["valid"] & ~s2["pass"] & (s2["g"] == s1["g"]) &
-                                 ~s1["first"]),
-                         fwd2.eq(wl1["valid"] & (wl1["g"] == s1["g"]) & ~s1["first"])]
-            lanes_v = [Mux(fwd1, a1, Mux(fwd2, a2, a0)) for a1, a2, a0 in
-                       zip(lanes_of(wl1["data"], P, AW), lanes_of(wl2["data"], P, AW), lanes_v)]
+            m.d.sync += [fwd1.eq(s2_valid & ~s2["pass"] & (s2.g == s1.g) & ~s1.first),
+                         fwd2.eq(wl1_valid & (wl1.g == s1.g) & ~s1.first)]
+            lanes_v = [Mux(fwd1, wl1.data[p], Mux(fwd2, wl2.data[p], lanes_v[p]))
+                       for p in range(P)]
         acc_v = Cat(*[v[:AW] for v in lanes_v])
         acc_sum = Cat(*[(a + w)[:AW] for a, w in
                         zip(lanes_v, lanes_of(w2, P, self.weights.lane_width))])
-        do_acc = s2["valid"] & ~s2["pass"]
-        m.d.comb += [acc_wr.addr.eq(s2["g"]), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
-        m.d.sync += [wl1["valid"].eq(do_acc), wl1["g"].eq(s2["g"]), wl1["data"].eq(acc_sum),
-                     wl2["valid"].eq(wl1["valid"]), wl2["g"].eq(wl1["g"]),
-                     wl2["data"].eq(wl1["data"])]
-        m.d.comb += [self.pass_.valid.eq(s2["valid"] & s2["pass"]), self.pass_.g.eq(s2["g"]),
-                     self.pass_.empty.eq(s2["empty"]),
-                     self.pass_.first_step.eq(s2["first_step"]),
-                     self.pass_.last.eq(s2["last"]), self.pass_.base.eq(s2["base"]),
-                     self.pass_.acc.eq(acc_v)]
+        do_acc = s2_valid & ~s2["pass"]
+        m.d.comb += [acc_wr.addr.eq(s2.g), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
+        m.d.sync += [wl1_valid.eq(do_acc), wl1.g.eq(s2.g), wl1.data.eq(acc_sum),
+                     wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
+        out = self.pass_.payload
+        m.d.comb += [self.pass_.valid.eq(s2_valid & s2["pass"]), out.g.eq(s2.g),
+                     out.empty.eq(s2.empty), out.first_step.eq(s2.first_step),
+                     out.last.eq(s2.last), out.base.eq(s2.base), out.acc.eq(acc_v)]
         return m

@@ -1,4 +1,4 @@
-"""The DA-LIF saturation on Amaranth values, from the ranges of :mod:`dalif_hw.config`.
+"""The DA-LIF saturation on Amaranth values, from the ranges of :mod:`dalif_hw.core.config`.
 
 (The rounding ``config.rnd`` needs nothing of its own: its shift works on Amaranth values.)
 """
@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Cat, Const, Mux, Value
 
-from ..config import signed_range
+from ..core.config import signed_range
 
 __all__ = ["sat", "sat_flags"]
 

@@ -1,4 +1,4 @@
-"""The stream protocol as Amaranth assertions, for formal proofs (:mod:`dalif_hw.formal`).
+"""The stream protocol as Amaranth assertions, for formal proofs (:mod:`dalif_hw.harness.formal`).
 
 Each function adds checker registers and ``Assert`` statements to a module beside the design
 under test; they observe its ports (and the few probe signals the components expose for this,

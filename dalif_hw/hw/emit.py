@@ -8,19 +8,38 @@ configuration port's address map and the memory layouts (docs/hardware.md).
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
-from ..files import replace_files
-from ..layout import SELECT, hex_lines
+from ..core.files import replace_files
+from ..core.layout import Select, hex_lines
 from .network import NetworkTop
 from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 
 __all__ = ["emit_array", "emit_network", "manifest", "network_manifest", "write_outputs",
-           "ports_of", "manifest_files"]
+           "ports_of", "manifest_files", "to_verilog"]
+
+#: An element of an array layout in an escaped identifier: ``\s3_alpha[2] ``.
+_ELEMENT = re.compile(r"(\\\S*?)\[(\d+)\](?=\S*\s)")
+
+
+def to_verilog(component, name: str) -> str:
+    """``component`` as Verilog, top module ``name``.
+
+    Amaranth names the elements of array layouts ``lanes[2]``, as escaped identifiers; Yosys
+    0.70's ABC9 reintegration (``synth_ecp5``, ``synth_ice40``) then takes such a wire for a
+    bit of another and fails an assertion. So elements are named ``lanes.2`` here.
+    """
+    text = verilog.convert(component, name=name, emit_src=False)
+    while True:
+        renamed = _ELEMENT.sub(r"\1.\2", text)
+        if renamed == text:
+            return text
+        text = renamed
 
 
 def _member(component, path):
@@ -70,9 +89,9 @@ def _config_port(hw, port: str) -> dict:
                      "rows_per_group + input (input = 0 for per-neuron memories), its lane "
                      "neuron % lanes")
     if isinstance(hw, NeuronArray) and not hw.config.per_neuron_threshold:
-        entry["select"]["threshold"] = SELECT["threshold"]
+        entry["select"]["threshold"] = int(Select.threshold)
         entry["threshold_register"] = {
-            "select": SELECT["threshold"], "addr": 0, "lane": 0, "width": hw.config.VB,
+            "select": int(Select.threshold), "addr": 0, "lane": 0, "width": hw.config.VB,
             "signed": True, "init": int(hw.params.threshold)}
     return entry
 
@@ -127,7 +146,7 @@ def network_manifest(top: NetworkTop, name: str) -> dict:
 
 def emit_array(array: NeuronArray, name: str) -> dict[str, str]:
     """All files of ``array`` as ``{file name: text}``: Verilog, manifest, hex files."""
-    files = {f"{name}.v": verilog.convert(array, name=name, emit_src=False)}
+    files = {f"{name}.v": to_verilog(array, name)}
     files[f"{name}.json"] = json.dumps(manifest(array, name), indent=2) + "\n"
     for spec in array.memory_specs:
         files[_hex_name(name, spec)] = hex_lines(spec)
@@ -136,7 +155,7 @@ def emit_array(array: NeuronArray, name: str) -> dict[str, str]:
 
 def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
     """All files of a network: Verilog, manifest, and the hex files of every layer."""
-    files = {f"{name}.v": verilog.convert(top, name=name, emit_src=False)}
+    files = {f"{name}.v": to_verilog(top, name)}
     files[f"{name}.json"] = json.dumps(network_manifest(top, name), indent=2) + "\n"
     for layer, hw in zip(top.network.layers, top.layers):
         for spec in hw.memory_specs:
@@ -170,7 +189,7 @@ def _previous_files(folder: Path, files: dict[str, str]) -> list[str]:
 def write_outputs(folder, files: dict[str, str]) -> list[Path]:
     """Write ``files`` into ``folder`` (created if needed) as one set, replacing the design
     of the same name that is there: its files that the new design lacks are removed, every
-    other file in ``folder`` is left alone (:func:`dalif_hw.files.replace_files`)."""
+    other file in ``folder`` is left alone (:func:`dalif_hw.core.files.replace_files`)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     return replace_files(folder, files, _previous_files(folder, files))

@@ -11,7 +11,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..network import Network
+from ..quant.packed import Network
 from .neuron_array import NeuronArray
 from .readout import Readout, class_layout, logits_layout
 from .streams import ConfigSignature, event_signature

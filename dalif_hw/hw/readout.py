@@ -16,11 +16,16 @@ from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..config import ArrayConfig, index_width
-from ..layout import memories
-from ..params import ReadoutParams
-from .accumulate import (SpikeAccumulator, config_widths, config_write_port, drive_start,
-                         lanes_of, read_in_step)
+from ..core.config import ArrayConfig, index_width
+from ..core.layout import memories
+from ..core.params import ReadoutParams
+from .accumulate import (
+    SpikeAccumulator,
+    config_widths,
+    config_write_port,
+    lanes_of,
+    read_in_step,
+)
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["Readout", "logits_layout", "class_layout"]
@@ -112,16 +117,17 @@ class Readout(wiring.Component):
                                                  depth=G, init=specs["bias"].words)
             config_write_port(m, mem, specs["bias"], self.cfg)
             early, late = read_in_step(m, mem, acc.issue.g, "bias", early=True)
-            drive_start(m, acc, [b * T for b in lanes_of(early, P, c.VB)])
+            m.d.comb += [acc.start[p].eq(b * T) for p, b in enumerate(lanes_of(early, P, c.VB))]
             t_biases = [b * T for b in lanes_of(late, P, c.VB)]
 
         # -- the pass: logits of one group a cycle into the FIFO -----------------------------
         values = m.submodules.values = fifo.SyncFIFOBuffered(width=P * LW,
                                                              depth=self.fifo_depth)
         logits = []
-        for p, a in enumerate(lanes_of(acc.pass_.acc, P, LW)):
+        for p in range(P):
             logit = Signal(signed(LW), name=f"logit{p}")
-            m.d.comb += logit.eq(Mux(acc.pass_.empty, t_biases[p], a))
+            m.d.comb += logit.eq(Mux(acc.pass_.payload.empty, t_biases[p],
+                                     acc.pass_.payload.acc[p]))
             logits.append(logit)
         m.d.comb += [self.fifo["push"].eq(values.w_en), self.fifo["pop"].eq(values.r_en),
                      self.fifo["level"].eq(values.level)]

@@ -9,7 +9,8 @@ from __future__ import annotations
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import Out
 
-from ..config import index_width
+from ..core.config import index_width
+from ..core.layout import Select
 
 __all__ = ["event_layout", "event_signature", "ConfigSignature"]
 
@@ -27,11 +28,12 @@ class ConfigSignature(wiring.Signature):
     """The run-time configuration write port.
 
     ``en`` for one cycle writes ``data`` into lane ``lane`` of word ``addr`` of the memory that
-    ``sel`` names (``dalif_hw.layout.SELECT``). Idle at 0; a write takes effect the next cycle.
+    ``sel`` names (:class:`dalif_hw.core.layout.Select`, which sets its width). Idle at 0; a
+    write takes effect the next cycle.
     """
 
-    def __init__(self, sel: int, addr: int, lane: int, data: int):
+    def __init__(self, addr: int, lane: int, data: int):
         super().__init__({
-            "en": Out(1), "sel": Out(sel), "addr": Out(addr), "lane": Out(lane),
+            "en": Out(1), "sel": Out(Select.width()), "addr": Out(addr), "lane": Out(lane),
             "data": Out(data),
         })

@@ -1,7 +1,7 @@
 """The PyTorch DA-LIF model: neuron, surrogate gradients and layers."""
 
 from .layers import DALIFConv2d, DALIFLinear
-from .network import DALIFMLP
+from .mlp import DALIFMLP
 from .neuron import GRANULARITIES, DALIFNeuron
 from .surrogate import SURROGATES, spike
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..config import RESETS
+from ..core.config import RESETS
 from .surrogate import SURROGATES, spike
 
 __all__ = ["GRANULARITIES", "DALIFNeuron"]

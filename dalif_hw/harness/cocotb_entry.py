@@ -1,4 +1,4 @@
-"""The cocotb test that :func:`dalif_hw.simulate.run_bench` starts in the simulator.
+"""The cocotb test that :func:`dalif_hw.harness.verilator.run_bench` starts in the simulator.
 
 It runs the cases that the Python side prepared (``$DALIF_CASES``) on a generated array or
 network, which it knows only through the manifest, and writes ``$DALIF_RESULTS``.
@@ -6,7 +6,7 @@ network, which it knows only through the manifest, and writes ``$DALIF_RESULTS``
 
 import cocotb
 
-from .simulate import bench_main
+from .verilator import bench_main
 
 
 @cocotb.test()

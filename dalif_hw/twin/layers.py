@@ -8,7 +8,7 @@ For one neuron array, per neuron i and timestep t of a sample::
     H_i[t] = 0 (hard) or sat_VB(V_i[t] - theta_i) (soft) if S_i[t], else V_i[t]
 
 with H_i[-1] = 0 at the start of every sample. Everything is int64 numpy, vectorised over
-samples; :class:`~dalif_hw.config.ArrayConfig` refuses widths that could overflow int64.
+samples; :class:`~dalif_hw.core.config.ArrayConfig` refuses widths that could overflow int64.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .config import ConfigError, rnd, sat
-from .files import savez_atomic
-from .params import IntParams
+from ..core.config import ConfigError, rnd, sat
+from ..core.files import savez_atomic
+from ..core.params import IntParams
 
 __all__ = ["Trace", "counts_from_events", "run", "step", "readout", "stimulus_counts"]
 

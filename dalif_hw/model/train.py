@@ -12,14 +12,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB
-from .encoding import encode
-from .files import atomic_path
-from .model import DALIFMLP
-from .pack import CHECKPOINT_FORMAT, pack_network
+from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB
+from ..core.encoding import encode
+from .checkpoint import save_checkpoint
+from .mlp import DALIFMLP
 
-__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate",
-           "save_checkpoint"]
+__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -89,16 +87,6 @@ def evaluate(model: DALIFMLP, x: np.ndarray, y: np.ndarray, encoding: dict) -> f
         return float((model(_spikes(x, encoding)).argmax(1).numpy() == y).mean())
 
 
-def save_checkpoint(path, model: DALIFMLP, options: TrainOptions, metrics: dict) -> None:
-    """Write ``model.pt`` atomically: architecture, encoding, weights and metrics."""
-    checkpoint = {"format": CHECKPOINT_FORMAT, "sizes": list(model.sizes),
-                  "neuron": options.neuron(), "T": options.T, "encoding": options.encoding(),
-                  "widths": {"WB": options.WB, "DB": options.DB, "VB": options.VB},
-                  "state_dict": model.state_dict(), "metrics": metrics}
-    with atomic_path(path) as tmp:
-        torch.save(checkpoint, tmp)
-
-
 def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: bool = True
                  ) -> tuple[DALIFMLP, dict]:
     """Train on the digits split; return the model and its metrics.
@@ -107,6 +95,10 @@ def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: boo
     held-out split, ``seconds``. With ``out``, writes ``out/model.pt``.
     """
     from tqdm import tqdm
+
+    # The one step downstream: the packed network's integer accuracy is part of the report.
+    from ..quant.packing import pack_network
+    from ..twin import classify
 
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -139,7 +131,7 @@ def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: boo
                            DB=options.DB, VB=options.VB)
     test_spikes = encode(data.test_x, encoding)
     metrics = {"float_acc": evaluate(model, data.test_x, data.test_y, encoding),
-               "int_acc": float((network.classify(test_spikes) == data.test_y).mean()),
+               "int_acc": float((classify(network, test_spikes) == data.test_y).mean()),
                "seconds": time.perf_counter() - start}
     if out is not None:
         Path(out).mkdir(parents=True, exist_ok=True)

@@ -17,13 +17,14 @@ port with it.
 from __future__ import annotations
 
 import dataclasses
+import enum
 
 import numpy as np
 
 from .config import ArrayConfig, signed_range
 from .params import IntParams, ReadoutParams
 
-__all__ = ["MemorySpec", "SELECT", "memories", "pack_words", "hex_lines", "default_params",
+__all__ = ["MemorySpec", "Select", "memories", "pack_words", "hex_lines", "default_params",
            "memory_bits"]
 
 
@@ -95,8 +96,19 @@ def default_params(config: ArrayConfig) -> IntParams:
                      WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
 
 
-#: Configuration-port codes of the memories (and of the per-layer threshold register).
-SELECT = {"weights": 0, "alpha": 1, "beta": 2, "threshold": 3, "bias": 4}
+class Select(enum.IntEnum):
+    """Configuration-port codes of the memories (and of the per-layer threshold register).
+    The hardware's ``sel`` port takes its width from here (``Select.width()``)."""
+
+    weights = 0
+    alpha = 1
+    beta = 2
+    threshold = 3
+    bias = 4
+
+    @classmethod
+    def width(cls) -> int:
+        return max(cls).bit_length()
 
 
 def memories(config: ArrayConfig, params: IntParams | ReadoutParams) -> list[MemorySpec]:
@@ -105,22 +117,22 @@ def memories(config: ArrayConfig, params: IntParams | ReadoutParams) -> list[Mem
     P, G, M = config.lanes, config.groups, config.inputs
     per_group = (f"word g holds neurons g*{P} .. g*{P}+{P - 1}, neuron i in lane i % {P} "
                  f"at bits [(i % {P}) * {{w}}, (i % {P} + 1) * {{w}})")
-    specs = [MemorySpec("weights", SELECT["weights"], config.WB, True, G * M, P,
+    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, G * M, P,
                         pack_words(params.weight.T, P, config.WB),
                         f"word g*{M} + j holds the weights from input j to neurons g*{P} .. "
                         f"g*{P}+{P - 1}, neuron i in lane i % {P} at bits "
                         f"[(i % {P}) * {config.WB}, (i % {P} + 1) * {config.WB}), signed")]
     decays = () if isinstance(params, ReadoutParams) else ("alpha", "beta")
     for name in decays:
-        specs.append(MemorySpec(name, SELECT[name], config.decay_width, False, G, P,
+        specs.append(MemorySpec(name, int(Select[name]), config.decay_width, False, G, P,
                                 pack_words(getattr(params, name)[None], P, config.decay_width),
                                 per_group.format(w=config.decay_width) + ", unsigned"))
     if config.per_neuron_threshold and decays:
-        specs.append(MemorySpec("threshold", SELECT["threshold"], config.VB, True, G, P,
+        specs.append(MemorySpec("threshold", int(Select.threshold), config.VB, True, G, P,
                                 pack_words(params.thresholds()[None], P, config.VB),
                                 per_group.format(w=config.VB) + ", signed"))
     if config.bias:
-        specs.append(MemorySpec("bias", SELECT["bias"], config.VB, True, G, P,
+        specs.append(MemorySpec("bias", int(Select.bias), config.VB, True, G, P,
                                 pack_words(params.biases()[None], P, config.VB),
                                 per_group.format(w=config.VB) + ", signed"))
     return specs

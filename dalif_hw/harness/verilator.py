@@ -5,7 +5,7 @@ names, stream fields, the configuration port and the memory layouts. ``sim/`` an
 ``dalif_hw.verify`` share it.
 
 The cocotb side (:class:`Bench`, :func:`bench_main`, run by the cocotb test in
-``dalif_hw.cocotb_bench``) runs inside the simulator; the Python side
+``dalif_hw.harness.cocotb_entry``) runs inside the simulator; the Python side
 (:func:`setup_verilator`, :func:`build`, :func:`run_bench`) starts it.
 """
 
@@ -21,6 +21,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+
+from .drivers import EventSource, HoldMonitor, StreamPort, StreamSink
 
 __all__ = ["setup_verilator", "build", "run_bench", "config_writes", "expected_beats",
            "timestep_cycles", "SimulationError", "Bench", "bench_main"]
@@ -109,7 +111,7 @@ def build(verilog: Path, top: str, build_dir: Path) -> Path:
 
 
 def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work: Path,
-              module: str = "dalif_hw.cocotb_bench") -> list[dict]:
+              module: str = "dalif_hw.harness.cocotb_entry") -> list[dict]:
     """Run ``cases`` through the cocotb bench ``module`` on a built array; return its results.
 
     Each case is a dict (see :func:`run_case`); each result says whether the RTL output
@@ -173,27 +175,6 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
 
 # -- cocotb side -------------------------------------------------------------------------------
 
-class _Port:
-    """A manifest-named stream with field packing."""
-
-    def __init__(self, dut, stream: dict):
-        self.valid = getattr(dut, stream["valid"])
-        self.ready = getattr(dut, stream["ready"])
-        self.payload = getattr(dut, stream["payload"])
-        self.fields = stream["fields"]
-
-    def pack(self, **values) -> int:
-        word = 0
-        for name, value in values.items():
-            lsb, width = self.fields[name]
-            word |= (value & ((1 << width) - 1)) << lsb
-        return word
-
-    def unpack(self, word: int) -> dict:
-        return {name: (word >> lsb) & ((1 << width) - 1)
-                for name, (lsb, width) in self.fields.items()}
-
-
 class Bench:
     """Drives one generated array or network cycle by cycle, knowing only its manifest.
 
@@ -210,9 +191,11 @@ class Bench:
         self.clk = getattr(dut, manifest["clock"])
         self.rst = getattr(dut, manifest["reset"])
         self.err = getattr(dut, manifest["error"])
-        self.i = _Port(dut, manifest["streams"]["in"])
-        self.outputs = {name: _Port(dut, stream) for name, stream in
+        self.i = StreamPort(dut, manifest["streams"]["in"], "in")
+        self.outputs = {name: StreamPort(dut, stream, name) for name, stream in
                         manifest["streams"].items() if name != "in"}
+        # Every output stream is watched whenever the bench streams, across cases.
+        self.monitors = [HoldMonitor(port) for port in self.outputs.values()]
         blocks = [manifest["config"]] if "config" in manifest else \
             [layer["config"] for layer in manifest["layers"]]
         self.cfg_ports = [{k: getattr(dut, block[k]) for k in ("en", "sel", "addr", "lane",
@@ -244,6 +227,12 @@ class Bench:
         for _ in range(cycles):
             await self.tick()
         self.rst.value = 0
+        for monitor in self.monitors:
+            monitor.reset()
+
+    def violations(self) -> list[str]:
+        """Breaks of the AXI-Stream hold rule seen on any output so far."""
+        return [v for monitor in self.monitors for v in monitor.violations]
 
     async def write_config(self, writes, port: int = 0):
         """Write ``[(sel, addr, lane, data)]`` through configuration port ``port``."""
@@ -257,44 +246,38 @@ class Bench:
             await self.tick()
         cfg["en"].value = 0
 
-    async def stream(self, beats, done, gaps: float, backpressure: float, rng: random.Random,
+    async def stream(self, beats, done, gaps, backpressure, rng: random.Random,
                      max_cycles: int):
         """Send ``beats`` [(index, eot)]; collect output beats until ``done(received)``.
 
         ``received`` maps each output stream to its beats, ``(cycle, {field: value})``.
-        ``gaps``/``backpressure`` are the chances of holding input valid / each output ready
-        low in a cycle. Returns ``(received, first_in_cycle, timed_out)``.
+        ``gaps`` / ``backpressure`` are patterns (:func:`~dalif_hw.harness.drivers.pattern`)
+        of input valid / each output's ready held low. The hold monitors watch every output
+        throughout. Returns ``(received, first_in_cycle, timed_out)``.
         """
-        received = {name: [] for name in self.outputs}
-        sent, first_in, hold = 0, None, False
-        start = self.cycle
-        while sent < len(beats) or not done(received):
+        source = EventSource(self.i, [{"index": i, "eot": e} for i, e in beats], gaps, rng)
+        sinks = {name: StreamSink(port, backpressure, rng)
+                 for name, port in self.outputs.items()}
+        received = {name: sink.beats for name, sink in sinks.items()}
+        start, timed_out = self.cycle, False
+        while not source.done or not done(received):
             if self.cycle - start > max_cycles:
-                return received, first_in, True
-            # Valid, once raised, stays up with the same payload until the transfer.
-            if sent < len(beats) and (hold or rng.random() >= gaps):
-                index, eot = beats[sent]
-                self.i.payload.value = self.i.pack(index=index, eot=eot)
-                self.i.valid.value = 1
-                hold = True
-            else:
-                self.i.valid.value = 0
-            for port in self.outputs.values():
-                port.ready.value = int(rng.random() >= backpressure)
+                timed_out = True
+                break
+            source.drive()
+            for sink in sinks.values():
+                sink.drive()
             await self.ReadOnly()
-            if int(self.i.valid.value) and int(self.i.ready.value):
-                if first_in is None:
-                    first_in = self.cycle
-                sent += 1
-                hold = False
-            for name, port in self.outputs.items():
-                if int(port.valid.value) and int(port.ready.value):
-                    received[name].append((self.cycle, port.unpack(int(port.payload.value))))
+            source.observe(self.cycle)
+            for monitor in self.monitors:
+                monitor.observe(self.cycle)
+            for sink in sinks.values():
+                sink.observe(self.cycle)
             await self.tick()
-        self.i.valid.value = 0
-        for port in self.outputs.values():
-            port.ready.value = 0
-        return received, first_in, False
+        source.idle()
+        for sink in sinks.values():
+            sink.idle()
+        return received, source.first_cycle, timed_out
 
 
 def timestep_cycles(config, beats: int) -> int:
@@ -350,8 +333,9 @@ async def run_array_case(bench: Bench, case: dict) -> dict:
     A case has ``name``; optionally ``config`` (per configuration port, writes as from
     :func:`config_writes`), ``reset`` (pulse reset first), ``prefix`` (beats sent and their
     expected spikes before a reset, checking that reset clears the state); ``events``
-    [S][T][indices]; ``expected`` [S][T][indices]; ``gaps``, ``backpressure``, ``seed``;
-    ``expect_err``; ``max_cycles``.
+    [S][T][indices]; ``expected`` [S][T][indices]; ``gaps``, ``backpressure`` (patterns,
+    :func:`~dalif_hw.harness.drivers.pattern`), ``seed``; ``expect_err``; ``max_cycles``. A
+    break of the AXI-Stream hold rule on the output fails the case.
     """
     rng = random.Random(case.get("seed", 0))
     result = {"name": case["name"], "ok": False}
@@ -369,8 +353,8 @@ async def run_array_case(bench: Bench, case: dict) -> dict:
         received, _, timed_out = await bench.stream(
             [tuple(b) for b in prefix["beats"]], eots(len(prefix["expected"])), 0.0, 0.0, rng,
             max_cycles)
-        problem = "timed out" if timed_out else first_mismatch(beats_of(received),
-                                                               [prefix["expected"]])
+        problem = "timed out" if timed_out else (bench.violations() or [None])[0] or \
+            first_mismatch(beats_of(received), [prefix["expected"]])
         if problem:
             result["message"] = f"before the reset: {problem}"
             return result
@@ -384,11 +368,13 @@ async def run_array_case(bench: Bench, case: dict) -> dict:
     result.update(first_in=first_in, eot_cycles=eot_cycles,
                   last_out=eot_cycles[-1] if eot_cycles else None, err=err,
                   beats_out=len(received["out"]))
-    if timed_out:
-        result["message"] = (f"timed out after {max_cycles} cycles with "
-                             f"{len(received['out'])} output beats")
-        return result
-    problem = first_mismatch(beats_of(received), case["expected"])
+    # A broken protocol first: it may well be why the run then hung.
+    problem = (bench.violations() or [None])[0]
+    if problem is None and timed_out:
+        problem = (f"timed out after {max_cycles} cycles with {len(received['out'])} output "
+                   "beats")
+    if problem is None:
+        problem = first_mismatch(beats_of(received), case["expected"])
     if problem is None and "expect_err" in case and err != case["expect_err"]:
         problem = f"error flag is {err}, expected {case['expect_err']}"
     result["ok"] = problem is None
@@ -402,10 +388,20 @@ async def run_network_case(bench: Bench, case: dict) -> dict:
 
     ``expected``: ``{"logits": [S][classes], "classes": [S]}``. The result also carries
     what the RTL produced (``logits``, ``classes``) and the cycle of each class beat.
+    ``prefix`` (``beats``, ``settle`` cycles): sent before a reset, in the middle of a
+    sample. Options as for :func:`run_array_case`.
     """
     rng = random.Random(case.get("seed", 0))
     result = {"name": case["name"], "ok": False}
     await _prepare(bench, case, result)
+    if case.get("prefix"):
+        # Beats of a sample left unfinished, the pipelines still busy: a reset must clear it
+        # all, so that the samples after it see a fresh network.
+        await bench.stream([tuple(b) for b in case["prefix"]["beats"]], lambda r: True,
+                           0.0, 0.0, rng, case.get("max_cycles", 200000))
+        for _ in range(case["prefix"].get("settle", 0)):
+            await bench.tick()
+        await bench.reset()
     samples = len(case["events"])
     received, first_in, timed_out = await bench.stream(
         event_beats(case["events"]), lambda r: len(r["class"]) >= samples,
@@ -420,11 +416,10 @@ async def run_network_case(bench: Bench, case: dict) -> dict:
     result.update(first_in=first_in, class_cycles=[c for c, _ in received["class"]],
                   classes=classes, logits=[signed[k:k + n] for k in range(0, len(signed), n)],
                   err=int(bench.err.value))
-    if timed_out:
-        result["message"] = f"timed out with {len(classes)} of {samples} classes"
-        return result
-    problem = None
-    for s in range(samples):
+    problem = (bench.violations() or [None])[0]
+    if problem is None and timed_out:
+        problem = f"timed out with {len(classes)} of {samples} classes"
+    for s in range(samples if problem is None else 0):
         for i in range(n):
             k = s * n + i
             if k >= len(logit_beats):

@@ -1,0 +1,3 @@
+"""The FPGA flow: targets and boards (``targets``), the YoWASP tool runner (``tools``),
+synthesis and reports (``synthesis``), DSP/BRAM register absorption (``hardregs``), bitstream
+patching (``bitstream``); board pins in ``constraints/`` (package data)."""

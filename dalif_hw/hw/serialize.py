@@ -1,0 +1,107 @@
+"""The output serializer: groups' spike masks in, one event per spike out.
+
+Entries (:func:`~dalif_hw.hw.update.spike_entry_layout`: mask, base, last, count) wait in a
+ring FIFO in distributed RAM with registered pointers. The entry being sent sits in
+registers with its spike count, so that the decision to take the next one depends on
+registers and the output handshake only: one beat per spike, lowest lane first (ascending
+index, SPEC 3), then, for an entry that ends the timestep, one ``eot`` beat.
+
+The producer pushes without a ready: it must only issue work when ``room`` says that the
+FIFO can take everything in flight (``reserve`` entries beyond its level).
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..core.config import index_width
+from .streams import event_signature
+from .update import spike_entry_layout
+
+__all__ = ["SpikeSerializer"]
+
+
+class SpikeSerializer(wiring.Component):
+    """Spike masks to an event stream (see the module docstring).
+
+    Parameters
+    ----------
+    lanes : int
+        P, bits of a mask.
+    neurons : int
+        N, the indices' range.
+    depth : int
+        FIFO entries, a power of two (the ring pointers wrap by themselves).
+    reserve : int
+        ``room`` is 1 while ``level + reserve <= depth``.
+
+    Attributes
+    ----------
+    push : In
+        ``valid`` and an entry; never refused.
+    o : Out(stream)
+        Events: ``index``, ``eot``.
+    room : Out(1)
+    fifo : dict of Signal
+        Not ports, for checkers (:mod:`dalif_hw.hw.checks`): ``push``, ``pop`` and ``level``.
+    """
+
+    def __init__(self, *, lanes: int, neurons: int, depth: int, reserve: int):
+        if depth & (depth - 1):
+            raise ValueError(f"depth must be a power of two, not {depth}")
+        self.lanes, self.neurons, self.depth, self.reserve = lanes, neurons, depth, reserve
+        self.layout = spike_entry_layout(lanes, index_width(neurons))
+        self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
+                     "level": Signal(range(depth + 1), name="fifo_level")}
+        super().__init__({
+            "push": In(wiring.Signature({"valid": Out(1), "payload": Out(self.layout)})),
+            "o": Out(event_signature(neurons)),
+            "room": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P = self.lanes
+        ring = m.submodules.spikes = Memory(shape=unsigned(self.layout.size), depth=self.depth, init=[])
+        ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
+        wp = Signal(range(self.depth))
+        rp = Signal(range(self.depth))
+        level, push, pop = self.fifo["level"], self.fifo["push"], self.fifo["pop"]
+        m.d.comb += [push.eq(self.push.valid), ring_wr.data.eq(self.push.payload.as_value()),
+                     ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
+        with m.If(push):
+            m.d.sync += wp.eq(wp + 1)
+        with m.If(pop):
+            m.d.sync += rp.eq(rp + 1)
+        m.d.sync += level.eq(level + push - pop)
+        m.d.comb += self.room.eq(level + self.reserve <= self.depth)
+
+        # -- output: one beat per spike of the current entry, then eot ------------------------
+        cur_v = Signal()
+        cur = Signal(self.layout)
+        head = ring_rd.data
+        lowest = Signal(P)
+        lane = Signal(range(P))
+        m.d.comb += lowest.eq(cur.mask & (~cur.mask + 1)[:P])
+        for p in range(P):
+            with m.If(lowest[p]):
+                m.d.comb += lane.eq(p)
+        is_eot = cur.count == 0
+        # g * P + lane; with P a power of two the lane bits of g * P are zero.
+        index = cur.base | lane if P & (P - 1) == 0 else cur.base + lane
+        m.d.comb += [self.o.valid.eq(cur_v), self.o.payload.eot.eq(is_eot),
+                     self.o.payload.index.eq(Mux(is_eot, 0, index))]
+        done = is_eot | ((cur.count == 1) & ~cur.last)
+        take = (level != 0) & (~cur_v | (self.o.ready & done))
+        m.d.comb += pop.eq(take)
+        with m.If(take):
+            m.d.sync += [cur_v.eq(1), cur.eq(head)]
+        with m.Elif(self.o.ready & cur_v):
+            with m.If(done):
+                m.d.sync += cur_v.eq(0)
+            with m.Else():
+                m.d.sync += [cur.mask.eq(cur.mask & ~lowest), cur.count.eq(cur.count - 1)]
+        return m

@@ -1,0 +1,173 @@
+"""Float to integer: trained layers become the integer parameters of the hardware.
+
+One scale ``s`` per layer, ``s = max|w| / (2**(WB-1) - 1)``; the membrane then lives in units
+of ``s``::
+
+    w_int = round(w / s)      bias_int = round(b / s)      theta_int = round(theta / s)
+    alpha_int = clamp(round(alpha * 2**DB), 0, 2**DB)      (likewise beta)
+
+``round`` is numpy's (halves to even).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
+from ..core.params import IntParams, ReadoutParams, first_bad
+from ..model import DALIFMLP, DALIFLinear
+from .packed import Layer, Network
+
+__all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_readout", "pack_network"]
+
+
+def layer_scale(weight: np.ndarray, WB: int) -> float:
+    """The scale ``max|w| / (2**(WB-1) - 1)`` of a layer (1.0 for an all-zero layer).
+
+    With WB = 1 the only positive weight is 0; such a layer cannot carry weights.
+    """
+    peak = float(np.max(np.abs(weight))) if weight.size else 0.0
+    if peak == 0.0:
+        return 1.0
+    if WB < 2:
+        raise ConfigError(f"WB={WB} has no positive weight to scale {peak:g} to; use WB >= 2")
+    return peak / ((1 << (WB - 1)) - 1)
+
+
+
+def check_finite(name: str, values) -> None:
+    """Raise :class:`ConfigError` naming the first NaN or infinity in ``values``."""
+    if values is None:
+        return
+    values = np.asarray(values, np.float64)
+    found = first_bad(name, ~np.isfinite(values))
+    if found:
+        where, pos = found
+        raise ConfigError(f"{where} is {values[pos]} (NaN or infinite): the trained model is "
+                          f"broken, nothing to pack")
+
+
+
+def quantize_decay(decay: np.ndarray, DB: int) -> np.ndarray:
+    """``clamp(round(decay * 2**DB), 0, 2**DB)`` as int64."""
+    return np.clip(np.round(np.asarray(decay, np.float64) * (1 << DB)), 0, 1 << DB
+                   ).astype(np.int64)
+
+
+
+def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
+             WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
+             scale: float | None = None) -> tuple[IntParams, float]:
+    """Convert float parameters of one layer to :class:`IntParams`.
+
+    Parameters
+    ----------
+    weight : [N, M]
+    alpha, beta : [N], decays in [0, 1]
+    threshold : scalar or [N]
+    bias : [N] or None
+    reset, WB, DB, VB : as in :class:`IntParams`
+    scale : float, optional
+        The layer scale; by default :func:`layer_scale`.
+
+    Returns
+    -------
+    (IntParams, scale)
+
+    Raises
+    ------
+    ConfigError
+        If a converted value does not fit its width (say which, and the value).
+    """
+    ArrayConfig(1, 1, 1, WB, DB, VB, reset)  # widths first, for a clear message
+    weight = np.asarray(weight, np.float64)
+    if scale is None:
+        scale = layer_scale(weight, WB)
+    elif not scale > 0:
+        raise ConfigError(f"scale must be positive, not {scale!r}")
+
+    for name, value in (("weight", weight), ("alpha", alpha), ("beta", beta),
+                        ("threshold", threshold), ("bias", bias)):
+        check_finite(name, value)
+
+    def to_int(x):
+        return None if x is None else np.round(np.asarray(x, np.float64) / scale).astype(np.int64)
+
+    params = IntParams(weight=to_int(weight), alpha=quantize_decay(alpha, DB),
+                       beta=quantize_decay(beta, DB), threshold=to_int(threshold),
+                       bias=to_int(bias), WB=WB, DB=DB, VB=VB, reset=reset)
+    return params, scale
+
+
+
+def _numpy(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().to(torch.float64).numpy()
+
+
+
+@torch.no_grad()
+def quantize_linear(layer: DALIFLinear, *, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
+                    VB: int = DEFAULT_VB, scale: float | None = None
+                    ) -> tuple[IntParams, float]:
+    """Convert a trained :class:`~dalif_hw.model.DALIFLinear` (see :func:`quantize`).
+
+    Decays of any granularity become one per neuron; the layer's scalar threshold stays a
+    per-layer threshold.
+    """
+    neuron = layer.neuron
+    bias = None if layer.linear.bias is None else _numpy(layer.linear.bias)
+    return quantize(_numpy(layer.linear.weight), _numpy(neuron.per_neuron(neuron.alpha)),
+                    _numpy(neuron.per_neuron(neuron.beta)), _numpy(neuron.threshold), bias,
+                    reset=neuron.reset, WB=WB, DB=DB, VB=VB, scale=scale)
+
+
+
+@torch.no_grad()
+def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int = DEFAULT_VB
+                     ) -> tuple[ReadoutParams, float]:
+    """Convert the readout ``nn.Linear``: one scale, ``w_int = round(w / s)``, likewise bias.
+
+    The float readout averages over T timesteps and the integer one sums, in units of the
+    scale: the same argmax.
+    """
+    ArrayConfig(1, 1, 1, WB, 1, VB)
+    weight = _numpy(linear.weight)
+    check_finite("weight", weight)
+    check_finite("bias", None if linear.bias is None else _numpy(linear.bias))
+    scale = layer_scale(weight, WB)
+    bias = None if linear.bias is None else np.round(_numpy(linear.bias) / scale).astype(np.int64)
+    return ReadoutParams(weight=np.round(weight / scale).astype(np.int64), bias=bias, WB=WB,
+                         VB=VB), scale
+
+
+
+def pack_network(model: DALIFMLP, *, T: int, encoding: dict, WB: int = DEFAULT_WB,
+                 DB: int = DEFAULT_DB, VB: int = DEFAULT_VB, lanes=None) -> Network:
+    """Pack a trained :class:`~dalif_hw.model.DALIFMLP` into a :class:`Network`.
+
+    ``lanes``: one per layer, or None for each layer's default, ``min(N, 16)``.
+
+    Raises
+    ------
+    ConfigError
+        If a converted value does not fit its width, or ``lanes`` does not fit the layers.
+    """
+    n_layers = len(model.hidden) + 1
+    if lanes is None:
+        lanes = [None] * n_layers
+    if len(lanes) != n_layers:
+        raise ConfigError(f"lanes needs one value per layer ({n_layers}), not {list(lanes)}")
+    layers = []
+    for k, (hidden, p) in enumerate(zip(model.hidden, lanes)):
+        try:
+            params, scale = quantize_linear(hidden, WB=WB, DB=DB, VB=VB)
+        except ConfigError as exc:
+            raise ConfigError(f"layer hidden{k}: {exc}") from None
+        layers.append(Layer(f"hidden{k}", "dalif", params.config(T, lanes=p), params, scale))
+    try:
+        params, scale = quantize_readout(model.readout, WB=WB, VB=VB)
+    except ConfigError as exc:
+        raise ConfigError(f"layer readout: {exc}") from None
+    layers.append(Layer("readout", "readout", params.config(T, lanes=lanes[-1]), params, scale))
+    return Network(T=T, encoding=encoding, layers=layers)

@@ -1,0 +1,25 @@
+"""The integer twin of a packed network: its layers chained, then the readout."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .layers import readout, run
+
+__all__ = ["run_network", "classify"]
+
+
+def run_network(network, spikes) -> tuple[list, np.ndarray]:
+    """The integer twin of ``network`` (a :class:`~dalif_hw.quant.packed.Network`):
+    ``(hidden traces, logits [S, classes])``."""
+    traces, x = [], spikes
+    for layer in network.layers[:-1]:
+        trace = run(layer.params, x)
+        traces.append(trace)
+        x = trace.spikes_out
+    return traces, readout(network.layers[-1].params, x)
+
+
+def classify(network, spikes) -> np.ndarray:
+    """Classes [S]: the argmax of the logits, the lowest index among equal maxima."""
+    return run_network(network, spikes)[1].argmax(axis=1)

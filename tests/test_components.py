@@ -1,0 +1,310 @@
+"""Each hardware component on its own, in ``amaranth.sim``, against a small Python model.
+
+Seconds, not minutes: no Verilator build. The accumulator's forwarding (G = 1, 2: the same
+group read while its last writes are in flight; G = 3: none needed), the neuron update at
+the rails of rounding and saturation (against the integer twin's ``step``), the serializer
+under back-pressure, the readout's argmax on ties.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from dalif_hw import twin
+from dalif_hw.core.config import ArrayConfig, signed_range
+from dalif_hw.core.layout import memories
+from dalif_hw.core.params import IntParams, ReadoutParams
+from dalif_hw.hw.accumulate import SpikeAccumulator, config_widths
+from dalif_hw.hw.readout import Readout
+from dalif_hw.hw.serialize import SpikeSerializer
+from dalif_hw.hw.update import PUSH_LATENCY, STAGES, UPDATE_LATENCY, NeuronUpdate
+
+
+def simulate(dut, bench):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(bench)
+    sim.run()
+
+
+def random_params(rng, config: ArrayConfig, weight=None, **overrides) -> IntParams:
+    n, m = config.neurons, config.inputs
+    lo, hi = config.weight_range
+    one = config.decay_one
+    values = dict(
+        weight=rng.integers(lo, hi + 1, (n, m)) if weight is None else weight,
+        alpha=rng.integers(0, one + 1, n), beta=rng.integers(0, one + 1, n),
+        threshold=rng.integers(1, 2 ** (config.VB - 2), n),
+        bias=rng.integers(-(2 ** (config.VB - 2)), 2 ** (config.VB - 2), n) if config.bias
+        else None,
+        WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
+    values.update(overrides)
+    return IntParams(**values)
+
+
+# -- the accumulator -------------------------------------------------------------------------
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_accumulator_forwards_back_to_back_beats(groups):
+    """Beats back to back (and with gaps), repeated indices, dropped beats: every pass hands
+    on start + the sum of the counted beats' weights, per group, in order."""
+    rng = np.random.default_rng(groups)
+    P, M, T = 2, 3, 2
+    config = ArrayConfig(neurons=groups * P, inputs=M, T=T, lanes=P, WB=4, VB=8)
+    params = random_params(rng, config)
+    specs = memories(config, params)
+    acc = SpikeAccumulator(inputs=M, T=T, weights=specs[0], acc_width=config.current_width,
+                           base_width=config.out_index_width, pass_every=1, pass_gap=0,
+                           cfg_widths=config_widths(specs, P, 16))
+    start = 5
+    steps = []
+    for _ in range(8):
+        # Indices up to the field's top value: M and above are dropped (and raise err).
+        beats = [int(j) for j in rng.integers(0, 1 << config.in_index_width,
+                                              rng.integers(0, 2 * M + 2))]
+        steps.append(beats)
+    expected = []
+    for beats in steps:
+        counted = [j for j in beats if j < M][:M]
+        for g in range(groups):
+            lanes = [start + sum(int(params.weight[g * P + p, j]) for j in counted)
+                     for p in range(P)]
+            expected.append((g, not counted, g == groups - 1, g * P, lanes if counted else None))
+    stream = []
+    for beats in steps:
+        stream += [(j, 0) for j in beats] + [(0, 1)]
+    got = []
+
+    async def bench(ctx):
+        ctx.set(acc.room, 1)
+        for p in range(P):
+            ctx.set(acc.start[p], start)
+        queue = list(stream)
+        for _ in range(20 * len(stream) + 50):
+            gap = rng.random() < 0.3
+            if queue and not gap:
+                ctx.set(acc.i.valid, 1)
+                ctx.set(acc.i.payload.index, queue[0][0])
+                ctx.set(acc.i.payload.eot, queue[0][1])
+            else:
+                ctx.set(acc.i.valid, 0)
+            if ctx.get(acc.pass_.valid):
+                out = ctx.get(acc.pass_.payload)
+                got.append((out.g, bool(out.empty), bool(out.last), out.base,
+                            None if out.empty else [out.acc[p] for p in range(P)]))
+            taken = queue and not gap and ctx.get(acc.i.ready)
+            await ctx.tick()
+            if taken:
+                queue.pop(0)
+        assert not queue, "the accumulator stopped taking beats"
+        assert ctx.get(acc.err) == any(j >= M for beats in steps for j in beats)
+
+    simulate(acc, bench)
+    assert len(got) == len(expected)
+    for k, (g_out, g_exp) in enumerate(zip(got, expected)):
+        assert g_out == g_exp, f"pass operation {k} (timestep {k // groups}, group {k % groups})"
+
+
+# -- the neuron update -----------------------------------------------------------------------
+
+def test_latencies_follow_the_stage_list():
+    names = [s.name for s in STAGES]
+    assert UPDATE_LATENCY == names.index("fire") == 7
+    assert PUSH_LATENCY == names.index("push") == 9
+
+
+def test_the_docs_table_lists_the_stages():
+    """docs/hardware.md's table of the update's stages is the list in the code."""
+    from pathlib import Path
+
+    lines = (Path(__file__).parent.parent / "docs" / "hardware.md").read_text().splitlines()
+    start = lines.index("| cycle | stage | what it computes | registers |") + 2
+    rows = []
+    for line in lines[start:]:
+        if not line.startswith("|"):
+            break
+        rows.append([cell.strip() for cell in line.strip("|").split(" | ")])
+    assert rows == [[str(k), s.name, s.computes, s.registers] for k, s in enumerate(STAGES)]
+
+
+@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("multipliers", ["dsp", "logic"])
+def test_update_at_the_rails_matches_the_twin(reset, multipliers):
+    """Currents and membranes at both rails, decays 0 and one, halves that round, thresholds
+    at the bottom rail: spikes and written-back membranes equal the twin's ``step``."""
+    rng = np.random.default_rng(7)
+    P, N = 4, 8
+    config = ArrayConfig(neurons=N, inputs=2, T=4, lanes=P, WB=4, DB=3, VB=6, reset=reset)
+    lo, hi = signed_range(config.VB)
+    clo, chi = signed_range(config.current_width)
+    one = config.decay_one
+    params = random_params(
+        rng, config,
+        alpha=np.array([0, one, one, 1, one - 1, 1, one, 3]),
+        beta=np.array([one, 0, one, one, 1, one - 1, 1, 5]),
+        threshold=np.array([lo, hi, 1, lo + 1, hi, 2, -1, 0]))
+    update = NeuronUpdate(config, params, memories(config, params)[1:],
+                          config_widths(memories(config, params), P, 16), multipliers)
+    currents = [np.array([chi, clo, chi, clo, 1, -1, 3, -3]),
+                np.array([clo, chi, 0, 0, -5, 5, chi, clo]),
+                rng.integers(clo, chi + 1, N), np.array([chi] * N), np.array([clo] * N),
+                rng.integers(-20, 20, N), rng.integers(clo, chi + 1, N)]
+    # The twin, timestep by timestep from H = 0.
+    h = np.zeros(N, np.int64)
+    expected = []
+    for current in currents:
+        _, spikes, h = twin.step(params, h, current)
+        expected.append((spikes.copy(), h.copy()))
+    got_spikes, got_h = [], {}
+
+    # Issue each pass one group a cycle; pass_ follows two cycles later with the group's
+    # accumulators. A new pass starts once the last one has written H back, as the
+    # accumulator's pass_gap ensures.
+    G = N // P
+    schedule = {}
+    cycle = 0
+    for t, current in enumerate(currents):
+        for g in range(G):
+            schedule.setdefault(cycle, {})["issue"] = g
+            schedule.setdefault(cycle + 2, {})["pass"] = (t, g, current[g * P:(g + 1) * P])
+            cycle += 1
+        cycle += max(0, UPDATE_LATENCY + 1 - G)
+
+    async def bench(ctx):
+        for c in range(cycle + PUSH_LATENCY + 4):
+            todo = schedule.get(c, {})
+            ctx.set(update.issue.valid, "issue" in todo)
+            ctx.set(update.issue.g, todo.get("issue", 0))
+            ctx.set(update.pass_.valid, "pass" in todo)
+            if "pass" in todo:
+                t, g, lanes = todo["pass"]
+                ctx.set(update.pass_.payload, {
+                    "g": g, "first_step": t == 0, "last": g == G - 1, "base": g * P,
+                    "empty": 0, "acc": [int(v) for v in lanes]})
+            await ctx.tick()
+
+    async def watch(ctx):
+        step = {}
+        async for _, _, push, entry, h_en, h_addr, h_data in ctx.tick().sample(
+                update.push.valid, update.push.payload, *update.probes.values()):
+            if h_en:
+                t = step.get(h_addr, 0)
+                step[h_addr] = t + 1
+                got_h[(t, h_addr)] = [h_data[p] for p in range(P)]
+            if push:
+                got_spikes.append((entry.base, entry.mask, entry.count, entry.last))
+
+    sim = Simulator(update)
+    sim.add_clock(1e-6)
+    sim.add_process(watch)
+    sim.add_testbench(bench)
+    sim.run()
+    for t, (spikes, h_exp) in enumerate(expected):
+        for g in range(G):
+            for p in range(P):
+                n = g * P + p
+                assert got_h[(t, g)][p] == h_exp[n], (
+                    f"timestep {t}, neuron {n}: H {got_h[(t, g)][p]}, twin {h_exp[n]}")
+    pushed = {}
+    k = 0
+    for t, (spikes, _) in enumerate(expected):
+        for g in range(G):
+            mask = sum(int(spikes[g * P + p]) << p for p in range(P))
+            last = g == G - 1
+            if mask or last:
+                pushed[k] = (g * P, mask, bin(mask).count("1"), last)
+                k += 1
+    assert got_spikes == [pushed[i] for i in range(k)]
+
+
+# -- the serializer --------------------------------------------------------------------------
+
+def test_serializer_sends_ascending_indices_under_back_pressure():
+    rng = np.random.default_rng(3)
+    P, N = 4, 14
+    ser = SpikeSerializer(lanes=P, neurons=N, depth=8, reserve=3)
+    entries = []
+    for _ in range(30):
+        g = int(rng.integers(0, 4))
+        real = (1 << min(P, N - g * P)) - 1
+        mask = int(rng.integers(0, 1 << P)) & real
+        last = bool(rng.random() < 0.3)
+        if mask or last:
+            entries.append((mask, g * P, last))
+    expected = []
+    for mask, base, last in entries:
+        expected += [(base + p, 0) for p in range(P) if mask >> p & 1]
+        if last:
+            expected.append((0, 1))
+    got = []
+
+    async def producer(ctx):
+        queue = list(entries)
+        while queue:
+            if ctx.get(ser.room) and rng.random() < 0.7:
+                mask, base, last = queue.pop(0)
+                ctx.set(ser.push.valid, 1)
+                ctx.set(ser.push.payload, {"mask": mask, "base": base, "last": last,
+                                           "count": bin(mask).count("1")})
+            else:
+                ctx.set(ser.push.valid, 0)
+            await ctx.tick()
+        ctx.set(ser.push.valid, 0)
+
+    async def consumer(ctx):
+        for _ in range(40 * len(entries)):
+            ready = rng.random() < 0.5
+            ctx.set(ser.o.ready, ready)
+            if ready and ctx.get(ser.o.valid):
+                beat = ctx.get(ser.o.payload)
+                got.append((beat.index, beat.eot))
+            await ctx.tick()
+
+    sim = Simulator(ser)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == expected
+
+
+# -- the readout -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("bias", [[0, 0, 0, 0, 0], [1, 5, 5, 2, 5], [-3, -7, -3, -3, -9],
+                                  [2, 2, 9, 9, 9]])
+def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
+    N, M, T, P = 5, 3, 2, 2
+    config = ArrayConfig(neurons=N, inputs=M, T=T, lanes=P, WB=4, VB=8)
+    params = ReadoutParams(weight=np.zeros((N, M), np.int64), bias=np.array(bias), WB=4, VB=8)
+    dut = Readout(config, params)
+    stimulus = [[[0, 2], [1]]]
+    logits_exp = twin.readout(params, stimulus)[0]
+    got = {"logits": [], "class": []}
+
+    async def bench(ctx):
+        ctx.set(dut.logits.ready, 1)
+        ctx.set(dut.cls.ready, 1)
+        queue = []
+        for step in stimulus[0]:
+            queue += [(j, 0) for j in step] + [(0, 1)]
+        for _ in range(200):
+            if queue:
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"index": queue[0][0], "eot": queue[0][1]})
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.logits.valid):
+                got["logits"].append(ctx.get(dut.logits.payload.value))
+            if ctx.get(dut.cls.valid):
+                got["class"].append(ctx.get(dut.cls.payload.index))
+            taken = queue and ctx.get(dut.i.ready)
+            await ctx.tick()
+            if taken:
+                queue.pop(0)
+
+    simulate(dut, bench)
+    assert got["logits"] == list(logits_exp)
+    assert got["class"] == [int(np.argmax(logits_exp))]
+    assert got["class"] == [min(i for i, v in enumerate(bias) if v == max(bias))]
