@@ -11,6 +11,7 @@ gives one line ``error: ...`` and exit status 1.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import re
 import sys
 
@@ -24,7 +25,7 @@ from .core.config import (
     ArrayConfig,
     ConfigError,
 )
-from .core.params import load_params
+from .core.params import ConvParams, load_params
 
 
 def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
@@ -39,6 +40,8 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     add("--inputs", type=int, metavar="M", help="number of inputs (default: N)")
     add("--lanes", type=int, metavar="P",
         help="neurons updated in parallel (default: min(N, 16))")
+    add("--beat-cap", type=int, metavar="B",
+        help="counted spike beats per timestep (default: from --params, else M)")
     cli.add_width_arguments(parser, "from --params")
     add("--reset", choices=RESETS, help=f"reset mode (default: from --params, "
         f"else {DEFAULT_RESET})")
@@ -53,7 +56,7 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "weight_width", "decay_width",
+ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "beat_cap", "weight_width", "decay_width",
                "membrane_width", "reset", "params")
 
 
@@ -81,35 +84,45 @@ def check_size(configs: list[ArrayConfig], what: str) -> None:
 
 def config_from_args(args) -> tuple[ArrayConfig, object]:
     """Check the arguments of one array and return ``(config, params or None)``."""
-    for flag, value in (("--neurons", args.neurons), ("--T", args.T)):
+    required = [("--T", args.T)] + ([("--neurons", args.neurons)] if args.params is None
+                                     else [])
+    for flag, value in required:
         if value is None:
-            raise ConfigError(f"{flag} is required (or give --network)")
+            raise ConfigError(f"{flag} is required (or give --network"
+                              f"{'' if flag == '--T' else ', or --params'})")
     cli.check_positive(("--neurons", args.neurons), ("--T", args.T), ("--inputs", args.inputs),
-                       ("--lanes", args.lanes), ("--weight-width", args.weight_width),
+                       ("--lanes", args.lanes), ("--beat-cap", args.beat_cap),
+                       ("--weight-width", args.weight_width),
                        ("--decay-width", args.decay_width),
                        ("--membrane-width", args.membrane_width))
-    if args.lanes is not None and args.lanes > args.neurons:
+    if args.lanes is not None and args.neurons is not None and args.lanes > args.neurons:
         raise ConfigError(f"--lanes must be at most --neurons ({args.neurons}), "
                           f"not {args.lanes}")
     params = None
     if args.params is not None:
         params = load_params(args.params, WB=args.weight_width, DB=args.decay_width,
                              VB=args.membrane_width, reset=args.reset)
-        if params.neurons != args.neurons:
-            raise ConfigError(f"--neurons {args.neurons} disagrees with the params, whose "
-                              f"weight has {params.neurons} rows (shape "
-                              f"{list(params.weight.shape)})")
-        if args.inputs is not None and params.inputs != args.inputs:
-            raise ConfigError(f"--inputs {args.inputs} disagrees with the params, whose "
-                              f"weight has {params.inputs} columns (shape "
-                              f"{list(params.weight.shape)})")
+        if isinstance(params, ConvParams):
+            raise ConfigError(f"{args.params} is a conv2d layer: the generator builds dense "
+                              "arrays only, so far (python -m dalif_hw.golden takes it)")
+        for flag, given, have, what in (
+                ("--neurons", args.neurons, params.neurons, "rows"),
+                ("--inputs", args.inputs, params.inputs, "columns")):
+            if given is not None and given != have:
+                raise ConfigError(f"{flag} {given} disagrees with the params, whose weight "
+                                  f"has {have} {what} (shape {list(params.weight.shape)})")
+        if args.beat_cap is not None:
+            if params.beat_cap is not None and params.beat_cap != args.beat_cap:
+                raise ConfigError(f"--beat-cap {args.beat_cap} disagrees with the params "
+                                  f"meta beat_cap={params.beat_cap}")
+            params = dataclasses.replace(params, beat_cap=args.beat_cap)
         config = params.config(args.T, lanes=args.lanes)
     else:
         config = ArrayConfig(
             args.neurons, args.inputs if args.inputs is not None else args.neurons, args.T,
             WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
             VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
-            lanes=args.lanes)
+            lanes=args.lanes, beat_cap=args.beat_cap)
     check_size([config], f"an array of {config.neurons} neurons x {config.inputs} inputs")
     return config, params
 
@@ -124,7 +137,8 @@ def network_from_args(args):
         raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
                           f"sets every layer)")
     network = Network.load(args.network)
-    check_size([layer.config for layer in network.layers], f"the network {args.network}")
+    check_size([layer.config for layer in network.layers if layer.config is not None],
+               f"the network {args.network}")
     return network
 
 

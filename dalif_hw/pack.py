@@ -62,8 +62,13 @@ def main(argv: list[str] | None = None) -> int:
     network.save(out)
     for layer in network.layers:
         c = layer.config
-        print(f"{layer.name}: {c.inputs} -> {c.neurons}, {c.lanes} lanes, WB={c.WB} VB={c.VB}"
-              + (f" DB={c.DB}" if layer.kind == "dalif" else "") + f", scale {layer.scale:.6g}")
+        if layer.pool is not None:
+            print(f"{layer.name}: {layer.kind} {layer.pool.window[0]}x{layer.pool.window[1]}, "
+                  f"{list(layer.pool.in_shape)} -> {list(layer.pool.out_shape)}")
+            continue
+        print(f"{layer.name}: {layer.kind} {c.inputs} -> {c.neurons}, {c.lanes} lanes, "
+              f"WB={c.WB} VB={c.VB}" + (f" DB={c.DB}" if layer.kind != "readout" else "")
+              + f", scale {layer.scale:.6g}")
     print(f"wrote {out / 'network.yaml'}")
     return 0
 

@@ -92,14 +92,14 @@ def main(argv: list[str] | None = None) -> int:
     multipliers = args.multipliers or "dsp"
     family = TARGETS[args.target].family
     if args.network:
-        from .core.layout import memories
         from .hw.network import NetworkTop
 
         network, name = network_from_args(args), args.name or "dalif_network"
         images = {layer.name: _placeholder(
-            memories(layer.config, layer.params)[0], family,
+            layer.memories()[0], family,
             work / f"{name}_{layer.name}_weights.placeholder.hex", rng)
-            for layer in network.layers} if args.placeholder_weights else None
+            for layer in network.layers if layer.memories()} if args.placeholder_weights \
+            else None
         design = NetworkTop(network, multipliers=multipliers, weight_images=images)
     else:
         from .core.layout import default_params, memories

@@ -5293,6 +5293,10 @@ module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payl
   wire \$9 ;
   reg [5:0] \$signature__addr  = 6'h00;
   wire [29:0] \$signature__data ;
+  wire [7:0] \$signature__data.base ;
+  wire [4:0] \$signature__data.count ;
+  wire \$signature__data.last ;
+  wire [15:0] \$signature__data.mask ;
   wire \$signature__en ;
   input clk;
   wire clk;
@@ -5326,6 +5330,10 @@ module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payl
   wire push__valid;
   reg [5:0] ring_rd__addr = 6'h00;
   wire [29:0] ring_rd__data;
+  wire [7:0] \ring_rd__data.base ;
+  wire [4:0] \ring_rd__data.count ;
+  wire \ring_rd__data.last ;
+  wire [15:0] \ring_rd__data.mask ;
   output room;
   wire room;
   (* init = 6'h00 *)
@@ -5574,6 +5582,10 @@ module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payl
   assign \$signature__en  = fifo_push;
   assign rp = ring_rd__addr;
   assign cur_v = o__valid;
+  assign \$signature__data.mask  = push__payload[15:0];
+  assign \$signature__data.base  = push__payload[23:16];
+  assign \$signature__data.last  = push__payload[24];
+  assign \$signature__data.count  = push__payload[29:25];
   assign \push__payload.mask  = push__payload[15:0];
   assign \push__payload.base  = push__payload[23:16];
   assign \push__payload.last  = push__payload[24];
@@ -5584,6 +5596,10 @@ module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payl
   assign \cur.count  = cur[29:25];
   assign \o__payload.index  = o__payload[7:0];
   assign \o__payload.eot  = o__payload[8];
+  assign \ring_rd__data.mask  = ring_rd__data[15:0];
+  assign \ring_rd__data.base  = ring_rd__data[23:16];
+  assign \ring_rd__data.last  = ring_rd__data[24];
+  assign \ring_rd__data.count  = ring_rd__data[29:25];
   assign o__payload[7:0] = \$7 ;
   assign o__payload[8] = \$4 ;
 endmodule

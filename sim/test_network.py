@@ -29,7 +29,7 @@ def random_network(rng, sizes, T, lanes, resets) -> Network:
             beta=rng.integers(0, 257, n),
             threshold=rng.integers(0, 200, n if per_neuron else ()),
             bias=rng.integers(-40, 40, n) if per_neuron else None, VB=11, reset=resets[k])
-        layers.append(Layer(f"hidden{k}", "dalif", params.config(T, lanes=lanes[k]), params, 1.0))
+        layers.append(Layer(f"hidden{k}", "dense", params.config(T, lanes=lanes[k]), params, 1.0))
     readout = ReadoutParams(weight=rng.integers(-128, 128, (sizes[-1], sizes[-2])),
                             bias=rng.integers(-60, 60, sizes[-1]), VB=11)
     layers.append(Layer("readout", "readout", readout.config(T, lanes=lanes[-1]), readout, 1.0))

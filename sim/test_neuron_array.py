@@ -31,13 +31,14 @@ ROOT = Path(__file__).parent.parent
 
 #: name -> ArrayConfig arguments. Each is one Verilator build.
 CONFIGS = {
-    # P = 1, hard reset, M not a power of two (indices 7 is out of range).
-    "p1": dict(neurons=5, inputs=7, T=3, lanes=1, reset="hard", VB=12),
+    # P = 1, hard reset, M not a power of two (indices 7 is out of range), a beat cap
+    # below M.
+    "p1": dict(neurons=5, inputs=7, T=3, lanes=1, reset="hard", VB=12, beat_cap=4),
     # 1 < P < N, N not a multiple of P, soft reset, T = 1.
     "p4": dict(neurons=10, inputs=6, T=1, lanes=4, reset="soft", VB=10),
-    # P = N, per-layer threshold, no bias.
+    # P = N, per-layer threshold, no bias, a beat cap above M (as behind a sum pool).
     "pn": dict(neurons=8, inputs=12, T=2, lanes=8, reset="soft", per_neuron_threshold=False,
-               bias=False),
+               bias=False, beat_cap=30),
     # M = N, T = 4, narrow membrane that saturates, few decay bits, no DSP blocks.
     "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="soft", WB=8, DB=6, VB=9,
                multipliers="logic"),
@@ -67,6 +68,7 @@ def random_shape(rng) -> dict:
                      VB=int(rng.integers(4, 20)), reset=str(rng.choice(["hard", "soft"])),
                      per_neuron_threshold=bool(rng.random() < 0.7),
                      bias=bool(rng.random() < 0.7),
+                     beat_cap=None if rng.random() < 0.6 else int(rng.integers(1, 90)),
                      multipliers=str(rng.choice(["dsp", "logic"])))
         try:
             ArrayConfig(**{k: v for k, v in shape.items() if k != "multipliers"})
@@ -121,24 +123,25 @@ def random_params(config: ArrayConfig, rng, style: str = "mixed") -> IntParams:
     bias = np.clip(rng.integers(-whi // 2, whi // 2 + 1, n), vlo, vhi) if config.bias \
         else None
     return IntParams(weight=weight, alpha=alpha, beta=beta, threshold=threshold, bias=bias,
-                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
+                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset,
+                     beat_cap=None if config.beat_cap == m else config.beat_cap)
 
 
 def random_events(config: ArrayConfig, rng, samples: int, density: float,
                   bad: bool = False) -> list:
     """Per sample and timestep, spike indices in arrival order (repeats allowed).
 
-    With ``bad``, some timesteps get out-of-range indices or more than M beats.
+    With ``bad``, some timesteps get out-of-range indices or more than B beats.
     """
     top = 1 << config.in_index_width
     events = []
     for _ in range(samples):
         sample = []
         for _ in range(config.T):
-            count = rng.binomial(config.inputs, density)
+            count = rng.binomial(config.beat_cap, density)  # never more than B: no drops
             step = rng.integers(0, config.inputs, count).tolist()
             if bad and rng.random() < 0.5:
-                step += rng.integers(0, config.inputs, config.inputs + 2).tolist()
+                step += rng.integers(0, config.inputs, config.beat_cap + 2).tolist()
             if bad and top > config.inputs and rng.random() < 0.5:
                 step.insert(int(rng.integers(0, len(step) + 1)),
                             int(rng.integers(config.inputs, top)))
@@ -233,7 +236,7 @@ def test_errors_and_reset(name, build_root, tmp_path):
     events = random_events(config, rng, samples, 0.5, bad=True)
     flat = [j for sample in events for step in sample for j in step]
     assert any(j >= config.inputs for j in flat) or any(
-        len(step) > config.inputs for sample in events for step in sample)
+        len(step) > config.beat_cap for sample in events for step in sample)
     cases = [make_case("dropped beats", params, events, config=[config_writes(manifest, params)],
                        gaps=0.2, backpressure=0.2, seed=3, expect_err=1)]
     # After a reset: the flag is clear. A prefix of one timestep plus stray beats of the

@@ -80,7 +80,7 @@ def two_layers(T: int) -> Network:
     readout = ReadoutParams(weight=rng.integers(-2, 2, (3, 4)), bias=np.zeros(3, int),
                             WB=2, VB=4)
     net = Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0}, layers=[
-        Layer("hidden", "dalif", hidden.config(T, lanes=2), hidden, 1.0),
+        Layer("hidden", "dense", hidden.config(T, lanes=2), hidden, 1.0),
         Layer("readout", "readout", readout.config(T, lanes=3), readout, 1.0)])
     return net
 

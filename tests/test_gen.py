@@ -38,7 +38,7 @@ def test_default_manifest_describes_the_array(tmp_path):
     assert manifest["params"] == {"neurons": 256, "inputs": 256, "T": 2, "lanes": 16, "WB": 8,
                                   "DB": 8, "VB": 16, "reset": "hard",
                                   "threshold": "per-neuron", "bias": True,
-                                  "multipliers": "dsp"}
+                                  "beat_cap": 256, "multipliers": "dsp"}
     assert manifest["streams"]["in"]["fields"] == {"index": [0, 8], "eot": [8, 1]}
     assert manifest["streams"]["out"]["fields"] == {"index": [0, 8], "eot": [8, 1]}
     weights = manifest["memories"][0]
@@ -105,7 +105,7 @@ def bad_params(tmp_path):
     (["--neurons", "4", "--T", "2", "--name", "2x"],
      "--name must be a Verilog identifier (letters, digits, _), not '2x'"),
     (["--neurons", "4", "--T", "2", "--weight-width", "40", "--decay-width", "30"],
-     "widths WB=40, DB=30, VB=16 with 4 inputs need 76 bits, more than 63"),
+     "widths WB=40, DB=30, VB=16 with a beat cap of 4 need 76 bits, more than 63"),
     (["--neurons", "4", "--T", "2", "--params", "PARAMS", "--weight-width", "6"],
      "WB=6 disagrees with the params meta WB=8"),
     (["--neurons", "4", "--T", "2", "--params", "PARAMS", "--reset", "soft"],

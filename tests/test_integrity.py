@@ -281,8 +281,12 @@ def packed_network(tmp_path, T=2):
                                                        "identifier"),
     (lambda d: d["encoding"].update(T=3), "encoding: T=3 disagrees with the network's T=2"),
     (lambda d: d["encoding"].update(max_vlaue=16), "encoding: unknown key 'max_vlaue'"),
+    (lambda d: d["layers"][0].update(threshold="neuron"),
+     "layer hidden0: threshold: neuron disagrees with hidden0.npz (layer)"),
     (lambda d: d["layers"][0].update(threshold="per-neuron"),
-     "layer hidden0: threshold: per-neuron disagrees with hidden0.npz"),
+     "layer hidden0: threshold must be neuron or layer, not 'per-neuron'"),
+    (lambda d: d["layers"][0].update(beat_cap=5),
+     "layer hidden0: beat_cap: 5 disagrees with hidden0.npz (64)"),
 ])
 def test_network_yaml_is_checked_against_the_schema(tmp_path, edit, message):
     folder = packed_network(tmp_path)

@@ -86,9 +86,10 @@ def test_readout_twin_sums_currents_over_time():
 @pytest.mark.parametrize("args, message", [
     (["--membrane-width", "6"], "layer hidden0: threshold = "),
     (["--weight-width", "0"], "--weight-width must be a positive integer, not 0"),
-    (["--lanes", "16"], "lanes needs one value per layer (2), not [16]"),
+    (["--lanes", "16"], "lanes needs one value per layer with neurons (2), not [16]"),
     (["--lanes", "16,x"], "--lanes must be comma-separated integers, one per layer, not '16,x'"),
-    (["--lanes", "300,10"], "lanes must be at most the number of neurons (256), not 300"),
+    (["--lanes", "300,10"], "layer hidden0: lanes must be at most the number of neurons "
+                            "(256), not 300"),
 ])
 def test_pack_refuses_what_does_not_fit(trained, tmp_path, capsys, args, message):
     folder, _, _ = trained

@@ -14,7 +14,7 @@ import torch
 
 from dalif_hw import cli
 from dalif_hw.core.config import ConfigError
-from dalif_hw.model.train import TrainOptions, train_digits
+from dalif_hw.model.train import MODELS, TrainOptions, train_digits
 
 
 def main(argv=None) -> int:
@@ -22,6 +22,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python train/digits.py",
                                      description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for model.pt")
+    parser.add_argument("--model", choices=MODELS, default=defaults.model,
+                        help="mlp: 64-HIDDEN-10; conv: conv 3x3 16 ch -> sum pool 2 -> dense 128 "
+                             "-> readout (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=defaults.sizes[1], metavar="N",
                         help="hidden neurons (default: %(default)s)")
     parser.add_argument("--T", type=int, default=defaults.T,
@@ -39,9 +42,10 @@ def main(argv=None) -> int:
                         ("--threads", args.threads)):
         if value < 1:
             raise ConfigError(f"{flag} must be a positive integer, not {value}")
-    options = TrainOptions(sizes=(64, args.hidden, 10), T=args.T, epochs=args.epochs,
-                           seed=args.seed, reset=args.reset)
-    cli.check_memory(options.memory_estimate(), f"training 64-{args.hidden}-10 at T={args.T}")
+    options = TrainOptions(model=args.model, sizes=(64, args.hidden, 10), T=args.T,
+                           epochs=args.epochs, seed=args.seed, reset=args.reset)
+    what = f"64-{args.hidden}-10" if args.model == "mlp" else "the convolutional network"
+    cli.check_memory(options.memory_estimate(), f"training {what} at T={args.T}")
     cli.output_folder(args.out)  # before training, not after
     torch.set_num_threads(args.threads)
     _, metrics = train_digits(options, out=args.out)

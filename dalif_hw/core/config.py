@@ -16,12 +16,16 @@ import math
 import numpy as np
 
 __all__ = [
-    "RESETS", "ArrayConfig", "ConfigError", "parse_meta",
+    "RESETS", "PARAMS_KINDS", "CONV_KEYS", "ArrayConfig", "ConfigError", "parse_meta",
     "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
 ]
 
 #: The reset modes, in the spelling used by ``meta`` and the command lines.
 RESETS = ("hard", "soft")
+#: The ``kind`` of a params file's ``meta`` (SPEC 6): a dense array or a conv2d layer.
+PARAMS_KINDS = ("dense", "conv2d")
+#: What a conv2d ``meta`` adds.
+CONV_KEYS = ("in_shape", "stride", "padding")
 
 #: Defaults of the generator and of ``meta`` (docs/arithmetic.md).
 DEFAULT_WB = 8
@@ -116,6 +120,9 @@ class ArrayConfig:
         One threshold per neuron (default) or one for the array.
     bias : bool
         Whether the array adds a per-neuron bias to the current (default True).
+    beat_cap : int, optional
+        B: of the spike beats of a timestep with an index below M, the first B count; the
+        rest are dropped (default M; a layer behind a sum pool needs more, SPEC 6).
 
     Raises
     ------
@@ -134,10 +141,14 @@ class ArrayConfig:
     lanes: int | None = None
     per_neuron_threshold: bool = True
     bias: bool = True
+    beat_cap: int | None = None
 
     def __post_init__(self):
         for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
             object.__setattr__(self, name, _check_int(name, getattr(self, name), 1))
+        if self.beat_cap is None:
+            object.__setattr__(self, "beat_cap", self.inputs)
+        object.__setattr__(self, "beat_cap", _check_int("beat_cap", self.beat_cap, 1))
         if self.lanes is None:
             object.__setattr__(self, "lanes", min(self.neurons, DEFAULT_MAX_LANES))
         object.__setattr__(self, "lanes", _check_int("lanes", self.lanes, 1))
@@ -149,8 +160,8 @@ class ArrayConfig:
         # alpha * I is the widest product: (DB + 2) bits of decay times current_width bits.
         if self.current_width + self.DB + 2 > _INT64_BITS:
             raise ConfigError(
-                f"widths WB={self.WB}, DB={self.DB}, VB={self.VB} with {self.inputs} inputs "
-                f"need {self.current_width + self.DB + 2} bits, more than 63")
+                f"widths WB={self.WB}, DB={self.DB}, VB={self.VB} with a beat cap of "
+                f"{self.beat_cap} need {self.current_width + self.DB + 2} bits, more than 63")
 
     # -- ranges of the stored values ------------------------------------------------------
 
@@ -179,10 +190,10 @@ class ArrayConfig:
     def current_width(self) -> int:
         """Signed width in which the input current I never wraps.
 
-        Bias (VB bits) plus at most M counted beats of one weight each (WB bits):
-        ``max(VB, WB + ceil(log2(M + 1))) + 1``.
+        Bias (VB bits) plus at most B counted beats of one weight each (WB bits):
+        ``max(VB, WB + ceil(log2(B + 1))) + 1``.
         """
-        return max(self.VB, self.WB + math.ceil(math.log2(self.inputs + 1))) + 1
+        return max(self.VB, self.WB + math.ceil(math.log2(self.beat_cap + 1))) + 1
 
     @property
     def logit_width(self) -> int:
@@ -214,13 +225,16 @@ class ArrayConfig:
         return {"neurons": self.neurons, "inputs": self.inputs, "T": self.T,
                 "lanes": self.lanes, **self.meta(),
                 "threshold": "per-neuron" if self.per_neuron_threshold else "per-layer",
-                "bias": self.bias}
+                "bias": self.bias, "beat_cap": self.beat_cap}
 
 
 def parse_meta(text) -> dict:
     """Parse and check the ``meta`` JSON string of ``params.npz``.
 
-    Returns a dictionary with the keys ``WB``, ``DB``, ``VB`` and ``reset``.
+    Returns a dictionary with the keys ``WB``, ``DB``, ``VB``, ``reset`` and ``kind``
+    (:data:`PARAMS_KINDS`, ``dense`` where absent), ``beat_cap`` where the file gives one,
+    and for conv2d ``in_shape``, ``stride`` and ``padding`` (checked by
+    :class:`~dalif_hw.core.conv.ConvShape`).
 
     Raises
     ------
@@ -250,4 +264,15 @@ def parse_meta(text) -> dict:
         raise ConfigError(f"meta reset must be one of {', '.join(RESETS)}, "
                           f"not {meta['reset']!r}")
     out["reset"] = meta["reset"]
+    if meta.get("beat_cap") is not None:
+        out["beat_cap"] = _check_int("meta beat_cap", meta["beat_cap"], 1)
+    out["kind"] = meta.get("kind", "dense")
+    if out["kind"] not in PARAMS_KINDS:
+        raise ConfigError(f"meta kind must be one of {', '.join(PARAMS_KINDS)}, "
+                          f"not {out['kind']!r}")
+    if out["kind"] == "conv2d":
+        missing = [key for key in CONV_KEYS if key not in meta]
+        if missing:
+            raise ConfigError(f"a conv2d meta needs {', '.join(missing)}")
+        out.update({key: meta[key] for key in CONV_KEYS})
     return out

@@ -93,7 +93,8 @@ def default_params(config: ArrayConfig) -> IntParams:
     return IntParams(weight=np.zeros((n, config.inputs), np.int64), alpha=np.full(n, half),
                      beta=np.full(n, half), threshold=threshold,
                      bias=np.zeros(n, np.int64) if config.bias else None,
-                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset)
+                     WB=config.WB, DB=config.DB, VB=config.VB, reset=config.reset,
+                     beat_cap=None if config.beat_cap == config.inputs else config.beat_cap)
 
 
 class Select(enum.IntEnum):

@@ -17,10 +17,11 @@ from pathlib import Path
 import numpy as np
 
 from .config import ArrayConfig, ConfigError, parse_meta, signed_range
+from .conv import ConvShape
 from .files import savez_atomic
 
-__all__ = ["IntParams", "ReadoutParams", "load_params", "load_readout", "load_stimulus",
-           "check_fits", "first_bad"]
+__all__ = ["IntParams", "ConvParams", "ReadoutParams", "load_params", "load_readout",
+           "load_stimulus", "check_fits", "first_bad", "GRANULARITY"]
 
 
 def first_bad(name: str, bad: np.ndarray) -> tuple[str, tuple] | None:
@@ -70,6 +71,8 @@ class IntParams:
         Weight width, decay fraction bits, membrane width.
     reset : str
         ``"hard"`` or ``"soft"``.
+    beat_cap : int, optional
+        B, the counted beats of a timestep (default M; :class:`ArrayConfig`).
 
     Raises
     ------
@@ -86,6 +89,7 @@ class IntParams:
     DB: int = 8
     VB: int = 16
     reset: str = "hard"
+    beat_cap: int | None = None
 
     def __post_init__(self):
         setattr_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -95,7 +99,8 @@ class IntParams:
                               f"not {list(weight.shape)}")
         n, m = weight.shape
         # Validates the widths and the reset, and that int64 arithmetic cannot overflow.
-        config = ArrayConfig(n, m, 1, self.WB, self.DB, self.VB, self.reset)
+        config = ArrayConfig(n, m, 1, self.WB, self.DB, self.VB, self.reset,
+                             beat_cap=self.beat_cap)
         setattr_("weight", weight)
         for name in ("alpha", "beta"):
             value = _as_int_array(name, getattr(self, name))
@@ -137,10 +142,18 @@ class IntParams:
         """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps."""
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
                            lanes=lanes, per_neuron_threshold=self.per_neuron_threshold,
-                           bias=self.bias is not None)
+                           bias=self.bias is not None, beat_cap=self.beat_cap)
+
+    @property
+    def cap(self) -> int:
+        """B: the beat cap, M unless set."""
+        return self.inputs if self.beat_cap is None else self.beat_cap
 
     def meta(self) -> dict:
-        return {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}
+        meta = {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset}
+        if self.beat_cap is not None:
+            meta["beat_cap"] = self.beat_cap
+        return meta
 
     def thresholds(self) -> np.ndarray:
         """The threshold of every neuron, [N] (a per-layer threshold repeated)."""
@@ -152,6 +165,153 @@ class IntParams:
 
     def save(self, path) -> None:
         """Write ``params.npz`` atomically."""
+        arrays = dict(weight=self.weight, alpha=self.alpha, beta=self.beta,
+                      threshold=self.threshold, meta=np.array(json.dumps(self.meta())))
+        if self.bias is not None:
+            arrays["bias"] = self.bias
+        savez_atomic(path, **arrays)
+
+
+#: How a conv2d layer's per-neuron values may be given: the shapes, by name.
+GRANULARITY = ("layer", "channel", "neuron")
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class ConvParams:
+    """The integer parameters of a conv2d layer (SPEC 6; checked on construction).
+
+    Parameters
+    ----------
+    weight : array of int, [K, C, KH, KW]
+        Signed WB-bit kernel weights.
+    alpha, beta : array of int, [K] (per channel) or [N] (per neuron, flat)
+    threshold : array of int, 0-d, [K] or [N]
+    bias : array of int, [K] or [N], or None
+    in_shape : (C, H, W)
+    stride, padding : (SH, SW), (PH, PW)
+    WB, DB, VB, reset, beat_cap
+        As for :class:`IntParams`.
+
+    The layer is the neuron array :meth:`dense` describes: flat indices, channel-major.
+    """
+
+    weight: np.ndarray
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray
+    bias: np.ndarray | None = None
+    in_shape: tuple = ()
+    stride: tuple = (1, 1)
+    padding: tuple = (0, 0)
+    WB: int = 8
+    DB: int = 8
+    VB: int = 16
+    reset: str = "hard"
+    beat_cap: int | None = None
+
+    def __post_init__(self):
+        setattr_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
+        weight = _as_int_array("weight", self.weight)
+        if weight.ndim != 4 or 0 in weight.shape:
+            raise ConfigError(f"a conv2d weight must have shape [K, C, KH, KW], "
+                              f"not {list(weight.shape)}")
+        shape = ConvShape(tuple(self.in_shape) if isinstance(self.in_shape, (list, tuple))
+                          else self.in_shape, weight.shape[0], weight.shape[2:],
+                          self.stride, self.padding)
+        if weight.shape[1] != shape.in_shape[0]:
+            raise ConfigError(f"the weight has {weight.shape[1]} input channels but in_shape "
+                              f"{list(shape.in_shape)} has C = {shape.in_shape[0]}")
+        for name in ("in_shape", "stride", "padding"):
+            setattr_(name, getattr(shape, name))
+        setattr_("weight", weight)
+        K, N = shape.channels, shape.neurons
+        allowed = {"alpha": ((K,), (N,)), "beta": ((K,), (N,)), "threshold": ((), (K,), (N,)),
+                   "bias": ((K,), (N,))}
+        for name, shapes in allowed.items():
+            if name == "bias" and self.bias is None:
+                continue
+            value = _as_int_array(name, getattr(self, name))
+            if value.shape not in shapes:
+                names = {(): "[] (per layer)", (K,): f"[{K}] (per channel)",
+                         (N,): f"[{N}] (per neuron)"}
+                raise ConfigError(f"{name} must have shape "
+                                  f"{' or '.join(names[s] for s in shapes)}, "
+                                  f"not {list(value.shape)}")
+            setattr_(name, value)
+        # The widths (and that int64 cannot overflow), then every value, named by its
+        # position in the file's own arrays (weight[k, c, ky, kx]).
+        config = ArrayConfig(N, shape.inputs, 1, self.WB, self.DB, self.VB, self.reset,
+                             beat_cap=self.beat_cap)
+        check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
+        for name in ("alpha", "beta"):
+            check_fits(name, getattr(self, name), 0, config.decay_one, f"DB={self.DB} decays")
+        for name in ("threshold", "bias"):
+            if getattr(self, name) is not None:
+                check_fits(name, getattr(self, name), *signed_range(self.VB),
+                           f"VB={self.VB} signed bits")
+
+    @property
+    def shape(self) -> ConvShape:
+        return ConvShape(self.in_shape, self.weight.shape[0], self.weight.shape[2:],
+                         self.stride, self.padding)
+
+    @property
+    def neurons(self) -> int:
+        return self.shape.neurons
+
+    @property
+    def inputs(self) -> int:
+        return self.shape.inputs
+
+    @property
+    def cap(self) -> int:
+        return self.inputs if self.beat_cap is None else self.beat_cap
+
+    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
+        """The :class:`ArrayConfig` of the layer (sizes of its dense equivalent). Lanes run
+        over neighbouring output columns of one channel: at most WO (default min(WO, 16))."""
+        WO = self.shape.out_shape[2]
+        lanes = min(WO, 16) if lanes is None else lanes
+        if isinstance(lanes, int) and lanes > WO:
+            raise ConfigError(f"lanes run over the output columns: at most WO = {WO}, "
+                              f"not {lanes}")
+        return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
+                           lanes=lanes,
+                           per_neuron_threshold=self.granularity("threshold") != "layer",
+                           bias=self.bias is not None, beat_cap=self.beat_cap)
+
+    def granularity(self, name: str) -> str:
+        """How ``name`` (alpha, beta, threshold, bias) is stored: one of :data:`GRANULARITY`."""
+        value = getattr(self, name)
+        if value is None or value.ndim == 0:
+            return "layer"
+        return "channel" if value.shape[0] == self.shape.channels and \
+            self.shape.channels != self.neurons else "neuron"
+
+    def per_neuron(self, name: str) -> np.ndarray | None:
+        """``name`` for every neuron, [N] (per-channel values repeated over HO WO)."""
+        value = getattr(self, name)
+        if value is None or value.ndim == 0 or value.shape[0] == self.neurons:
+            return value
+        _, HO, WO = self.shape.out_shape
+        return np.repeat(value, HO * WO)
+
+    def dense(self) -> IntParams:
+        """The same layer as a dense array: [N, M] weights, per-neuron decays and biases."""
+        return IntParams(weight=self.shape.dense(self.weight), alpha=self.per_neuron("alpha"),
+                         beta=self.per_neuron("beta"), threshold=self.per_neuron("threshold"),
+                         bias=self.per_neuron("bias"), WB=self.WB, DB=self.DB, VB=self.VB,
+                         reset=self.reset, beat_cap=self.beat_cap)
+
+    def meta(self) -> dict:
+        meta = {"WB": self.WB, "DB": self.DB, "VB": self.VB, "reset": self.reset,
+                **self.shape.meta()}
+        if self.beat_cap is not None:
+            meta["beat_cap"] = self.beat_cap
+        return meta
+
+    def save(self, path) -> None:
+        """Write ``params.npz`` atomically (SPEC 6)."""
         arrays = dict(weight=self.weight, alpha=self.alpha, beta=self.beta,
                       threshold=self.threshold, meta=np.array(json.dumps(self.meta())))
         if self.bias is not None:
@@ -186,8 +346,9 @@ def _get(npz, name: str, what: str) -> np.ndarray:
 
 
 def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int | None = None,
-                reset: str | None = None) -> IntParams:
-    """Read and check ``params.npz``.
+                reset: str | None = None) -> IntParams | ConvParams:
+    """Read and check ``params.npz``: a dense array's (:class:`IntParams`), or a conv2d
+    layer's (:class:`ConvParams`, ``meta`` ``"kind": "conv2d"``).
 
     Widths and reset given here must agree with the file's ``meta``; ``None`` takes the
     value from ``meta``.
@@ -200,6 +361,9 @@ def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int |
     """
     with _open_npz(path, "params") as npz:
         meta = parse_meta(_get(npz, "meta", "params"))
+        kind = meta.pop("kind")
+        shape = {key: meta.pop(key) for key in ("in_shape", "stride", "padding")
+                 if key in meta}
         for key, given in (("WB", WB), ("DB", DB), ("VB", VB), ("reset", reset)):
             if given is not None and given != meta[key]:
                 raise ConfigError(f"{key}={given!r} disagrees with the params meta "
@@ -207,7 +371,9 @@ def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int |
         arrays = {name: _get(npz, name, "params")
                   for name in ("weight", "alpha", "beta", "threshold")}
         arrays["bias"] = _get(npz, "bias", "params") if "bias" in npz.files else None
-    return IntParams(**arrays, **meta)
+    if kind == "dense":
+        return IntParams(**arrays, **meta)
+    return ConvParams(**arrays, **shape, **meta)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -283,22 +449,31 @@ def load_readout(path) -> ReadoutParams:
 
 
 def load_stimulus(path, inputs: int | None = None) -> np.ndarray:
-    """Read and check ``stimulus.npz``; return ``spikes``, bool [S, T, M].
+    """Read and check ``stimulus.npz``: ``spikes``, bool [S, T, M], or ``counts``, int
+    [S, T, M] (beats per index, repeats included, sent in ascending index order; SPEC 6).
 
     Raises
     ------
     ConfigError
-        On a missing file or array, a dtype other than bool, a shape that is not
-        [S, T, M] with S, T >= 1, or M different from ``inputs``.
+        On a missing file or array (or both), a wrong dtype, a negative count, a shape that
+        is not [S, T, M] with S, T >= 1, or M different from ``inputs``.
     """
     with _open_npz(path, "stimulus") as npz:
-        spikes = _get(npz, "spikes", "stimulus")
-    if spikes.dtype != np.bool_:
-        raise ConfigError(f"stimulus spikes must have dtype bool, not {spikes.dtype}")
-    if spikes.ndim != 3 or spikes.shape[0] < 1 or spikes.shape[1] < 1:
-        raise ConfigError(f"stimulus spikes must have shape [S, T, M] with S, T >= 1, "
-                          f"not {list(spikes.shape)}")
-    if inputs is not None and spikes.shape[2] != inputs:
-        raise ConfigError(f"stimulus spikes have {spikes.shape[2]} inputs but the weights "
-                          f"have {inputs} (shape {list(spikes.shape)})")
-    return spikes
+        names = [name for name in ("spikes", "counts") if name in npz.files]
+        if len(names) != 1:
+            raise ConfigError("stimulus file must hold 'spikes' or 'counts', one of them "
+                              f"(it has: {', '.join(npz.files)})")
+        name = names[0]
+        stimulus = _get(npz, name, "stimulus")
+    if name == "spikes" and stimulus.dtype != np.bool_:
+        raise ConfigError(f"stimulus spikes must have dtype bool, not {stimulus.dtype}")
+    if name == "counts":
+        stimulus = _as_int_array("stimulus counts", stimulus)
+        check_fits("counts", stimulus, 0, np.iinfo(np.int64).max, "beats (>= 0)")
+    if stimulus.ndim != 3 or stimulus.shape[0] < 1 or stimulus.shape[1] < 1:
+        raise ConfigError(f"stimulus {name} must have shape [S, T, M] with S, T >= 1, "
+                          f"not {list(stimulus.shape)}")
+    if inputs is not None and stimulus.shape[2] != inputs:
+        raise ConfigError(f"stimulus {name} have {stimulus.shape[2]} inputs but the weights "
+                          f"have {inputs} (shape {list(stimulus.shape)})")
+    return stimulus

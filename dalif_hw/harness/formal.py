@@ -137,7 +137,7 @@ class Harness(wiring.Component):
             assert_fifo(m, dut.fifo, dut.fifo_depth, "fifo")
         if "drops" in want:
             assert_drops(m, self.i, dut.accumulator.probes, self.err, "i", inputs=c.inputs,
-                         beat_cap=c.inputs)
+                         beat_cap=c.beat_cap)
         if isinstance(dut, NeuronArray) and ("events" in want or "liveness" in want):
             assert_events(m, self.i, self.o, "o", pending_limit=pending_limit(dut),
                           latency=array_latency(dut) if "liveness" in want else None)
@@ -155,7 +155,7 @@ class Harness(wiring.Component):
         if "drops" in want:
             first = arrays[0]
             assert_drops(m, self.i, first.accumulator.probes, self.err, "i",
-                         inputs=first.config.inputs, beat_cap=first.config.inputs)
+                         inputs=first.config.inputs, beat_cap=first.config.beat_cap)
         if "events" in want or "liveness" in want:
             for k, array in enumerate(arrays):
                 assert_events(m, array.i, array.o, f"layer{k}",

@@ -14,8 +14,8 @@ the same forwarding path and hands them to the datapath behind (``pass_``, two c
 issue, with the group number on ``issue`` at issue time so that it can read its own
 memories in step). Beats of the next timestep are taken as soon as the pass is issued.
 
-Beats with an index of M or more, and beats beyond the M-th counted one of a timestep, are
-dropped and raise the sticky ``err``.
+Beats with an index of M or more, and beats beyond the B-th counted one of a timestep (the beat
+cap B, default M), are dropped and raise the sticky ``err``.
 """
 
 from __future__ import annotations
@@ -114,6 +114,8 @@ class SpikeAccumulator(wiring.Component):
     ----------
     inputs : int
         M.
+    beat_cap : int, optional
+        B: beats of a timestep beyond the B-th counted one are dropped (default M).
     T : int
         Timesteps per sample.
     weights : MemorySpec
@@ -157,8 +159,9 @@ class SpikeAccumulator(wiring.Component):
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
-                 weight_image: list | None = None):
+                 weight_image: list | None = None, beat_cap: int | None = None):
         self.inputs, self.T, self.weights = inputs, T, weights
+        self.beat_cap = inputs if beat_cap is None else beat_cap
         self.weight_image = list(weights.words if weight_image is None else weight_image)
         if len(self.weight_image) < weights.depth:
             raise ValueError(f"the weight image has {len(self.weight_image)} words, fewer "
@@ -173,7 +176,7 @@ class SpikeAccumulator(wiring.Component):
         # Named as the signals they stand for, so the Verilog reads as before.
         self.probes = {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
                        "beat": Signal.like(self.i.payload, name="beat"),
-                       "count": Signal(range(inputs + 1), name="count")}
+                       "count": Signal(range(self.beat_cap + 1), name="count")}
 
     def elaborate(self, platform):
         m = Module()
@@ -271,7 +274,7 @@ class SpikeAccumulator(wiring.Component):
                                  walk_first_step.eq(t == 0), first.eq(1), steps.eq(0)]
                 with m.Else():
                     m.d.sync += steps.eq(steps + 1)
-            with m.Elif((index < M) & (count != M)):
+            with m.Elif((index < M) & (count != self.beat_cap)):
                 m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0),
                              count.eq(count + 1)]
             with m.Else():

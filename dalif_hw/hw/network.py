@@ -11,6 +11,7 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..core.config import ConfigError
 from ..quant.packed import Network
 from .neuron_array import NeuronArray
 from .readout import Readout, class_layout, logits_layout
@@ -41,6 +42,12 @@ class NetworkTop(wiring.Component):
                  weight_images: dict | None = None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
+        unsupported = [f"{layer.name} ({layer.kind})" for layer in network.layers
+                       if layer.kind not in ("dense", "readout")]
+        if unsupported:
+            self._MustUse__silence = True  # refused, so never elaborated: no warning
+            raise ConfigError(f"the generator builds dense and readout layers only, so far; "
+                              f"this network has {', '.join(unsupported)}")
         self.network = network
         images = weight_images or {}
         self.layers = [NeuronArray(layer.config, layer.params, multipliers=multipliers,

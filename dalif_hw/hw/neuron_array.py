@@ -36,7 +36,8 @@ def check_params(config: ArrayConfig, params: IntParams) -> None:
     for name, want, got in (("neurons", config.neurons, params.neurons),
                             ("inputs", config.inputs, params.inputs),
                             ("WB", config.WB, params.WB), ("DB", config.DB, params.DB),
-                            ("VB", config.VB, params.VB), ("reset", config.reset, params.reset)):
+                            ("VB", config.VB, params.VB), ("reset", config.reset, params.reset),
+                            ("beat_cap", config.beat_cap, params.cap)):
         if want != got:
             raise ConfigError(f"the parameters have {name} = {got!r} but the array has "
                               f"{name} = {want!r}")
@@ -109,7 +110,7 @@ class NeuronArray(wiring.Component):
             inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
             acc_width=config.current_width, base_width=config.out_index_width, pass_every=1,
             pass_gap=UPDATE_LATENCY + 1 - config.groups, cfg_widths=self.cfg_widths,
-            weight_image=weight_image)
+            weight_image=weight_image, beat_cap=config.beat_cap)
         self.update = NeuronUpdate(config, params, self.memory_specs[1:], self.cfg_widths,
                                    multipliers)
         self.serializer = SpikeSerializer(

@@ -82,7 +82,8 @@ class Readout(wiring.Component):
         self.accumulator = SpikeAccumulator(
             inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
-            pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image)
+            pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image,
+            beat_cap=config.beat_cap)
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({

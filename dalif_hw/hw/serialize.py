@@ -12,7 +12,7 @@ FIFO can take everything in flight (``reserve`` entries beyond its level).
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal, unsigned
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -65,12 +65,12 @@ class SpikeSerializer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         P = self.lanes
-        ring = m.submodules.spikes = Memory(shape=unsigned(self.layout.size), depth=self.depth, init=[])
+        ring = m.submodules.spikes = Memory(shape=self.layout, depth=self.depth, init=[])
         ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
         wp = Signal(range(self.depth))
         rp = Signal(range(self.depth))
         level, push, pop = self.fifo["level"], self.fifo["push"], self.fifo["pop"]
-        m.d.comb += [push.eq(self.push.valid), ring_wr.data.eq(self.push.payload.as_value()),
+        m.d.comb += [push.eq(self.push.valid), ring_wr.data.eq(self.push.payload),
                      ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
         with m.If(push):
             m.d.sync += wp.eq(wp + 1)

@@ -1,9 +1,11 @@
-"""The PyTorch DA-LIF model: neuron, surrogate gradients and layers."""
+"""The PyTorch DA-LIF model: neuron, surrogate gradients, layers (dense, conv2d, pooling of
+spikes) and networks (fully connected, convolutional)."""
 
-from .layers import DALIFConv2d, DALIFLinear
+from .convnet import DALIFConvNet
+from .layers import POOLS, DALIFConv2d, DALIFLinear, Flatten, SpikePool2d
 from .mlp import DALIFMLP
 from .neuron import GRANULARITIES, DALIFNeuron
 from .surrogate import SURROGATES, spike
 
-__all__ = ["DALIFNeuron", "DALIFLinear", "DALIFConv2d", "DALIFMLP", "GRANULARITIES",
-           "SURROGATES", "spike"]
+__all__ = ["DALIFNeuron", "DALIFLinear", "DALIFConv2d", "DALIFMLP", "DALIFConvNet",
+           "SpikePool2d", "Flatten", "POOLS", "GRANULARITIES", "SURROGATES", "spike"]

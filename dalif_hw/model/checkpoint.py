@@ -41,7 +41,10 @@ def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
         raise ConfigError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT!r} checkpoint "
                           f"(format: {found!r})")
     try:
-        model = DALIFMLP(checkpoint["sizes"], **checkpoint["neuron"])
+        from .train import build_model
+
+        # Checkpoints from before the convolutional model name no model: an MLP.
+        model = build_model({"model": "mlp", **checkpoint}, checkpoint["neuron"])
         model.load_state_dict(checkpoint["state_dict"])
         int(checkpoint["T"]), dict(checkpoint["encoding"])
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
@@ -60,7 +63,7 @@ def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
 
 def save_checkpoint(path, model: DALIFMLP, options, metrics: dict) -> None:
     """Write ``model.pt`` atomically: architecture, encoding, weights and metrics."""
-    checkpoint = {"format": CHECKPOINT_FORMAT, "sizes": list(model.sizes),
+    checkpoint = {"format": CHECKPOINT_FORMAT, **options.architecture(),
                   "neuron": options.neuron(), "T": options.T, "encoding": options.encoding(),
                   "widths": {"WB": options.WB, "DB": options.DB, "VB": options.VB},
                   "state_dict": model.state_dict(), "metrics": metrics}

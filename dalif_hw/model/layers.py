@@ -13,7 +13,12 @@ from torch import nn
 
 from .neuron import DALIFNeuron
 
-__all__ = ["DALIFLinear", "DALIFConv2d"]
+__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "Flatten", "POOLS"]
+
+#: Pooling of spikes: ``sum`` (a window's spikes added: what the hardware's sum pool sends
+#: on), ``avg`` (their mean: sum pooling with 1 / window folded into the next layer when
+#: packing) and ``max`` (OR).
+POOLS = ("sum", "avg", "max")
 
 
 def _per_step(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -88,3 +93,39 @@ class DALIFConv2d(nn.Module):
 
     def forward(self, x: torch.Tensor, return_membrane: bool = False):
         return self.neuron(self.current(x), return_membrane=return_membrane)
+
+
+class SpikePool2d(nn.Module):
+    """Pooling of spikes, window = stride, no padding, floor mode (SPEC 6):
+    [T, batch, C, H, W] -> [T, batch, C, H // PKH, W // PKW].
+
+    Parameters
+    ----------
+    kind : str
+        One of :data:`POOLS`.
+    window : int or (PKH, PKW)
+    """
+
+    def __init__(self, kind: str, window):
+        super().__init__()
+        if kind not in POOLS:
+            raise ValueError(f"Pooling kind must be one of {', '.join(POOLS)}, not {kind!r}")
+        self.kind = kind
+        self.window = (window, window) if isinstance(window, int) else tuple(window)
+        if len(self.window) != 2 or min(self.window) < 1:
+            raise ValueError(f"Pooling window must be positive, not {window!r}")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        pool = nn.functional.max_pool2d if self.kind == "max" else nn.functional.avg_pool2d
+        y = _per_step(lambda v: pool(v, self.window, self.window), x)
+        return y * (self.window[0] * self.window[1]) if self.kind == "sum" else y
+
+    def extra_repr(self) -> str:
+        return f"kind={self.kind!r}, window={self.window}"
+
+
+class Flatten(nn.Module):
+    """[T, batch, C, H, W] -> [T, batch, C H W], channel-major (the hardware's flat order)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(2)

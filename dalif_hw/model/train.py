@@ -15,9 +15,11 @@ import torch
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB
 from ..core.encoding import encode
 from .checkpoint import save_checkpoint
+from .convnet import DALIFConvNet
 from .mlp import DALIFMLP
 
-__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate"]
+__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate",
+           "build_model", "CONV_LAYERS", "MODELS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -41,10 +43,22 @@ def load_digits_split() -> DigitsSplit:
     return DigitsSplit(tx, ty, vx, vy)
 
 
+#: The convolutional digits network (``--model conv``): 8x8x1 -> conv 3x3, 16 channels,
+#: padding 1 -> sum pool 2 -> dense 128 -> readout 10.
+CONV_LAYERS = ({"kind": "conv2d", "channels": 16, "kernel": 3, "padding": 1},
+               {"kind": "sumpool", "window": 2},
+               {"kind": "dense", "features": 128})
+#: Model kinds of :class:`TrainOptions`.
+MODELS = ("mlp", "conv")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
-    """Training settings (defaults: the digits network, 64-256-10 at T = 2)."""
+    """Training settings (defaults: the digits network, 64-256-10 at T = 2; ``model="conv"``:
+    :data:`CONV_LAYERS` on the 8x8 image, then a readout of ``sizes[-1]`` classes)."""
 
+    model: str = "mlp"
+    layers: tuple = CONV_LAYERS
     sizes: tuple = (64, 256, 10)
     T: int = 2
     epochs: int = 40
@@ -67,13 +81,40 @@ class TrainOptions:
     def encoding(self) -> dict:
         return {"kind": "thermometer", "T": self.T, "max_value": 16.0}
 
+    def architecture(self) -> dict:
+        """What a checkpoint needs to rebuild the model (:func:`build_model`)."""
+        if self.model == "mlp":
+            return {"model": "mlp", "sizes": list(self.sizes)}
+        return {"model": "conv", "in_shape": [1, 8, 8], "layers": [dict(x) for x in self.layers],
+                "classes": self.sizes[-1]}
+
+    def build(self) -> DALIFMLP | DALIFConvNet:
+        return build_model(self.architecture(), self.neuron())
+
     def memory_estimate(self, samples: int = 360) -> int:
         """Bytes training takes at least: float32 parameters with their gradients and two
         Adam moments, and the activations of the largest batch (the held-out ``samples``
         at evaluation, a few tensors per layer and timestep)."""
-        parameters = sum((m + 3) * n for m, n in zip(self.sizes, self.sizes[1:]))
-        activations = sum(self.sizes) * self.T * max(samples, self.batch) * 8
+        if self.model == "mlp":
+            parameters = sum((m + 3) * n for m, n in zip(self.sizes, self.sizes[1:]))
+            units = sum(self.sizes)
+        else:
+            model = self.build()
+            parameters = sum(p.numel() for p in model.parameters())
+            units = 64 + sum(h.shape[-1] for h in model.hidden_spikes(torch.zeros(1, 1, 64)))
+        activations = units * self.T * max(samples, self.batch) * 8
         return 4 * (4 * parameters + activations)
+
+
+def build_model(architecture: dict, neuron: dict) -> DALIFMLP | DALIFConvNet:
+    """The model an :meth:`TrainOptions.architecture` (or a checkpoint) describes."""
+    if architecture["model"] == "mlp":
+        return DALIFMLP(architecture["sizes"], **neuron)
+    if architecture["model"] == "conv":
+        return DALIFConvNet(architecture["in_shape"], architecture["layers"],
+                            architecture["classes"], **neuron)
+    raise ValueError(f"model must be one of {', '.join(MODELS)}, not "
+                     f"{architecture['model']!r}")
 
 
 def _spikes(x: np.ndarray, encoding: dict) -> torch.Tensor:
@@ -104,7 +145,7 @@ def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: boo
     rng = np.random.default_rng(options.seed)
     data = load_digits_split()
     encoding = options.encoding()
-    model = DALIFMLP(options.sizes, **options.neuron())
+    model = options.build()
     opt = torch.optim.Adam(model.parameters(), lr=options.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, options.epochs)
     train_spikes = _spikes(data.train_x, encoding)

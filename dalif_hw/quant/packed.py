@@ -3,7 +3,8 @@
 On disk a network is a folder (written by ``python -m dalif_hw.pack``):
 
 - ``network.yaml``: the description: T, the input encoding, and per layer its kind
-  (``dalif`` or ``readout``), sizes, widths, lanes, scale and files;
+  (:data:`KINDS`: ``dense``, ``conv2d``, ``sumpool``, ``maxpool``, ``readout``; the
+  params files' ``meta`` kinds where they have one), sizes, widths, lanes, scale and files;
 - ``<layer>.npz``: the layer's integer parameters (``params.npz`` format; a readout has
   ``weight``, ``bias`` and ``meta`` only);
 - ``<layer>_<memory>.hex``: block-RAM init files in the layout of the layer's lanes
@@ -19,15 +20,26 @@ from pathlib import Path
 import yaml
 
 from ..core.config import RESETS, ArrayConfig, ConfigError
+from ..core.conv import POOL_KINDS, PoolShape
 from ..core.encoding import check_encoding
 from ..core.files import write_text_atomic
 from ..core.layout import hex_lines, memories
-from ..core.params import IntParams, ReadoutParams, load_params, load_readout
+from ..core.params import (
+    GRANULARITY,
+    ConvParams,
+    IntParams,
+    ReadoutParams,
+    load_params,
+    load_readout,
+)
 
-__all__ = ["Layer", "Network", "FORMAT"]
+__all__ = ["Layer", "Network", "FORMAT", "KINDS"]
 
-FORMAT = "dalif-hw network 1"
-KINDS = ("dalif", "readout")
+FORMAT = "dalif-hw network 2"
+#: Format 1 named a dense layer ``dalif``; it is read as ``dense``.
+OLD_FORMATS = {"dalif-hw network 1": {"dalif": "dense"}}
+#: Layer kinds: spiking layers (dense, conv2d), pooling stages on the stream, the readout.
+KINDS = ("dense", "conv2d", *POOL_KINDS, "readout")
 #: Layer names become Verilog port names (``cfg_<layer>``) and file names.
 LAYER_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 LAYER_NAME_RULE = "an identifier (letters, digits, _; not starting with a digit)"
@@ -35,24 +47,63 @@ LAYER_NAME_RULE = "an identifier (letters, digits, _; not starting with a digit)
 
 @dataclasses.dataclass(frozen=True)
 class Layer:
-    """One layer: its kind, name, hardware configuration, integer parameters and scale."""
+    """One layer: its kind, name, hardware configuration, integer parameters and scale; a
+    pooling stage has neither configuration nor parameters, only its ``pool`` shape."""
 
     name: str
     kind: str
-    config: ArrayConfig
-    params: IntParams | ReadoutParams
-    scale: float
+    config: ArrayConfig | None
+    params: IntParams | ConvParams | ReadoutParams | None
+    scale: float = 1.0
+    pool: PoolShape | None = None
+
+    @property
+    def inputs(self) -> int:
+        return self.pool.inputs if self.pool is not None else self.config.inputs
+
+    @property
+    def outputs(self) -> int:
+        return self.pool.outputs if self.pool is not None else self.config.neurons
+
+    def shape(self, side: str) -> tuple:
+        """The ``"in"`` or ``"out"`` shape: (C, H, W) for conv2d and pooling, else flat."""
+        if self.pool is not None:
+            return self.pool.in_shape if side == "in" else self.pool.out_shape
+        if self.kind == "conv2d":
+            shape = self.params.shape
+            return shape.in_shape if side == "in" else shape.out_shape
+        return (self.inputs if side == "in" else self.outputs,)
+
+    @property
+    def files(self) -> bool:
+        """Whether the layer has a params file (and, dense and readout, ``.hex`` files)."""
+        return self.pool is None
+
+    def memories(self) -> list:
+        """The block-RAM images written beside the params (none yet for conv2d: its
+        hardware layout comes with the convolutional layer's generator)."""
+        return memories(self.config, self.params) if self.kind in ("dense", "readout") else []
 
     def describe(self) -> dict:
+        if self.pool is not None:
+            return {"name": self.name, "kind": self.kind, "in_shape": list(self.pool.in_shape),
+                    "window": list(self.pool.window)}
         c = self.config
         entry = {"name": self.name, "kind": self.kind, "neurons": c.neurons,
                  "inputs": c.inputs, "lanes": c.lanes, "WB": c.WB, "VB": c.VB}
-        if self.kind == "dalif":
-            entry.update(DB=c.DB, reset=c.reset, threshold="per-neuron"
-                         if c.per_neuron_threshold else "per-layer")
-        entry.update(bias=c.bias, scale=float(self.scale), params=f"{self.name}.npz",
-                     memories={m.name: f"{self.name}_{m.name}.hex"
-                               for m in memories(c, self.params)})
+        if self.kind == "conv2d":
+            shape = self.params.shape
+            entry.update(in_shape=list(shape.in_shape), out_shape=list(shape.out_shape),
+                         kernel=list(shape.kernel), stride=list(shape.stride),
+                         padding=list(shape.padding), decays=self.params.granularity("alpha"))
+        if self.kind in ("dense", "conv2d"):
+            entry["beat_cap"] = c.beat_cap
+            threshold = (self.params.granularity("threshold") if self.kind == "conv2d" else
+                         "neuron" if c.per_neuron_threshold else "layer")
+            entry.update(DB=c.DB, reset=c.reset, threshold=threshold)
+        entry.update(bias=c.bias, scale=float(self.scale), params=f"{self.name}.npz")
+        if self.kind != "conv2d":
+            entry["memories"] = {m.name: f"{self.name}_{m.name}.hex" for m in self.memories()}
         return entry
 
 
@@ -81,21 +132,31 @@ class Network:
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)
         check_encoding(self.encoding, self.T, "encoding")
-        if len(layers) < 2:
+        if len(layers) < 2 or not any(layer.kind in ("dense", "conv2d") for layer in layers):
             raise ConfigError(f"a network needs at least one DA-LIF layer and a readout, "
-                              f"not {len(layers)} layers")
+                              f"not {[layer.kind for layer in layers]}")
         for k, layer in enumerate(layers):
-            want = "readout" if k == len(layers) - 1 else "dalif"
-            if layer.kind != want:
-                raise ConfigError(f"layer {k} ({layer.name}) must be a {want} layer, "
-                                  f"not {layer.kind!r}")
-            if layer.config.T != self.T:
+            if layer.kind not in KINDS:
+                raise ConfigError(f"layer {k} ({layer.name}): kind must be one of "
+                                  f"{', '.join(KINDS)}, not {layer.kind!r}")
+            if (layer.kind == "readout") != (k == len(layers) - 1):
+                raise ConfigError(f"layer {k} ({layer.name}) is a {layer.kind} layer: the "
+                                  "readout must be the last layer, and only the last")
+            if (layer.pool is not None) != (layer.kind in POOL_KINDS):
+                raise ConfigError(f"layer {layer.name}: a {layer.kind} layer "
+                                  f"{'needs' if layer.kind in POOL_KINDS else 'has no'} "
+                                  "pooling shape")
+            if layer.pool is None and layer.config.T != self.T:
                 raise ConfigError(f"layer {layer.name} has T={layer.config.T}, the network "
                                   f"T={self.T}")
-            if k and layer.config.inputs != layers[k - 1].config.neurons:
-                raise ConfigError(f"layer {layer.name} has {layer.config.inputs} inputs but "
-                                  f"{layers[k - 1].name} has {layers[k - 1].config.neurons} "
-                                  f"neurons")
+            if k and layer.inputs != layers[k - 1].outputs:
+                raise ConfigError(f"layer {layer.name} has {layer.inputs} inputs but "
+                                  f"{layers[k - 1].name} has {layers[k - 1].outputs} "
+                                  f"outputs")
+            here, before = layer.shape("in"), layers[k - 1].shape("out") if k else ()
+            if len(here) == len(before) == 3 and here != before:
+                raise ConfigError(f"layer {layer.name} takes {list(here)} but "
+                                  f"{layers[k - 1].name} gives {list(before)}")
         names = [layer.name for layer in layers]
         for name in names:
             if not isinstance(name, str) or not LAYER_NAME.fullmatch(name):
@@ -105,7 +166,7 @@ class Network:
 
     @property
     def inputs(self) -> int:
-        return self.layers[0].config.inputs
+        return self.layers[0].inputs
 
     @property
     def classes(self) -> int:
@@ -125,8 +186,9 @@ class Network:
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         for layer in self.layers:
-            layer.params.save(folder / f"{layer.name}.npz")
-            for spec in memories(layer.config, layer.params):
+            if layer.files:
+                layer.params.save(folder / f"{layer.name}.npz")
+            for spec in layer.memories():
                 write_text_atomic(folder / f"{layer.name}_{spec.name}.hex", hex_lines(spec))
         write_text_atomic(folder / "network.yaml",
                           yaml.safe_dump(self.describe(), sort_keys=False))
@@ -152,9 +214,19 @@ class Network:
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") \
                 from None
-        if not isinstance(text, dict) or text.get("format") != FORMAT:
+        if not isinstance(text, dict) or (text.get("format") != FORMAT and
+                                          text.get("format") not in OLD_FORMATS):
             found = text.get("format") if isinstance(text, dict) else None
             raise ConfigError(f"{path} is not a {FORMAT!r} description (format: {found!r})")
+        if text["format"] in OLD_FORMATS:
+            renamed = OLD_FORMATS[text["format"]]
+            text = {**text, "format": FORMAT, "layers": [
+                {**entry, "kind": renamed.get(entry.get("kind"), entry.get("kind"))}
+                if isinstance(entry, dict) else entry for entry in text.get("layers") or []]}
+            for entry in text["layers"]:
+                if isinstance(entry, dict) and entry.get("kind") == "dense" and \
+                        entry.get("threshold") in ("per-neuron", "per-layer"):
+                    entry["threshold"] = entry["threshold"][len("per-"):]
         check_description(text, str(path))
         layers = [cls._load_layer(folder, entry, text["T"], f"{path}: layer {entry['name']}")
                   for entry in text["layers"]]
@@ -168,12 +240,28 @@ class Network:
     def _load_layer(folder: Path, entry: dict, T: int, where: str) -> Layer:
         kind = entry["kind"]
         try:
-            if kind == "dalif":
+            if kind in POOL_KINDS:
+                return Layer(name=entry["name"], kind=kind, config=None, params=None,
+                             pool=PoolShape(kind, entry["in_shape"], entry["window"]))
+            if kind in ("dense", "conv2d"):
                 params = load_params(folder / entry["params"], WB=entry["WB"], DB=entry["DB"],
                                      VB=entry["VB"], reset=entry["reset"])
-                if params.per_neuron_threshold != (entry["threshold"] == "per-neuron"):
+                if isinstance(params, ConvParams) != (kind == "conv2d"):
+                    raise ConfigError(f"kind {kind} disagrees with {entry['params']}")
+                threshold = (params.granularity("threshold") if kind == "conv2d" else
+                             "neuron" if params.per_neuron_threshold else "layer")
+                if threshold != entry["threshold"]:
                     raise ConfigError(f"threshold: {entry['threshold']} disagrees with "
-                                      f"{entry['params']}")
+                                      f"{entry['params']} ({threshold})")
+                if params.cap != entry.get("beat_cap", params.inputs):
+                    raise ConfigError(f"beat_cap: {entry.get('beat_cap', params.inputs)} "
+                                      f"disagrees with {entry['params']} ({params.cap})")
+                if kind == "conv2d":
+                    shape = params.shape
+                    for key in ("in_shape", "out_shape", "kernel", "stride", "padding"):
+                        if list(getattr(shape, key)) != entry[key]:
+                            raise ConfigError(f"{key}: {entry[key]} disagrees with "
+                                              f"{entry['params']} ({list(getattr(shape, key))})")
             else:
                 params = load_readout(folder / entry["params"])
                 if (params.WB, params.VB) != (entry["WB"], entry["VB"]):
@@ -237,12 +325,38 @@ _LAYER = {
         isinstance(k, str) and _file_name(f) for k, f in v.items()),
         "a mapping of memory names to file names"),
 }
+_NEURONS = {
+    "beat_cap": (False, _positive, "a positive integer"),
+    "DB": (True, _positive, "a positive integer"),
+    "reset": (True, lambda v: v in RESETS, f"one of {', '.join(RESETS)}"),
+}
+
+
+def _ints(count: int, minimum: int):
+    return (lambda v: isinstance(v, list) and len(v) == count and
+            all(_integer(x) and x >= minimum for x in v))
+
+
+_CONV = {
+    "in_shape": (True, _ints(3, 1), "a list of three positive integers [C, H, W]"),
+    "out_shape": (True, _ints(3, 1), "a list of three positive integers [K, HO, WO]"),
+    "kernel": (True, _ints(2, 1), "a list of two positive integers"),
+    "stride": (True, _ints(2, 1), "a list of two positive integers"),
+    "padding": (True, _ints(2, 0), "a list of two integers >= 0"),
+    "decays": (True, lambda v: v in ("channel", "neuron"), "channel or neuron"),
+}
+_POOL = {
+    "name": _LAYER["name"], "kind": _LAYER["kind"],
+    "in_shape": (True, _ints(3, 1), "a list of three positive integers [C, H, W]"),
+    "window": (True, _ints(2, 1), "a list of two positive integers"),
+}
 SCHEMA_LAYER = {
-    "dalif": {**_LAYER,
-              "DB": (True, _positive, "a positive integer"),
-              "reset": (True, lambda v: v in RESETS, f"one of {', '.join(RESETS)}"),
-              "threshold": (True, lambda v: v in ("per-neuron", "per-layer"),
-                            "per-neuron or per-layer")},
+    "dense": {**_LAYER, **_NEURONS,
+              "threshold": (True, lambda v: v in ("neuron", "layer"), "neuron or layer")},
+    "conv2d": {**{k: v for k, v in _LAYER.items() if k != "memories"}, **_NEURONS, **_CONV,
+               "threshold": (True, lambda v: v in GRANULARITY, ", ".join(GRANULARITY))},
+    "sumpool": _POOL,
+    "maxpool": _POOL,
     "readout": _LAYER,
 }
 _SOURCE = {

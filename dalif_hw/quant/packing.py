@@ -6,7 +6,10 @@ of ``s``::
     w_int = round(w / s)      bias_int = round(b / s)      theta_int = round(theta / s)
     alpha_int = clamp(round(alpha * 2**DB), 0, 2**DB)      (likewise beta)
 
-``round`` is numpy's (halves to even).
+``round`` is numpy's (halves to even). A convolution packs the same way (its kernel is its
+weights); average pooling becomes sum pooling with 1 / (PKH PKW) folded into the next
+layer's weights before they are scaled; the layer behind a sum pool gets the beat cap
+PKH PKW M (SPEC 6).
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ import numpy as np
 import torch
 
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
-from ..core.params import IntParams, ReadoutParams, first_bad
-from ..model import DALIFMLP, DALIFLinear
+from ..core.conv import PoolShape
+from ..core.params import ConvParams, IntParams, ReadoutParams, first_bad
+from ..model import DALIFMLP, DALIFConv2d, DALIFConvNet, DALIFLinear, Flatten, SpikePool2d
 from .packed import Layer, Network
 
-__all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_readout", "pack_network"]
+__all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_conv", "quantize_readout",
+           "pack_network"]
 
 
 def layer_scale(weight: np.ndarray, WB: int) -> float:
@@ -35,7 +40,6 @@ def layer_scale(weight: np.ndarray, WB: int) -> float:
     return peak / ((1 << (WB - 1)) - 1)
 
 
-
 def check_finite(name: str, values) -> None:
     """Raise :class:`ConfigError` naming the first NaN or infinity in ``values``."""
     if values is None:
@@ -48,32 +52,31 @@ def check_finite(name: str, values) -> None:
                           f"broken, nothing to pack")
 
 
-
 def quantize_decay(decay: np.ndarray, DB: int) -> np.ndarray:
     """``clamp(round(decay * 2**DB), 0, 2**DB)`` as int64."""
     return np.clip(np.round(np.asarray(decay, np.float64) * (1 << DB)), 0, 1 << DB
                    ).astype(np.int64)
 
 
-
 def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
              WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
-             scale: float | None = None) -> tuple[IntParams, float]:
-    """Convert float parameters of one layer to :class:`IntParams`.
+             scale: float | None = None, **conv) -> tuple[IntParams | ConvParams, float]:
+    """Convert float parameters of one layer to :class:`IntParams` (or, given the keys
+    ``in_shape``, ``stride`` and ``padding``, :class:`ConvParams`); ``beat_cap`` passes on.
 
     Parameters
     ----------
-    weight : [N, M]
-    alpha, beta : [N], decays in [0, 1]
-    threshold : scalar or [N]
-    bias : [N] or None
+    weight : [N, M] (or [K, C, KH, KW])
+    alpha, beta : [N] (or [K] or [N]), decays in [0, 1]
+    threshold : scalar or [N] (or [K])
+    bias : [N] (or [K]) or None
     reset, WB, DB, VB : as in :class:`IntParams`
     scale : float, optional
         The layer scale; by default :func:`layer_scale`.
 
     Returns
     -------
-    (IntParams, scale)
+    (IntParams or ConvParams, scale)
 
     Raises
     ------
@@ -94,45 +97,68 @@ def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
     def to_int(x):
         return None if x is None else np.round(np.asarray(x, np.float64) / scale).astype(np.int64)
 
-    params = IntParams(weight=to_int(weight), alpha=quantize_decay(alpha, DB),
-                       beta=quantize_decay(beta, DB), threshold=to_int(threshold),
-                       bias=to_int(bias), WB=WB, DB=DB, VB=VB, reset=reset)
+    kind = ConvParams if "in_shape" in conv else IntParams
+    params = kind(weight=to_int(weight), alpha=quantize_decay(alpha, DB),
+                  beta=quantize_decay(beta, DB), threshold=to_int(threshold),
+                  bias=to_int(bias), WB=WB, DB=DB, VB=VB, reset=reset, **conv)
     return params, scale
-
 
 
 def _numpy(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy()
 
 
-
 @torch.no_grad()
 def quantize_linear(layer: DALIFLinear, *, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
-                    VB: int = DEFAULT_VB, scale: float | None = None
+                    VB: int = DEFAULT_VB, scale: float | None = None,
+                    weight_factor: float = 1.0, beat_cap: int | None = None
                     ) -> tuple[IntParams, float]:
     """Convert a trained :class:`~dalif_hw.model.DALIFLinear` (see :func:`quantize`).
 
     Decays of any granularity become one per neuron; the layer's scalar threshold stays a
-    per-layer threshold.
+    per-layer threshold. ``weight_factor`` scales the weights first (a folded average pool).
     """
     neuron = layer.neuron
     bias = None if layer.linear.bias is None else _numpy(layer.linear.bias)
-    return quantize(_numpy(layer.linear.weight), _numpy(neuron.per_neuron(neuron.alpha)),
+    return quantize(_numpy(layer.linear.weight) * weight_factor,
+                    _numpy(neuron.per_neuron(neuron.alpha)),
                     _numpy(neuron.per_neuron(neuron.beta)), _numpy(neuron.threshold), bias,
-                    reset=neuron.reset, WB=WB, DB=DB, VB=VB, scale=scale)
-
+                    reset=neuron.reset, WB=WB, DB=DB, VB=VB, scale=scale, beat_cap=beat_cap)
 
 
 @torch.no_grad()
-def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int = DEFAULT_VB
-                     ) -> tuple[ReadoutParams, float]:
+def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
+                  VB: int = DEFAULT_VB, weight_factor: float = 1.0,
+                  beat_cap: int | None = None) -> tuple[ConvParams, float]:
+    """Convert a trained :class:`~dalif_hw.model.DALIFConv2d` with input ``in_shape``
+    (C, H, W) to :class:`ConvParams`: decays per channel where the neuron learns them so (or
+    per layer: repeated per channel), per neuron (flat) otherwise; the threshold per layer;
+    the bias per channel. ``weight_factor`` scales the weights first (a folded average
+    pool)."""
+    neuron, conv = layer.neuron, layer.conv
+    K = conv.out_channels
+
+    def decay(value):
+        value = _numpy(value)
+        return np.full(K, float(value)) if value.ndim == 0 else value.reshape(-1)
+
+    bias = None if conv.bias is None else _numpy(conv.bias)
+    return quantize(_numpy(conv.weight) * weight_factor, decay(neuron.alpha),
+                    decay(neuron.beta), _numpy(neuron.threshold), bias, reset=neuron.reset,
+                    WB=WB, DB=DB, VB=VB, in_shape=tuple(in_shape), stride=conv.stride,
+                    padding=conv.padding, beat_cap=beat_cap)
+
+
+@torch.no_grad()
+def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int = DEFAULT_VB,
+                     weight_factor: float = 1.0) -> tuple[ReadoutParams, float]:
     """Convert the readout ``nn.Linear``: one scale, ``w_int = round(w / s)``, likewise bias.
 
     The float readout averages over T timesteps and the integer one sums, in units of the
     scale: the same argmax.
     """
     ArrayConfig(1, 1, 1, WB, 1, VB)
-    weight = _numpy(linear.weight)
+    weight = _numpy(linear.weight) * weight_factor
     check_finite("weight", weight)
     check_finite("bias", None if linear.bias is None else _numpy(linear.bias))
     scale = layer_scale(weight, WB)
@@ -141,33 +167,73 @@ def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int =
                          VB=VB), scale
 
 
+def pack_network(model: DALIFMLP | DALIFConvNet, *, T: int, encoding: dict,
+                 WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
+                 lanes=None) -> Network:
+    """Pack a trained :class:`~dalif_hw.model.DALIFMLP` or
+    :class:`~dalif_hw.model.DALIFConvNet` into a :class:`Network`.
 
-def pack_network(model: DALIFMLP, *, T: int, encoding: dict, WB: int = DEFAULT_WB,
-                 DB: int = DEFAULT_DB, VB: int = DEFAULT_VB, lanes=None) -> Network:
-    """Pack a trained :class:`~dalif_hw.model.DALIFMLP` into a :class:`Network`.
-
-    ``lanes``: one per layer, or None for each layer's default, ``min(N, 16)``.
+    ``lanes``: one per layer with neurons (dense, conv2d, readout; not pooling), or None for
+    each layer's default.
 
     Raises
     ------
     ConfigError
         If a converted value does not fit its width, or ``lanes`` does not fit the layers.
     """
-    n_layers = len(model.hidden) + 1
+    if isinstance(model, DALIFConvNet):
+        modules, shape = list(model.body), model.in_shape
+    else:
+        modules, shape = list(model.hidden), (model.sizes[0],)
+    n_layers = sum(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in modules) + 1
     if lanes is None:
         lanes = [None] * n_layers
     if len(lanes) != n_layers:
-        raise ConfigError(f"lanes needs one value per layer ({n_layers}), not {list(lanes)}")
-    layers = []
-    for k, (hidden, p) in enumerate(zip(model.hidden, lanes)):
+        raise ConfigError(f"lanes needs one value per layer with neurons ({n_layers}), "
+                          f"not {list(lanes)}")
+    lanes = list(lanes)
+    layers, factor, cap = [], 1.0, None
+    counts = {"dense": 0, "conv2d": 0, "pool": 0}
+
+    def name(kind):
+        counts[kind] += 1
+        return {"dense": "hidden", "conv2d": "conv", "pool": "pool"}[kind] + str(counts[kind] - 1)
+
+    for module in modules:
+        if isinstance(module, Flatten):
+            shape = (int(np.prod(shape)),)
+            continue
+        if isinstance(module, SpikePool2d):
+            kind = "maxpool" if module.kind == "max" else "sumpool"
+            pool = PoolShape(kind, shape, module.window)
+            layers.append(Layer(name("pool"), kind, None, None, pool=pool))
+            if module.kind == "avg":
+                factor /= module.window[0] * module.window[1]
+            if kind == "sumpool":
+                cap = module.window[0] * module.window[1] * pool.outputs
+            shape = pool.out_shape
+            continue
+        label = name("conv2d" if isinstance(module, DALIFConv2d) else "dense")
         try:
-            params, scale = quantize_linear(hidden, WB=WB, DB=DB, VB=VB)
+            if isinstance(module, DALIFConv2d):
+                params, scale = quantize_conv(module, shape, WB=WB, DB=DB, VB=VB,
+                                              weight_factor=factor, beat_cap=cap)
+                shape = params.shape.out_shape
+                kind = "conv2d"
+            else:
+                params, scale = quantize_linear(module, WB=WB, DB=DB, VB=VB,
+                                                weight_factor=factor, beat_cap=cap)
+                shape = (params.neurons,)
+                kind = "dense"
+            config = params.config(T, lanes=lanes.pop(0))
         except ConfigError as exc:
-            raise ConfigError(f"layer hidden{k}: {exc}") from None
-        layers.append(Layer(f"hidden{k}", "dalif", params.config(T, lanes=p), params, scale))
+            raise ConfigError(f"layer {label}: {exc}") from None
+        layers.append(Layer(label, kind, config, params, scale))
+        factor, cap = 1.0, None
     try:
-        params, scale = quantize_readout(model.readout, WB=WB, VB=VB)
+        params, scale = quantize_readout(model.readout, WB=WB, VB=VB, weight_factor=factor)
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
-    layers.append(Layer("readout", "readout", params.config(T, lanes=lanes[-1]), params, scale))
+    layers.append(Layer("readout", "readout", params.config(T, lanes=lanes.pop(0)), params,
+                        scale))
     return Network(T=T, encoding=encoding, layers=layers)

@@ -2,7 +2,16 @@
 (:mod:`.layers`) and for a packed network (:mod:`.chain`), and its golden traces."""
 
 from .chain import classify, run_network
-from .layers import Trace, counts_from_events, readout, run, step, stimulus_counts
+from .layers import (
+                     Trace,
+                     counts_from_events,
+                     exact_product,
+                     pool,
+                     readout,
+                     run,
+                     step,
+                     stimulus_counts,
+)
 
 __all__ = ["Trace", "counts_from_events", "step", "stimulus_counts", "readout", "run",
-           "run_network", "classify"]
+           "run_network", "classify", "exact_product", "pool"]

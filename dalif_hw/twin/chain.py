@@ -1,22 +1,27 @@
-"""The integer twin of a packed network: its layers chained, then the readout."""
+"""The integer twin of a packed network: its layers chained, pooling stages between them,
+then the readout."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .layers import readout, run
+from .layers import pool, readout, run
 
 __all__ = ["run_network", "classify"]
 
 
 def run_network(network, spikes) -> tuple[list, np.ndarray]:
     """The integer twin of ``network`` (a :class:`~dalif_hw.quant.packed.Network`):
-    ``(hidden traces, logits [S, classes])``."""
+    ``(traces of the spiking layers, logits [S, classes])``. A pooling stage turns spikes
+    into beats per pooled index (counts), which the next layer takes as they come."""
     traces, x = [], spikes
     for layer in network.layers[:-1]:
-        trace = run(layer.params, x)
-        traces.append(trace)
-        x = trace.spikes_out
+        if layer.pool is not None:
+            x = pool(layer.pool, x)
+        else:
+            trace = run(layer.params, x)
+            traces.append(trace)
+            x = trace.spikes_out
     return traces, readout(network.layers[-1].params, x)
 
 

@@ -19,10 +19,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..core.config import ConfigError, rnd, sat
+from ..core.conv import PoolShape
 from ..core.files import savez_atomic
-from ..core.params import IntParams
+from ..core.params import ConvParams, IntParams
 
-__all__ = ["Trace", "counts_from_events", "run", "step", "readout", "stimulus_counts"]
+__all__ = ["Trace", "counts_from_events", "run", "step", "readout", "stimulus_counts",
+           "exact_product", "pool"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -62,8 +64,8 @@ class Trace:
         savez_atomic(path, **arrays)
 
 
-def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int
-                       ) -> tuple[np.ndarray, np.ndarray]:
+def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int,
+                       cap: int | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Turn spike events into counts, dropping beats as the hardware does.
 
     Parameters
@@ -72,8 +74,8 @@ def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int
         Per sample, per timestep, the spike indices in the order the beats arrive. All
         samples must have the same number of timesteps.
     inputs : int
-        M. Indices outside ``[0, M)`` are dropped; of the others, only the first M of a
-        timestep count (a repeated index counts again) and the rest are dropped.
+        M. Indices outside ``[0, M)`` are dropped; of the others, only the first B (``cap``,
+        default M) of a timestep count (a repeated index counts again), the rest are dropped.
 
     Returns
     -------
@@ -86,13 +88,14 @@ def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int
         raise ConfigError(f"all samples must have the same number of timesteps, "
                           f"not {sorted(n_steps)}")
     T = n_steps.pop() if n_steps else 0
+    cap = inputs if cap is None else cap
     counts = np.zeros((n_samples, T, inputs), np.int64)
     dropped = np.zeros(n_samples, np.bool_)
     for s, sample in enumerate(events):
         for t, beats in enumerate(sample):
             beats = np.asarray(beats, np.int64).reshape(-1)
             in_range = beats[(beats >= 0) & (beats < inputs)]
-            counted = in_range[:inputs]
+            counted = in_range[:cap]
             dropped[s] |= len(counted) < len(beats)
             np.add.at(counts[s, t], counted, 1)
     return counts, dropped
@@ -113,8 +116,13 @@ def step(params: IntParams, h: np.ndarray, current: np.ndarray
     return v, spikes, np.where(spikes, after, v)
 
 
-def stimulus_counts(stimulus, inputs: int) -> tuple[np.ndarray, np.ndarray]:
-    """``(counts [S, T, M], dropped [S])`` of a stimulus in any form :func:`run` takes."""
+def stimulus_counts(stimulus, inputs: int, cap: int | None = None
+                    ) -> tuple[np.ndarray, np.ndarray]:
+    """``(counts [S, T, M], dropped [S])`` of a stimulus in any form :func:`run` takes.
+
+    Counts (int [S, T, M]) are beats per index sent in ascending index order: of a
+    timestep's beats only the first B (``cap``, default M) count."""
+    cap = inputs if cap is None else cap
     if isinstance(stimulus, np.ndarray) and stimulus.ndim == 3:
         if stimulus.dtype.kind not in "biu":
             raise ConfigError(f"stimulus must be bool or integer, not {stimulus.dtype}")
@@ -122,10 +130,25 @@ def stimulus_counts(stimulus, inputs: int) -> tuple[np.ndarray, np.ndarray]:
         if counts.shape[2] != inputs:
             raise ConfigError(f"stimulus has {counts.shape[2]} inputs but the weights have "
                               f"{inputs}")
-        if counts.min(initial=0) < 0 or (counts.sum(axis=2).max(initial=0) > inputs):
-            raise ConfigError("stimulus counts must be >= 0 and at most M per timestep")
-        return counts, np.zeros(counts.shape[0], np.bool_)
-    return counts_from_events(stimulus, inputs)
+        if counts.min(initial=0) < 0:
+            raise ConfigError("stimulus counts must be >= 0")
+        # Beats in ascending index order: those past the B-th of a timestep are dropped.
+        before = np.cumsum(counts, axis=2) - counts
+        kept = np.clip(cap - before, 0, counts)
+        return kept, (kept != counts).any(axis=(1, 2))
+    return counts_from_events(stimulus, inputs, cap)
+
+
+def exact_product(counts: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
+    """``counts @ weight_t`` in int64, computed with float64 BLAS where that is exact: every
+    partial sum below 2**53 (at most the row sum of |counts| times max |weight|), which
+    holds for any width the hardware allows; int64 matmul (slow, no BLAS) otherwise."""
+    if counts.size == 0 or weight_t.size == 0:
+        return np.zeros(counts.shape[:-1] + weight_t.shape[1:], np.int64)
+    bound = int(np.abs(counts).sum(axis=-1).max()) * int(np.abs(weight_t).max())
+    if bound < 2**53:
+        return (counts.astype(np.float64) @ weight_t.astype(np.float64)).astype(np.int64)
+    return counts @ weight_t
 
 
 def readout(params, stimulus) -> np.ndarray:
@@ -133,15 +156,16 @@ def readout(params, stimulus) -> np.ndarray:
     ``bias + weights of the counted beats`` (docs/network.md)."""
     counts, _ = stimulus_counts(stimulus, params.inputs)
     T = counts.shape[1]
-    return counts.sum(axis=1) @ params.weight.T + T * params.biases()
+    return exact_product(counts.sum(axis=1), params.weight.T) + T * params.biases()
 
 
-def run(params: IntParams, stimulus) -> Trace:
-    """Run S samples through one neuron array.
+def run(params: IntParams | ConvParams, stimulus) -> Trace:
+    """Run S samples through one neuron array (dense, or conv2d as its dense equivalent:
+    flat indices, exact float64 products, see :func:`exact_product`).
 
     Parameters
     ----------
-    params : IntParams
+    params : IntParams or ConvParams
     stimulus : bool or int array [S, T, M], or events [S][T][beats]
         Spikes (bool), per-timestep counts of each input (int, as from
         :func:`counts_from_events`), or events, which are first turned into counts.
@@ -150,7 +174,9 @@ def run(params: IntParams, stimulus) -> Trace:
     -------
     Trace
     """
-    counts, dropped = stimulus_counts(stimulus, params.inputs)
+    if isinstance(params, ConvParams):
+        params = params.dense()
+    counts, dropped = stimulus_counts(stimulus, params.inputs, params.cap)
     n_samples, T, _ = counts.shape
     params.config(max(T, 1))  # checks the widths once more for this T
     shape = (n_samples, T, params.neurons)
@@ -159,7 +185,16 @@ def run(params: IntParams, stimulus) -> Trace:
     spikes_out = np.empty(shape, np.bool_)
     h = np.zeros((n_samples, params.neurons), np.int64)
     bias = params.biases()
+    weight_t = params.weight.T
     for t in range(T):
-        current[:, t] = counts[:, t] @ params.weight.T + bias
+        current[:, t] = exact_product(counts[:, t], weight_t) + bias
         membrane[:, t], spikes_out[:, t], h = step(params, h, current[:, t])
     return Trace(counts, current, membrane, spikes_out, dropped)
+
+
+def pool(shape: PoolShape, stimulus) -> np.ndarray:
+    """A pooling stage (SPEC 6) on a stimulus in any form :func:`run` takes: beats per
+    pooled index and timestep, int64 [S, T, M'] (sum pooling adds a window's beats, max
+    pooling sends each pooled index at most once a timestep)."""
+    counts, _ = stimulus_counts(stimulus, shape.inputs, cap=np.iinfo(np.int64).max)
+    return shape.counts(counts)
