@@ -102,9 +102,6 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
     if args.params is not None:
         params = load_params(args.params, WB=args.weight_width, DB=args.decay_width,
                              VB=args.membrane_width, reset=args.reset)
-        if isinstance(params, ConvParams):
-            raise ConfigError(f"{args.params} is a conv2d layer: the generator builds dense "
-                              "arrays only, so far (python -m dalif_hw.golden takes it)")
         for flag, given, have, what in (
                 ("--neurons", args.neurons, params.neurons, "rows"),
                 ("--inputs", args.inputs, params.inputs, "columns")):
@@ -150,7 +147,8 @@ def generate_network(args) -> tuple[dict, str]:
     files = emit_network(NetworkTop(network, multipliers=args.multipliers or "dsp"),
                          args.name or "dalif_network")
     shapes = " -> ".join([str(network.inputs)] + [
-        f"{layer.config.neurons} (P={layer.config.lanes})" for layer in network.layers])
+        f"{layer.outputs} ({layer.kind})" if layer.pool is not None else
+        f"{layer.outputs} (P={layer.config.lanes})" for layer in network.layers])
     return files, f"network {shapes}, T={network.T}"
 
 
@@ -161,8 +159,12 @@ def generate_array(args) -> tuple[dict, str]:
 
     files = emit_array(NeuronArray(config, params, multipliers=args.multipliers or "dsp"),
                        args.name or "dalif_array")
-    return files, (f"N={config.neurons}, M={config.inputs}, T={config.T}, P={config.lanes}, "
-                   f"WB={config.WB}, DB={config.DB}, VB={config.VB}, {config.reset} reset")
+    kind = "" if not isinstance(params, ConvParams) else (
+        f"conv2d {list(params.shape.in_shape)} -> {list(params.shape.out_shape)}, kernel "
+        f"{list(params.shape.kernel)}, ")
+    return files, (f"{kind}N={config.neurons}, M={config.inputs}, T={config.T}, "
+                   f"P={config.lanes}, WB={config.WB}, DB={config.DB}, VB={config.VB}, "
+                   f"{config.reset} reset")
 
 
 def main(argv: list[str] | None = None) -> int:

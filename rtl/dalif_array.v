@@ -27,7 +27,7 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire clk;
   output err;
   wire err;
-  wire \err$46 ;
+  wire \err$48 ;
   input [8:0] i__payload;
   wire [8:0] i__payload;
   wire [8:0] \i__payload$14 ;
@@ -41,47 +41,50 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   input i__valid;
   wire i__valid;
   wire \i__valid$16 ;
+  wire [-1:0] issue__channel;
+  wire [-1:0] \issue__channel$28 ;
   wire [3:0] issue__g;
-  wire [3:0] \issue__g$28 ;
+  wire [3:0] \issue__g$30 ;
   wire issue__valid;
-  wire \issue__valid$30 ;
+  wire \issue__valid$32 ;
   output [8:0] o__payload;
   wire [8:0] o__payload;
-  wire [8:0] \o__payload$39 ;
-  wire \o__payload$39.eot ;
-  wire [7:0] \o__payload$39.index ;
+  wire [8:0] \o__payload$41 ;
+  wire \o__payload$41.eot ;
+  wire [7:0] \o__payload$41.index ;
   wire \o__payload.eot ;
   wire [7:0] \o__payload.index ;
   input o__ready;
   wire o__ready;
-  wire \o__ready$40 ;
+  wire \o__ready$42 ;
   output o__valid;
   wire o__valid;
-  wire \o__valid$41 ;
-  wire [302:0] pass___payload;
-  wire [302:0] \pass___payload$32 ;
-  wire [287:0] \pass___payload$32.acc ;
-  wire [17:0] \pass___payload$32.acc.0 ;
-  wire [17:0] \pass___payload$32.acc.10 ;
-  wire [17:0] \pass___payload$32.acc.11 ;
-  wire [17:0] \pass___payload$32.acc.12 ;
-  wire [17:0] \pass___payload$32.acc.13 ;
-  wire [17:0] \pass___payload$32.acc.14 ;
-  wire [17:0] \pass___payload$32.acc.15 ;
-  wire [17:0] \pass___payload$32.acc.1 ;
-  wire [17:0] \pass___payload$32.acc.2 ;
-  wire [17:0] \pass___payload$32.acc.3 ;
-  wire [17:0] \pass___payload$32.acc.4 ;
-  wire [17:0] \pass___payload$32.acc.5 ;
-  wire [17:0] \pass___payload$32.acc.6 ;
-  wire [17:0] \pass___payload$32.acc.7 ;
-  wire [17:0] \pass___payload$32.acc.8 ;
-  wire [17:0] \pass___payload$32.acc.9 ;
-  wire [7:0] \pass___payload$32.base ;
-  wire \pass___payload$32.empty ;
-  wire \pass___payload$32.first_step ;
-  wire [3:0] \pass___payload$32.g ;
-  wire \pass___payload$32.last ;
+  wire \o__valid$43 ;
+  wire [303:0] pass___payload;
+  wire [303:0] \pass___payload$34 ;
+  wire [287:0] \pass___payload$34.acc ;
+  wire [17:0] \pass___payload$34.acc.0 ;
+  wire [17:0] \pass___payload$34.acc.10 ;
+  wire [17:0] \pass___payload$34.acc.11 ;
+  wire [17:0] \pass___payload$34.acc.12 ;
+  wire [17:0] \pass___payload$34.acc.13 ;
+  wire [17:0] \pass___payload$34.acc.14 ;
+  wire [17:0] \pass___payload$34.acc.15 ;
+  wire [17:0] \pass___payload$34.acc.1 ;
+  wire [17:0] \pass___payload$34.acc.2 ;
+  wire [17:0] \pass___payload$34.acc.3 ;
+  wire [17:0] \pass___payload$34.acc.4 ;
+  wire [17:0] \pass___payload$34.acc.5 ;
+  wire [17:0] \pass___payload$34.acc.6 ;
+  wire [17:0] \pass___payload$34.acc.7 ;
+  wire [17:0] \pass___payload$34.acc.8 ;
+  wire [17:0] \pass___payload$34.acc.9 ;
+  wire [7:0] \pass___payload$34.base ;
+  wire \pass___payload$34.empty ;
+  wire \pass___payload$34.first_step ;
+  wire [3:0] \pass___payload$34.g ;
+  wire \pass___payload$34.last ;
+  wire \pass___payload$34.partial ;
   wire [287:0] \pass___payload.acc ;
   wire [17:0] \pass___payload.acc.0 ;
   wire [17:0] \pass___payload.acc.10 ;
@@ -104,42 +107,43 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   wire \pass___payload.first_step ;
   wire [3:0] \pass___payload.g ;
   wire \pass___payload.last ;
+  wire \pass___payload.partial ;
   wire pass___valid;
-  wire \pass___valid$34 ;
+  wire \pass___valid$36 ;
   wire [29:0] push__payload;
-  wire [29:0] \push__payload$36 ;
-  wire [7:0] \push__payload$36.base ;
-  wire [4:0] \push__payload$36.count ;
-  wire \push__payload$36.last ;
-  wire [15:0] \push__payload$36.mask ;
+  wire [29:0] \push__payload$38 ;
+  wire [7:0] \push__payload$38.base ;
+  wire [4:0] \push__payload$38.count ;
+  wire \push__payload$38.last ;
+  wire [15:0] \push__payload$38.mask ;
   wire [7:0] \push__payload.base ;
   wire [4:0] \push__payload.count ;
   wire \push__payload.last ;
   wire [15:0] \push__payload.mask ;
   wire push__valid;
-  wire \push__valid$38 ;
+  wire \push__valid$40 ;
   wire room;
-  wire \room$45 ;
+  wire \room$47 ;
   input rst;
   wire rst;
   wire [287:0] start;
-  wire [287:0] \start$43 ;
-  wire [17:0] \start$43.0 ;
-  wire [17:0] \start$43.10 ;
-  wire [17:0] \start$43.11 ;
-  wire [17:0] \start$43.12 ;
-  wire [17:0] \start$43.13 ;
-  wire [17:0] \start$43.14 ;
-  wire [17:0] \start$43.15 ;
-  wire [17:0] \start$43.1 ;
-  wire [17:0] \start$43.2 ;
-  wire [17:0] \start$43.3 ;
-  wire [17:0] \start$43.4 ;
-  wire [17:0] \start$43.5 ;
-  wire [17:0] \start$43.6 ;
-  wire [17:0] \start$43.7 ;
-  wire [17:0] \start$43.8 ;
-  wire [17:0] \start$43.9 ;
+  wire [287:0] \start$45 ;
+  wire [17:0] \start$45.0 ;
+  wire [17:0] \start$45.10 ;
+  wire [17:0] \start$45.11 ;
+  wire [17:0] \start$45.12 ;
+  wire [17:0] \start$45.13 ;
+  wire [17:0] \start$45.14 ;
+  wire [17:0] \start$45.15 ;
+  wire [17:0] \start$45.1 ;
+  wire [17:0] \start$45.2 ;
+  wire [17:0] \start$45.3 ;
+  wire [17:0] \start$45.4 ;
+  wire [17:0] \start$45.5 ;
+  wire [17:0] \start$45.6 ;
+  wire [17:0] \start$45.7 ;
+  wire [17:0] \start$45.8 ;
+  wire [17:0] \start$45.9 ;
   wire [17:0] \start.0 ;
   wire [17:0] \start.10 ;
   wire [17:0] \start.11 ;
@@ -213,18 +217,18 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \cfg__lane$24  = cfg__lane;
   assign \cfg__sel$25  = cfg__sel;
   assign \cfg__sel$26  = cfg__sel;
-  assign \issue__g$28  = issue__g;
-  assign \issue__valid$30  = issue__valid;
-  assign \pass___payload$32  = pass___payload;
-  assign \pass___valid$34  = pass___valid;
-  assign \push__payload$36  = push__payload;
-  assign \push__valid$38  = push__valid;
-  assign \o__payload$39  = o__payload;
-  assign \o__ready$40  = o__ready;
-  assign \o__valid$41  = o__valid;
-  assign \start$43  = start;
-  assign \room$45  = room;
-  assign \err$46  = err;
+  assign \issue__g$30  = issue__g;
+  assign \issue__valid$32  = issue__valid;
+  assign \pass___payload$34  = pass___payload;
+  assign \pass___valid$36  = pass___valid;
+  assign \push__payload$38  = push__payload;
+  assign \push__valid$40  = push__valid;
+  assign \o__payload$41  = o__payload;
+  assign \o__ready$42  = o__ready;
+  assign \o__valid$43  = o__valid;
+  assign \start$45  = start;
+  assign \room$47  = room;
+  assign \err$48  = err;
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
   assign \o__payload.index  = o__payload[7:0];
@@ -235,56 +239,58 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \pass___payload.empty  = pass___payload[4];
   assign \pass___payload.first_step  = pass___payload[5];
   assign \pass___payload.last  = pass___payload[6];
-  assign \pass___payload.base  = pass___payload[14:7];
-  assign \pass___payload.acc  = pass___payload[302:15];
-  assign \pass___payload.acc.0  = pass___payload[32:15];
-  assign \pass___payload.acc.1  = pass___payload[50:33];
-  assign \pass___payload.acc.2  = pass___payload[68:51];
-  assign \pass___payload.acc.3  = pass___payload[86:69];
-  assign \pass___payload.acc.4  = pass___payload[104:87];
-  assign \pass___payload.acc.5  = pass___payload[122:105];
-  assign \pass___payload.acc.6  = pass___payload[140:123];
-  assign \pass___payload.acc.7  = pass___payload[158:141];
-  assign \pass___payload.acc.8  = pass___payload[176:159];
-  assign \pass___payload.acc.9  = pass___payload[194:177];
-  assign \pass___payload.acc.10  = pass___payload[212:195];
-  assign \pass___payload.acc.11  = pass___payload[230:213];
-  assign \pass___payload.acc.12  = pass___payload[248:231];
-  assign \pass___payload.acc.13  = pass___payload[266:249];
-  assign \pass___payload.acc.14  = pass___payload[284:267];
-  assign \pass___payload.acc.15  = pass___payload[302:285];
-  assign \pass___payload$32.g  = pass___payload[3:0];
-  assign \pass___payload$32.empty  = pass___payload[4];
-  assign \pass___payload$32.first_step  = pass___payload[5];
-  assign \pass___payload$32.last  = pass___payload[6];
-  assign \pass___payload$32.base  = pass___payload[14:7];
-  assign \pass___payload$32.acc  = pass___payload[302:15];
-  assign \pass___payload$32.acc.0  = pass___payload[32:15];
-  assign \pass___payload$32.acc.1  = pass___payload[50:33];
-  assign \pass___payload$32.acc.2  = pass___payload[68:51];
-  assign \pass___payload$32.acc.3  = pass___payload[86:69];
-  assign \pass___payload$32.acc.4  = pass___payload[104:87];
-  assign \pass___payload$32.acc.5  = pass___payload[122:105];
-  assign \pass___payload$32.acc.6  = pass___payload[140:123];
-  assign \pass___payload$32.acc.7  = pass___payload[158:141];
-  assign \pass___payload$32.acc.8  = pass___payload[176:159];
-  assign \pass___payload$32.acc.9  = pass___payload[194:177];
-  assign \pass___payload$32.acc.10  = pass___payload[212:195];
-  assign \pass___payload$32.acc.11  = pass___payload[230:213];
-  assign \pass___payload$32.acc.12  = pass___payload[248:231];
-  assign \pass___payload$32.acc.13  = pass___payload[266:249];
-  assign \pass___payload$32.acc.14  = pass___payload[284:267];
-  assign \pass___payload$32.acc.15  = pass___payload[302:285];
+  assign \pass___payload.partial  = pass___payload[7];
+  assign \pass___payload.base  = pass___payload[15:8];
+  assign \pass___payload.acc  = pass___payload[303:16];
+  assign \pass___payload.acc.0  = pass___payload[33:16];
+  assign \pass___payload.acc.1  = pass___payload[51:34];
+  assign \pass___payload.acc.2  = pass___payload[69:52];
+  assign \pass___payload.acc.3  = pass___payload[87:70];
+  assign \pass___payload.acc.4  = pass___payload[105:88];
+  assign \pass___payload.acc.5  = pass___payload[123:106];
+  assign \pass___payload.acc.6  = pass___payload[141:124];
+  assign \pass___payload.acc.7  = pass___payload[159:142];
+  assign \pass___payload.acc.8  = pass___payload[177:160];
+  assign \pass___payload.acc.9  = pass___payload[195:178];
+  assign \pass___payload.acc.10  = pass___payload[213:196];
+  assign \pass___payload.acc.11  = pass___payload[231:214];
+  assign \pass___payload.acc.12  = pass___payload[249:232];
+  assign \pass___payload.acc.13  = pass___payload[267:250];
+  assign \pass___payload.acc.14  = pass___payload[285:268];
+  assign \pass___payload.acc.15  = pass___payload[303:286];
+  assign \pass___payload$34.g  = pass___payload[3:0];
+  assign \pass___payload$34.empty  = pass___payload[4];
+  assign \pass___payload$34.first_step  = pass___payload[5];
+  assign \pass___payload$34.last  = pass___payload[6];
+  assign \pass___payload$34.partial  = pass___payload[7];
+  assign \pass___payload$34.base  = pass___payload[15:8];
+  assign \pass___payload$34.acc  = pass___payload[303:16];
+  assign \pass___payload$34.acc.0  = pass___payload[33:16];
+  assign \pass___payload$34.acc.1  = pass___payload[51:34];
+  assign \pass___payload$34.acc.2  = pass___payload[69:52];
+  assign \pass___payload$34.acc.3  = pass___payload[87:70];
+  assign \pass___payload$34.acc.4  = pass___payload[105:88];
+  assign \pass___payload$34.acc.5  = pass___payload[123:106];
+  assign \pass___payload$34.acc.6  = pass___payload[141:124];
+  assign \pass___payload$34.acc.7  = pass___payload[159:142];
+  assign \pass___payload$34.acc.8  = pass___payload[177:160];
+  assign \pass___payload$34.acc.9  = pass___payload[195:178];
+  assign \pass___payload$34.acc.10  = pass___payload[213:196];
+  assign \pass___payload$34.acc.11  = pass___payload[231:214];
+  assign \pass___payload$34.acc.12  = pass___payload[249:232];
+  assign \pass___payload$34.acc.13  = pass___payload[267:250];
+  assign \pass___payload$34.acc.14  = pass___payload[285:268];
+  assign \pass___payload$34.acc.15  = pass___payload[303:286];
   assign \push__payload.mask  = push__payload[15:0];
   assign \push__payload.base  = push__payload[23:16];
   assign \push__payload.last  = push__payload[24];
   assign \push__payload.count  = push__payload[29:25];
-  assign \push__payload$36.mask  = push__payload[15:0];
-  assign \push__payload$36.base  = push__payload[23:16];
-  assign \push__payload$36.last  = push__payload[24];
-  assign \push__payload$36.count  = push__payload[29:25];
-  assign \o__payload$39.index  = o__payload[7:0];
-  assign \o__payload$39.eot  = o__payload[8];
+  assign \push__payload$38.mask  = push__payload[15:0];
+  assign \push__payload$38.base  = push__payload[23:16];
+  assign \push__payload$38.last  = push__payload[24];
+  assign \push__payload$38.count  = push__payload[29:25];
+  assign \o__payload$41.index  = o__payload[7:0];
+  assign \o__payload$41.eot  = o__payload[8];
   assign \start.0  = start[17:0];
   assign \start.1  = start[35:18];
   assign \start.2  = start[53:36];
@@ -301,22 +307,22 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
   assign \start.13  = start[251:234];
   assign \start.14  = start[269:252];
   assign \start.15  = start[287:270];
-  assign \start$43.0  = start[17:0];
-  assign \start$43.1  = start[35:18];
-  assign \start$43.2  = start[53:36];
-  assign \start$43.3  = start[71:54];
-  assign \start$43.4  = start[89:72];
-  assign \start$43.5  = start[107:90];
-  assign \start$43.6  = start[125:108];
-  assign \start$43.7  = start[143:126];
-  assign \start$43.8  = start[161:144];
-  assign \start$43.9  = start[179:162];
-  assign \start$43.10  = start[197:180];
-  assign \start$43.11  = start[215:198];
-  assign \start$43.12  = start[233:216];
-  assign \start$43.13  = start[251:234];
-  assign \start$43.14  = start[269:252];
-  assign \start$43.15  = start[287:270];
+  assign \start$45.0  = start[17:0];
+  assign \start$45.1  = start[35:18];
+  assign \start$45.2  = start[53:36];
+  assign \start$45.3  = start[71:54];
+  assign \start$45.4  = start[89:72];
+  assign \start$45.5  = start[107:90];
+  assign \start$45.6  = start[125:108];
+  assign \start$45.7  = start[143:126];
+  assign \start$45.8  = start[161:144];
+  assign \start$45.9  = start[179:162];
+  assign \start$45.10  = start[197:180];
+  assign \start$45.11  = start[215:198];
+  assign \start$45.12  = start[233:216];
+  assign \start$45.13  = start[251:234];
+  assign \start$45.14  = start[269:252];
+  assign \start$45.15  = start[287:270];
 endmodule
 
 (* generator = "Amaranth" *)
@@ -324,6 +330,12 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
+  reg \$100 ;
+  reg \$101 ;
+  reg \$102 ;
+  reg \$103 ;
+  wire [291:0] \$104 ;
+  reg \$105 ;
   wire \$11 ;
   wire \$12 ;
   wire \$13 ;
@@ -337,13 +349,13 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$20 ;
   wire \$21 ;
   wire \$22 ;
-  wire [18:0] \$23 ;
-  wire [18:0] \$24 ;
-  wire [18:0] \$25 ;
-  wire [18:0] \$26 ;
-  wire [18:0] \$27 ;
-  wire [18:0] \$28 ;
-  wire [18:0] \$29 ;
+  wire \$23 ;
+  wire \$24 ;
+  wire \$25 ;
+  wire \$26 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
   wire [18:0] \$30 ;
   wire [18:0] \$31 ;
@@ -354,40 +366,40 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$36 ;
   wire [18:0] \$37 ;
   wire [18:0] \$38 ;
-  wire \$39 ;
+  wire [18:0] \$39 ;
   wire \$4 ;
-  wire \$40 ;
-  wire [4:0] \$41 ;
-  wire [4:0] \$42 ;
-  wire [8:0] \$43 ;
-  wire [8:0] \$44 ;
-  wire \$45 ;
+  wire [18:0] \$40 ;
+  wire [18:0] \$41 ;
+  wire [18:0] \$42 ;
+  wire [18:0] \$43 ;
+  wire [18:0] \$44 ;
+  wire [18:0] \$45 ;
   wire \$46 ;
-  wire [13:0] \$47 ;
-  wire \$48 ;
-  wire \$49 ;
+  wire \$47 ;
+  wire [4:0] \$48 ;
+  wire [4:0] \$49 ;
   wire \$5 ;
-  wire \$50 ;
-  wire \$51 ;
+  wire [8:0] \$50 ;
+  wire [8:0] \$51 ;
   wire \$52 ;
-  wire [1:0] \$53 ;
-  wire [1:0] \$54 ;
+  wire \$53 ;
+  wire [13:0] \$54 ;
   wire \$55 ;
   wire \$56 ;
   wire \$57 ;
-  wire [1:0] \$58 ;
-  wire [9:0] \$59 ;
+  wire \$58 ;
+  wire \$59 ;
   wire \$6 ;
-  wire [287:0] \$60 ;
-  wire \$61 ;
+  wire [1:0] \$60 ;
+  wire [1:0] \$61 ;
   wire \$62 ;
-  wire [18:0] \$63 ;
-  wire [18:0] \$64 ;
-  wire [18:0] \$65 ;
-  wire [18:0] \$66 ;
-  wire [18:0] \$67 ;
-  wire [18:0] \$68 ;
-  wire [18:0] \$69 ;
+  wire \$63 ;
+  wire [1:0] \$64 ;
+  wire [9:0] \$65 ;
+  wire \$66 ;
+  wire [287:0] \$67 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [30:0] \$7 ;
   wire [18:0] \$70 ;
   wire [18:0] \$71 ;
@@ -398,51 +410,33 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$76 ;
   wire [18:0] \$77 ;
   wire [18:0] \$78 ;
-  reg \$79 ;
+  wire [18:0] \$79 ;
   wire [30:0] \$8 ;
-  reg [8:0] \$80 ;
-  reg \$81 ;
-  reg \$82 ;
-  reg \$83 ;
-  reg [3:0] \$84 ;
-  reg [7:0] \$85 ;
-  reg [12:0] \$86 ;
-  reg \$87 ;
-  reg [8:0] \$88 ;
+  wire [18:0] \$80 ;
+  wire [18:0] \$81 ;
+  wire [18:0] \$82 ;
+  wire [18:0] \$83 ;
+  wire [18:0] \$84 ;
+  wire [18:0] \$85 ;
+  reg \$86 ;
+  reg [8:0] \$87 ;
+  reg \$88 ;
   reg \$89 ;
   wire \$9 ;
   reg \$90 ;
-  reg \$91 ;
-  reg \$92 ;
-  reg \$93 ;
+  reg [3:0] \$91 ;
+  reg [7:0] \$92 ;
+  reg [12:0] \$93 ;
   reg \$94 ;
-  reg \$95 ;
+  reg [8:0] \$95 ;
   reg \$96 ;
-  wire [291:0] \$97 ;
+  reg \$97 ;
   reg \$98 ;
+  reg \$99 ;
   wire \$signal ;
-  reg \$signal$20  = 1'h0;
-  reg \$signal$45  = 1'h0;
-  reg \$signal$53  = 1'h0;
-  reg [291:0] \$signal$54  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [287:0] \$signal$54.data ;
-  wire [17:0] \$signal$54.data.0 ;
-  wire [17:0] \$signal$54.data.10 ;
-  wire [17:0] \$signal$54.data.11 ;
-  wire [17:0] \$signal$54.data.12 ;
-  wire [17:0] \$signal$54.data.13 ;
-  wire [17:0] \$signal$54.data.14 ;
-  wire [17:0] \$signal$54.data.15 ;
-  wire [17:0] \$signal$54.data.1 ;
-  wire [17:0] \$signal$54.data.2 ;
-  wire [17:0] \$signal$54.data.3 ;
-  wire [17:0] \$signal$54.data.4 ;
-  wire [17:0] \$signal$54.data.5 ;
-  wire [17:0] \$signal$54.data.6 ;
-  wire [17:0] \$signal$54.data.7 ;
-  wire [17:0] \$signal$54.data.8 ;
-  wire [17:0] \$signal$54.data.9 ;
-  wire [3:0] \$signal$54.g ;
+  reg \$signal$18  = 1'h0;
+  wire \$signal$26 ;
+  reg \$signal$48  = 1'h0;
   reg \$signal$55  = 1'h0;
   reg [291:0] \$signal$56  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
   wire [287:0] \$signal$56.data ;
@@ -463,6 +457,26 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [17:0] \$signal$56.data.8 ;
   wire [17:0] \$signal$56.data.9 ;
   wire [3:0] \$signal$56.g ;
+  reg \$signal$57  = 1'h0;
+  reg [291:0] \$signal$58  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [287:0] \$signal$58.data ;
+  wire [17:0] \$signal$58.data.0 ;
+  wire [17:0] \$signal$58.data.10 ;
+  wire [17:0] \$signal$58.data.11 ;
+  wire [17:0] \$signal$58.data.12 ;
+  wire [17:0] \$signal$58.data.13 ;
+  wire [17:0] \$signal$58.data.14 ;
+  wire [17:0] \$signal$58.data.15 ;
+  wire [17:0] \$signal$58.data.1 ;
+  wire [17:0] \$signal$58.data.2 ;
+  wire [17:0] \$signal$58.data.3 ;
+  wire [17:0] \$signal$58.data.4 ;
+  wire [17:0] \$signal$58.data.5 ;
+  wire [17:0] \$signal$58.data.6 ;
+  wire [17:0] \$signal$58.data.7 ;
+  wire [17:0] \$signal$58.data.8 ;
+  wire [17:0] \$signal$58.data.9 ;
+  wire [3:0] \$signal$58.g ;
   wire [3:0] \$signature__addr ;
   wire [287:0] \$signature__data ;
   reg [287:0] acc2 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -492,7 +506,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   output err;
   reg err = 1'h0;
   (* init = 1'h0 *)
-  wire \err$12 ;
+  wire \err$23 ;
   reg first = 1'h1;
   reg [3:0] g = 4'h0;
   input [8:0] i__payload;
@@ -516,8 +530,8 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [3:0] \op.g ;
   wire \op.last ;
   wire \op.pass ;
-  output [302:0] pass___payload;
-  wire [302:0] pass___payload;
+  output [303:0] pass___payload;
+  wire [303:0] pass___payload;
   wire [287:0] \pass___payload.acc ;
   wire [17:0] \pass___payload.acc.0 ;
   wire [17:0] \pass___payload.acc.10 ;
@@ -540,8 +554,10 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \pass___payload.first_step ;
   wire [3:0] \pass___payload.g ;
   wire \pass___payload.last ;
+  wire \pass___payload.partial ;
   output pass___valid;
   wire pass___valid;
+  wire pass_start;
   wire quiet_ok;
   input room;
   wire room;
@@ -615,7 +631,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @(posedge clk) begin
     if (acc_wr__en)
-      acc_mem[s2[4:1]] <= { \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0] };
+      acc_mem[s2[4:1]] <= { \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
@@ -4762,6 +4778,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     _1_ <= weights_mem[waddr[11:0]];
   end
   assign w_rd__data = _1_;
+  assign \$1  = ! cfg__sel;
   assign \$2  = cfg__en & \$1 ;
   assign \$3  = wp__addr < 13'h1000;
   assign \$4  = \$2  & \$3 ;
@@ -4782,300 +4799,204 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$17  = \$15  | \$16 ;
   assign \$18  = beat_v & \$17 ;
   assign \$21  = ~ \$20 ;
+  assign \$23  = ~ beat[8];
+  assign \$24  = consume & \$23 ;
+  assign \$25  = beat[7:0] < 9'h100;
+  assign \$26  = count != 9'h100;
+  assign \$27  = \$25  & \$26 ;
+  assign \$signal$26  = \$24  & \$27 ;
+  assign pass_start = consume & \$29 ;
   assign issue__valid = \$signal  & op[0];
-  assign \$23  = $signed(acc2[17:0]) + $signed(w2[7:0]);
-  assign \$24  = $signed(acc2[35:18]) + $signed(w2[15:8]);
-  assign \$25  = $signed(acc2[53:36]) + $signed(w2[23:16]);
-  assign \$26  = $signed(acc2[71:54]) + $signed(w2[31:24]);
-  assign \$27  = $signed(acc2[89:72]) + $signed(w2[39:32]);
-  assign \$28  = $signed(acc2[107:90]) + $signed(w2[47:40]);
-  assign \$29  = $signed(acc2[125:108]) + $signed(w2[55:48]);
-  assign \$30  = $signed(acc2[143:126]) + $signed(w2[63:56]);
-  assign \$31  = $signed(acc2[161:144]) + $signed(w2[71:64]);
-  assign \$32  = $signed(acc2[179:162]) + $signed(w2[79:72]);
-  assign \$33  = $signed(acc2[197:180]) + $signed(w2[87:80]);
-  assign \$34  = $signed(acc2[215:198]) + $signed(w2[95:88]);
-  assign \$35  = $signed(acc2[233:216]) + $signed(w2[103:96]);
-  assign \$36  = $signed(acc2[251:234]) + $signed(w2[111:104]);
-  assign \$37  = $signed(acc2[269:252]) + $signed(w2[119:112]);
-  assign \$38  = $signed(acc2[287:270]) + $signed(w2[127:120]);
-  assign \$39  = ~ s2[0];
-  assign acc_wr__en = s2_valid & \$39 ;
+  assign \$30  = $signed(acc2[17:0]) + $signed(w2[7:0]);
+  assign \$31  = $signed(acc2[35:18]) + $signed(w2[15:8]);
+  assign \$32  = $signed(acc2[53:36]) + $signed(w2[23:16]);
+  assign \$33  = $signed(acc2[71:54]) + $signed(w2[31:24]);
+  assign \$34  = $signed(acc2[89:72]) + $signed(w2[39:32]);
+  assign \$35  = $signed(acc2[107:90]) + $signed(w2[47:40]);
+  assign \$36  = $signed(acc2[125:108]) + $signed(w2[55:48]);
+  assign \$37  = $signed(acc2[143:126]) + $signed(w2[63:56]);
+  assign \$38  = $signed(acc2[161:144]) + $signed(w2[71:64]);
+  assign \$39  = $signed(acc2[179:162]) + $signed(w2[79:72]);
+  assign \$40  = $signed(acc2[197:180]) + $signed(w2[87:80]);
+  assign \$41  = $signed(acc2[215:198]) + $signed(w2[95:88]);
+  assign \$42  = $signed(acc2[233:216]) + $signed(w2[103:96]);
+  assign \$43  = $signed(acc2[251:234]) + $signed(w2[111:104]);
+  assign \$44  = $signed(acc2[269:252]) + $signed(w2[119:112]);
+  assign \$45  = $signed(acc2[287:270]) + $signed(w2[127:120]);
+  assign \$46  = ~ s2[0];
+  assign acc_wr__en = s2_valid & \$46 ;
   assign pass___valid = s2_valid & s2[0];
-  assign \$40  = i__valid & i__ready;
-  assign \$41  = g + 1'h1;
-  assign \$42  = op[8] ? 5'h00 : \$41 ;
-  assign \$43  = base + 5'h10;
-  assign \$44  = op[8] ? 9'h000 : \$43 ;
-  assign \$45  = ~ op[8];
-  assign \$46  = \$signal  & \$45 ;
-  assign \$47  = waddr + 9'h100;
-  assign \$48  = \$signal  & op[8];
-  assign \$49  = beat[7:0] < 9'h100;
-  assign \$50  = count != 9'h100;
-  assign \$51  = \$49  & \$50 ;
-  assign \$53  = t + 1'h1;
-  assign \$54  = \$52  ? 2'h0 : \$53 ;
-  assign \$57  = ! t;
-  assign \$59  = count + 1'h1;
-  assign \$60  = s1[5] ? start : \$signature__data ;
-  assign \$61  = ~ s2[0];
-  assign \$62  = s2_valid & \$61 ;
-  assign \$63  = $signed(acc2[17:0]) + $signed(w2[7:0]);
-  assign \$64  = $signed(acc2[35:18]) + $signed(w2[15:8]);
-  assign \$65  = $signed(acc2[53:36]) + $signed(w2[23:16]);
-  assign \$66  = $signed(acc2[71:54]) + $signed(w2[31:24]);
-  assign \$67  = $signed(acc2[89:72]) + $signed(w2[39:32]);
-  assign \$68  = $signed(acc2[107:90]) + $signed(w2[47:40]);
-  assign \$69  = $signed(acc2[125:108]) + $signed(w2[55:48]);
-  assign \$70  = $signed(acc2[143:126]) + $signed(w2[63:56]);
-  assign \$71  = $signed(acc2[161:144]) + $signed(w2[71:64]);
-  assign \$72  = $signed(acc2[179:162]) + $signed(w2[79:72]);
-  assign \$73  = $signed(acc2[197:180]) + $signed(w2[87:80]);
-  assign \$74  = $signed(acc2[215:198]) + $signed(w2[95:88]);
-  assign \$75  = $signed(acc2[233:216]) + $signed(w2[103:96]);
-  assign \$76  = $signed(acc2[251:234]) + $signed(w2[111:104]);
-  assign \$77  = $signed(acc2[269:252]) + $signed(w2[119:112]);
-  assign \$78  = $signed(acc2[287:270]) + $signed(w2[127:120]);
+  assign \$47  = i__valid & i__ready;
+  assign \$48  = g + 1'h1;
+  assign \$49  = op[8] ? 5'h00 : \$48 ;
+  assign \$50  = base + 5'h10;
+  assign \$51  = op[8] ? 9'h000 : \$50 ;
+  assign \$52  = ~ op[8];
+  assign \$53  = \$signal  & \$52 ;
+  assign \$54  = waddr + 9'h100;
+  assign \$55  = \$signal  & op[8];
+  assign \$56  = beat[7:0] < 9'h100;
+  assign \$57  = count != 9'h100;
+  assign \$58  = \$56  & \$57 ;
+  assign \$60  = t + 1'h1;
+  assign \$61  = \$59  ? 2'h0 : \$60 ;
+  assign \$65  = count + 1'h1;
+  assign \$66  = ! t;
+  assign \$67  = s1[5] ? start : \$signature__data ;
+  assign \$68  = ~ s2[0];
+  assign \$69  = s2_valid & \$68 ;
+  assign \$70  = $signed(acc2[17:0]) + $signed(w2[7:0]);
+  assign \$71  = $signed(acc2[35:18]) + $signed(w2[15:8]);
+  assign \$72  = $signed(acc2[53:36]) + $signed(w2[23:16]);
+  assign \$73  = $signed(acc2[71:54]) + $signed(w2[31:24]);
+  assign \$74  = $signed(acc2[89:72]) + $signed(w2[39:32]);
+  assign \$75  = $signed(acc2[107:90]) + $signed(w2[47:40]);
+  assign \$76  = $signed(acc2[125:108]) + $signed(w2[55:48]);
+  assign \$77  = $signed(acc2[143:126]) + $signed(w2[63:56]);
+  assign \$78  = $signed(acc2[161:144]) + $signed(w2[71:64]);
+  assign \$79  = $signed(acc2[179:162]) + $signed(w2[79:72]);
+  assign \$80  = $signed(acc2[197:180]) + $signed(w2[87:80]);
+  assign \$81  = $signed(acc2[215:198]) + $signed(w2[95:88]);
+  assign \$82  = $signed(acc2[233:216]) + $signed(w2[103:96]);
+  assign \$83  = $signed(acc2[251:234]) + $signed(w2[111:104]);
+  assign \$84  = $signed(acc2[269:252]) + $signed(w2[119:112]);
+  assign \$85  = $signed(acc2[287:270]) + $signed(w2[127:120]);
   always @(posedge clk)
-    beat_v <= \$79 ;
+    beat_v <= \$86 ;
   always @(posedge clk)
-    beat <= \$80 ;
+    beat <= \$87 ;
   always @(posedge clk)
-    credit <= \$81 ;
+    credit <= \$88 ;
   always @(posedge clk)
-    \$signal$45  <= \$82 ;
+    \$signal$48  <= \$89 ;
   always @(posedge clk)
     s1 <= op;
   always @(posedge clk)
-    s2_valid <= \$83 ;
+    s2_valid <= \$90 ;
   always @(posedge clk)
     s2 <= s1;
   always @(posedge clk)
-    g <= \$84 ;
+    g <= \$91 ;
   always @(posedge clk)
-    base <= \$85 ;
+    base <= \$92 ;
   always @(posedge clk)
-    waddr <= \$86 ;
+    waddr <= \$93 ;
   always @(posedge clk)
-    busy <= \$87 ;
+    busy <= \$94 ;
   always @(posedge clk)
-    count <= \$88 ;
+    count <= \$95 ;
   always @(posedge clk)
-    t <= \$89 ;
+    t <= \$96 ;
   always @(posedge clk)
-    in_pass <= \$90 ;
+    err <= \$97 ;
   always @(posedge clk)
-    \$signal$20  <= \$91 ;
+    in_pass <= \$98 ;
   always @(posedge clk)
-    walk_first_step <= \$92 ;
+    \$signal$18  <= \$99 ;
   always @(posedge clk)
-    first <= \$93 ;
+    walk_first_step <= \$100 ;
   always @(posedge clk)
-    walk_first <= \$94 ;
+    first <= \$101 ;
   always @(posedge clk)
-    err <= \$95 ;
+    walk_first <= \$102 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
-    acc2 <= \$60 ;
+    acc2 <= \$67 ;
   always @(posedge clk)
-    \$signal$53  <= \$96 ;
+    \$signal$55  <= \$103 ;
   always @(posedge clk)
-    \$signal$54  <= \$97 ;
+    \$signal$56  <= \$104 ;
   always @(posedge clk)
-    \$signal$55  <= \$98 ;
+    \$signal$57  <= \$105 ;
   always @(posedge clk)
-    \$signal$56  <= \$signal$54 ;
-  assign \$1  = ! cfg__sel;
+    \$signal$58  <= \$signal$56 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$79  = beat_v;
-    if (\$40 ) begin
-      \$79  = 1'h1;
+    \$86  = beat_v;
+    if (\$47 ) begin
+      \$86  = 1'h1;
     end else if (consume) begin
-      \$79  = 1'h0;
+      \$86  = 1'h0;
     end
     if (rst) begin
-      \$79  = 1'h0;
+      \$86  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$80  = beat;
-    if (\$40 ) begin
-      \$80  = i__payload;
+    \$87  = beat;
+    if (\$47 ) begin
+      \$87  = i__payload;
     end
     if (rst) begin
-      \$80  = 9'h000;
+      \$87  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$81  = room;
+    \$88  = room;
     if (rst) begin
-      \$81  = 1'h0;
+      \$88  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$82  = \$signal ;
-    if (rst) begin
-      \$82  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$83  = \$signal$45 ;
-    if (rst) begin
-      \$83  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$84  = g;
-    if (\$signal ) begin
-      \$84  = \$42 [3:0];
-    end
-    if (rst) begin
-      \$84  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$85  = base;
-    if (\$signal ) begin
-      \$85  = \$44 [7:0];
-    end
-    if (rst) begin
-      \$85  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$46 ) begin
-      \$86  = \$47 [12:0];
-    end else begin
-      \$86  = { 5'h00, beat[7:0] };
-    end
-    if (rst) begin
-      \$86  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$87  = busy;
-    if (\$48 ) begin
-      \$87  = 1'h0;
-    end
-    if (consume) begin
-      if (beat[8]) begin
-        if (\$56 ) begin
-          \$87  = 1'h1;
-        end
-      end else if (\$51 ) begin
-        \$87  = 1'h1;
-      end
-    end
-    if (rst) begin
-      \$87  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$88  = count;
-    if (consume) begin
-      if (beat[8]) begin
-        \$88  = 9'h000;
-      end else if (\$51 ) begin
-        \$88  = \$59 [8:0];
-      end
-    end
-    if (rst) begin
-      \$88  = 9'h000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$89  = t;
-    if (consume) begin
-      if (beat[8]) begin
-        \$89  = \$54 [0];
-      end
-    end
+    \$89  = \$signal ;
     if (rst) begin
       \$89  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$90  = in_pass;
-    if (consume) begin
-      if (beat[8]) begin
-        if (\$56 ) begin
-          \$90  = 1'h1;
-        end
-      end else if (\$51 ) begin
-        \$90  = 1'h0;
-      end
-    end
+    \$90  = \$signal$48 ;
     if (rst) begin
       \$90  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$91  = \$signal$20 ;
-    if (consume) begin
-      if (beat[8]) begin
-        if (\$56 ) begin
-          \$91  = first;
-        end
-      end
+    \$91  = g;
+    if (\$signal ) begin
+      \$91  = \$49 [3:0];
     end
     if (rst) begin
-      \$91  = 1'h0;
+      \$91  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$92  = walk_first_step;
-    if (consume) begin
-      if (beat[8]) begin
-        if (\$56 ) begin
-          \$92  = \$57 ;
-        end
-      end
+    \$92  = base;
+    if (\$signal ) begin
+      \$92  = \$51 [7:0];
     end
     if (rst) begin
-      \$92  = 1'h0;
+      \$92  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$93  = first;
-    if (consume) begin
-      if (beat[8]) begin
-        if (\$56 ) begin
-          \$93  = 1'h1;
-        end
-      end else if (\$51 ) begin
-        \$93  = 1'h0;
-      end
+    (* full_case = 32'd1 *)
+    if (\$53 ) begin
+      \$93  = \$54 [12:0];
+    end else begin
+      \$93  = { 5'h00, beat[7:0] };
     end
     if (rst) begin
-      \$93  = 1'h1;
+      \$93  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$94  = walk_first;
-    if (consume) begin
-      if (beat[8]) begin
-      end else if (\$51 ) begin
-        \$94  = first;
-      end
+    \$94  = busy;
+    if (\$55 ) begin
+      \$94  = 1'h0;
+    end
+    if (pass_start) begin
+      \$94  = 1'h1;
+    end
+    if (\$signal$26 ) begin
+      \$94  = 1'h1;
     end
     if (rst) begin
       \$94  = 1'h0;
@@ -5083,42 +5004,124 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$95  = err;
+    \$95  = count;
     if (consume) begin
-      (* full_case = 32'd1 *)
       if (beat[8]) begin
-      end else if (\$51 ) begin
-      end else begin
-        \$95  = 1'h1;
+        \$95  = 9'h000;
+      end else if (\$58 ) begin
+        \$95  = \$65 [8:0];
       end
     end
     if (rst) begin
-      \$95  = 1'h0;
+      \$95  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$96  = \$62 ;
+    \$96  = t;
+    if (consume) begin
+      if (beat[8]) begin
+        \$96  = \$61 [0];
+      end
+    end
     if (rst) begin
       \$96  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$98  = \$signal$53 ;
+    \$97  = err;
+    if (consume) begin
+      (* full_case = 32'd1 *)
+      if (beat[8]) begin
+      end else if (\$58 ) begin
+      end else begin
+        \$97  = 1'h1;
+      end
+    end
+    if (rst) begin
+      \$97  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$98  = in_pass;
+    if (pass_start) begin
+      \$98  = 1'h1;
+    end
+    if (\$signal$26 ) begin
+      \$98  = 1'h0;
+    end
     if (rst) begin
       \$98  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$99  = \$signal$18 ;
+    if (pass_start) begin
+      \$99  = first;
+    end
+    if (rst) begin
+      \$99  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$100  = walk_first_step;
+    if (pass_start) begin
+      \$100  = \$66 ;
+    end
+    if (rst) begin
+      \$100  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$101  = first;
+    if (pass_start) begin
+      \$101  = 1'h1;
+    end
+    if (\$signal$26 ) begin
+      \$101  = 1'h0;
+    end
+    if (rst) begin
+      \$101  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$102  = walk_first;
+    if (\$signal$26 ) begin
+      \$102  = first;
+    end
+    if (rst) begin
+      \$102  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$103  = \$69 ;
+    if (rst) begin
+      \$103  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$105  = \$signal$55 ;
+    if (rst) begin
+      \$105  = 1'h0;
     end
   end
   assign cfg__addr = wp__addr;
   assign wp__data = { cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0] };
   assign wp__en = \$8 [15:0];
-  assign \err$12  = err;
   assign quiet_ok = 1'h1;
+  assign \err$23  = err;
   assign w_rd__addr = waddr[11:0];
   assign \$signature__addr  = op[4:1];
   assign acc_wr__addr = s2[4:1];
-  assign acc_wr__data = { \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0], \$26 [17:0], \$25 [17:0], \$24 [17:0], \$23 [17:0] };
+  assign acc_wr__data = { \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0] };
   assign issue__g = op[4:1];
   assign \op.pass  = op[0];
   assign \op.g  = op[4:1];
@@ -5140,24 +5143,25 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \pass___payload.empty  = pass___payload[4];
   assign \pass___payload.first_step  = pass___payload[5];
   assign \pass___payload.last  = pass___payload[6];
-  assign \pass___payload.base  = pass___payload[14:7];
-  assign \pass___payload.acc  = pass___payload[302:15];
-  assign \pass___payload.acc.0  = pass___payload[32:15];
-  assign \pass___payload.acc.1  = pass___payload[50:33];
-  assign \pass___payload.acc.2  = pass___payload[68:51];
-  assign \pass___payload.acc.3  = pass___payload[86:69];
-  assign \pass___payload.acc.4  = pass___payload[104:87];
-  assign \pass___payload.acc.5  = pass___payload[122:105];
-  assign \pass___payload.acc.6  = pass___payload[140:123];
-  assign \pass___payload.acc.7  = pass___payload[158:141];
-  assign \pass___payload.acc.8  = pass___payload[176:159];
-  assign \pass___payload.acc.9  = pass___payload[194:177];
-  assign \pass___payload.acc.10  = pass___payload[212:195];
-  assign \pass___payload.acc.11  = pass___payload[230:213];
-  assign \pass___payload.acc.12  = pass___payload[248:231];
-  assign \pass___payload.acc.13  = pass___payload[266:249];
-  assign \pass___payload.acc.14  = pass___payload[284:267];
-  assign \pass___payload.acc.15  = pass___payload[302:285];
+  assign \pass___payload.partial  = pass___payload[7];
+  assign \pass___payload.base  = pass___payload[15:8];
+  assign \pass___payload.acc  = pass___payload[303:16];
+  assign \pass___payload.acc.0  = pass___payload[33:16];
+  assign \pass___payload.acc.1  = pass___payload[51:34];
+  assign \pass___payload.acc.2  = pass___payload[69:52];
+  assign \pass___payload.acc.3  = pass___payload[87:70];
+  assign \pass___payload.acc.4  = pass___payload[105:88];
+  assign \pass___payload.acc.5  = pass___payload[123:106];
+  assign \pass___payload.acc.6  = pass___payload[141:124];
+  assign \pass___payload.acc.7  = pass___payload[159:142];
+  assign \pass___payload.acc.8  = pass___payload[177:160];
+  assign \pass___payload.acc.9  = pass___payload[195:178];
+  assign \pass___payload.acc.10  = pass___payload[213:196];
+  assign \pass___payload.acc.11  = pass___payload[231:214];
+  assign \pass___payload.acc.12  = pass___payload[249:232];
+  assign \pass___payload.acc.13  = pass___payload[267:250];
+  assign \pass___payload.acc.14  = pass___payload[285:268];
+  assign \pass___payload.acc.15  = pass___payload[303:286];
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
   assign \s1.pass  = s1[0];
@@ -5183,24 +5187,6 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \start.13  = start[251:234];
   assign \start.14  = start[269:252];
   assign \start.15  = start[287:270];
-  assign \$signal$54.g  = \$signal$54 [3:0];
-  assign \$signal$54.data  = \$signal$54 [291:4];
-  assign \$signal$54.data.0  = \$signal$54 [21:4];
-  assign \$signal$54.data.1  = \$signal$54 [39:22];
-  assign \$signal$54.data.2  = \$signal$54 [57:40];
-  assign \$signal$54.data.3  = \$signal$54 [75:58];
-  assign \$signal$54.data.4  = \$signal$54 [93:76];
-  assign \$signal$54.data.5  = \$signal$54 [111:94];
-  assign \$signal$54.data.6  = \$signal$54 [129:112];
-  assign \$signal$54.data.7  = \$signal$54 [147:130];
-  assign \$signal$54.data.8  = \$signal$54 [165:148];
-  assign \$signal$54.data.9  = \$signal$54 [183:166];
-  assign \$signal$54.data.10  = \$signal$54 [201:184];
-  assign \$signal$54.data.11  = \$signal$54 [219:202];
-  assign \$signal$54.data.12  = \$signal$54 [237:220];
-  assign \$signal$54.data.13  = \$signal$54 [255:238];
-  assign \$signal$54.data.14  = \$signal$54 [273:256];
-  assign \$signal$54.data.15  = \$signal$54 [291:274];
   assign \$signal$56.g  = \$signal$56 [3:0];
   assign \$signal$56.data  = \$signal$56 [291:4];
   assign \$signal$56.data.0  = \$signal$56 [21:4];
@@ -5219,10 +5205,29 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$signal$56.data.13  = \$signal$56 [255:238];
   assign \$signal$56.data.14  = \$signal$56 [273:256];
   assign \$signal$56.data.15  = \$signal$56 [291:274];
-  assign \$97 [291:4] = { \$78 [17:0], \$77 [17:0], \$76 [17:0], \$75 [17:0], \$74 [17:0], \$73 [17:0], \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0] };
-  assign \$97 [3:0] = s2[4:1];
-  assign pass___payload[302:15] = acc2;
-  assign pass___payload[14:7] = s2[16:9];
+  assign \$signal$58.g  = \$signal$58 [3:0];
+  assign \$signal$58.data  = \$signal$58 [291:4];
+  assign \$signal$58.data.0  = \$signal$58 [21:4];
+  assign \$signal$58.data.1  = \$signal$58 [39:22];
+  assign \$signal$58.data.2  = \$signal$58 [57:40];
+  assign \$signal$58.data.3  = \$signal$58 [75:58];
+  assign \$signal$58.data.4  = \$signal$58 [93:76];
+  assign \$signal$58.data.5  = \$signal$58 [111:94];
+  assign \$signal$58.data.6  = \$signal$58 [129:112];
+  assign \$signal$58.data.7  = \$signal$58 [147:130];
+  assign \$signal$58.data.8  = \$signal$58 [165:148];
+  assign \$signal$58.data.9  = \$signal$58 [183:166];
+  assign \$signal$58.data.10  = \$signal$58 [201:184];
+  assign \$signal$58.data.11  = \$signal$58 [219:202];
+  assign \$signal$58.data.12  = \$signal$58 [237:220];
+  assign \$signal$58.data.13  = \$signal$58 [255:238];
+  assign \$signal$58.data.14  = \$signal$58 [273:256];
+  assign \$signal$58.data.15  = \$signal$58 [291:274];
+  assign \$104 [291:4] = { \$85 [17:0], \$84 [17:0], \$83 [17:0], \$82 [17:0], \$81 [17:0], \$80 [17:0], \$79 [17:0], \$78 [17:0], \$77 [17:0], \$76 [17:0], \$75 [17:0], \$74 [17:0], \$73 [17:0], \$72 [17:0], \$71 [17:0], \$70 [17:0] };
+  assign \$104 [3:0] = s2[4:1];
+  assign pass___payload[303:16] = acc2;
+  assign pass___payload[15:8] = s2[16:9];
+  assign pass___payload[7] = s2[8];
   assign pass___payload[6] = s2[8];
   assign pass___payload[5] = s2[7];
   assign pass___payload[4] = s2[6];
@@ -5230,7 +5235,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign op[16:9] = base;
   assign op[8] = \$14 ;
   assign op[7] = walk_first_step;
-  assign op[6] = \$signal$20 ;
+  assign op[6] = \$signal$18 ;
   assign op[5] = \$13 ;
   assign op[4:1] = g;
   assign op[0] = in_pass;
@@ -5238,10 +5243,12 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$20  = beat[8];
   assign \$22  = 1'h1;
   assign consume = \$18 ;
-  assign \$52  = t;
-  assign \$55  = 1'h1;
-  assign \$56  = beat[8];
-  assign \$58  = 2'h1;
+  assign \$28  = 1'h1;
+  assign \$29  = beat[8];
+  assign \$59  = t;
+  assign \$62  = 1'h1;
+  assign \$63  = beat[8];
+  assign \$64  = 2'h1;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5610,51 +5617,50 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire \$1 ;
   wire \$10 ;
   wire \$100 ;
-  reg [51:0] \$1000 ;
-  wire [129:0] \$1001 ;
-  reg [51:0] \$1002 ;
-  wire [129:0] \$1003 ;
-  reg [51:0] \$1004 ;
-  wire [129:0] \$1005 ;
-  reg [51:0] \$1006 ;
-  wire [129:0] \$1007 ;
-  reg [51:0] \$1008 ;
-  wire [129:0] \$1009 ;
+  wire [129:0] \$1000 ;
+  reg [51:0] \$1001 ;
+  wire [129:0] \$1002 ;
+  reg [51:0] \$1003 ;
+  wire [129:0] \$1004 ;
+  reg [51:0] \$1005 ;
+  wire [129:0] \$1006 ;
+  reg [51:0] \$1007 ;
+  wire [129:0] \$1008 ;
+  reg [51:0] \$1009 ;
   wire \$101 ;
-  reg [51:0] \$1010 ;
-  wire [129:0] \$1011 ;
-  reg [51:0] \$1012 ;
-  wire [129:0] \$1013 ;
-  reg [51:0] \$1014 ;
-  wire [129:0] \$1015 ;
-  reg [51:0] \$1016 ;
-  wire [129:0] \$1017 ;
-  reg [51:0] \$1018 ;
-  wire [129:0] \$1019 ;
+  wire [129:0] \$1010 ;
+  reg [51:0] \$1011 ;
+  wire [129:0] \$1012 ;
+  reg [51:0] \$1013 ;
+  wire [129:0] \$1014 ;
+  reg [51:0] \$1015 ;
+  wire [129:0] \$1016 ;
+  reg [51:0] \$1017 ;
+  wire [129:0] \$1018 ;
+  reg [51:0] \$1019 ;
   wire [21:0] \$102 ;
-  reg [51:0] \$1020 ;
-  wire [129:0] \$1021 ;
-  reg [51:0] \$1022 ;
-  wire [129:0] \$1023 ;
-  reg [51:0] \$1024 ;
-  wire [129:0] \$1025 ;
-  reg [51:0] \$1026 ;
-  wire [129:0] \$1027 ;
-  reg [51:0] \$1028 ;
-  wire [129:0] \$1029 ;
+  wire [129:0] \$1020 ;
+  reg [51:0] \$1021 ;
+  wire [129:0] \$1022 ;
+  reg [51:0] \$1023 ;
+  wire [129:0] \$1024 ;
+  reg [51:0] \$1025 ;
+  wire [129:0] \$1026 ;
+  reg [51:0] \$1027 ;
+  wire [129:0] \$1028 ;
+  reg [51:0] \$1029 ;
   wire \$103 ;
-  reg [51:0] \$1030 ;
+  wire [287:0] \$1030 ;
   wire [287:0] \$1031 ;
-  wire [287:0] \$1032 ;
-  wire [143:0] \$1033 ;
-  wire [447:0] \$1034 ;
-  wire [335:0] \$1035 ;
-  wire [15:0] \$1036 ;
-  wire [29:0] \$1037 ;
-  reg \$1038 ;
-  wire [29:0] \$1039 ;
+  wire [143:0] \$1032 ;
+  wire [447:0] \$1033 ;
+  wire [335:0] \$1034 ;
+  wire [15:0] \$1035 ;
+  wire [29:0] \$1036 ;
+  reg \$1037 ;
+  wire [29:0] \$1038 ;
+  reg \$1039 ;
   wire \$104 ;
-  reg \$1040 ;
   wire \$105 ;
   wire \$106 ;
   wire \$107 ;
@@ -6445,208 +6451,208 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire \$814 ;
   wire \$815 ;
   wire \$816 ;
-  wire \$817 ;
+  wire [15:0] \$817 ;
   wire [15:0] \$818 ;
-  wire [15:0] \$819 ;
+  wire \$819 ;
   wire \$82 ;
   wire \$820 ;
   wire \$821 ;
   wire \$822 ;
   wire \$823 ;
   wire \$824 ;
-  wire \$825 ;
+  wire [15:0] \$825 ;
   wire [15:0] \$826 ;
   wire [15:0] \$827 ;
-  wire [15:0] \$828 ;
+  wire \$828 ;
   wire \$829 ;
   wire \$83 ;
   wire \$830 ;
   wire \$831 ;
   wire \$832 ;
   wire \$833 ;
-  wire \$834 ;
+  wire [15:0] \$834 ;
   wire [15:0] \$835 ;
   wire [15:0] \$836 ;
-  wire [15:0] \$837 ;
+  wire \$837 ;
   wire \$838 ;
   wire \$839 ;
   wire [21:0] \$84 ;
   wire \$840 ;
   wire \$841 ;
   wire \$842 ;
-  wire \$843 ;
+  wire [15:0] \$843 ;
   wire [15:0] \$844 ;
   wire [15:0] \$845 ;
-  wire [15:0] \$846 ;
+  wire \$846 ;
   wire \$847 ;
   wire \$848 ;
   wire \$849 ;
   wire \$85 ;
   wire \$850 ;
   wire \$851 ;
-  wire \$852 ;
+  wire [15:0] \$852 ;
   wire [15:0] \$853 ;
   wire [15:0] \$854 ;
-  wire [15:0] \$855 ;
+  wire \$855 ;
   wire \$856 ;
   wire \$857 ;
   wire \$858 ;
   wire \$859 ;
   wire \$86 ;
   wire \$860 ;
-  wire \$861 ;
+  wire [15:0] \$861 ;
   wire [15:0] \$862 ;
   wire [15:0] \$863 ;
-  wire [15:0] \$864 ;
+  wire \$864 ;
   wire \$865 ;
   wire \$866 ;
   wire \$867 ;
   wire \$868 ;
   wire \$869 ;
   wire \$87 ;
-  wire \$870 ;
+  wire [15:0] \$870 ;
   wire [15:0] \$871 ;
   wire [15:0] \$872 ;
-  wire [15:0] \$873 ;
+  wire \$873 ;
   wire \$874 ;
   wire \$875 ;
   wire \$876 ;
   wire \$877 ;
   wire \$878 ;
-  wire \$879 ;
+  wire [15:0] \$879 ;
   wire \$88 ;
   wire [15:0] \$880 ;
   wire [15:0] \$881 ;
-  wire [15:0] \$882 ;
+  wire \$882 ;
   wire \$883 ;
   wire \$884 ;
   wire \$885 ;
   wire \$886 ;
   wire \$887 ;
-  wire \$888 ;
+  wire [15:0] \$888 ;
   wire [15:0] \$889 ;
   wire \$89 ;
   wire [15:0] \$890 ;
-  wire [15:0] \$891 ;
+  wire \$891 ;
   wire \$892 ;
   wire \$893 ;
   wire \$894 ;
   wire \$895 ;
   wire \$896 ;
-  wire \$897 ;
+  wire [15:0] \$897 ;
   wire [15:0] \$898 ;
   wire [15:0] \$899 ;
   wire \$9 ;
   wire \$90 ;
-  wire [15:0] \$900 ;
+  wire \$900 ;
   wire \$901 ;
   wire \$902 ;
   wire \$903 ;
   wire \$904 ;
   wire \$905 ;
-  wire \$906 ;
+  wire [15:0] \$906 ;
   wire [15:0] \$907 ;
   wire [15:0] \$908 ;
-  wire [15:0] \$909 ;
+  wire \$909 ;
   wire \$91 ;
   wire \$910 ;
   wire \$911 ;
   wire \$912 ;
   wire \$913 ;
   wire \$914 ;
-  wire \$915 ;
+  wire [15:0] \$915 ;
   wire [15:0] \$916 ;
   wire [15:0] \$917 ;
-  wire [15:0] \$918 ;
+  wire \$918 ;
   wire \$919 ;
   wire \$92 ;
   wire \$920 ;
   wire \$921 ;
   wire \$922 ;
   wire \$923 ;
-  wire \$924 ;
+  wire [15:0] \$924 ;
   wire [15:0] \$925 ;
   wire [15:0] \$926 ;
-  wire [15:0] \$927 ;
+  wire \$927 ;
   wire \$928 ;
   wire \$929 ;
   wire [21:0] \$93 ;
   wire \$930 ;
   wire \$931 ;
   wire \$932 ;
-  wire \$933 ;
+  wire [15:0] \$933 ;
   wire [15:0] \$934 ;
   wire [15:0] \$935 ;
-  wire [15:0] \$936 ;
+  wire \$936 ;
   wire \$937 ;
   wire \$938 ;
   wire \$939 ;
   wire \$94 ;
   wire \$940 ;
   wire \$941 ;
-  wire \$942 ;
+  wire [15:0] \$942 ;
   wire [15:0] \$943 ;
   wire [15:0] \$944 ;
-  wire [15:0] \$945 ;
+  wire \$945 ;
   wire \$946 ;
   wire \$947 ;
   wire \$948 ;
   wire \$949 ;
   wire \$95 ;
   wire \$950 ;
-  wire \$951 ;
+  wire [15:0] \$951 ;
   wire [15:0] \$952 ;
   wire [15:0] \$953 ;
-  wire [15:0] \$954 ;
+  wire \$954 ;
   wire \$955 ;
   wire \$956 ;
   wire \$957 ;
   wire \$958 ;
   wire \$959 ;
   wire \$96 ;
-  wire \$960 ;
+  wire [15:0] \$960 ;
   wire [15:0] \$961 ;
   wire [15:0] \$962 ;
-  wire [15:0] \$963 ;
-  wire [3:0] \$964 ;
-  wire [4:0] \$965 ;
-  wire [5:0] \$966 ;
-  wire [6:0] \$967 ;
-  wire [3:0] \$968 ;
-  wire [4:0] \$969 ;
+  wire [3:0] \$963 ;
+  wire [4:0] \$964 ;
+  wire [5:0] \$965 ;
+  wire [6:0] \$966 ;
+  wire [3:0] \$967 ;
+  wire [4:0] \$968 ;
+  wire [5:0] \$969 ;
   wire \$97 ;
-  wire [5:0] \$970 ;
-  wire [6:0] \$971 ;
-  wire [3:0] \$972 ;
-  wire [4:0] \$973 ;
-  wire [5:0] \$974 ;
-  wire [6:0] \$975 ;
-  wire [3:0] \$976 ;
-  wire [4:0] \$977 ;
-  wire [5:0] \$978 ;
-  wire [6:0] \$979 ;
+  wire [6:0] \$970 ;
+  wire [3:0] \$971 ;
+  wire [4:0] \$972 ;
+  wire [5:0] \$973 ;
+  wire [6:0] \$974 ;
+  wire [3:0] \$975 ;
+  wire [4:0] \$976 ;
+  wire [5:0] \$977 ;
+  wire [6:0] \$978 ;
+  wire [5:0] \$979 ;
   wire \$98 ;
-  wire [5:0] \$980 ;
-  wire [6:0] \$981 ;
-  wire [7:0] \$982 ;
-  wire [8:0] \$983 ;
+  wire [6:0] \$980 ;
+  wire [7:0] \$981 ;
+  wire [8:0] \$982 ;
+  wire \$983 ;
   wire \$984 ;
   wire \$985 ;
-  wire \$986 ;
-  reg \$987 ;
-  wire [13:0] \$988 ;
+  reg \$986 ;
+  wire [14:0] \$987 ;
+  reg \$988 ;
   reg \$989 ;
   wire \$99 ;
   reg \$990 ;
   reg \$991 ;
-  reg \$992 ;
-  wire [287:0] \$993 ;
-  wire [143:0] \$994 ;
+  wire [287:0] \$992 ;
+  wire [143:0] \$993 ;
+  wire [255:0] \$994 ;
   wire [255:0] \$995 ;
   wire [255:0] \$996 ;
   wire [255:0] \$997 ;
-  wire [255:0] \$998 ;
-  wire [129:0] \$999 ;
+  wire [129:0] \$998 ;
+  reg [51:0] \$999 ;
   input [11:0] cfg__addr;
   wire [11:0] cfg__addr;
   input [15:0] cfg__data;
@@ -6684,8 +6690,8 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   (* init = 1'h0 *)
   wire h_write_en;
   wire [3:0] issue__g;
-  input [302:0] pass___payload;
-  wire [302:0] pass___payload;
+  input [303:0] pass___payload;
+  wire [303:0] pass___payload;
   wire [287:0] \pass___payload.acc ;
   wire [17:0] \pass___payload.acc.0 ;
   wire [17:0] \pass___payload.acc.10 ;
@@ -6708,6 +6714,7 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire \pass___payload.first_step ;
   wire [3:0] \pass___payload.g ;
   wire \pass___payload.last ;
+  wire \pass___payload.partial ;
   input pass___valid;
   wire pass___valid;
   input [3:0] port__addr;
@@ -6770,11 +6777,12 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire [17:0] \s3_current.7 ;
   wire [17:0] \s3_current.8 ;
   wire [17:0] \s3_current.9 ;
-  reg [13:0] s3_op = 14'h0000;
+  reg [14:0] s3_op = 15'h0000;
   wire [7:0] \s3_op.base ;
   wire \s3_op.first_step ;
   wire [3:0] \s3_op.g ;
   wire \s3_op.last ;
+  wire \s3_op.partial ;
   reg [129:0] s3_pb0 = 130'h000000000000000000000000000000000;
   wire [25:0] \s3_pb0.0 ;
   wire [25:0] \s3_pb0.1 ;
@@ -6923,11 +6931,12 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire [17:0] \s4_current.7 ;
   wire [17:0] \s4_current.8 ;
   wire [17:0] \s4_current.9 ;
-  reg [13:0] s4_op = 14'h0000;
+  reg [14:0] s4_op = 15'h0000;
   wire [7:0] \s4_op.base ;
   wire \s4_op.first_step ;
   wire [3:0] \s4_op.g ;
   wire \s4_op.last ;
+  wire \s4_op.partial ;
   reg [51:0] s4_pb0 = 52'h0000000000000;
   wire [25:0] \s4_pb0.0 ;
   wire [25:0] \s4_pb0.1 ;
@@ -6994,11 +7003,12 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire [15:0] \s4_theta.8 ;
   wire [15:0] \s4_theta.9 ;
   reg s4_valid = 1'h0;
-  reg [13:0] s5_op = 14'h0000;
+  reg [14:0] s5_op = 15'h0000;
   wire [7:0] \s5_op.base ;
   wire \s5_op.first_step ;
   wire [3:0] \s5_op.g ;
   wire \s5_op.last ;
+  wire \s5_op.partial ;
   reg [447:0] s5_pa = 448'h0000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000;
   wire [27:0] \s5_pa.0 ;
   wire [27:0] \s5_pa.10 ;
@@ -7051,11 +7061,12 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire [15:0] \s5_theta.8 ;
   wire [15:0] \s5_theta.9 ;
   reg s5_valid = 1'h0;
-  reg [13:0] s6_op = 14'h0000;
+  reg [14:0] s6_op = 15'h0000;
   wire [7:0] \s6_op.base ;
   wire \s6_op.first_step ;
   wire [3:0] \s6_op.g ;
   wire \s6_op.last ;
+  wire \s6_op.partial ;
   wire s6_spike0;
   wire s6_spike1;
   wire s6_spike10;
@@ -7143,11 +7154,12 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   wire [15:0] \s7_h.8 ;
   wire [15:0] \s7_h.9 ;
   reg [15:0] s7_mask = 16'h0000;
-  reg [13:0] s7_op = 14'h0000;
+  reg [14:0] s7_op = 15'h0000;
   wire [7:0] \s7_op.base ;
   wire \s7_op.first_step ;
   wire [3:0] \s7_op.g ;
   wire \s7_op.last ;
+  wire \s7_op.partial ;
   (* init = 1'h0 *)
   wire s7_valid;
   reg [2:0] s8_count0 = 3'h0;
@@ -7650,22 +7662,22 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \$175  = ~ \$174 [21];
   assign \$176  = \$173  ? s6_theta_lo[15] : \$175 ;
   assign s6_spike15 = \$170  ? 1'h1 : \$176 ;
-  assign \$177  = pass___payload[4] ? { s2_bias[15], s2_bias[15], s2_bias[15:0] } : pass___payload[32:15];
-  assign \$178  = pass___payload[4] ? { s2_bias[31], s2_bias[31], s2_bias[31:16] } : pass___payload[50:33];
-  assign \$179  = pass___payload[4] ? { s2_bias[47], s2_bias[47], s2_bias[47:32] } : pass___payload[68:51];
-  assign \$180  = pass___payload[4] ? { s2_bias[63], s2_bias[63], s2_bias[63:48] } : pass___payload[86:69];
-  assign \$181  = pass___payload[4] ? { s2_bias[79], s2_bias[79], s2_bias[79:64] } : pass___payload[104:87];
-  assign \$182  = pass___payload[4] ? { s2_bias[95], s2_bias[95], s2_bias[95:80] } : pass___payload[122:105];
-  assign \$183  = pass___payload[4] ? { s2_bias[111], s2_bias[111], s2_bias[111:96] } : pass___payload[140:123];
-  assign \$184  = pass___payload[4] ? { s2_bias[127], s2_bias[127], s2_bias[127:112] } : pass___payload[158:141];
-  assign \$185  = pass___payload[4] ? { s2_bias[143], s2_bias[143], s2_bias[143:128] } : pass___payload[176:159];
-  assign \$186  = pass___payload[4] ? { s2_bias[159], s2_bias[159], s2_bias[159:144] } : pass___payload[194:177];
-  assign \$187  = pass___payload[4] ? { s2_bias[175], s2_bias[175], s2_bias[175:160] } : pass___payload[212:195];
-  assign \$188  = pass___payload[4] ? { s2_bias[191], s2_bias[191], s2_bias[191:176] } : pass___payload[230:213];
-  assign \$189  = pass___payload[4] ? { s2_bias[207], s2_bias[207], s2_bias[207:192] } : pass___payload[248:231];
-  assign \$190  = pass___payload[4] ? { s2_bias[223], s2_bias[223], s2_bias[223:208] } : pass___payload[266:249];
-  assign \$191  = pass___payload[4] ? { s2_bias[239], s2_bias[239], s2_bias[239:224] } : pass___payload[284:267];
-  assign \$192  = pass___payload[4] ? { s2_bias[255], s2_bias[255], s2_bias[255:240] } : pass___payload[302:285];
+  assign \$177  = pass___payload[4] ? { s2_bias[15], s2_bias[15], s2_bias[15:0] } : pass___payload[33:16];
+  assign \$178  = pass___payload[4] ? { s2_bias[31], s2_bias[31], s2_bias[31:16] } : pass___payload[51:34];
+  assign \$179  = pass___payload[4] ? { s2_bias[47], s2_bias[47], s2_bias[47:32] } : pass___payload[69:52];
+  assign \$180  = pass___payload[4] ? { s2_bias[63], s2_bias[63], s2_bias[63:48] } : pass___payload[87:70];
+  assign \$181  = pass___payload[4] ? { s2_bias[79], s2_bias[79], s2_bias[79:64] } : pass___payload[105:88];
+  assign \$182  = pass___payload[4] ? { s2_bias[95], s2_bias[95], s2_bias[95:80] } : pass___payload[123:106];
+  assign \$183  = pass___payload[4] ? { s2_bias[111], s2_bias[111], s2_bias[111:96] } : pass___payload[141:124];
+  assign \$184  = pass___payload[4] ? { s2_bias[127], s2_bias[127], s2_bias[127:112] } : pass___payload[159:142];
+  assign \$185  = pass___payload[4] ? { s2_bias[143], s2_bias[143], s2_bias[143:128] } : pass___payload[177:160];
+  assign \$186  = pass___payload[4] ? { s2_bias[159], s2_bias[159], s2_bias[159:144] } : pass___payload[195:178];
+  assign \$187  = pass___payload[4] ? { s2_bias[175], s2_bias[175], s2_bias[175:160] } : pass___payload[213:196];
+  assign \$188  = pass___payload[4] ? { s2_bias[191], s2_bias[191], s2_bias[191:176] } : pass___payload[231:214];
+  assign \$189  = pass___payload[4] ? { s2_bias[207], s2_bias[207], s2_bias[207:192] } : pass___payload[249:232];
+  assign \$190  = pass___payload[4] ? { s2_bias[223], s2_bias[223], s2_bias[223:208] } : pass___payload[267:250];
+  assign \$191  = pass___payload[4] ? { s2_bias[239], s2_bias[239], s2_bias[239:224] } : pass___payload[285:268];
+  assign \$192  = pass___payload[4] ? { s2_bias[255], s2_bias[255], s2_bias[255:240] } : pass___payload[303:286];
   assign \$193  = s2_beta[0] ? s2_h[15:0] : 16'h0000;
   assign \$195  = $signed(1'h0) + $signed(\$194 );
   assign \$196  = s2_beta[1] ? s2_h[15:0] : 16'h0000;
@@ -8130,174 +8142,173 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \$814  = s5_theta[223:208] == 16'h8000;
   assign \$815  = s5_theta[239:224] == 16'h8000;
   assign \$816  = s5_theta[255:240] == 16'h8000;
-  assign \$817  = s6_op[3:0] == 4'hf;
-  assign \$820  = ~ s6_x[20];
-  assign \$821  = | s6_x[20:15];
-  assign \$822  = \$820  & \$821 ;
-  assign \$823  = & s6_x[20:15];
-  assign \$824  = ~ \$823 ;
-  assign \$825  = s6_x[20] & \$824 ;
-  assign \$826  = \$825  ? 16'h8000 : s6_x[15:0];
-  assign \$827  = \$822  ? 16'h7fff : \$826 ;
-  assign \$828  = s6_spike0 ? 16'h0000 : \$827 ;
-  assign \$829  = ~ s6_x[41];
-  assign \$830  = | s6_x[41:36];
-  assign \$831  = \$829  & \$830 ;
-  assign \$832  = & s6_x[41:36];
-  assign \$833  = ~ \$832 ;
-  assign \$834  = s6_x[41] & \$833 ;
-  assign \$835  = \$834  ? 16'h8000 : s6_x[36:21];
-  assign \$836  = \$831  ? 16'h7fff : \$835 ;
-  assign \$837  = s6_spike1 ? 16'h0000 : \$836 ;
-  assign \$838  = ~ s6_x[62];
-  assign \$839  = | s6_x[62:57];
-  assign \$840  = \$838  & \$839 ;
-  assign \$841  = & s6_x[62:57];
-  assign \$842  = ~ \$841 ;
-  assign \$843  = s6_x[62] & \$842 ;
-  assign \$844  = \$843  ? 16'h8000 : s6_x[57:42];
-  assign \$845  = \$840  ? 16'h7fff : \$844 ;
-  assign \$846  = s6_spike2 ? 16'h0000 : \$845 ;
-  assign \$847  = ~ s6_x[83];
-  assign \$848  = | s6_x[83:78];
-  assign \$849  = \$847  & \$848 ;
-  assign \$850  = & s6_x[83:78];
-  assign \$851  = ~ \$850 ;
-  assign \$852  = s6_x[83] & \$851 ;
-  assign \$853  = \$852  ? 16'h8000 : s6_x[78:63];
-  assign \$854  = \$849  ? 16'h7fff : \$853 ;
-  assign \$855  = s6_spike3 ? 16'h0000 : \$854 ;
-  assign \$856  = ~ s6_x[104];
-  assign \$857  = | s6_x[104:99];
-  assign \$858  = \$856  & \$857 ;
-  assign \$859  = & s6_x[104:99];
-  assign \$860  = ~ \$859 ;
-  assign \$861  = s6_x[104] & \$860 ;
-  assign \$862  = \$861  ? 16'h8000 : s6_x[99:84];
-  assign \$863  = \$858  ? 16'h7fff : \$862 ;
-  assign \$864  = s6_spike4 ? 16'h0000 : \$863 ;
-  assign \$865  = ~ s6_x[125];
-  assign \$866  = | s6_x[125:120];
-  assign \$867  = \$865  & \$866 ;
-  assign \$868  = & s6_x[125:120];
-  assign \$869  = ~ \$868 ;
-  assign \$870  = s6_x[125] & \$869 ;
-  assign \$871  = \$870  ? 16'h8000 : s6_x[120:105];
-  assign \$872  = \$867  ? 16'h7fff : \$871 ;
-  assign \$873  = s6_spike5 ? 16'h0000 : \$872 ;
-  assign \$874  = ~ s6_x[146];
-  assign \$875  = | s6_x[146:141];
-  assign \$876  = \$874  & \$875 ;
-  assign \$877  = & s6_x[146:141];
-  assign \$878  = ~ \$877 ;
-  assign \$879  = s6_x[146] & \$878 ;
-  assign \$880  = \$879  ? 16'h8000 : s6_x[141:126];
-  assign \$881  = \$876  ? 16'h7fff : \$880 ;
-  assign \$882  = s6_spike6 ? 16'h0000 : \$881 ;
-  assign \$883  = ~ s6_x[167];
-  assign \$884  = | s6_x[167:162];
-  assign \$885  = \$883  & \$884 ;
-  assign \$886  = & s6_x[167:162];
-  assign \$887  = ~ \$886 ;
-  assign \$888  = s6_x[167] & \$887 ;
-  assign \$889  = \$888  ? 16'h8000 : s6_x[162:147];
-  assign \$890  = \$885  ? 16'h7fff : \$889 ;
-  assign \$891  = s6_spike7 ? 16'h0000 : \$890 ;
-  assign \$892  = ~ s6_x[188];
-  assign \$893  = | s6_x[188:183];
-  assign \$894  = \$892  & \$893 ;
-  assign \$895  = & s6_x[188:183];
-  assign \$896  = ~ \$895 ;
-  assign \$897  = s6_x[188] & \$896 ;
-  assign \$898  = \$897  ? 16'h8000 : s6_x[183:168];
-  assign \$899  = \$894  ? 16'h7fff : \$898 ;
-  assign \$900  = s6_spike8 ? 16'h0000 : \$899 ;
-  assign \$901  = ~ s6_x[209];
-  assign \$902  = | s6_x[209:204];
-  assign \$903  = \$901  & \$902 ;
-  assign \$904  = & s6_x[209:204];
-  assign \$905  = ~ \$904 ;
-  assign \$906  = s6_x[209] & \$905 ;
-  assign \$907  = \$906  ? 16'h8000 : s6_x[204:189];
-  assign \$908  = \$903  ? 16'h7fff : \$907 ;
-  assign \$909  = s6_spike9 ? 16'h0000 : \$908 ;
-  assign \$910  = ~ s6_x[230];
-  assign \$911  = | s6_x[230:225];
-  assign \$912  = \$910  & \$911 ;
-  assign \$913  = & s6_x[230:225];
-  assign \$914  = ~ \$913 ;
-  assign \$915  = s6_x[230] & \$914 ;
-  assign \$916  = \$915  ? 16'h8000 : s6_x[225:210];
-  assign \$917  = \$912  ? 16'h7fff : \$916 ;
-  assign \$918  = s6_spike10 ? 16'h0000 : \$917 ;
-  assign \$919  = ~ s6_x[251];
-  assign \$920  = | s6_x[251:246];
-  assign \$921  = \$919  & \$920 ;
-  assign \$922  = & s6_x[251:246];
-  assign \$923  = ~ \$922 ;
-  assign \$924  = s6_x[251] & \$923 ;
-  assign \$925  = \$924  ? 16'h8000 : s6_x[246:231];
-  assign \$926  = \$921  ? 16'h7fff : \$925 ;
-  assign \$927  = s6_spike11 ? 16'h0000 : \$926 ;
-  assign \$928  = ~ s6_x[272];
-  assign \$929  = | s6_x[272:267];
-  assign \$930  = \$928  & \$929 ;
-  assign \$931  = & s6_x[272:267];
-  assign \$932  = ~ \$931 ;
-  assign \$933  = s6_x[272] & \$932 ;
-  assign \$934  = \$933  ? 16'h8000 : s6_x[267:252];
-  assign \$935  = \$930  ? 16'h7fff : \$934 ;
-  assign \$936  = s6_spike12 ? 16'h0000 : \$935 ;
-  assign \$937  = ~ s6_x[293];
-  assign \$938  = | s6_x[293:288];
-  assign \$939  = \$937  & \$938 ;
-  assign \$940  = & s6_x[293:288];
-  assign \$941  = ~ \$940 ;
-  assign \$942  = s6_x[293] & \$941 ;
-  assign \$943  = \$942  ? 16'h8000 : s6_x[288:273];
-  assign \$944  = \$939  ? 16'h7fff : \$943 ;
-  assign \$945  = s6_spike13 ? 16'h0000 : \$944 ;
-  assign \$946  = ~ s6_x[314];
-  assign \$947  = | s6_x[314:309];
-  assign \$948  = \$946  & \$947 ;
-  assign \$949  = & s6_x[314:309];
-  assign \$950  = ~ \$949 ;
-  assign \$951  = s6_x[314] & \$950 ;
-  assign \$952  = \$951  ? 16'h8000 : s6_x[309:294];
-  assign \$953  = \$948  ? 16'h7fff : \$952 ;
-  assign \$954  = s6_spike14 ? 16'h0000 : \$953 ;
-  assign \$955  = ~ s6_x[335];
-  assign \$956  = | s6_x[335:330];
-  assign \$957  = \$955  & \$956 ;
-  assign \$958  = & s6_x[335:330];
-  assign \$959  = ~ \$958 ;
-  assign \$960  = s6_x[335] & \$959 ;
-  assign \$961  = \$960  ? 16'h8000 : s6_x[330:315];
-  assign \$962  = \$957  ? 16'h7fff : \$961 ;
-  assign \$963  = s6_spike15 ? 16'h0000 : \$962 ;
-  assign \$964  = 1'h0 + s7_mask[0];
-  assign \$965  = \$964  + s7_mask[1];
-  assign \$966  = \$965  + s7_mask[2];
-  assign \$967  = \$966  + s7_mask[3];
-  assign \$968  = 1'h0 + s7_mask[4];
-  assign \$969  = \$968  + s7_mask[5];
-  assign \$970  = \$969  + s7_mask[6];
-  assign \$971  = \$970  + s7_mask[7];
-  assign \$972  = 1'h0 + s7_mask[8];
-  assign \$973  = \$972  + s7_mask[9];
-  assign \$974  = \$973  + s7_mask[10];
-  assign \$975  = \$974  + s7_mask[11];
-  assign \$976  = 1'h0 + s7_mask[12];
-  assign \$977  = \$976  + s7_mask[13];
-  assign \$978  = \$977  + s7_mask[14];
-  assign \$979  = \$978  + s7_mask[15];
-  assign \$980  = 1'h0 + s8_count0;
-  assign \$981  = \$980  + s8_count1;
-  assign \$982  = \$981  + s8_count2;
-  assign \$983  = \$982  + s8_count3;
-  assign \$984  = | { s8_count3, s8_count2, s8_count1, s8_count0 };
-  assign \$985  = \$984  | s8_entry[24];
-  assign \$986  = s8_valid & \$985 ;
+  assign \$819  = ~ s6_x[20];
+  assign \$820  = | s6_x[20:15];
+  assign \$821  = \$819  & \$820 ;
+  assign \$822  = & s6_x[20:15];
+  assign \$823  = ~ \$822 ;
+  assign \$824  = s6_x[20] & \$823 ;
+  assign \$825  = \$824  ? 16'h8000 : s6_x[15:0];
+  assign \$826  = \$821  ? 16'h7fff : \$825 ;
+  assign \$827  = s6_spike0 ? 16'h0000 : \$826 ;
+  assign \$828  = ~ s6_x[41];
+  assign \$829  = | s6_x[41:36];
+  assign \$830  = \$828  & \$829 ;
+  assign \$831  = & s6_x[41:36];
+  assign \$832  = ~ \$831 ;
+  assign \$833  = s6_x[41] & \$832 ;
+  assign \$834  = \$833  ? 16'h8000 : s6_x[36:21];
+  assign \$835  = \$830  ? 16'h7fff : \$834 ;
+  assign \$836  = s6_spike1 ? 16'h0000 : \$835 ;
+  assign \$837  = ~ s6_x[62];
+  assign \$838  = | s6_x[62:57];
+  assign \$839  = \$837  & \$838 ;
+  assign \$840  = & s6_x[62:57];
+  assign \$841  = ~ \$840 ;
+  assign \$842  = s6_x[62] & \$841 ;
+  assign \$843  = \$842  ? 16'h8000 : s6_x[57:42];
+  assign \$844  = \$839  ? 16'h7fff : \$843 ;
+  assign \$845  = s6_spike2 ? 16'h0000 : \$844 ;
+  assign \$846  = ~ s6_x[83];
+  assign \$847  = | s6_x[83:78];
+  assign \$848  = \$846  & \$847 ;
+  assign \$849  = & s6_x[83:78];
+  assign \$850  = ~ \$849 ;
+  assign \$851  = s6_x[83] & \$850 ;
+  assign \$852  = \$851  ? 16'h8000 : s6_x[78:63];
+  assign \$853  = \$848  ? 16'h7fff : \$852 ;
+  assign \$854  = s6_spike3 ? 16'h0000 : \$853 ;
+  assign \$855  = ~ s6_x[104];
+  assign \$856  = | s6_x[104:99];
+  assign \$857  = \$855  & \$856 ;
+  assign \$858  = & s6_x[104:99];
+  assign \$859  = ~ \$858 ;
+  assign \$860  = s6_x[104] & \$859 ;
+  assign \$861  = \$860  ? 16'h8000 : s6_x[99:84];
+  assign \$862  = \$857  ? 16'h7fff : \$861 ;
+  assign \$863  = s6_spike4 ? 16'h0000 : \$862 ;
+  assign \$864  = ~ s6_x[125];
+  assign \$865  = | s6_x[125:120];
+  assign \$866  = \$864  & \$865 ;
+  assign \$867  = & s6_x[125:120];
+  assign \$868  = ~ \$867 ;
+  assign \$869  = s6_x[125] & \$868 ;
+  assign \$870  = \$869  ? 16'h8000 : s6_x[120:105];
+  assign \$871  = \$866  ? 16'h7fff : \$870 ;
+  assign \$872  = s6_spike5 ? 16'h0000 : \$871 ;
+  assign \$873  = ~ s6_x[146];
+  assign \$874  = | s6_x[146:141];
+  assign \$875  = \$873  & \$874 ;
+  assign \$876  = & s6_x[146:141];
+  assign \$877  = ~ \$876 ;
+  assign \$878  = s6_x[146] & \$877 ;
+  assign \$879  = \$878  ? 16'h8000 : s6_x[141:126];
+  assign \$880  = \$875  ? 16'h7fff : \$879 ;
+  assign \$881  = s6_spike6 ? 16'h0000 : \$880 ;
+  assign \$882  = ~ s6_x[167];
+  assign \$883  = | s6_x[167:162];
+  assign \$884  = \$882  & \$883 ;
+  assign \$885  = & s6_x[167:162];
+  assign \$886  = ~ \$885 ;
+  assign \$887  = s6_x[167] & \$886 ;
+  assign \$888  = \$887  ? 16'h8000 : s6_x[162:147];
+  assign \$889  = \$884  ? 16'h7fff : \$888 ;
+  assign \$890  = s6_spike7 ? 16'h0000 : \$889 ;
+  assign \$891  = ~ s6_x[188];
+  assign \$892  = | s6_x[188:183];
+  assign \$893  = \$891  & \$892 ;
+  assign \$894  = & s6_x[188:183];
+  assign \$895  = ~ \$894 ;
+  assign \$896  = s6_x[188] & \$895 ;
+  assign \$897  = \$896  ? 16'h8000 : s6_x[183:168];
+  assign \$898  = \$893  ? 16'h7fff : \$897 ;
+  assign \$899  = s6_spike8 ? 16'h0000 : \$898 ;
+  assign \$900  = ~ s6_x[209];
+  assign \$901  = | s6_x[209:204];
+  assign \$902  = \$900  & \$901 ;
+  assign \$903  = & s6_x[209:204];
+  assign \$904  = ~ \$903 ;
+  assign \$905  = s6_x[209] & \$904 ;
+  assign \$906  = \$905  ? 16'h8000 : s6_x[204:189];
+  assign \$907  = \$902  ? 16'h7fff : \$906 ;
+  assign \$908  = s6_spike9 ? 16'h0000 : \$907 ;
+  assign \$909  = ~ s6_x[230];
+  assign \$910  = | s6_x[230:225];
+  assign \$911  = \$909  & \$910 ;
+  assign \$912  = & s6_x[230:225];
+  assign \$913  = ~ \$912 ;
+  assign \$914  = s6_x[230] & \$913 ;
+  assign \$915  = \$914  ? 16'h8000 : s6_x[225:210];
+  assign \$916  = \$911  ? 16'h7fff : \$915 ;
+  assign \$917  = s6_spike10 ? 16'h0000 : \$916 ;
+  assign \$918  = ~ s6_x[251];
+  assign \$919  = | s6_x[251:246];
+  assign \$920  = \$918  & \$919 ;
+  assign \$921  = & s6_x[251:246];
+  assign \$922  = ~ \$921 ;
+  assign \$923  = s6_x[251] & \$922 ;
+  assign \$924  = \$923  ? 16'h8000 : s6_x[246:231];
+  assign \$925  = \$920  ? 16'h7fff : \$924 ;
+  assign \$926  = s6_spike11 ? 16'h0000 : \$925 ;
+  assign \$927  = ~ s6_x[272];
+  assign \$928  = | s6_x[272:267];
+  assign \$929  = \$927  & \$928 ;
+  assign \$930  = & s6_x[272:267];
+  assign \$931  = ~ \$930 ;
+  assign \$932  = s6_x[272] & \$931 ;
+  assign \$933  = \$932  ? 16'h8000 : s6_x[267:252];
+  assign \$934  = \$929  ? 16'h7fff : \$933 ;
+  assign \$935  = s6_spike12 ? 16'h0000 : \$934 ;
+  assign \$936  = ~ s6_x[293];
+  assign \$937  = | s6_x[293:288];
+  assign \$938  = \$936  & \$937 ;
+  assign \$939  = & s6_x[293:288];
+  assign \$940  = ~ \$939 ;
+  assign \$941  = s6_x[293] & \$940 ;
+  assign \$942  = \$941  ? 16'h8000 : s6_x[288:273];
+  assign \$943  = \$938  ? 16'h7fff : \$942 ;
+  assign \$944  = s6_spike13 ? 16'h0000 : \$943 ;
+  assign \$945  = ~ s6_x[314];
+  assign \$946  = | s6_x[314:309];
+  assign \$947  = \$945  & \$946 ;
+  assign \$948  = & s6_x[314:309];
+  assign \$949  = ~ \$948 ;
+  assign \$950  = s6_x[314] & \$949 ;
+  assign \$951  = \$950  ? 16'h8000 : s6_x[309:294];
+  assign \$952  = \$947  ? 16'h7fff : \$951 ;
+  assign \$953  = s6_spike14 ? 16'h0000 : \$952 ;
+  assign \$954  = ~ s6_x[335];
+  assign \$955  = | s6_x[335:330];
+  assign \$956  = \$954  & \$955 ;
+  assign \$957  = & s6_x[335:330];
+  assign \$958  = ~ \$957 ;
+  assign \$959  = s6_x[335] & \$958 ;
+  assign \$960  = \$959  ? 16'h8000 : s6_x[330:315];
+  assign \$961  = \$956  ? 16'h7fff : \$960 ;
+  assign \$962  = s6_spike15 ? 16'h0000 : \$961 ;
+  assign \$963  = 1'h0 + s7_mask[0];
+  assign \$964  = \$963  + s7_mask[1];
+  assign \$965  = \$964  + s7_mask[2];
+  assign \$966  = \$965  + s7_mask[3];
+  assign \$967  = 1'h0 + s7_mask[4];
+  assign \$968  = \$967  + s7_mask[5];
+  assign \$969  = \$968  + s7_mask[6];
+  assign \$970  = \$969  + s7_mask[7];
+  assign \$971  = 1'h0 + s7_mask[8];
+  assign \$972  = \$971  + s7_mask[9];
+  assign \$973  = \$972  + s7_mask[10];
+  assign \$974  = \$973  + s7_mask[11];
+  assign \$975  = 1'h0 + s7_mask[12];
+  assign \$976  = \$975  + s7_mask[13];
+  assign \$977  = \$976  + s7_mask[14];
+  assign \$978  = \$977  + s7_mask[15];
+  assign \$979  = 1'h0 + s8_count0;
+  assign \$980  = \$979  + s8_count1;
+  assign \$981  = \$980  + s8_count2;
+  assign \$982  = \$981  + s8_count3;
+  assign \$983  = | { s8_count3, s8_count2, s8_count1, s8_count0 };
+  assign \$984  = \$983  | s8_entry[24];
+  assign \$985  = s8_valid & \$984 ;
   always @(posedge clk)
     s2_alpha <= \port__data$60 ;
   always @(posedge clk)
@@ -8309,308 +8320,308 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   always @(posedge clk)
     s2_h <= \port__data$67 ;
   always @(posedge clk)
-    s3_valid <= \$987 ;
+    s3_valid <= \$986 ;
   always @(posedge clk)
-    s3_op <= \$988 ;
+    s3_op <= \$987 ;
   always @(posedge clk)
-    s4_valid <= \$989 ;
+    s4_valid <= \$988 ;
   always @(posedge clk)
     s4_op <= s3_op;
   always @(posedge clk)
-    s5_valid <= \$990 ;
+    s5_valid <= \$989 ;
   always @(posedge clk)
     s5_op <= s4_op;
   always @(posedge clk)
-    s6_valid <= \$991 ;
+    s6_valid <= \$990 ;
   always @(posedge clk)
     s6_op <= s5_op;
   always @(posedge clk)
-    h_wr__en <= \$992 ;
+    h_wr__en <= \$991 ;
   always @(posedge clk)
     s7_op <= s6_op;
   always @(posedge clk)
-    s3_current <= \$993 ;
+    s3_current <= \$992 ;
   always @(posedge clk)
-    s3_alpha <= \$994 ;
+    s3_alpha <= \$993 ;
   always @(posedge clk)
-    s3_theta <= \$995 ;
+    s3_theta <= \$994 ;
   always @(posedge clk)
-    s4_theta <= \$996 ;
+    s4_theta <= \$995 ;
   always @(posedge clk)
-    s5_theta <= \$997 ;
+    s5_theta <= \$996 ;
   always @(posedge clk)
-    s6_theta <= \$998 ;
+    s6_theta <= \$997 ;
   always @(posedge clk)
-    s3_pb0 <= \$999 ;
+    s3_pb0 <= \$998 ;
   always @(posedge clk)
-    s4_pb0 <= \$1000 ;
+    s4_pb0 <= \$999 ;
   always @(posedge clk)
-    s3_pb1 <= \$1001 ;
+    s3_pb1 <= \$1000 ;
   always @(posedge clk)
-    s4_pb1 <= \$1002 ;
+    s4_pb1 <= \$1001 ;
   always @(posedge clk)
-    s3_pb2 <= \$1003 ;
+    s3_pb2 <= \$1002 ;
   always @(posedge clk)
-    s4_pb2 <= \$1004 ;
+    s4_pb2 <= \$1003 ;
   always @(posedge clk)
-    s3_pb3 <= \$1005 ;
+    s3_pb3 <= \$1004 ;
   always @(posedge clk)
-    s4_pb3 <= \$1006 ;
+    s4_pb3 <= \$1005 ;
   always @(posedge clk)
-    s3_pb4 <= \$1007 ;
+    s3_pb4 <= \$1006 ;
   always @(posedge clk)
-    s4_pb4 <= \$1008 ;
+    s4_pb4 <= \$1007 ;
   always @(posedge clk)
-    s3_pb5 <= \$1009 ;
+    s3_pb5 <= \$1008 ;
   always @(posedge clk)
-    s4_pb5 <= \$1010 ;
+    s4_pb5 <= \$1009 ;
   always @(posedge clk)
-    s3_pb6 <= \$1011 ;
+    s3_pb6 <= \$1010 ;
   always @(posedge clk)
-    s4_pb6 <= \$1012 ;
+    s4_pb6 <= \$1011 ;
   always @(posedge clk)
-    s3_pb7 <= \$1013 ;
+    s3_pb7 <= \$1012 ;
   always @(posedge clk)
-    s4_pb7 <= \$1014 ;
+    s4_pb7 <= \$1013 ;
   always @(posedge clk)
-    s3_pb8 <= \$1015 ;
+    s3_pb8 <= \$1014 ;
   always @(posedge clk)
-    s4_pb8 <= \$1016 ;
+    s4_pb8 <= \$1015 ;
   always @(posedge clk)
-    s3_pb9 <= \$1017 ;
+    s3_pb9 <= \$1016 ;
   always @(posedge clk)
-    s4_pb9 <= \$1018 ;
+    s4_pb9 <= \$1017 ;
   always @(posedge clk)
-    s3_pb10 <= \$1019 ;
+    s3_pb10 <= \$1018 ;
   always @(posedge clk)
-    s4_pb10 <= \$1020 ;
+    s4_pb10 <= \$1019 ;
   always @(posedge clk)
-    s3_pb11 <= \$1021 ;
+    s3_pb11 <= \$1020 ;
   always @(posedge clk)
-    s4_pb11 <= \$1022 ;
+    s4_pb11 <= \$1021 ;
   always @(posedge clk)
-    s3_pb12 <= \$1023 ;
+    s3_pb12 <= \$1022 ;
   always @(posedge clk)
-    s4_pb12 <= \$1024 ;
+    s4_pb12 <= \$1023 ;
   always @(posedge clk)
-    s3_pb13 <= \$1025 ;
+    s3_pb13 <= \$1024 ;
   always @(posedge clk)
-    s4_pb13 <= \$1026 ;
+    s4_pb13 <= \$1025 ;
   always @(posedge clk)
-    s3_pb14 <= \$1027 ;
+    s3_pb14 <= \$1026 ;
   always @(posedge clk)
-    s4_pb14 <= \$1028 ;
+    s4_pb14 <= \$1027 ;
   always @(posedge clk)
-    s3_pb15 <= \$1029 ;
+    s3_pb15 <= \$1028 ;
   always @(posedge clk)
-    s4_pb15 <= \$1030 ;
+    s4_pb15 <= \$1029 ;
   always @(posedge clk)
-    s5_rb <= \$1031 ;
+    s5_rb <= \$1030 ;
   always @(posedge clk)
-    s4_current <= \$1032 ;
+    s4_current <= \$1031 ;
   always @(posedge clk)
-    s4_alpha <= \$1033 ;
+    s4_alpha <= \$1032 ;
   always @(posedge clk)
-    s5_pa <= \$1034 ;
+    s5_pa <= \$1033 ;
   always @(posedge clk)
-    s6_x <= \$1035 ;
+    s6_x <= \$1034 ;
   always @(posedge clk)
-    s6_theta_lo <= \$1036 ;
+    s6_theta_lo <= \$1035 ;
   always @(posedge clk)
-    s7_mask <= \$819 ;
+    s7_mask <= \$818 ;
   always @(posedge clk)
-    h_wr__data <= { \$963 , \$954 , \$945 , \$936 , \$927 , \$918 , \$909 , \$900 , \$891 , \$882 , \$873 , \$864 , \$855 , \$846 , \$837 , \$828  };
+    h_wr__data <= { \$962 , \$953 , \$944 , \$935 , \$926 , \$917 , \$908 , \$899 , \$890 , \$881 , \$872 , \$863 , \$854 , \$845 , \$836 , \$827  };
   always @(posedge clk)
-    s8_entry <= \$1037 ;
+    s8_entry <= \$1036 ;
   always @(posedge clk)
-    s8_valid <= \$1038 ;
+    s8_valid <= \$1037 ;
   always @(posedge clk)
-    s8_count0 <= \$967 [2:0];
+    s8_count0 <= \$966 [2:0];
   always @(posedge clk)
-    s8_count1 <= \$971 [2:0];
+    s8_count1 <= \$970 [2:0];
   always @(posedge clk)
-    s8_count2 <= \$975 [2:0];
+    s8_count2 <= \$974 [2:0];
   always @(posedge clk)
-    s8_count3 <= \$979 [2:0];
+    s8_count3 <= \$978 [2:0];
   always @(posedge clk)
-    push__payload <= \$1039 ;
+    push__payload <= \$1038 ;
   always @(posedge clk)
-    push__valid <= \$1040 ;
+    push__valid <= \$1039 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$987  = pass___valid;
+    \$986  = pass___valid;
     if (rst) begin
-      \$987  = 1'h0;
+      \$986  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$989  = s3_valid;
+    \$988  = s3_valid;
+    if (rst) begin
+      \$988  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$989  = s4_valid;
     if (rst) begin
       \$989  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$990  = s4_valid;
+    \$990  = s5_valid;
     if (rst) begin
       \$990  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$991  = s5_valid;
+    \$991  = s6_valid;
     if (rst) begin
       \$991  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$992  = s6_valid;
+    \$999 [25:0] = \$221 [25:0];
+    \$999 [51:26] = \$223 [25:0];
+    if (s3_op[14]) begin
+      \$999  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1001 [25:0] = \$252 [25:0];
+    \$1001 [51:26] = \$254 [25:0];
+    if (s3_op[14]) begin
+      \$1001  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1003 [25:0] = \$283 [25:0];
+    \$1003 [51:26] = \$285 [25:0];
+    if (s3_op[14]) begin
+      \$1003  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1005 [25:0] = \$314 [25:0];
+    \$1005 [51:26] = \$316 [25:0];
+    if (s3_op[14]) begin
+      \$1005  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1007 [25:0] = \$345 [25:0];
+    \$1007 [51:26] = \$347 [25:0];
+    if (s3_op[14]) begin
+      \$1007  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1009 [25:0] = \$376 [25:0];
+    \$1009 [51:26] = \$378 [25:0];
+    if (s3_op[14]) begin
+      \$1009  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1011 [25:0] = \$407 [25:0];
+    \$1011 [51:26] = \$409 [25:0];
+    if (s3_op[14]) begin
+      \$1011  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1013 [25:0] = \$438 [25:0];
+    \$1013 [51:26] = \$440 [25:0];
+    if (s3_op[14]) begin
+      \$1013  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1015 [25:0] = \$469 [25:0];
+    \$1015 [51:26] = \$471 [25:0];
+    if (s3_op[14]) begin
+      \$1015  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1017 [25:0] = \$500 [25:0];
+    \$1017 [51:26] = \$502 [25:0];
+    if (s3_op[14]) begin
+      \$1017  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1019 [25:0] = \$531 [25:0];
+    \$1019 [51:26] = \$533 [25:0];
+    if (s3_op[14]) begin
+      \$1019  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1021 [25:0] = \$562 [25:0];
+    \$1021 [51:26] = \$564 [25:0];
+    if (s3_op[14]) begin
+      \$1021  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1023 [25:0] = \$593 [25:0];
+    \$1023 [51:26] = \$595 [25:0];
+    if (s3_op[14]) begin
+      \$1023  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1025 [25:0] = \$624 [25:0];
+    \$1025 [51:26] = \$626 [25:0];
+    if (s3_op[14]) begin
+      \$1025  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1027 [25:0] = \$655 [25:0];
+    \$1027 [51:26] = \$657 [25:0];
+    if (s3_op[14]) begin
+      \$1027  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1029 [25:0] = \$686 [25:0];
+    \$1029 [51:26] = \$688 [25:0];
+    if (s3_op[14]) begin
+      \$1029  = 52'h0000000000000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
+    \$1037  = h_wr__en;
     if (rst) begin
-      \$992  = 1'h0;
+      \$1037  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1000 [25:0] = \$221 [25:0];
-    \$1000 [51:26] = \$223 [25:0];
-    if (s3_op[13]) begin
-      \$1000  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1002 [25:0] = \$252 [25:0];
-    \$1002 [51:26] = \$254 [25:0];
-    if (s3_op[13]) begin
-      \$1002  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1004 [25:0] = \$283 [25:0];
-    \$1004 [51:26] = \$285 [25:0];
-    if (s3_op[13]) begin
-      \$1004  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1006 [25:0] = \$314 [25:0];
-    \$1006 [51:26] = \$316 [25:0];
-    if (s3_op[13]) begin
-      \$1006  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1008 [25:0] = \$345 [25:0];
-    \$1008 [51:26] = \$347 [25:0];
-    if (s3_op[13]) begin
-      \$1008  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1010 [25:0] = \$376 [25:0];
-    \$1010 [51:26] = \$378 [25:0];
-    if (s3_op[13]) begin
-      \$1010  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1012 [25:0] = \$407 [25:0];
-    \$1012 [51:26] = \$409 [25:0];
-    if (s3_op[13]) begin
-      \$1012  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1014 [25:0] = \$438 [25:0];
-    \$1014 [51:26] = \$440 [25:0];
-    if (s3_op[13]) begin
-      \$1014  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1016 [25:0] = \$469 [25:0];
-    \$1016 [51:26] = \$471 [25:0];
-    if (s3_op[13]) begin
-      \$1016  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1018 [25:0] = \$500 [25:0];
-    \$1018 [51:26] = \$502 [25:0];
-    if (s3_op[13]) begin
-      \$1018  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1020 [25:0] = \$531 [25:0];
-    \$1020 [51:26] = \$533 [25:0];
-    if (s3_op[13]) begin
-      \$1020  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1022 [25:0] = \$562 [25:0];
-    \$1022 [51:26] = \$564 [25:0];
-    if (s3_op[13]) begin
-      \$1022  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1024 [25:0] = \$593 [25:0];
-    \$1024 [51:26] = \$595 [25:0];
-    if (s3_op[13]) begin
-      \$1024  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1026 [25:0] = \$624 [25:0];
-    \$1026 [51:26] = \$626 [25:0];
-    if (s3_op[13]) begin
-      \$1026  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1028 [25:0] = \$655 [25:0];
-    \$1028 [51:26] = \$657 [25:0];
-    if (s3_op[13]) begin
-      \$1028  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1030 [25:0] = \$686 [25:0];
-    \$1030 [51:26] = \$688 [25:0];
-    if (s3_op[13]) begin
-      \$1030  = 52'h0000000000000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1038  = h_wr__en;
+    \$1039  = \$985 ;
     if (rst) begin
-      \$1038  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$3 ) begin end
-    \$1040  = \$986 ;
-    if (rst) begin
-      \$1040  = 1'h0;
+      \$1039  = 1'h0;
     end
   end
   assign wp__addr = cfg__addr[3:0];
@@ -8704,8 +8715,9 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \s6_theta_lo.15  = s6_theta_lo[15];
   assign \s7_op.g  = s7_op[3:0];
   assign \s7_op.last  = s7_op[4];
-  assign \s7_op.base  = s7_op[12:5];
-  assign \s7_op.first_step  = s7_op[13];
+  assign \s7_op.partial  = s7_op[5];
+  assign \s7_op.base  = s7_op[13:6];
+  assign \s7_op.first_step  = s7_op[14];
   assign \s7_h.0  = h_wr__data[15:0];
   assign \s7_h.1  = h_wr__data[31:16];
   assign \s7_h.2  = h_wr__data[47:32];
@@ -8748,42 +8760,47 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \s9_entry.count  = push__payload[29:25];
   assign \s3_op.g  = s3_op[3:0];
   assign \s3_op.last  = s3_op[4];
-  assign \s3_op.base  = s3_op[12:5];
-  assign \s3_op.first_step  = s3_op[13];
+  assign \s3_op.partial  = s3_op[5];
+  assign \s3_op.base  = s3_op[13:6];
+  assign \s3_op.first_step  = s3_op[14];
   assign \pass___payload.g  = pass___payload[3:0];
   assign \pass___payload.empty  = pass___payload[4];
   assign \pass___payload.first_step  = pass___payload[5];
   assign \pass___payload.last  = pass___payload[6];
-  assign \pass___payload.base  = pass___payload[14:7];
-  assign \pass___payload.acc  = pass___payload[302:15];
-  assign \pass___payload.acc.0  = pass___payload[32:15];
-  assign \pass___payload.acc.1  = pass___payload[50:33];
-  assign \pass___payload.acc.2  = pass___payload[68:51];
-  assign \pass___payload.acc.3  = pass___payload[86:69];
-  assign \pass___payload.acc.4  = pass___payload[104:87];
-  assign \pass___payload.acc.5  = pass___payload[122:105];
-  assign \pass___payload.acc.6  = pass___payload[140:123];
-  assign \pass___payload.acc.7  = pass___payload[158:141];
-  assign \pass___payload.acc.8  = pass___payload[176:159];
-  assign \pass___payload.acc.9  = pass___payload[194:177];
-  assign \pass___payload.acc.10  = pass___payload[212:195];
-  assign \pass___payload.acc.11  = pass___payload[230:213];
-  assign \pass___payload.acc.12  = pass___payload[248:231];
-  assign \pass___payload.acc.13  = pass___payload[266:249];
-  assign \pass___payload.acc.14  = pass___payload[284:267];
-  assign \pass___payload.acc.15  = pass___payload[302:285];
+  assign \pass___payload.partial  = pass___payload[7];
+  assign \pass___payload.base  = pass___payload[15:8];
+  assign \pass___payload.acc  = pass___payload[303:16];
+  assign \pass___payload.acc.0  = pass___payload[33:16];
+  assign \pass___payload.acc.1  = pass___payload[51:34];
+  assign \pass___payload.acc.2  = pass___payload[69:52];
+  assign \pass___payload.acc.3  = pass___payload[87:70];
+  assign \pass___payload.acc.4  = pass___payload[105:88];
+  assign \pass___payload.acc.5  = pass___payload[123:106];
+  assign \pass___payload.acc.6  = pass___payload[141:124];
+  assign \pass___payload.acc.7  = pass___payload[159:142];
+  assign \pass___payload.acc.8  = pass___payload[177:160];
+  assign \pass___payload.acc.9  = pass___payload[195:178];
+  assign \pass___payload.acc.10  = pass___payload[213:196];
+  assign \pass___payload.acc.11  = pass___payload[231:214];
+  assign \pass___payload.acc.12  = pass___payload[249:232];
+  assign \pass___payload.acc.13  = pass___payload[267:250];
+  assign \pass___payload.acc.14  = pass___payload[285:268];
+  assign \pass___payload.acc.15  = pass___payload[303:286];
   assign \s4_op.g  = s4_op[3:0];
   assign \s4_op.last  = s4_op[4];
-  assign \s4_op.base  = s4_op[12:5];
-  assign \s4_op.first_step  = s4_op[13];
+  assign \s4_op.partial  = s4_op[5];
+  assign \s4_op.base  = s4_op[13:6];
+  assign \s4_op.first_step  = s4_op[14];
   assign \s5_op.g  = s5_op[3:0];
   assign \s5_op.last  = s5_op[4];
-  assign \s5_op.base  = s5_op[12:5];
-  assign \s5_op.first_step  = s5_op[13];
+  assign \s5_op.partial  = s5_op[5];
+  assign \s5_op.base  = s5_op[13:6];
+  assign \s5_op.first_step  = s5_op[14];
   assign \s6_op.g  = s6_op[3:0];
   assign \s6_op.last  = s6_op[4];
-  assign \s6_op.base  = s6_op[12:5];
-  assign \s6_op.first_step  = s6_op[13];
+  assign \s6_op.partial  = s6_op[5];
+  assign \s6_op.base  = s6_op[13:6];
+  assign \s6_op.first_step  = s6_op[14];
   assign \s3_current.0  = s3_current[17:0];
   assign \s3_current.1  = s3_current[35:18];
   assign \s3_current.2  = s3_current[53:36];
@@ -9044,290 +9061,291 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \s8_entry.base  = s8_entry[23:16];
   assign \s8_entry.last  = s8_entry[24];
   assign \s8_entry.count  = s8_entry[29:25];
-  assign \$1039 [29:25] = \$983 [4:0];
-  assign \$1039 [24] = s8_entry[24];
-  assign \$1039 [23:16] = s8_entry[23:16];
-  assign \$1039 [15:0] = s8_entry[15:0];
-  assign \$1037 [24] = s7_op[4];
-  assign \$1037 [23:16] = s7_op[12:5];
-  assign \$1037 [15:0] = s7_mask;
-  assign \$1037 [29:25] = s8_entry[29:25];
-  assign \$1036 [15] = \$816 ;
-  assign \$1036 [14] = \$815 ;
-  assign \$1036 [13] = \$814 ;
-  assign \$1036 [12] = \$813 ;
-  assign \$1036 [11] = \$812 ;
-  assign \$1036 [10] = \$811 ;
-  assign \$1036 [9] = \$810 ;
-  assign \$1036 [8] = \$809 ;
-  assign \$1036 [7] = \$808 ;
-  assign \$1036 [6] = \$807 ;
-  assign \$1036 [5] = \$806 ;
-  assign \$1036 [4] = \$805 ;
-  assign \$1036 [3] = \$804 ;
-  assign \$1036 [2] = \$803 ;
-  assign \$1036 [1] = \$802 ;
-  assign \$1036 [0] = \$801 ;
-  assign \$1035 [335:315] = \$800 [20:0];
-  assign \$1035 [314:294] = \$797 [20:0];
-  assign \$1035 [293:273] = \$794 [20:0];
-  assign \$1035 [272:252] = \$791 [20:0];
-  assign \$1035 [251:231] = \$788 [20:0];
-  assign \$1035 [230:210] = \$785 [20:0];
-  assign \$1035 [209:189] = \$782 [20:0];
-  assign \$1035 [188:168] = \$779 [20:0];
-  assign \$1035 [167:147] = \$776 [20:0];
-  assign \$1035 [146:126] = \$773 [20:0];
-  assign \$1035 [125:105] = \$770 [20:0];
-  assign \$1035 [104:84] = \$767 [20:0];
-  assign \$1035 [83:63] = \$764 [20:0];
-  assign \$1035 [62:42] = \$761 [20:0];
-  assign \$1035 [41:21] = \$758 [20:0];
-  assign \$1035 [20:0] = \$755 [20:0];
-  assign \$1034 [447:420] = { \$752 [26], \$752  };
-  assign \$1034 [419:392] = { \$751 [26], \$751  };
-  assign \$1034 [391:364] = { \$750 [26], \$750  };
-  assign \$1034 [363:336] = { \$749 [26], \$749  };
-  assign \$1034 [335:308] = { \$748 [26], \$748  };
-  assign \$1034 [307:280] = { \$747 [26], \$747  };
-  assign \$1034 [279:252] = { \$746 [26], \$746  };
-  assign \$1034 [251:224] = { \$745 [26], \$745  };
-  assign \$1034 [223:196] = { \$744 [26], \$744  };
-  assign \$1034 [195:168] = { \$743 [26], \$743  };
-  assign \$1034 [167:140] = { \$742 [26], \$742  };
-  assign \$1034 [139:112] = { \$741 [26], \$741  };
-  assign \$1034 [111:84] = { \$740 [26], \$740  };
-  assign \$1034 [83:56] = { \$739 [26], \$739  };
-  assign \$1034 [55:28] = { \$738 [26], \$738  };
-  assign \$1034 [27:0] = { \$737 [26], \$737  };
-  assign \$1033 [143:135] = s3_alpha[143:135];
-  assign \$1033 [134:126] = s3_alpha[134:126];
-  assign \$1033 [125:117] = s3_alpha[125:117];
-  assign \$1033 [116:108] = s3_alpha[116:108];
-  assign \$1033 [107:99] = s3_alpha[107:99];
-  assign \$1033 [98:90] = s3_alpha[98:90];
-  assign \$1033 [89:81] = s3_alpha[89:81];
-  assign \$1033 [80:72] = s3_alpha[80:72];
-  assign \$1033 [71:63] = s3_alpha[71:63];
-  assign \$1033 [62:54] = s3_alpha[62:54];
-  assign \$1033 [53:45] = s3_alpha[53:45];
-  assign \$1033 [44:36] = s3_alpha[44:36];
-  assign \$1033 [35:27] = s3_alpha[35:27];
-  assign \$1033 [26:18] = s3_alpha[26:18];
-  assign \$1033 [17:9] = s3_alpha[17:9];
-  assign \$1033 [8:0] = s3_alpha[8:0];
-  assign \$1032 [287:270] = s3_current[287:270];
-  assign \$1032 [269:252] = s3_current[269:252];
-  assign \$1032 [251:234] = s3_current[251:234];
-  assign \$1032 [233:216] = s3_current[233:216];
-  assign \$1032 [215:198] = s3_current[215:198];
-  assign \$1032 [197:180] = s3_current[197:180];
-  assign \$1032 [179:162] = s3_current[179:162];
-  assign \$1032 [161:144] = s3_current[161:144];
-  assign \$1032 [143:126] = s3_current[143:126];
-  assign \$1032 [125:108] = s3_current[125:108];
-  assign \$1032 [107:90] = s3_current[107:90];
-  assign \$1032 [89:72] = s3_current[89:72];
-  assign \$1032 [71:54] = s3_current[71:54];
-  assign \$1032 [53:36] = s3_current[53:36];
-  assign \$1032 [35:18] = s3_current[35:18];
-  assign \$1032 [17:0] = s3_current[17:0];
-  assign \$1031 [287:270] = \$736 [17:0];
-  assign \$1031 [269:252] = \$733 [17:0];
-  assign \$1031 [251:234] = \$730 [17:0];
-  assign \$1031 [233:216] = \$727 [17:0];
-  assign \$1031 [215:198] = \$724 [17:0];
-  assign \$1031 [197:180] = \$721 [17:0];
-  assign \$1031 [179:162] = \$718 [17:0];
-  assign \$1031 [161:144] = \$715 [17:0];
-  assign \$1031 [143:126] = \$712 [17:0];
-  assign \$1031 [125:108] = \$709 [17:0];
-  assign \$1031 [107:90] = \$706 [17:0];
-  assign \$1031 [89:72] = \$703 [17:0];
-  assign \$1031 [71:54] = \$700 [17:0];
-  assign \$1031 [53:36] = \$697 [17:0];
-  assign \$1031 [35:18] = \$694 [17:0];
-  assign \$1031 [17:0] = \$691 [17:0];
-  assign \$1029 [129:104] = { \$683 [24], \$683  };
-  assign \$1029 [103:78] = { \$681 [24], \$681  };
-  assign \$1029 [77:52] = { \$675 [24], \$675  };
-  assign \$1029 [51:26] = { \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669  };
-  assign \$1029 [25:0] = { \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663  };
-  assign \$1027 [129:104] = { \$652 [24], \$652  };
-  assign \$1027 [103:78] = { \$650 [24], \$650  };
-  assign \$1027 [77:52] = { \$644 [24], \$644  };
-  assign \$1027 [51:26] = { \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638  };
-  assign \$1027 [25:0] = { \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632  };
-  assign \$1025 [129:104] = { \$621 [24], \$621  };
-  assign \$1025 [103:78] = { \$619 [24], \$619  };
-  assign \$1025 [77:52] = { \$613 [24], \$613  };
-  assign \$1025 [51:26] = { \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607  };
-  assign \$1025 [25:0] = { \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601  };
-  assign \$1023 [129:104] = { \$590 [24], \$590  };
-  assign \$1023 [103:78] = { \$588 [24], \$588  };
-  assign \$1023 [77:52] = { \$582 [24], \$582  };
-  assign \$1023 [51:26] = { \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576  };
-  assign \$1023 [25:0] = { \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570  };
-  assign \$1021 [129:104] = { \$559 [24], \$559  };
-  assign \$1021 [103:78] = { \$557 [24], \$557  };
-  assign \$1021 [77:52] = { \$551 [24], \$551  };
-  assign \$1021 [51:26] = { \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545  };
-  assign \$1021 [25:0] = { \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539  };
-  assign \$1019 [129:104] = { \$528 [24], \$528  };
-  assign \$1019 [103:78] = { \$526 [24], \$526  };
-  assign \$1019 [77:52] = { \$520 [24], \$520  };
-  assign \$1019 [51:26] = { \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514  };
-  assign \$1019 [25:0] = { \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508  };
-  assign \$1017 [129:104] = { \$497 [24], \$497  };
-  assign \$1017 [103:78] = { \$495 [24], \$495  };
-  assign \$1017 [77:52] = { \$489 [24], \$489  };
-  assign \$1017 [51:26] = { \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483  };
-  assign \$1017 [25:0] = { \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477  };
-  assign \$1015 [129:104] = { \$466 [24], \$466  };
-  assign \$1015 [103:78] = { \$464 [24], \$464  };
-  assign \$1015 [77:52] = { \$458 [24], \$458  };
-  assign \$1015 [51:26] = { \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452  };
-  assign \$1015 [25:0] = { \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446  };
-  assign \$1013 [129:104] = { \$435 [24], \$435  };
-  assign \$1013 [103:78] = { \$433 [24], \$433  };
-  assign \$1013 [77:52] = { \$427 [24], \$427  };
-  assign \$1013 [51:26] = { \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421  };
-  assign \$1013 [25:0] = { \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415  };
-  assign \$1011 [129:104] = { \$404 [24], \$404  };
-  assign \$1011 [103:78] = { \$402 [24], \$402  };
-  assign \$1011 [77:52] = { \$396 [24], \$396  };
-  assign \$1011 [51:26] = { \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390  };
-  assign \$1011 [25:0] = { \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384  };
-  assign \$1009 [129:104] = { \$373 [24], \$373  };
-  assign \$1009 [103:78] = { \$371 [24], \$371  };
-  assign \$1009 [77:52] = { \$365 [24], \$365  };
-  assign \$1009 [51:26] = { \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359  };
-  assign \$1009 [25:0] = { \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353  };
-  assign \$1007 [129:104] = { \$342 [24], \$342  };
-  assign \$1007 [103:78] = { \$340 [24], \$340  };
-  assign \$1007 [77:52] = { \$334 [24], \$334  };
-  assign \$1007 [51:26] = { \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328  };
-  assign \$1007 [25:0] = { \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322  };
-  assign \$1005 [129:104] = { \$311 [24], \$311  };
-  assign \$1005 [103:78] = { \$309 [24], \$309  };
-  assign \$1005 [77:52] = { \$303 [24], \$303  };
-  assign \$1005 [51:26] = { \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297  };
-  assign \$1005 [25:0] = { \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291  };
-  assign \$1003 [129:104] = { \$280 [24], \$280  };
-  assign \$1003 [103:78] = { \$278 [24], \$278  };
-  assign \$1003 [77:52] = { \$272 [24], \$272  };
-  assign \$1003 [51:26] = { \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266  };
-  assign \$1003 [25:0] = { \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260  };
-  assign \$1001 [129:104] = { \$249 [24], \$249  };
-  assign \$1001 [103:78] = { \$247 [24], \$247  };
-  assign \$1001 [77:52] = { \$241 [24], \$241  };
-  assign \$1001 [51:26] = { \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235  };
-  assign \$1001 [25:0] = { \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229  };
-  assign \$999 [129:104] = { \$218 [24], \$218  };
-  assign \$999 [103:78] = { \$216 [24], \$216  };
-  assign \$999 [77:52] = { \$210 [24], \$210  };
-  assign \$999 [51:26] = { \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204  };
-  assign \$999 [25:0] = { \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198  };
-  assign \$998 [255:240] = s5_theta[255:240];
-  assign \$998 [239:224] = s5_theta[239:224];
-  assign \$998 [223:208] = s5_theta[223:208];
-  assign \$998 [207:192] = s5_theta[207:192];
-  assign \$998 [191:176] = s5_theta[191:176];
-  assign \$998 [175:160] = s5_theta[175:160];
-  assign \$998 [159:144] = s5_theta[159:144];
-  assign \$998 [143:128] = s5_theta[143:128];
-  assign \$998 [127:112] = s5_theta[127:112];
-  assign \$998 [111:96] = s5_theta[111:96];
-  assign \$998 [95:80] = s5_theta[95:80];
-  assign \$998 [79:64] = s5_theta[79:64];
-  assign \$998 [63:48] = s5_theta[63:48];
-  assign \$998 [47:32] = s5_theta[47:32];
-  assign \$998 [31:16] = s5_theta[31:16];
-  assign \$998 [15:0] = s5_theta[15:0];
-  assign \$997 [255:240] = s4_theta[255:240];
-  assign \$997 [239:224] = s4_theta[239:224];
-  assign \$997 [223:208] = s4_theta[223:208];
-  assign \$997 [207:192] = s4_theta[207:192];
-  assign \$997 [191:176] = s4_theta[191:176];
-  assign \$997 [175:160] = s4_theta[175:160];
-  assign \$997 [159:144] = s4_theta[159:144];
-  assign \$997 [143:128] = s4_theta[143:128];
-  assign \$997 [127:112] = s4_theta[127:112];
-  assign \$997 [111:96] = s4_theta[111:96];
-  assign \$997 [95:80] = s4_theta[95:80];
-  assign \$997 [79:64] = s4_theta[79:64];
-  assign \$997 [63:48] = s4_theta[63:48];
-  assign \$997 [47:32] = s4_theta[47:32];
-  assign \$997 [31:16] = s4_theta[31:16];
-  assign \$997 [15:0] = s4_theta[15:0];
-  assign \$996 [255:240] = s3_theta[255:240];
-  assign \$996 [239:224] = s3_theta[239:224];
-  assign \$996 [223:208] = s3_theta[223:208];
-  assign \$996 [207:192] = s3_theta[207:192];
-  assign \$996 [191:176] = s3_theta[191:176];
-  assign \$996 [175:160] = s3_theta[175:160];
-  assign \$996 [159:144] = s3_theta[159:144];
-  assign \$996 [143:128] = s3_theta[143:128];
-  assign \$996 [127:112] = s3_theta[127:112];
-  assign \$996 [111:96] = s3_theta[111:96];
-  assign \$996 [95:80] = s3_theta[95:80];
-  assign \$996 [79:64] = s3_theta[79:64];
-  assign \$996 [63:48] = s3_theta[63:48];
-  assign \$996 [47:32] = s3_theta[47:32];
-  assign \$996 [31:16] = s3_theta[31:16];
-  assign \$996 [15:0] = s3_theta[15:0];
-  assign \$995 [255:240] = s2_threshold[255:240];
-  assign \$995 [239:224] = s2_threshold[239:224];
-  assign \$995 [223:208] = s2_threshold[223:208];
-  assign \$995 [207:192] = s2_threshold[207:192];
-  assign \$995 [191:176] = s2_threshold[191:176];
-  assign \$995 [175:160] = s2_threshold[175:160];
-  assign \$995 [159:144] = s2_threshold[159:144];
-  assign \$995 [143:128] = s2_threshold[143:128];
-  assign \$995 [127:112] = s2_threshold[127:112];
-  assign \$995 [111:96] = s2_threshold[111:96];
-  assign \$995 [95:80] = s2_threshold[95:80];
-  assign \$995 [79:64] = s2_threshold[79:64];
-  assign \$995 [63:48] = s2_threshold[63:48];
-  assign \$995 [47:32] = s2_threshold[47:32];
-  assign \$995 [31:16] = s2_threshold[31:16];
-  assign \$995 [15:0] = s2_threshold[15:0];
-  assign \$994 [143:135] = s2_alpha[143:135];
-  assign \$994 [134:126] = s2_alpha[134:126];
-  assign \$994 [125:117] = s2_alpha[125:117];
-  assign \$994 [116:108] = s2_alpha[116:108];
-  assign \$994 [107:99] = s2_alpha[107:99];
-  assign \$994 [98:90] = s2_alpha[98:90];
-  assign \$994 [89:81] = s2_alpha[89:81];
-  assign \$994 [80:72] = s2_alpha[80:72];
-  assign \$994 [71:63] = s2_alpha[71:63];
-  assign \$994 [62:54] = s2_alpha[62:54];
-  assign \$994 [53:45] = s2_alpha[53:45];
-  assign \$994 [44:36] = s2_alpha[44:36];
-  assign \$994 [35:27] = s2_alpha[35:27];
-  assign \$994 [26:18] = s2_alpha[26:18];
-  assign \$994 [17:9] = s2_alpha[17:9];
-  assign \$994 [8:0] = s2_alpha[8:0];
-  assign \$993 [287:270] = \$192 ;
-  assign \$993 [269:252] = \$191 ;
-  assign \$993 [251:234] = \$190 ;
-  assign \$993 [233:216] = \$189 ;
-  assign \$993 [215:198] = \$188 ;
-  assign \$993 [197:180] = \$187 ;
-  assign \$993 [179:162] = \$186 ;
-  assign \$993 [161:144] = \$185 ;
-  assign \$993 [143:126] = \$184 ;
-  assign \$993 [125:108] = \$183 ;
-  assign \$993 [107:90] = \$182 ;
-  assign \$993 [89:72] = \$181 ;
-  assign \$993 [71:54] = \$180 ;
-  assign \$993 [53:36] = \$179 ;
-  assign \$993 [35:18] = \$178 ;
-  assign \$993 [17:0] = \$177 ;
-  assign \$988 [13] = pass___payload[5];
-  assign \$988 [12:5] = pass___payload[14:7];
-  assign \$988 [4] = pass___payload[6];
-  assign \$988 [3:0] = pass___payload[3:0];
+  assign \$1038 [29:25] = \$982 [4:0];
+  assign \$1038 [24] = s8_entry[24];
+  assign \$1038 [23:16] = s8_entry[23:16];
+  assign \$1038 [15:0] = s8_entry[15:0];
+  assign \$1036 [24] = s7_op[4];
+  assign \$1036 [23:16] = s7_op[13:6];
+  assign \$1036 [15:0] = s7_mask;
+  assign \$1036 [29:25] = s8_entry[29:25];
+  assign \$1035 [15] = \$816 ;
+  assign \$1035 [14] = \$815 ;
+  assign \$1035 [13] = \$814 ;
+  assign \$1035 [12] = \$813 ;
+  assign \$1035 [11] = \$812 ;
+  assign \$1035 [10] = \$811 ;
+  assign \$1035 [9] = \$810 ;
+  assign \$1035 [8] = \$809 ;
+  assign \$1035 [7] = \$808 ;
+  assign \$1035 [6] = \$807 ;
+  assign \$1035 [5] = \$806 ;
+  assign \$1035 [4] = \$805 ;
+  assign \$1035 [3] = \$804 ;
+  assign \$1035 [2] = \$803 ;
+  assign \$1035 [1] = \$802 ;
+  assign \$1035 [0] = \$801 ;
+  assign \$1034 [335:315] = \$800 [20:0];
+  assign \$1034 [314:294] = \$797 [20:0];
+  assign \$1034 [293:273] = \$794 [20:0];
+  assign \$1034 [272:252] = \$791 [20:0];
+  assign \$1034 [251:231] = \$788 [20:0];
+  assign \$1034 [230:210] = \$785 [20:0];
+  assign \$1034 [209:189] = \$782 [20:0];
+  assign \$1034 [188:168] = \$779 [20:0];
+  assign \$1034 [167:147] = \$776 [20:0];
+  assign \$1034 [146:126] = \$773 [20:0];
+  assign \$1034 [125:105] = \$770 [20:0];
+  assign \$1034 [104:84] = \$767 [20:0];
+  assign \$1034 [83:63] = \$764 [20:0];
+  assign \$1034 [62:42] = \$761 [20:0];
+  assign \$1034 [41:21] = \$758 [20:0];
+  assign \$1034 [20:0] = \$755 [20:0];
+  assign \$1033 [447:420] = { \$752 [26], \$752  };
+  assign \$1033 [419:392] = { \$751 [26], \$751  };
+  assign \$1033 [391:364] = { \$750 [26], \$750  };
+  assign \$1033 [363:336] = { \$749 [26], \$749  };
+  assign \$1033 [335:308] = { \$748 [26], \$748  };
+  assign \$1033 [307:280] = { \$747 [26], \$747  };
+  assign \$1033 [279:252] = { \$746 [26], \$746  };
+  assign \$1033 [251:224] = { \$745 [26], \$745  };
+  assign \$1033 [223:196] = { \$744 [26], \$744  };
+  assign \$1033 [195:168] = { \$743 [26], \$743  };
+  assign \$1033 [167:140] = { \$742 [26], \$742  };
+  assign \$1033 [139:112] = { \$741 [26], \$741  };
+  assign \$1033 [111:84] = { \$740 [26], \$740  };
+  assign \$1033 [83:56] = { \$739 [26], \$739  };
+  assign \$1033 [55:28] = { \$738 [26], \$738  };
+  assign \$1033 [27:0] = { \$737 [26], \$737  };
+  assign \$1032 [143:135] = s3_alpha[143:135];
+  assign \$1032 [134:126] = s3_alpha[134:126];
+  assign \$1032 [125:117] = s3_alpha[125:117];
+  assign \$1032 [116:108] = s3_alpha[116:108];
+  assign \$1032 [107:99] = s3_alpha[107:99];
+  assign \$1032 [98:90] = s3_alpha[98:90];
+  assign \$1032 [89:81] = s3_alpha[89:81];
+  assign \$1032 [80:72] = s3_alpha[80:72];
+  assign \$1032 [71:63] = s3_alpha[71:63];
+  assign \$1032 [62:54] = s3_alpha[62:54];
+  assign \$1032 [53:45] = s3_alpha[53:45];
+  assign \$1032 [44:36] = s3_alpha[44:36];
+  assign \$1032 [35:27] = s3_alpha[35:27];
+  assign \$1032 [26:18] = s3_alpha[26:18];
+  assign \$1032 [17:9] = s3_alpha[17:9];
+  assign \$1032 [8:0] = s3_alpha[8:0];
+  assign \$1031 [287:270] = s3_current[287:270];
+  assign \$1031 [269:252] = s3_current[269:252];
+  assign \$1031 [251:234] = s3_current[251:234];
+  assign \$1031 [233:216] = s3_current[233:216];
+  assign \$1031 [215:198] = s3_current[215:198];
+  assign \$1031 [197:180] = s3_current[197:180];
+  assign \$1031 [179:162] = s3_current[179:162];
+  assign \$1031 [161:144] = s3_current[161:144];
+  assign \$1031 [143:126] = s3_current[143:126];
+  assign \$1031 [125:108] = s3_current[125:108];
+  assign \$1031 [107:90] = s3_current[107:90];
+  assign \$1031 [89:72] = s3_current[89:72];
+  assign \$1031 [71:54] = s3_current[71:54];
+  assign \$1031 [53:36] = s3_current[53:36];
+  assign \$1031 [35:18] = s3_current[35:18];
+  assign \$1031 [17:0] = s3_current[17:0];
+  assign \$1030 [287:270] = \$736 [17:0];
+  assign \$1030 [269:252] = \$733 [17:0];
+  assign \$1030 [251:234] = \$730 [17:0];
+  assign \$1030 [233:216] = \$727 [17:0];
+  assign \$1030 [215:198] = \$724 [17:0];
+  assign \$1030 [197:180] = \$721 [17:0];
+  assign \$1030 [179:162] = \$718 [17:0];
+  assign \$1030 [161:144] = \$715 [17:0];
+  assign \$1030 [143:126] = \$712 [17:0];
+  assign \$1030 [125:108] = \$709 [17:0];
+  assign \$1030 [107:90] = \$706 [17:0];
+  assign \$1030 [89:72] = \$703 [17:0];
+  assign \$1030 [71:54] = \$700 [17:0];
+  assign \$1030 [53:36] = \$697 [17:0];
+  assign \$1030 [35:18] = \$694 [17:0];
+  assign \$1030 [17:0] = \$691 [17:0];
+  assign \$1028 [129:104] = { \$683 [24], \$683  };
+  assign \$1028 [103:78] = { \$681 [24], \$681  };
+  assign \$1028 [77:52] = { \$675 [24], \$675  };
+  assign \$1028 [51:26] = { \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669 [20], \$669  };
+  assign \$1028 [25:0] = { \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663 [18], \$663  };
+  assign \$1026 [129:104] = { \$652 [24], \$652  };
+  assign \$1026 [103:78] = { \$650 [24], \$650  };
+  assign \$1026 [77:52] = { \$644 [24], \$644  };
+  assign \$1026 [51:26] = { \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638 [20], \$638  };
+  assign \$1026 [25:0] = { \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632 [18], \$632  };
+  assign \$1024 [129:104] = { \$621 [24], \$621  };
+  assign \$1024 [103:78] = { \$619 [24], \$619  };
+  assign \$1024 [77:52] = { \$613 [24], \$613  };
+  assign \$1024 [51:26] = { \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607 [20], \$607  };
+  assign \$1024 [25:0] = { \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601 [18], \$601  };
+  assign \$1022 [129:104] = { \$590 [24], \$590  };
+  assign \$1022 [103:78] = { \$588 [24], \$588  };
+  assign \$1022 [77:52] = { \$582 [24], \$582  };
+  assign \$1022 [51:26] = { \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576 [20], \$576  };
+  assign \$1022 [25:0] = { \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570 [18], \$570  };
+  assign \$1020 [129:104] = { \$559 [24], \$559  };
+  assign \$1020 [103:78] = { \$557 [24], \$557  };
+  assign \$1020 [77:52] = { \$551 [24], \$551  };
+  assign \$1020 [51:26] = { \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545 [20], \$545  };
+  assign \$1020 [25:0] = { \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539 [18], \$539  };
+  assign \$1018 [129:104] = { \$528 [24], \$528  };
+  assign \$1018 [103:78] = { \$526 [24], \$526  };
+  assign \$1018 [77:52] = { \$520 [24], \$520  };
+  assign \$1018 [51:26] = { \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514 [20], \$514  };
+  assign \$1018 [25:0] = { \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508 [18], \$508  };
+  assign \$1016 [129:104] = { \$497 [24], \$497  };
+  assign \$1016 [103:78] = { \$495 [24], \$495  };
+  assign \$1016 [77:52] = { \$489 [24], \$489  };
+  assign \$1016 [51:26] = { \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483 [20], \$483  };
+  assign \$1016 [25:0] = { \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477 [18], \$477  };
+  assign \$1014 [129:104] = { \$466 [24], \$466  };
+  assign \$1014 [103:78] = { \$464 [24], \$464  };
+  assign \$1014 [77:52] = { \$458 [24], \$458  };
+  assign \$1014 [51:26] = { \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452 [20], \$452  };
+  assign \$1014 [25:0] = { \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446 [18], \$446  };
+  assign \$1012 [129:104] = { \$435 [24], \$435  };
+  assign \$1012 [103:78] = { \$433 [24], \$433  };
+  assign \$1012 [77:52] = { \$427 [24], \$427  };
+  assign \$1012 [51:26] = { \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421 [20], \$421  };
+  assign \$1012 [25:0] = { \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415 [18], \$415  };
+  assign \$1010 [129:104] = { \$404 [24], \$404  };
+  assign \$1010 [103:78] = { \$402 [24], \$402  };
+  assign \$1010 [77:52] = { \$396 [24], \$396  };
+  assign \$1010 [51:26] = { \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390 [20], \$390  };
+  assign \$1010 [25:0] = { \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384 [18], \$384  };
+  assign \$1008 [129:104] = { \$373 [24], \$373  };
+  assign \$1008 [103:78] = { \$371 [24], \$371  };
+  assign \$1008 [77:52] = { \$365 [24], \$365  };
+  assign \$1008 [51:26] = { \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359 [20], \$359  };
+  assign \$1008 [25:0] = { \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353 [18], \$353  };
+  assign \$1006 [129:104] = { \$342 [24], \$342  };
+  assign \$1006 [103:78] = { \$340 [24], \$340  };
+  assign \$1006 [77:52] = { \$334 [24], \$334  };
+  assign \$1006 [51:26] = { \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328 [20], \$328  };
+  assign \$1006 [25:0] = { \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322 [18], \$322  };
+  assign \$1004 [129:104] = { \$311 [24], \$311  };
+  assign \$1004 [103:78] = { \$309 [24], \$309  };
+  assign \$1004 [77:52] = { \$303 [24], \$303  };
+  assign \$1004 [51:26] = { \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297 [20], \$297  };
+  assign \$1004 [25:0] = { \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291 [18], \$291  };
+  assign \$1002 [129:104] = { \$280 [24], \$280  };
+  assign \$1002 [103:78] = { \$278 [24], \$278  };
+  assign \$1002 [77:52] = { \$272 [24], \$272  };
+  assign \$1002 [51:26] = { \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266 [20], \$266  };
+  assign \$1002 [25:0] = { \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260 [18], \$260  };
+  assign \$1000 [129:104] = { \$249 [24], \$249  };
+  assign \$1000 [103:78] = { \$247 [24], \$247  };
+  assign \$1000 [77:52] = { \$241 [24], \$241  };
+  assign \$1000 [51:26] = { \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235 [20], \$235  };
+  assign \$1000 [25:0] = { \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229 [18], \$229  };
+  assign \$998 [129:104] = { \$218 [24], \$218  };
+  assign \$998 [103:78] = { \$216 [24], \$216  };
+  assign \$998 [77:52] = { \$210 [24], \$210  };
+  assign \$998 [51:26] = { \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204 [20], \$204  };
+  assign \$998 [25:0] = { \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198 [18], \$198  };
+  assign \$997 [255:240] = s5_theta[255:240];
+  assign \$997 [239:224] = s5_theta[239:224];
+  assign \$997 [223:208] = s5_theta[223:208];
+  assign \$997 [207:192] = s5_theta[207:192];
+  assign \$997 [191:176] = s5_theta[191:176];
+  assign \$997 [175:160] = s5_theta[175:160];
+  assign \$997 [159:144] = s5_theta[159:144];
+  assign \$997 [143:128] = s5_theta[143:128];
+  assign \$997 [127:112] = s5_theta[127:112];
+  assign \$997 [111:96] = s5_theta[111:96];
+  assign \$997 [95:80] = s5_theta[95:80];
+  assign \$997 [79:64] = s5_theta[79:64];
+  assign \$997 [63:48] = s5_theta[63:48];
+  assign \$997 [47:32] = s5_theta[47:32];
+  assign \$997 [31:16] = s5_theta[31:16];
+  assign \$997 [15:0] = s5_theta[15:0];
+  assign \$996 [255:240] = s4_theta[255:240];
+  assign \$996 [239:224] = s4_theta[239:224];
+  assign \$996 [223:208] = s4_theta[223:208];
+  assign \$996 [207:192] = s4_theta[207:192];
+  assign \$996 [191:176] = s4_theta[191:176];
+  assign \$996 [175:160] = s4_theta[175:160];
+  assign \$996 [159:144] = s4_theta[159:144];
+  assign \$996 [143:128] = s4_theta[143:128];
+  assign \$996 [127:112] = s4_theta[127:112];
+  assign \$996 [111:96] = s4_theta[111:96];
+  assign \$996 [95:80] = s4_theta[95:80];
+  assign \$996 [79:64] = s4_theta[79:64];
+  assign \$996 [63:48] = s4_theta[63:48];
+  assign \$996 [47:32] = s4_theta[47:32];
+  assign \$996 [31:16] = s4_theta[31:16];
+  assign \$996 [15:0] = s4_theta[15:0];
+  assign \$995 [255:240] = s3_theta[255:240];
+  assign \$995 [239:224] = s3_theta[239:224];
+  assign \$995 [223:208] = s3_theta[223:208];
+  assign \$995 [207:192] = s3_theta[207:192];
+  assign \$995 [191:176] = s3_theta[191:176];
+  assign \$995 [175:160] = s3_theta[175:160];
+  assign \$995 [159:144] = s3_theta[159:144];
+  assign \$995 [143:128] = s3_theta[143:128];
+  assign \$995 [127:112] = s3_theta[127:112];
+  assign \$995 [111:96] = s3_theta[111:96];
+  assign \$995 [95:80] = s3_theta[95:80];
+  assign \$995 [79:64] = s3_theta[79:64];
+  assign \$995 [63:48] = s3_theta[63:48];
+  assign \$995 [47:32] = s3_theta[47:32];
+  assign \$995 [31:16] = s3_theta[31:16];
+  assign \$995 [15:0] = s3_theta[15:0];
+  assign \$994 [255:240] = s2_threshold[255:240];
+  assign \$994 [239:224] = s2_threshold[239:224];
+  assign \$994 [223:208] = s2_threshold[223:208];
+  assign \$994 [207:192] = s2_threshold[207:192];
+  assign \$994 [191:176] = s2_threshold[191:176];
+  assign \$994 [175:160] = s2_threshold[175:160];
+  assign \$994 [159:144] = s2_threshold[159:144];
+  assign \$994 [143:128] = s2_threshold[143:128];
+  assign \$994 [127:112] = s2_threshold[127:112];
+  assign \$994 [111:96] = s2_threshold[111:96];
+  assign \$994 [95:80] = s2_threshold[95:80];
+  assign \$994 [79:64] = s2_threshold[79:64];
+  assign \$994 [63:48] = s2_threshold[63:48];
+  assign \$994 [47:32] = s2_threshold[47:32];
+  assign \$994 [31:16] = s2_threshold[31:16];
+  assign \$994 [15:0] = s2_threshold[15:0];
+  assign \$993 [143:135] = s2_alpha[143:135];
+  assign \$993 [134:126] = s2_alpha[134:126];
+  assign \$993 [125:117] = s2_alpha[125:117];
+  assign \$993 [116:108] = s2_alpha[116:108];
+  assign \$993 [107:99] = s2_alpha[107:99];
+  assign \$993 [98:90] = s2_alpha[98:90];
+  assign \$993 [89:81] = s2_alpha[89:81];
+  assign \$993 [80:72] = s2_alpha[80:72];
+  assign \$993 [71:63] = s2_alpha[71:63];
+  assign \$993 [62:54] = s2_alpha[62:54];
+  assign \$993 [53:45] = s2_alpha[53:45];
+  assign \$993 [44:36] = s2_alpha[44:36];
+  assign \$993 [35:27] = s2_alpha[35:27];
+  assign \$993 [26:18] = s2_alpha[26:18];
+  assign \$993 [17:9] = s2_alpha[17:9];
+  assign \$993 [8:0] = s2_alpha[8:0];
+  assign \$992 [287:270] = \$192 ;
+  assign \$992 [269:252] = \$191 ;
+  assign \$992 [251:234] = \$190 ;
+  assign \$992 [233:216] = \$189 ;
+  assign \$992 [215:198] = \$188 ;
+  assign \$992 [197:180] = \$187 ;
+  assign \$992 [179:162] = \$186 ;
+  assign \$992 [161:144] = \$185 ;
+  assign \$992 [143:126] = \$184 ;
+  assign \$992 [125:108] = \$183 ;
+  assign \$992 [107:90] = \$182 ;
+  assign \$992 [89:72] = \$181 ;
+  assign \$992 [71:54] = \$180 ;
+  assign \$992 [53:36] = \$179 ;
+  assign \$992 [35:18] = \$178 ;
+  assign \$992 [17:0] = \$177 ;
+  assign \$987 [14] = pass___payload[5];
+  assign \$987 [13:6] = pass___payload[15:8];
+  assign \$987 [5] = pass___payload[7];
+  assign \$987 [4] = pass___payload[6];
+  assign \$987 [3:0] = pass___payload[3:0];
   assign start[287:270] = { port__data[255], port__data[255], port__data[255:240] };
   assign start[269:252] = { port__data[239], port__data[239], port__data[239:224] };
   assign start[251:234] = { port__data[223], port__data[223], port__data[223:208] };
@@ -9504,6 +9522,6 @@ module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst,
   assign \$792  = { s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391], s5_pa[391:372] };
   assign \$795  = { s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419], s5_pa[419:400] };
   assign \$798  = { s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447], s5_pa[447:428] };
-  assign \$818  = 16'hffff;
-  assign \$819  = { s6_spike15, s6_spike14, s6_spike13, s6_spike12, s6_spike11, s6_spike10, s6_spike9, s6_spike8, s6_spike7, s6_spike6, s6_spike5, s6_spike4, s6_spike3, s6_spike2, s6_spike1, s6_spike0 };
+  assign \$817  = 16'hffff;
+  assign \$818  = { s6_spike15, s6_spike14, s6_spike13, s6_spike12, s6_spike11, s6_spike10, s6_spike9, s6_spike8, s6_spike7, s6_spike6, s6_spike5, s6_spike4, s6_spike3, s6_spike2, s6_spike1, s6_spike0 };
 endmodule

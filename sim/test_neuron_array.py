@@ -269,7 +269,8 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
     params = IntParams(weight=np.abs(np.maximum(params.weight, -signed_range(config.WB)[1])),
                        alpha=params.alpha, beta=params.beta,
                        threshold=np.zeros_like(params.threshold) + 1, bias=params.bias,
-                       WB=params.WB, DB=params.DB, VB=params.VB, reset=params.reset)
+                       WB=params.WB, DB=params.DB, VB=params.VB, reset=params.reset,
+                       beat_cap=params.beat_cap)
     G = config.groups
     cases, bounds = [], []
     samples = -(-48 // config.T)

@@ -308,3 +308,58 @@ def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
     assert got["logits"] == list(logits_exp)
     assert got["class"] == [int(np.argmax(logits_exp))]
     assert got["class"] == [min(i for i, v in enumerate(bias) if v == max(bias))]
+
+
+# -- a convolution: its accumulator with the update and serializer ----------------------------
+
+@pytest.mark.parametrize("seed", range(6))
+def test_conv_layer_matches_the_twin(seed):
+    """Random conv2d layers (kernel up to the input, strides 1-2, padding, per-channel and
+    per-neuron values, both resets, P up to WO): every output beat equals the twin's."""
+    from dalif_hw.core.conv import ConvShape
+    from dalif_hw.core.params import ConvParams
+    from dalif_hw.harness.verilator import event_beats, expected_beats
+    from dalif_hw.hw.neuron_array import NeuronArray
+
+    rng = np.random.default_rng(seed)
+    C, K = int(rng.integers(1, 3)), int(rng.integers(1, 4))
+    H, W = int(rng.integers(1, 7)), int(rng.integers(1, 7))
+    KH, KW = int(rng.integers(1, H + 1)), int(rng.integers(1, W + 1))
+    shape = ConvShape((C, H, W), K, (KH, KW), tuple(int(s) for s in rng.integers(1, 3, 2)),
+                      (int(rng.integers(0, KH)), int(rng.integers(0, KW))))
+    n = shape.neurons if seed % 2 else K
+    params = ConvParams(
+        weight=rng.integers(-8, 8, (K, C, KH, KW)), alpha=rng.integers(100, 257, n),
+        beta=rng.integers(0, 257, n),
+        threshold=rng.integers(1, 12, n) if seed % 3 else np.array(6),
+        bias=rng.integers(-3, 4, n), in_shape=shape.in_shape, stride=shape.stride,
+        padding=shape.padding, WB=4, DB=8, VB=10, reset=["hard", "soft"][seed % 2])
+    config = params.config(2, lanes=int(rng.integers(1, shape.out_shape[2] + 1)))
+    dut = NeuronArray(config, params)
+    events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
+               for _ in range(2)] for _ in range(3)]
+    want = event_beats(expected_beats(twin.run(params, events).spikes_out))
+    beats = event_beats(events)
+    got = []
+
+    async def bench(ctx):
+        ctx.set(dut.o.ready, 1)
+        queue = list(beats)
+        for _ in range(40 * len(beats) + 40 * config.neurons + 200):
+            if queue:
+                ctx.set(dut.i.valid, 1)
+                ctx.set(dut.i.payload, {"index": queue[0][0], "eot": queue[0][1]})
+            else:
+                ctx.set(dut.i.valid, 0)
+            if ctx.get(dut.o.valid):
+                beat = ctx.get(dut.o.payload)
+                got.append((beat.index if not beat.eot else 0, beat.eot))
+            taken = queue and ctx.get(dut.i.ready)
+            await ctx.tick()
+            if taken:
+                queue.pop(0)
+            if not queue and len(got) >= len(want):
+                break
+
+    simulate(dut, bench)
+    assert got == want, f"{shape}, P={config.lanes}"

@@ -262,15 +262,39 @@ def test_format_1_descriptions_still_load(tmp_path):
     assert back.layers[0].kind == "dense" and back.describe() == network.describe()
 
 
-def test_gen_refuses_conv_networks_in_one_line(conv_trained, tmp_path, capsys):
+def test_gen_builds_conv_networks(conv_trained, tmp_path):
+    """The manifest of a convolutional network: every layer's kind; conv2d memories say
+    how they are addressed; a pooling stage has neither configuration port nor memories."""
     from dalif_hw import gen, pack
 
     folder, _, _ = conv_trained
     assert cli.run(pack.main, [str(folder / "model.pt"), "--out", str(tmp_path / "p")]) == 0
-    capsys.readouterr()
     assert cli.run(gen.main, ["--network", str(tmp_path / "p"), "--out",
-                              str(tmp_path / "rtl")]) == 1
-    assert capsys.readouterr().err == (
-        "error: the generator builds dense and readout layers only, so far; this network "
-        "has conv0 (conv2d), pool0 (sumpool)\n")
-    assert not (tmp_path / "rtl").exists()
+                              str(tmp_path / "rtl")]) == 0
+    manifest = json.loads((tmp_path / "rtl" / "dalif_network.json").read_text())
+    layers = {layer["name"]: layer for layer in manifest["layers"]}
+    assert [layer["kind"] for layer in manifest["layers"]] == [
+        "conv2d", "sumpool", "dense", "readout"]
+    assert {m["name"]: m["address"] for m in layers["conv0"]["memories"]} == {
+        "weights": "kernel", "alpha": "channel", "beta": "channel", "bias": "channel"}
+    assert layers["conv0"]["params"]["out_shape"] == [16, 8, 8]
+    assert layers["hidden0"]["params"]["beat_cap"] == 1024
+    assert set(layers["pool0"]) == {"name", "kind", "params"}
+    assert "cfg_pool0__en" not in {port["name"] for port in manifest["ports"]}
+
+
+def test_gen_takes_a_conv_params_file(tmp_path):
+    """``python -m dalif_hw.gen --params conv.npz --T 4``: shape, widths and reset from the
+    file; --neurons / --inputs optional and checked where given."""
+    from dalif_hw import gen
+
+    shape = ConvShape((1, 8, 8), 4, (3, 3), (1, 1), (1, 1))
+    random_conv_params(np.random.default_rng(3), shape).save(tmp_path / "conv.npz")
+    assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
+                              "--out", str(tmp_path / "a")]) == 0
+    manifest = json.loads((tmp_path / "a" / "dalif_array.json").read_text())
+    assert manifest["params"]["out_shape"] == [4, 8, 8] and manifest["params"]["T"] == 4
+    assert manifest["params"]["lanes"] == 8 and manifest["params"]["WB"] == 4
+    assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
+                              "--neurons", "255", "--out", str(tmp_path / "b")]) == 1
+    assert not (tmp_path / "b").exists()

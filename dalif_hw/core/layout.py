@@ -22,7 +22,8 @@ import enum
 import numpy as np
 
 from .config import ArrayConfig, signed_range
-from .params import IntParams, ReadoutParams
+from .conv import ConvShape
+from .params import ConvParams, IntParams, ReadoutParams
 
 __all__ = ["MemorySpec", "Select", "memories", "pack_words", "hex_lines", "default_params",
            "memory_bits"]
@@ -46,6 +47,10 @@ class MemorySpec:
         Initial contents, one unsigned integer a word.
     layout : str
         How neurons, lanes and inputs map to address and bits (for the manifest).
+    address : str
+        What addresses a word: ``"group"`` (P neurons a word; weights: a group and an
+        input), ``"channel"`` (a convolution's per-channel value, one lane) or ``"kernel"``
+        (a convolution's weights: word (k C + c) KH + ky, lane kx).
     """
 
     name: str
@@ -56,6 +61,7 @@ class MemorySpec:
     lanes: int
     words: list
     layout: str
+    address: str = "group"
 
     @property
     def width(self) -> int:
@@ -112,9 +118,69 @@ class Select(enum.IntEnum):
         return max(cls).bit_length()
 
 
-def memories(config: ArrayConfig, params: IntParams | ReadoutParams) -> list[MemorySpec]:
-    """The memories of an array (or, for :class:`ReadoutParams`, a readout) with ``config``
-    holding ``params``, in a fixed order."""
+def _words(rows: np.ndarray, width: int) -> list[int]:
+    """One word per row of ``rows`` [words, lanes], lane l at bits [l width, (l + 1) width),
+    two's complement."""
+    mask = (1 << width) - 1
+    return [sum((int(v) & mask) << (lane * width) for lane, v in enumerate(row)) for row in rows]
+
+
+def conv_groups(shape: ConvShape, lanes: int) -> tuple[int, int]:
+    """``(G, XB)`` of a convolution whose P lanes run over neighbouring output columns of
+    one channel and row: XB = ceil(WO / P) blocks a row, G = K HO XB groups; group
+    ``(k HO + yo) XB + xb`` holds neurons (k, yo, xb P + p), lane p (none past WO)."""
+    K, HO, WO = shape.out_shape
+    XB = -(-WO // lanes)
+    return K * HO * XB, XB
+
+
+def _conv_memories(config: ArrayConfig, params: ConvParams) -> list[MemorySpec]:
+    """A convolution's memories: the kernel, one word per (k, c, ky) with lane kx; per
+    channel values one word per k; per neuron values one word per group (:func:`conv_groups`)."""
+    shape, P = params.shape, config.lanes
+    (C, _, _), (K, HO, WO), (KH, KW) = shape.in_shape, shape.out_shape, shape.kernel
+    G, XB = conv_groups(shape, P)
+    kernel = params.weight.reshape(K * C * KH, KW)       # row (k C + c) KH + ky, column kx
+    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, K * C * KH, KW,
+                        _words(kernel, config.WB),
+                        f"word (k*{C} + c)*{KH} + ky holds w[k, c, ky, kx] in lane kx at "
+                        f"bits [kx * {config.WB}, (kx + 1) * {config.WB}), signed",
+                        address="kernel")]
+    # Per neuron: [N] in flat order -> [K, HO, XB * P] (zero past WO) -> words of P lanes.
+    columns = np.zeros((K, HO, XB * P), np.int64)
+
+    def per_neuron(values):
+        grid = columns.copy()
+        grid[:, :, :WO] = np.asarray(values).reshape(K, HO, WO)
+        return grid.reshape(G, P)
+
+    names = ["alpha", "beta"] + (["threshold"] if params.threshold.ndim else []) + \
+        (["bias"] if params.bias is not None else [])
+    for name in names:
+        width = config.decay_width if name in ("alpha", "beta") else config.VB
+        signed = name not in ("alpha", "beta")
+        values = getattr(params, name)
+        if params.granularity(name) == "channel":
+            specs.append(MemorySpec(
+                name, int(Select[name]), width, signed, K, 1, _words(values[:, None], width),
+                f"word k holds channel k's value at bits [0, {width})"
+                + (", signed" if signed else ", unsigned"), address="channel"))
+        else:
+            specs.append(MemorySpec(
+                name, int(Select[name]), width, signed, G, P, _words(per_neuron(values), width),
+                f"word (k*{HO} + yo)*{XB} + xb holds neurons (k, yo, xb*{P} + p) in lane p "
+                f"at bits [p * {width}, (p + 1) * {width})"
+                + (", signed" if signed else ", unsigned")))
+    return specs
+
+
+def memories(config: ArrayConfig, params: IntParams | ConvParams | ReadoutParams
+             ) -> list[MemorySpec]:
+    """The memories of an array (or, for :class:`ReadoutParams`, a readout; for
+    :class:`ConvParams`, a convolution) with ``config`` holding ``params``, in a fixed
+    order."""
+    if isinstance(params, ConvParams):
+        return _conv_memories(config, params)
     P, G, M = config.lanes, config.groups, config.inputs
     per_group = (f"word g holds neurons g*{P} .. g*{P}+{P - 1}, neuron i in lane i % {P} "
                  f"at bits [(i % {P}) * {{w}}, (i % {P} + 1) * {{w}})")

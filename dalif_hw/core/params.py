@@ -280,6 +280,11 @@ class ConvParams:
                            per_neuron_threshold=self.granularity("threshold") != "layer",
                            bias=self.bias is not None, beat_cap=self.beat_cap)
 
+    @property
+    def per_neuron_threshold(self) -> bool:
+        """Whether the threshold is stored per neuron or channel (not one register)."""
+        return self.threshold.ndim == 1
+
     def granularity(self, name: str) -> str:
         """How ``name`` (alpha, beta, threshold, bias) is stored: one of :data:`GRANULARITY`."""
         value = getattr(self, name)

@@ -18,19 +18,26 @@ def float_accuracy(checkpoint: Path | None, data, network: Network) -> float | N
     network (sizes, T or encoding) is an error."""
     if checkpoint is None or not checkpoint.is_file():
         return None
+    import torch
+
     from ..model.checkpoint import load_checkpoint
     from ..model.train import evaluate
 
     model, meta = load_checkpoint(checkpoint)
-    sizes = [network.inputs] + [layer.config.neurons for layer in network.layers]
-    if list(model.sizes) != sizes or meta["T"] != network.T or \
+    # Sizes of the input and of every layer with neurons, both sides.
+    sizes = [network.inputs] + [layer.outputs for layer in network.layers
+                                if layer.pool is None]
+    with torch.no_grad():
+        hidden = model.hidden_spikes(torch.zeros(1, 1, network.inputs))
+    model_sizes = [network.inputs] + [h.shape[-1] for h in hidden] + \
+        [model.readout.out_features]
+    if model_sizes != sizes or meta["T"] != network.T or \
             dict(meta["encoding"]) != dict(network.encoding):
         raise ConfigError(f"checkpoint {str(checkpoint)!r} is of another network: sizes "
-                          f"{list(model.sizes)}, T={meta['T']}, encoding {meta['encoding']}; "
+                          f"{model_sizes}, T={meta['T']}, encoding {meta['encoding']}; "
                           f"the packed network has sizes {sizes}, T={network.T}, encoding "
                           f"{network.encoding}")
     return evaluate(model, data.test_x, data.test_y, meta["encoding"])
-
 
 
 def load_manifest(path: Path, network: Network | None = None) -> dict:
@@ -56,15 +63,22 @@ def load_manifest(path: Path, network: Network | None = None) -> dict:
     return manifest
 
 
-
 def worst_cycles_per_sample(network: Network) -> int:
-    """Cycles a sample can take at most: every layer sees all of its inputs fire in every
-    timestep (G (M + 1) cycles to accumulate) and sends all of its neurons."""
+    """Cycles a sample can take at most: every layer sees as many beats as it counts in
+    every timestep (G (B + 1) cycles to accumulate; a convolution's beats each reach at most
+    its fan-out) and sends all of its neurons; a pooling stage passes a beat a cycle."""
     from .verilator import timestep_cycles
 
-    return network.T * sum(timestep_cycles(layer.config, layer.config.inputs)
-                           for layer in network.layers)
-
+    total = 0
+    for layer in network.layers:
+        if layer.pool is not None:
+            total += layer.inputs + 1
+        elif layer.kind == "conv2d":
+            shape = layer.params.shape
+            total += layer.config.beat_cap * shape.fan_out + layer.config.neurons * 2 + 64
+        else:
+            total += timestep_cycles(layer.config, layer.config.beat_cap)
+    return network.T * total
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,

@@ -155,6 +155,8 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
     ``(neuron // lanes) * rows_per_group + input``, its lane ``neuron % lanes``; values are
     written as two's complement in ``lane_width`` bits.
     """
+    if manifest["params"].get("kind") == "conv2d":
+        return _conv_writes(manifest, params)
     writes = []
     for mem in manifest["memories"]:
         # weights [N, M]; the per-neuron memories (alpha, beta, threshold, bias) [N, 1]
@@ -166,6 +168,38 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
             for row in range(values.shape[1]):
                 writes.append((mem["select"], (neuron // lanes) * rows + row, neuron % lanes,
                                int(values[neuron, row]) & mask))
+    register = manifest["config"].get("threshold_register")
+    if register is not None:
+        writes.append((register["select"], register["addr"], register["lane"],
+                       int(params.threshold) & ((1 << register["width"]) - 1)))
+    return writes
+
+
+def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """:func:`config_writes` of a conv2d layer (``params``: ConvParams), from the manifest's
+    shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH + ky, lane
+    kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB + xo // P,
+    lane xo % P, XB = ceil(WO / P))."""
+    p = manifest["params"]
+    (C, _, _), (_, HO, WO), (KH, _) = p["in_shape"], p["out_shape"], p["kernel"]
+    P = p["lanes"]
+    XB = -(-WO // P)
+    writes = []
+    for mem in manifest["memories"]:
+        mask = (1 << mem["lane_width"]) - 1
+        if mem["address"] == "kernel":
+            for (k, c, ky, kx), w in np.ndenumerate(params.weight):
+                writes.append((mem["select"], (k * C + c) * KH + ky, kx, int(w) & mask))
+            continue
+        values = np.asarray(getattr(params, mem["name"])).reshape(-1)
+        for i, v in enumerate(values):
+            if mem["address"] == "channel":
+                writes.append((mem["select"], i, 0, int(v) & mask))
+            else:
+                k, rest = divmod(i, HO * WO)
+                yo, xo = divmod(rest, WO)
+                writes.append((mem["select"], (k * HO + yo) * XB + xo // P, xo % P,
+                               int(v) & mask))
     register = manifest["config"].get("threshold_register")
     if register is not None:
         writes.append((register["select"], register["addr"], register["lane"],
@@ -197,7 +231,7 @@ class Bench:
         # Every output stream is watched whenever the bench streams, across cases.
         self.monitors = [HoldMonitor(port) for port in self.outputs.values()]
         blocks = [manifest["config"]] if "config" in manifest else \
-            [layer["config"] for layer in manifest["layers"]]
+            [layer["config"] for layer in manifest["layers"] if "config" in layer]
         self.cfg_ports = [{k: getattr(dut, block[k]) for k in ("en", "sel", "addr", "lane",
                                                                 "data")} for block in blocks]
         self.cycle = 0

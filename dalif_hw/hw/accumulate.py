@@ -29,18 +29,26 @@ from amaranth.utils import ceil_log2
 from ..core.layout import MemorySpec
 from .streams import ConfigSignature, event_signature
 
-__all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "lanes_of",
+__all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "issue_signature",
+           "lanes_of",
            "config_write_port", "config_widths", "read_in_step"]
 
 
 def pass_layout(groups: int, base_width: int, lanes: int, acc_width: int) -> data.StructLayout:
     """What a pass operation hands to the neurons behind, per group: ``g``, ``empty`` (no
     counted beat since the last pass), ``first_step`` (issued by the first timestep of a
-    sample), ``last`` (last group), ``base`` (g * P, the index of lane 0) and ``acc`` (the
-    group's accumulators, one signed lane each)."""
+    sample), ``last`` (last group), ``partial`` (only the group's first ``tail`` lanes are
+    neurons: the array's last group, a convolution's last block of columns in a row),
+    ``base`` (the index of lane 0) and ``acc`` (the group's accumulators, one signed lane
+    each)."""
     return data.StructLayout({
-        "g": range(groups), "empty": 1, "first_step": 1, "last": 1, "base": base_width,
-        "acc": data.ArrayLayout(signed(acc_width), lanes)})
+        "g": range(groups), "empty": 1, "first_step": 1, "last": 1, "partial": 1,
+        "base": base_width, "acc": data.ArrayLayout(signed(acc_width), lanes)})
+
+
+def issue_signature(groups: int, channels: int = 1) -> wiring.Signature:
+    return wiring.Signature({"valid": Out(1), "g": Out(range(groups)),
+                             "channel": Out(range(channels))})
 
 
 class AccumulatorSignature(wiring.Signature):
@@ -49,7 +57,8 @@ class AccumulatorSignature(wiring.Signature):
 
     ``i`` (events in), ``cfg`` (its weight memory's share of the configuration port), ``err``
     (sticky: a beat dropped); ``issue`` (``valid``: a pass operation issued this cycle, for
-    group ``g``, so that the neurons can address their memories with it);
+    group ``g`` of output ``channel`` (0 for a dense array), so that the neurons can address
+    their memories with it);
     ``pass_`` (``valid`` and a :func:`pass_layout` payload, ``LATENCY`` cycles after issue);
     ``start`` (in, one cycle after issue: the values the group's first accumulation of a
     pass starts from, e.g. the bias) and ``room`` (in: the neurons behind can take every pass
@@ -57,12 +66,12 @@ class AccumulatorSignature(wiring.Signature):
     """
 
     def __init__(self, *, inputs: int, groups: int, lanes: int, acc_width: int,
-                 base_width: int, cfg_widths: dict):
+                 base_width: int, cfg_widths: dict, channels: int = 1):
         super().__init__({
             "i": In(event_signature(inputs)),
             "cfg": In(ConfigSignature(**cfg_widths)),
             "err": Out(1),
-            "issue": Out(wiring.Signature({"valid": Out(1), "g": Out(range(groups))})),
+            "issue": Out(issue_signature(groups, channels)),
             "pass_": Out(wiring.Signature({
                 "valid": Out(1),
                 "payload": Out(pass_layout(groups, base_width, lanes, acc_width))})),
@@ -105,6 +114,66 @@ def read_in_step(m: Module, memory: Memory, addr, name: str, early: bool = False
     m.d.comb += port.addr.eq(addr)
     m.d.sync += word.eq(port.data)
     return (port.data, word) if early else word
+
+
+def input_buffer(m: Module, acc) -> tuple:
+    """The one-beat input buffer of an accumulator ``acc`` (its ``probes`` name the
+    signals), so that ready comes straight from registers. Returns ``(held, beat, taken)``;
+    the caller drives ``taken``."""
+    beat_v, beat, consume = acc.probes["held"], acc.probes["beat"], acc.probes["taken"]
+    m.d.comb += acc.i.ready.eq(~beat_v | consume)
+    with m.If(acc.i.valid & acc.i.ready):
+        m.d.sync += [beat_v.eq(1), beat.eq(acc.i.payload)]
+    with m.Elif(consume):
+        m.d.sync += beat_v.eq(0)
+    return beat_v, beat, consume
+
+
+def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_every: int):
+    """Take the buffered beat when the walker is ``ready`` (and, for a pass, ``quiet_ok``);
+    count it against the beat cap, drop it (sticky ``err``) or end the timestep. Returns the
+    strobes ``(walk_start, pass_start)``, a counted spike beat or a pass starting this cycle,
+    and ``first_step``, whether the timestep now ending is a sample's first."""
+    M, T = acc.inputs, acc.T
+    count = acc.probes["count"]
+    t = Signal(range(T))
+    steps = Signal(range(pass_every))   # timesteps since the last pass
+    err = Signal()
+    m.d.comb += acc.err.eq(err)
+    pass_due = beat.eot & (steps == pass_every - 1)
+    counted = (beat.index < M) & (count != acc.beat_cap)
+    m.d.comb += consume.eq(beat_v & ready & (~pass_due | quiet_ok))
+    walk_start, pass_start = Signal(), Signal()
+    m.d.comb += [walk_start.eq(consume & ~beat.eot & counted),
+                 pass_start.eq(consume & pass_due)]
+    with m.If(consume):
+        with m.If(beat.eot):
+            m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
+            with m.If(pass_due):
+                m.d.sync += steps.eq(0)
+            with m.Else():
+                m.d.sync += steps.eq(steps + 1)
+        with m.Elif(counted):
+            m.d.sync += count.eq(count + 1)
+        with m.Else():
+            m.d.sync += err.eq(1)
+    return walk_start, pass_start, t == 0
+
+
+def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
+    """Whether a new pass may start: the datapath behind reads back what a pass writes, so a
+    pass's first operation must come at least ``pass_gap`` cycles after the last one's."""
+    quiet_ok = Signal()
+    if pass_gap > 0:
+        quiet = Signal(range(pass_gap + 2), init=pass_gap + 1)
+        with m.If(pass_issued):
+            m.d.sync += quiet.eq(1)
+        with m.Elif(quiet <= pass_gap):
+            m.d.sync += quiet.eq(quiet + 1)
+        m.d.comb += quiet_ok.eq(~pass_issued & (quiet >= pass_gap))
+    else:
+        m.d.comb += quiet_ok.eq(1)
+    return quiet_ok
 
 
 class SpikeAccumulator(wiring.Component):
@@ -180,7 +249,7 @@ class SpikeAccumulator(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        M, T, P, G = self.inputs, self.T, self.lanes, self.groups
+        M, P, G = self.inputs, self.lanes, self.groups
         AW = self.acc_width
 
         # Block RAM always, even when small: its contents can then be swapped in a finished
@@ -196,14 +265,7 @@ class SpikeAccumulator(wiring.Component):
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
 
-        # -- input buffer: one beat, so that ready comes straight from registers ------------
-        beat_v, beat = self.probes["held"], self.probes["beat"]
-        consume = self.probes["taken"]
-        m.d.comb += self.i.ready.eq(~beat_v | consume)
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [beat_v.eq(1), beat.eq(self.i.payload)]
-        with m.Elif(consume):
-            m.d.sync += beat_v.eq(0)
+        beat_v, beat, consume = input_buffer(m, self)
 
         # -- the walker: one accumulate or pass operation a cycle, from registers ------------
         busy = Signal()              # walking the groups of a beat or a pass
@@ -214,11 +276,6 @@ class SpikeAccumulator(wiring.Component):
         walk_first = Signal()        # the beat being walked is the first since the last pass
         walk_empty, walk_first_step = Signal(), Signal()
         first = Signal(init=1)       # no beat counted since the last pass
-        count = self.probes["count"]
-        t = Signal(range(T))
-        steps = Signal(range(self.pass_every))   # timesteps since the last pass
-        err = Signal()
-        m.d.comb += self.err.eq(err)
 
         # Registered: room behind for every operation in flight, the stale cycle and one more.
         credit = Signal()
@@ -250,35 +307,15 @@ class SpikeAccumulator(wiring.Component):
             m.d.sync += waddr.eq(beat.index)
         with m.If(at_last):
             m.d.sync += busy.eq(0)
-        # A new pass may read H only where the last pass has written it back: its first
-        # operation must come at least pass_gap cycles after that pass's last one.
-        quiet = Signal(range(max(self.pass_gap, 0) + 2), init=max(self.pass_gap, 0) + 1)
-        quiet_ok = Signal()
-        if self.pass_gap > 0:
-            with m.If(op_valid & op["pass"]):
-                m.d.sync += quiet.eq(1)
-            with m.Elif(quiet <= self.pass_gap):
-                m.d.sync += quiet.eq(quiet + 1)
-            m.d.comb += quiet_ok.eq(~(op_valid & op["pass"]) & (quiet >= self.pass_gap))
-        else:
-            m.d.comb += quiet_ok.eq(1)
-
-        index, eot = beat.index, beat.eot
-        pass_due = eot & (steps == self.pass_every - 1)
-        m.d.comb += consume.eq(beat_v & (~busy | at_last) & (~pass_due | quiet_ok))
-        with m.If(consume):
-            with m.If(eot):
-                m.d.sync += [count.eq(0), t.eq(Mux(t == T - 1, 0, t + 1))]
-                with m.If(pass_due):
-                    m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first),
-                                 walk_first_step.eq(t == 0), first.eq(1), steps.eq(0)]
-                with m.Else():
-                    m.d.sync += steps.eq(steps + 1)
-            with m.Elif((index < M) & (count != self.beat_cap)):
-                m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0),
-                             count.eq(count + 1)]
-            with m.Else():
-                m.d.sync += err.eq(1)
+        quiet_ok = pass_spacing(m, self.pass_gap, op_valid & op["pass"])
+        walk_start, pass_start, first_step = count_beats(
+            m, self, beat_v, beat, consume, ready=~busy | at_last, quiet_ok=quiet_ok,
+            pass_every=self.pass_every)
+        with m.If(pass_start):
+            m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first),
+                         walk_first_step.eq(first_step), first.eq(1)]
+        with m.If(walk_start):
+            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0)]
 
         m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op.g),
                      self.issue.valid.eq(op_valid & op["pass"]), self.issue.g.eq(op.g)]
@@ -318,5 +355,6 @@ class SpikeAccumulator(wiring.Component):
         out = self.pass_.payload
         m.d.comb += [self.pass_.valid.eq(s2_valid & s2["pass"]), out.g.eq(s2.g),
                      out.empty.eq(s2.empty), out.first_step.eq(s2.first_step),
-                     out.last.eq(s2.last), out.base.eq(s2.base), out.acc.eq(acc_v)]
+                     out.last.eq(s2.last), out.partial.eq(s2.last), out.base.eq(s2.base),
+                     out.acc.eq(acc_v)]
         return m

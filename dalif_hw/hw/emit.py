@@ -17,6 +17,7 @@ from amaranth.lib import wiring
 
 from ..core.files import replace_files
 from ..core.layout import Select, hex_lines
+from ..core.params import ConvParams
 from .network import NetworkTop
 from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 
@@ -76,7 +77,9 @@ def _memories(hw, file_prefix: str) -> list[dict]:
              "lane_width": spec.lane_width, "signed": spec.signed,
              "rows_per_group": hw.config.inputs if spec.name == "weights" else 1,
              "select": spec.select, "file": _hex_name(file_prefix, spec),
-             "layout": spec.layout} for spec in hw.memory_specs]
+             "layout": spec.layout,
+             **({"address": spec.address} if isinstance(hw.params, ConvParams) else {})}
+            for spec in hw.memory_specs]
 
 
 def _config_port(hw, port: str) -> dict:
@@ -100,20 +103,36 @@ def _header(name: str) -> dict:
     return {"top": name, "clock": "clk", "reset": "rst", "error": "err"}
 
 
+def _array_params(array: NeuronArray) -> dict:
+    """The ``params`` of an array's manifest (a convolution's name its shapes too)."""
+    params = {**array.config.manifest(), "multipliers": array.multipliers}
+    if isinstance(array.params, ConvParams):
+        shape = array.params.shape
+        params.update(kind="conv2d", in_shape=list(shape.in_shape),
+                      out_shape=list(shape.out_shape), kernel=list(shape.kernel),
+                      stride=list(shape.stride), padding=list(shape.padding),
+                      groups=array.groups,
+                      threshold=array.params.granularity("threshold"))
+    return params
+
+
 def manifest(array: NeuronArray, name: str) -> dict:
     """The manifest of ``array`` generated as top module ``name``."""
     config = array.config
+    params = _array_params(array)
     return {
         **_header(name),
-        "params": {**config.manifest(), "multipliers": array.multipliers},
+        "params": params,
         "ports": ports_of(array),
         "streams": {"in": _stream(array, "i"), "out": _stream(array, "o")},
         "config": _config_port(array, "cfg"),
         "memories": _memories(array, name),
         "pipeline": {"update_latency": UPDATE_LATENCY, "push_latency": PUSH_LATENCY,
                      "spike_fifo_depth": array.fifo_depth,
-                     "cycles_per_input_beat": config.groups,
-                     "cycles_per_update_pass": config.groups},
+                     "cycles_per_input_beat": (array.params.shape.fan_out
+                                               if isinstance(array.params, ConvParams)
+                                               else config.groups),
+                     "cycles_per_update_pass": array.groups},
     }
 
 
@@ -126,10 +145,17 @@ def network_manifest(top: NetworkTop, name: str) -> dict:
     network = top.network
     layers = []
     for layer, hw in zip(network.layers, top.layers):
-        params = hw.config.manifest()
+        if layer.pool is not None:
+            layers.append({"name": layer.name, "kind": layer.kind, "params": {
+                "in_shape": list(layer.pool.in_shape), "window": list(layer.pool.window),
+                "out_shape": list(layer.pool.out_shape)}})
+            continue
         if layer.kind == "readout":
-            params = {k: v for k, v in params.items() if k not in ("DB", "reset", "threshold")}
+            params = {k: v for k, v in hw.config.manifest().items()
+                      if k not in ("DB", "reset", "threshold")}
             params["logit_width"] = hw.config.logit_width
+        else:
+            params = {k: v for k, v in _array_params(hw).items() if k != "multipliers"}
         layers.append({"name": layer.name, "kind": layer.kind, "params": params,
                        "scale": layer.scale, "config": _config_port(hw, f"cfg_{layer.name}"),
                        "memories": _memories(hw, f"{name}_{layer.name}")})
@@ -158,7 +184,7 @@ def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
     files = {f"{name}.v": to_verilog(top, name)}
     files[f"{name}.json"] = json.dumps(network_manifest(top, name), indent=2) + "\n"
     for layer, hw in zip(top.network.layers, top.layers):
-        for spec in hw.memory_specs:
+        for spec in getattr(hw, "memory_specs", []):   # a pooling stage has none
             files[_hex_name(f"{name}_{layer.name}", spec)] = hex_lines(spec)
     return files
 

@@ -11,9 +11,9 @@ from amaranth.hdl import Cat, Module
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..core.config import ConfigError
 from ..quant.packed import Network
 from .neuron_array import NeuronArray
+from .pool import SpikePool
 from .readout import Readout, class_layout, logits_layout
 from .streams import ConfigSignature, event_signature
 
@@ -42,15 +42,11 @@ class NetworkTop(wiring.Component):
                  weight_images: dict | None = None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
-        unsupported = [f"{layer.name} ({layer.kind})" for layer in network.layers
-                       if layer.kind not in ("dense", "readout")]
-        if unsupported:
-            self._MustUse__silence = True  # refused, so never elaborated: no warning
-            raise ConfigError(f"the generator builds dense and readout layers only, so far; "
-                              f"this network has {', '.join(unsupported)}")
         self.network = network
         images = weight_images or {}
-        self.layers = [NeuronArray(layer.config, layer.params, multipliers=multipliers,
+        # A neuron array per dense or conv2d layer, a stage per pooling layer.
+        self.layers = [SpikePool(layer.pool) if layer.pool is not None else
+                       NeuronArray(layer.config, layer.params, multipliers=multipliers,
                                    weight_image=images.get(layer.name))
                        for layer in network.layers[:-1]]
         readout = network.layers[-1]
@@ -63,14 +59,16 @@ class NetworkTop(wiring.Component):
             "err": Out(1),
         }
         for layer, hw in zip(network.layers, self.layers):
-            members[f"cfg_{layer.name}"] = In(ConfigSignature(**hw.cfg_widths))
+            if not isinstance(hw, SpikePool):
+                members[f"cfg_{layer.name}"] = In(ConfigSignature(**hw.cfg_widths))
         super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         for layer, hw in zip(self.network.layers, self.layers):
             m.submodules[layer.name] = hw
-            wiring.connect(m, wiring.flipped(getattr(self, f"cfg_{layer.name}")), hw.cfg)
+            if not isinstance(hw, SpikePool):
+                wiring.connect(m, wiring.flipped(getattr(self, f"cfg_{layer.name}")), hw.cfg)
         wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
         for before, after in zip(self.layers, self.layers[1:]):
             wiring.connect(m, before.o, after.i)

@@ -21,9 +21,10 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..core.config import ArrayConfig, ConfigError
-from ..core.layout import default_params, memories
-from ..core.params import IntParams
+from ..core.layout import conv_groups, default_params, memories
+from ..core.params import ConvParams, IntParams
 from .accumulate import SpikeAccumulator, config_widths
+from .conv_accumulate import ConvAccumulator
 from .serialize import SpikeSerializer
 from .streams import ConfigSignature, event_signature
 from .update import MULTIPLIERS, PUSH_LATENCY, UPDATE_LATENCY, NeuronUpdate
@@ -90,7 +91,7 @@ class NeuronArray(wiring.Component):
         ``pop`` and ``level``.
     """
 
-    def __init__(self, config: ArrayConfig, params: IntParams | None = None,
+    def __init__(self, config: ArrayConfig, params: IntParams | ConvParams | None = None,
                  multipliers: str = "dsp", weight_image: list | None = None):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
@@ -100,22 +101,33 @@ class NeuronArray(wiring.Component):
         check_params(config, params)
         self.config = config
         self.params = params
-        self.memory_specs = memories(config, params)
+        self.memory_specs = specs = memories(config, params)
+        P = config.lanes
+        conv = params.shape if isinstance(params, ConvParams) else None
+        if conv is None:
+            self.groups, tail, channels = config.groups, config.neurons - (config.groups - 1) * P, 1
+        else:
+            self.groups, blocks = conv_groups(conv, P)
+            tail, channels = conv.out_shape[2] - (blocks - 1) * P, conv.channels
         # A power of two, so that the ring pointers wrap by themselves.
-        self.fifo_depth = 1 << ceil_log2(2 * (config.groups + 1) + PUSH_LATENCY +
+        self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY +
                                          SpikeAccumulator.SLACK)
-        self.cfg_widths = config_widths(self.memory_specs, config.lanes,
+        self.cfg_widths = config_widths(specs, max(spec.lanes for spec in specs),
                                         max(config.WB, config.decay_width, config.VB))
-        self.accumulator = SpikeAccumulator(
-            inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
-            acc_width=config.current_width, base_width=config.out_index_width, pass_every=1,
-            pass_gap=UPDATE_LATENCY + 1 - config.groups, cfg_widths=self.cfg_widths,
-            weight_image=weight_image, beat_cap=config.beat_cap)
-        self.update = NeuronUpdate(config, params, self.memory_specs[1:], self.cfg_widths,
-                                   multipliers)
+        common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
+                      base_width=config.out_index_width, cfg_widths=self.cfg_widths,
+                      pass_gap=UPDATE_LATENCY + 1 - self.groups, weight_image=weight_image,
+                      beat_cap=config.beat_cap)
+        if conv is None:
+            self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, **common)
+        else:
+            self.accumulator = ConvAccumulator(shape=conv, lanes=P, **common)
+        self.update = NeuronUpdate(config, params, specs[1:], self.cfg_widths, multipliers,
+                                   groups=self.groups, tail=tail, channels=channels)
         self.serializer = SpikeSerializer(
-            lanes=config.lanes, neurons=config.neurons, depth=self.fifo_depth,
-            reserve=PUSH_LATENCY + SpikeAccumulator.SLACK)
+            lanes=P, neurons=config.neurons, depth=self.fifo_depth,
+            reserve=PUSH_LATENCY + SpikeAccumulator.SLACK,
+            aligned=conv is None or conv.out_shape[2] % P == 0)
         self.fifo = self.serializer.fifo
         super().__init__({
             "i": In(event_signature(config.inputs)),

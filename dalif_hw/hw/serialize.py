@@ -37,6 +37,9 @@ class SpikeSerializer(wiring.Component):
         FIFO entries, a power of two (the ring pointers wrap by themselves).
     reserve : int
         ``room`` is 1 while ``level + reserve <= depth``.
+    aligned : bool
+        Every entry's ``base`` is a multiple of P (a dense array's; not a convolution's
+        whose rows are not a multiple of P wide).
 
     Attributes
     ----------
@@ -49,10 +52,12 @@ class SpikeSerializer(wiring.Component):
         Not ports, for checkers (:mod:`dalif_hw.hw.checks`): ``push``, ``pop`` and ``level``.
     """
 
-    def __init__(self, *, lanes: int, neurons: int, depth: int, reserve: int):
+    def __init__(self, *, lanes: int, neurons: int, depth: int, reserve: int,
+                 aligned: bool = True):
         if depth & (depth - 1):
             raise ValueError(f"depth must be a power of two, not {depth}")
         self.lanes, self.neurons, self.depth, self.reserve = lanes, neurons, depth, reserve
+        self.aligned = aligned
         self.layout = spike_entry_layout(lanes, index_width(neurons))
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(depth + 1), name="fifo_level")}
@@ -90,8 +95,9 @@ class SpikeSerializer(wiring.Component):
             with m.If(lowest[p]):
                 m.d.comb += lane.eq(p)
         is_eot = cur.count == 0
-        # g * P + lane; with P a power of two the lane bits of g * P are zero.
-        index = cur.base | lane if P & (P - 1) == 0 else cur.base + lane
+        # base + lane; where every base is a multiple of P, a power of two, the lane bits of
+        # the base are zero.
+        index = cur.base | lane if self.aligned and P & (P - 1) == 0 else cur.base + lane
         m.d.comb += [self.o.valid.eq(cur_v), self.o.payload.eot.eq(is_eot),
                      self.o.payload.index.eq(Mux(is_eot, 0, index))]
         done = is_eot | ((cur.count == 1) & ~cur.last)

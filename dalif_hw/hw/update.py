@@ -25,8 +25,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..core.config import ArrayConfig, signed_range
 from ..core.layout import MemorySpec, Select
-from ..core.params import IntParams
-from .accumulate import config_write_port, lanes_of, pass_layout, read_in_step
+from .accumulate import config_write_port, issue_signature, lanes_of, pass_layout, read_in_step
 from .arith import sat, sat_flags
 from .streams import ConfigSignature
 
@@ -124,23 +123,28 @@ class NeuronUpdate(wiring.Component):
         ``data`` (P lanes of H').
     """
 
-    def __init__(self, config: ArrayConfig, params: IntParams, specs: list[MemorySpec],
-                 cfg_widths: dict, multipliers: str = "dsp"):
+    def __init__(self, config: ArrayConfig, params, specs: list[MemorySpec],
+                 cfg_widths: dict, multipliers: str = "dsp", *, groups: int | None = None,
+                 tail: int | None = None, channels: int = 1):
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(MULTIPLIERS)}, "
                              f"not {multipliers!r}")
         self.config, self.params, self.specs = config, params, specs
         self.multipliers = multipliers
         c = config
+        # A dense array's groups; a convolution's differ (K HO ceil(WO/P)).
+        self.groups = c.groups if groups is None else groups
+        self.tail = c.neurons - (c.groups - 1) * c.lanes if tail is None else tail
+        self.channels = channels
         self.probes = {"en": Signal(name="h_write_en"),
-                       "addr": Signal(range(c.groups), name="h_write_addr"),
+                       "addr": Signal(range(self.groups), name="h_write_addr"),
                        "data": Signal(data.ArrayLayout(signed(c.VB), c.lanes),
                                       name="h_write_data")}
         super().__init__({
-            "issue": In(wiring.Signature({"valid": Out(1), "g": Out(range(c.groups))})),
+            "issue": In(issue_signature(self.groups, channels)),
             "pass_": In(wiring.Signature({
                 "valid": Out(1),
-                "payload": Out(pass_layout(c.groups, c.out_index_width, c.lanes,
+                "payload": Out(pass_layout(self.groups, c.out_index_width, c.lanes,
                                            c.current_width))})),
             "start": Out(data.ArrayLayout(signed(c.current_width), c.lanes)),
             "cfg": In(ConfigSignature(**cfg_widths)),
@@ -152,24 +156,31 @@ class NeuronUpdate(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         c = self.config
-        P, G, N = c.lanes, c.groups, c.neurons
+        P, G = c.lanes, self.groups
         CW, VB, DB, AB = c.current_width, c.VB, c.DB, c.decay_width
         cfg, issue = self.cfg, self.issue
         op_valid, op = self.pass_.valid, self.pass_.payload
         K = {s.name: k for k, s in enumerate(STAGES)}
 
         # -- the per-neuron memories, read in step with the pass ------------------------------
+        # A memory per group holds P lanes; one per channel (a convolution's per-channel
+        # parameters) one value, for all P lanes.
         words = {}
         for spec in self.specs:
             mem = m.submodules[f"{spec.name}_mem"] = Memory(
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
             config_write_port(m, mem, spec, cfg)
+            addr = issue.channel if spec.address == "channel" else issue.g
             if spec.name == "bias":
-                bias_early, words["bias"] = read_in_step(m, mem, issue.g, "bias", early=True)
+                bias_early, bias = read_in_step(m, mem, addr, "bias", early=True)
+                if spec.lanes == 1:
+                    bias_early, bias = Cat(*[bias_early] * P), Cat(*[bias] * P)
+                words["bias"] = bias
                 m.d.comb += [self.start[p].eq(b)
                              for p, b in enumerate(lanes_of(bias_early, P, VB))]
             else:
-                words[spec.name] = read_in_step(m, mem, issue.g, spec.name)
+                word = read_in_step(m, mem, addr, spec.name)
+                words[spec.name] = Cat(*[word] * P) if spec.lanes == 1 else word
         theta_reg = None
         if not c.per_neuron_threshold:
             # Parameters survive reset (only state is cleared).
@@ -182,8 +193,8 @@ class NeuronUpdate(wiring.Component):
         words["h"] = read_in_step(m, h_mem, issue.g, "h")
 
         # -- the operation, carried beside its data (valid bits alone have a reset) ------------
-        ctrl_layout = data.StructLayout({"g": range(G), "last": 1, "base": len(op.base),
-                                         "first_step": 1})
+        ctrl_layout = data.StructLayout({"g": range(G), "last": 1, "partial": 1,
+                                         "base": len(op.base), "first_step": 1})
         valid, ctrl = {K["load"]: op_valid}, {}
         for k in range(K["current"], K["fire"] + 1):
             valid[k] = Signal(name=f"s{k}_valid")
@@ -191,6 +202,7 @@ class NeuronUpdate(wiring.Component):
             m.d.sync += valid[k].eq(valid[k - 1])
             if k == K["current"]:
                 m.d.sync += [ctrl[k].g.eq(op.g), ctrl[k].last.eq(op.last),
+                             ctrl[k].partial.eq(op.partial),
                              ctrl[k].base.eq(op.base), ctrl[k].first_step.eq(op.first_step)]
             else:
                 m.d.sync += ctrl[k].eq(ctrl[k - 1])
@@ -314,9 +326,9 @@ class NeuronUpdate(wiring.Component):
                 after = sat(Mux(over, hi_minus6[p], Mux(under, lo_minus6[p], diff)), VB)
             fired.append(spike)
             h_new.append(Mux(spike, after, v)[:VB])
-        # Lanes past neuron N-1 in the last group never fire.
-        tail = N - (G - 1) * P
-        real = Mux(ctrl[K["sum"]].g == G - 1, (1 << tail) - 1, (1 << P) - 1)
+        # Lanes that are no neurons (past neuron N-1 in the last group; a convolution's
+        # columns past WO) never fire.
+        real = Mux(ctrl[K["sum"]].partial, (1 << self.tail) - 1, (1 << P) - 1)
         m.d.sync += [mask7.eq(Cat(*fired) & real), h7.eq(Cat(*h_new))]
         m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h7), h_wr.en.eq(valid[kf])]
         probes = self.probes

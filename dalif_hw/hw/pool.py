@@ -1,0 +1,87 @@
+"""Pooling stages on the event stream (SPEC 6): no neurons, an index remap.
+
+A spike at (c, y, x) becomes a beat at (c, y // PKH, x // PKW); spikes past the last whole
+window are discarded (floor mode); eot beats pass through, and beats keep their order. Sum
+pooling sends every spike on (the next layer then sees the sum over each window: its beat
+cap is PKH PKW times its M); max pooling sends each pooled index at most once a timestep,
+where it first occurs, from a seen-set of one bit per pooled index, cleared by the eot.
+
+The remap is a ROM over the input indices (``PoolShape.index_map``), read as a beat enters
+the one-beat buffer; the buffer's beat goes out (or is discarded) the next cycle it may.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import data, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..core.conv import PoolShape
+from .streams import event_signature
+
+__all__ = ["SpikePool"]
+
+
+class SpikePool(wiring.Component):
+    """A sum or max pooling stage (see the module docstring).
+
+    Attributes
+    ----------
+    i : In(stream)
+        Events over the C H W input indices.
+    o : Out(stream)
+        Events over the C (H // PKH) (W // PKW) pooled indices.
+    err : Out(1)
+        Always 0: a pooling stage drops nothing that SPEC 6 keeps.
+    """
+
+    def __init__(self, shape: PoolShape):
+        if not isinstance(shape, PoolShape):
+            raise TypeError(f"shape must be a PoolShape, not {shape!r}")
+        self.shape = shape
+        super().__init__({
+            "i": In(event_signature(shape.inputs)),
+            "o": Out(event_signature(shape.outputs)),
+            "err": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        n_out = self.shape.outputs
+        index_map = self.shape.index_map()
+        layout = data.StructLayout({"index": range(max(n_out, 2)), "inside": 1})
+        rom = m.submodules.pool_rom = Memory(
+            shape=layout, depth=len(index_map),
+            init=[{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map])
+        rom_rd = rom.read_port()
+
+        held, eot = Signal(), Signal()
+        m.d.comb += [rom_rd.addr.eq(self.i.payload.index),
+                     rom_rd.en.eq(self.i.valid & self.i.ready)]
+        target = rom_rd.data
+        # In range (index < C H W) and inside a whole window.
+        in_range = Signal()
+        send = Signal()
+        if self.shape.kind == "maxpool":
+            seen = Signal(n_out)
+            m.d.comb += send.eq(eot | (in_range & target.inside &
+                                       ~seen.bit_select(target.index, 1)))
+        else:
+            m.d.comb += send.eq(eot | (in_range & target.inside))
+        done = held & (~send | self.o.ready)
+        m.d.comb += [self.i.ready.eq(~held | done),
+                     self.o.valid.eq(held & send),
+                     self.o.payload.eot.eq(eot),
+                     self.o.payload.index.eq(target.index)]
+        with m.If(self.i.valid & self.i.ready):
+            m.d.sync += [held.eq(1), eot.eq(self.i.payload.eot),
+                         in_range.eq(self.i.payload.index < self.shape.inputs)]
+        with m.Elif(done):
+            m.d.sync += held.eq(0)
+        if self.shape.kind == "maxpool":
+            with m.If(done & eot):
+                m.d.sync += seen.eq(0)
+            with m.Elif(done & send):
+                m.d.sync += seen.bit_select(target.index, 1).eq(1)
+        return m
