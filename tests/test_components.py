@@ -22,6 +22,17 @@ from dalif_hw.hw.serialize import SpikeSerializer
 from dalif_hw.hw.update import PUSH_LATENCY, STAGES, UPDATE_LATENCY, NeuronUpdate
 
 
+def offer(ctx, port, queue: list, gap: bool = False) -> bool:
+    """Offer ``queue[0]`` (index, eot) on the event stream ``port`` this cycle (unless
+    ``gap``); return whether it is taken at the next clock edge."""
+    if queue and not gap:
+        ctx.set(port.valid, 1)
+        ctx.set(port.payload, {"index": queue[0][0], "eot": queue[0][1]})
+    else:
+        ctx.set(port.valid, 0)
+    return bool(queue) and not gap and bool(ctx.get(port.ready))
+
+
 def simulate(dut, bench):
     sim = Simulator(dut)
     sim.add_clock(1e-6)
@@ -83,18 +94,11 @@ def test_accumulator_forwards_back_to_back_beats(groups):
             ctx.set(acc.start[p], start)
         queue = list(stream)
         for _ in range(20 * len(stream) + 50):
-            gap = rng.random() < 0.3
-            if queue and not gap:
-                ctx.set(acc.i.valid, 1)
-                ctx.set(acc.i.payload.index, queue[0][0])
-                ctx.set(acc.i.payload.eot, queue[0][1])
-            else:
-                ctx.set(acc.i.valid, 0)
+            taken = offer(ctx, acc.i, queue, gap=rng.random() < 0.3)
             if ctx.get(acc.pass_.valid):
                 out = ctx.get(acc.pass_.payload)
                 got.append((out.g, bool(out.empty), bool(out.last), out.base,
                             None if out.empty else [out.acc[p] for p in range(P)]))
-            taken = queue and not gap and ctx.get(acc.i.ready)
             await ctx.tick()
             if taken:
                 queue.pop(0)
@@ -290,16 +294,11 @@ def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
         for step in stimulus[0]:
             queue += [(j, 0) for j in step] + [(0, 1)]
         for _ in range(200):
-            if queue:
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"index": queue[0][0], "eot": queue[0][1]})
-            else:
-                ctx.set(dut.i.valid, 0)
+            taken = offer(ctx, dut.i, queue)
             if ctx.get(dut.logits.valid):
                 got["logits"].append(ctx.get(dut.logits.payload.value))
             if ctx.get(dut.cls.valid):
                 got["class"].append(ctx.get(dut.cls.payload.index))
-            taken = queue and ctx.get(dut.i.ready)
             await ctx.tick()
             if taken:
                 queue.pop(0)
@@ -346,15 +345,10 @@ def test_conv_layer_matches_the_twin(seed):
         ctx.set(dut.o.ready, 1)
         queue = list(beats)
         for _ in range(40 * len(beats) + 40 * config.neurons + 200):
-            if queue:
-                ctx.set(dut.i.valid, 1)
-                ctx.set(dut.i.payload, {"index": queue[0][0], "eot": queue[0][1]})
-            else:
-                ctx.set(dut.i.valid, 0)
+            taken = offer(ctx, dut.i, queue)
             if ctx.get(dut.o.valid):
                 beat = ctx.get(dut.o.payload)
                 got.append((beat.index if not beat.eot else 0, beat.eot))
-            taken = queue and ctx.get(dut.i.ready)
             await ctx.tick()
             if taken:
                 queue.pop(0)

@@ -27,6 +27,11 @@ def main(argv=None) -> int:
                              "-> readout (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=defaults.sizes[1], metavar="N",
                         help="hidden neurons (default: %(default)s)")
+    parser.add_argument("--qat", action="store_true",
+                        help="quantization-aware: train on the integer grid of the widths "
+                             "below, so that the float model is the integer twin")
+    parser.add_argument("--weight-width", type=int, default=defaults.WB, metavar="WB",
+                        help="weight bits packing (and --qat) uses (default: %(default)s)")
     parser.add_argument("--T", type=int, default=defaults.T,
                         help="timesteps (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=defaults.epochs,
@@ -39,11 +44,12 @@ def main(argv=None) -> int:
                         help="torch CPU threads (default: %(default)s)")
     args = parser.parse_args(argv)
     for flag, value in (("--hidden", args.hidden), ("--T", args.T), ("--epochs", args.epochs),
-                        ("--threads", args.threads)):
+                        ("--threads", args.threads), ("--weight-width", args.weight_width)):
         if value < 1:
             raise ConfigError(f"{flag} must be a positive integer, not {value}")
     options = TrainOptions(model=args.model, sizes=(64, args.hidden, 10), T=args.T,
-                           epochs=args.epochs, seed=args.seed, reset=args.reset)
+                           epochs=args.epochs, seed=args.seed, reset=args.reset, qat=args.qat,
+                           WB=args.weight_width)
     what = f"64-{args.hidden}-10" if args.model == "mlp" else "the convolutional network"
     cli.check_memory(options.memory_estimate(), f"training {what} at T={args.T}")
     cli.output_folder(args.out)  # before training, not after

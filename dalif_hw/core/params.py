@@ -44,6 +44,20 @@ def check_fits(name: str, values: np.ndarray, lo: int, hi: int, what: str) -> No
         raise ConfigError(f"{where} = {int(values[pos])} does not fit {what} [{lo}, {hi}]")
 
 
+def _check_ranges(params, decay_one: int | None = None) -> None:
+    """Every value of ``params`` within its width: weights WB signed bits, thresholds and
+    biases VB (and, given ``decay_one``, decays in [0, decay_one]); the first one that is
+    not is named by its position in its own array."""
+    check_fits("weight", params.weight, *signed_range(params.WB), f"WB={params.WB} signed bits")
+    if decay_one is not None:
+        for name in ("alpha", "beta"):
+            check_fits(name, getattr(params, name), 0, decay_one, f"DB={params.DB} decays")
+    for name in ("threshold", "bias"):
+        if getattr(params, name) is not None:
+            check_fits(name, getattr(params, name), *signed_range(params.VB),
+                       f"VB={params.VB} signed bits")
+
+
 def _as_int_array(name: str, value) -> np.ndarray:
     value = np.asarray(value)
     if value.dtype.kind not in "iu":
@@ -120,11 +134,7 @@ class IntParams:
                 raise ConfigError(f"bias must have shape [{n}] (one per neuron), "
                                   f"not {list(bias.shape)}")
             setattr_("bias", bias)
-        check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
-        for name in ("threshold", "bias"):
-            if getattr(self, name) is not None:
-                check_fits(name, getattr(self, name), *signed_range(self.VB),
-                           f"VB={self.VB} signed bits")
+        _check_ranges(self)
 
     @property
     def neurons(self) -> int:
@@ -242,13 +252,7 @@ class ConvParams:
         # position in the file's own arrays (weight[k, c, ky, kx]).
         config = ArrayConfig(N, shape.inputs, 1, self.WB, self.DB, self.VB, self.reset,
                              beat_cap=self.beat_cap)
-        check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
-        for name in ("alpha", "beta"):
-            check_fits(name, getattr(self, name), 0, config.decay_one, f"DB={self.DB} decays")
-        for name in ("threshold", "bias"):
-            if getattr(self, name) is not None:
-                check_fits(name, getattr(self, name), *signed_range(self.VB),
-                           f"VB={self.VB} signed bits")
+        _check_ranges(self, config.decay_one)
 
     @property
     def shape(self) -> ConvShape:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d
+from .qat import readout_logits
 
 __all__ = ["DALIFConvNet", "LAYER_KINDS"]
 
@@ -46,8 +47,9 @@ class DALIFConvNet(nn.Module):
     """
 
     def __init__(self, in_shape: Sequence[int], layers: Sequence[dict], classes: int,
-                 conv_granularity: str = "channel", **neuron):
+                 conv_granularity: str = "channel", qat=None, **neuron):
         super().__init__()
+        self.qat = qat
         self.in_shape = tuple(int(v) for v in in_shape)
         self.layers_spec = [dict(layer) for layer in layers]
         self.classes = classes
@@ -72,11 +74,15 @@ class DALIFConvNet(nn.Module):
                 module = DALIFConv2d(shape[0], spec["channels"], spec["kernel"],
                                      stride=spec["stride"], padding=spec["padding"],
                                      input_size=shape[1:], granularity=conv_granularity,
-                                     **neuron)
+                                     qat=qat, **neuron)
                 shape = module.neuron.shape  # (K, HO, WO): input_size was given
             elif kind.endswith("pool"):
                 if len(shape) != 3:
                     raise ValueError(f"layer {k}: pooling needs a [C, H, W] input")
+                if kind == "avgpool" and qat is not None:
+                    raise ValueError(f"layer {k}: quantization-aware training takes sum or "
+                                     "max pooling (an average is a sum with 1 / window "
+                                     "folded into the next layer's weights)")
                 module = SpikePool2d(kind[:-len("pool")], spec["window"])
                 ph, pw = module.window
                 shape = (shape[0], shape[1] // ph, shape[2] // pw)
@@ -84,7 +90,7 @@ class DALIFConvNet(nn.Module):
                 if len(shape) == 3:
                     modules.append(Flatten())
                     shape = (shape[0] * shape[1] * shape[2],)
-                module = DALIFLinear(shape[0], spec["features"], **neuron)
+                module = DALIFLinear(shape[0], spec["features"], qat=qat, **neuron)
                 shape = (spec["features"],)
             modules.append(module)
         if len(shape) == 3:
@@ -98,7 +104,7 @@ class DALIFConvNet(nn.Module):
         x = spikes.reshape(*spikes.shape[:2], *self.in_shape)
         for module in self.body:
             x = module(x)
-        return self.readout(x).mean(0)
+        return readout_logits(self.readout, x, self.qat)
 
     def hidden_spikes(self, spikes: torch.Tensor) -> list[torch.Tensor]:
         """The output of every spiking layer (conv2d, dense), flat [T, batch, n] each."""

@@ -39,17 +39,27 @@ class DALIFLinear(nn.Module):
         Passed to :class:`DALIFNeuron` (decays, threshold, reset, surrogate, granularity).
     """
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True, **neuron):
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, qat=None,
+                 **neuron):
         super().__init__()
         self.linear = nn.Linear(in_features, out_features, bias=bias)
         self.neuron = DALIFNeuron((out_features,), **neuron)
+        self.qat = qat
 
     def current(self, x: torch.Tensor) -> torch.Tensor:
         """The input current X of every timestep, [T, batch, out]."""
         return _per_step(self.linear, x)
 
     def forward(self, x: torch.Tensor, return_membrane: bool = False):
-        return self.neuron(self.current(x), return_membrane=return_membrane)
+        if self.qat is None:
+            return self.neuron(self.current(x), return_membrane=return_membrane)
+        from .qat import layer_scale_t, quantized
+
+        s = layer_scale_t(self.linear.weight, self.qat.WB)
+        w = quantized(self.linear.weight, s, self.qat.WB)
+        b = quantized(self.linear.bias, s, self.qat.VB)
+        current = x.double() @ w.T + (0 if b is None else b)
+        return self.neuron(current, return_membrane, qat=self.qat, unit=s)
 
 
 class DALIFConv2d(nn.Module):
@@ -73,8 +83,10 @@ class DALIFConv2d(nn.Module):
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 input_size: Sequence[int] | None = None, bias: bool = True, **neuron):
+                 input_size: Sequence[int] | None = None, bias: bool = True, qat=None,
+                 **neuron):
         super().__init__()
+        self.qat = qat
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=padding, bias=bias)
         if input_size is not None:
@@ -92,7 +104,17 @@ class DALIFConv2d(nn.Module):
         return _per_step(self.conv, x)
 
     def forward(self, x: torch.Tensor, return_membrane: bool = False):
-        return self.neuron(self.current(x), return_membrane=return_membrane)
+        if self.qat is None:
+            return self.neuron(self.current(x), return_membrane=return_membrane)
+        from .qat import layer_scale_t, quantized
+
+        s = layer_scale_t(self.conv.weight, self.qat.WB)
+        w = quantized(self.conv.weight, s, self.qat.WB)
+        b = quantized(self.conv.bias, s, self.qat.VB)
+        conv = self.conv
+        current = _per_step(lambda v: nn.functional.conv2d(
+            v, w, None if b is None else b, conv.stride, conv.padding), x.double())
+        return self.neuron(current, return_membrane, qat=self.qat, unit=s)
 
 
 class SpikePool2d(nn.Module):

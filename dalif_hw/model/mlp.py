@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from .layers import DALIFLinear
+from .qat import readout_logits
 
 __all__ = ["DALIFMLP"]
 
@@ -28,14 +29,15 @@ class DALIFMLP(nn.Module):
         Passed to every hidden layer's :class:`DALIFNeuron`.
     """
 
-    def __init__(self, sizes: Sequence[int], **neuron):
+    def __init__(self, sizes: Sequence[int], qat=None, **neuron):
         super().__init__()
         sizes = list(sizes)
         if len(sizes) < 3 or any(not isinstance(n, int) or n < 1 for n in sizes):
             raise ValueError(f"sizes must be at least [inputs, hidden, classes] of positive "
                              f"integers, not {sizes!r}")
         self.sizes = sizes
-        self.hidden = nn.ModuleList(DALIFLinear(a, b, **neuron)
+        self.qat = qat
+        self.hidden = nn.ModuleList(DALIFLinear(a, b, qat=qat, **neuron)
                                     for a, b in zip(sizes[:-2], sizes[1:-1]))
         self.readout = nn.Linear(sizes[-2], sizes[-1])
 
@@ -44,7 +46,7 @@ class DALIFMLP(nn.Module):
         x = spikes
         for layer in self.hidden:
             x = layer(x)
-        return self.readout(x).mean(0)
+        return readout_logits(self.readout, x, self.qat)
 
     def hidden_spikes(self, spikes: torch.Tensor) -> list[torch.Tensor]:
         """The spikes of every hidden layer, [T, batch, n] each."""

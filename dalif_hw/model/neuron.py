@@ -137,15 +137,19 @@ class DALIFNeuron(nn.Module):
         """Broadcast a decay (or any per-granularity value) to one value per neuron."""
         return torch.broadcast_to(self._expand(value, len(self.shape)), self.shape).clone()
 
-    def forward(self, x: torch.Tensor, return_membrane: bool = False):
+    def forward(self, x: torch.Tensor, return_membrane: bool = False, qat=None, unit=None):
         """Run all timesteps.
 
         Parameters
         ----------
         x : tensor [T, batch, *shape]
-            The input current X of every timestep.
+            The input current X of every timestep (with ``qat``: integer-valued, in units
+            of the layer scale ``unit``).
         return_membrane : bool
             Also return the membrane V of every timestep (before reset).
+        qat : QAT, optional
+            Compute as the hardware does (:mod:`dalif_hw.model.qat`): decays on the
+            2**-DB grid, threshold rounded to the layer's units, SPEC 2's rnd and sat.
 
         Returns
         -------
@@ -160,6 +164,8 @@ class DALIFNeuron(nn.Module):
                              f"not {list(x.shape)}")
         alpha = self._expand(self.alpha, x.dim() - 2)
         beta = self._expand(self.beta, x.dim() - 2)
+        if qat is not None:
+            return self._forward_integer(x, alpha, beta, qat, unit, return_membrane)
         h = torch.zeros_like(x[0])
         spikes, membranes = [], []
         for x_t in x:
@@ -173,6 +179,32 @@ class DALIFNeuron(nn.Module):
             spikes.append(s)
             membranes.append(v)
         spikes = torch.stack(spikes)
+        return (spikes, torch.stack(membranes)) if return_membrane else spikes
+
+    def _forward_integer(self, x, alpha, beta, qat, unit, return_membrane):
+        from .qat import rnd_sat, round_ste
+
+        one = float(1 << qat.DB)
+        alpha_q = round_ste(alpha.double() * one).clamp(0, one)
+        beta_q = round_ste(beta.double() * one).clamp(0, one)
+        theta = torch.round(self.threshold.double() / unit)
+        lo, hi = -(1 << (qat.VB - 1)), (1 << (qat.VB - 1)) - 1
+        theta = theta.clamp(lo, hi)
+        h = torch.zeros_like(x[0], dtype=torch.float64)
+        spikes, membranes = [], []
+        for x_t in x.double():
+            v = rnd_sat(beta_q * h, alpha_q * x_t, qat)
+            # The surrogate sees the membrane in the float model's units.
+            s = spike((v - theta) * unit, self.surrogate, self.surrogate_width)
+            s_reset = s.detach() if self.detach_reset else s
+            if self.reset == "hard":
+                h = v * (1.0 - s_reset)
+            else:
+                after = v - theta * s_reset
+                h = after + (after.clamp(lo, hi) - after).detach()
+            spikes.append(s)
+            membranes.append(v)
+        spikes = torch.stack(spikes).float()
         return (spikes, torch.stack(membranes)) if return_membrane else spikes
 
     def extra_repr(self) -> str:

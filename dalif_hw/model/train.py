@@ -17,6 +17,7 @@ from ..core.encoding import encode
 from .checkpoint import save_checkpoint
 from .convnet import DALIFConvNet
 from .mlp import DALIFMLP
+from .qat import QAT
 
 __all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate",
            "build_model", "CONV_LAYERS", "MODELS"]
@@ -58,6 +59,7 @@ class TrainOptions:
     :data:`CONV_LAYERS` on the 8x8 image, then a readout of ``sizes[-1]`` classes)."""
 
     model: str = "mlp"
+    qat: bool = False
     layers: tuple = CONV_LAYERS
     sizes: tuple = (64, 256, 10)
     T: int = 2
@@ -83,10 +85,11 @@ class TrainOptions:
 
     def architecture(self) -> dict:
         """What a checkpoint needs to rebuild the model (:func:`build_model`)."""
+        qat = {"qat": {"WB": self.WB, "DB": self.DB, "VB": self.VB}} if self.qat else {}
         if self.model == "mlp":
-            return {"model": "mlp", "sizes": list(self.sizes)}
+            return {"model": "mlp", "sizes": list(self.sizes), **qat}
         return {"model": "conv", "in_shape": [1, 8, 8], "layers": [dict(x) for x in self.layers],
-                "classes": self.sizes[-1]}
+                "classes": self.sizes[-1], **qat}
 
     def build(self) -> DALIFMLP | DALIFConvNet:
         return build_model(self.architecture(), self.neuron())
@@ -108,11 +111,12 @@ class TrainOptions:
 
 def build_model(architecture: dict, neuron: dict) -> DALIFMLP | DALIFConvNet:
     """The model an :meth:`TrainOptions.architecture` (or a checkpoint) describes."""
+    qat = QAT(**architecture["qat"]) if architecture.get("qat") else None
     if architecture["model"] == "mlp":
-        return DALIFMLP(architecture["sizes"], **neuron)
+        return DALIFMLP(architecture["sizes"], qat=qat, **neuron)
     if architecture["model"] == "conv":
         return DALIFConvNet(architecture["in_shape"], architecture["layers"],
-                            architecture["classes"], **neuron)
+                            architecture["classes"], qat=qat, **neuron)
     raise ValueError(f"model must be one of {', '.join(MODELS)}, not "
                      f"{architecture['model']!r}")
 
