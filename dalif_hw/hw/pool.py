@@ -7,13 +7,16 @@ cap is PKH PKW times its M); max pooling sends each pooled index at most once a 
 where it first occurs, from a seen-set of one bit per pooled index, cleared by the eot.
 
 The remap is a ROM over the input indices (``PoolShape.index_map``), read as a beat enters
-the one-beat buffer; the buffer's beat goes out (or is discarded) the next cycle it may.
+the one-beat buffer; the buffer's beat goes out (or is discarded) the next cycle it may. A
+two-entry FIFO in front gives the input a registered ready, so that no combinational path
+runs from the next layer's ready back into the layer before (it was the critical path of a
+convolutional network).
 """
 
 from __future__ import annotations
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import data, wiring
+from amaranth.lib import data, fifo, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -56,9 +59,16 @@ class SpikePool(wiring.Component):
             init=[{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map])
         rom_rd = rom.read_port()
 
+        # The input, through a FIFO whose ready is registered.
+        buffer = m.submodules.buffer = fifo.SyncFIFOBuffered(
+            width=len(self.i.payload.as_value()), depth=2)
+        m.d.comb += [buffer.w_data.eq(self.i.payload), buffer.w_en.eq(self.i.valid),
+                     self.i.ready.eq(buffer.w_rdy)]
+        beat = data.View(self.i.payload.shape(), buffer.r_data)
+        take = buffer.r_en
+
         held, eot = Signal(), Signal()
-        m.d.comb += [rom_rd.addr.eq(self.i.payload.index),
-                     rom_rd.en.eq(self.i.valid & self.i.ready)]
+        m.d.comb += [rom_rd.addr.eq(beat.index), rom_rd.en.eq(buffer.r_rdy & take)]
         target = rom_rd.data
         # In range (index < C H W) and inside a whole window.
         in_range = Signal()
@@ -70,13 +80,13 @@ class SpikePool(wiring.Component):
         else:
             m.d.comb += send.eq(eot | (in_range & target.inside))
         done = held & (~send | self.o.ready)
-        m.d.comb += [self.i.ready.eq(~held | done),
+        m.d.comb += [take.eq(~held | done),
                      self.o.valid.eq(held & send),
                      self.o.payload.eot.eq(eot),
                      self.o.payload.index.eq(target.index)]
-        with m.If(self.i.valid & self.i.ready):
-            m.d.sync += [held.eq(1), eot.eq(self.i.payload.eot),
-                         in_range.eq(self.i.payload.index < self.shape.inputs)]
+        with m.If(buffer.r_rdy & take):
+            m.d.sync += [held.eq(1), eot.eq(beat.eot),
+                         in_range.eq(beat.index < self.shape.inputs)]
         with m.Elif(done):
             m.d.sync += held.eq(0)
         if self.shape.kind == "maxpool":
