@@ -208,6 +208,13 @@ def test_conv_network_packs_loads_and_is_its_twin(conv_trained, tmp_path):
     assert description["layers"][2]["beat_cap"] == 4 * 256
     assert description["layers"][0]["beat_cap"] == 64
     network = Network.load(out)
+    # Block-RAM init files in the hardware's layout, for conv2d layers too.
+    assert set(conv["memories"]) == {"weights", "alpha", "beta", "bias"}
+    for layer in network.layers:
+        for spec in layer.memories():
+            words = [int(w, 16) for w in (out / f"{layer.name}_{spec.name}.hex").read_text()
+                     .split()]
+            assert words == spec.words
     data = load_digits_split()
     classes = twin.classify(network, encode(data.test_x, network.encoding))
     assert (classes == data.test_y).mean() == metrics["int_acc"]

@@ -76,13 +76,13 @@ class Layer:
 
     @property
     def files(self) -> bool:
-        """Whether the layer has a params file (and, dense and readout, ``.hex`` files)."""
+        """Whether the layer has a params file (and ``.hex`` files)."""
         return self.pool is None
 
     def memories(self) -> list:
-        """The block-RAM images written beside the params (none yet for conv2d: its
-        hardware layout comes with the convolutional layer's generator)."""
-        return memories(self.config, self.params) if self.kind in ("dense", "readout") else []
+        """The block-RAM images written beside the params, in the hardware's layout (none
+        for a pooling stage)."""
+        return [] if self.pool is not None else memories(self.config, self.params)
 
     def describe(self) -> dict:
         if self.pool is not None:
@@ -101,9 +101,8 @@ class Layer:
             threshold = (self.params.granularity("threshold") if self.kind == "conv2d" else
                          "neuron" if c.per_neuron_threshold else "layer")
             entry.update(DB=c.DB, reset=c.reset, threshold=threshold)
-        entry.update(bias=c.bias, scale=float(self.scale), params=f"{self.name}.npz")
-        if self.kind != "conv2d":
-            entry["memories"] = {m.name: f"{self.name}_{m.name}.hex" for m in self.memories()}
+        entry.update(bias=c.bias, scale=float(self.scale), params=f"{self.name}.npz",
+                     memories={m.name: f"{self.name}_{m.name}.hex" for m in self.memories()})
         return entry
 
 
@@ -353,7 +352,7 @@ _POOL = {
 SCHEMA_LAYER = {
     "dense": {**_LAYER, **_NEURONS,
               "threshold": (True, lambda v: v in ("neuron", "layer"), "neuron or layer")},
-    "conv2d": {**{k: v for k, v in _LAYER.items() if k != "memories"}, **_NEURONS, **_CONV,
+    "conv2d": {**_LAYER, **_NEURONS, **_CONV,
                "threshold": (True, lambda v: v in GRANULARITY, ", ".join(GRANULARITY))},
     "sumpool": _POOL,
     "maxpool": _POOL,
