@@ -105,9 +105,15 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
         for flag, given, have, what in (
                 ("--neurons", args.neurons, params.neurons, "rows"),
                 ("--inputs", args.inputs, params.inputs, "columns")):
-            if given is not None and given != have:
-                raise ConfigError(f"{flag} {given} disagrees with the params, whose weight "
-                                  f"has {have} {what} (shape {list(params.weight.shape)})")
+            if given is None or given == have:
+                continue
+            if isinstance(params, ConvParams):
+                shape = params.shape
+                raise ConfigError(f"{flag} {given} disagrees with the params, a conv2d layer "
+                                  f"{list(shape.in_shape)} -> {list(shape.out_shape)} with "
+                                  f"{have} {flag[2:]}")
+            raise ConfigError(f"{flag} {given} disagrees with the params, whose weight "
+                              f"has {have} {what} (shape {list(params.weight.shape)})")
         if args.beat_cap is not None:
             if params.beat_cap is not None and params.beat_cap != args.beat_cap:
                 raise ConfigError(f"--beat-cap {args.beat_cap} disagrees with the params "

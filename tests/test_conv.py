@@ -290,7 +290,7 @@ def test_gen_builds_conv_networks(conv_trained, tmp_path):
     assert "cfg_pool0__en" not in {port["name"] for port in manifest["ports"]}
 
 
-def test_gen_takes_a_conv_params_file(tmp_path):
+def test_gen_takes_a_conv_params_file(tmp_path, capsys):
     """``python -m dalif_hw.gen --params conv.npz --T 4``: shape, widths and reset from the
     file; --neurons / --inputs optional and checked where given."""
     from dalif_hw import gen
@@ -302,9 +302,16 @@ def test_gen_takes_a_conv_params_file(tmp_path):
     manifest = json.loads((tmp_path / "a" / "dalif_array.json").read_text())
     assert manifest["params"]["out_shape"] == [4, 8, 8] and manifest["params"]["T"] == 4
     assert manifest["params"]["lanes"] == 8 and manifest["params"]["WB"] == 4
+    capsys.readouterr()
     assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
                               "--neurons", "255", "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err == ("error: --neurons 255 disagrees with the params, a "
+                                       "conv2d layer [1, 8, 8] -> [4, 8, 8] with 256 neurons\n")
     assert not (tmp_path / "b").exists()
+    assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
+                              "--lanes", "9", "--out", str(tmp_path / "b")]) == 1
+    assert capsys.readouterr().err == ("error: lanes run over the output columns: at most "
+                                       "WO = 8, not 9\n")
 
 
 def test_qat_float_model_is_the_integer_twin():
