@@ -170,3 +170,26 @@ class _ReadyToValid(wiring.Component):
 def test_the_structural_check_finds_a_path():
     assert combinational_paths(_ReadyToValid(), ["o__ready"], ["o__valid"]) == \
         {"o__valid": ["o__ready"]}
+
+
+def test_conv_layer_protocol_bounded(tmp_path):
+    """A conv2d layer (2 channels, 2x2 kernel, padding, 2 column lanes over WO = 4): hold,
+    FIFO and error-flag properties from reset over 24 cycles, every input free. They do not
+    close by induction at 16 steps (the window walk's unreachable counter states), so they
+    are checked bounded; the Verilator benches cover the long runs."""
+    from dalif_hw.core.conv import ConvShape
+    from dalif_hw.core.params import ConvParams
+
+    rng = np.random.default_rng(0)
+    shape = ConvShape((1, 3, 4), 2, (2, 2), (1, 1), (0, 1))
+    params = ConvParams(weight=rng.integers(-2, 2, (2, 1, 2, 2)), alpha=np.full(2, 1),
+                        beta=np.full(2, 1), threshold=np.array(1), bias=np.zeros(2, int),
+                        in_shape=shape.in_shape, padding=shape.padding, **WIDTHS)
+    conv = NeuronArray(params.config(1, lanes=2), params, multipliers="logic")
+    result = prove(Harness(conv, INDUCTIVE), tmp_path, bounded=24)
+    assert result.status == "bounded", result.log[-3000:]
+    # The same check on the layer with a broken output stage fails.
+    broken = NeuronArray(params.config(1, lanes=2), params, multipliers="logic")
+    result = prove(Harness(broken, ("hold",), broken="drops-valid"), tmp_path / "broken",
+                   bounded=24)
+    assert result.status == "failed", result.log[-3000:]
