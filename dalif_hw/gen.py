@@ -73,11 +73,13 @@ GEN_BYTES_PER_BIT = 160
 GEN_BASE_BYTES = 300 * 2**20
 
 
-def check_size(configs: list[ArrayConfig], what: str) -> None:
-    """Refuse up front a design whose generation would not fit this machine's memory."""
+def check_size(layers: list[tuple], what: str) -> None:
+    """Refuse up front a design whose generation would not fit this machine's memory.
+    ``layers``: ``(config, params or None)`` of each array."""
     from .core.layout import memory_bits
 
-    bits = sum(memory_bits(config) for config in configs)
+    bits = sum(memory_bits(config, params.shape if isinstance(params, ConvParams) else None)
+               for config, params in layers)
     cli.check_memory(GEN_BASE_BYTES + GEN_BYTES_PER_BIT * bits,
                      f"{what} (memories of {bits:.3g} bits)")
 
@@ -126,7 +128,8 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
             WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
             VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
             lanes=args.lanes, beat_cap=args.beat_cap)
-    check_size([config], f"an array of {config.neurons} neurons x {config.inputs} inputs")
+    check_size([(config, params)],
+               f"an array of {config.neurons} neurons x {config.inputs} inputs")
     return config, params
 
 
@@ -140,8 +143,8 @@ def network_from_args(args):
         raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
                           f"sets every layer)")
     network = Network.load(args.network)
-    check_size([layer.config for layer in network.layers if layer.config is not None],
-               f"the network {args.network}")
+    check_size([(layer.config, layer.params) for layer in network.layers
+                if layer.config is not None], f"the network {args.network}")
     return network
 
 

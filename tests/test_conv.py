@@ -186,12 +186,10 @@ def test_conv_digits_reach_the_target(conv_trained):
 
 def test_conv_network_packs_loads_and_is_its_twin(conv_trained, tmp_path):
     import yaml
+    from test_pack import check_packed
 
     from dalif_hw import pack
-    from dalif_hw.core.encoding import encode
     from dalif_hw.model.checkpoint import load_checkpoint
-    from dalif_hw.model.train import load_digits_split
-    from dalif_hw.quant.packed import Network
 
     folder, model, metrics = conv_trained
     out = tmp_path / "packed"
@@ -207,17 +205,9 @@ def test_conv_network_packs_loads_and_is_its_twin(conv_trained, tmp_path):
     # The layer behind the sum pool counts up to PKH PKW M beats (SPEC 6).
     assert description["layers"][2]["beat_cap"] == 4 * 256
     assert description["layers"][0]["beat_cap"] == 64
-    network = Network.load(out)
-    # Block-RAM init files in the hardware's layout, for conv2d layers too.
+    # Block-RAM init files in the hardware's layout, for conv2d layers too, and the twin.
     assert set(conv["memories"]) == {"weights", "alpha", "beta", "bias"}
-    for layer in network.layers:
-        for spec in layer.memories():
-            words = [int(w, 16) for w in (out / f"{layer.name}_{spec.name}.hex").read_text()
-                     .split()]
-            assert words == spec.words
-    data = load_digits_split()
-    classes = twin.classify(network, encode(data.test_x, network.encoding))
-    assert (classes == data.test_y).mean() == metrics["int_acc"]
+    check_packed(out, metrics)
     # The checkpoint rebuilds the same model.
     again, _ = load_checkpoint(folder / "model.pt")
     x = torch.rand(2, 3, 64).round()

@@ -10,7 +10,6 @@ import yaml
 
 from dalif_hw import cli, pack, twin
 from dalif_hw.core.encoding import encode, thermometer_levels
-from dalif_hw.core.layout import memories
 from dalif_hw.model import DALIFMLP
 from dalif_hw.model.checkpoint import save_checkpoint
 from dalif_hw.model.train import TrainOptions, load_digits_split, train_digits
@@ -49,6 +48,22 @@ def test_training_reaches_the_target_and_packing_keeps_it(trained):
     assert alpha.std() > 0.01, "trained per-neuron decays should differ"
 
 
+def check_packed(out, metrics: dict) -> Network:
+    """Load the packed folder ``out``; check that its ``.hex`` files hold every memory's
+    words (the hardware's layout) and that its integer twin is the network training
+    measured (``metrics["int_acc"]``). Shared with tests/test_conv.py."""
+    network = Network.load(out)
+    for layer in network.layers:
+        for spec in layer.memories():
+            words = [int(w, 16) for w in (out / f"{layer.name}_{spec.name}.hex").read_text()
+                     .split()]
+            assert words == spec.words
+    data = load_digits_split()
+    classes = twin.classify(network, encode(data.test_x, network.encoding))
+    assert (classes == data.test_y).mean() == metrics["int_acc"]
+    return network
+
+
 def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
     folder, model, metrics = trained
     out = tmp_path / "packed"
@@ -57,16 +72,7 @@ def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
     description = yaml.safe_load((out / "network.yaml").read_text())
     assert [layer["lanes"] for layer in description["layers"]] == [8, 5]
     assert description["encoding"] == ENCODING and description["T"] == 2
-    network = Network.load(out)
-    for layer in network.layers:
-        for spec in memories(layer.config, layer.params):
-            words = [int(w, 16) for w in (out / f"{layer.name}_{spec.name}.hex").read_text()
-                     .split()]
-            assert words == spec.words
-    # The packed network is the integer twin that training measured.
-    data = load_digits_split()
-    classes = twin.classify(network, encode(data.test_x, network.encoding))
-    assert (classes == data.test_y).mean() == metrics["int_acc"]
+    network = check_packed(out, metrics)
     # The readout weights are the float ones in units of the readout scale.
     readout = network.layers[-1]
     w = model.readout.weight.detach().double().numpy()

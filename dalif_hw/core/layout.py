@@ -205,11 +205,17 @@ def memories(config: ArrayConfig, params: IntParams | ConvParams | ReadoutParams
     return specs
 
 
-def memory_bits(config: ArrayConfig) -> int:
+def memory_bits(config: ArrayConfig, shape: ConvShape | None = None) -> int:
     """Bits the memories of an array of ``config`` hold at most (weights, decays,
-    thresholds, biases), from the configuration alone."""
-    G, P = config.groups, config.lanes
-    return G * P * (config.inputs * config.WB + 2 * config.decay_width + 2 * config.VB)
+    thresholds, biases), from the configuration alone; with ``shape``, a convolution's
+    (its kernel, not the dense equivalent's N x M weights)."""
+    per_neuron = 2 * config.decay_width + 2 * config.VB
+    if shape is None:
+        G, P = config.groups, config.lanes
+        return G * P * (config.inputs * config.WB + per_neuron)
+    G, _ = conv_groups(shape, config.lanes)
+    (C, _, _), K = shape.in_shape, shape.channels
+    return K * C * shape.kernel[0] * shape.kernel[1] * config.WB + G * config.lanes * per_neuron
 
 
 def hex_lines(spec: MemorySpec) -> str:

@@ -155,8 +155,17 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
     ``(neuron // lanes) * rows_per_group + input``, its lane ``neuron % lanes``; values are
     written as two's complement in ``lane_width`` bits.
     """
-    if manifest["params"].get("kind") == "conv2d":
-        return _conv_writes(manifest, params)
+    conv = manifest["params"].get("kind") == "conv2d"
+    writes = _conv_writes(manifest, params) if conv else _dense_writes(manifest, params)
+    register = manifest["config"].get("threshold_register")
+    if register is not None:
+        writes.append((register["select"], register["addr"], register["lane"],
+                       int(params.threshold) & ((1 << register["width"]) - 1)))
+    return writes
+
+
+def _dense_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """:func:`config_writes` of a dense array's (or readout's) memories."""
     writes = []
     for mem in manifest["memories"]:
         # weights [N, M]; the per-neuron memories (alpha, beta, threshold, bias) [N, 1]
@@ -168,18 +177,14 @@ def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
             for row in range(values.shape[1]):
                 writes.append((mem["select"], (neuron // lanes) * rows + row, neuron % lanes,
                                int(values[neuron, row]) & mask))
-    register = manifest["config"].get("threshold_register")
-    if register is not None:
-        writes.append((register["select"], register["addr"], register["lane"],
-                       int(params.threshold) & ((1 << register["width"]) - 1)))
     return writes
 
 
 def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
-    """:func:`config_writes` of a conv2d layer (``params``: ConvParams), from the manifest's
-    shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH + ky, lane
-    kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB + xo // P,
-    lane xo % P, XB = ceil(WO / P))."""
+    """:func:`config_writes` of a conv2d layer's memories (``params``: ConvParams), from the
+    manifest's shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH +
+    ky, lane kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB
+    + xo // P, lane xo % P, XB = ceil(WO / P))."""
     p = manifest["params"]
     (C, _, _), (_, HO, WO), (KH, _) = p["in_shape"], p["out_shape"], p["kernel"]
     P = p["lanes"]
@@ -200,10 +205,6 @@ def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
                 yo, xo = divmod(rest, WO)
                 writes.append((mem["select"], (k * HO + yo) * XB + xo // P, xo % P,
                                int(v) & mask))
-    register = manifest["config"].get("threshold_register")
-    if register is not None:
-        writes.append((register["select"], register["addr"], register["lane"],
-                       int(params.threshold) & ((1 << register["width"]) - 1)))
     return writes
 
 

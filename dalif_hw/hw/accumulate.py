@@ -160,6 +160,40 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_
     return walk_start, pass_start, t == 0
 
 
+def checked_image(weights: MemorySpec, weight_image: list | None) -> list:
+    """The weight memory's initial words: ``weight_image`` (possibly more words than the
+    memory's depth: see :class:`SpikeAccumulator`), else the spec's own."""
+    image = list(weights.words if weight_image is None else weight_image)
+    if len(image) < weights.depth:
+        raise ValueError(f"the weight image has {len(image)} words, fewer than the memory's "
+                         f"{weights.depth}")
+    return image
+
+
+def input_probes(acc) -> dict:
+    """An accumulator's probes (see :class:`SpikeAccumulator`), named as the signals they
+    stand for."""
+    return {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
+            "beat": Signal.like(acc.i.payload, name="beat"),
+            "count": Signal(range(acc.beat_cap + 1), name="count")}
+
+
+def weight_memory(m: Module, acc):
+    """An accumulator's weight memory, on its configuration port; returns its read port.
+
+    Block RAM always, even when small: its contents can then be swapped in a finished
+    bitstream (python -m dalif_hw.patch). A configuration write and a read of the same word
+    in one cycle may return either word ("no_rw_check": no bypass logic in front of the
+    block RAM's output register); the configuration port is for use between samples, when
+    no read is in flight."""
+    memory = m.submodules.weights_mem = Memory(
+        shape=unsigned(acc.weights.width), depth=len(acc.weight_image), init=acc.weight_image,
+        attrs={"ram_style": "block", "no_rw_check": 1})
+    config_write_port(m, memory, acc.weights, acc.cfg)
+    w_rd = memory.read_port()   # Amaranth names the port's signals after this variable
+    return w_rd
+
+
 def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
     """Whether a new pass may start: the datapath behind reads back what a pass writes, so a
     pass's first operation must come at least ``pass_gap`` cycles after the last one's."""
@@ -231,10 +265,7 @@ class SpikeAccumulator(wiring.Component):
                  weight_image: list | None = None, beat_cap: int | None = None):
         self.inputs, self.T, self.weights = inputs, T, weights
         self.beat_cap = inputs if beat_cap is None else beat_cap
-        self.weight_image = list(weights.words if weight_image is None else weight_image)
-        if len(self.weight_image) < weights.depth:
-            raise ValueError(f"the weight image has {len(self.weight_image)} words, fewer "
-                             f"than the memory's {weights.depth}")
+        self.weight_image = checked_image(weights, weight_image)
         self.pass_gap = pass_gap
         self.lanes, self.groups = weights.lanes, weights.depth // inputs
         self.acc_width, self.pass_every = acc_width, pass_every
@@ -242,26 +273,14 @@ class SpikeAccumulator(wiring.Component):
         super().__init__(AccumulatorSignature(
             inputs=inputs, groups=self.groups, lanes=self.lanes, acc_width=acc_width,
             base_width=base_width, cfg_widths=cfg_widths))
-        # Named as the signals they stand for, so the Verilog reads as before.
-        self.probes = {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
-                       "beat": Signal.like(self.i.payload, name="beat"),
-                       "count": Signal(range(self.beat_cap + 1), name="count")}
+        self.probes = input_probes(self)
 
     def elaborate(self, platform):
         m = Module()
         M, P, G = self.inputs, self.lanes, self.groups
         AW = self.acc_width
 
-        # Block RAM always, even when small: its contents can then be swapped in a finished
-        # bitstream (python -m dalif_hw.patch). A configuration write and a read of the same
-        # word in one cycle may return either word ("no_rw_check": no bypass logic in front
-        # of the block RAM's output register); the configuration port is for use between
-        # samples, when no read is in flight.
-        weight_mem = m.submodules.weights_mem = Memory(
-            shape=unsigned(self.weights.width), depth=len(self.weight_image),
-            init=self.weight_image, attrs={"ram_style": "block", "no_rw_check": 1})
-        config_write_port(m, weight_mem, self.weights, self.cfg)
-        w_rd = weight_mem.read_port()
+        w_rd = weight_memory(m, self)
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
 

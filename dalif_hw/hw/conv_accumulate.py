@@ -32,11 +32,13 @@ from ..core.layout import MemorySpec, conv_groups
 from .accumulate import (
     AccumulatorSignature,
     SpikeAccumulator,
-    config_write_port,
+    checked_image,
     count_beats,
     input_buffer,
+    input_probes,
     lanes_of,
     pass_spacing,
+    weight_memory,
 )
 
 __all__ = ["ConvAccumulator", "window_rom"]
@@ -95,17 +97,12 @@ class ConvAccumulator(wiring.Component):
         self.beat_cap = self.inputs if beat_cap is None else beat_cap
         self.groups, self.blocks = conv_groups(shape, lanes)
         self.acc_width, self.base_width, self.pass_gap = acc_width, base_width, pass_gap
-        self.weight_image = list(weights.words if weight_image is None else weight_image)
-        if len(self.weight_image) < weights.depth:
-            raise ValueError(f"the weight image has {len(self.weight_image)} words, fewer "
-                             f"than the memory's {weights.depth}")
+        self.weight_image = checked_image(weights, weight_image)
         self.rom = window_rom(shape, lanes)
         super().__init__(AccumulatorSignature(
             inputs=self.inputs, groups=self.groups, lanes=lanes, acc_width=acc_width,
             base_width=base_width, cfg_widths=cfg_widths, channels=shape.channels))
-        self.probes = {"taken": Signal(name="consume"), "held": Signal(name="beat_v"),
-                       "beat": Signal.like(self.i.payload, name="beat"),
-                       "count": Signal(range(self.beat_cap + 1), name="count")}
+        self.probes = input_probes(self)
 
     def elaborate(self, platform):
         m = Module()
@@ -114,11 +111,7 @@ class ConvAccumulator(wiring.Component):
         (KH, KW), (SH, SW) = self.shape.kernel, self.shape.stride
         WB = self.weights.lane_width
 
-        weight_mem = m.submodules.weights_mem = Memory(
-            shape=unsigned(self.weights.width), depth=len(self.weight_image),
-            init=self.weight_image, attrs={"ram_style": "block", "no_rw_check": 1})
-        config_write_port(m, weight_mem, self.weights, self.cfg)
-        w_rd = weight_mem.read_port()
+        w_rd = weight_memory(m, self)
         # Each group's accumulators and its touched bit (the top one).
         acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW + 1), depth=G, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
