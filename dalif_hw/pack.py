@@ -1,5 +1,8 @@
 """``python -m dalif_hw.pack MODEL --out DIR``: a trained network to integer parameters,
 block-RAM init files and ``network.yaml``. The rules are in :mod:`dalif_hw.quant.packing`.
+
+``MODEL`` is a checkpoint (``train``, or ``nir import``) or a NIR graph (``model.nir``; NIR
+carries no T, so ``--T`` is then required, and the input is spikes, with no encoding).
 """
 
 from __future__ import annotations
@@ -42,18 +45,36 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_width_arguments(parser, "the checkpoint's")
     parser.add_argument("--lanes", metavar="P,P,...",
                         help="lanes per layer (default: min(N, 16) each)")
+    parser.add_argument("--T", type=int, help="timesteps per sample: required for a NIR graph "
+                        "(default: the checkpoint's)")
+    parser.add_argument("--dt", type=float, default=1e-4,
+                        help="a NIR graph's Euler step (default %(default)g)")
     args = parser.parse_args(argv)
     cli.check_positive(("--weight-width", args.weight_width), ("--decay-width", args.decay_width),
-                       ("--membrane-width", args.membrane_width))
+                       ("--membrane-width", args.membrane_width), ("--T", args.T))
     lanes = _lanes_arg(args.lanes) if args.lanes else None
-    model, checkpoint = load_checkpoint(args.checkpoint)
+    if args.checkpoint.endswith(".nir"):
+        from .interchange.nir_graph import from_nir
+
+        if args.T is None:
+            raise ConfigError(f"{args.checkpoint} is a NIR graph, which carries no T: give "
+                              "the timesteps per sample with --T")
+        model, checkpoint = from_nir(args.checkpoint, dt=args.dt), {}
+    else:
+        model, checkpoint = load_checkpoint(args.checkpoint)
+    T = args.T or checkpoint.get("T")
+    if T is None:
+        raise ConfigError(f"checkpoint {args.checkpoint} (imported from NIR) has no T: give "
+                          "the timesteps per sample with --T")
+    if args.T and checkpoint.get("T") and args.T != checkpoint["T"]:
+        raise ConfigError(f"--T {args.T} disagrees with the checkpoint's T={checkpoint['T']}")
+    encoding = checkpoint.get("encoding") or {"kind": "spikes", "T": T}
     widths = {"WB": DEFAULT_WB, "DB": DEFAULT_DB, "VB": DEFAULT_VB, **checkpoint.get("widths", {})}
     for key, value in (("WB", args.weight_width), ("DB", args.decay_width),
                        ("VB", args.membrane_width)):
         if value is not None:
             widths[key] = value
-    network = pack_network(model, T=int(checkpoint["T"]), encoding=dict(checkpoint["encoding"]),
-                           lanes=lanes, **widths)
+    network = pack_network(model, T=int(T), encoding=dict(encoding), lanes=lanes, **widths)
     out = cli.output_folder(args.out)
     relative = os.path.relpath(Path(args.checkpoint).resolve(), out.resolve())
     network = dataclasses.replace(network, source={

@@ -5,6 +5,12 @@
 runs the held-out digits split through the network RTL, compares every class and every logit
 with the integer twin, and prints float, integer and RTL accuracy, mismatches and cycles per
 inference. The last line is a JSON summary. Exit status 1 when any sample mismatches.
+
+    python -m dalif_hw.verify --network packed --rtl build --stimulus s.npz
+
+runs a given stimulus (SPEC 4: ``spikes`` bool [S, T, M], or ``counts``) instead, through any
+network: one with a readout is compared logit by logit and class by class, one without (its
+last DA-LIF layer's spikes are the output, e.g. imported from NIR) spike by spike.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from pathlib import Path
 from . import cli
 from .core.config import ConfigError
 from .core.encoding import encode
+from .core.params import load_stimulus
 from .harness.compare import float_accuracy, load_manifest, verify
 from .quant.packed import Network
 
@@ -24,16 +31,19 @@ from .quant.packed import Network
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m dalif_hw.verify",
-        description="Run the digits test split through a generated network on Verilator and "
-                    "compare it with the integer twin.")
+        description="Run the digits test split (or a given stimulus) through a generated "
+                    "network on Verilator and compare it with the integer twin.")
     parser.add_argument("--network", required=True, metavar="DIR",
                         help="packed network folder (python -m dalif_hw.pack)")
     parser.add_argument("--rtl", required=True, metavar="BUILD",
                         help="generated network folder (python -m dalif_hw.gen --network)")
     parser.add_argument("--name", default="dalif_network", metavar="NAME",
                         help="top module name (default: %(default)s)")
+    parser.add_argument("--stimulus", metavar="NPZ",
+                        help="input spikes to run instead of the digits (stimulus.npz: "
+                             "'spikes' [S, T, M] or 'counts')")
     parser.add_argument("--samples", type=int, metavar="S",
-                        help="only the first S test samples (default: all)")
+                        help="only the first S samples (default: all)")
     parser.add_argument("--checkpoint", metavar="MODEL",
                         help="trained model for the float accuracy (default: the one "
                              "network.yaml names, if it is still there)")
@@ -49,8 +59,41 @@ def main(argv: list[str] | None = None) -> int:
     if not manifest_path.is_file():
         raise ConfigError(f"{manifest_path} does not exist: generate the network with "
                           f"python -m dalif_hw.gen --network {args.network} --out {args.rtl}")
+    if args.stimulus:
+        spikes = load_stimulus(args.stimulus, network.inputs)[:args.samples]
+        if spikes.shape[1] != network.T:
+            raise ConfigError(f"stimulus {args.stimulus!r} has T={spikes.shape[1]} timesteps, "
+                              f"the network T={network.T}")
+        manifest = load_manifest(manifest_path, network)
+        summary = verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes,
+                         manifest=manifest)
+    else:
+        summary = _verify_digits(args, network, manifest_path)
+    print(f"samples:             {summary['samples']}")
+    if "float_acc" in summary:
+        print("float accuracy:      " + (f"{summary['float_acc']:.4f}" if summary["float_acc"]
+                                         is not None else "n/a (no checkpoint)"))
+    if "int_acc" in summary:
+        print(f"integer accuracy:    {summary['int_acc']:.4f}")
+        print(f"RTL accuracy:        {summary['rtl_acc']:.4f}")
+    if "spikes_out" in summary:
+        print(f"output spikes:       {summary['spikes_out']} (integer twin)")
+    print(f"mismatches:          {summary['mismatches']}"
+          + (f" (first: {summary['first_mismatch']})" if summary["first_mismatch"] else ""))
+    if summary["cycles_per_inference"] is not None:
+        print(f"cycles per inference: {summary['cycles_per_inference']:.1f}")
+    print(json.dumps(summary))
+    return 0 if summary["mismatches"] == 0 and summary["first_mismatch"] is None else 1
+
+
+def _verify_digits(args, network: Network, manifest_path: Path) -> dict:
+    """The held-out digits through the network, with the float, integer and RTL accuracy."""
     from .model.train import load_digits_split
 
+    if not network.has_readout or network.encoding["kind"] == "spikes":
+        raise ConfigError(f"network {args.network!r} is no digits classifier (it "
+                          f"{'takes spikes' if network.has_readout else 'has no readout'}): "
+                          f"give its input with --stimulus s.npz")
     data = load_digits_split()
     if network.inputs != data.test_x.shape[1]:
         raise ConfigError(f"the network has {network.inputs} inputs, the digits have "
@@ -62,19 +105,10 @@ def main(argv: list[str] | None = None) -> int:
         Path(args.network) / source if source else None)
     manifest = load_manifest(manifest_path, network)  # before the float model and the build
     summary = {"float_acc": float_accuracy(checkpoint, data, network)}
+    rtl = manifest_path.parent
     summary.update(verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes, y,
                           manifest=manifest))
-    print(f"samples:             {summary['samples']}")
-    print("float accuracy:      " + (f"{summary['float_acc']:.4f}" if summary["float_acc"]
-                                     is not None else "n/a (no checkpoint)"))
-    print(f"integer accuracy:    {summary['int_acc']:.4f}")
-    print(f"RTL accuracy:        {summary['rtl_acc']:.4f}")
-    print(f"mismatches:          {summary['mismatches']}"
-          + (f" (first: {summary['first_mismatch']})" if summary["first_mismatch"] else ""))
-    if summary["cycles_per_inference"] is not None:
-        print(f"cycles per inference: {summary['cycles_per_inference']:.1f}")
-    print(json.dumps(summary))
-    return 0 if summary["mismatches"] == 0 and summary["first_mismatch"] is None else 1
+    return summary
 
 
 if __name__ == "__main__":

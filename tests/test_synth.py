@@ -136,3 +136,22 @@ def test_command_line_rejects_a_board_of_another_family(tmp_path):
     assert result.returncode == 1
     assert result.stderr == ("error: --board ulx3s is an ecp5 board, not for --target "
                              "ice40-up5k\n")
+
+
+def test_network_without_readout_synthesises(tmp_path):
+    # A network whose output is its last layer's spikes (imported from NIR, say).
+    from dalif_hw.quant.packed import Layer, Network
+
+    rng = np.random.default_rng(0)
+    layers = []
+    for k, (m, n) in enumerate([(8, 6), (6, 4)]):
+        params = IntParams(weight=rng.integers(-100, 100, (n, m)), alpha=rng.integers(0, 257, n),
+                           beta=rng.integers(0, 257, n), threshold=rng.integers(1, 99, n))
+        layers.append(Layer(f"hidden{k}", "dense", params.config(2, lanes=2), params))
+    Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=layers).save(tmp_path / "net")
+    code, report = run_synth(tmp_path, "--target", "ecp5-25k", "--network",
+                             str(tmp_path / "net"))
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["design"] == "dalif_network"
+    assert data["dsps"] == 4 and 0 < data["luts"] < 24288

@@ -54,8 +54,9 @@ def load_manifest(path: Path, network: Network | None = None) -> dict:
         raise ConfigError(f"manifest {str(path)!r} lacks {', '.join(missing)}: not the "
                           f"manifest of a generated design")
     if network is not None:
-        want = {"inputs": network.inputs, "classes": network.classes, "T": network.T,
-                "layers": len(network.layers)}
+        want = {"inputs": network.inputs,
+                ("classes" if network.has_readout else "outputs"): network.outputs,
+                "T": network.T, "layers": len(network.layers)}
         have = {key: manifest["params"].get(key) for key in want}
         if have != want:
             raise ConfigError(f"manifest {str(path)!r} is of another network ({have}; the "
@@ -82,31 +83,51 @@ def worst_cycles_per_sample(network: Network) -> int:
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,
-           spikes: np.ndarray, labels: np.ndarray, manifest: dict | None = None) -> dict:
-    """Run ``spikes`` [S, T, M] through the RTL; compare with the twin; return the figures.
+           spikes: np.ndarray, labels: np.ndarray | None = None,
+           manifest: dict | None = None) -> dict:
+    """Run ``spikes`` [S, T, M] (bool, or counts) through the RTL; compare with the twin;
+    return the figures: every logit and class (a network with a readout; accuracies with
+    ``labels``) or every output spike (without), mismatching samples, the first mismatch,
+    cycles per inference.
     ``manifest``: the one at ``manifest_path``, if the caller has read it already."""
-    from .verilator import build, run_bench
+    from .verilator import build, expected_beats, run_bench
 
     if manifest is None:
         manifest = load_manifest(manifest_path, network)
-    _, logits = run_network(network, spikes)
-    classes = logits.argmax(axis=1)
-    events = [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes]
-    case = {"name": "test split", "events": events,
-            "expected": {"logits": logits.tolist(), "classes": classes.tolist()},
+    traces, logits = run_network(network, spikes)
+    index = np.arange(spikes.shape[2])
+    # Spikes, or counts: a beat per count, ascending (SPEC 6).
+    events = [[np.repeat(index, step).tolist() for step in sample] for sample in spikes]
+    case = {"name": "stimulus", "events": events,
             "max_cycles": 2 * len(events) * worst_cycles_per_sample(network) + 100000}
+    if network.has_readout:
+        classes = logits.argmax(axis=1)
+        case["expected"] = {"logits": logits.tolist(), "classes": classes.tolist()}
+    else:
+        expected = expected_beats(traces[-1].spikes_out)
+        case.update(expected=expected, record=True)
     built = build(manifest_path.with_suffix(".v"), manifest["top"], build_dir)
     (result,) = run_bench(built, manifest["top"], manifest_path, [case], work)
-    rtl_classes = np.array(result.get("classes", []))
-    rtl_logits = result.get("logits", [])
-    mismatches = sum(
-        1 for s in range(len(events))
-        if s >= len(rtl_classes) or rtl_classes[s] != classes[s] or
-        s >= len(rtl_logits) or list(rtl_logits[s]) != logits[s].tolist())
-    cycles = None
-    if result.get("class_cycles") and result.get("first_in") is not None:
-        cycles = (result["class_cycles"][-1] - result["first_in"] + 1) / len(events)
-    rtl_acc = float((rtl_classes == labels[:len(rtl_classes)]).sum() / len(labels))
-    return {"int_acc": float((classes == labels).mean()), "rtl_acc": rtl_acc,
-            "mismatches": mismatches, "cycles_per_inference": cycles,
-            "first_mismatch": result.get("message"), "samples": len(events)}
+    summary = {"samples": len(events), "first_mismatch": result.get("message")}
+    if network.has_readout:
+        rtl_classes = np.array(result.get("classes", []))
+        rtl_logits = result.get("logits", [])
+        summary["mismatches"] = sum(
+            1 for s in range(len(events))
+            if s >= len(rtl_classes) or rtl_classes[s] != classes[s] or
+            s >= len(rtl_logits) or list(rtl_logits[s]) != logits[s].tolist())
+        cycles = result.get("class_cycles")
+        if labels is not None:
+            summary["int_acc"] = float((classes == labels).mean())
+            summary["rtl_acc"] = float((rtl_classes == labels[:len(rtl_classes)]).sum()
+                                       / len(labels))
+    else:
+        got = result.get("spikes", [])
+        summary["mismatches"] = sum(1 for s in range(len(events))
+                                    if s >= len(got) or got[s] != expected[s])
+        summary["spikes_out"] = int(traces[-1].spikes_out.sum())
+        cycles = result.get("eot_cycles")
+    summary["cycles_per_inference"] = None
+    if cycles and result.get("first_in") is not None:
+        summary["cycles_per_inference"] = (cycles[-1] - result["first_in"] + 1) / len(events)
+    return summary

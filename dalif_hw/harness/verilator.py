@@ -331,6 +331,21 @@ def event_beats(events) -> list[tuple[int, int]]:
     return beats
 
 
+def split_beats(received, T: int) -> list[list[list[int]]]:
+    """Output beats [(index, eot)] as spikes [S][T][indices] (a last, unfinished sample
+    included as far as it came)."""
+    samples, step = [[]], []
+    for index, eot in received:
+        if not eot:
+            step.append(index)
+            continue
+        if len(samples[-1]) == T:
+            samples.append([])
+        samples[-1].append(step)
+        step = []
+    return samples if samples[-1] else samples[:-1]
+
+
 def first_mismatch(received, expected) -> str | None:
     """Where ``received`` [(index, eot)] first differs from ``expected`` [S][T][indices]."""
     position = 0
@@ -367,7 +382,8 @@ async def run_array_case(bench: Bench, case: dict) -> dict:
 
     A case has ``name``; optionally ``config`` (per configuration port, writes as from
     :func:`config_writes`), ``reset`` (pulse reset first), ``prefix`` (beats sent and their
-    expected spikes before a reset, checking that reset clears the state); ``events``
+    expected spikes before a reset, checking that reset clears the state); ``record`` (the
+    result carries the output as ``spikes`` [S][T][indices]); ``events``
     [S][T][indices]; ``expected`` [S][T][indices]; ``gaps``, ``backpressure`` (patterns,
     :func:`~dalif_hw.harness.drivers.pattern`), ``seed``; ``expect_err``; ``max_cycles``. A
     break of the AXI-Stream hold rule on the output fails the case.
@@ -399,6 +415,8 @@ async def run_array_case(bench: Bench, case: dict) -> dict:
         event_beats(case["events"]), eots(expect_eots), case.get("gaps", 0.0),
         case.get("backpressure", 0.0), rng, max_cycles)
     eot_cycles = [cycle for cycle, b in received["out"] if b["eot"]]
+    if case.get("record"):
+        result["spikes"] = split_beats(beats_of(received), len(case["events"][0]))
     err = int(bench.err.value)
     result.update(first_in=first_in, eot_cycles=eot_cycles,
                   last_out=eot_cycles[-1] if eot_cycles else None, err=err,
@@ -487,7 +505,8 @@ async def bench_main(dut):
     manifest = json.loads(Path(spec["manifest"]).read_text())
     bench = Bench(dut, manifest)
     await bench.start()
-    run_case = run_network_case if "layers" in manifest else run_array_case
+    # A network without a readout streams spikes out, as an array does.
+    run_case = run_network_case if "logits" in manifest["streams"] else run_array_case
     results = []
     for case in spec["cases"]:
         try:

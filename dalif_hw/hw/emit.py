@@ -139,8 +139,9 @@ def manifest(array: NeuronArray, name: str) -> dict:
 def network_manifest(top: NetworkTop, name: str) -> dict:
     """The manifest of a network generated as top module ``name``.
 
-    Like an array's, with the streams ``in``, ``logits`` and ``class``, and per layer its
-    ``params``, ``config`` port (``cfg_<layer>``) and ``memories``.
+    Like an array's, with the streams ``in``, ``logits`` and ``class`` (or ``in`` and ``out``,
+    and ``outputs`` instead of ``classes``, for a network without a readout), and per layer
+    its ``params``, ``config`` port (``cfg_<layer>``) and ``memories``.
     """
     network = top.network
     layers = []
@@ -161,11 +162,14 @@ def network_manifest(top: NetworkTop, name: str) -> dict:
                        "memories": _memories(hw, f"{name}_{layer.name}")})
     return {
         **_header(name),
-        "params": {"inputs": network.inputs, "classes": network.classes, "T": network.T,
+        "params": {"inputs": network.inputs,
+                   ("classes" if network.has_readout else "outputs"): network.outputs,
+                   "T": network.T,
                    "layers": len(network.layers), "encoding": network.encoding},
         "ports": ports_of(top),
-        "streams": {"in": _stream(top, "i"), "logits": _stream(top, "logits"),
-                    "class": _stream(top, "class")},
+        "streams": {"in": _stream(top, "i"), **(
+            {"logits": _stream(top, "logits"), "class": _stream(top, "class")}
+            if network.has_readout else {"out": _stream(top, "o")})},
         "layers": layers,
     }
 

@@ -1,4 +1,5 @@
-"""A network in hardware: neuron arrays chained through their event streams, then a readout.
+"""A network in hardware: neuron arrays chained through their event streams, then a readout
+(or none: the last array's output stream is the network's).
 
 The streams need no glue: an array's output (neuron index, eot) is the next one's input.
 Every layer works on its own timestep, so layer k accumulates timestep t while layer k+1 is
@@ -28,7 +29,9 @@ class NetworkTop(wiring.Component):
     i : In(stream)
         Input events over the network's inputs.
     logits, class : Out(stream)
-        From the readout, one sample at a time.
+        From the readout, one sample at a time (a network with a readout).
+    o : Out(stream)
+        The last array's spikes (a network without a readout), as an array's output.
     err : Out(1)
         Any layer dropped a beat.
     cfg_<layer> : In(ConfigSignature)
@@ -48,16 +51,16 @@ class NetworkTop(wiring.Component):
         self.layers = [SpikePool(layer.pool) if layer.pool is not None else
                        NeuronArray(layer.config, layer.params, multipliers=multipliers,
                                    weight_image=images.get(layer.name))
-                       for layer in network.layers[:-1]]
-        readout = network.layers[-1]
-        self.layers.append(Readout(readout.config, readout.params,
-                                   weight_image=images.get(readout.name)))
-        members = {
-            "i": In(event_signature(network.inputs)),
-            "logits": Out(stream.Signature(logits_layout(readout.config))),
-            "class": Out(stream.Signature(class_layout(readout.config))),
-            "err": Out(1),
-        }
+                       for layer in network.layers[:len(network.layers) - network.has_readout]]
+        members = {"i": In(event_signature(network.inputs)), "err": Out(1)}
+        if network.has_readout:
+            readout = network.layers[-1]
+            self.layers.append(Readout(readout.config, readout.params,
+                                       weight_image=images.get(readout.name)))
+            members["logits"] = Out(stream.Signature(logits_layout(readout.config)))
+            members["class"] = Out(stream.Signature(class_layout(readout.config)))
+        else:
+            members["o"] = Out(event_signature(network.outputs))
         for layer, hw in zip(network.layers, self.layers):
             if not isinstance(hw, SpikePool):
                 members[f"cfg_{layer.name}"] = In(ConfigSignature(**hw.cfg_widths))
@@ -72,8 +75,11 @@ class NetworkTop(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i), self.layers[0].i)
         for before, after in zip(self.layers, self.layers[1:]):
             wiring.connect(m, before.o, after.i)
-        readout = self.layers[-1]
-        wiring.connect(m, readout.logits, wiring.flipped(self.logits))
-        wiring.connect(m, getattr(readout, "class"), wiring.flipped(getattr(self, "class")))
+        last = self.layers[-1]
+        if self.network.has_readout:
+            wiring.connect(m, last.logits, wiring.flipped(self.logits))
+            wiring.connect(m, getattr(last, "class"), wiring.flipped(getattr(self, "class")))
+        else:
+            wiring.connect(m, last.o, wiring.flipped(self.o))
         m.d.comb += self.err.eq(Cat(*[hw.err for hw in self.layers]).any())
         return m

@@ -16,10 +16,11 @@ CHECKPOINT_FORMAT = "dalif-hw checkpoint 1"
 
 
 
-def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
+def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
     """Load a checkpoint written by :func:`save_checkpoint`.
 
-    Returns the model and the checkpoint dictionary (``T``, ``encoding``, ``metrics``, ...).
+    Returns the model and the checkpoint dictionary (``T``, ``encoding``, ``metrics``, ...;
+    a model imported from NIR may have no ``T`` and ``encoding``: None).
 
     Raises
     ------
@@ -41,6 +42,12 @@ def load_checkpoint(path) -> tuple[DALIFMLP, dict]:
         raise ConfigError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT!r} checkpoint "
                           f"(format: {found!r})")
     try:
+        if checkpoint.get("model") == "nir":
+            # Imported from NIR (python -m dalif_hw.nir import): the source graph rebuilds it.
+            # A lazy import: interchange is downstream of the model package.
+            from ..interchange.nir_graph import load_model_checkpoint
+
+            return load_model_checkpoint(checkpoint).eval(), checkpoint
         from .train import build_model
 
         # Checkpoints from before the convolutional model name no model: an MLP.

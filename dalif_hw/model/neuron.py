@@ -1,7 +1,7 @@
 """The DA-LIF neuron in PyTorch (multi-step).
 
     V[t] = beta * H[t-1] + alpha * X[t]
-    S[t] = V[t] >= theta
+    S[t] = V[t] >= theta              (strict: V[t] > theta, as NIR's LIF fires)
     H[t] = V[t] * (1 - S[t])          (hard reset)   or   V[t] - theta * S[t]   (soft reset)
 
 ``alpha`` (spatial decay, on the input current) and ``beta`` (temporal decay, on the membrane)
@@ -47,11 +47,17 @@ class DALIFNeuron(nn.Module):
     alpha, beta : float
         Initial (if learned) or fixed values of the spatial and temporal decay. A learned
         decay is ``sigmoid(raw)`` and starts strictly inside (0, 1); a fixed one may be any
-        value in [0, 1]. Default 0.5 each (raw parameter 0).
+        value in [0, 1], or a tensor of the granularity's shape. Default 0.5 each (raw
+        parameter 0).
     learn_alpha, learn_beta : bool
         Whether the decay is learned (default) or fixed.
-    threshold : float
-        Firing threshold theta (> 0).
+    threshold : float or tensor
+        Firing threshold theta (> 0): one per layer, or a tensor of the decays' shape (one per
+        neuron, or per channel with that granularity).
+    strict : bool
+        Fire on ``V > theta`` (NIR's and snnTorch's rule) instead of ``V >= theta``. The
+        float models differ only where a membrane sits exactly at the threshold; packing
+        then uses ``theta_int = floor(theta / s) + 1`` so that the integer ``>=`` is the same.
     reset : str
         ``"hard"`` (to 0) or ``"soft"`` (subtract theta).
     surrogate : str
@@ -70,9 +76,9 @@ class DALIFNeuron(nn.Module):
 
     def __init__(self, shape: int | Sequence[int] | None = None, *, granularity: str = "neuron",
                  alpha: float = 0.5, beta: float = 0.5, learn_alpha: bool = True,
-                 learn_beta: bool = True, threshold: float = 1.0, reset: str = "hard",
+                 learn_beta: bool = True, threshold=1.0, reset: str = "hard",
                  surrogate: str = "arctan", surrogate_width: float = 1.0,
-                 detach_reset: bool = False):
+                 detach_reset: bool = False, strict: bool = False):
         super().__init__()
         if granularity not in GRANULARITIES:
             raise ValueError(f"Granularity must be one of {', '.join(GRANULARITIES)}, "
@@ -84,8 +90,6 @@ class DALIFNeuron(nn.Module):
                              f"not {surrogate!r}")
         if not surrogate_width > 0:
             raise ValueError(f"Surrogate width must be positive, not {surrogate_width!r}")
-        if not threshold > 0:
-            raise ValueError(f"Threshold must be positive, not {threshold!r}")
         if isinstance(shape, int):
             shape = (shape,)
         self.shape = tuple(shape) if shape is not None else ()
@@ -96,8 +100,15 @@ class DALIFNeuron(nn.Module):
         self.surrogate = surrogate
         self.surrogate_width = float(surrogate_width)
         self.detach_reset = detach_reset
-        self.register_buffer("threshold", torch.tensor(float(threshold)))
+        self.strict = bool(strict)
         decay_shape = _decay_shape(self.shape, granularity)
+        threshold = torch.as_tensor(threshold, dtype=torch.float32).clone()
+        if threshold.dim() and tuple(threshold.shape) != decay_shape:
+            raise ValueError(f"Threshold must be a number or have the decays' shape "
+                             f"{list(decay_shape)}, not {list(threshold.shape)}")
+        if not bool((threshold > 0).all()):
+            raise ValueError(f"Threshold must be positive, not {threshold.min().item()!r}")
+        self.register_buffer("threshold", threshold)
         self._init_decay("alpha", alpha, learn_alpha, decay_shape)
         self._init_decay("beta", beta, learn_beta, decay_shape)
 
@@ -109,9 +120,14 @@ class DALIFNeuron(nn.Module):
             raw = math.log(value / (1 - value))
             self.register_parameter(f"raw_{name}", nn.Parameter(torch.full(shape, raw)))
         else:
-            if not 0 <= value <= 1:
-                raise ValueError(f"A fixed {name} must lie in [0, 1], not {value!r}")
-            self.register_buffer(f"fixed_{name}", torch.full(shape, float(value)))
+            value = torch.as_tensor(value, dtype=torch.float32)
+            if value.dim() and tuple(value.shape) != shape:
+                raise ValueError(f"A fixed {name} must be a number or have shape {list(shape)}, "
+                                 f"not {list(value.shape)}")
+            if not bool(((value >= 0) & (value <= 1)).all()):
+                bad = value[(value < 0) | (value > 1) | value.isnan()].flatten()[0].item()
+                raise ValueError(f"A fixed {name} must lie in [0, 1], not {bad!r}")
+            self.register_buffer(f"fixed_{name}", torch.broadcast_to(value, shape).clone())
 
     def _decay(self, name: str) -> torch.Tensor:
         raw = getattr(self, f"raw_{name}", None)
@@ -164,30 +180,33 @@ class DALIFNeuron(nn.Module):
                              f"not {list(x.shape)}")
         alpha = self._expand(self.alpha, x.dim() - 2)
         beta = self._expand(self.beta, x.dim() - 2)
+        threshold = self._expand(self.threshold, x.dim() - 2) if self.threshold.dim() \
+            else self.threshold
         if qat is not None:
-            return self._forward_integer(x, alpha, beta, qat, unit, return_membrane)
+            return self._forward_integer(x, alpha, beta, threshold, qat, unit, return_membrane)
         h = torch.zeros_like(x[0])
         spikes, membranes = [], []
         for x_t in x:
             v = beta * h + alpha * x_t
-            s = spike(v - self.threshold, self.surrogate, self.surrogate_width)
+            s = spike(v - threshold, self.surrogate, self.surrogate_width, self.strict)
             s_reset = s.detach() if self.detach_reset else s
             if self.reset == "hard":
                 h = v * (1.0 - s_reset)
             else:
-                h = v - self.threshold * s_reset
+                h = v - threshold * s_reset
             spikes.append(s)
             membranes.append(v)
         spikes = torch.stack(spikes)
         return (spikes, torch.stack(membranes)) if return_membrane else spikes
 
-    def _forward_integer(self, x, alpha, beta, qat, unit, return_membrane):
+    def _forward_integer(self, x, alpha, beta, threshold, qat, unit, return_membrane):
         from .qat import rnd_sat, round_ste
 
         one = float(1 << qat.DB)
         alpha_q = round_ste(alpha.double() * one).clamp(0, one)
         beta_q = round_ste(beta.double() * one).clamp(0, one)
-        theta = torch.round(self.threshold.double() / unit)
+        theta = threshold.double() / unit
+        theta = torch.floor(theta) + 1 if self.strict else torch.round(theta)
         lo, hi = -(1 << (qat.VB - 1)), (1 << (qat.VB - 1)) - 1
         theta = theta.clamp(lo, hi)
         h = torch.zeros_like(x[0], dtype=torch.float64)
@@ -209,5 +228,7 @@ class DALIFNeuron(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"shape={self.shape}, granularity={self.granularity!r}, reset={self.reset!r}, "
-                f"threshold={self.threshold.item():g}, surrogate={self.surrogate!r}, "
+                + (f"threshold={self.threshold.item():g}, " if not self.threshold.dim() else
+                   f"threshold={list(self.threshold.shape)}, ")
+                + ("strict=True, " if self.strict else "") + f"surrogate={self.surrogate!r}, "
                 f"surrogate_width={self.surrogate_width:g}")

@@ -1,6 +1,7 @@
 """Surrogate gradients for the firing step ``S = (V - theta >= 0)``.
 
-The forward pass is the exact Heaviside step (1 at 0, as the hardware compares with >=).
+The forward pass is the exact Heaviside step (1 at 0, as the hardware compares with >=; with
+``strict``, 0 at 0: ``V > theta`` as NIR and snnTorch fire).
 The backward pass uses the derivative of a smooth stand-in. Every surrogate here has the
 same scale parameter ``width``: its derivative peaks at ``1 / width`` at 0 and integrates to 1,
 so ``width`` is how far from the threshold a membrane still gets gradient.
@@ -39,20 +40,22 @@ SURROGATES = {"arctan": _arctan, "sigmoid": _sigmoid, "rectangular": _rectangula
 
 class _Spike(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, derivative, width):
+    def forward(ctx, x, derivative, width, strict):
         ctx.save_for_backward(x)
         ctx.derivative = derivative
         ctx.width = width
-        return (x >= 0).to(x.dtype)
+        return ((x > 0) if strict else (x >= 0)).to(x.dtype)
 
     @staticmethod
     def backward(ctx, grad_out):
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.derivative(x, ctx.width), None, None
+        return grad_out * ctx.derivative(x, ctx.width), None, None, None
 
 
-def spike(x: torch.Tensor, surrogate: str = "arctan", width: float = 1.0) -> torch.Tensor:
-    """Heaviside step of ``x`` (1 where ``x >= 0``) with a surrogate gradient.
+def spike(x: torch.Tensor, surrogate: str = "arctan", width: float = 1.0,
+          strict: bool = False) -> torch.Tensor:
+    """Heaviside step of ``x`` (1 where ``x >= 0``; with ``strict``, where ``x > 0``) with a
+    surrogate gradient.
 
     Raises
     ------
@@ -63,4 +66,4 @@ def spike(x: torch.Tensor, surrogate: str = "arctan", width: float = 1.0) -> tor
         raise ValueError(f"Surrogate must be one of {', '.join(SURROGATES)}, not {surrogate!r}")
     if not width > 0:
         raise ValueError(f"Surrogate width must be positive, not {width!r}")
-    return _Spike.apply(x, SURROGATES[surrogate], float(width))
+    return _Spike.apply(x, SURROGATES[surrogate], float(width), bool(strict))

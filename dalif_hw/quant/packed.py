@@ -1,4 +1,5 @@
-"""A packed network: DA-LIF layers chained through their event streams, then a readout.
+"""A packed network: DA-LIF layers chained through their event streams, then a readout (or
+none: the last DA-LIF layer's spikes are the output).
 
 On disk a network is a folder (written by ``python -m dalif_hw.pack``):
 
@@ -108,7 +109,8 @@ class Layer:
 
 @dataclasses.dataclass(frozen=True)
 class Network:
-    """A chain of DA-LIF layers and a final readout (checked on construction).
+    """A chain of DA-LIF layers (and pooling stages), ending in a readout or in a DA-LIF
+    layer whose spikes are the output (checked on construction).
 
     Attributes
     ----------
@@ -131,16 +133,17 @@ class Network:
         layers = tuple(self.layers)
         object.__setattr__(self, "layers", layers)
         check_encoding(self.encoding, self.T, "encoding")
-        if len(layers) < 2 or not any(layer.kind in ("dense", "conv2d") for layer in layers):
-            raise ConfigError(f"a network needs at least one DA-LIF layer and a readout, "
-                              f"not {[layer.kind for layer in layers]}")
+        if not any(layer.kind in ("dense", "conv2d") for layer in layers) or \
+                layers[-1].kind in POOL_KINDS:
+            raise ConfigError(f"a network needs at least one DA-LIF layer and ends in a "
+                              f"readout or a DA-LIF layer, not {[layer.kind for layer in layers]}")
         for k, layer in enumerate(layers):
             if layer.kind not in KINDS:
                 raise ConfigError(f"layer {k} ({layer.name}): kind must be one of "
                                   f"{', '.join(KINDS)}, not {layer.kind!r}")
-            if (layer.kind == "readout") != (k == len(layers) - 1):
-                raise ConfigError(f"layer {k} ({layer.name}) is a {layer.kind} layer: the "
-                                  "readout must be the last layer, and only the last")
+            if layer.kind == "readout" and k != len(layers) - 1:
+                raise ConfigError(f"layer {k} ({layer.name}) is a readout layer: a readout "
+                                  "can only be the last layer")
             if (layer.pool is not None) != (layer.kind in POOL_KINDS):
                 raise ConfigError(f"layer {layer.name}: a {layer.kind} layer "
                                   f"{'needs' if layer.kind in POOL_KINDS else 'has no'} "
@@ -168,8 +171,19 @@ class Network:
         return self.layers[0].inputs
 
     @property
-    def classes(self) -> int:
+    def has_readout(self) -> bool:
+        """Whether the network ends in a readout (logits and a class per sample); otherwise
+        its output is the last DA-LIF layer's spike stream."""
+        return self.layers[-1].kind == "readout"
+
+    @property
+    def outputs(self) -> int:
+        """Classes (with a readout) or output neurons (without)."""
         return self.layers[-1].config.neurons
+
+    @property
+    def classes(self) -> int:
+        return self.outputs
 
     # -- files -----------------------------------------------------------------------------
 
@@ -304,8 +318,8 @@ SCHEMA = {
     "format": (True, lambda v: v == FORMAT, repr(FORMAT)),
     "T": (True, _positive, "a positive integer"),
     "encoding": (True, lambda v: isinstance(v, dict), "a mapping"),
-    "layers": (True, lambda v: isinstance(v, list) and len(v) >= 2 and
-               all(isinstance(e, dict) for e in v), "a list of at least two layer mappings"),
+    "layers": (True, lambda v: isinstance(v, list) and len(v) >= 1 and
+               all(isinstance(e, dict) for e in v), "a non-empty list of layer mappings"),
     "source": (False, lambda v: v is None or isinstance(v, dict), "a mapping"),
 }
 _LAYER = {

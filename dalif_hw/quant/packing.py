@@ -20,7 +20,15 @@ import torch
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
 from ..core.conv import PoolShape
 from ..core.params import ConvParams, IntParams, ReadoutParams, first_bad
-from ..model import DALIFMLP, DALIFConv2d, DALIFConvNet, DALIFLinear, Flatten, SpikePool2d
+from ..model import (
+    DALIFMLP,
+    DALIFConv2d,
+    DALIFConvNet,
+    DALIFLinear,
+    DALIFSequential,
+    Flatten,
+    SpikePool2d,
+)
 from .packed import Layer, Network
 
 __all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_conv", "quantize_readout",
@@ -60,7 +68,8 @@ def quantize_decay(decay: np.ndarray, DB: int) -> np.ndarray:
 
 def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
              WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
-             scale: float | None = None, **conv) -> tuple[IntParams | ConvParams, float]:
+             scale: float | None = None, strict: bool = False,
+             **conv) -> tuple[IntParams | ConvParams, float]:
     """Convert float parameters of one layer to :class:`IntParams` (or, given the keys
     ``in_shape``, ``stride`` and ``padding``, :class:`ConvParams`); ``beat_cap`` passes on.
 
@@ -73,6 +82,9 @@ def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
     reset, WB, DB, VB : as in :class:`IntParams`
     scale : float, optional
         The layer scale; by default :func:`layer_scale`.
+    strict : bool
+        The float neuron fires on ``V > theta`` (NIR): ``theta_int = floor(theta / s) + 1``,
+        so that the hardware's ``V >= theta_int`` fires on exactly the same integers.
 
     Returns
     -------
@@ -97,9 +109,11 @@ def quantize(weight, alpha, beta, threshold, bias=None, *, reset: str = "hard",
     def to_int(x):
         return None if x is None else np.round(np.asarray(x, np.float64) / scale).astype(np.int64)
 
+    theta = to_int(threshold) if not strict else \
+        np.floor(np.asarray(threshold, np.float64) / scale).astype(np.int64) + 1
     kind = ConvParams if "in_shape" in conv else IntParams
     params = kind(weight=to_int(weight), alpha=quantize_decay(alpha, DB),
-                  beta=quantize_decay(beta, DB), threshold=to_int(threshold),
+                  beta=quantize_decay(beta, DB), threshold=theta,
                   bias=to_int(bias), WB=WB, DB=DB, VB=VB, reset=reset, **conv)
     return params, scale
 
@@ -116,14 +130,19 @@ def quantize_linear(layer: DALIFLinear, *, WB: int = DEFAULT_WB, DB: int = DEFAU
     """Convert a trained :class:`~dalif_hw.model.DALIFLinear` (see :func:`quantize`).
 
     Decays of any granularity become one per neuron; the layer's scalar threshold stays a
-    per-layer threshold. ``weight_factor`` scales the weights first (a folded average pool).
+    per-layer threshold, a threshold tensor becomes one per neuron. ``weight_factor`` scales
+    the weights first (a folded average pool).
     """
     neuron = layer.neuron
     bias = None if layer.linear.bias is None else _numpy(layer.linear.bias)
+    threshold = _numpy(neuron.threshold)
+    if threshold.ndim:
+        threshold = _numpy(neuron.per_neuron(neuron.threshold))
     return quantize(_numpy(layer.linear.weight) * weight_factor,
                     _numpy(neuron.per_neuron(neuron.alpha)),
-                    _numpy(neuron.per_neuron(neuron.beta)), _numpy(neuron.threshold), bias,
-                    reset=neuron.reset, WB=WB, DB=DB, VB=VB, scale=scale, beat_cap=beat_cap)
+                    _numpy(neuron.per_neuron(neuron.beta)), threshold, bias,
+                    reset=neuron.reset, WB=WB, DB=DB, VB=VB, scale=scale, beat_cap=beat_cap,
+                    strict=neuron.strict)
 
 
 @torch.no_grad()
@@ -134,7 +153,7 @@ def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int
     (C, H, W) to :class:`ConvParams`: decays per channel where the neuron learns them so (or
     per layer: repeated per channel), per neuron (flat) otherwise; the threshold per layer;
     the bias per channel. ``weight_factor`` scales the weights first (a folded average
-    pool)."""
+    pool). A threshold tensor stays per channel or per neuron."""
     neuron, conv = layer.neuron, layer.conv
     K = conv.out_channels
 
@@ -143,35 +162,42 @@ def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int
         return np.full(K, float(value)) if value.ndim == 0 else value.reshape(-1)
 
     bias = None if conv.bias is None else _numpy(conv.bias)
+    threshold = _numpy(neuron.threshold)
     return quantize(_numpy(conv.weight) * weight_factor, decay(neuron.alpha),
-                    decay(neuron.beta), _numpy(neuron.threshold), bias, reset=neuron.reset,
-                    WB=WB, DB=DB, VB=VB, in_shape=tuple(in_shape), stride=conv.stride,
-                    padding=conv.padding, beat_cap=beat_cap)
+                    decay(neuron.beta), threshold.reshape(-1) if threshold.ndim else threshold,
+                    bias, reset=neuron.reset, WB=WB, DB=DB, VB=VB, in_shape=tuple(in_shape),
+                    stride=conv.stride, padding=conv.padding, beat_cap=beat_cap,
+                    strict=neuron.strict)
 
 
 @torch.no_grad()
 def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int = DEFAULT_VB,
-                     weight_factor: float = 1.0) -> tuple[ReadoutParams, float]:
+                     weight_factor: float = 1.0, row_gain: torch.Tensor | None = None
+                     ) -> tuple[ReadoutParams, float]:
     """Convert the readout ``nn.Linear``: one scale, ``w_int = round(w / s)``, likewise bias.
+    ``row_gain`` [classes] scales each output's row and bias first (an integrator's gain).
 
     The float readout averages over T timesteps and the integer one sums, in units of the
     scale: the same argmax.
     """
     ArrayConfig(1, 1, 1, WB, 1, VB)
-    weight = _numpy(linear.weight) * weight_factor
+    gain = np.ones(linear.out_features) if row_gain is None else _numpy(row_gain)
+    weight = _numpy(linear.weight) * weight_factor * gain[:, None]
     check_finite("weight", weight)
     check_finite("bias", None if linear.bias is None else _numpy(linear.bias))
     scale = layer_scale(weight, WB)
-    bias = None if linear.bias is None else np.round(_numpy(linear.bias) / scale).astype(np.int64)
+    bias = None if linear.bias is None else \
+        np.round(_numpy(linear.bias) * gain / scale).astype(np.int64)
     return ReadoutParams(weight=np.round(weight / scale).astype(np.int64), bias=bias, WB=WB,
                          VB=VB), scale
 
 
-def pack_network(model: DALIFMLP | DALIFConvNet, *, T: int, encoding: dict,
+def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, encoding: dict,
                  WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
                  lanes=None) -> Network:
-    """Pack a trained :class:`~dalif_hw.model.DALIFMLP` or
-    :class:`~dalif_hw.model.DALIFConvNet` into a :class:`Network`.
+    """Pack a trained :class:`~dalif_hw.model.DALIFMLP`,
+    :class:`~dalif_hw.model.DALIFConvNet` or :class:`~dalif_hw.model.DALIFSequential` (with
+    or without a readout) into a :class:`Network`.
 
     ``lanes``: one per layer with neurons (dense, conv2d, readout; not pooling), or None for
     each layer's default.
@@ -181,11 +207,13 @@ def pack_network(model: DALIFMLP | DALIFConvNet, *, T: int, encoding: dict,
     ConfigError
         If a converted value does not fit its width, or ``lanes`` does not fit the layers.
     """
-    if isinstance(model, DALIFConvNet):
+    if isinstance(model, (DALIFConvNet, DALIFSequential)):
         modules, shape = list(model.body), model.in_shape
     else:
         modules, shape = list(model.hidden), (model.sizes[0],)
-    n_layers = sum(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in modules) + 1
+    readout = model.readout
+    n_layers = sum(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in modules) + \
+        (readout is not None)
     if lanes is None:
         lanes = [None] * n_layers
     if len(lanes) != n_layers:
@@ -230,8 +258,14 @@ def pack_network(model: DALIFMLP | DALIFConvNet, *, T: int, encoding: dict,
             raise ConfigError(f"layer {label}: {exc}") from None
         layers.append(Layer(label, kind, config, params, scale))
         factor, cap = 1.0, None
+    if readout is None:
+        if layers[-1].pool is not None:
+            raise ConfigError("the network ends in a pooling stage: its output must be a "
+                              "DA-LIF layer's spikes or a readout")
+        return Network(T=T, encoding=encoding, layers=layers)
     try:
-        params, scale = quantize_readout(model.readout, WB=WB, VB=VB, weight_factor=factor)
+        params, scale = quantize_readout(readout, WB=WB, VB=VB, weight_factor=factor,
+                                         row_gain=getattr(model, "integrate", None))
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
     layers.append(Layer("readout", "readout", params.config(T, lanes=lanes.pop(0)), params,
