@@ -8,6 +8,7 @@ carries no T, so ``--T`` is then required, and the input is spikes, with no enco
 from __future__ import annotations
 
 from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
+from .interchange.nir_graph import DT
 from .model.checkpoint import load_checkpoint
 
 # quantize_linear is the library's, imported here too because the README shows it so.
@@ -47,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="lanes per layer (default: min(N, 16) each)")
     parser.add_argument("--T", type=int, help="timesteps per sample: required for a NIR graph "
                         "(default: the checkpoint's)")
-    parser.add_argument("--dt", type=float, default=1e-4,
+    parser.add_argument("--dt", type=float, default=DT,
                         help="a NIR graph's Euler step (default %(default)g)")
     args = parser.parse_args(argv)
     cli.check_positive(("--weight-width", args.weight_width), ("--decay-width", args.decay_width),

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..core.config import ConfigError
+from ..core.conv import ConvShape
 from ..model import (
     DALIFMLP,
     DALIFConv2d,
@@ -280,10 +281,10 @@ def _conv_layer(names, synapse, neuron, shape, dt) -> DALIFConv2d:
         _fail(name, synapse, f"input_shape {list(np.asarray(synapse.input_shape))} disagrees "
               f"with the input {list(shape)}")
     K = weight.shape[0]
-    out = (K, *((shape[1 + d] + 2 * padding[d] - weight.shape[2 + d]) // stride[d] + 1
-                for d in range(2)))
-    if min(out) < 1:
-        _fail(name, synapse, f"its kernel does not fit the input {list(shape)}")
+    try:  # the hardware's shape rules (SPEC 6), with the node's name
+        out = ConvShape(shape, K, weight.shape[2:], stride, padding).out_shape
+    except ConfigError as exc:
+        _fail(name, synapse, str(exc))
     bias = np.asarray(synapse.bias, np.float64).reshape(-1)
     bias = np.broadcast_to(bias, (K,)) if bias.size in (1, K) else _fail(
         name, synapse, f"bias has {bias.size} values for {K} channels")
@@ -303,7 +304,8 @@ def _conv_layer(names, synapse, neuron, shape, dt) -> DALIFConv2d:
     return layer
 
 
-def _pool(name: str, node, shape) -> SpikePool2d:
+def _pool(name: str, node, shape) -> tuple[SpikePool2d, tuple]:
+    """The pooling stage of a SumPool2d or AvgPool2d node, and its output shape."""
     import nir
 
     kernel = _pair(node.kernel_size, name, "kernel_size", node)
@@ -313,7 +315,11 @@ def _pool(name: str, node, shape) -> SpikePool2d:
               f"must be the window {list(kernel)} and 0 (pooling windows do not overlap)")
     if len(shape) != 3:
         _fail(name, node, f"pooling needs a [C, H, W] input, not {list(shape)}")
-    return SpikePool2d("sum" if isinstance(node, nir.SumPool2d) else "avg", kernel)
+    layer = SpikePool2d("sum" if isinstance(node, nir.SumPool2d) else "avg", kernel)
+    try:
+        return layer, layer.shape(shape).out_shape
+    except ConfigError as exc:
+        _fail(name, node, str(exc))
 
 
 def from_nir(graph, dt: float = DT) -> DALIFSequential:
@@ -337,11 +343,11 @@ def from_nir(graph, dt: float = DT) -> DALIFSequential:
         raise ConfigError(f"NIR node {order[0]!r} (Input) has no shape: the input shape "
                           "cannot be inferred")
     in_shape, body, readout, integrate = shape, [], None, None
-    k, inner = 1, order[1:-1]
-    while k - 1 < len(inner):
-        name, node = inner[k - 1], nodes[inner[k - 1]]
+    k, inner = 0, order[1:-1]
+    while k < len(inner):
+        name, node = inner[k], nodes[inner[k]]
         kind = type(node).__name__
-        nxt = inner[k] if k < len(inner) else None
+        nxt = inner[k + 1] if k + 1 < len(inner) else None
         if kind in _SYNAPSES:
             after = nodes[nxt] if nxt else None
             if isinstance(after, (nir.LIF, nir.IF)):
@@ -353,7 +359,7 @@ def from_nir(graph, dt: float = DT) -> DALIFSequential:
                 continue
             if kind == "Conv2d":
                 _fail(name, node, "a convolution must feed LIF or IF neurons")
-            rest = inner[k:]
+            rest = inner[k + 1:]
             if rest and not (len(rest) == 1 and isinstance(after, nir.I)):
                 what = type(after).__name__
                 _fail(nxt, after, _WHY.get(what, f"after {name!r} the hardware takes LIF or "
@@ -375,9 +381,8 @@ def from_nir(graph, dt: float = DT) -> DALIFSequential:
         if kind in ("SumPool2d", "AvgPool2d"):
             if not body or isinstance(body[-1], (SpikePool2d, Flatten)):
                 _fail(name, node, "pooling here takes the spikes of a LIF or IF layer")
-            layer = _pool(name, node, shape)
+            layer, shape = _pool(name, node, shape)
             body.append(layer)
-            shape = (shape[0], shape[1] // layer.window[0], shape[2] // layer.window[1])
         elif kind == "Flatten":
             start, end = int(node.start_dim), int(node.end_dim)
             if start not in (0, -len(shape)) or end not in (-1, len(shape) - 1):
@@ -421,9 +426,7 @@ def _neuron_node(neuron, dt: float):
     shape = neuron.shape
     alpha = neuron.per_neuron(neuron.alpha).detach().double().numpy()
     beta = neuron.per_neuron(neuron.beta).detach().double().numpy()
-    threshold = neuron.threshold.detach().double()
-    threshold = (neuron.per_neuron(threshold) if threshold.dim() else
-                 torch.full(shape, float(threshold))).numpy()
+    threshold = neuron.per_neuron(neuron.threshold.detach().double()).numpy()
     metadata = {RESET_KEY: "soft"} if neuron.reset == "soft" else {}
     if np.all(beta == 1.0):
         return nir.IF(r=(alpha / dt).astype(np.float32),
@@ -499,7 +502,7 @@ def to_nir(model, dt: float = DT):
             node = nir.SumPool2d if module.kind == "sum" else nir.AvgPool2d
             add(f"{module.kind}pool", node(kernel_size=window, stride=window,
                                            padding=np.zeros(2, np.int64)))
-            shape = (shape[0], shape[1] // window[0], shape[2] // window[1])
+            shape = module.shape(shape).out_shape
         elif isinstance(module, Flatten):
             add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0,
                                        end_dim=-1))

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d
+from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d, spiking_outputs
 from .qat import readout_logits
 
 __all__ = ["DALIFConvNet", "LAYER_KINDS"]
@@ -84,8 +84,7 @@ class DALIFConvNet(nn.Module):
                                      "max pooling (an average is a sum with 1 / window "
                                      "folded into the next layer's weights)")
                 module = SpikePool2d(kind[:-len("pool")], spec["window"])
-                ph, pw = module.window
-                shape = (shape[0], shape[1] // ph, shape[2] // pw)
+                shape = module.shape(shape).out_shape
             else:
                 if len(shape) == 3:
                     modules.append(Flatten())
@@ -108,9 +107,4 @@ class DALIFConvNet(nn.Module):
 
     def hidden_spikes(self, spikes: torch.Tensor) -> list[torch.Tensor]:
         """The output of every spiking layer (conv2d, dense), flat [T, batch, n] each."""
-        out, x = [], spikes.reshape(*spikes.shape[:2], *self.in_shape)
-        for module in self.body:
-            x = module(x)
-            if isinstance(module, (DALIFConv2d, DALIFLinear)):
-                out.append(x.flatten(2))
-        return out
+        return spiking_outputs(self.body, spikes.reshape(*spikes.shape[:2], *self.in_shape))

@@ -11,9 +11,10 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
+from ..core.conv import PoolShape
 from .neuron import DALIFNeuron
 
-__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "Flatten", "POOLS"]
+__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "Flatten", "POOLS", "spiking_outputs"]
 
 #: Pooling of spikes: ``sum`` (a window's spikes added: what the hardware's sum pool sends
 #: on), ``avg`` (their mean: sum pooling with 1 / window folded into the next layer when
@@ -137,6 +138,12 @@ class SpikePool2d(nn.Module):
         if len(self.window) != 2 or min(self.window) < 1:
             raise ValueError(f"Pooling window must be positive, not {window!r}")
 
+    def shape(self, in_shape) -> PoolShape:
+        """The hardware's pooling stage for an input (C, H, W): ``maxpool``, or ``sumpool``
+        for sum and average (the average's 1 / window is folded into the next layer when
+        packing). Checked (SPEC 6): raises ConfigError for a window larger than the input."""
+        return PoolShape("maxpool" if self.kind == "max" else "sumpool", in_shape, self.window)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pool = nn.functional.max_pool2d if self.kind == "max" else nn.functional.avg_pool2d
         y = _per_step(lambda v: pool(v, self.window, self.window), x)
@@ -151,3 +158,14 @@ class Flatten(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2)
+
+
+def spiking_outputs(body, x: torch.Tensor) -> list[torch.Tensor]:
+    """Run ``x`` through the modules of ``body``; the output of every spiking layer (conv2d,
+    dense), flat [T, batch, n] each."""
+    out = []
+    for module in body:
+        x = module(x)
+        if isinstance(module, (DALIFConv2d, DALIFLinear)):
+            out.append(x.flatten(2))
+    return out

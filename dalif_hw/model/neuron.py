@@ -180,8 +180,7 @@ class DALIFNeuron(nn.Module):
                              f"not {list(x.shape)}")
         alpha = self._expand(self.alpha, x.dim() - 2)
         beta = self._expand(self.beta, x.dim() - 2)
-        threshold = self._expand(self.threshold, x.dim() - 2) if self.threshold.dim() \
-            else self.threshold
+        threshold = self._expand(self.threshold, x.dim() - 2)
         if qat is not None:
             return self._forward_integer(x, alpha, beta, threshold, qat, unit, return_membrane)
         h = torch.zeros_like(x[0])

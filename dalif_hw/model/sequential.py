@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d
+from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d, spiking_outputs
 
 __all__ = ["DALIFSequential"]
 
@@ -66,9 +66,4 @@ class DALIFSequential(nn.Module):
 
     def hidden_spikes(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The output of every spiking layer (conv2d, dense), flat [T, batch, n] each."""
-        out = []
-        for module in self.body:
-            x = module(x)
-            if isinstance(module, (DALIFConv2d, DALIFLinear)):
-                out.append(x.flatten(2))
-        return out
+        return spiking_outputs(self.body, x)

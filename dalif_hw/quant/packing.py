@@ -18,7 +18,6 @@ import numpy as np
 import torch
 
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
-from ..core.conv import PoolShape
 from ..core.params import ConvParams, IntParams, ReadoutParams, first_bad
 from ..model import (
     DALIFMLP,
@@ -232,12 +231,11 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
             shape = (int(np.prod(shape)),)
             continue
         if isinstance(module, SpikePool2d):
-            kind = "maxpool" if module.kind == "max" else "sumpool"
-            pool = PoolShape(kind, shape, module.window)
-            layers.append(Layer(name("pool"), kind, None, None, pool=pool))
+            pool = module.shape(shape)
+            layers.append(Layer(name("pool"), pool.kind, None, None, pool=pool))
             if module.kind == "avg":
                 factor /= module.window[0] * module.window[1]
-            if kind == "sumpool":
+            if pool.kind == "sumpool":
                 cap = module.window[0] * module.window[1] * pool.outputs
             shape = pool.out_shape
             continue
@@ -259,9 +257,6 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
         layers.append(Layer(label, kind, config, params, scale))
         factor, cap = 1.0, None
     if readout is None:
-        if layers[-1].pool is not None:
-            raise ConfigError("the network ends in a pooling stage: its output must be a "
-                              "DA-LIF layer's spikes or a readout")
         return Network(T=T, encoding=encoding, layers=layers)
     try:
         params, scale = quantize_readout(readout, WB=WB, VB=VB, weight_factor=factor,
