@@ -22,7 +22,6 @@ from pathlib import Path
 
 from . import cli
 from .core.config import ConfigError
-from .core.encoding import encode
 from .core.params import load_stimulus
 from .harness.compare import float_accuracy, load_manifest, verify
 from .quant.packed import Network
@@ -88,18 +87,9 @@ def main(argv: list[str] | None = None) -> int:
 
 def _verify_digits(args, network: Network, manifest_path: Path) -> dict:
     """The held-out digits through the network, with the float, integer and RTL accuracy."""
-    from .model.train import load_digits_split
+    from .model.train import held_out_stimulus
 
-    if not network.has_readout or network.encoding["kind"] == "spikes":
-        raise ConfigError(f"network {args.network!r} is no digits classifier (it "
-                          f"{'takes spikes' if network.has_readout else 'has no readout'}): "
-                          f"give its input with --stimulus s.npz")
-    data = load_digits_split()
-    if network.inputs != data.test_x.shape[1]:
-        raise ConfigError(f"the network has {network.inputs} inputs, the digits have "
-                          f"{data.test_x.shape[1]} pixels")
-    x, y = data.test_x[:args.samples], data.test_y[:args.samples]
-    spikes = encode(x, network.encoding)
+    spikes, y, data = held_out_stimulus(network, args.samples, f"network {args.network!r}")
     source = network.source.get("checkpoint") if network.source else None
     checkpoint = Path(args.checkpoint) if args.checkpoint else (
         Path(args.network) / source if source else None)

@@ -53,6 +53,63 @@ def test_ice40_board_top_report(tmp_path):
     assert data["fmax_mhz"] > 10
 
 
+def test_icebreaker_bitstream_keeps_the_weights_in_spram(tmp_path, capsys):
+    """A board build on the UP5K: weights in SPRAM, the manifest beside the bitstream marks
+    them ``"init": false`` and names the link, timing met at the board's 12 MHz; patch
+    refuses the bitstream, and --placeholder-weights is refused up front."""
+    work = tmp_path / "ib"
+    small = ["--neurons", "8", "--inputs", "8", "--lanes", "2", "--T", "2"]
+    code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--board", "icebreaker",
+                             *small, "--out", str(work))
+    assert code == 0
+    data = json.loads(report.read_text())
+    assert data["design"] == "dalif_array_board"
+    assert data["utilisation"]["ICESTORM_SPRAM"]["used"] == 1
+    assert data["clock_mhz"] == 12 and data["timing_met"] and data["fmax_mhz"] >= 12
+    assert data["bitstream"].endswith("dalif_array_board.bin")
+    assert (tmp_path / "work" / "dalif_array_board.bin").stat().st_size > 100000
+    manifest = json.loads((tmp_path / "work" / "dalif_array_board.json").read_text())
+    weights = [m for m in manifest["memories"] if m["name"] == "weights"]
+    assert weights[0]["init"] is False
+    assert manifest["link"]["baud"] == 1_000_000 and manifest["link"]["divisor"] == 12
+    capsys.readouterr()
+    (tmp_path / "a.hex").write_text("00\n")
+    assert cli.run(patch.main, [str(tmp_path / "work" / "dalif_array_board.asc"), "--swap",
+                                str(tmp_path / "a.hex"), str(tmp_path / "a.hex"), "--out",
+                                str(tmp_path / "p.bin")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: memory weights of this design has no contents in the "
+                          "bitstream"), err
+    assert not (tmp_path / "p.bin").exists()
+    assert cli.run(synth.main, ["--target", "ice40-up5k", *small, "--placeholder-weights",
+                                "--work", str(tmp_path / "w2")]) == 1
+    assert capsys.readouterr().err == (
+        "error: --placeholder-weights: ice40-up5k keeps the weights in SPRAM, which has no "
+        "contents in the bitstream to patch (python -m dalif_hw.run loads them over the "
+        "link)\n")
+
+
+def test_board_build_that_misses_the_board_clock_fails(tmp_path, capsys, monkeypatch):
+    """The board's clock is the constraint; a build whose Fmax is below it exits 3 (here a
+    pretend iCEBreaker with a 400 MHz oscillator), after writing its report."""
+    from dalif_hw.flow import targets
+
+    monkeypatch.setitem(targets.BOARDS, "icebreaker",
+                        {**targets.BOARDS["icebreaker"], "clock_mhz": 400})
+    code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--board", "icebreaker",
+                             "--neurons", "4", "--inputs", "4", "--lanes", "2", "--T", "1")
+    assert code == 3
+    data = json.loads(report.read_text())
+    assert not data["timing_met"] and data["clock_mhz"] == 400
+    err = capsys.readouterr().err
+    assert err == (f"error: timing not met: Fmax {data['fmax_mhz']:.1f} MHz is below the "
+                   f"icebreaker's 400 MHz clock\n")
+    assert cli.run(synth.main, ["--target", "ice40-up5k", "--board", "icebreaker", "--freq",
+                                "48", "--neurons", "4", "--T", "1"]) == 1
+    assert capsys.readouterr().err == (
+        "error: --freq 48: the board top runs at the icebreaker's 400 MHz clock\n")
+
+
 def test_design_that_does_not_fit_names_the_resource(tmp_path, capsys):
     # 16 lanes need 16 multipliers; the UP5K has 8 DSP blocks.
     code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--neurons", "16",

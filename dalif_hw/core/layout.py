@@ -26,7 +26,7 @@ from .conv import ConvShape
 from .params import ConvParams, IntParams, ReadoutParams
 
 __all__ = ["MemorySpec", "Select", "memories", "pack_words", "hex_lines", "default_params",
-           "memory_bits"]
+           "memory_bits", "config_writes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,3 +222,65 @@ def hex_lines(spec: MemorySpec) -> str:
     """The ``$readmemh`` text of a memory: one word a line, in hex, zero-padded."""
     digits = -(-spec.width // 4)
     return "".join(f"{word:0{digits}x}\n" for word in spec.words)
+
+
+# -- run-time configuration writes, from a manifest ------------------------------------------
+
+def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """The ``(sel, addr, lane, data)`` writes that load ``params`` through the config port.
+
+    Uses only the manifest's memory descriptions: a neuron's word is
+    ``(neuron // lanes) * rows_per_group + input``, its lane ``neuron % lanes``; values are
+    written as two's complement in ``lane_width`` bits.
+    """
+    conv = manifest["params"].get("kind") == "conv2d"
+    writes = _conv_writes(manifest, params) if conv else _dense_writes(manifest, params)
+    register = manifest["config"].get("threshold_register")
+    if register is not None:
+        writes.append((register["select"], register["addr"], register["lane"],
+                       int(params.threshold) & ((1 << register["width"]) - 1)))
+    return writes
+
+
+def _dense_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """:func:`config_writes` of a dense array's (or readout's) memories."""
+    writes = []
+    for mem in manifest["memories"]:
+        # weights [N, M]; the per-neuron memories (alpha, beta, threshold, bias) [N, 1]
+        values = params.weight if mem["name"] == "weights" else \
+            np.asarray(getattr(params, mem["name"])).reshape(-1, 1)
+        mask = (1 << mem["lane_width"]) - 1
+        lanes, rows = mem["lanes"], mem["rows_per_group"]
+        for neuron in range(values.shape[0]):
+            for row in range(values.shape[1]):
+                writes.append((mem["select"], (neuron // lanes) * rows + row, neuron % lanes,
+                               int(values[neuron, row]) & mask))
+    return writes
+
+
+def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
+    """:func:`config_writes` of a conv2d layer's memories (``params``: ConvParams), from the
+    manifest's shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH +
+    ky, lane kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB
+    + xo // P, lane xo % P, XB = ceil(WO / P))."""
+    p = manifest["params"]
+    (C, _, _), (_, HO, WO), (KH, _) = p["in_shape"], p["out_shape"], p["kernel"]
+    P = p["lanes"]
+    XB = -(-WO // P)
+    writes = []
+    for mem in manifest["memories"]:
+        mask = (1 << mem["lane_width"]) - 1
+        if mem["address"] == "kernel":
+            for (k, c, ky, kx), w in np.ndenumerate(params.weight):
+                writes.append((mem["select"], (k * C + c) * KH + ky, kx, int(w) & mask))
+            continue
+        values = np.asarray(getattr(params, mem["name"])).reshape(-1)
+        for i, v in enumerate(values):
+            if mem["address"] == "channel":
+                writes.append((mem["select"], i, 0, int(v) & mask))
+            else:
+                k, rest = divmod(i, HO * WO)
+                yo, xo = divmod(rest, WO)
+                writes.append((mem["select"], (k * HO + yo) * XB + xo // P, xo % P,
+                               int(v) & mask))
+    return writes

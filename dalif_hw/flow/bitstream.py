@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import tempfile
@@ -93,14 +94,26 @@ def block_rams(text: str) -> dict[str, str]:
 
 
 
+def uninitialised_memories(manifest: dict) -> list[str]:
+    """The memories a design's manifest marks ``"init": false`` (SPRAM: no contents in the
+    bitstream), as ``layer/memory`` (or ``memory`` for an array)."""
+    entries = [("", manifest)] + [(layer["name"] + "/", layer)
+                                  for layer in manifest.get("layers", [])]
+    return [prefix + memory["name"] for prefix, entry in entries
+            for memory in entry.get("memories", []) if memory.get("init", True) is False]
+
+
 def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
     """Replace each ``(from, to)`` memory image in ``config`` and pack the bitstream ``out``.
+
+    The manifest that ``synth --board`` writes beside the bitstream (``<top>.json``), if it is
+    there, must not mark any memory ``"init": false``: SPRAM contents are not in a bitstream.
 
     Raises
     ------
     ConfigError
-        For missing or malformed files, images of different memories, or a FROM image that
-        is not in the configuration.
+        For missing or malformed files, images of different memories, a FROM image that
+        is not in the configuration, or a design whose weights are in SPRAM.
     ToolError
         If ``ecpbram``/``icebram`` or a packer fails.
     """
@@ -110,6 +123,17 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
         raise ConfigError(f"{config} is neither an ECP5 .config nor an iCE40 .asc file")
     if not config.is_file():
         raise ConfigError(f"{config} does not exist")
+    manifest = config.with_suffix(".json")
+    if manifest.is_file():
+        try:
+            spram = uninitialised_memories(json.loads(manifest.read_text()))
+        except (ValueError, TypeError, KeyError, AttributeError):
+            spram = []   # not a manifest of ours
+        if spram:
+            raise ConfigError(f"memory {spram[0]} of this design has no contents in the "
+                              f"bitstream (\"init\": false in {manifest}: SPRAM), so there "
+                              f"is nothing to patch; python -m dalif_hw.run loads it over the "
+                              f"link")
     images = [pair_images(Path(old), Path(new), family) for old, new in swaps]
     with tempfile.TemporaryDirectory() as tmp:
         # The YoWASP tools see only their working folder: copy everything in.

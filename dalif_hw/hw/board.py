@@ -1,67 +1,75 @@
-"""A board top: a neuron array or network with a handful of pins, for real bitstreams.
+"""A board top: a neuron array or network behind the host link, for real bitstreams.
 
-The design under test keeps all its logic alive without its wide ports on pins:
-
-- an LFSR feeds the input stream (spike beats and eot beats) and the output ready;
-- the configuration port is loaded serially: ``cfg_in`` shifts one bit a cycle into a
-  register as wide as the port (en, sel, addr, lane, data), and ``cfg_strobe`` writes it;
-- every output beat is folded (XOR) into a register shown on the LEDs, with ``err`` on one.
+Pins: ``uart_rx`` and ``uart_tx`` (the board's USB serial bridge), ``leds`` (LED 0 the
+design's sticky ``err``, LED 1 the link busy, LED 2 toggles on every frame received, LED 3
+on every frame sent); clock and reset come from the platform (``clk``, ``rst``). The link
+(:mod:`dalif_hw.hw.link`) loads parameters, runs samples and returns results; docs/boards.md
+has the protocol.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Signal, Value
+from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["BoardTop"]
+from ..core.protocol import SYNC, design_hash
+from .link import HostLink
+from .uart import UartRx, UartTx
+
+__all__ = ["BoardTop", "design_manifest"]
+
+
+def design_manifest(inner: wiring.Component) -> dict:
+    """The manifest of ``inner`` (a NeuronArray or NetworkTop) whose hash the link reports."""
+    from .emit import manifest, network_manifest
+    from .network import NetworkTop
+
+    if isinstance(inner, NetworkTop):
+        return network_manifest(inner, "dalif_network")
+    return manifest(inner, "dalif_array")
 
 
 class BoardTop(wiring.Component):
-    """Wraps ``inner`` (a NeuronArray or NetworkTop) for a board with ``leds`` LEDs.
+    """``inner`` behind a UART host link at ``divisor`` clock cycles a bit, ``leds`` LEDs.
 
-    Ports: ``cfg_in``, ``cfg_strobe`` (in), ``leds`` (out); clock and reset come from the
-    platform (``clk``, ``rst``).
+    Parameters
+    ----------
+    inner : wiring.Component
+        A NeuronArray or NetworkTop.
+    divisor : int
+        Clock cycles a UART bit (:func:`dalif_hw.core.protocol.baud_divisor`).
+    buffer_bytes, timeout_bytes : int
+        The link's largest payload, and how many byte times a frame may pause before it is
+        dropped.
     """
 
-    def __init__(self, inner: wiring.Component, leds: int = 8):
+    def __init__(self, inner: wiring.Component, divisor: int, leds: int = 8,
+                 buffer_bytes: int = 1024, timeout_bytes: int = 256):
+        if leds < 4:
+            raise ValueError(f"a board top needs at least 4 LEDs, not {leds}")
         self.inner = inner
         self.n_leds = leds
-        super().__init__({"cfg_in": In(1), "cfg_strobe": In(1), "leds": Out(leds)})
+        self.divisor = divisor
+        self.manifest = design_manifest(inner)
+        self.link = HostLink(inner, design_hash(self.manifest), buffer_bytes=buffer_bytes,
+                             timeout=timeout_bytes * 10 * divisor)
+        self.receiver, self.transmitter = UartRx(divisor), UartTx(divisor)
+        super().__init__({"uart_rx": In(1, init=1), "uart_tx": Out(1, init=1),
+                          "leds": Out(leds)})
 
     def elaborate(self, platform):
         m = Module()
-        inner = m.submodules.inner = self.inner
-        lfsr = Signal(24, init=0xACE1)
-        m.d.sync += lfsr.eq(Cat(lfsr[1:], lfsr[0] ^ lfsr[1] ^ lfsr[3] ^ lfsr[4]))
-
-        # Input: a new beat whenever the last one was taken; about one in eight is an eot.
-        payload = inner.i.payload
-        m.d.comb += [inner.i.valid.eq(1),
-                     payload.index.eq(lfsr[:len(payload.index)]),
-                     payload.eot.eq(lfsr[20:23] == 0)]
-
-        outputs = [name for name in ("o", "logits", "class") if hasattr(inner, name)]
-        folded = Signal(self.n_leds)
-        fold = folded
-        for k, name in enumerate(outputs):
-            stream = getattr(inner, name)
-            m.d.comb += stream.ready.eq(lfsr[5 + k])
-            with m.If(stream.valid & stream.ready):
-                bits = Value.cast(stream.payload)
-                chunks = [bits[i:i + self.n_leds] for i in range(0, len(bits), self.n_leds)]
-                for chunk in chunks:
-                    fold = fold ^ chunk
-                m.d.sync += folded.eq(fold)
-
-        # Configuration: one serial shift register per port, all written on the strobe.
-        ports = [getattr(inner, name) for name in inner.signature.members
-                 if name == "cfg" or name.startswith("cfg_")]
-        for port in ports:
-            fields = [port.sel, port.addr, port.lane, port.data]
-            shift = Signal(sum(len(f) for f in fields))
-            m.d.sync += shift.eq(Cat(self.cfg_in, shift[:-1]))
-            m.d.comb += [Cat(*fields).eq(shift), port.en.eq(self.cfg_strobe)]
-
-        m.d.comb += self.leds.eq(Cat(folded[:-1], inner.err))
+        link = m.submodules.link = self.link
+        rx = m.submodules.uart_rx = self.receiver
+        tx = m.submodules.uart_tx = self.transmitter
+        m.d.comb += [rx.rx.eq(self.uart_rx), self.uart_tx.eq(tx.tx)]
+        wiring.connect(m, rx.o, link.rx)
+        wiring.connect(m, link.tx, tx.i)
+        frames_in, frames_out = Signal(), Signal()
+        with m.If(link.rx.valid & link.rx.ready & (link.rx.payload == SYNC)):
+            m.d.sync += frames_in.eq(~frames_in)
+        with m.If(link.tx.valid & link.tx.ready & (link.tx.payload == SYNC)):
+            m.d.sync += frames_out.eq(~frames_out)
+        m.d.comb += self.leds.eq(Cat(self.inner.err, link.busy, frames_in, frames_out))
         return m

@@ -32,6 +32,7 @@ from ..core.layout import MemorySpec, conv_groups
 from .accumulate import (
     AccumulatorSignature,
     SpikeAccumulator,
+    check_weight_ram,
     checked_image,
     count_beats,
     input_buffer,
@@ -91,8 +92,10 @@ class ConvAccumulator(wiring.Component):
 
     def __init__(self, *, shape: ConvShape, lanes: int, T: int, weights: MemorySpec,
                  acc_width: int, base_width: int, pass_gap: int, cfg_widths: dict,
-                 beat_cap: int | None = None, weight_image: list | None = None):
+                 beat_cap: int | None = None, weight_image: list | None = None,
+                 weight_ram: str = "block"):
         self.shape, self.lanes, self.T, self.weights = shape, lanes, T, weights
+        self.weight_ram = check_weight_ram(weight_ram)
         self.inputs = shape.inputs
         self.beat_cap = self.inputs if beat_cap is None else beat_cap
         self.groups, self.blocks = conv_groups(shape, lanes)

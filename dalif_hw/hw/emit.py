@@ -26,6 +26,10 @@ __all__ = ["emit_array", "emit_network", "manifest", "network_manifest", "write_
 
 #: An element of an array layout in an escaped identifier: ``\s3_alpha[2] ``.
 _ELEMENT = re.compile(r"(\\\S*?)\[(\d+)\](?=\S*\s)")
+#: The initial block Amaranth writes for a memory, here one marked ``ram_style = "huge"``.
+_HUGE_INIT = re.compile(r'(\(\* ram_style = "huge" \*\)\n(?:  \(\*[^\n]*\*\)\n)*'
+                        r'  reg [^\n]* (\S+) \[\d+:0\];\n)  initial begin\n'
+                        r'(?:    \2\[\d+\] = [^\n]*;\n)*  end\n')
 
 
 def to_verilog(component, name: str) -> str:
@@ -34,12 +38,17 @@ def to_verilog(component, name: str) -> str:
     Amaranth names the elements of array layouts ``lanes[2]``, as escaped identifiers; Yosys
     0.70's ABC9 reintegration (``synth_ecp5``, ``synth_ice40``) then takes such a wire for a
     bit of another and fails an assertion. So elements are named ``lanes.2`` here.
+
+    Amaranth also gives every memory an initial block (zeros when it has no contents); SPRAM
+    has no initial contents, so Yosys maps no memory that has one to it. A memory marked
+    ``ram_style = "huge"`` (:func:`dalif_hw.hw.accumulate.weight_memory` with ``spram``)
+    loses that block here.
     """
     text = verilog.convert(component, name=name, emit_src=False)
     while True:
         renamed = _ELEMENT.sub(r"\1.\2", text)
         if renamed == text:
-            return text
+            return _HUGE_INIT.sub(r"\1", text)
         text = renamed
 
 
@@ -78,6 +87,9 @@ def _memories(hw, file_prefix: str) -> list[dict]:
              "rows_per_group": hw.config.inputs if spec.name == "weights" else 1,
              "select": spec.select, "file": _hex_name(file_prefix, spec),
              "layout": spec.layout,
+             # SPRAM has no initial contents: such a memory is loaded at run time only.
+             **({"init": False} if spec.name == "weights" and
+                hw.accumulator.weight_ram == "spram" else {}),
              **({"address": spec.address} if isinstance(hw.params, ConvParams) else {})}
             for spec in hw.memory_specs]
 

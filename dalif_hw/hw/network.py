@@ -38,11 +38,14 @@ class NetworkTop(wiring.Component):
         Each layer's configuration port.
 
     ``weight_images`` maps layer names to initial weight-memory words (see
-    :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
+    :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`); ``weight_ram`` where every layer keeps
+    its weights (:func:`dalif_hw.hw.accumulate.weight_memory`), ``fifo_ram`` its spike FIFO
+    (:class:`~dalif_hw.hw.serialize.SpikeSerializer`).
     """
 
     def __init__(self, network: Network, multipliers: str = "dsp",
-                 weight_images: dict | None = None):
+                 weight_images: dict | None = None, weight_ram: str = "block",
+                 fifo_ram: str = "distributed"):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
@@ -50,13 +53,15 @@ class NetworkTop(wiring.Component):
         # A neuron array per dense or conv2d layer, a stage per pooling layer.
         self.layers = [SpikePool(layer.pool) if layer.pool is not None else
                        NeuronArray(layer.config, layer.params, multipliers=multipliers,
-                                   weight_image=images.get(layer.name))
+                                   weight_image=images.get(layer.name), weight_ram=weight_ram,
+                                   fifo_ram=fifo_ram)
                        for layer in network.layers[:len(network.layers) - network.has_readout]]
         members = {"i": In(event_signature(network.inputs)), "err": Out(1)}
         if network.has_readout:
             readout = network.layers[-1]
             self.layers.append(Readout(readout.config, readout.params,
-                                       weight_image=images.get(readout.name)))
+                                       weight_image=images.get(readout.name),
+                                       weight_ram=weight_ram))
             members["logits"] = Out(stream.Signature(logits_layout(readout.config)))
             members["class"] = Out(stream.Signature(class_layout(readout.config)))
         else:

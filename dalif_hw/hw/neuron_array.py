@@ -67,6 +67,11 @@ class NeuronArray(wiring.Component):
     weight_image : list of int, optional
         Initial words of the weight memory instead of the parameters' (see
         :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
+    weight_ram : str
+        ``block`` or ``spram`` (:func:`dalif_hw.hw.accumulate.weight_memory`).
+    fifo_ram : str
+        ``distributed`` or ``block``: the spike FIFO's memory
+        (:class:`~dalif_hw.hw.serialize.SpikeSerializer`).
 
     Attributes
     ----------
@@ -92,7 +97,8 @@ class NeuronArray(wiring.Component):
     """
 
     def __init__(self, config: ArrayConfig, params: IntParams | ConvParams | None = None,
-                 multipliers: str = "dsp", weight_image: list | None = None):
+                 multipliers: str = "dsp", weight_image: list | None = None,
+                 weight_ram: str = "block", fifo_ram: str = "distributed"):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
         self.multipliers = multipliers
@@ -117,6 +123,7 @@ class NeuronArray(wiring.Component):
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
                       pass_gap=UPDATE_LATENCY + 1 - self.groups, weight_image=weight_image,
+                      weight_ram=weight_ram,
                       beat_cap=config.beat_cap)
         if conv is None:
             self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, **common)
@@ -127,7 +134,7 @@ class NeuronArray(wiring.Component):
         self.serializer = SpikeSerializer(
             lanes=P, neurons=config.neurons, depth=self.fifo_depth,
             reserve=PUSH_LATENCY + SpikeAccumulator.SLACK,
-            aligned=conv is None or conv.out_shape[2] % P == 0)
+            aligned=conv is None or conv.out_shape[2] % P == 0, fifo_ram=fifo_ram)
         self.fifo = self.serializer.fifo
         super().__init__({
             "i": In(event_signature(config.inputs)),

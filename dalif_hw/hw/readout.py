@@ -71,7 +71,7 @@ class Readout(wiring.Component):
     """
 
     def __init__(self, config: ArrayConfig, params: ReadoutParams,
-                 weight_image: list | None = None):
+                 weight_image: list | None = None, weight_ram: str = "block"):
         if not isinstance(params, ReadoutParams):
             raise TypeError(f"params must be ReadoutParams, not {params!r}")
         self.config, self.params = config, params
@@ -83,7 +83,7 @@ class Readout(wiring.Component):
             inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
             pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image,
-            beat_cap=config.beat_cap)
+            beat_cap=config.beat_cap, weight_ram=weight_ram)
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({

@@ -1,10 +1,17 @@
 """The output serializer: groups' spike masks in, one event per spike out.
 
 Entries (:func:`~dalif_hw.hw.update.spike_entry_layout`: mask, base, last, count) wait in a
-ring FIFO in distributed RAM with registered pointers. The entry being sent sits in
-registers with its spike count, so that the decision to take the next one depends on
-registers and the output handshake only: one beat per spike, lowest lane first (ascending
-index, SPEC 3), then, for an entry that ends the timestep, one ``eot`` beat.
+ring FIFO with registered pointers. ``fifo_ram`` says how the ring is read: ``distributed``
+(default, ECP5), combinationally at the head, so that it is LUT RAM (in a block RAM, its
+clock-to-output limited the array to about 110 MHz); ``block`` (iCE40, which has no
+distributed RAM: in flip-flops the ring of a 2-lane array of 256 neurons took 6,400),
+synchronously, the read address being the next cycle's head and a write in the same cycle
+passed through, so that it maps to block RAM. Both give the same cycles.
+
+The entry being sent sits in registers with its spike count, so that the decision to take
+the next one depends on registers and the output handshake only: one beat per spike, lowest
+lane first (ascending index, SPEC 3), then, for an entry that ends the timestep, one ``eot``
+beat.
 
 The producer pushes without a ready: it must only issue work when ``room`` says that the
 FIFO can take everything in flight (``reserve`` entries beyond its level).
@@ -21,7 +28,10 @@ from ..core.config import index_width
 from .streams import event_signature
 from .update import spike_entry_layout
 
-__all__ = ["SpikeSerializer"]
+__all__ = ["SpikeSerializer", "FIFO_RAMS"]
+
+#: Where the spike ring lives (see the module docstring).
+FIFO_RAMS = ("distributed", "block")
 
 
 class SpikeSerializer(wiring.Component):
@@ -40,6 +50,8 @@ class SpikeSerializer(wiring.Component):
     aligned : bool
         Every entry's ``base`` is a multiple of P (a dense array's; not a convolution's
         whose rows are not a multiple of P wide).
+    fifo_ram : str
+        :data:`FIFO_RAMS`: ``distributed`` (default) or ``block``.
 
     Attributes
     ----------
@@ -53,9 +65,13 @@ class SpikeSerializer(wiring.Component):
     """
 
     def __init__(self, *, lanes: int, neurons: int, depth: int, reserve: int,
-                 aligned: bool = True):
+                 aligned: bool = True, fifo_ram: str = "distributed"):
         if depth & (depth - 1):
             raise ValueError(f"depth must be a power of two, not {depth}")
+        if fifo_ram not in FIFO_RAMS:
+            raise ValueError(f"fifo_ram must be one of {', '.join(FIFO_RAMS)}, not "
+                             f"{fifo_ram!r}")
+        self.fifo_ram = fifo_ram
         self.lanes, self.neurons, self.depth, self.reserve = lanes, neurons, depth, reserve
         self.aligned = aligned
         self.layout = spike_entry_layout(lanes, index_width(neurons))
@@ -71,12 +87,18 @@ class SpikeSerializer(wiring.Component):
         m = Module()
         P = self.lanes
         ring = m.submodules.spikes = Memory(shape=self.layout, depth=self.depth, init=[])
-        ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
+        if self.fifo_ram == "block":
+            ring_wr = ring.write_port()
+            ring_rd = ring.read_port(transparent_for=(ring_wr,))
+        else:
+            ring_wr, ring_rd = ring.write_port(), ring.read_port(domain="comb")
         wp = Signal(range(self.depth))
         rp = Signal(range(self.depth))
         level, push, pop = self.fifo["level"], self.fifo["push"], self.fifo["pop"]
         m.d.comb += [push.eq(self.push.valid), ring_wr.data.eq(self.push.payload),
-                     ring_wr.addr.eq(wp), ring_wr.en.eq(push), ring_rd.addr.eq(rp)]
+                     ring_wr.addr.eq(wp), ring_wr.en.eq(push),
+                     # the head: now (combinational), or the next cycle's (synchronous)
+                     ring_rd.addr.eq(Mux(pop, rp + 1, rp) if self.fifo_ram == "block" else rp)]
         with m.If(push):
             m.d.sync += wp.eq(wp + 1)
         with m.If(pop):

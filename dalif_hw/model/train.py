@@ -44,6 +44,28 @@ def load_digits_split() -> DigitsSplit:
     return DigitsSplit(tx, ty, vx, vy)
 
 
+def held_out_stimulus(network, samples: int | None = None, name: str = "the network"):
+    """The held-out digits as ``network`` takes them: ``(spikes [S, T, M], labels, split)``,
+    the first ``samples`` only if given.
+
+    Raises
+    ------
+    ConfigError
+        If ``network`` is no digits classifier (no readout, spike input, or not 64 inputs).
+    """
+    from ..core.config import ConfigError
+
+    if not network.has_readout or network.encoding["kind"] == "spikes":
+        raise ConfigError(f"{name} is no digits classifier (it "
+                          f"{'takes spikes' if network.has_readout else 'has no readout'}): "
+                          f"give its input with --stimulus s.npz")
+    data = load_digits_split()
+    if network.inputs != data.test_x.shape[1]:
+        raise ConfigError(f"{name} has {network.inputs} inputs, the digits have "
+                          f"{data.test_x.shape[1]} pixels")
+    return encode(data.test_x[:samples], network.encoding), data.test_y[:samples], data
+
+
 #: The convolutional digits network (``--model conv``): 8x8x1 -> conv 3x3, 16 channels,
 #: padding 1 -> sum pool 2 -> dense 128 -> readout 10.
 CONV_LAYERS = ({"kind": "conv2d", "channels": 16, "kernel": 3, "padding": 1},
