@@ -21,6 +21,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from dalif_hw import twin  # noqa: E402
 from dalif_hw.core.config import ArrayConfig  # noqa: E402
@@ -178,6 +179,39 @@ def generator_speed(sizes) -> list[dict]:
     return rows
 
 
+def twin_speed(samples: int = 1000, repeats: int = 5) -> list[dict]:
+    """The integer twin on the default 256 x 256 array, T = 2, against the twin of commit
+    b62675b (benchmarks/twin_reference.py), both in this run: best of ``repeats``, and the
+    results bit for bit."""
+    import twin_reference
+
+    config = ArrayConfig(256, 256, 2)
+    rng = np.random.default_rng(0)
+    params = firing_params(config, rng)
+    rows = []
+    for density in (0.1, 0.5):
+        spikes = rng.random((samples, config.T, config.inputs)) < density
+        timings = {}
+        for name, fn in (("b62675b", lambda: twin_reference.run(params, spikes)),
+                         ("now", lambda: twin.run(params, spikes))):
+            best = float("inf")
+            for _ in range(repeats):
+                start = time.perf_counter()
+                result = fn()
+                best = min(best, time.perf_counter() - start)
+            timings[name] = (best, result)
+        ref, now = timings["b62675b"][1], timings["now"][1]
+        identical = all(np.array_equal(a, b) for a, b in
+                        zip(ref, (now.current, now.membrane, now.spikes_out)))
+        rows.append({"density": density, "samples": samples, "T": config.T,
+                     "b62675b_ms": round(1e3 * timings["b62675b"][0], 2),
+                     "now_ms": round(1e3 * timings["now"][0], 2),
+                     "speedup": round(timings["b62675b"][0] / timings["now"][0], 1),
+                     "identical": identical})
+        print(rows[-1], flush=True)
+    return rows
+
+
 def table(rows: list[dict]) -> str:
     if not rows:
         return "(none)\n"
@@ -230,7 +264,7 @@ def plots(out: Path, tp: list[dict], res: list[dict]) -> None:
         fig.savefig(out / "resources.png", dpi=120)
 
 
-SECTIONS = ("generator", "throughput", "resources", "digits")
+SECTIONS = ("generator", "throughput", "resources", "digits", "twin")
 
 
 def main(argv=None) -> int:
@@ -239,7 +273,7 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset (minutes)")
     parser.add_argument("--only", nargs="+", metavar="SECTION",
                         help="rerun only these sections (generator, throughput, resources, "
-                             "digits) and keep the others from --out's results.json")
+                             "digits, twin) and keep the others from --out's results.json")
     parser.add_argument("--jobs", type=int, default=1,
                         help="synthesis runs at a time (each takes one core; default 1)")
     args = parser.parse_args(argv)
@@ -271,7 +305,8 @@ def main(argv=None) -> int:
     sections = {"generator": lambda: generator_speed(gens),
                 "throughput": lambda: throughput(work, shapes, beats, timesteps),
                 "resources": lambda: resources(work, runs, args.jobs),
-                "digits": lambda: digits(work, "ecp5-25k")}
+                "digits": lambda: digits(work, "ecp5-25k"),
+                "twin": lambda: twin_speed()}
     results = json.loads((out / "results.json").read_text()) if args.only else {}
     for name, run in sections.items():
         if not args.only or name in args.only:
@@ -289,7 +324,9 @@ def main(argv=None) -> int:
           "## Resources and post-route Fmax (out of context on ECP5; board top on iCE40)", "",
           table(results["resources"]), "![resources](resources.png)", "",
           "## The digits network", "", table([results["digits"]]),
-          "## Generator time (M = 256)", "", table(results["generator"])]
+          "## Generator time (M = 256)", "", table(results["generator"]),
+          "## Integer twin speed (256 x 256, T = 2; against commit b62675b, same run)", "",
+          table(results.get("twin", []))]
     write_text_atomic(out / "results.md", "\n".join(md) + "\n")
     print(f"wrote {out / 'results.md'}")
     return 0

@@ -146,3 +146,22 @@ def test_model_twin_and_packing_import_without_amaranth():
             "assert 'amaranth.hdl' not in sys.modules")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr[-2000:]
+
+
+@pytest.mark.parametrize("count_max, weight_max", [(1, 127), (2**17 + 1, 127), (2**43, 127),
+                                                   (2**60 // 256, 3)])
+def test_exact_product_is_exact_on_each_path(count_max, weight_max):
+    """float32 below 2**24, float64 below 2**53, int64 beyond: each equal to the product in
+    Python integers (including sums that float32 could not hold: 2**24 + 1 and above)."""
+    from dalif_hw.twin import exact_product
+
+    rng = np.random.default_rng(count_max % 1000)
+    counts = rng.integers(0, count_max + 1, (3, 5, 8), dtype=np.int64)
+    counts[0, 0, :2] = [count_max, count_max]     # the largest sums take the bound's path
+    weight_t = rng.integers(-weight_max, weight_max + 1, (8, 6), dtype=np.int64)
+    weight_t[0, 0] = weight_max
+    got = exact_product(counts, weight_t)
+    assert got.dtype == np.int64 and got.shape == (3, 5, 6)
+    want = [[[sum(int(c) * int(w) for c, w in zip(row, weight_t[:, n])) for n in range(6)]
+             for row in sample] for sample in counts]
+    assert got.tolist() == want

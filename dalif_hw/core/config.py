@@ -63,25 +63,31 @@ def index_width(count: int) -> int:
     return max(1, math.ceil(math.log2(count))) if count > 1 else 1
 
 
-def rnd(x, DB: int):
+def rnd(x, DB: int, out=None):
     """Round ``x / 2**DB`` to an integer, halves toward +infinity.
 
     ``rnd(x) = floor((x + 2**(DB-1)) / 2**DB)``: an arithmetic shift right after adding half.
     Works on Python integers, numpy or torch integer arrays, and signed Amaranth values
-    (where ``>>`` is an arithmetic shift) alike.
+    (where ``>>`` is an arithmetic shift) alike; ``out`` (numpy) writes the result there.
     """
+    if out is not None:
+        np.add(x, 1 << (DB - 1), out=out)
+        return np.right_shift(out, DB, out=out)
     return (x + (1 << (DB - 1))) >> DB
 
 
-def sat(x, VB: int):
+def sat(x, VB: int, out=None):
     """Clamp ``x`` to the signed ``VB``-bit range ``[-2**(VB-1), 2**(VB-1) - 1]``.
 
-    Works on Python integers and numpy (or torch) arrays; the hardware's saturation of
-    Amaranth values, from the same range, is :func:`dalif_hw.hw.arith.sat`.
+    Works on Python integers and numpy (or torch) arrays (``out``: numpy, in place); the
+    hardware's saturation of Amaranth values, from the same range, is
+    :func:`dalif_hw.hw.arith.sat`.
     """
     lo, hi = signed_range(VB)
     if isinstance(x, int):
         return min(max(x, lo), hi)
+    if out is not None:
+        return np.clip(x, lo, hi, out=out)
     return x.clip(lo, hi)
 
 
@@ -194,6 +200,13 @@ class ArrayConfig:
         ``max(VB, WB + ceil(log2(B + 1))) + 1``.
         """
         return max(self.VB, self.WB + math.ceil(math.log2(self.beat_cap + 1))) + 1
+
+    @property
+    def update_width(self) -> int:
+        """Signed width of the largest value inside the neuron update: a decay times the
+        membrane or the current, plus half for the rounding (the integer twin computes in
+        int32 when this is at most 32)."""
+        return self.DB + max(self.VB, self.current_width) + 1
 
     @property
     def logit_width(self) -> int:

@@ -9,6 +9,8 @@ For one neuron array, per neuron i and timestep t of a sample::
 
 with H_i[-1] = 0 at the start of every sample. Everything is int64 numpy, vectorised over
 samples; :class:`~dalif_hw.core.config.ArrayConfig` refuses widths that could overflow int64.
+The input products of all timesteps are one matrix product, in floating point where that is
+exact (:func:`exact_product`); the update runs in place, one timestep at a time.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from ..core.conv import PoolShape
 from ..core.files import savez_atomic
 from ..core.params import ConvParams, IntParams
 
-__all__ = ["Trace", "counts_from_events", "run", "step", "readout", "stimulus_counts",
+__all__ = ["Trace", "counts_from_events", "run", "step", "update", "readout", "stimulus_counts",
            "exact_product", "pool"]
 
 
@@ -35,9 +37,9 @@ class Trace:
     ----------
     counts_in : int64 [S, T, M]
         How often each input index counted in each timestep (0/1 for bool stimuli).
-    current : int64 [S, T, N]
-        The input current I.
-    membrane : int64 [S, T, N]
+    current : int32 or int64 [S, T, N]
+        The input current I (int32 where the array's ``update_width`` is at most 32).
+    membrane : int32 or int64 [S, T, N]
         The membrane V, before reset.
     spikes_out : bool [S, T, N]
         The output spikes S.
@@ -57,8 +59,8 @@ class Trace:
         Stimuli in event form may count an index more than once; those also get
         ``counts_in``, since ``spikes_in`` alone cannot say so.
         """
-        arrays = dict(spikes_in=self.counts_in > 0, current=self.current,
-                      membrane=self.membrane, spikes_out=self.spikes_out)
+        arrays = dict(spikes_in=self.counts_in > 0, current=self.current.astype(np.int64),
+                      membrane=self.membrane.astype(np.int64), spikes_out=self.spikes_out)
         if self.counts_in.max(initial=0) > 1:
             arrays["counts_in"] = self.counts_in
         savez_atomic(path, **arrays)
@@ -107,13 +109,31 @@ def step(params: IntParams, h: np.ndarray, current: np.ndarray
 
     ``h`` and ``current`` are int64 [..., N].
     """
-    v = sat(rnd(params.beta * h, params.DB) + rnd(params.alpha * current, params.DB), params.VB)
-    spikes = v >= params.threshold
+    h = np.array(h, np.int64)
+    v = np.empty(np.broadcast_shapes(h.shape, np.shape(current)), np.int64)
+    spikes = np.empty(v.shape, np.bool_)
+    update(params, h, np.asarray(current, np.int64), v, spikes, np.empty_like(v))
+    return v, spikes, h
+
+
+def update(params: IntParams, h: np.ndarray, current: np.ndarray, v: np.ndarray,
+           spikes: np.ndarray, scratch: np.ndarray) -> None:
+    """:func:`step` in place: ``V`` into ``v``, ``S`` into ``spikes``, ``H`` into ``h``
+    (``scratch``: a buffer like ``v``; all of one integer type, int32 only where the array's
+    ``update_width`` allows), with no array allocated but the reset's mask."""
+    DB, VB, dtype = params.DB, params.VB, v.dtype
+    alpha, beta = params.alpha.astype(dtype), params.beta.astype(dtype)
+    threshold = np.asarray(params.threshold).astype(dtype)
+    rnd(np.multiply(beta, h, out=v), DB, out=v)
+    rnd(np.multiply(alpha, current, out=scratch), DB, out=scratch)
+    sat(np.add(v, scratch, out=v), VB, out=v)
+    np.greater_equal(v, threshold, out=spikes)
     if params.reset == "hard":
-        after = np.zeros_like(v)
+        np.multiply(v, ~spikes, out=h)
     else:
-        after = sat(v - params.threshold, params.VB)
-    return v, spikes, np.where(spikes, after, v)
+        sat(np.subtract(v, threshold, out=scratch), VB, out=scratch)
+        np.copyto(h, v)
+        np.copyto(h, scratch, where=spikes)
 
 
 def stimulus_counts(stimulus, inputs: int, cap: int | None = None
@@ -130,6 +150,9 @@ def stimulus_counts(stimulus, inputs: int, cap: int | None = None
         if counts.shape[2] != inputs:
             raise ConfigError(f"stimulus has {counts.shape[2]} inputs but the weights have "
                               f"{inputs}")
+        if stimulus.dtype == np.bool_ and (cap >= inputs or counts.size == 0 or
+                                           stimulus.sum(axis=2).max() <= cap):
+            return counts, np.zeros(counts.shape[0], np.bool_)   # no beat beyond the cap
         if counts.min(initial=0) < 0:
             raise ConfigError("stimulus counts must be >= 0")
         # Beats in ascending index order: those past the B-th of a timestep are dropped.
@@ -139,16 +162,26 @@ def stimulus_counts(stimulus, inputs: int, cap: int | None = None
     return counts_from_events(stimulus, inputs, cap)
 
 
-def exact_product(counts: np.ndarray, weight_t: np.ndarray) -> np.ndarray:
-    """``counts @ weight_t`` in int64, computed with float64 BLAS where that is exact: every
-    partial sum below 2**53 (at most the row sum of |counts| times max |weight|), which
-    holds for any width the hardware allows; int64 matmul (slow, no BLAS) otherwise."""
+def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64) -> np.ndarray:
+    """``counts @ weight_t`` as ``dtype`` (``counts`` [..., M] >= 0, ``weight_t`` [M, N];
+    int64 unless the caller knows the results fit a narrower type), computed with
+    floating-point BLAS where that is exact.
+
+    Every partial sum of a row is an integer of magnitude at most ``bound``, the row's sum of
+    counts times the largest |weight|. Below 2**24 float32 holds each exactly, whatever the
+    order of the additions; below 2**53 float64 does. The hardware's widths keep the bound
+    below 2**24 for up to 2**(23 - WB) counted beats a timestep (32,768 at WB = 8), and below
+    2**53 always; beyond that (not reachable from a packed network) the product is int64
+    numpy, exact but without BLAS."""
+    shape = counts.shape[:-1] + weight_t.shape[1:]
     if counts.size == 0 or weight_t.size == 0:
-        return np.zeros(counts.shape[:-1] + weight_t.shape[1:], np.int64)
-    bound = int(np.abs(counts).sum(axis=-1).max()) * int(np.abs(weight_t).max())
-    if bound < 2**53:
-        return (counts.astype(np.float64) @ weight_t.astype(np.float64)).astype(np.int64)
-    return counts @ weight_t
+        return np.zeros(shape, dtype)
+    bound = int(counts.sum(axis=-1).max()) * int(np.abs(weight_t).max())
+    if bound >= 2**53:
+        return (counts @ weight_t).astype(dtype)
+    real = np.float32 if bound < 2**24 else np.float64
+    rows = np.ascontiguousarray(counts, real).reshape(-1, counts.shape[-1])  # one 2-D GEMM
+    return (rows @ weight_t.astype(real)).astype(dtype).reshape(shape)
 
 
 def readout(params, stimulus) -> np.ndarray:
@@ -178,18 +211,21 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
         params = params.dense()
     counts, dropped = stimulus_counts(stimulus, params.inputs, params.cap)
     n_samples, T, _ = counts.shape
-    params.config(max(T, 1))  # checks the widths once more for this T
-    shape = (n_samples, T, params.neurons)
-    current = np.empty(shape, np.int64)
-    membrane = np.empty(shape, np.int64)
-    spikes_out = np.empty(shape, np.bool_)
-    h = np.zeros((n_samples, params.neurons), np.int64)
-    bias = params.biases()
-    weight_t = params.weight.T
+    config = params.config(max(T, 1))  # checks the widths once more for this T
+    # Half the memory traffic where every value of the update fits 32 bits.
+    dtype = np.int32 if config.update_width <= 32 else np.int64
+    # Timestep-major [T, S, N], so that each timestep's rows are contiguous; the Trace gets
+    # [S, T, N] views.
+    current = exact_product(counts.transpose(1, 0, 2), params.weight.T, dtype)
+    current += params.biases().astype(dtype)
+    membrane = np.empty_like(current)
+    spikes_out = np.empty(current.shape, np.bool_)
+    h = np.zeros((n_samples, params.neurons), dtype)
+    scratch = np.empty_like(h)
     for t in range(T):
-        current[:, t] = exact_product(counts[:, t], weight_t) + bias
-        membrane[:, t], spikes_out[:, t], h = step(params, h, current[:, t])
-    return Trace(counts, current, membrane, spikes_out, dropped)
+        update(params, h, current[t], membrane[t], spikes_out[t], scratch)
+    return Trace(counts, current.transpose(1, 0, 2), membrane.transpose(1, 0, 2),
+                 spikes_out.transpose(1, 0, 2), dropped)
 
 
 def pool(shape: PoolShape, stimulus) -> np.ndarray:
