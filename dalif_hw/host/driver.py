@@ -52,7 +52,7 @@ class Info:
 
 @dataclasses.dataclass
 class LinkStats:
-    """Bytes each way and seconds spent waiting on the port."""
+    """Bytes each way and frames sent."""
 
     sent: int = 0
     received: int = 0
@@ -166,8 +166,10 @@ class Board:
             self._frames += self._decoder.feed(data)
         kind, payload = self._frames.pop(0)
         if kind == Frame.ERROR:
-            code = Error(payload[0]).name if payload[0] in Error._value2member_map_ else \
-                payload[0]
+            try:
+                code = Error(payload[0]).name
+            except ValueError:
+                code = payload[0]
             raise ProtocolError(f"the board refused a frame of type 0x{payload[1]:02x}: "
                                 f"error {code}")
         return kind, payload

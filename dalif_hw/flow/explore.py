@@ -1,0 +1,208 @@
+"""Design-space sweeps: lanes, weight width and target per point, each point synthesised and
+put through the cycle model, in parallel on Dask (the library behind
+``python -m dalif_hw.explore``).
+
+A point is a plain dict (picklable, so that any Dask worker can run it):
+``{"design": {...}, "lanes": P, "WB": WB, "target": T, "work": folder, "freq": MHz}``.
+:func:`evaluate` never raises: a point that fails says so in its result (``error``), one
+that does not fit says which resource (``fits`` false), so that a sweep survives both.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import traceback
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["points", "evaluate", "cycles_per_inference", "pareto", "best_per_target"]
+
+
+def points(design: dict, lanes, widths, targets, work: Path, freq: float) -> list[dict]:
+    """Every combination of ``lanes``, ``widths`` and ``targets`` for ``design``."""
+    return [{"design": design, "lanes": P, "WB": WB, "target": target, "freq": freq,
+             "work": str(Path(work) / f"{target}_P{P}_WB{WB}")}
+            for target, P, WB in itertools.product(targets, lanes, widths)]
+
+
+# -- designs -----------------------------------------------------------------------------------
+
+def _lanes_for(layer, P: int) -> int:
+    """``P`` lanes for a layer, as many as it can use (a convolution's row width)."""
+    if layer.kind == "conv2d":
+        return min(P, layer.params.shape.out_shape[2])
+    return min(P, layer.config.neurons)
+
+
+def build_network(design: dict, P: int, WB: int):
+    """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
+    weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
+    weight width."""
+    from ..quant.packed import Network
+
+    network = Network.load(design["network"])
+    spiking = [layer for layer in network.layers if layer.pool is None]
+    lanes = [_lanes_for(layer, P) for layer in spiking]
+    if all(layer.params.WB == WB for layer in spiking):
+        layers = []
+        for layer in network.layers:
+            if layer.pool is None:
+                layer = dataclasses.replace(layer, config=layer.params.config(
+                    network.T, lanes=_lanes_for(layer, P)))
+            layers.append(layer)
+        return dataclasses.replace(network, layers=layers)
+    from ..model.checkpoint import load_checkpoint
+    from ..quant.packing import pack_network
+
+    source = (network.source or {}).get("checkpoint")
+    if source is None or not (Path(design["network"]) / source).is_file():
+        raise ValueError(f"WB={WB} needs the network's checkpoint to re-pack, and "
+                         f"{design['network']} names none that exists")
+    model, checkpoint = load_checkpoint(Path(design["network"]) / source)
+    widths = checkpoint.get("widths", {})
+    return pack_network(model, T=network.T, encoding=dict(network.encoding), lanes=lanes,
+                        WB=WB, **{k: v for k, v in widths.items() if k != "WB"})
+
+
+def stimulus(design: dict, network) -> tuple[np.ndarray, np.ndarray | None]:
+    """The samples of the cycle model (and labels): the held-out digits for a digits
+    classifier, else random spikes at ``design['density']``."""
+    if network.has_readout and network.encoding["kind"] != "spikes" and network.inputs == 64:
+        from ..model.train import held_out_stimulus
+
+        spikes, labels, _ = held_out_stimulus(network, design.get("samples"))
+        return spikes, labels
+    rng = np.random.default_rng(0)
+    return rng.random((design.get("samples") or 64, network.T, network.inputs)) < \
+        design.get("density", 0.1), None
+
+
+def array_network(design: dict, P: int, WB: int):
+    """A single default array (``{"neurons", "inputs", "T"}``) as a one-layer network."""
+    from ..core.config import ArrayConfig
+    from ..core.layout import default_params
+    from ..quant.packed import Layer, Network
+
+    config = ArrayConfig(design["neurons"], design["inputs"], design["T"], WB=WB,
+                         lanes=min(P, design["neurons"]))
+    params = default_params(config)
+    return Network(T=config.T, encoding={"kind": "spikes", "T": config.T},
+                   layers=[Layer("array", "dense", config, params, 1.0)])
+
+
+# -- the cycle model ---------------------------------------------------------------------------
+
+def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
+    """Cycles of each layer in each timestep of each sample, [layers, S, T]: a dense layer
+    or readout takes G (E + 1) to accumulate E counted beats and pass its G groups, a
+    convolution its fan-out per beat plus its groups, and the output side one cycle per
+    spike and one for eot; the larger of the two, plus 8 for the pipelines. A pooling stage
+    passes a beat a cycle."""
+    from .. import twin
+    from ..core.layout import conv_groups
+
+    rows, x = [], spikes
+    for layer in network.layers:
+        if layer.pool is not None:
+            x = twin.pool(layer.pool, x)
+            rows.append(x.sum(axis=2) + 1)
+            continue
+        counts, _ = twin.stimulus_counts(x, layer.inputs, layer.config.beat_cap)
+        beats = counts.sum(axis=2)
+        c = layer.config
+        if layer.kind == "conv2d":
+            per_beat = layer.params.shape.fan_out
+            groups = conv_groups(layer.params.shape, c.lanes)[0]
+        else:
+            per_beat = groups = c.groups
+        if layer.kind == "readout":
+            rows.append(per_beat * (beats + 1) + 8)
+            continue
+        trace = twin.run(layer.params, counts)
+        out = trace.spikes_out.sum(axis=2)
+        rows.append(np.maximum(per_beat * beats + groups, out + 1) + 8)
+        x = trace.spikes_out
+    return np.stack(rows)
+
+
+def cycles_per_inference(network, spikes: np.ndarray) -> float:
+    """Mean cycles per sample: the layers work on different timesteps at once, so each
+    timestep costs its slowest layer, and every other layer adds one timestep of fill."""
+    cycles = layer_cycles(network, spikes).astype(np.float64)   # [L, S, T]
+    slowest = cycles.max(axis=0).sum(axis=1)                     # [S]
+    fill = cycles.mean(axis=2).sum(axis=0) - cycles.mean(axis=2).max(axis=0)
+    return float((slowest + fill).mean())
+
+
+# -- one point ---------------------------------------------------------------------------------
+
+def evaluate(point: dict) -> dict:
+    """Synthesise ``point`` and model its cycles; never raises (see the module docstring)."""
+    result = {k: point[k] for k in ("target", "lanes", "WB")}
+    try:
+        result.update(_evaluate(point))
+    except Exception as exc:   # a failed point is a result, not the end of the sweep
+        result.update(error=f"{type(exc).__name__}: {exc}".splitlines()[0],
+                      traceback=traceback.format_exc())
+    return result
+
+
+def _evaluate(point: dict) -> dict:
+    from .. import twin
+    from ..hw.network import NetworkTop
+    from .synthesis import DoesNotFit, synthesize
+    from .targets import TARGETS
+
+    design, P, WB, target = point["design"], point["lanes"], point["WB"], point["target"]
+    network = build_network(design, P, WB) if "network" in design else \
+        array_network(design, P, WB)
+    spikes, labels = stimulus(design, network)
+    out = {"cycles_per_inference": round(cycles_per_inference(network, spikes), 1)}
+    if labels is not None:
+        out["int_acc"] = round(float((twin.classify(network, spikes) == labels).mean()), 4)
+    spec = TARGETS[target]
+    if "network" in design:
+        hw = NetworkTop(network, weight_ram=spec.weight_ram, fifo_ram=spec.fifo_ram)
+        name = "dalif_network"
+    else:
+        from ..hw.neuron_array import NeuronArray
+
+        layer = network.layers[0]
+        hw = NeuronArray(layer.config, layer.params, weight_ram=spec.weight_ram,
+                         fifo_ram=spec.fifo_ram)
+        name = "dalif_array"
+    try:
+        report = synthesize(hw, name, target, Path(point["work"]), freq_mhz=point["freq"])
+    except DoesNotFit as exc:
+        return {**out, "fits": False, "over": str(exc)}
+    out.update(fits=True, luts=report.luts, ffs=report.ffs, brams=report.brams,
+               dsps=report.dsps, fmax_mhz=round(report.fmax_mhz, 1),
+               us_per_inference=round(out["cycles_per_inference"] / report.fmax_mhz, 3)
+               if report.fmax_mhz > 0 else None)
+    return out
+
+
+# -- the results -------------------------------------------------------------------------------
+
+def pareto(results: list[dict], cost: str) -> list[dict]:
+    """The points that fit and that no other point beats on both ``cost`` and microseconds
+    per inference (lower is better for both)."""
+    fit = [r for r in results if r.get("fits") and r.get("us_per_inference") is not None]
+    return sorted((r for r in fit if not any(
+        o[cost] <= r[cost] and o["us_per_inference"] <= r["us_per_inference"] and
+        (o[cost] < r[cost] or o["us_per_inference"] < r["us_per_inference"]) for o in fit)),
+        key=lambda r: r[cost])
+
+
+def best_per_target(results: list[dict]) -> dict:
+    """The fastest point that fits, per target (None where none fits)."""
+    best = {}
+    for r in results:
+        best.setdefault(r["target"], None)
+        if r.get("fits") and r.get("us_per_inference") is not None:
+            if best[r["target"]] is None or \
+                    r["us_per_inference"] < best[r["target"]]["us_per_inference"]:
+                best[r["target"]] = r
+    return best

@@ -1,0 +1,60 @@
+"""``python -m dalif_hw.explore`` on small sweeps: once on the local cluster the command
+starts itself, once through the address of a scheduler the test starts (the path a real
+cluster takes). Points that fail (a weight width whose datapath would not fit 63 bits) or do not fit (16
+lanes need 16 multipliers, the UP5K has 8) are reported and the sweep goes on."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from dalif_hw import cli, explore
+
+ARRAY = ["--neurons", "16", "--inputs", "8", "--T", "2", "--samples", "16",
+         "--target", "ice40-up5k"]
+
+
+def read(out):
+    return {(r["lanes"], r["WB"]): r for r in json.loads((out / "results.json").read_text())}
+
+
+def test_sweep_on_a_local_cluster(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    code = cli.run(explore.main, [*ARRAY, "--lanes", "2,16", "--weight-width", "8,60",
+                                  "--out", str(out)])
+    assert code == 0
+    results = read(out)
+    assert sorted(results) == [(2, 8), (2, 60), (16, 8), (16, 60)]
+    fits = results[(2, 8)]
+    assert fits["fits"] and 0 < fits["luts"] <= 5280 and fits["fmax_mhz"] > 10
+    assert fits["us_per_inference"] == pytest.approx(
+        fits["cycles_per_inference"] / fits["fmax_mhz"], rel=1e-2)
+    assert results[(16, 8)]["fits"] is False
+    assert "ICESTORM_DSP 16 of 8" in results[(16, 8)]["over"]
+    for lanes in (2, 16):
+        assert results[(lanes, 60)]["error"].startswith("ConfigError: widths WB=60")
+    stdout = capsys.readouterr().out
+    assert "ice40-up5k: fastest that fits: lanes 2, WB 8: " in stdout
+    table = (out / "results.md").read_text()
+    assert "| ice40-up5k | 2 | 8 | True |" in table and "yes" in table
+    assert (out / "pareto.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_sweep_through_a_scheduler_address(tmp_path, capsys):
+    from dask.distributed import LocalCluster
+
+    with LocalCluster(n_workers=1, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster:
+        out = tmp_path / "remote"
+        code = cli.run(explore.main, [*ARRAY, "--lanes", "2", "--scheduler",
+                                      cluster.scheduler_address, "--out", str(out)])
+    assert code == 0
+    [(key, result)] = read(out).items()
+    assert key == (2, 8) and result["fits"] and result["luts"] > 0
+    capsys.readouterr()
+    assert cli.run(explore.main, [*ARRAY, "--lanes", "2", "--scheduler", "tcp://127.0.0.1:9",
+                                  "--out", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: cannot reach the Dask scheduler --scheduler "
+                          "'tcp://127.0.0.1:9': ") and err.count("\n") == 1
