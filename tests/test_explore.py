@@ -1,7 +1,8 @@
 """``python -m dalif_hw.explore`` on small sweeps: once on the local cluster the command
 starts itself, once through the address of a scheduler the test starts (the path a real
-cluster takes). Points that fail (a weight width whose datapath would not fit 63 bits) or do not fit (16
-lanes need 16 multipliers, the UP5K has 8) are reported and the sweep goes on."""
+cluster takes). Points that fail (a weight width whose datapath would not fit 63 bits) or
+do not fit (16 lanes need 16 multipliers, the UP5K has 8) are reported and the sweep goes
+on."""
 
 from __future__ import annotations
 

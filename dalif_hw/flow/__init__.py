@@ -1,3 +1,4 @@
 """The FPGA flow: targets and boards (``targets``), the YoWASP tool runner (``tools``),
 synthesis and reports (``synthesis``), DSP/BRAM register absorption (``hardregs``), bitstream
-patching (``bitstream``); board pins in ``constraints/`` (package data)."""
+patching (``bitstream``), design-space sweeps on Dask (``explore``); board pins in
+``constraints/`` (package data)."""

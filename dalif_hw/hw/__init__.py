@@ -7,6 +7,7 @@
   threshold, reset, write-back) and the stage list ``STAGES``;
 - ``serialize``: :class:`SpikeSerializer`, spike masks to events in ascending order;
 - ``neuron_array``, ``readout``, ``network``, ``board``: layers and tops built from them;
+- ``uart``, ``link``: the board top's host link (UART, framed protocol, CRC-16);
 - ``emit`` (Verilog, manifest, ``.hex``), ``checks`` (protocol assertions), ``arith`` (HDL
   saturation).
 """
