@@ -131,16 +131,17 @@ def random_events(config: ArrayConfig, rng, samples: int, density: float,
                   bad: bool = False) -> list:
     """Per sample and timestep, spike indices in arrival order (repeats allowed).
 
-    With ``bad``, some timesteps get out-of-range indices or more than B beats.
+    With ``bad``, some timesteps get out-of-range indices or more than B beats (always the
+    first: with few timesteps, chance alone would sometimes give none).
     """
     top = 1 << config.in_index_width
     events = []
-    for _ in range(samples):
+    for s in range(samples):
         sample = []
-        for _ in range(config.T):
+        for t in range(config.T):
             count = rng.binomial(config.beat_cap, density)  # never more than B: no drops
             step = rng.integers(0, config.inputs, count).tolist()
-            if bad and rng.random() < 0.5:
+            if bad and (rng.random() < 0.5 or s == t == 0):
                 step += rng.integers(0, config.inputs, config.beat_cap + 2).tolist()
             if bad and top > config.inputs and rng.random() < 0.5:
                 step.insert(int(rng.integers(0, len(step) + 1)),
