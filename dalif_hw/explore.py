@@ -43,6 +43,22 @@ def _ints(flag: str):
     return parse
 
 
+def _lanes(text: str) -> list:
+    """``--lanes``: comma-separated values, each a number of lanes for every layer or one per
+    layer with neurons joined by colons (``4:2``)."""
+    values = []
+    for part in text.split(","):
+        try:
+            counts = [int(v) for v in part.split(":")]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"--lanes takes comma-separated lanes (P, or "
+                                             f"P:P:... per layer), not {text!r}") from None
+        if any(v < 1 for v in counts):
+            raise argparse.ArgumentTypeError(f"--lanes values must be positive, not {text!r}")
+        values.append(counts[0] if len(counts) == 1 else part)
+    return values
+
+
 def _targets(text: str) -> list[str]:
     targets = text.split(",")
     unknown = [t for t in targets if t not in TARGETS]
@@ -62,8 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--neurons", type=int, metavar="N", help="a default array of N neurons")
     parser.add_argument("--inputs", type=int, metavar="M", help="the array's inputs (default N)")
     parser.add_argument("--T", type=int, default=2, help="the array's timesteps (default 2)")
-    parser.add_argument("--lanes", type=_ints("--lanes"), required=True, metavar="P,P,...",
-                        help="lanes to try (each layer gets as many as it can use)")
+    parser.add_argument("--lanes", type=_lanes, required=True, metavar="P,P,...",
+                        help="lanes to try: P (each layer gets as many as it can use) or "
+                             "P:P:... (one per layer with neurons, e.g. 4:2)")
     parser.add_argument("--weight-width", type=_ints("--weight-width"), metavar="WB,...",
                         help="weight widths to try (default: the network's, else 8); a "
                              "network is re-packed from its checkpoint for others")
@@ -140,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         client.close()
         if cluster is not None:
             cluster.close()
-    results.sort(key=lambda r: (r["target"], r["lanes"], r["WB"]))
+    results.sort(key=lambda r: (r["target"], explore.lanes_order(r["lanes"]), r["WB"]))
     write_outputs(out, results)
     best = explore.best_per_target(results)
     for target, r in best.items():

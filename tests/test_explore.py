@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 
 from dalif_hw import cli, explore
@@ -59,3 +60,34 @@ def test_sweep_through_a_scheduler_address(tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("error: cannot reach the Dask scheduler --scheduler "
                           "'tcp://127.0.0.1:9': ") and err.count("\n") == 1
+
+
+def test_lanes_per_layer(tmp_path, capsys):
+    """``--lanes 2,4:2``: a number for every layer, or one per layer with neurons; a list of
+    the wrong length fails that point with a message."""
+    from dalif_hw.core.params import IntParams, ReadoutParams
+    from dalif_hw.flow.explore import build_network
+    from dalif_hw.quant.packed import Layer, Network
+
+    assert explore.build_parser().parse_args(
+        ["--neurons", "8", "--lanes", "2,4:2", "--target", "ecp5-25k", "--out", "x"]
+    ).lanes == [2, "4:2"]
+    with pytest.raises(SystemExit) as exit_info:
+        explore.main(["--neurons", "8", "--lanes", "4:x", "--target", "ecp5-25k", "--out",
+                      str(tmp_path / "o")])
+    assert exit_info.value.code == 2
+    assert "--lanes takes comma-separated lanes (P, or P:P:... per layer), not '4:x'" in \
+        capsys.readouterr().err
+    rng = np.random.default_rng(0)
+    hidden = IntParams(weight=rng.integers(-8, 8, (12, 6)), alpha=np.full(12, 200),
+                       beta=np.full(12, 100), threshold=np.full(12, 5), bias=np.zeros(12, int))
+    out = ReadoutParams(weight=rng.integers(-8, 8, (3, 12)), bias=np.zeros(3, int))
+    Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
+        Layer("hidden0", "dense", hidden.config(2), hidden, 1.0),
+        Layer("readout", "readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
+    design = {"network": str(tmp_path / "net")}
+    net = build_network(design, "4:2", 8)
+    assert [layer.config.lanes for layer in net.layers] == [4, 2]
+    assert [layer.config.lanes for layer in build_network(design, 16, 8).layers] == [12, 3]
+    with pytest.raises(ValueError, match="lanes 4:2:2 name 3 layers, the network has 2"):
+        build_network(design, "4:2:2", 8)

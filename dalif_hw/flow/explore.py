@@ -3,7 +3,9 @@ put through the cycle model, in parallel on Dask (the library behind
 ``python -m dalif_hw.explore``).
 
 A point is a plain dict (picklable, so that any Dask worker can run it):
-``{"design": {...}, "lanes": P, "WB": WB, "target": T, "work": folder, "freq": MHz}``.
+``{"design": {...}, "lanes": P, "WB": WB, "target": T, "work": folder, "freq": MHz}``;
+``P`` is an int (every layer gets as many of P lanes as it can use) or a string of one
+count per layer with neurons, ``"4:2"``.
 :func:`evaluate` never raises: a point that fails says so in its result (``error``), one
 that does not fit says which resource (``fits`` false), so that a sweep survives both.
 """
@@ -23,7 +25,7 @@ __all__ = ["points", "evaluate", "cycles_per_inference", "pareto", "best_per_tar
 def points(design: dict, lanes, widths, targets, work: Path, freq: float) -> list[dict]:
     """Every combination of ``lanes``, ``widths`` and ``targets`` for ``design``."""
     return [{"design": design, "lanes": P, "WB": WB, "target": target, "freq": freq,
-             "work": str(Path(work) / f"{target}_P{P}_WB{WB}")}
+             "work": str(Path(work) / f"{target}_P{str(P).replace(':', '-')}_WB{WB}")}
             for target, P, WB in itertools.product(targets, lanes, widths)]
 
 
@@ -36,7 +38,24 @@ def _lanes_for(layer, P: int) -> int:
     return min(P, layer.config.neurons)
 
 
-def build_network(design: dict, P: int, WB: int):
+def lanes_order(P) -> tuple:
+    """A sort key for lanes values, ints and ``"4:2"`` strings alike."""
+    return tuple(int(v) for v in str(P).split(":"))
+
+
+def layer_lanes(layers, P) -> list[int]:
+    """Lanes of each layer with neurons for the lanes value ``P`` (see the module
+    docstring)."""
+    if isinstance(P, str):
+        values = lanes_order(P)
+        if len(values) != len(layers):
+            raise ValueError(f"lanes {P} name {len(values)} layers, the network has "
+                             f"{len(layers)} with neurons")
+        return [_lanes_for(layer, v) for layer, v in zip(layers, values)]
+    return [_lanes_for(layer, P) for layer in layers]
+
+
+def build_network(design: dict, P, WB: int):
     """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
     weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
     weight width."""
@@ -44,14 +63,12 @@ def build_network(design: dict, P: int, WB: int):
 
     network = Network.load(design["network"])
     spiking = [layer for layer in network.layers if layer.pool is None]
-    lanes = [_lanes_for(layer, P) for layer in spiking]
+    lanes = layer_lanes(spiking, P)
     if all(layer.params.WB == WB for layer in spiking):
-        layers = []
-        for layer in network.layers:
-            if layer.pool is None:
-                layer = dataclasses.replace(layer, config=layer.params.config(
-                    network.T, lanes=_lanes_for(layer, P)))
-            layers.append(layer)
+        given = iter(lanes)
+        layers = [layer if layer.pool is not None else dataclasses.replace(
+            layer, config=layer.params.config(network.T, lanes=next(given)))
+            for layer in network.layers]
         return dataclasses.replace(network, layers=layers)
     from ..model.checkpoint import load_checkpoint
     from ..quant.packing import pack_network
@@ -79,11 +96,14 @@ def stimulus(design: dict, network) -> tuple[np.ndarray, np.ndarray | None]:
         design.get("density", 0.1), None
 
 
-def array_network(design: dict, P: int, WB: int):
+def array_network(design: dict, P, WB: int):
     """A single default array (``{"neurons", "inputs", "T"}``) as a one-layer network."""
     from ..core.config import ArrayConfig
     from ..core.layout import default_params
     from ..quant.packed import Layer, Network
+
+    if isinstance(P, str):
+        raise ValueError(f"an array has one layer: give its lanes as one number, not {P}")
 
     config = ArrayConfig(design["neurons"], design["inputs"], design["T"], WB=WB,
                          lanes=min(P, design["neurons"]))
