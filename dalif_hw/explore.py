@@ -30,33 +30,24 @@ from .flow.targets import TARGETS
 __all__ = ["main", "build_parser"]
 
 
-def _ints(flag: str):
-    def parse(text: str) -> list[int]:
-        try:
-            values = [int(part) for part in text.split(",")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} takes comma-separated integers, not "
-                                             f"{text!r}") from None
-        if any(v < 1 for v in values):
-            raise argparse.ArgumentTypeError(f"{flag} values must be positive, not {text!r}")
+def _counts(flag: str, what: str, per_layer: bool = False):
+    """A parser of comma-separated positive integers (``what`` names them in errors); with
+    ``per_layer``, a value may also be one per layer joined by colons (``4:2``), kept as that
+    string."""
+    def parse(text: str) -> list:
+        values = []
+        for part in text.split(","):
+            try:
+                counts = [int(v) for v in (part.split(":") if per_layer else [part])]
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"{flag} takes comma-separated {what}, not "
+                                                 f"{text!r}") from None
+            if any(v < 1 for v in counts):
+                raise argparse.ArgumentTypeError(f"{flag} values must be positive, not "
+                                                 f"{text!r}")
+            values.append(counts[0] if len(counts) == 1 else part)
         return values
     return parse
-
-
-def _lanes(text: str) -> list:
-    """``--lanes``: comma-separated values, each a number of lanes for every layer or one per
-    layer with neurons joined by colons (``4:2``)."""
-    values = []
-    for part in text.split(","):
-        try:
-            counts = [int(v) for v in part.split(":")]
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"--lanes takes comma-separated lanes (P, or "
-                                             f"P:P:... per layer), not {text!r}") from None
-        if any(v < 1 for v in counts):
-            raise argparse.ArgumentTypeError(f"--lanes values must be positive, not {text!r}")
-        values.append(counts[0] if len(counts) == 1 else part)
-    return values
 
 
 def _targets(text: str) -> list[str]:
@@ -78,10 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--neurons", type=int, metavar="N", help="a default array of N neurons")
     parser.add_argument("--inputs", type=int, metavar="M", help="the array's inputs (default N)")
     parser.add_argument("--T", type=int, default=2, help="the array's timesteps (default 2)")
-    parser.add_argument("--lanes", type=_lanes, required=True, metavar="P,P,...",
+    parser.add_argument("--lanes", type=_counts("--lanes", "lanes (P, or P:P:... per layer)",
+                                                per_layer=True),
+                        required=True, metavar="P,P,...",
                         help="lanes to try: P (each layer gets as many as it can use) or "
                              "P:P:... (one per layer with neurons, e.g. 4:2)")
-    parser.add_argument("--weight-width", type=_ints("--weight-width"), metavar="WB,...",
+    parser.add_argument("--weight-width", type=_counts("--weight-width", "integers"),
+                        metavar="WB,...",
                         help="weight widths to try (default: the network's, else 8); a "
                              "network is re-packed from its checkpoint for others")
     parser.add_argument("--target", type=_targets, required=True, metavar="T,T,...",

@@ -56,10 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     network = Network.load(args.network)
     labels = None
     if args.stimulus:
-        spikes = load_stimulus(args.stimulus, network.inputs)[:args.samples]
-        if spikes.shape[1] != network.T:
-            raise ConfigError(f"stimulus {args.stimulus!r} has T={spikes.shape[1]} timesteps, "
-                              f"the network T={network.T}")
+        spikes = load_stimulus(args.stimulus, network.inputs, network.T)[:args.samples]
     else:
         from .model.train import held_out_stimulus
 

@@ -100,11 +100,12 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--freq {args.freq:g}: the board top runs at the {args.board}'s "
                           f"{board_mhz} MHz clock")
     cli.check_positive(("--baud", args.baud))
-    weight_ram, fifo_ram = TARGETS[args.target].weight_ram, TARGETS[args.target].fifo_ram
-    if args.placeholder_weights and weight_ram != "block":
+    memories = TARGETS[args.target].memories
+    if args.placeholder_weights and memories["weight_ram"] != "block":
         raise ConfigError(f"--placeholder-weights: {args.target} keeps the weights in "
-                          f"{weight_ram.upper()}, which has no contents in the bitstream to "
-                          f"patch (python -m dalif_hw.run loads them over the link)")
+                          f"{memories['weight_ram'].upper()}, which has no contents in the "
+                          f"bitstream to patch (python -m dalif_hw.run loads them over the "
+                          f"link)")
     work = cli.output_folder(
         Path(args.work or (args.out if args.out != "." else f"build/synth/{args.target}")),
         "--work")
@@ -123,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             for layer in network.layers if layer.memories()} if args.placeholder_weights \
             else None
         design = NetworkTop(network, multipliers=multipliers, weight_images=images,
-                            weight_ram=weight_ram, fifo_ram=fifo_ram)
+                            **memories)
     else:
         from .core.layout import default_params, memories
         from .hw.neuron_array import NeuronArray
@@ -135,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                              work / f"{name}_weights.placeholder.hex",
                              rng) if args.placeholder_weights else None
         design = NeuronArray(config, params, multipliers=multipliers, weight_image=image,
-                             weight_ram=weight_ram, fifo_ram=fifo_ram)
+                             **memories)
     try:
         report = synthesize(design, name, args.target, work,
                             freq_mhz=args.freq, board=args.board, seed=args.seed,

@@ -59,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"{manifest_path} does not exist: generate the network with "
                           f"python -m dalif_hw.gen --network {args.network} --out {args.rtl}")
     if args.stimulus:
-        spikes = load_stimulus(args.stimulus, network.inputs)[:args.samples]
-        if spikes.shape[1] != network.T:
-            raise ConfigError(f"stimulus {args.stimulus!r} has T={spikes.shape[1]} timesteps, "
-                              f"the network T={network.T}")
+        spikes = load_stimulus(args.stimulus, network.inputs, network.T)[:args.samples]
         manifest = load_manifest(manifest_path, network)
         summary = verify(network, manifest_path, rtl / "sim_build", rtl / "verify", spikes,
                          manifest=manifest)

@@ -40,9 +40,7 @@ def digits(tmp_path_factory):
                                 text=True)
         assert result.returncode == 0, result.stderr[-2000:]
     network = Network.load(work / "packed")
-    up5k = TARGETS["ice40-up5k"]
-    top = BoardTop(NetworkTop(network, weight_ram=up5k.weight_ram, fifo_ram=up5k.fifo_ram),
-                   DIVISOR)
+    top = BoardTop(NetworkTop(network, **TARGETS["ice40-up5k"].memories), DIVISOR)
     verilog = work / "dalif_board.v"
     verilog.write_text(to_verilog(top, "dalif_board"))
     assert 'ram_style = "huge"' in verilog.read_text()

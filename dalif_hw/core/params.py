@@ -457,7 +457,7 @@ def load_readout(path) -> ReadoutParams:
     return ReadoutParams(weight=weight, bias=bias, WB=WB, VB=VB)
 
 
-def load_stimulus(path, inputs: int | None = None) -> np.ndarray:
+def load_stimulus(path, inputs: int | None = None, T: int | None = None) -> np.ndarray:
     """Read and check ``stimulus.npz``: ``spikes``, bool [S, T, M], or ``counts``, int
     [S, T, M] (beats per index, repeats included, sent in ascending index order; SPEC 6).
 
@@ -465,7 +465,8 @@ def load_stimulus(path, inputs: int | None = None) -> np.ndarray:
     ------
     ConfigError
         On a missing file or array (or both), a wrong dtype, a negative count, a shape that
-        is not [S, T, M] with S, T >= 1, or M different from ``inputs``.
+        is not [S, T, M] with S, T >= 1, M different from ``inputs`` or T from ``T`` (a
+        network's).
     """
     with _open_npz(path, "stimulus") as npz:
         names = [name for name in ("spikes", "counts") if name in npz.files]
@@ -485,4 +486,7 @@ def load_stimulus(path, inputs: int | None = None) -> np.ndarray:
     if inputs is not None and stimulus.shape[2] != inputs:
         raise ConfigError(f"stimulus {name} have {stimulus.shape[2]} inputs but the weights "
                           f"have {inputs} (shape {list(stimulus.shape)})")
+    if T is not None and stimulus.shape[1] != T:
+        raise ConfigError(f"stimulus {str(path)!r} has T={stimulus.shape[1]} timesteps, the "
+                          f"network T={T}")
     return stimulus

@@ -27,6 +27,11 @@ class Target:
     fifo_ram: str = "distributed"
     synth_options: str = ""
 
+    @property
+    def memories(self) -> dict:
+        """The memory choices as keyword arguments of NeuronArray and NetworkTop."""
+        return {"weight_ram": self.weight_ram, "fifo_ram": self.fifo_ram}
+
 
 
 TARGETS = {
