@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from dalif_hw.core.config import ArrayConfig  # noqa: E402
 from dalif_hw.core.files import write_text_atomic  # noqa: E402
 from dalif_hw.core.params import IntParams  # noqa: E402
 from dalif_hw.flow.synthesis import DoesNotFit, synthesize  # noqa: E402
+from dalif_hw.flow.targets import TARGETS  # noqa: E402
 from dalif_hw.flow.tools import ToolError  # noqa: E402
 from dalif_hw.harness.verilator import (  # noqa: E402
     build,
@@ -100,8 +102,9 @@ def synth_one(work: Path, target: str, N: int, M: int, P: int) -> dict:
     config = ArrayConfig(N, M, 2, lanes=P)
     row = {"target": target, "N": N, "M": M, "P": P}
     try:
-        report = synthesize(NeuronArray(config), "dalif_array", target,
-                            work / f"syn_{target}_{N}_{M}_{P}")
+        # As python -m dalif_hw.synth builds it: the target's memories and DSP blocks.
+        report = synthesize(NeuronArray(config, **TARGETS[target].build_options),
+                            "dalif_array", target, work / f"syn_{target}_{N}_{M}_{P}")
         row.update(luts=report.luts, ffs=report.ffs, brams=report.brams,
                    dsps=report.dsps, fmax_mhz=round(report.fmax_mhz, 1),
                    seconds=round(sum(report.seconds.values())))
@@ -121,7 +124,48 @@ def resources(work: Path, runs, jobs: int) -> list[dict]:
         return list(pool.map(synth_one, *zip(*[(work, *run) for run in runs])))
 
 
-def digits(work: Path, target: str) -> dict:
+#: The commit whose default array is the "before" of the Fmax and area table: the last one
+#: before issue 14's hardware changes (its rtl/dalif_array.v, read with git).
+BEFORE = "a5f9f1f"
+#: ODIN (Frenkel et al., 2019), a 256-neuron core, on the same flow and part (issue 14).
+ODIN = {"luts": 11150, "fmax_mhz": 20.0}
+
+
+def default_array(work: Path, seeds=(1, 2, 3), freq_mhz: float = 150.0) -> list[dict]:
+    """The default array (256 x 256, T = 2) on the ECP5-25F as ``synth`` builds it, at commit
+    :data:`BEFORE` and now, nextpnr seeds ``seeds``, with the ratios to ODIN."""
+    before = subprocess.run(["git", "show", f"{BEFORE}:rtl/dalif_array.v"], cwd=ROOT,
+                            capture_output=True, text=True)
+    if before.returncode:
+        raise RuntimeError(f"git show {BEFORE}:rtl/dalif_array.v failed (the section needs "
+                           f"a git checkout): {before.stderr.strip()}")
+    now = NeuronArray(ArrayConfig(256, 256, 2), **TARGETS["ecp5-25k"].build_options)
+    rows = []
+    for label, design in ((BEFORE, before.stdout), ("now", now)):
+        for seed in seeds:
+            report = synthesize(design, "dalif_array", "ecp5-25k",
+                                work / f"default_{label}_seed{seed}", freq_mhz=freq_mhz,
+                                seed=seed)
+            path = report.critical_path
+            rows.append({"design": label, "seed": seed, "freq_mhz": freq_mhz,
+                         "luts": report.luts, "ffs": report.ffs, "brams": report.brams,
+                         "dsps": report.dsps, "fmax_mhz": round(report.fmax_mhz, 1),
+                         "critical_path": f"{path['from']} -> {path['to']} "
+                                          f"({path['logic_ns']} ns logic, "
+                                          f"{path['routing_ns']} ns routing)",
+                         "luts_vs_odin": round(report.luts / ODIN["luts"], 2),
+                         "fmax_vs_odin": round(report.fmax_mhz / ODIN["fmax_mhz"], 1)})
+            print(rows[-1], flush=True)
+    return rows
+
+
+def digits(work: Path, target: str) -> list[dict]:
+    """The digits network trained, packed (hidden layer: 16 lanes, accumulating 16 as before
+    and 64), verified on Verilator and synthesised: one row each."""
+    return [digits_one(work, target, acc) for acc in (16, 64)]
+
+
+def digits_one(work: Path, target: str, acc: int) -> dict:
     import torch
 
     from dalif_hw.core.encoding import encode
@@ -134,7 +178,9 @@ def digits(work: Path, target: str) -> dict:
     model, metrics = train_digits(TrainOptions(), out=work / "digits", progress=False)
     train_s = time.perf_counter() - start
     options = TrainOptions()
-    network = pack_network(model, T=options.T, encoding=options.encoding())
+    network = pack_network(model, T=options.T, encoding=options.encoding(),
+                           acc_lanes=[acc, None])
+    work = work / f"acc{acc}"
     folder = work / "digits_rtl"
     start = time.perf_counter()
     write_outputs(folder, emit_network(NetworkTop(network), "dalif_network"))
@@ -145,7 +191,8 @@ def digits(work: Path, target: str) -> dict:
     summary = verify(network, folder / "dalif_network.json", work / "digits_sim",
                      work / "digits_verify", spikes, data.test_y)
     verify_s = time.perf_counter() - start
-    report = synthesize(NetworkTop(network), "dalif_network", target, work / "digits_syn")
+    report = synthesize(NetworkTop(network, **TARGETS[target].build_options), "dalif_network",
+                        target, work / "digits_syn")
     traces, _ = twin.run_network(network, spikes)
     # Synaptic operations: every counted input beat adds a weight into each of the N
     # neurons of its layer.
@@ -154,7 +201,7 @@ def digits(work: Path, target: str) -> dict:
         for trace, layer in zip(traces, network.layers[1:]))
     cycles = summary["cycles_per_inference"]
     fmax = report.fmax_mhz
-    return {"float_acc": metrics["float_acc"], "int_acc": summary["int_acc"],
+    return {"acc_lanes": acc, "float_acc": metrics["float_acc"], "int_acc": summary["int_acc"],
             "rtl_acc": summary["rtl_acc"], "mismatches": summary["mismatches"],
             "cycles_per_inference": round(cycles, 1), "target": target,
             "fmax_mhz": round(fmax, 1), "luts": report.luts, "brams": report.brams,
@@ -264,7 +311,7 @@ def plots(out: Path, tp: list[dict], res: list[dict]) -> None:
         fig.savefig(out / "resources.png", dpi=120)
 
 
-SECTIONS = ("generator", "throughput", "resources", "digits", "twin")
+SECTIONS = ("generator", "throughput", "resources", "digits", "default", "twin")
 
 
 def main(argv=None) -> int:
@@ -273,7 +320,8 @@ def main(argv=None) -> int:
     parser.add_argument("--quick", action="store_true", help="a small subset (minutes)")
     parser.add_argument("--only", nargs="+", metavar="SECTION",
                         help="rerun only these sections (generator, throughput, resources, "
-                             "digits, twin) and keep the others from --out's results.json")
+                             "digits, default, twin) and keep the others from --out's "
+                             "results.json")
     parser.add_argument("--jobs", type=int, default=1,
                         help="synthesis runs at a time (each takes one core; default 1)")
     args = parser.parse_args(argv)
@@ -306,6 +354,7 @@ def main(argv=None) -> int:
                 "throughput": lambda: throughput(work, shapes, beats, timesteps),
                 "resources": lambda: resources(work, runs, args.jobs),
                 "digits": lambda: digits(work, "ecp5-25k"),
+                "default": lambda: default_array(work),
                 "twin": lambda: twin_speed()}
     results = json.loads((out / "results.json").read_text()) if args.only else {}
     for name, run in sections.items():
@@ -318,12 +367,23 @@ def main(argv=None) -> int:
           "## Throughput", "",
           "Cycles per timestep as the spec counts them (first input beat to last output "
           "eot, over all timesteps; the one-off fill and drain is amortised over the run), "
-          "`steady` the median distance between eot beats, `bound` max(G(E+1), F+1) + 8, "
+          "`steady` the median distance between eot beats, `bound` max(GA E + G, F+1) + 8 "
+          "(GA = G here), "
           "utilization E*N/(P*cycles).", "",
           table(results["throughput"]), "![throughput](throughput.png)", "",
           "## Resources and post-route Fmax (out of context on ECP5; board top on iCE40)", "",
           table(results["resources"]), "![resources](resources.png)", "",
-          "## The digits network", "", table([results["digits"]]),
+          "## The digits network", "",
+          "The hidden layer's 16 lanes accumulating 16 neurons a cycle (as before) and 64 "
+          "(`--acc-lanes 64,10`), in this run.", "",
+          table(results["digits"] if isinstance(results["digits"], list)
+                else [results["digits"]]),   # one row before this table had two
+          "## The default array on the ECP5-25F, before and after", "",
+          f"256 x 256, T = 2, as `python -m dalif_hw.synth --neurons 256 --T 2 --target "
+          f"ecp5-25k` builds it (`--freq 150`, the default): commit {BEFORE}'s "
+          f"rtl/dalif_array.v and now, nextpnr seeds 1-3, in this run. ODIN (256 neurons) "
+          f"takes {ODIN['luts']:,} LUTs at {ODIN['fmax_mhz']:g} MHz on the same flow and part.",
+          "", table(results.get("default", [])),
           "## Generator time (M = 256)", "", table(results["generator"]),
           "## Integer twin speed (256 x 256, T = 2; against commit b62675b, same run)", "",
           table(results.get("twin", []))]

@@ -40,6 +40,9 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     add("--inputs", type=int, metavar="M", help="number of inputs (default: N)")
     add("--lanes", type=int, metavar="P",
         help="neurons updated in parallel (default: min(N, 16))")
+    add("--acc-lanes", type=int, metavar="A",
+        help="neurons an input spike reaches per cycle: a multiple of P (default: P; "
+             "adders and weight-memory width, no multipliers)")
     add("--beat-cap", type=int, metavar="B",
         help="counted spike beats per timestep (default: from --params, else M)")
     cli.add_width_arguments(parser, "from --params")
@@ -56,8 +59,8 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "beat_cap", "weight_width", "decay_width",
-               "membrane_width", "reset", "params")
+ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "acc_lanes", "beat_cap", "weight_width",
+               "decay_width", "membrane_width", "reset", "params")
 
 
 def check_name(name: str) -> None:
@@ -93,7 +96,8 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
             raise ConfigError(f"{flag} is required (or give --network"
                               f"{'' if flag == '--T' else ', or --params'})")
     cli.check_positive(("--neurons", args.neurons), ("--T", args.T), ("--inputs", args.inputs),
-                       ("--lanes", args.lanes), ("--beat-cap", args.beat_cap),
+                       ("--lanes", args.lanes), ("--acc-lanes", args.acc_lanes),
+                       ("--beat-cap", args.beat_cap),
                        ("--weight-width", args.weight_width),
                        ("--decay-width", args.decay_width),
                        ("--membrane-width", args.membrane_width))
@@ -121,13 +125,13 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
                 raise ConfigError(f"--beat-cap {args.beat_cap} disagrees with the params "
                                   f"meta beat_cap={params.beat_cap}")
             params = dataclasses.replace(params, beat_cap=args.beat_cap)
-        config = params.config(args.T, lanes=args.lanes)
+        config = params.config(args.T, lanes=args.lanes, acc_lanes=args.acc_lanes)
     else:
         config = ArrayConfig(
             args.neurons, args.inputs if args.inputs is not None else args.neurons, args.T,
             WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
             VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
-            lanes=args.lanes, beat_cap=args.beat_cap)
+            lanes=args.lanes, beat_cap=args.beat_cap, acc_lanes=args.acc_lanes)
     check_size([(config, params)],
                f"an array of {config.neurons} neurons x {config.inputs} inputs")
     return config, params
@@ -172,7 +176,9 @@ def generate_array(args) -> tuple[dict, str]:
         f"conv2d {list(params.shape.in_shape)} -> {list(params.shape.out_shape)}, kernel "
         f"{list(params.shape.kernel)}, ")
     return files, (f"{kind}N={config.neurons}, M={config.inputs}, T={config.T}, "
-                   f"P={config.lanes}, WB={config.WB}, DB={config.DB}, VB={config.VB}, "
+                   f"P={config.lanes}, "
+                   + (f"A={config.acc_lanes}, " if config.acc_lanes != config.lanes else "")
+                   + f"WB={config.WB}, DB={config.DB}, VB={config.VB}, "
                    f"{config.reset} reset")
 
 

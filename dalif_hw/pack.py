@@ -17,14 +17,14 @@ from .quant.packing import pack_network, quantize_linear
 __all__ = ["main", "quantize_linear"]
 
 
-def _lanes_arg(text: str) -> list[int]:
+def _lanes_arg(text: str, flag: str = "--lanes") -> list[int]:
     try:
         lanes = [int(part) for part in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--lanes must be comma-separated integers, one per layer, "
+        raise ConfigError(f"{flag} must be comma-separated integers, one per layer, "
                           f"not {text!r}") from None
     if any(p < 1 for p in lanes):
-        raise ConfigError(f"--lanes must be positive, not {text!r}")
+        raise ConfigError(f"{flag} must be positive, not {text!r}")
     return lanes
 
 
@@ -46,6 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     cli.add_width_arguments(parser, "the checkpoint's")
     parser.add_argument("--lanes", metavar="P,P,...",
                         help="lanes per layer (default: min(N, 16) each)")
+    parser.add_argument("--acc-lanes", metavar="A,A,...",
+                        help="accumulation lanes per layer: a multiple of its lanes, for dense "
+                             "layers (default: the lanes; docs/hardware.md has the cost)")
     parser.add_argument("--T", type=int, help="timesteps per sample: required for a NIR graph "
                         "(default: the checkpoint's)")
     parser.add_argument("--dt", type=float, default=DT,
@@ -54,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     cli.check_positive(("--weight-width", args.weight_width), ("--decay-width", args.decay_width),
                        ("--membrane-width", args.membrane_width), ("--T", args.T))
     lanes = _lanes_arg(args.lanes) if args.lanes else None
+    acc_lanes = _lanes_arg(args.acc_lanes, "--acc-lanes") if args.acc_lanes else None
     if args.checkpoint.endswith(".nir"):
         from .interchange.nir_graph import from_nir
 
@@ -75,7 +79,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("VB", args.membrane_width)):
         if value is not None:
             widths[key] = value
-    network = pack_network(model, T=int(T), encoding=dict(encoding), lanes=lanes, **widths)
+    network = pack_network(model, T=int(T), encoding=dict(encoding), lanes=lanes,
+                           acc_lanes=acc_lanes, **widths)
     out = cli.output_folder(args.out)
     relative = os.path.relpath(Path(args.checkpoint).resolve(), out.resolve())
     network = dataclasses.replace(network, source={
@@ -88,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{layer.name}: {layer.kind} {layer.pool.window[0]}x{layer.pool.window[1]}, "
                   f"{list(layer.pool.in_shape)} -> {list(layer.pool.out_shape)}")
             continue
-        print(f"{layer.name}: {layer.kind} {c.inputs} -> {c.neurons}, {c.lanes} lanes, "
+        acc = f" ({c.acc_lanes} accumulating)" if c.acc_lanes != c.lanes else ""
+        print(f"{layer.name}: {layer.kind} {c.inputs} -> {c.neurons}, {c.lanes} lanes{acc}, "
               f"WB={c.WB} VB={c.VB}" + (f" DB={c.DB}" if layer.kind != "readout" else "")
               + f", scale {layer.scale:.6g}")
     print(f"wrote {out / 'network.yaml'}")

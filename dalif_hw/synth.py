@@ -100,10 +100,10 @@ def main(argv: list[str] | None = None) -> int:
         raise ConfigError(f"--freq {args.freq:g}: the board top runs at the {args.board}'s "
                           f"{board_mhz} MHz clock")
     cli.check_positive(("--baud", args.baud))
-    rams = TARGETS[args.target].memories   # not ``memories``: core.layout's is imported below
-    if args.placeholder_weights and rams["weight_ram"] != "block":
+    options = TARGETS[args.target].build_options
+    if args.placeholder_weights and options["weight_ram"] != "block":
         raise ConfigError(f"--placeholder-weights: {args.target} keeps the weights in "
-                          f"{rams['weight_ram'].upper()}, which has no contents in the "
+                          f"{options['weight_ram'].upper()}, which has no contents in the "
                           f"bitstream to patch (python -m dalif_hw.run loads them over the "
                           f"link)")
     work = cli.output_folder(
@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
             for layer in network.layers if layer.memories()} if args.placeholder_weights \
             else None
         design = NetworkTop(network, multipliers=multipliers, weight_images=images,
-                            **rams)
+                            **options)
     else:
         from .core.layout import default_params, memories
         from .hw.neuron_array import NeuronArray
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
                              work / f"{name}_weights.placeholder.hex",
                              rng) if args.placeholder_weights else None
         design = NeuronArray(config, params, multipliers=multipliers, weight_image=image,
-                             **rams)
+                             **options)
     try:
         report = synthesize(design, name, args.target, work,
                             freq_mhz=args.freq, board=args.board, seed=args.seed,

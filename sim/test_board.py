@@ -40,7 +40,7 @@ def digits(tmp_path_factory):
                                 text=True)
         assert result.returncode == 0, result.stderr[-2000:]
     network = Network.load(work / "packed")
-    top = BoardTop(NetworkTop(network, **TARGETS["ice40-up5k"].memories), DIVISOR)
+    top = BoardTop(NetworkTop(network, **TARGETS["ice40-up5k"].build_options), DIVISOR)
     verilog = work / "dalif_board.v"
     verilog.write_text(to_verilog(top, "dalif_board"))
     assert 'ram_style = "huge"' in verilog.read_text()

@@ -44,9 +44,18 @@ CONFIGS = {
                multipliers="logic"),
     # One input (index width 1, index 1 out of range), hard reset.
     "m1": dict(neurons=3, inputs=1, T=2, lanes=2, reset="hard", WB=6, DB=3, VB=8),
-    # 16 lanes over 40 neurons (last group part-full), wide words.
-    "p16": dict(neurons=40, inputs=33, T=3, lanes=16, reset="hard", WB=10, DB=10, VB=18),
+    # 16 lanes over 40 neurons (last group part-full), wide words; DSP blocks for 16 alpha
+    # and 5 beta products, the other 11 in logic (as a budget cuts them).
+    "p16": dict(neurons=40, inputs=33, T=3, lanes=16, reset="hard", WB=10, DB=10, VB=18,
+                dsp_blocks=21),
+    # Accumulation lanes: 4 groups of 4 to a word of 16, 3 words (the last holds 2 groups,
+    # part-full); and 4 groups of 2 to a word, 2 words (forwarding between beats).
+    "acc4": dict(neurons=38, inputs=9, T=2, lanes=4, acc_lanes=16, reset="hard", VB=14),
+    "acc2w": dict(neurons=11, inputs=5, T=3, lanes=2, acc_lanes=8, reset="soft", WB=5,
+                  per_neuron_threshold=False),
 }
+#: Keys of CONFIGS that are NeuronArray arguments, not ArrayConfig ones.
+HARDWARE = ("multipliers", "dsp_blocks")
 FIXED = list(CONFIGS)  # the random shapes join CONFIGS at collection
 DEFAULT = "default"  # rtl/dalif_array.v as committed
 #: Random shapes per run: built by default, and more under ``-m slow``.
@@ -59,7 +68,7 @@ BACKPRESSURE = [{"kind": "bursts", "on": 4, "off": 4}, 0.3, 0.2,
 
 
 def random_shape(rng) -> dict:
-    """ArrayConfig arguments (and ``multipliers``) of a small random array."""
+    """ArrayConfig arguments (and :data:`HARDWARE` ones) of a small random array."""
     while True:
         neurons = int(rng.integers(1, 41))
         shape = dict(neurons=neurons, inputs=int(rng.integers(1, 41)),
@@ -70,8 +79,13 @@ def random_shape(rng) -> dict:
                      bias=bool(rng.random() < 0.7),
                      beat_cap=None if rng.random() < 0.6 else int(rng.integers(1, 90)),
                      multipliers=str(rng.choice(["dsp", "logic"])))
+        groups = -(-neurons // shape["lanes"])
+        if rng.random() < 0.4:
+            shape["acc_lanes"] = shape["lanes"] * int(rng.integers(1, groups + 1))
+        if shape["multipliers"] == "dsp" and rng.random() < 0.4:
+            shape["dsp_blocks"] = int(rng.integers(0, 2 * shape["lanes"]))
         try:
-            ArrayConfig(**{k: v for k, v in shape.items() if k != "multipliers"})
+            ArrayConfig(**{k: v for k, v in shape.items() if k not in HARDWARE})
         except ConfigError:
             continue
         return shape
@@ -163,9 +177,9 @@ def config_of(name: str) -> ArrayConfig:
         manifest = json.loads((ROOT / "rtl" / "dalif_array.json").read_text())
         p = manifest["params"]
         return ArrayConfig(p["neurons"], p["inputs"], p["T"], p["WB"], p["DB"], p["VB"],
-                           p["reset"], lanes=p["lanes"],
+                           p["reset"], lanes=p["lanes"], acc_lanes=p["acc_lanes"],
                            per_neuron_threshold=p["threshold"] == "per-neuron", bias=p["bias"])
-    return ArrayConfig(**{k: v for k, v in CONFIGS[name].items() if k != "multipliers"})
+    return ArrayConfig(**{k: v for k, v in CONFIGS[name].items() if k not in HARDWARE})
 
 
 def initial_params(name: str, config: ArrayConfig) -> IntParams | None:
@@ -184,7 +198,8 @@ def built(name: str, build_root: Path):
     else:
         folder = build_root / f"{name}_rtl"
         array = NeuronArray(config, initial_params(name, config),
-                            multipliers=CONFIGS[name].get("multipliers", "dsp"))
+                            multipliers=CONFIGS[name].get("multipliers", "dsp"),
+                            dsp_blocks=CONFIGS[name].get("dsp_blocks"))
         write_outputs(folder, emit_array(array, "dalif_array"))
     build_dir = build(folder / "dalif_array.v", "dalif_array", build_root / name)
     return build_dir, folder / "dalif_array.json"
@@ -255,7 +270,10 @@ def test_errors_and_reset(name, build_root, tmp_path):
 
 def test_throughput_bound(name, build_root, tmp_path, capsys):
     """Steady state (valid whenever a beat waits, ready always): cycles per timestep within
-    max(ceil(N/P) * (E + 1), F + 1) + 8, summed over the timesteps of the run.
+    max(GA E + G, F + 1) + 8, summed over the timesteps of the run, GA = ceil(N/A) the words a
+    beat walks and G = ceil(N/P) the groups of the update pass (the manifest's
+    ``cycles_per_input_beat`` and ``cycles_per_update_pass``, checked here against the
+    config).
 
     Cycles are counted as the spec defines them, from the first input beat to the last output
     eot; 48 timesteps amortise the one-off fill and drain (for the default array at E = M,
@@ -272,7 +290,9 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
                        threshold=np.zeros_like(params.threshold) + 1, bias=params.bias,
                        WB=params.WB, DB=params.DB, VB=params.VB, reset=params.reset,
                        beat_cap=params.beat_cap)
-    G = config.groups
+    GA, G = config.acc_groups, config.groups
+    pipeline = manifest["pipeline"]
+    assert (pipeline["cycles_per_input_beat"], pipeline["cycles_per_update_pass"]) == (GA, G)
     cases, bounds = [], []
     samples = -(-48 // config.T)
     for E in sorted({0, 1, min(4, config.inputs), config.inputs}):
@@ -281,7 +301,7 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
         load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append(make_case(f"E={E}", params, events, **load))
         F = twin.run(params, events).spikes_out.sum(axis=2)
-        bounds.append(int(np.maximum(G * (E + 1), F + 1).sum() + 8 * F.size))
+        bounds.append(int(np.maximum(GA * E + G, F + 1).sum() + 8 * F.size))
     results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
     check(results)
     lines = []
@@ -289,7 +309,8 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
         timesteps = samples * config.T
         cycles = result["last_out"] - result["first_in"] + 1
         steady = np.median(np.diff(result["eot_cycles"]))
-        lines.append(f"{name} N={config.neurons} P={config.lanes} {case['name']}: "
+        lines.append(f"{name} N={config.neurons} P={config.lanes} A={config.acc_lanes} "
+                     f"{case['name']}: "
                      f"{cycles / timesteps:.2f} cycles/timestep over {timesteps} "
                      f"(steady {steady:.0f}, bound {bound / timesteps:.2f})")
         assert cycles <= bound, lines[-1]
@@ -303,7 +324,7 @@ def test_the_hold_monitor_catches_an_output_that_drops_valid(build_root, tmp_pat
     from dalif_hw.harness.formal import Harness
     from dalif_hw.hw.emit import to_verilog
 
-    config = ArrayConfig(**{k: v for k, v in CONFIGS["p4"].items() if k != "multipliers"})
+    config = ArrayConfig(**{k: v for k, v in CONFIGS["p4"].items() if k not in HARDWARE})
     params = random_params(config, np.random.default_rng(1))
     folder = build_root / "broken_rtl"
     files = emit_array(NeuronArray(config, params), "dalif_array")

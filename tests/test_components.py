@@ -57,19 +57,22 @@ def random_params(rng, config: ArrayConfig, weight=None, **overrides) -> IntPara
 
 # -- the accumulator -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("groups", [1, 2, 3])
-def test_accumulator_forwards_back_to_back_beats(groups):
+@pytest.mark.parametrize("groups,k", [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (8, 4), (3, 3)])
+def test_accumulator_forwards_back_to_back_beats(groups, k):
     """Beats back to back (and with gaps), repeated indices, dropped beats: every pass hands
-    on start + the sum of the counted beats' weights, per group, in order."""
-    rng = np.random.default_rng(groups)
+    on bias + the sum of the counted beats' weights, per group, in order; with k groups to an
+    accumulation word (acc_lanes = k P: a beat walks ceil(groups / k) words)."""
+    rng = np.random.default_rng(groups * 10 + k)
     P, M, T = 2, 3, 2
-    config = ArrayConfig(neurons=groups * P, inputs=M, T=T, lanes=P, WB=4, VB=8)
+    config = ArrayConfig(neurons=groups * P, inputs=M, T=T, lanes=P, WB=4, VB=8,
+                         acc_lanes=k * P)
     params = random_params(rng, config)
     specs = memories(config, params)
+    assert specs[0].lanes == k * P and specs[0].depth == -(-groups // k) * M
     acc = SpikeAccumulator(inputs=M, T=T, weights=specs[0], acc_width=config.current_width,
                            base_width=config.out_index_width, pass_every=1, pass_gap=0,
-                           cfg_widths=config_widths(specs, P, 16))
-    start = 5
+                           cfg_widths=config_widths(specs, k * P, 16), lanes=P, groups=groups)
+    bias = [int(b) for b in rng.integers(-20, 20, groups * P)]
     steps = []
     for _ in range(8):
         # Indices up to the field's top value: M and above are dropped (and raise err).
@@ -80,25 +83,28 @@ def test_accumulator_forwards_back_to_back_beats(groups):
     for beats in steps:
         counted = [j for j in beats if j < M][:M]
         for g in range(groups):
-            lanes = [start + sum(int(params.weight[g * P + p, j]) for j in counted)
+            lanes = [bias[g * P + p] + sum(int(params.weight[g * P + p, j]) for j in counted)
                      for p in range(P)]
-            expected.append((g, not counted, g == groups - 1, g * P, lanes if counted else None))
+            expected.append((g, g == groups - 1, g * P, lanes))
     stream = []
     for beats in steps:
         stream += [(j, 0) for j in beats] + [(0, 1)]
     got = []
+    issued = []
 
     async def bench(ctx):
         ctx.set(acc.room, 1)
-        for p in range(P):
-            ctx.set(acc.start[p], start)
         queue = list(stream)
         for _ in range(20 * len(stream) + 50):
             taken = offer(ctx, acc.i, queue, gap=rng.random() < 0.3)
+            # The bias of the group issued two cycles ago (as read_in_step delivers it).
+            g_bias = issued[-2] if len(issued) >= 2 and issued[-2] is not None else 0
+            for p in range(P):
+                ctx.set(acc.bias[p], bias[g_bias * P + p])
             if ctx.get(acc.pass_.valid):
                 out = ctx.get(acc.pass_.payload)
-                got.append((out.g, bool(out.empty), bool(out.last), out.base,
-                            None if out.empty else [out.acc[p] for p in range(P)]))
+                got.append((out.g, bool(out.last), out.base, [out.acc[p] for p in range(P)]))
+            issued.append(ctx.get(acc.issue.g) if ctx.get(acc.issue.valid) else None)
             await ctx.tick()
             if taken:
                 queue.pop(0)
@@ -112,6 +118,25 @@ def test_accumulator_forwards_back_to_back_beats(groups):
 
 
 # -- the neuron update -----------------------------------------------------------------------
+
+def test_dsp_blocks_go_to_the_layers_in_order():
+    """A network's DSP budget: each layer takes alpha * I lane by lane, then beta * H, and
+    leaves the rest to the layers behind it; without a budget every product gets one."""
+    from dalif_hw.hw.network import NetworkTop
+    from dalif_hw.quant.packed import Layer, Network
+
+    rng = np.random.default_rng(0)
+    layers = []
+    for k, (m, n, P) in enumerate([(8, 6, 3), (6, 4, 2), (4, 4, 4)]):
+        config = ArrayConfig(neurons=n, inputs=m, T=2, lanes=P)
+        layers.append(Layer(f"hidden{k}", "dense", config, random_params(rng, config)))
+    network = Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=layers)
+    lanes = [hw.update.dsp_lanes for hw in NetworkTop(network, dsp_blocks=8).layers]
+    assert lanes == [(3, 3), (2, 0), (0, 0)]
+    assert [hw.update.dsp_lanes for hw in NetworkTop(network).layers] == \
+        [(3, 3), (2, 2), (4, 4)]
+    assert NetworkTop(network, multipliers="logic").layers[0].update.dsp_lanes == (0, 0)
+
 
 def test_latencies_follow_the_stage_list():
     names = [s.name for s in STAGES]
@@ -134,8 +159,10 @@ def test_the_docs_table_lists_the_stages():
 
 
 @pytest.mark.parametrize("reset", ["hard", "soft"])
-@pytest.mark.parametrize("multipliers", ["dsp", "logic"])
-def test_update_at_the_rails_matches_the_twin(reset, multipliers):
+@pytest.mark.parametrize("multipliers,dsp_blocks,lanes", [
+    ("dsp", None, (4, 4)), ("logic", None, (0, 0)),
+    ("dsp", 6, (4, 2)), ("dsp", 3, (3, 0))])
+def test_update_at_the_rails_matches_the_twin(reset, multipliers, dsp_blocks, lanes):
     """Currents and membranes at both rails, decays 0 and one, halves that round, thresholds
     at the bottom rail: spikes and written-back membranes equal the twin's ``step``."""
     rng = np.random.default_rng(7)
@@ -150,7 +177,9 @@ def test_update_at_the_rails_matches_the_twin(reset, multipliers):
         beta=np.array([one, 0, one, one, 1, one - 1, 1, 5]),
         threshold=np.array([lo, hi, 1, lo + 1, hi, 2, -1, 0]))
     update = NeuronUpdate(config, params, memories(config, params)[1:],
-                          config_widths(memories(config, params), P, 16), multipliers)
+                          config_widths(memories(config, params), P, 16), multipliers,
+                          dsp_blocks=dsp_blocks)
+    assert update.dsp_lanes == lanes   # lanes with alpha * I, beta * H in DSP blocks
     currents = [np.array([chi, clo, chi, clo, 1, -1, 3, -3]),
                 np.array([clo, chi, 0, 0, -5, 5, chi, clo]),
                 rng.integers(clo, chi + 1, N), np.array([chi] * N), np.array([clo] * N),
@@ -186,7 +215,7 @@ def test_update_at_the_rails_matches_the_twin(reset, multipliers):
                 t, g, lanes = todo["pass"]
                 ctx.set(update.pass_.payload, {
                     "g": g, "first_step": t == 0, "last": g == G - 1, "base": g * P,
-                    "empty": 0, "acc": [int(v) for v in lanes]})
+                    "acc": [int(v) for v in lanes]})
             await ctx.tick()
 
     async def watch(ctx):

@@ -1,8 +1,8 @@
 """``python -m dalif_hw.explore`` on small sweeps: once on the local cluster the command
 starts itself, once through the address of a scheduler the test starts (the path a real
 cluster takes). Points that fail (a weight width whose datapath would not fit 63 bits) or
-do not fit (16 lanes need 16 multipliers, the UP5K has 8) are reported and the sweep goes
-on."""
+do not fit (16 lanes need 32 multipliers, the UP5K has 8 DSP blocks, and the rest in logic
+overflow its LCs) are reported and the sweep goes on."""
 
 from __future__ import annotations
 
@@ -33,7 +33,7 @@ def test_sweep_on_a_local_cluster(tmp_path, capsys):
     assert fits["us_per_inference"] == pytest.approx(
         fits["cycles_per_inference"] / fits["fmax_mhz"], rel=1e-2)
     assert results[(16, 8)]["fits"] is False
-    assert "ICESTORM_DSP 16 of 8" in results[(16, 8)]["over"]
+    assert "ICESTORM_LC" in results[(16, 8)]["over"]
     for lanes in (2, 16):
         assert results[(lanes, 60)]["error"].startswith("ConfigError: widths WB=60")
     stdout = capsys.readouterr().out
@@ -83,11 +83,14 @@ def test_lanes_per_layer(tmp_path, capsys):
                        beta=np.full(12, 100), threshold=np.full(12, 5), bias=np.zeros(12, int))
     out = ReadoutParams(weight=rng.integers(-8, 8, (3, 12)), bias=np.zeros(3, int))
     Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
-        Layer("hidden0", "dense", hidden.config(2), hidden, 1.0),
+        Layer("hidden0", "dense", hidden.config(2, lanes=4, acc_lanes=12), hidden, 1.0),
         Layer("readout", "readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
     design = {"network": str(tmp_path / "net")}
     net = build_network(design, "4:2", 8)
     assert [layer.config.lanes for layer in net.layers] == [4, 2]
+    # The packed accumulation lanes stay where they fit the new lanes.
+    assert [layer.config.acc_lanes for layer in net.layers] == [12, 2]
+    assert build_network(design, 8, 8).layers[0].config.acc_lanes == 8
     assert [layer.config.lanes for layer in build_network(design, 16, 8).layers] == [12, 3]
     with pytest.raises(ValueError, match="lanes 4:2:2 name 3 layers, the network has 2"):
         build_network(design, "4:2:2", 8)

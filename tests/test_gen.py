@@ -35,7 +35,8 @@ def test_reference_rtl_is_fresh(tmp_path):
 
 def test_default_manifest_describes_the_array(tmp_path):
     manifest = json.loads((ROOT / "rtl" / "dalif_array.json").read_text())
-    assert manifest["params"] == {"neurons": 256, "inputs": 256, "T": 2, "lanes": 16, "WB": 8,
+    assert manifest["params"] == {"neurons": 256, "inputs": 256, "T": 2, "lanes": 16,
+                                  "acc_lanes": 16, "WB": 8,
                                   "DB": 8, "VB": 16, "reset": "hard",
                                   "threshold": "per-neuron", "bias": True,
                                   "beat_cap": 256, "multipliers": "dsp"}
@@ -49,6 +50,23 @@ def test_default_manifest_describes_the_array(tmp_path):
         decl = f"  {'input' if direction == 'in' else 'output'} " + \
             (f"[{width - 1}:0] " if width > 1 else "") + f"{name};"
         assert decl in verilog, decl
+
+
+def test_acc_lanes_set_the_weight_words_and_the_cost(tmp_path):
+    """--acc-lanes 16 over 40 neurons at 4 lanes: the weight memory holds 3 words of 16 lanes
+    per input (the last word part-full), the rest stays in groups of 4, and the manifest's
+    pipeline says a beat walks 3 words and a pass 10 groups."""
+    assert generate(tmp_path, "--neurons", 40, "--inputs", 5, "--T", 2, "--lanes", 4,
+                    "--acc-lanes", 16) == 0
+    manifest = json.loads((tmp_path / "dalif_array.json").read_text())
+    assert (manifest["params"]["lanes"], manifest["params"]["acc_lanes"]) == (4, 16)
+    memories = {m["name"]: m for m in manifest["memories"]}
+    assert (memories["weights"]["depth"], memories["weights"]["lanes"]) == (3 * 5, 16)
+    assert (memories["alpha"]["depth"], memories["alpha"]["lanes"]) == (10, 4)
+    assert manifest["pipeline"]["cycles_per_input_beat"] == 3
+    assert manifest["pipeline"]["cycles_per_update_pass"] == 10
+    words = (tmp_path / "dalif_array_weights.hex").read_text().split()
+    assert len(words) == 15 and all(len(w) == 16 * 8 // 4 for w in words)
 
 
 def test_params_file_sets_initial_contents_and_modes(tmp_path):
@@ -100,6 +118,12 @@ def bad_params(tmp_path):
     (["--neurons", "4", "--T", "2", "--lanes", "5"],
      "--lanes must be at most --neurons (4), not 5"),
     (["--neurons", "4", "--T", "2", "--lanes", "0"], "--lanes must be a positive integer, not 0"),
+    (["--neurons", "40", "--T", "2", "--lanes", "4", "--acc-lanes", "6"],
+     "acc_lanes must be a multiple of lanes (4) and at most lanes x groups (40), not 6"),
+    (["--neurons", "40", "--T", "2", "--lanes", "4", "--acc-lanes", "44"],
+     "acc_lanes must be a multiple of lanes (4) and at most lanes x groups (40), not 44"),
+    (["--neurons", "4", "--T", "2", "--acc-lanes", "0"],
+     "--acc-lanes must be a positive integer, not 0"),
     (["--neurons", "4", "--T", "2", "--decay-width", "0"],
      "--decay-width must be a positive integer, not 0"),
     (["--neurons", "4", "--T", "2", "--name", "2x"],

@@ -68,9 +68,11 @@ def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
     folder, model, metrics = trained
     out = tmp_path / "packed"
     assert cli.run(pack.main, [str(folder / "model.pt"), "--out", str(out),
-                               "--lanes", "8,5"]) == 0
+                               "--lanes", "8,5", "--acc-lanes", "32,5"]) == 0
     description = yaml.safe_load((out / "network.yaml").read_text())
     assert [layer["lanes"] for layer in description["layers"]] == [8, 5]
+    # Accumulation lanes only where they differ from the lanes.
+    assert [layer.get("acc_lanes") for layer in description["layers"]] == [32, None]
     assert description["encoding"] == ENCODING and description["T"] == 2
     network = check_packed(out, metrics)
     # The readout weights are the float ones in units of the readout scale.
@@ -96,6 +98,12 @@ def test_readout_twin_sums_currents_over_time():
     (["--lanes", "16,x"], "--lanes must be comma-separated integers, one per layer, not '16,x'"),
     (["--lanes", "300,10"], "layer hidden0: lanes must be at most the number of neurons "
                             "(256), not 300"),
+    (["--acc-lanes", "24,10"], "layer hidden0: acc_lanes must be a multiple of lanes (16) and "
+                               "at most lanes x groups (256), not 24"),
+    (["--acc-lanes", "64,20"], "layer readout: acc_lanes must be a multiple of lanes (10) and "
+                               "at most lanes x groups (10), not 20"),
+    (["--acc-lanes", "64"], "acc_lanes needs one value per layer with neurons (2), not [64]"),
+    (["--acc-lanes", "64,0"], "--acc-lanes must be positive, not '64,0'"),
 ])
 def test_pack_refuses_what_does_not_fit(trained, tmp_path, capsys, args, message):
     folder, _, _ = trained

@@ -33,8 +33,8 @@ def test_ecp5_out_of_context_report(tmp_path, capsys):
     for key in ("target", "luts", "ffs", "brams", "dsps", "fmax_mhz"):
         assert key in data
     assert data["target"] == "ecp5-25k" and data["design"] == "dalif_array"
-    # One DSP block per lane (alpha * I); the weights in one block RAM.
-    assert data["dsps"] == 4 and data["brams"] == 1
+    # Two DSP blocks per lane (alpha * I, beta * H); the weights in one block RAM.
+    assert data["dsps"] == 8 and data["brams"] == 1
     assert 0 < data["luts"] < 24288 and 0 < data["ffs"] < 24288
     assert data["fmax_mhz"] > 50 and data["critical_path"]["from"]
     table = capsys.readouterr().out
@@ -48,7 +48,7 @@ def test_ice40_board_top_report(tmp_path):
     data = json.loads(report.read_text())
     # iCE40: wrapped in the board top; flip-flops counted from Yosys's statistics.
     assert data["design"] == "dalif_array_board"
-    assert data["dsps"] == 2 and data["brams"] >= 1
+    assert data["dsps"] == 4 and data["brams"] >= 1
     assert 0 < data["ffs"] < data["luts"] <= 5280
     assert data["fmax_mhz"] > 10
 
@@ -111,13 +111,15 @@ def test_board_build_that_misses_the_board_clock_fails(tmp_path, capsys, monkeyp
 
 
 def test_design_that_does_not_fit_names_the_resource(tmp_path, capsys):
-    # 16 lanes need 16 multipliers; the UP5K has 8 DSP blocks.
+    # 16 lanes need 32 multipliers; the UP5K has 8 DSP blocks, and the other 24 products in
+    # logic overflow its LCs (and 16 lanes of weights need 8 SPRAMs).
     code, report = run_synth(tmp_path, "--target", "ice40-up5k", "--neurons", "16",
                              "--inputs", "4", "--lanes", "16", "--T", "1")
     assert code == 2
     err = capsys.readouterr().err
     assert err.startswith("error: the design does not fit ice40-up5k: ")
-    assert "ICESTORM_DSP 16 of 8 (200%)" in err
+    assert "ICESTORM_LC " in err and "ICESTORM_SPRAM 8 of 4 (200%)" in err
+    assert "ICESTORM_DSP" not in err   # the DSP blocks are given out within the budget
     assert not report.exists()
 
 
@@ -211,4 +213,4 @@ def test_network_without_readout_synthesises(tmp_path):
     assert code == 0
     data = json.loads(report.read_text())
     assert data["design"] == "dalif_network"
-    assert data["dsps"] == 4 and 0 < data["luts"] < 24288
+    assert data["dsps"] == 8 and 0 < data["luts"] < 24288

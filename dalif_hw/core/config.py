@@ -129,6 +129,11 @@ class ArrayConfig:
     beat_cap : int, optional
         B: of the spike beats of a timestep with an index below M, the first B count; the
         rest are dropped (default M; a layer behind a sum pool needs more, SPEC 6).
+    acc_lanes : int, optional
+        A, how many neurons one input spike reaches a cycle (default P): a spike beat walks
+        ceil(N / A) words of A weights, and the accumulators are handed to the update P at
+        a time. A multiple of P, at most P * G; adders and weight-memory width, no
+        multipliers. The arithmetic does not depend on it. Dense layers only.
 
     Raises
     ------
@@ -148,6 +153,7 @@ class ArrayConfig:
     per_neuron_threshold: bool = True
     bias: bool = True
     beat_cap: int | None = None
+    acc_lanes: int | None = None
 
     def __post_init__(self):
         for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
@@ -161,6 +167,13 @@ class ArrayConfig:
         if self.lanes > self.neurons:
             raise ConfigError(f"lanes must be at most the number of neurons ({self.neurons}), "
                               f"not {self.lanes}")
+        if self.acc_lanes is None:
+            object.__setattr__(self, "acc_lanes", self.lanes)
+        object.__setattr__(self, "acc_lanes", _check_int("acc_lanes", self.acc_lanes, 1))
+        if self.acc_lanes % self.lanes or self.acc_lanes > self.lanes * self.groups:
+            raise ConfigError(f"acc_lanes must be a multiple of lanes ({self.lanes}) and at most "
+                              f"lanes x groups ({self.lanes * self.groups}), not "
+                              f"{self.acc_lanes}")
         if self.reset not in RESETS:
             raise ConfigError(f"reset must be one of {', '.join(RESETS)}, not {self.reset!r}")
         # alpha * I is the widest product: (DB + 2) bits of decay times current_width bits.
@@ -220,6 +233,11 @@ class ArrayConfig:
         return -(-self.neurons // self.lanes)
 
     @property
+    def acc_groups(self) -> int:
+        """ceil(N / A): the weight words an input spike walks, one a cycle."""
+        return -(-self.neurons // self.acc_lanes)
+
+    @property
     def in_index_width(self) -> int:
         return index_width(self.inputs)
 
@@ -236,7 +254,7 @@ class ArrayConfig:
     def manifest(self) -> dict:
         """The ``params`` of a generated array's manifest."""
         return {"neurons": self.neurons, "inputs": self.inputs, "T": self.T,
-                "lanes": self.lanes, **self.meta(),
+                "lanes": self.lanes, "acc_lanes": self.acc_lanes, **self.meta(),
                 "threshold": "per-neuron" if self.per_neuron_threshold else "per-layer",
                 "bias": self.bias, "beat_cap": self.beat_cap}
 

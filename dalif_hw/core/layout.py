@@ -4,8 +4,9 @@ Neuron ``i`` sits in group ``g = i // P``, lane ``p = i % P``. Every memory word
 lanes of one group, lane p in bits ``[p * width, (p + 1) * width)``, two's complement for
 signed values; lanes past the last neuron hold 0.
 
-- ``weights``: depth ``G * M``, the word at ``g * M + j`` holds the weights from input j to the
-  neurons of group g (so one input spike walks G consecutive-by-M words).
+- ``weights``: A lanes a word (the accumulation lanes, ``acc_lanes``, P unless set), depth
+  ``ceil(N / A) * M``: the word at ``g * M + j`` holds the weights from input j to neurons
+  ``g * A .. g * A + A - 1`` (so one input spike walks ceil(N / A) consecutive-by-M words).
 - ``alpha``, ``beta`` (DB + 1 bits a lane), ``threshold`` and ``bias`` (VB bits a lane; only
   when per neuron and present): depth G, the word at g holds group g.
 
@@ -182,13 +183,14 @@ def memories(config: ArrayConfig, params: IntParams | ConvParams | ReadoutParams
     if isinstance(params, ConvParams):
         return _conv_memories(config, params)
     P, G, M = config.lanes, config.groups, config.inputs
+    A, GA = config.acc_lanes, config.acc_groups
     per_group = (f"word g holds neurons g*{P} .. g*{P}+{P - 1}, neuron i in lane i % {P} "
                  f"at bits [(i % {P}) * {{w}}, (i % {P} + 1) * {{w}})")
-    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, G * M, P,
-                        pack_words(params.weight.T, P, config.WB),
-                        f"word g*{M} + j holds the weights from input j to neurons g*{P} .. "
-                        f"g*{P}+{P - 1}, neuron i in lane i % {P} at bits "
-                        f"[(i % {P}) * {config.WB}, (i % {P} + 1) * {config.WB}), signed")]
+    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, GA * M, A,
+                        pack_words(params.weight.T, A, config.WB),
+                        f"word g*{M} + j holds the weights from input j to neurons g*{A} .. "
+                        f"g*{A}+{A - 1}, neuron i in lane i % {A} at bits "
+                        f"[(i % {A}) * {config.WB}, (i % {A} + 1) * {config.WB}), signed")]
     decays = () if isinstance(params, ReadoutParams) else ("alpha", "beta")
     for name in decays:
         specs.append(MemorySpec(name, int(Select[name]), config.decay_width, False, G, P,
@@ -211,8 +213,8 @@ def memory_bits(config: ArrayConfig, shape: ConvShape | None = None) -> int:
     (its kernel, not the dense equivalent's N x M weights)."""
     per_neuron = 2 * config.decay_width + 2 * config.VB
     if shape is None:
-        G, P = config.groups, config.lanes
-        return G * P * (config.inputs * config.WB + per_neuron)
+        weights = config.acc_groups * config.acc_lanes * config.inputs * config.WB
+        return weights + config.groups * config.lanes * per_neuron
     G, _ = conv_groups(shape, config.lanes)
     (C, _, _), K = shape.in_shape, shape.channels
     return K * C * shape.kernel[0] * shape.kernel[1] * config.WB + G * config.lanes * per_neuron

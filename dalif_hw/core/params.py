@@ -148,11 +148,13 @@ class IntParams:
     def per_neuron_threshold(self) -> bool:
         return self.threshold.ndim == 1
 
-    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None,
+               acc_lanes: int | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps."""
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
                            lanes=lanes, per_neuron_threshold=self.per_neuron_threshold,
-                           bias=self.bias is not None, beat_cap=self.beat_cap)
+                           bias=self.bias is not None, beat_cap=self.beat_cap,
+                           acc_lanes=acc_lanes)
 
     @property
     def cap(self) -> int:
@@ -271,11 +273,17 @@ class ConvParams:
     def cap(self) -> int:
         return self.inputs if self.beat_cap is None else self.beat_cap
 
-    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None,
+               acc_lanes: int | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of the layer (sizes of its dense equivalent). Lanes run
-        over neighbouring output columns of one channel: at most WO (default min(WO, 16))."""
+        over neighbouring output columns of one channel: at most WO (default min(WO, 16)).
+        A spike walks its kernel window, so ``acc_lanes`` can only be the lanes."""
         WO = self.shape.out_shape[2]
         lanes = min(WO, 16) if lanes is None else lanes
+        if acc_lanes is not None and acc_lanes != lanes:
+            raise ConfigError(f"acc_lanes applies to dense layers: a conv2d layer's spike walks "
+                              f"its kernel window P lanes at a time (acc_lanes {acc_lanes}, "
+                              f"lanes {lanes})")
         if isinstance(lanes, int) and lanes > WO:
             raise ConfigError(f"lanes run over the output columns: at most WO = {WO}, "
                               f"not {lanes}")
@@ -426,9 +434,11 @@ class ReadoutParams:
     inputs = IntParams.inputs
     biases = IntParams.biases
 
-    def config(self, T: int, lanes: int | None = None) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None,
+               acc_lanes: int | None = None) -> ArrayConfig:
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, 1, self.VB, lanes=lanes,
-                           per_neuron_threshold=False, bias=self.bias is not None)
+                           per_neuron_threshold=False, bias=self.bias is not None,
+                           acc_lanes=acc_lanes)
 
     def meta(self) -> dict:
         return {"layer": "readout", "WB": self.WB, "VB": self.VB}

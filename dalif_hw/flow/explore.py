@@ -55,19 +55,27 @@ def layer_lanes(layers, P) -> list[int]:
     return [_lanes_for(layer, P) for layer in layers]
 
 
+def _acc_lanes_for(layer, P: int) -> int | None:
+    """The layer's accumulation lanes at ``P`` lanes: its packed ones where they are still a
+    multiple of P within the neurons, else P (None)."""
+    A, N = layer.config.acc_lanes, layer.config.neurons
+    return A if A != layer.config.lanes and A % P == 0 and A <= P * -(-N // P) else None
+
+
 def build_network(design: dict, P, WB: int):
     """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
     weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
-    weight width."""
+    weight width; each layer keeps its accumulation lanes where they fit the new lanes."""
     from ..quant.packed import Network
 
     network = Network.load(design["network"])
     spiking = [layer for layer in network.layers if layer.pool is None]
     lanes = layer_lanes(spiking, P)
+    acc_lanes = [_acc_lanes_for(layer, p) for layer, p in zip(spiking, lanes)]
     if all(layer.params.WB == WB for layer in spiking):
-        given = iter(lanes)
+        given = iter(zip(lanes, acc_lanes))
         layers = [layer if layer.pool is not None else dataclasses.replace(
-            layer, config=layer.params.config(network.T, lanes=next(given)))
+            layer, config=layer.params.config(network.T, *next(given)))
             for layer in network.layers]
         return dataclasses.replace(network, layers=layers)
     from ..model.checkpoint import load_checkpoint
@@ -80,7 +88,8 @@ def build_network(design: dict, P, WB: int):
     model, checkpoint = load_checkpoint(Path(design["network"]) / source)
     widths = checkpoint.get("widths", {})
     return pack_network(model, T=network.T, encoding=dict(network.encoding), lanes=lanes,
-                        WB=WB, **{k: v for k, v in widths.items() if k != "WB"})
+                        acc_lanes=acc_lanes, WB=WB,
+                        **{k: v for k, v in widths.items() if k != "WB"})
 
 
 def stimulus(design: dict, network) -> tuple[np.ndarray, np.ndarray | None]:
@@ -119,10 +128,10 @@ def array_network(design: dict, P, WB: int):
 
 def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
     """Cycles of each layer in each timestep of each sample, [layers, S, T]: a dense layer
-    or readout takes G (E + 1) to accumulate E counted beats and pass its G groups, a
-    convolution its fan-out per beat plus its groups, and the output side one cycle per
-    spike and one for eot; the larger of the two, plus 8 for the pipelines. A pooling stage
-    passes a beat a cycle."""
+    or readout takes GA E + G to accumulate E counted beats (each walks the GA = ceil(N / A)
+    words of its A accumulation lanes) and pass its G groups, a convolution its fan-out per
+    beat plus its groups, and the output side one cycle per spike and one for eot; the larger
+    of the two, plus 8 for the pipelines. A pooling stage passes a beat a cycle."""
     from .. import twin
     from ..core.layout import conv_groups
 
@@ -139,9 +148,9 @@ def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
             per_beat = layer.params.shape.fan_out
             groups = conv_groups(layer.params.shape, c.lanes)[0]
         else:
-            per_beat = groups = c.groups
+            per_beat, groups = c.acc_groups, c.groups
         if layer.kind == "readout":
-            rows.append(per_beat * (beats + 1) + 8)
+            rows.append(per_beat * beats + groups + 8)
             continue
         trace = twin.run(layer.params, counts)
         out = trace.spikes_out.sum(axis=2)
@@ -185,15 +194,15 @@ def _evaluate(point: dict) -> dict:
     out = {"cycles_per_inference": round(cycles_per_inference(network, spikes), 1)}
     if labels is not None:
         out["int_acc"] = round(float((twin.classify(network, spikes) == labels).mean()), 4)
-    memories = TARGETS[target].memories
+    options = TARGETS[target].build_options
     if "network" in design:
-        hw = NetworkTop(network, **memories)
+        hw = NetworkTop(network, **options)
         name = "dalif_network"
     else:
         from ..hw.neuron_array import NeuronArray
 
         layer = network.layers[0]
-        hw = NeuronArray(layer.config, layer.params, **memories)
+        hw = NeuronArray(layer.config, layer.params, **options)
         name = "dalif_array"
     try:
         report = synthesize(hw, name, target, Path(point["work"]), freq_mhz=point["freq"])

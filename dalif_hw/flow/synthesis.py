@@ -116,7 +116,9 @@ def _count_ffs(yosys_log: str) -> int:
 def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150.0,
                board: str | None = None, seed: int = 1, hard_registers: bool = True,
                baud: int = 1_000_000) -> Report:
-    """Run the flow on an Amaranth component ``design``; return the :class:`Report`.
+    """Run the flow on an Amaranth component ``design`` (or on Verilog text with a top
+    module ``name``: an earlier design kept for comparison, ECP5 only and without a board);
+    return the :class:`Report`.
 
     With a ``board`` (or on iCE40, which has no out-of-context mode) the design is wrapped in
     the board top (:class:`~dalif_hw.hw.board.BoardTop`) with its host link at ``baud``; with
@@ -138,6 +140,8 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
 
     spec = TARGETS[target]
     work.mkdir(parents=True, exist_ok=True)
+    if isinstance(design, str) and (board is not None or spec.family != "ecp5"):
+        raise ConfigError("Verilog text is synthesised out of context, on ECP5 only")
     if board is not None and BOARDS[board]["family"] != spec.family:
         raise ConfigError(f"--board {board} is an {BOARDS[board]['family']} board, "
                           f"not for --target {target}")
@@ -152,7 +156,8 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
         component = BoardTop(design, divisor)
     seconds = {}
     start = time.perf_counter()
-    write_text_atomic(work / f"{top}.v", to_verilog(component, top))
+    write_text_atomic(work / f"{top}.v", design if isinstance(design, str)
+                      else to_verilog(component, top))
     seconds["generate"] = time.perf_counter() - start
 
     synth = f"synth_{spec.family} {spec.synth_options}".rstrip()

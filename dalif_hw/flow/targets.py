@@ -28,9 +28,11 @@ class Target:
     synth_options: str = ""
 
     @property
-    def memories(self) -> dict:
-        """The memory choices as keyword arguments of NeuronArray and NetworkTop."""
-        return {"weight_ram": self.weight_ram, "fifo_ram": self.fifo_ram}
+    def build_options(self) -> dict:
+        """The memory choices and the DSP blocks there are, as keyword arguments of
+        NeuronArray and NetworkTop."""
+        return {"weight_ram": self.weight_ram, "fifo_ram": self.fifo_ram,
+                "dsp_blocks": self.capacity["dsps"]}
 
 
 

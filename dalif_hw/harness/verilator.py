@@ -272,9 +272,9 @@ class Bench:
 
 def timestep_cycles(config, beats: int) -> int:
     """Cycles a timestep of an array of ``config`` with ``beats`` input beats may take, with a
-    margin: G (E + 1) to accumulate, N + 1 output beats, 64 for the pipelines. For the cycle
-    limits of simulations."""
-    return config.groups * (beats + 1) + config.neurons + 64
+    margin: GA E + G to accumulate and pass, N + 1 output beats, 64 for the pipelines. For
+    the cycle limits of simulations."""
+    return config.acc_groups * beats + config.groups + config.neurons + 64
 
 
 def event_beats(events) -> list[tuple[int, int]]:

@@ -1,18 +1,21 @@
 """Spike-driven accumulation: the input side shared by neuron arrays and readouts.
 
-An input spike beat with index j walks the G groups of P lanes, one a cycle: it reads weight
-word ``g * M + j`` and the group's accumulators and writes back their lane-wise sums. Silent
-inputs cost nothing. The read-modify-write takes three cycles (issue; memory output, then
-registered; add and write); the two writes still in flight are forwarded to a read of the
-same group (with G >= 3 there never are any), so beats follow each other with no bubble
-whatever G. The first beat after a pass starts from ``start`` (zero, or the neurons' bias),
-so the accumulators never need clearing.
+The accumulators sit in GA = ceil(N / A) words of A lanes (A, the accumulation lanes, is P
+unless set: ``ArrayConfig.acc_lanes``). An input spike beat with index j walks the GA words,
+one a cycle: it reads weight word ``a * M + j`` and accumulator word a and writes back their
+lane-wise sums. Silent inputs cost nothing. The read-modify-write takes three cycles (issue;
+memory output, then registered; add and write); the two writes still in flight are forwarded
+to a read of the same word (with GA >= 3 there never are any), so beats follow each other
+with no bubble whatever GA. The first beat after a pass starts from zero instead of what the
+word holds, so the accumulators never need clearing.
 
 Every ``pass_every``-th ``eot`` beat (every one for a neuron array, every T-th for a readout)
-starts a *pass*: one operation per group, one a cycle, that reads the accumulators through
-the same forwarding path and hands them to the datapath behind (``pass_``, two cycles after
-issue, with the group number on ``issue`` at issue time so that it can read its own
-memories in step). Beats of the next timestep are taken as soon as the pass is issued.
+starts a *pass*: one operation per group of P lanes (A / P to a word), one a cycle, that
+reads the accumulators through the same forwarding path, adds the group's ``bias`` and hands
+them to the datapath behind (``pass_``, two cycles after issue, with the group number on
+``issue`` at issue time so that it can read its own memories in step). Beats of the next
+timestep are taken as soon as the pass is issued. So a timestep of E counted beats takes
+GA E + G cycles: A lanes need adders and memory width, P lanes the update's multipliers.
 
 Beats with an index of M or more, and beats beyond the B-th counted one of a timestep (the beat
 cap B, default M), are dropped and raise the sticky ``err``.
@@ -37,14 +40,13 @@ __all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "issue_sig
 
 
 def pass_layout(groups: int, base_width: int, lanes: int, acc_width: int) -> data.StructLayout:
-    """What a pass operation hands to the neurons behind, per group: ``g``, ``empty`` (no
-    counted beat since the last pass), ``first_step`` (issued by the first timestep of a
-    sample), ``last`` (last group), ``partial`` (only the group's first ``tail`` lanes are
-    neurons: the array's last group, a convolution's last block of columns in a row),
-    ``base`` (the index of lane 0) and ``acc`` (the group's accumulators, one signed lane
-    each)."""
+    """What a pass operation hands to the neurons behind, per group: ``g``, ``first_step``
+    (issued by the first timestep of a sample), ``last`` (last group), ``partial`` (only the
+    group's first ``tail`` lanes are neurons: the array's last group, a convolution's last
+    block of columns in a row), ``base`` (the index of lane 0) and ``acc`` (the group's
+    currents, one signed lane each: the bias plus the weights of the counted beats)."""
     return data.StructLayout({
-        "g": range(groups), "empty": 1, "first_step": 1, "last": 1, "partial": 1,
+        "g": range(groups), "first_step": 1, "last": 1, "partial": 1,
         "base": base_width, "acc": data.ArrayLayout(signed(acc_width), lanes)})
 
 
@@ -62,9 +64,8 @@ class AccumulatorSignature(wiring.Signature):
     group ``g`` of output ``channel`` (0 for a dense array), so that the neurons can address
     their memories with it);
     ``pass_`` (``valid`` and a :func:`pass_layout` payload, ``LATENCY`` cycles after issue);
-    ``start`` (in, one cycle after issue: the values the group's first accumulation of a
-    pass starts from, e.g. the bias) and ``room`` (in: the neurons behind can take every pass
-    operation in flight plus ``SLACK``).
+    ``bias`` (in, in step with ``pass_``: what the pass adds to the group's accumulators) and
+    ``room`` (in: the neurons behind can take every pass operation in flight plus ``SLACK``).
     """
 
     def __init__(self, *, inputs: int, groups: int, lanes: int, acc_width: int,
@@ -77,7 +78,7 @@ class AccumulatorSignature(wiring.Signature):
             "pass_": Out(wiring.Signature({
                 "valid": Out(1),
                 "payload": Out(pass_layout(groups, base_width, lanes, acc_width))})),
-            "start": In(data.ArrayLayout(signed(acc_width), lanes)),
+            "bias": In(data.ArrayLayout(signed(acc_width), lanes)),
             "room": In(1),
         })
 
@@ -256,7 +257,13 @@ class SpikeAccumulator(wiring.Component):
     T : int
         Timesteps per sample.
     weights : MemorySpec
-        The weight memory (depth G * M, P lanes of WB bits).
+        The weight memory: A lanes of WB bits (A = ``weights.lanes``, the accumulation
+        lanes), depth GA * M (GA = ceil(N / A), the words a beat walks).
+    lanes : int, optional
+        P, the lanes a pass operation hands on (default A); A must be a multiple of P.
+    groups : int, optional
+        G, the pass operations of a pass (default GA): group g holds accumulation word
+        ``g * P // A``, lanes ``g * P % A ..`` of it.
     acc_width : int
         Signed bits of one accumulator lane.
     base_width : int
@@ -279,10 +286,10 @@ class SpikeAccumulator(wiring.Component):
     Attributes
     ----------
     (ports) : AccumulatorSignature
-        ``issue.g`` is the group of the operation issued this cycle, a beat's or a pass's;
-        ``pass_`` comes :attr:`LATENCY` cycles after issue; ``start`` is read one cycle after
-        issue (read it with :func:`read_in_step` at ``issue.g``, ``early=True``) and is zero
-        unless driven; ``room`` is registered here, so it may be one cycle old.
+        ``issue.g`` is the group of the pass operation issued this cycle; ``pass_`` comes
+        :attr:`LATENCY` cycles after issue; ``bias`` is read beside it (read it with
+        :func:`read_in_step` at ``issue.g``) and is zero unless driven; ``room`` is
+        registered here, so it may be one cycle old.
     probes : dict
         Not ports, for checkers (:mod:`dalif_hw.hw.checks`): ``taken``, a beat leaves the
         one-beat input buffer this cycle (counted, dropped, or an ``eot``); ``held`` and
@@ -291,21 +298,32 @@ class SpikeAccumulator(wiring.Component):
 
     #: Cycles from issue to ``pass_``.
     LATENCY = 2
+    #: Cycles from an operation's start in the walker to its issue: the walker addresses the
+    #: weight memory first, so that its word has one more register (in the fabric, near the
+    #: adders) before the add.
+    LEAD = 1
     #: What ``room`` must leave beyond the pass operations between issue and their push:
-    #: the push under way when ``room`` was sampled (it is registered) and the operation
-    #: issued now.
-    SLACK = 2
+    #: the push under way when ``room`` was sampled (it is registered), the operation
+    #: started now and those between the walker and issue.
+    SLACK = 2 + LEAD
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
                  weight_image: list | None = None, beat_cap: int | None = None,
-                 weight_ram: str = "block"):
+                 weight_ram: str = "block", lanes: int | None = None,
+                 groups: int | None = None):
         self.inputs, self.T, self.weights = inputs, T, weights
         self.weight_ram = check_weight_ram(weight_ram)
         self.beat_cap = inputs if beat_cap is None else beat_cap
         self.weight_image = checked_image(weights, weight_image)
         self.pass_gap = pass_gap
-        self.lanes, self.groups = weights.lanes, weights.depth // inputs
+        self.acc_lanes, self.acc_groups = weights.lanes, weights.depth // inputs
+        self.lanes = self.acc_lanes if lanes is None else lanes
+        self.groups = self.acc_groups if groups is None else groups
+        if self.acc_lanes % self.lanes or \
+                -(-self.groups * self.lanes // self.acc_lanes) != self.acc_groups:
+            raise ValueError(f"{self.acc_groups} words of {self.acc_lanes} accumulators do not "
+                             f"hand on as {self.groups} groups of {self.lanes}")
         self.acc_width, self.pass_every = acc_width, pass_every
         self.base_width = base_width
         super().__init__(AccumulatorSignature(
@@ -316,41 +334,60 @@ class SpikeAccumulator(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         M, P, G = self.inputs, self.lanes, self.groups
+        A, GA = self.acc_lanes, self.acc_groups
+        k = A // P                   # groups a word holds
         AW = self.acc_width
 
         w_rd = weight_memory(m, self)
-        acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(P * AW), depth=G, init=[])
+        acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(A * AW), depth=GA, init=[])
         acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
 
         beat_v, beat, consume = input_buffer(m, self)
 
         # -- the walker: one accumulate or pass operation a cycle, from registers ------------
-        busy = Signal()              # walking the groups of a beat or a pass
+        # A beat walks the GA words, a pass the G groups (k to a word).
+        busy = Signal()              # walking the words of a beat or the groups of a pass
         in_pass = Signal()           # ... of a pass
-        g = Signal(range(G))         # group of this cycle's operation
-        waddr = Signal(range(G * M + M))   # its weight address, g * M + j
-        base = Signal(self.base_width)   # its g * P
-        walk_first = Signal()        # the beat being walked is the first since the last pass
-        walk_empty, walk_first_step = Signal(), Signal()
+        g = Signal(range(G))         # word (beat) or group (pass) of this cycle's operation
+        waddr = Signal(range(GA * M + M))   # a beat's weight address, g * M + j
+        base = Signal(self.base_width)   # a pass's g * P
+        walk_zero = Signal()         # no beat counted since the last pass before this walk
+        walk_first_step = Signal()
         first = Signal(init=1)       # no beat counted since the last pass
 
         # Registered: room behind for every operation in flight, the stale cycle and one more.
         credit = Signal()
         m.d.sync += credit.eq(self.room)
-        # An operation: its valid bit, and the rest (a layout) carried beside it.
+        # An operation: its valid bit, and the rest (a layout) carried beside it. ``a`` is
+        # the accumulation word it reads, ``sub`` (a pass's) the group's place in it; ``zero``:
+        # what the word holds is stale (a beat starts from 0, a pass hands on the bias alone).
         op_layout = data.StructLayout({
-            "pass": 1, "g": range(G), "first": 1, "empty": 1, "first_step": 1, "last": 1,
-            "base": len(base)})
+            "pass": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
+            "first_step": 1, "last": 1, "base": len(base)})
         op_valid, op = Signal(), Signal(op_layout)
+        last_g = (g == G - 1) if G == GA else Mux(in_pass, g == G - 1, g == GA - 1)
         m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
-                     op.g.eq(g), op.first.eq(walk_first & ~in_pass), op.empty.eq(walk_empty),
-                     op.first_step.eq(walk_first_step), op.last.eq(g == G - 1),
-                     op.base.eq(base)]
-        # Stages 1 and 2. Only the valid bits of the pipeline need a reset.
-        s1_valid, s2_valid = Signal(), Signal()
-        s1 = Signal(op_layout, reset_less=True)
-        s2 = Signal(op_layout, reset_less=True)
-        m.d.sync += [s1_valid.eq(op_valid), s1.eq(op), s2_valid.eq(s1_valid), s2.eq(s1)]
+                     op.g.eq(g), op.zero.eq(walk_zero), op.first_step.eq(walk_first_step),
+                     op.last.eq(last_g), op.base.eq(base)]
+        if k == 1:
+            m.d.comb += op.a.eq(g)
+        else:
+            a, sub = Signal(range(GA)), Signal(range(k))
+            m.d.comb += [op.a.eq(a), op.sub.eq(sub)]
+            with m.If(op_valid):
+                with m.If(op.last):
+                    m.d.sync += [a.eq(0), sub.eq(0)]
+                with m.Elif(~in_pass | (sub == k - 1)):
+                    m.d.sync += [a.eq(a + 1), sub.eq(0)]
+                with m.Else():
+                    m.d.sync += sub.eq(sub + 1)
+        # Stages 1 to 3. Only the valid bits of the pipeline need a reset.
+        valid, stage = [op_valid], [op]
+        for k in (1, 2, 3):
+            valid.append(Signal(name=f"s{k}_valid"))
+            stage.append(Signal(op_layout, name=f"s{k}", reset_less=True))
+            m.d.sync += [valid[k].eq(valid[k - 1]), stage[k].eq(stage[k - 1])]
+        s1, s2, s3 = stage[1:]
 
         at_last = op_valid & op.last
         # g and base return to 0 at the end of every walk, so a new walk needs no load of
@@ -369,49 +406,61 @@ class SpikeAccumulator(wiring.Component):
             m, self, beat_v, beat, consume, ready=~busy | at_last, quiet_ok=quiet_ok,
             pass_every=self.pass_every)
         with m.If(pass_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(1), walk_empty.eq(first),
+            m.d.sync += [busy.eq(1), in_pass.eq(1), walk_zero.eq(first),
                          walk_first_step.eq(first_step), first.eq(1)]
         with m.If(walk_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_first.eq(first), first.eq(0)]
+            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0)]
 
-        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(op.g),
-                     self.issue.valid.eq(op_valid & op["pass"]), self.issue.g.eq(op.g)]
-        # Memory outputs registered: stage 2 sees them beside the operation.
+        # The weight memory is read at stage 0, the accumulators (and, through ``issue``, the
+        # memories of the update behind) at stage 1 (LEAD).
+        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(s1.a),
+                     self.issue.valid.eq(valid[1] & s1["pass"]), self.issue.g.eq(s1.g)]
+        # The weight word registered twice (the block RAM's output register, then one in the
+        # fabric: the block RAMs lie all over the chip), the accumulators once: stage 3 sees
+        # both beside the operation.
         w2 = Signal(len(w_rd.data), reset_less=True)
-        acc2 = Signal(len(acc_rd.data), reset_less=True)
-        # The first beat after a pass starts from ``start`` instead of what was accumulated.
-        m.d.sync += [w2.eq(w_rd.data),
-                     acc2.eq(Mux(s1.first, self.start.as_value(), acc_rd.data))]
+        w3 = Signal(len(w_rd.data), reset_less=True)
+        acc3 = Signal(len(acc_rd.data), reset_less=True)
+        # A stale word counts as zero (no clearing, no bias in front of the adders): the
+        # register's synchronous reset, off the adders' path.
+        m.d.sync += [w2.eq(w_rd.data), w3.eq(w2), acc3.eq(Mux(s2.zero, 0, acc_rd.data))]
 
-        # -- stage 2: forward the writes in flight, then accumulate or hand on ---------------
-        # A read issued at cycle c sees writes up to c - 1; the operations issued at c - 2 and
-        # c - 1 write at c and c + 1, so stage 2 (at c + 2) takes those from wl2 and wl1.
-        lanes_layout = data.ArrayLayout(signed(AW), P)
-        write_layout = data.StructLayout({"g": range(G), "data": lanes_layout})
+        # -- stage 3: forward the writes in flight, then accumulate or hand on ---------------
+        # A read at cycle c + 1 (stage 1 of an operation started at c) sees writes up to c;
+        # the operations started at c - 2 and c - 1 write at c + 1 and c + 2, so stage 3 (at
+        # c + 3) takes those from wl2 and wl1.
+        lanes_layout = data.ArrayLayout(signed(AW), A)
+        write_layout = data.StructLayout({"a": range(GA), "data": lanes_layout})
         wl1_valid, wl1 = Signal(), Signal(write_layout, reset_less=True)
         wl2_valid, wl2 = Signal(), Signal(write_layout, reset_less=True)
         # Which write to forward is decided a cycle early, in stage 1, from registers: the
         # operation now in stage 2 writes next cycle's wl1, the write now in wl1 becomes wl2.
-        # Operations on one group are at least G cycles apart (every walk visits the groups
-        # in order, one a cycle), so with three groups or more nothing is ever forwarded and
-        # the forwarding is left out: no wide multiplexers, no select of high fan-out.
-        lanes_v = lanes_of(acc2, P, AW)
-        if G < 3:
+        # Operations on one word are at least GA cycles apart (every walk visits the words
+        # in order, one a cycle, and a pass reads word a no sooner than the beat walk before
+        # it wrote it), so with three words or more nothing is ever forwarded and the
+        # forwarding is left out: no wide multiplexers, no select of high fan-out.
+        lanes_v = lanes_of(acc3, A, AW)
+        if GA < 3:
             fwd1, fwd2 = Signal(), Signal()
-            m.d.sync += [fwd1.eq(s2_valid & ~s2["pass"] & (s2.g == s1.g) & ~s1.first),
-                         fwd2.eq(wl1_valid & (wl1.g == s1.g) & ~s1.first)]
+            m.d.sync += [fwd1.eq(valid[3] & ~s3["pass"] & (s3.a == s2.a) & ~s2.zero),
+                         fwd2.eq(wl1_valid & (wl1.a == s2.a) & ~s2.zero)]
             lanes_v = [Mux(fwd1, wl1.data[p], Mux(fwd2, wl2.data[p], lanes_v[p]))
-                       for p in range(P)]
-        acc_v = Cat(*[v[:AW] for v in lanes_v])
+                       for p in range(A)]
         acc_sum = Cat(*[(a + w)[:AW] for a, w in
-                        zip(lanes_v, lanes_of(w2, P, self.weights.lane_width))])
-        do_acc = s2_valid & ~s2["pass"]
-        m.d.comb += [acc_wr.addr.eq(s2.g), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
-        m.d.sync += [wl1_valid.eq(do_acc), wl1.g.eq(s2.g), wl1.data.eq(acc_sum),
+                        zip(lanes_v, lanes_of(w3, A, self.weights.lane_width))])
+        do_acc = valid[3] & ~s3["pass"]
+        m.d.comb += [acc_wr.addr.eq(s3.a), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
+        m.d.sync += [wl1_valid.eq(do_acc), wl1.a.eq(s3.a), wl1.data.eq(acc_sum),
                      wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
+        # A pass hands on its group's P lanes of the word, plus the bias.
+        if k == 1:
+            group = lanes_v
+        else:
+            group = Cat(*lanes_v).word_select(s3.sub, P * AW)
+            group = lanes_of(group, P, AW)
         out = self.pass_.payload
-        m.d.comb += [self.pass_.valid.eq(s2_valid & s2["pass"]), out.g.eq(s2.g),
-                     out.empty.eq(s2.empty), out.first_step.eq(s2.first_step),
-                     out.last.eq(s2.last), out.partial.eq(s2.last), out.base.eq(s2.base),
-                     out.acc.eq(acc_v)]
+        m.d.comb += [self.pass_.valid.eq(valid[3] & s3["pass"]), out.g.eq(s3.g),
+                     out.first_step.eq(s3.first_step), out.last.eq(s3.last),
+                     out.partial.eq(s3.last), out.base.eq(s3.base)]
+        m.d.comb += [out.acc[p].eq(v + self.bias[p]) for p, v in enumerate(group)]
         return m

@@ -13,8 +13,8 @@ kernel word ``(k C + c) KH + ky`` (KW weights, block RAM) and picks for lane p t
 ``kx = r - p SW`` (0 where that falls outside the kernel), r the block's column offset.
 
 Each group's accumulator word carries a *touched* bit: an operation on an untouched group
-starts from ``start`` (the bias) instead of what is stored, and a pass operation hands the
-group on (``empty`` if untouched) and clears the bit. Reads see the two writes still in flight
+starts from zero instead of what is stored, and a pass operation hands the group on (zero if
+untouched) plus its ``bias`` and clears the bit. Reads see the two writes still in flight
 (forwarded, as in :mod:`.accumulate`), so spikes follow each other with no bubble.
 
 The input buffer, beat counting (the beat cap), the pass issue and the credit (``room``) are
@@ -88,7 +88,9 @@ class ConvAccumulator(wiring.Component):
     """
 
     LATENCY = SpikeAccumulator.LATENCY
-    SLACK = SpikeAccumulator.SLACK
+    #: Operations are issued as they start (no lead), so room need not cover one more.
+    LEAD = 0
+    SLACK = 2
 
     def __init__(self, *, shape: ConvShape, lanes: int, T: int, weights: MemorySpec,
                  acc_width: int, base_width: int, pass_gap: int, cfg_widths: dict,
@@ -209,8 +211,7 @@ class ConvAccumulator(wiring.Component):
 
         m.d.comb += [w_rd.addr.eq(wa), acc_rd.addr.eq(op.g),
                      self.issue.valid.eq(op_valid & op["pass"]), self.issue.g.eq(op.g),
-                     # The walk's channel too: its start value (the bias) is per channel.
-                     self.issue.channel.eq(Mux(passing, p_k, k_i))]
+                     self.issue.channel.eq(p_k)]
 
         # -- stages 1 and 2 --------------------------------------------------------------------
         s1_valid, s2_valid = Signal(), Signal()
@@ -227,8 +228,7 @@ class ConvAccumulator(wiring.Component):
                 pick = Mux(s1.r == kx + p * SW, kernel[kx], pick)
             m.d.sync += w2[p].eq(pick)
         acc2 = Signal(P * AW + 1, reset_less=True)
-        start2 = Signal(P * AW, reset_less=True)
-        m.d.sync += [acc2.eq(acc_rd.data), start2.eq(self.start.as_value())]
+        m.d.sync += acc2.eq(acc_rd.data)
 
         # -- stage 2: forward the writes in flight, then accumulate or hand on -----------------
         write_layout = data.StructLayout({"g": range(G), "data": P * AW + 1})
@@ -238,8 +238,7 @@ class ConvAccumulator(wiring.Component):
         m.d.sync += [fwd1.eq(s2_valid & (s2.g == s1.g)), fwd2.eq(wl1_valid & (wl1.g == s1.g))]
         word = Mux(fwd1, wl1.data, Mux(fwd2, wl2.data, acc2))
         touched = word[-1]
-        lanes = [Mux(touched, v, s) for v, s in
-                 zip(lanes_of(word[:P * AW], P, AW), lanes_of(start2, P, AW))]
+        lanes = [Mux(touched, v, 0) for v in lanes_of(word[:P * AW], P, AW)]
         acc_sum = Cat(*[(a + w.as_signed())[:AW] for a, w in
                         zip(lanes, [w2[p] for p in range(P)])])
         new = Mux(s2["pass"], 0, Cat(acc_sum, Const(1, 1)))
@@ -248,7 +247,7 @@ class ConvAccumulator(wiring.Component):
                      wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
         out = self.pass_.payload
         m.d.comb += [self.pass_.valid.eq(s2_valid & s2["pass"]), out.g.eq(s2.g),
-                     out.empty.eq(~touched), out.first_step.eq(s2.first_step),
-                     out.last.eq(s2.last), out.partial.eq(s2.partial), out.base.eq(s2.base),
-                     out.acc.eq(word[:P * AW])]
+                     out.first_step.eq(s2.first_step),
+                     out.last.eq(s2.last), out.partial.eq(s2.partial), out.base.eq(s2.base)]
+        m.d.comb += [out.acc[p].eq(v + self.bias[p]) for p, v in enumerate(lanes)]
         return m

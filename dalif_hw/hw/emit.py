@@ -143,7 +143,7 @@ def manifest(array: NeuronArray, name: str) -> dict:
                      "spike_fifo_depth": array.fifo_depth,
                      "cycles_per_input_beat": (array.params.shape.fan_out
                                                if isinstance(array.params, ConvParams)
-                                               else config.groups),
+                                               else config.acc_groups),
                      "cycles_per_update_pass": array.groups},
     }
 

@@ -40,22 +40,30 @@ class NetworkTop(wiring.Component):
     ``weight_images`` maps layer names to initial weight-memory words (see
     :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`); ``weight_ram`` where every layer keeps
     its weights (:func:`dalif_hw.hw.accumulate.weight_memory`), ``fifo_ram`` its spike FIFO
-    (:class:`~dalif_hw.hw.serialize.SpikeSerializer`).
+    (:class:`~dalif_hw.hw.serialize.SpikeSerializer`); ``dsp_blocks`` the DSP blocks all
+    layers may use together (:class:`~dalif_hw.hw.update.NeuronUpdate`; default: no limit).
     """
 
     def __init__(self, network: Network, multipliers: str = "dsp",
                  weight_images: dict | None = None, weight_ram: str = "block",
-                 fifo_ram: str = "distributed"):
+                 fifo_ram: str = "distributed", dsp_blocks: int | None = None):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
         images = weight_images or {}
-        # A neuron array per dense or conv2d layer, a stage per pooling layer.
-        self.layers = [SpikePool(layer.pool) if layer.pool is not None else
-                       NeuronArray(layer.config, layer.params, multipliers=multipliers,
-                                   weight_image=images.get(layer.name), weight_ram=weight_ram,
-                                   fifo_ram=fifo_ram)
-                       for layer in network.layers[:len(network.layers) - network.has_readout]]
+        # A neuron array per dense or conv2d layer, a stage per pooling layer; the DSP
+        # blocks go to the layers in order, each taking what it can use.
+        self.layers = []
+        for layer in network.layers[:len(network.layers) - network.has_readout]:
+            if layer.pool is not None:
+                self.layers.append(SpikePool(layer.pool))
+                continue
+            array = NeuronArray(layer.config, layer.params, multipliers=multipliers,
+                                weight_image=images.get(layer.name), weight_ram=weight_ram,
+                                fifo_ram=fifo_ram, dsp_blocks=dsp_blocks)
+            if dsp_blocks is not None:
+                dsp_blocks -= sum(array.update.dsp_lanes)
+            self.layers.append(array)
         members = {"i": In(event_signature(network.inputs)), "err": Out(1)}
         if network.has_readout:
             readout = network.layers[-1]

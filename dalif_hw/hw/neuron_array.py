@@ -62,8 +62,11 @@ class NeuronArray(wiring.Component):
         Initial parameters; by default :func:`dalif_hw.core.layout.default_params`. All of them
         can be rewritten at run time through ``cfg``.
     multipliers : str
-        ``"dsp"`` (default): ``alpha * I`` in a DSP block per lane, ``beta * H`` as
-        pipelined shift-and-add; ``"logic"``: both as shift-and-add, no DSP blocks.
+        ``"dsp"`` (default): the decay products in DSP blocks, as many as ``dsp_blocks``
+        allows, the rest as pipelined shift-and-add; ``"logic"``: all as shift-and-add, no
+        DSP blocks (:class:`~dalif_hw.hw.update.NeuronUpdate`).
+    dsp_blocks : int, optional
+        At most this many DSP blocks (default: one per product, 2 P).
     weight_image : list of int, optional
         Initial words of the weight memory instead of the parameters' (see
         :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
@@ -98,7 +101,8 @@ class NeuronArray(wiring.Component):
 
     def __init__(self, config: ArrayConfig, params: IntParams | ConvParams | None = None,
                  multipliers: str = "dsp", weight_image: list | None = None,
-                 weight_ram: str = "block", fifo_ram: str = "distributed"):
+                 weight_ram: str = "block", fifo_ram: str = "distributed",
+                 dsp_blocks: int | None = None):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
         self.multipliers = multipliers
@@ -110,14 +114,17 @@ class NeuronArray(wiring.Component):
         self.memory_specs = specs = memories(config, params)
         P = config.lanes
         conv = params.shape if isinstance(params, ConvParams) else None
+        if conv is not None and config.acc_lanes != P:
+            raise ConfigError(f"acc_lanes applies to dense layers, not a conv2d layer "
+                              f"(acc_lanes {config.acc_lanes}, lanes {P})")
         if conv is None:
             self.groups, tail, channels = config.groups, config.neurons - (config.groups - 1) * P, 1
         else:
             self.groups, blocks = conv_groups(conv, P)
             tail, channels = conv.out_shape[2] - (blocks - 1) * P, conv.channels
         # A power of two, so that the ring pointers wrap by themselves.
-        self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY +
-                                         SpikeAccumulator.SLACK)
+        slack = (SpikeAccumulator if conv is None else ConvAccumulator).SLACK
+        self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY + slack)
         self.cfg_widths = config_widths(specs, max(spec.lanes for spec in specs),
                                         max(config.WB, config.decay_width, config.VB))
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
@@ -126,14 +133,16 @@ class NeuronArray(wiring.Component):
                       weight_ram=weight_ram,
                       beat_cap=config.beat_cap)
         if conv is None:
-            self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, **common)
+            self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, lanes=P,
+                                                groups=self.groups, **common)
         else:
             self.accumulator = ConvAccumulator(shape=conv, lanes=P, **common)
         self.update = NeuronUpdate(config, params, specs[1:], self.cfg_widths, multipliers,
+                                   dsp_blocks=dsp_blocks,
                                    groups=self.groups, tail=tail, channels=channels)
         self.serializer = SpikeSerializer(
             lanes=P, neurons=config.neurons, depth=self.fifo_depth,
-            reserve=PUSH_LATENCY + SpikeAccumulator.SLACK,
+            reserve=PUSH_LATENCY + slack,
             aligned=conv is None or conv.out_shape[2] % P == 0, fifo_ram=fifo_ram)
         self.fifo = self.serializer.fifo
         super().__init__({
@@ -154,5 +163,5 @@ class NeuronArray(wiring.Component):
         wiring.connect(m, acc.pass_, update.pass_)
         wiring.connect(m, update.push, out.push)
         wiring.connect(m, out.o, wiring.flipped(self.o))
-        m.d.comb += [acc.start.eq(update.start), acc.room.eq(out.room), self.err.eq(acc.err)]
+        m.d.comb += [acc.bias.eq(update.bias), acc.room.eq(out.room), self.err.eq(acc.err)]
         return m

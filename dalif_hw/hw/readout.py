@@ -3,7 +3,7 @@
 For each sample, ``logit_i = sum over t of (bias_i + sum of w_ij over the counted beats of
 timestep t)`` (docs/network.md). The input side is the same :class:`SpikeAccumulator` as a
 neuron array's, with one pass per sample (after the T-th ``eot``) instead of one per
-timestep, so the accumulators sum over the whole sample; they start from ``T * bias``. The
+timestep, so the accumulators sum over the whole sample, and the pass adds ``T * bias``. The
 pass puts each group's logits into a FIFO; the output serialises them, one logit a cycle, on
 ``logits`` (``index``, ``value``, ``last`` on the N-th), then one beat on ``class`` with the
 argmax (the lowest index among equal maxima).
@@ -77,13 +77,15 @@ class Readout(wiring.Component):
         self.config, self.params = config, params
         self.memory_specs = memories(config, params)
         self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + SpikeAccumulator.SLACK
-        self.cfg_widths = config_widths(self.memory_specs, config.lanes,
+        self.cfg_widths = config_widths(self.memory_specs,
+                                        max(spec.lanes for spec in self.memory_specs),
                                         max(config.WB, config.VB))
         self.accumulator = SpikeAccumulator(
             inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
             pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image,
-            beat_cap=config.beat_cap, weight_ram=weight_ram)
+            beat_cap=config.beat_cap, weight_ram=weight_ram, lanes=config.lanes,
+            groups=config.groups)
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({
@@ -111,25 +113,18 @@ class Readout(wiring.Component):
         wiring.connect(m, wiring.flipped(self.cfg), acc.cfg)
         m.d.comb += self.err.eq(acc.err)
 
-        # The accumulators start from T * bias, the bias of every timestep of the sample.
-        t_biases = [0] * P
+        # The pass adds T * bias, the bias of every timestep of the sample.
         if c.bias:
             mem = m.submodules.bias_mem = Memory(shape=unsigned(specs["bias"].width),
                                                  depth=G, init=specs["bias"].words)
             config_write_port(m, mem, specs["bias"], self.cfg)
-            early, late = read_in_step(m, mem, acc.issue.g, "bias", early=True)
-            m.d.comb += [acc.start[p].eq(b * T) for p, b in enumerate(lanes_of(early, P, c.VB))]
-            t_biases = [b * T for b in lanes_of(late, P, c.VB)]
+            word = read_in_step(m, mem, acc.issue.g, "bias")
+            m.d.comb += [acc.bias[p].eq(b * T) for p, b in enumerate(lanes_of(word, P, c.VB))]
 
         # -- the pass: logits of one group a cycle into the FIFO -----------------------------
         values = m.submodules.values = fifo.SyncFIFOBuffered(width=P * LW,
                                                              depth=self.fifo_depth)
-        logits = []
-        for p in range(P):
-            logit = Signal(signed(LW), name=f"logit{p}")
-            m.d.comb += logit.eq(Mux(acc.pass_.payload.empty, t_biases[p],
-                                     acc.pass_.payload.acc[p]))
-            logits.append(logit)
+        logits = [acc.pass_.payload.acc[p] for p in range(P)]
         m.d.comb += [self.fifo["push"].eq(values.w_en), self.fifo["pop"].eq(values.r_en),
                      self.fifo["level"].eq(values.level)]
         m.d.comb += [values.w_data.eq(Cat(*logits)), values.w_en.eq(acc.pass_.valid),

@@ -2,7 +2,7 @@
 
 One pass operation a cycle, group by group, from an accumulator (:mod:`.accumulate`):
 
-    I = acc (the bias alone after a timestep without counted beats)
+    I = acc (the bias plus the weights of the timestep's counted beats)
     V = sat(rnd(beta * H) + rnd(alpha * I))      H = 0 in a sample's first timestep
     S = V >= theta                                H' = reset(V, S), written back
 
@@ -30,7 +30,7 @@ from .arith import sat, sat_flags
 from .streams import ConfigSignature
 
 __all__ = ["NeuronUpdate", "Stage", "STAGES", "stage", "UPDATE_LATENCY", "PUSH_LATENCY",
-           "MULTIPLIERS", "spike_entry_layout"]
+           "MULTIPLIERS", "dsp_lanes", "spike_entry_layout"]
 
 #: How the decay products are built (see NeuronUpdate).
 MULTIPLIERS = ("logic", "dsp")
@@ -50,20 +50,23 @@ class Stage:
 STAGES = (
     Stage("issue", "the accumulator issues a pass operation for group g; every neuron memory "
           "is addressed with g", "(accumulator)"),
-    Stage("read", "the memories' outputs; the bias is the accumulator's start value",
-          "(block RAM output registers)"),
+    Stage("read", "the memories' outputs", "(block RAM output registers)"),
     Stage("load", "the group's accumulators (with forwarding), alpha, beta, threshold, bias "
           "and H, registered", "`s2_*`"),
-    Stage("current", "I = acc, or the bias after a timestep without counted beats; beta * H "
-          "as shifted copies summed in pairs", "`s3_current`, `s3_alpha`, `s3_pb*`, `s3_theta`"),
-    Stage("multiply", "alpha and I in the DSP block's input registers; beta * H in threes, "
-          "0 in a sample's first timestep", "`s4_current`, `s4_alpha`, `s4_pb*`"),
-    Stage("products", "alpha * I (DSP) and beta * H, each with its rounding half",
-          "`s5_pa`, `s5_rb`, `s5_theta`"),
+    Stage("current", "I = acc + bias (added by the accumulator); a DSP product's operands "
+          "in the block's input registers; beta * H in logic: shifted copies summed in pairs",
+          "`s3_current`, `s3_alpha`, `s3_h`, `s3_beta`, `s3_pb*`, `s3_theta`"),
+    Stage("multiply", "the DSP blocks' products (their output registers); in logic, alpha * "
+          "I's copies summed in threes, beta * H's pairs in threes, 0 in a sample's first "
+          "timestep", "`s4_pa_dsp`, `s4_pb_dsp`, `s4_pa*`, `s4_pb*`"),
+    Stage("products", "each DSP product again, in the fabric (beta * H: 0 in a sample's first "
+          "timestep); the last sum of a product in logic, with its rounding half",
+          "`s5_pa`, `s5_pb`, `s5_ra`, `s5_rb`, `s5_theta`"),
     Stage("sum", "X = rnd(beta H) + rnd(alpha I) unsaturated; hi - theta, lo - theta, "
           "theta == lo", "`s6_x`, `s6_theta*`, `s6_*_minus_theta`"),
     Stage("fire", "V = sat(X); S = V >= theta (from X and the saturation flags); "
-          "H' = reset(V, S), written back at this stage", "`s7_mask`, `s7_h`"),
+          "H' = reset(V, S), picked on its way into the memory and written back at this stage",
+          "`s7_mask`, `s7_fired`, `s7_v`, `s7_after`"),
     Stage("count", "the spike mask's count, in parts of four lanes", "`s8_count*`, `s8_mask`"),
     Stage("push", "mask, base, last and count into the spike FIFO (a group without spikes "
           "only when it ends the timestep)", "`s9_entry`, `fifo_push`"),
@@ -79,6 +82,16 @@ def stage(name: str) -> int:
 UPDATE_LATENCY = stage("fire")
 #: ... and to pushing its spike mask into the FIFO.
 PUSH_LATENCY = stage("push")
+
+
+def dsp_lanes(lanes: int, multipliers: str, dsp_blocks: int | None) -> tuple[int, int]:
+    """``(alpha lanes, beta lanes)``: how many lanes compute ``alpha * I`` and ``beta * H``
+    in DSP blocks (the first ones; the rest in logic), with ``dsp_blocks`` at most (None:
+    no limit)."""
+    if dsp_blocks is not None and (not isinstance(dsp_blocks, int) or dsp_blocks < 0):
+        raise ValueError(f"dsp_blocks must be a count, not {dsp_blocks!r}")
+    budget = 0 if multipliers == "logic" else 2 * lanes if dsp_blocks is None else dsp_blocks
+    return min(lanes, budget), min(lanes, max(0, budget - lanes))
 
 
 def spike_entry_layout(lanes: int, index_bits: int) -> data.StructLayout:
@@ -102,8 +115,12 @@ class NeuronUpdate(wiring.Component):
     cfg_widths : dict
         Widths of the configuration port (shared with the accumulator).
     multipliers : str
-        ``"dsp"``: ``alpha * I`` in a DSP block per lane, ``beta * H`` as pipelined
-        shift-and-add; ``"logic"``: both as shift-and-add, no DSP blocks.
+        ``"dsp"``: the products in DSP blocks, as many as ``dsp_blocks`` allows (``alpha *
+        I`` lane by lane first, then ``beta * H``), the rest as pipelined shift-and-add;
+        ``"logic"``: all as shift-and-add, no DSP blocks.
+    dsp_blocks : int, optional
+        At most this many DSP blocks (one per product and lane; default 2 P, all of them):
+        a target's count, so that the array fits (``synth`` passes it).
 
     Attributes
     ----------
@@ -111,9 +128,9 @@ class NeuronUpdate(wiring.Component):
         The accumulator's ``issue`` (``valid``, ``g``).
     pass_ : In
         The accumulator's ``pass_`` (:func:`~dalif_hw.hw.accumulate.pass_layout`).
-    start : Out
-        The group's bias, one cycle after issue, for the accumulator to start from (zero
-        without bias).
+    bias : Out
+        The group's bias, in step with ``pass_`` (read at ``issue.g``), for the accumulator
+        to add (zero without bias).
     cfg : In(ConfigSignature)
     push : Out
         ``valid`` and a :func:`spike_entry_layout` payload, :data:`PUSH_LATENCY` cycles
@@ -125,13 +142,14 @@ class NeuronUpdate(wiring.Component):
 
     def __init__(self, config: ArrayConfig, params, specs: list[MemorySpec],
                  cfg_widths: dict, multipliers: str = "dsp", *, groups: int | None = None,
-                 tail: int | None = None, channels: int = 1):
+                 tail: int | None = None, channels: int = 1, dsp_blocks: int | None = None):
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(MULTIPLIERS)}, "
                              f"not {multipliers!r}")
         self.config, self.params, self.specs = config, params, specs
         self.multipliers = multipliers
         c = config
+        self.dsp_lanes = dsp_lanes(c.lanes, multipliers, dsp_blocks)
         # A dense array's groups; a convolution's differ (K HO ceil(WO/P)).
         self.groups = c.groups if groups is None else groups
         self.tail = c.neurons - (c.groups - 1) * c.lanes if tail is None else tail
@@ -146,7 +164,7 @@ class NeuronUpdate(wiring.Component):
                 "valid": Out(1),
                 "payload": Out(pass_layout(self.groups, c.out_index_width, c.lanes,
                                            c.current_width))})),
-            "start": Out(data.ArrayLayout(signed(c.current_width), c.lanes)),
+            "bias": Out(data.ArrayLayout(signed(c.current_width), c.lanes)),
             "cfg": In(ConfigSignature(**cfg_widths)),
             "push": Out(wiring.Signature({
                 "valid": Out(1),
@@ -171,16 +189,11 @@ class NeuronUpdate(wiring.Component):
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
             config_write_port(m, mem, spec, cfg)
             addr = issue.channel if spec.address == "channel" else issue.g
-            if spec.name == "bias":
-                bias_early, bias = read_in_step(m, mem, addr, "bias", early=True)
-                if spec.lanes == 1:
-                    bias_early, bias = Cat(*[bias_early] * P), Cat(*[bias] * P)
-                words["bias"] = bias
-                m.d.comb += [self.start[p].eq(b)
-                             for p, b in enumerate(lanes_of(bias_early, P, VB))]
-            else:
-                word = read_in_step(m, mem, addr, spec.name)
-                words[spec.name] = Cat(*[word] * P) if spec.lanes == 1 else word
+            word = read_in_step(m, mem, addr, spec.name)
+            words[spec.name] = Cat(*[word] * P) if spec.lanes == 1 else word
+        if c.bias:
+            m.d.comb += [self.bias[p].eq(b)
+                         for p, b in enumerate(lanes_of(words["bias"], P, VB))]
         theta_reg = None
         if not c.per_neuron_threshold:
             # Parameters survive reset (only state is cleared).
@@ -219,12 +232,9 @@ class NeuronUpdate(wiring.Component):
                 values = regs
             return values
 
-        # -- current: I and the parameters ----------------------------------------------------
-        # The accumulators start from the bias (so no adder stands in front of the DSP
-        # block): I is the accumulator, or the bias alone after a timestep without beats.
-        biases = lanes_of(words["bias"], P, VB) if c.bias else [0] * P
+        # -- current: I (the accumulator adds the bias) and the parameters --------------------
         cur3 = lanes("current", K["current"], signed(CW))
-        m.d.sync += [cur3[p].eq(Mux(op.empty, biases[p], op.acc[p])) for p in range(P)]
+        m.d.sync += [cur3[p].eq(op.acc[p]) for p in range(P)]
         a3 = delay(lanes_of(words["alpha"], P, AB, signed=False), "alpha", unsigned(AB),
                    [K["current"]])
         thetas = (lanes_of(words["threshold"], P, VB) if c.per_neuron_threshold
@@ -233,23 +243,23 @@ class NeuronUpdate(wiring.Component):
         theta6 = delay(theta5, "theta", signed(VB), [K["sum"]])
 
         # -- current .. products: the decay products -------------------------------------------
-        # A decay times a value as the sum of the value's shifted copies where the decay has
-        # a 1, added in registered levels. The rounding's half rides in the copy of the top
-        # bit of the decay (shifted by DB, so its low DB bits are free), so that the total
-        # need only be shifted. beta * H always so: two multipliers a lane would need 32 DSP
-        # blocks for 16 lanes, the ECP5-25F has 28. alpha * I goes to a DSP block
-        # (multipliers="dsp"), or the same way (multipliers="logic", no DSP blocks, more LUTs:
-        # on the ECP5-25F the default array then routes slower).
+        # Each product in a DSP block while the budget lasts (alpha * I first, lane by lane,
+        # then beta * H: NeuronUpdate.dsp_lanes), else in logic: a decay times a value as the
+        # sum of the value's shifted copies where the decay has a 1, added in registered
+        # levels. There the rounding's half rides in the copy of the top bit of the decay
+        # (shifted by DB, so its low DB bits are free), so that the total need only be
+        # shifted; a DSP product's rounding, rnd(p) = (p >> DB) + bit DB-1 of p, rides in the
+        # sum below as a carry.
         half = 1 << (DB - 1)
 
-        def rounded_products(decay, x, name, width, first, groupings, zero=None):
-            """``rnd(decay * x, DB)`` per lane. Level ``k`` of registers (stage ``first + k``)
-            sums the previous level's terms in groups of ``groupings[k]``; the last sum is
-            left to the caller. ``zero`` (a flag one stage before the last level) clears
-            that level: the product of a zero."""
+        def rounded_products(decay, x, name, width, first, groupings, lanes_, zero=None):
+            """``{p: rnd(decay * x, DB)}`` for ``lanes_``. Level ``k`` of registers (stage
+            ``first + k``) sums the previous level's terms in groups of ``groupings[k]``; the
+            last sum is left to the caller. ``zero`` (a flag one stage before the last level)
+            clears that level: the product of a zero."""
             shape = signed(width + AB + 1)
-            results = []
-            for p in range(P):
+            results = {}
+            for p in lanes_:
                 terms = []
                 for k in range(AB):
                     copy = Mux(decay[p][k], x[p], 0)
@@ -267,38 +277,59 @@ class NeuronUpdate(wiring.Component):
                         with m.If(zero):
                             m.d.sync += sums.eq(0)
                     terms = [sums[j] for j in range(count)]
-                results.append(sum(terms, start=0) >> DB)
+                results[p] = sum(terms, start=0) >> DB
             return results
 
-        # beta * H from the registered memory word: stages current, multiply (and the
-        # caller's products), H counted as 0 in a sample's first timestep.
-        rb = rounded_products(lanes_of(words["beta"], P, AB, signed=False),
-                              lanes_of(words["h"], P, VB), "pb", VB, K["current"], [2, 3],
-                              zero=ctrl[K["current"]].first_step)
+        def dsp_products(decay, x, name, width, lanes_, zero=None):
+            """``{p: (p >> DB, bit DB-1)}`` of ``decay * x`` for ``lanes_``, in a DSP block:
+            ``decay`` and ``x`` are registers of stage current (the block's input registers),
+            the product is registered at stage multiply (its output register; on ECP5 both
+            become the block's own, python -m dalif_hw.synth, dalif_hw/flow/hardregs.py)
+            and again at stage products in the fabric (the route out of the block takes a
+            cycle of its own), where ``zero`` (a flag of stage multiply) clears it."""
+            shape = signed(width + AB + 1)
+            p4 = lanes(f"{name}_dsp", K["multiply"], shape)
+            p5 = lanes(name, K["products"], shape)
+            m.d.sync += [p4[p].eq(x[p] * decay[p]) for p in lanes_]
+            m.d.sync += [p5[p].eq(p4[p]) for p in lanes_]
+            if zero is not None:
+                with m.If(zero):
+                    m.d.sync += [p5[p].eq(0) for p in lanes_]
+            return {p: (p5[p] >> DB, p5[p][DB - 1]) for p in lanes_}
+
+        na, nb = self.dsp_lanes
+        rounded = {}   # per product: value and carry, per lane (stage products)
+        for name in ("pa", "pb"):
+            rounded[name] = ([None] * P, [0] * P)
+        # beta * H from the registered memory word, H counted as 0 in a sample's first
+        # timestep; in logic over stages current, multiply (and products).
+        betas, hs = lanes_of(words["beta"], P, AB, signed=False), lanes_of(words["h"], P, VB)
         rb5 = lanes("rb", K["products"], signed(VB + 2))
-        m.d.sync += [rb5[p].eq(rb[p]) for p in range(P)]
-        if self.multipliers == "dsp":
-            # alpha * I in a DSP block with registers on both sides (stages multiply and
-            # products): on ECP5 they become the block's own (python -m dalif_hw.synth,
-            # dalif_hw/flow/hardregs.py). Its rounding, rnd(p) = (p >> DB) + bit DB-1 of p,
-            # rides in the sum below.
-            cur4 = delay(cur3, "current", signed(CW), [K["multiply"]])
-            a4 = delay(a3, "alpha", unsigned(AB), [K["multiply"]])
-            pa5 = lanes("pa", K["products"], signed(CW + AB + 1))
-            m.d.sync += [pa5[p].eq(cur4[p] * a4[p]) for p in range(P)]
-            ra5 = [pa5[p] >> DB for p in range(P)]
-            carry5 = [pa5[p][DB - 1] for p in range(P)]
-        else:
-            ra5 = lanes("ra", K["products"], signed(CW + 2))
-            m.d.sync += [ra5[p].eq(v) for p, v in
-                         enumerate(rounded_products(a3, cur3, "pa", CW, K["multiply"], [3]))]
-            carry5 = [0] * P
+        for p, v in rounded_products(betas, hs, "pb", VB, K["current"], [2, 3], range(nb, P),
+                                     zero=ctrl[K["current"]].first_step).items():
+            m.d.sync += rb5[p].eq(v)
+            rounded["pb"][0][p] = rb5[p]
+        if nb:
+            h3 = delay(hs, "h", signed(VB), [K["current"]])
+            b3 = delay(betas, "beta", unsigned(AB), [K["current"]])
+            for p, (v, carry) in dsp_products(b3, h3, "pb", VB, range(nb),
+                                              zero=ctrl[K["multiply"]].first_step).items():
+                rounded["pb"][0][p], rounded["pb"][1][p] = v, carry
+        # alpha * I from the registered current.
+        for p, (v, carry) in dsp_products(a3, cur3, "pa", CW, range(na)).items():
+            rounded["pa"][0][p], rounded["pa"][1][p] = v, carry
+        ra5 = lanes("ra", K["products"], signed(CW + 2))
+        for p, v in rounded_products(a3, cur3, "pa", CW, K["multiply"], [3],
+                                     range(na, P)).items():
+            m.d.sync += ra5[p].eq(v)
+            rounded["pa"][0][p] = ra5[p]
 
         # -- sum: X = rnd(beta H) + rnd(alpha I), not yet saturated -----------------------------
         lo, hi = signed_range(VB)
         x6 = lanes("x", K["sum"], signed(max(CW, VB) + 3))
         theta_lo6 = lanes("theta_lo", K["sum"], 1)
-        m.d.sync += [x6[p].eq(ra5[p] + rb5[p] + carry5[p]) for p in range(P)]
+        (ra, ca), (rb, cb) = rounded["pa"], rounded["pb"]
+        m.d.sync += [x6[p].eq(ra[p] + rb[p] + ca[p] + cb[p]) for p in range(P)]
         m.d.sync += [theta_lo6[p].eq(theta5[p] == lo) for p in range(P)]
         if c.reset == "soft":
             hi_minus6 = lanes("hi_minus_theta", K["sum"], signed(VB + 2))
@@ -308,28 +339,33 @@ class NeuronUpdate(wiring.Component):
 
         # -- fire: V = sat(X), fire and reset; written back from this stage's registers --------
         # V >= theta is decided on X and the saturation flags, in parallel with V itself:
-        # above the range V = hi >= theta; below it V = lo >= theta only if theta = lo. A soft
-        # reset's V - theta is likewise hi - theta, lo - theta or X - theta.
+        # above the range V = hi >= theta; below it V = lo >= theta only if theta = lo; within
+        # it X - theta needs only VB + 2 bits. A soft reset's V - theta is likewise hi -
+        # theta, lo - theta or X - theta. V, the reset value and the spike are registered
+        # apart, and H' picked from them on the way into the memory (not as the registers'
+        # reset: the spike would be the reset of VB flip-flops a lane, a slow route).
         kf = K["fire"]
         mask7 = Signal(P, name=f"s{kf}_mask", reset_less=True)
-        h7 = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_h", reset_less=True)
-        fired, h_new = [], []
+        fired7 = Signal(P, name=f"s{kf}_fired", reset_less=True)
+        v7 = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_v", reset_less=True)
+        after7 = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_after", reset_less=True)
+        fired = []
         for p in range(P):
             over, under = sat_flags(x6[p], VB)
-            diff = x6[p] - theta6[p]
+            diff = x6[p][:VB + 1].as_signed() - theta6[p]
             spike = Signal(name=f"s{K['sum']}_spike{p}")
             m.d.comb += spike.eq(Mux(over, 1, Mux(under, theta_lo6[p], ~diff[-1])))
-            v = sat(x6[p], VB)
-            if c.reset == "hard":
-                after = 0
-            else:
-                after = sat(Mux(over, hi_minus6[p], Mux(under, lo_minus6[p], diff)), VB)
+            m.d.sync += v7[p].eq(sat(x6[p], VB))
+            if c.reset == "soft":
+                m.d.sync += after7[p].eq(
+                    sat(Mux(over, hi_minus6[p], Mux(under, lo_minus6[p], diff)), VB))
             fired.append(spike)
-            h_new.append(Mux(spike, after, v)[:VB])
         # Lanes that are no neurons (past neuron N-1 in the last group; a convolution's
         # columns past WO) never fire.
         real = Mux(ctrl[K["sum"]].partial, (1 << self.tail) - 1, (1 << P) - 1)
-        m.d.sync += [mask7.eq(Cat(*fired) & real), h7.eq(Cat(*h_new))]
+        m.d.sync += [mask7.eq(Cat(*fired) & real), fired7.eq(Cat(*fired))]
+        h7 = Cat(*[Mux(fired7[p], after7[p] if c.reset == "soft" else 0, v7[p])[:VB]
+                   for p in range(P)])
         m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h7), h_wr.en.eq(valid[kf])]
         probes = self.probes
         m.d.comb += [probes["en"].eq(h_wr.en), probes["addr"].eq(h_wr.addr),

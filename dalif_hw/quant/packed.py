@@ -92,6 +92,8 @@ class Layer:
         c = self.config
         entry = {"name": self.name, "kind": self.kind, "neurons": c.neurons,
                  "inputs": c.inputs, "lanes": c.lanes, "WB": c.WB, "VB": c.VB}
+        if c.acc_lanes != c.lanes:
+            entry["acc_lanes"] = c.acc_lanes
         if self.kind == "conv2d":
             shape = self.params.shape
             entry.update(in_shape=list(shape.in_shape), out_shape=list(shape.out_shape),
@@ -283,7 +285,7 @@ class Network:
                                       f"VB={params.VB})")
             if (params.bias is not None) != entry["bias"]:
                 raise ConfigError(f"bias: {entry['bias']} disagrees with {entry['params']}")
-            config = params.config(T, lanes=entry["lanes"])
+            config = params.config(T, lanes=entry["lanes"], acc_lanes=entry.get("acc_lanes"))
         except ConfigError as exc:
             raise ConfigError(f"{where}: {exc}") from None
         if (config.neurons, config.inputs) != (entry["neurons"], entry["inputs"]):
@@ -329,6 +331,7 @@ _LAYER = {
     "neurons": (True, _positive, "a positive integer"),
     "inputs": (True, _positive, "a positive integer"),
     "lanes": (True, _positive, "a positive integer"),
+    "acc_lanes": (False, _positive, "a positive integer"),
     "WB": (True, _positive, "a positive integer"),
     "VB": (True, _positive, "a positive integer"),
     "bias": (True, lambda v: isinstance(v, bool), "true or false"),

@@ -193,13 +193,13 @@ def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int =
 
 def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, encoding: dict,
                  WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
-                 lanes=None) -> Network:
+                 lanes=None, acc_lanes=None) -> Network:
     """Pack a trained :class:`~dalif_hw.model.DALIFMLP`,
     :class:`~dalif_hw.model.DALIFConvNet` or :class:`~dalif_hw.model.DALIFSequential` (with
     or without a readout) into a :class:`Network`.
 
-    ``lanes``: one per layer with neurons (dense, conv2d, readout; not pooling), or None for
-    each layer's default.
+    ``lanes``, ``acc_lanes``: one per layer with neurons (dense, conv2d, readout; not
+    pooling), or None for each layer's default (``acc_lanes``: the layer's lanes).
 
     Raises
     ------
@@ -213,12 +213,14 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
     readout = model.readout
     n_layers = sum(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in modules) + \
         (readout is not None)
-    if lanes is None:
-        lanes = [None] * n_layers
-    if len(lanes) != n_layers:
-        raise ConfigError(f"lanes needs one value per layer with neurons ({n_layers}), "
-                          f"not {list(lanes)}")
-    lanes = list(lanes)
+    counts_per_layer = []
+    for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes)):
+        given = [None] * n_layers if given is None else list(given)
+        if len(given) != n_layers:
+            raise ConfigError(f"{what} needs one value per layer with neurons ({n_layers}), "
+                              f"not {given}")
+        counts_per_layer.append(given)
+    lanes, acc_lanes = counts_per_layer
     layers, factor, cap = [], 1.0, None
     counts = {"dense": 0, "conv2d": 0, "pool": 0}
 
@@ -251,7 +253,7 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
                                                 weight_factor=factor, beat_cap=cap)
                 shape = (params.neurons,)
                 kind = "dense"
-            config = params.config(T, lanes=lanes.pop(0))
+            config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
         except ConfigError as exc:
             raise ConfigError(f"layer {label}: {exc}") from None
         layers.append(Layer(label, kind, config, params, scale))
@@ -263,6 +265,9 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
                                          row_gain=getattr(model, "integrate", None))
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
-    layers.append(Layer("readout", "readout", params.config(T, lanes=lanes.pop(0)), params,
-                        scale))
+    try:
+        config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
+    except ConfigError as exc:
+        raise ConfigError(f"layer readout: {exc}") from None
+    layers.append(Layer("readout", "readout", config, params, scale))
     return Network(T=T, encoding=encoding, layers=layers)
