@@ -122,6 +122,8 @@ def test_accumulator_forwards_back_to_back_beats(groups, k):
 def test_dsp_blocks_go_to_the_layers_in_order():
     """A network's DSP budget: each layer takes alpha * I lane by lane, then beta * H, and
     leaves the rest to the layers behind it; without a budget every product gets one."""
+    from amaranth.hdl import Fragment
+
     from dalif_hw.hw.network import NetworkTop
     from dalif_hw.quant.packed import Layer, Network
 
@@ -131,11 +133,15 @@ def test_dsp_blocks_go_to_the_layers_in_order():
         config = ArrayConfig(neurons=n, inputs=m, T=2, lanes=P)
         layers.append(Layer(f"hidden{k}", "dense", config, random_params(rng, config)))
     network = Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=layers)
-    lanes = [hw.update.dsp_lanes for hw in NetworkTop(network, dsp_blocks=8).layers]
-    assert lanes == [(3, 3), (2, 0), (0, 0)]
-    assert [hw.update.dsp_lanes for hw in NetworkTop(network).layers] == \
-        [(3, 3), (2, 2), (4, 4)]
-    assert NetworkTop(network, multipliers="logic").layers[0].update.dsp_lanes == (0, 0)
+
+    def lanes(**options):
+        top = NetworkTop(network, **options)
+        Fragment.get(top, None)   # elaborated, as a component should be
+        return [hw.update.dsp_lanes for hw in top.layers]
+
+    assert lanes(dsp_blocks=8) == [(3, 3), (2, 0), (0, 0)]
+    assert lanes() == [(3, 3), (2, 2), (4, 4)]
+    assert lanes(multipliers="logic") == [(0, 0)] * 3
 
 
 def test_latencies_follow_the_stage_list():

@@ -3,11 +3,12 @@
 The accumulators sit in GA = ceil(N / A) words of A lanes (A, the accumulation lanes, is P
 unless set: ``ArrayConfig.acc_lanes``). An input spike beat with index j walks the GA words,
 one a cycle: it reads weight word ``a * M + j`` and accumulator word a and writes back their
-lane-wise sums. Silent inputs cost nothing. The read-modify-write takes three cycles (issue;
-memory output, then registered; add and write); the two writes still in flight are forwarded
-to a read of the same word (with GA >= 3 there never are any), so beats follow each other
-with no bubble whatever GA. The first beat after a pass starts from zero instead of what the
-word holds, so the accumulators never need clearing.
+lane-wise sums. Silent inputs cost nothing. The read-modify-write takes four cycles (the
+weight word addressed, then the accumulator word; both registered, the weight word twice;
+add and write); the two writes still in flight are forwarded to a read of the same word
+(with GA >= 3 there never are any), so beats follow each other with no bubble whatever GA.
+The first beat after a pass starts from zero instead of what the word holds, so the
+accumulators never need clearing.
 
 Every ``pass_every``-th ``eot`` beat (every one for a neuron array, every T-th for a readout)
 starts a *pass*: one operation per group of P lanes (A / P to a word), one a cycle, that
@@ -365,7 +366,9 @@ class SpikeAccumulator(wiring.Component):
             "pass": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
             "first_step": 1, "last": 1, "base": len(base)})
         op_valid, op = Signal(), Signal(op_layout)
-        last_g = (g == G - 1) if G == GA else Mux(in_pass, g == G - 1, g == GA - 1)
+        # Whether this cycle's operation ends its walk: a register, set as the walk starts
+        # and as it steps, so that nothing long stands between g and the weight address.
+        last_g = Signal()
         m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
                      op.g.eq(g), op.zero.eq(walk_zero), op.first_step.eq(walk_first_step),
                      op.last.eq(last_g), op.base.eq(base)]
@@ -383,10 +386,10 @@ class SpikeAccumulator(wiring.Component):
                     m.d.sync += sub.eq(sub + 1)
         # Stages 1 to 3. Only the valid bits of the pipeline need a reset.
         valid, stage = [op_valid], [op]
-        for k in (1, 2, 3):
-            valid.append(Signal(name=f"s{k}_valid"))
-            stage.append(Signal(op_layout, name=f"s{k}", reset_less=True))
-            m.d.sync += [valid[k].eq(valid[k - 1]), stage[k].eq(stage[k - 1])]
+        for n in (1, 2, 3):
+            valid.append(Signal(name=f"s{n}_valid"))
+            stage.append(Signal(op_layout, name=f"s{n}", reset_less=True))
+            m.d.sync += [valid[n].eq(valid[n - 1]), stage[n].eq(stage[n - 1])]
         s1, s2, s3 = stage[1:]
 
         at_last = op_valid & op.last
@@ -405,11 +408,15 @@ class SpikeAccumulator(wiring.Component):
         walk_start, pass_start, first_step = count_beats(
             m, self, beat_v, beat, consume, ready=~busy | at_last, quiet_ok=quiet_ok,
             pass_every=self.pass_every)
+        with m.If(op_valid & ~op.last):
+            m.d.sync += last_g.eq(Mux(in_pass, (g == G - 2) if G > 1 else 0,
+                                      (g == GA - 2) if GA > 1 else 0))
         with m.If(pass_start):
             m.d.sync += [busy.eq(1), in_pass.eq(1), walk_zero.eq(first),
-                         walk_first_step.eq(first_step), first.eq(1)]
+                         walk_first_step.eq(first_step), first.eq(1), last_g.eq(G == 1)]
         with m.If(walk_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0)]
+            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0),
+                         last_g.eq(GA == 1)]
 
         # The weight memory is read at stage 0, the accumulators (and, through ``issue``, the
         # memories of the update behind) at stage 1 (LEAD).
@@ -433,8 +440,8 @@ class SpikeAccumulator(wiring.Component):
         write_layout = data.StructLayout({"a": range(GA), "data": lanes_layout})
         wl1_valid, wl1 = Signal(), Signal(write_layout, reset_less=True)
         wl2_valid, wl2 = Signal(), Signal(write_layout, reset_less=True)
-        # Which write to forward is decided a cycle early, in stage 1, from registers: the
-        # operation now in stage 2 writes next cycle's wl1, the write now in wl1 becomes wl2.
+        # Which write to forward is decided a cycle early, in stage 2, from registers: the
+        # operation now in stage 3 writes next cycle's wl1, the write now in wl1 becomes wl2.
         # Operations on one word are at least GA cycles apart (every walk visits the words
         # in order, one a cycle, and a pass reads word a no sooner than the beat walk before
         # it wrote it), so with three words or more nothing is ever forwarded and the

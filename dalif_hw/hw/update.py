@@ -52,13 +52,14 @@ STAGES = (
           "is addressed with g", "(accumulator)"),
     Stage("read", "the memories' outputs", "(block RAM output registers)"),
     Stage("load", "the group's accumulators (with forwarding), alpha, beta, threshold, bias "
-          "and H, registered", "`s2_*`"),
+          "and H, registered; beta * H in logic: shifted copies of H summed in pairs",
+          "`s2_*`, `s2_pb*`"),
     Stage("current", "I = acc + bias (added by the accumulator); a DSP product's operands "
-          "in the block's input registers; beta * H in logic: shifted copies summed in pairs",
+          "in the block's input registers; beta * H in logic: pairs again",
           "`s3_current`, `s3_alpha`, `s3_h`, `s3_beta`, `s3_pb*`, `s3_theta`"),
     Stage("multiply", "the DSP blocks' products (their output registers); in logic, alpha * "
-          "I's copies summed in threes, beta * H's pairs in threes, 0 in a sample's first "
-          "timestep", "`s4_pa_dsp`, `s4_pb_dsp`, `s4_pa*`, `s4_pb*`"),
+          "I's copies summed in threes, beta * H's in pairs, 0 in a sample's first timestep",
+          "`s4_pa_dsp`, `s4_pb_dsp`, `s4_pa*`, `s4_pb*`"),
     Stage("products", "each DSP product again, in the fabric (beta * H: 0 in a sample's first "
           "timestep); the last sum of a product in logic, with its rounding half",
           "`s5_pa`, `s5_pb`, `s5_ra`, `s5_rb`, `s5_theta`"),
@@ -183,14 +184,16 @@ class NeuronUpdate(wiring.Component):
         # -- the per-neuron memories, read in step with the pass ------------------------------
         # A memory per group holds P lanes; one per channel (a convolution's per-channel
         # parameters) one value, for all P lanes.
-        words = {}
+        words, early = {}, {}   # memory words at stage load, and a stage before
         for spec in self.specs:
             mem = m.submodules[f"{spec.name}_mem"] = Memory(
                 shape=unsigned(spec.width), depth=spec.depth, init=spec.words)
             config_write_port(m, mem, spec, cfg)
             addr = issue.channel if spec.address == "channel" else issue.g
-            word = read_in_step(m, mem, addr, spec.name)
+            early[spec.name], word = read_in_step(m, mem, addr, spec.name, early=True)
             words[spec.name] = Cat(*[word] * P) if spec.lanes == 1 else word
+            if spec.lanes == 1:
+                early[spec.name] = Cat(*[early[spec.name]] * P)
         if c.bias:
             m.d.comb += [self.bias[p].eq(b)
                          for p, b in enumerate(lanes_of(words["bias"], P, VB))]
@@ -203,7 +206,7 @@ class NeuronUpdate(wiring.Component):
                 m.d.sync += theta_reg.eq(cfg.data[:VB].as_signed())
         h_mem = m.submodules.h_mem = Memory(shape=unsigned(P * VB), depth=G, init=[])
         h_wr = h_mem.write_port()
-        words["h"] = read_in_step(m, h_mem, issue.g, "h")
+        early["h"], words["h"] = read_in_step(m, h_mem, issue.g, "h", early=True)
 
         # -- the operation, carried beside its data (valid bits alone have a reset) ------------
         ctrl_layout = data.StructLayout({"g": range(G), "last": 1, "partial": 1,
@@ -298,14 +301,16 @@ class NeuronUpdate(wiring.Component):
             return {p: (p5[p] >> DB, p5[p][DB - 1]) for p in lanes_}
 
         na, nb = self.dsp_lanes
-        rounded = {}   # per product: value and carry, per lane (stage products)
-        for name in ("pa", "pb"):
-            rounded[name] = ([None] * P, [0] * P)
-        # beta * H from the registered memory word, H counted as 0 in a sample's first
-        # timestep; in logic over stages current, multiply (and products).
+        # Per product: its rounded value and carry, per lane (stage products).
+        rounded = {name: ([None] * P, [0] * P) for name in ("pa", "pb")}
+        # beta * H, H counted as 0 in a sample's first timestep; in logic from the memory
+        # words of stage read, in pairs over stages load, current and multiply (and
+        # products): one adder a stage.
         betas, hs = lanes_of(words["beta"], P, AB, signed=False), lanes_of(words["h"], P, VB)
         rb5 = lanes("rb", K["products"], signed(VB + 2))
-        for p, v in rounded_products(betas, hs, "pb", VB, K["current"], [2, 3], range(nb, P),
+        for p, v in rounded_products(lanes_of(early["beta"], P, AB, signed=False),
+                                     lanes_of(early["h"], P, VB), "pb", VB, K["load"],
+                                     [2, 2, 2], range(nb, P),
                                      zero=ctrl[K["current"]].first_step).items():
             m.d.sync += rb5[p].eq(v)
             rounded["pb"][0][p] = rb5[p]
