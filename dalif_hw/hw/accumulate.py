@@ -366,9 +366,7 @@ class SpikeAccumulator(wiring.Component):
             "pass": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
             "first_step": 1, "last": 1, "base": len(base)})
         op_valid, op = Signal(), Signal(op_layout)
-        # Whether this cycle's operation ends its walk: a register, set as the walk starts
-        # and as it steps, so that nothing long stands between g and the weight address.
-        last_g = Signal()
+        last_g = (g == G - 1) if G == GA else Mux(in_pass, g == G - 1, g == GA - 1)
         m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
                      op.g.eq(g), op.zero.eq(walk_zero), op.first_step.eq(walk_first_step),
                      op.last.eq(last_g), op.base.eq(base)]
@@ -408,15 +406,11 @@ class SpikeAccumulator(wiring.Component):
         walk_start, pass_start, first_step = count_beats(
             m, self, beat_v, beat, consume, ready=~busy | at_last, quiet_ok=quiet_ok,
             pass_every=self.pass_every)
-        with m.If(op_valid & ~op.last):
-            m.d.sync += last_g.eq(Mux(in_pass, (g == G - 2) if G > 1 else 0,
-                                      (g == GA - 2) if GA > 1 else 0))
         with m.If(pass_start):
             m.d.sync += [busy.eq(1), in_pass.eq(1), walk_zero.eq(first),
-                         walk_first_step.eq(first_step), first.eq(1), last_g.eq(G == 1)]
+                         walk_first_step.eq(first_step), first.eq(1)]
         with m.If(walk_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0),
-                         last_g.eq(GA == 1)]
+            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0)]
 
         # The weight memory is read at stage 0, the accumulators (and, through ``issue``, the
         # memories of the update behind) at stage 1 (LEAD).
