@@ -56,6 +56,12 @@ CONFIGS = {
 }
 #: Keys of CONFIGS that are NeuronArray arguments, not ArrayConfig ones.
 HARDWARE = ("multipliers", "dsp_blocks")
+
+
+def array_config(shape: dict) -> ArrayConfig:
+    """The ArrayConfig of a CONFIGS shape (its :data:`HARDWARE` keys left out)."""
+    return ArrayConfig(**{k: v for k, v in shape.items() if k not in HARDWARE})
+
 FIXED = list(CONFIGS)  # the random shapes join CONFIGS at collection
 DEFAULT = "default"  # rtl/dalif_array.v as committed
 #: Random shapes per run: built by default, and more under ``-m slow``.
@@ -85,7 +91,7 @@ def random_shape(rng) -> dict:
         if shape["multipliers"] == "dsp" and rng.random() < 0.4:
             shape["dsp_blocks"] = int(rng.integers(0, 2 * shape["lanes"]))
         try:
-            ArrayConfig(**{k: v for k, v in shape.items() if k not in HARDWARE})
+            array_config(shape)
         except ConfigError:
             continue
         return shape
@@ -179,7 +185,7 @@ def config_of(name: str) -> ArrayConfig:
         return ArrayConfig(p["neurons"], p["inputs"], p["T"], p["WB"], p["DB"], p["VB"],
                            p["reset"], lanes=p["lanes"], acc_lanes=p["acc_lanes"],
                            per_neuron_threshold=p["threshold"] == "per-neuron", bias=p["bias"])
-    return ArrayConfig(**{k: v for k, v in CONFIGS[name].items() if k not in HARDWARE})
+    return array_config(CONFIGS[name])
 
 
 def initial_params(name: str, config: ArrayConfig) -> IntParams | None:
@@ -324,7 +330,7 @@ def test_the_hold_monitor_catches_an_output_that_drops_valid(build_root, tmp_pat
     from dalif_hw.harness.formal import Harness
     from dalif_hw.hw.emit import to_verilog
 
-    config = ArrayConfig(**{k: v for k, v in CONFIGS["p4"].items() if k not in HARDWARE})
+    config = array_config(CONFIGS["p4"])
     params = random_params(config, np.random.default_rng(1))
     folder = build_root / "broken_rtl"
     files = emit_array(NeuronArray(config, params), "dalif_array")

@@ -71,7 +71,7 @@ def test_accumulator_forwards_back_to_back_beats(groups, k):
     assert specs[0].lanes == k * P and specs[0].depth == -(-groups // k) * M
     acc = SpikeAccumulator(inputs=M, T=T, weights=specs[0], acc_width=config.current_width,
                            base_width=config.out_index_width, pass_every=1, pass_gap=0,
-                           cfg_widths=config_widths(specs, k * P, 16), lanes=P, groups=groups)
+                           cfg_widths=config_widths(specs, 16), lanes=P, groups=groups)
     bias = [int(b) for b in rng.integers(-20, 20, groups * P)]
     steps = []
     for _ in range(8):
@@ -183,7 +183,7 @@ def test_update_at_the_rails_matches_the_twin(reset, multipliers, dsp_blocks, la
         beta=np.array([one, 0, one, one, 1, one - 1, 1, 5]),
         threshold=np.array([lo, hi, 1, lo + 1, hi, 2, -1, 0]))
     update = NeuronUpdate(config, params, memories(config, params)[1:],
-                          config_widths(memories(config, params), P, 16), multipliers,
+                          config_widths(memories(config, params), 16), multipliers,
                           dsp_blocks=dsp_blocks)
     assert update.dsp_lanes == lanes   # lanes with alpha * I, beta * H in DSP blocks
     currents = [np.array([chi, clo, chi, clo, 1, -1, 3, -3]),

@@ -55,11 +55,19 @@ def layer_lanes(layers, P) -> list[int]:
     return [_lanes_for(layer, P) for layer in layers]
 
 
-def _acc_lanes_for(layer, P: int) -> int | None:
-    """The layer's accumulation lanes at ``P`` lanes: its packed ones where they are still a
-    multiple of P within the neurons, else P (None)."""
-    A, N = layer.config.acc_lanes, layer.config.neurons
-    return A if A != layer.config.lanes and A % P == 0 and A <= P * -(-N // P) else None
+def _acc_lanes_for(layer, T: int, P: int) -> int | None:
+    """The layer's accumulation lanes at ``P`` lanes: its packed ones where the layer's
+    config takes them with P lanes, else P (None)."""
+    from ..core.config import ConfigError
+
+    A = layer.config.acc_lanes
+    if A == layer.config.lanes:
+        return None
+    try:
+        layer.params.config(T, lanes=P, acc_lanes=A)
+    except ConfigError:
+        return None
+    return A
 
 
 def build_network(design: dict, P, WB: int):
@@ -71,7 +79,7 @@ def build_network(design: dict, P, WB: int):
     network = Network.load(design["network"])
     spiking = [layer for layer in network.layers if layer.pool is None]
     lanes = layer_lanes(spiking, P)
-    acc_lanes = [_acc_lanes_for(layer, p) for layer, p in zip(spiking, lanes)]
+    acc_lanes = [_acc_lanes_for(layer, network.T, p) for layer, p in zip(spiking, lanes)]
     if all(layer.params.WB == WB for layer in spiking):
         given = iter(zip(lanes, acc_lanes))
         layers = [layer if layer.pool is not None else dataclasses.replace(

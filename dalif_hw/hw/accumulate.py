@@ -105,9 +105,11 @@ def config_write_port(m: Module, memory: Memory, spec: MemorySpec, cfg, addr=Non
     return hit
 
 
-def config_widths(specs: list[MemorySpec], lanes: int, data_width: int) -> dict:
-    """Widths of the configuration port of an array with memories ``specs``."""
+def config_widths(specs: list[MemorySpec], data_width: int) -> dict:
+    """Widths of the configuration port of an array with memories ``specs`` (its widest
+    memory, in lanes, sets the lane field: the weights' accumulation lanes, say)."""
     depth = max(spec.depth for spec in specs)
+    lanes = max(spec.lanes for spec in specs)
     return {"addr": max(1, ceil_log2(depth)), "lane": max(1, ceil_log2(lanes)),
             "data": data_width}
 

@@ -125,8 +125,7 @@ class NeuronArray(wiring.Component):
         # A power of two, so that the ring pointers wrap by themselves.
         slack = (SpikeAccumulator if conv is None else ConvAccumulator).SLACK
         self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY + slack)
-        self.cfg_widths = config_widths(specs, max(spec.lanes for spec in specs),
-                                        max(config.WB, config.decay_width, config.VB))
+        self.cfg_widths = config_widths(specs, max(config.WB, config.decay_width, config.VB))
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
                       pass_gap=UPDATE_LATENCY + 1 - self.groups, weight_image=weight_image,

@@ -77,9 +77,7 @@ class Readout(wiring.Component):
         self.config, self.params = config, params
         self.memory_specs = memories(config, params)
         self.fifo_depth = config.groups + SpikeAccumulator.LATENCY + SpikeAccumulator.SLACK
-        self.cfg_widths = config_widths(self.memory_specs,
-                                        max(spec.lanes for spec in self.memory_specs),
-                                        max(config.WB, config.VB))
+        self.cfg_widths = config_widths(self.memory_specs, max(config.WB, config.VB))
         self.accumulator = SpikeAccumulator(
             inputs=config.inputs, T=config.T, weights=self.memory_specs[0],
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
