@@ -160,23 +160,26 @@ def default_array(work: Path, seeds=(1, 2, 3), freq_mhz: float = 150.0) -> list[
 
 
 def digits(work: Path, target: str) -> list[dict]:
-    """The digits network trained, packed (hidden layer: 16 lanes, accumulating 16 as before
-    and 64), verified on Verilator and synthesised: one row each."""
-    return [digits_one(work, target, acc) for acc in (16, 64)]
-
-
-def digits_one(work: Path, target: str, acc: int) -> dict:
+    """The digits network trained once, packed (hidden layer: 16 lanes, accumulating 16 as
+    before and 64), verified on Verilator and synthesised: one row each."""
     import torch
 
-    from dalif_hw.core.encoding import encode
-    from dalif_hw.harness.compare import verify
-    from dalif_hw.model.train import TrainOptions, load_digits_split, train_digits
-    from dalif_hw.quant.packing import pack_network
+    from dalif_hw.model.train import TrainOptions, train_digits
 
     torch.set_num_threads(2)
     start = time.perf_counter()
     model, metrics = train_digits(TrainOptions(), out=work / "digits", progress=False)
     train_s = time.perf_counter() - start
+    return [digits_one(work, target, acc, model, metrics, train_s) for acc in (16, 64)]
+
+
+def digits_one(work: Path, target: str, acc: int, model, metrics: dict,
+               train_s: float) -> dict:
+    from dalif_hw.core.encoding import encode
+    from dalif_hw.harness.compare import verify
+    from dalif_hw.model.train import TrainOptions, load_digits_split
+    from dalif_hw.quant.packing import pack_network
+
     options = TrainOptions()
     network = pack_network(model, T=options.T, encoding=options.encoding(),
                            acc_lanes=[acc, None])
