@@ -326,28 +326,35 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  reg \$100 ;
-  reg [8:0] \$101 ;
-  reg \$102 ;
-  reg \$103 ;
-  reg \$104 ;
-  reg \$105 ;
-  reg [3:0] \$106 ;
-  reg [7:0] \$107 ;
-  reg [12:0] \$108 ;
+  wire [18:0] \$100 ;
+  wire [18:0] \$101 ;
+  wire [18:0] \$102 ;
+  wire [18:0] \$103 ;
+  wire [18:0] \$104 ;
+  wire [18:0] \$105 ;
+  reg \$106 ;
+  reg [8:0] \$107 ;
+  reg \$108 ;
   reg \$109 ;
   wire \$11 ;
-  reg [8:0] \$110 ;
+  reg \$110 ;
   reg \$111 ;
   reg \$112 ;
-  reg \$113 ;
-  reg \$114 ;
-  reg \$115 ;
+  reg [3:0] \$113 ;
+  reg [7:0] \$114 ;
+  reg [12:0] \$115 ;
   reg \$116 ;
-  reg \$117 ;
-  wire [291:0] \$118 ;
+  reg [8:0] \$117 ;
+  reg \$118 ;
   reg \$119 ;
   wire \$12 ;
+  reg \$120 ;
+  reg \$121 ;
+  reg \$122 ;
+  reg \$123 ;
+  reg \$124 ;
+  wire [291:0] \$125 ;
+  reg \$126 ;
   wire \$13 ;
   wire \$14 ;
   wire \$15 ;
@@ -363,7 +370,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
-  wire \$27 ;
+  wire [18:0] \$27 ;
   wire [18:0] \$28 ;
   wire [18:0] \$29 ;
   wire \$3 ;
@@ -381,8 +388,8 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$40 ;
   wire [18:0] \$41 ;
   wire [18:0] \$42 ;
-  wire [18:0] \$43 ;
-  wire \$44 ;
+  wire \$43 ;
+  wire [18:0] \$44 ;
   wire [18:0] \$45 ;
   wire [18:0] \$46 ;
   wire [18:0] \$47 ;
@@ -400,38 +407,38 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$58 ;
   wire [18:0] \$59 ;
   wire \$6 ;
-  wire [18:0] \$60 ;
+  wire \$60 ;
   wire \$61 ;
-  wire [4:0] \$62 ;
+  wire \$62 ;
   wire [4:0] \$63 ;
-  wire [8:0] \$64 ;
+  wire [4:0] \$64 ;
   wire [8:0] \$65 ;
-  wire \$66 ;
+  wire [8:0] \$66 ;
   wire \$67 ;
-  wire [13:0] \$68 ;
-  wire \$69 ;
+  wire \$68 ;
+  wire [13:0] \$69 ;
   wire [30:0] \$7 ;
   wire \$70 ;
   wire \$71 ;
   wire \$72 ;
   wire \$73 ;
-  wire [1:0] \$74 ;
+  wire \$74 ;
   wire [1:0] \$75 ;
-  wire \$76 ;
+  wire [1:0] \$76 ;
   wire \$77 ;
-  wire [1:0] \$78 ;
-  wire [9:0] \$79 ;
+  wire \$78 ;
+  wire [1:0] \$79 ;
   wire [30:0] \$8 ;
-  wire \$80 ;
-  wire [287:0] \$81 ;
+  wire [9:0] \$80 ;
+  wire \$81 ;
   wire \$82 ;
   wire \$83 ;
-  wire [18:0] \$84 ;
-  wire [18:0] \$85 ;
-  wire [18:0] \$86 ;
-  wire [18:0] \$87 ;
-  wire [18:0] \$88 ;
-  wire [18:0] \$89 ;
+  wire \$84 ;
+  wire \$85 ;
+  wire \$86 ;
+  wire [287:0] \$87 ;
+  wire \$88 ;
+  wire \$89 ;
   wire \$9 ;
   wire [18:0] \$90 ;
   wire [18:0] \$91 ;
@@ -444,47 +451,47 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$98 ;
   wire [18:0] \$99 ;
   wire \$signal ;
-  wire \$signal$25 ;
-  reg \$signal$57  = 1'h0;
-  reg [291:0] \$signal$58  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [3:0] \$signal$58.a ;
-  wire [287:0] \$signal$58.data ;
-  wire [17:0] \$signal$58.data.0 ;
-  wire [17:0] \$signal$58.data.10 ;
-  wire [17:0] \$signal$58.data.11 ;
-  wire [17:0] \$signal$58.data.12 ;
-  wire [17:0] \$signal$58.data.13 ;
-  wire [17:0] \$signal$58.data.14 ;
-  wire [17:0] \$signal$58.data.15 ;
-  wire [17:0] \$signal$58.data.1 ;
-  wire [17:0] \$signal$58.data.2 ;
-  wire [17:0] \$signal$58.data.3 ;
-  wire [17:0] \$signal$58.data.4 ;
-  wire [17:0] \$signal$58.data.5 ;
-  wire [17:0] \$signal$58.data.6 ;
-  wire [17:0] \$signal$58.data.7 ;
-  wire [17:0] \$signal$58.data.8 ;
-  wire [17:0] \$signal$58.data.9 ;
-  reg \$signal$59  = 1'h0;
-  reg [291:0] \$signal$60  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [3:0] \$signal$60.a ;
-  wire [287:0] \$signal$60.data ;
-  wire [17:0] \$signal$60.data.0 ;
-  wire [17:0] \$signal$60.data.10 ;
-  wire [17:0] \$signal$60.data.11 ;
-  wire [17:0] \$signal$60.data.12 ;
-  wire [17:0] \$signal$60.data.13 ;
-  wire [17:0] \$signal$60.data.14 ;
-  wire [17:0] \$signal$60.data.15 ;
-  wire [17:0] \$signal$60.data.1 ;
-  wire [17:0] \$signal$60.data.2 ;
-  wire [17:0] \$signal$60.data.3 ;
-  wire [17:0] \$signal$60.data.4 ;
-  wire [17:0] \$signal$60.data.5 ;
-  wire [17:0] \$signal$60.data.6 ;
-  wire [17:0] \$signal$60.data.7 ;
-  wire [17:0] \$signal$60.data.8 ;
-  wire [17:0] \$signal$60.data.9 ;
+  wire \$signal$26 ;
+  reg \$signal$58  = 1'h0;
+  reg [291:0] \$signal$59  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [3:0] \$signal$59.a ;
+  wire [287:0] \$signal$59.data ;
+  wire [17:0] \$signal$59.data.0 ;
+  wire [17:0] \$signal$59.data.10 ;
+  wire [17:0] \$signal$59.data.11 ;
+  wire [17:0] \$signal$59.data.12 ;
+  wire [17:0] \$signal$59.data.13 ;
+  wire [17:0] \$signal$59.data.14 ;
+  wire [17:0] \$signal$59.data.15 ;
+  wire [17:0] \$signal$59.data.1 ;
+  wire [17:0] \$signal$59.data.2 ;
+  wire [17:0] \$signal$59.data.3 ;
+  wire [17:0] \$signal$59.data.4 ;
+  wire [17:0] \$signal$59.data.5 ;
+  wire [17:0] \$signal$59.data.6 ;
+  wire [17:0] \$signal$59.data.7 ;
+  wire [17:0] \$signal$59.data.8 ;
+  wire [17:0] \$signal$59.data.9 ;
+  reg \$signal$60  = 1'h0;
+  reg [291:0] \$signal$61  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [3:0] \$signal$61.a ;
+  wire [287:0] \$signal$61.data ;
+  wire [17:0] \$signal$61.data.0 ;
+  wire [17:0] \$signal$61.data.10 ;
+  wire [17:0] \$signal$61.data.11 ;
+  wire [17:0] \$signal$61.data.12 ;
+  wire [17:0] \$signal$61.data.13 ;
+  wire [17:0] \$signal$61.data.14 ;
+  wire [17:0] \$signal$61.data.15 ;
+  wire [17:0] \$signal$61.data.1 ;
+  wire [17:0] \$signal$61.data.2 ;
+  wire [17:0] \$signal$61.data.3 ;
+  wire [17:0] \$signal$61.data.4 ;
+  wire [17:0] \$signal$61.data.5 ;
+  wire [17:0] \$signal$61.data.6 ;
+  wire [17:0] \$signal$61.data.7 ;
+  wire [17:0] \$signal$61.data.8 ;
+  wire [17:0] \$signal$61.data.9 ;
   wire [3:0] \$signature__addr ;
   wire [287:0] \$signature__data ;
   reg [287:0] acc3 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -532,9 +539,10 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   output err;
   reg err = 1'h0;
   (* init = 1'h0 *)
-  wire \err$22 ;
+  wire \err$23 ;
   reg first = 1'h1;
   reg [3:0] g = 4'h0;
+  reg g_is_15 = 1'h0;
   input [8:0] i__payload;
   wire [8:0] i__payload;
   wire \i__payload.eot ;
@@ -653,7 +661,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @(posedge clk) begin
     if (acc_wr__en)
-      acc_mem[s3[8:5]] <= { \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0] };
+      acc_mem[s3[8:5]] <= { \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
@@ -4813,237 +4821,184 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$10  = ~ in_pass;
   assign \$11  = \$10  | credit;
   assign \$signal  = busy & \$11 ;
-  assign \$12  = g == 4'hf;
-  assign \$13  = ~ busy;
-  assign \$14  = \$signal  & op[11];
-  assign \$15  = \$13  | \$14 ;
-  assign \$16  = beat_v & \$15 ;
-  assign \$19  = ~ \$18 ;
-  assign \$21  = ~ beat[8];
-  assign \$22  = consume & \$21 ;
-  assign \$23  = beat[7:0] < 9'h100;
-  assign \$24  = count != 9'h100;
-  assign \$25  = \$23  & \$24 ;
-  assign \$signal$25  = \$22  & \$25 ;
-  assign pass_start = consume & \$27 ;
+  assign \$12  = ~ busy;
+  assign \$13  = \$signal  & op[11];
+  assign \$14  = \$12  | \$13 ;
+  assign \$15  = beat_v & \$14 ;
+  assign \$18  = ~ \$17 ;
+  assign \$20  = ~ beat[8];
+  assign \$21  = consume & \$20 ;
+  assign \$22  = beat[7:0] < 9'h100;
+  assign \$23  = count != 9'h100;
+  assign \$24  = \$22  & \$23 ;
+  assign \$signal$26  = \$21  & \$24 ;
+  assign pass_start = consume & \$26 ;
   assign issue__valid = s1_valid & s1[0];
-  assign \$28  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$29  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$30  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$31  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$32  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$33  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$34  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$35  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$36  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$37  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$38  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$39  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$40  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$41  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$42  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$43  = $signed(acc3[287:270]) + $signed(w3[127:120]);
-  assign \$44  = ~ s3[0];
-  assign acc_wr__en = s3_valid & \$44 ;
+  assign \$27  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$28  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$29  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$30  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$31  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$32  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$33  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$34  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$35  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$36  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$37  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$38  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$39  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$40  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$41  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$42  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$43  = ~ s3[0];
+  assign acc_wr__en = s3_valid & \$43 ;
   assign pass___valid = s3_valid & s3[0];
-  assign \$45  = $signed(acc3[17:0]) + $signed(bias[17:0]);
-  assign \$46  = $signed(acc3[35:18]) + $signed(bias[35:18]);
-  assign \$47  = $signed(acc3[53:36]) + $signed(bias[53:36]);
-  assign \$48  = $signed(acc3[71:54]) + $signed(bias[71:54]);
-  assign \$49  = $signed(acc3[89:72]) + $signed(bias[89:72]);
-  assign \$50  = $signed(acc3[107:90]) + $signed(bias[107:90]);
-  assign \$51  = $signed(acc3[125:108]) + $signed(bias[125:108]);
-  assign \$52  = $signed(acc3[143:126]) + $signed(bias[143:126]);
-  assign \$53  = $signed(acc3[161:144]) + $signed(bias[161:144]);
-  assign \$54  = $signed(acc3[179:162]) + $signed(bias[179:162]);
-  assign \$55  = $signed(acc3[197:180]) + $signed(bias[197:180]);
-  assign \$56  = $signed(acc3[215:198]) + $signed(bias[215:198]);
-  assign \$57  = $signed(acc3[233:216]) + $signed(bias[233:216]);
-  assign \$58  = $signed(acc3[251:234]) + $signed(bias[251:234]);
-  assign \$59  = $signed(acc3[269:252]) + $signed(bias[269:252]);
-  assign \$60  = $signed(acc3[287:270]) + $signed(bias[287:270]);
-  assign \$61  = i__valid & i__ready;
-  assign \$62  = g + 1'h1;
-  assign \$63  = op[11] ? 5'h00 : \$62 ;
-  assign \$64  = base + 5'h10;
-  assign \$65  = op[11] ? 9'h000 : \$64 ;
-  assign \$66  = ~ op[11];
-  assign \$67  = \$signal  & \$66 ;
-  assign \$68  = waddr + 9'h100;
-  assign \$69  = \$signal  & op[11];
-  assign \$70  = beat[7:0] < 9'h100;
-  assign \$71  = count != 9'h100;
-  assign \$72  = \$70  & \$71 ;
-  assign \$74  = t + 1'h1;
-  assign \$75  = \$73  ? 2'h0 : \$74 ;
-  assign \$79  = count + 1'h1;
-  assign \$80  = ! t;
-  assign \$81  = s2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$signature__data ;
-  assign \$82  = ~ s3[0];
-  assign \$83  = s3_valid & \$82 ;
-  assign \$84  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$85  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$86  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$87  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$88  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$89  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$90  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$91  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$92  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$93  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$94  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$95  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$96  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$97  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$98  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$99  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$44  = $signed(acc3[17:0]) + $signed(bias[17:0]);
+  assign \$45  = $signed(acc3[35:18]) + $signed(bias[35:18]);
+  assign \$46  = $signed(acc3[53:36]) + $signed(bias[53:36]);
+  assign \$47  = $signed(acc3[71:54]) + $signed(bias[71:54]);
+  assign \$48  = $signed(acc3[89:72]) + $signed(bias[89:72]);
+  assign \$49  = $signed(acc3[107:90]) + $signed(bias[107:90]);
+  assign \$50  = $signed(acc3[125:108]) + $signed(bias[125:108]);
+  assign \$51  = $signed(acc3[143:126]) + $signed(bias[143:126]);
+  assign \$52  = $signed(acc3[161:144]) + $signed(bias[161:144]);
+  assign \$53  = $signed(acc3[179:162]) + $signed(bias[179:162]);
+  assign \$54  = $signed(acc3[197:180]) + $signed(bias[197:180]);
+  assign \$55  = $signed(acc3[215:198]) + $signed(bias[215:198]);
+  assign \$56  = $signed(acc3[233:216]) + $signed(bias[233:216]);
+  assign \$57  = $signed(acc3[251:234]) + $signed(bias[251:234]);
+  assign \$58  = $signed(acc3[269:252]) + $signed(bias[269:252]);
+  assign \$59  = $signed(acc3[287:270]) + $signed(bias[287:270]);
+  assign \$60  = i__valid & i__ready;
+  assign \$61  = g == 4'he;
+  assign \$62  = op[11] ? 1'h0 : \$61 ;
+  assign \$63  = g + 1'h1;
+  assign \$64  = op[11] ? 5'h00 : \$63 ;
+  assign \$65  = base + 5'h10;
+  assign \$66  = op[11] ? 9'h000 : \$65 ;
+  assign \$67  = ~ op[11];
+  assign \$68  = \$signal  & \$67 ;
+  assign \$69  = waddr + 9'h100;
+  assign \$70  = \$signal  & op[11];
+  assign \$71  = beat[7:0] < 9'h100;
+  assign \$72  = count != 9'h100;
+  assign \$73  = \$71  & \$72 ;
+  assign \$75  = t + 1'h1;
+  assign \$76  = \$74  ? 2'h0 : \$75 ;
+  assign \$80  = count + 1'h1;
+  assign \$81  = ~ busy;
+  assign \$82  = \$signal  & op[11];
+  assign \$83  = \$81  | \$82 ;
+  assign \$86  = ! t;
+  assign \$87  = s2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$signature__data ;
+  assign \$88  = ~ s3[0];
+  assign \$89  = s3_valid & \$88 ;
+  assign \$90  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$91  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$92  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$93  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$94  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$95  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$96  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$97  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$98  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$99  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$100  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$101  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$102  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$103  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$104  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$105  = $signed(acc3[287:270]) + $signed(w3[127:120]);
   always @(posedge clk)
-    beat_v <= \$100 ;
+    beat_v <= \$106 ;
   always @(posedge clk)
-    beat <= \$101 ;
+    beat <= \$107 ;
   always @(posedge clk)
-    credit <= \$102 ;
+    credit <= \$108 ;
   always @(posedge clk)
-    s1_valid <= \$103 ;
+    g_is_15 <= \$109 ;
+  always @(posedge clk)
+    s1_valid <= \$110 ;
   always @(posedge clk)
     s1 <= op;
   always @(posedge clk)
-    s2_valid <= \$104 ;
+    s2_valid <= \$111 ;
   always @(posedge clk)
     s2 <= s1;
   always @(posedge clk)
-    s3_valid <= \$105 ;
+    s3_valid <= \$112 ;
   always @(posedge clk)
     s3 <= s2;
   always @(posedge clk)
-    g <= \$106 ;
+    g <= \$113 ;
   always @(posedge clk)
-    base <= \$107 ;
+    base <= \$114 ;
   always @(posedge clk)
-    waddr <= \$108 ;
+    waddr <= \$115 ;
   always @(posedge clk)
-    busy <= \$109 ;
+    busy <= \$116 ;
   always @(posedge clk)
-    count <= \$110 ;
+    count <= \$117 ;
   always @(posedge clk)
-    t <= \$111 ;
+    t <= \$118 ;
   always @(posedge clk)
-    err <= \$112 ;
+    err <= \$119 ;
   always @(posedge clk)
-    in_pass <= \$113 ;
+    in_pass <= \$120 ;
   always @(posedge clk)
-    walk_zero <= \$114 ;
+    walk_zero <= \$121 ;
   always @(posedge clk)
-    walk_first_step <= \$115 ;
+    walk_first_step <= \$122 ;
   always @(posedge clk)
-    first <= \$116 ;
+    first <= \$123 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
     w3 <= w2;
   always @(posedge clk)
-    acc3 <= \$81 ;
+    acc3 <= \$87 ;
   always @(posedge clk)
-    \$signal$57  <= \$117 ;
+    \$signal$58  <= \$124 ;
   always @(posedge clk)
-    \$signal$58  <= \$118 ;
+    \$signal$59  <= \$125 ;
   always @(posedge clk)
-    \$signal$59  <= \$119 ;
+    \$signal$60  <= \$126 ;
   always @(posedge clk)
-    \$signal$60  <= \$signal$58 ;
+    \$signal$61  <= \$signal$59 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$100  = beat_v;
-    if (\$61 ) begin
-      \$100  = 1'h1;
+    \$106  = beat_v;
+    if (\$60 ) begin
+      \$106  = 1'h1;
     end else if (consume) begin
-      \$100  = 1'h0;
+      \$106  = 1'h0;
     end
     if (rst) begin
-      \$100  = 1'h0;
+      \$106  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$101  = beat;
-    if (\$61 ) begin
-      \$101  = i__payload;
+    \$107  = beat;
+    if (\$60 ) begin
+      \$107  = i__payload;
     end
     if (rst) begin
-      \$101  = 9'h000;
+      \$107  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$102  = room;
+    \$108  = room;
     if (rst) begin
-      \$102  = 1'h0;
+      \$108  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$103  = \$signal ;
-    if (rst) begin
-      \$103  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$104  = s1_valid;
-    if (rst) begin
-      \$104  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$105  = s2_valid;
-    if (rst) begin
-      \$105  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = g;
+    \$109  = g_is_15;
     if (\$signal ) begin
-      \$106  = \$63 [3:0];
-    end
-    if (rst) begin
-      \$106  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = base;
-    if (\$signal ) begin
-      \$107  = \$65 [7:0];
-    end
-    if (rst) begin
-      \$107  = 8'h00;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$67 ) begin
-      \$108  = \$68 [12:0];
-    end else begin
-      \$108  = { 5'h00, beat[7:0] };
-    end
-    if (rst) begin
-      \$108  = 13'h0000;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = busy;
-    if (\$69 ) begin
-      \$109  = 1'h0;
-    end
-    if (pass_start) begin
-      \$109  = 1'h1;
-    end
-    if (\$signal$25 ) begin
-      \$109  = 1'h1;
+      \$109  = \$62 ;
     end
     if (rst) begin
       \$109  = 1'h0;
@@ -5051,117 +5006,180 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = count;
-    if (consume) begin
-      if (beat[8]) begin
-        \$110  = 9'h000;
-      end else if (\$72 ) begin
-        \$110  = \$79 [8:0];
-      end
-    end
+    \$110  = \$signal ;
     if (rst) begin
-      \$110  = 9'h000;
+      \$110  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = t;
-    if (consume) begin
-      if (beat[8]) begin
-        \$111  = \$75 [0];
-      end
-    end
+    \$111  = s1_valid;
     if (rst) begin
       \$111  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = err;
-    if (consume) begin
-      (* full_case = 32'd1 *)
-      if (beat[8]) begin
-      end else if (\$72 ) begin
-      end else begin
-        \$112  = 1'h1;
-      end
-    end
+    \$112  = s2_valid;
     if (rst) begin
       \$112  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = in_pass;
-    if (pass_start) begin
-      \$113  = 1'h1;
-    end
-    if (\$signal$25 ) begin
-      \$113  = 1'h0;
+    \$113  = g;
+    if (\$signal ) begin
+      \$113  = \$64 [3:0];
     end
     if (rst) begin
-      \$113  = 1'h0;
+      \$113  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = walk_zero;
-    if (pass_start) begin
-      \$114  = first;
-    end
-    if (\$signal$25 ) begin
-      \$114  = first;
+    \$114  = base;
+    if (\$signal ) begin
+      \$114  = \$66 [7:0];
     end
     if (rst) begin
-      \$114  = 1'h0;
+      \$114  = 8'h00;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$115  = walk_first_step;
-    if (pass_start) begin
-      \$115  = \$80 ;
+    (* full_case = 32'd1 *)
+    if (\$68 ) begin
+      \$115  = \$69 [12:0];
+    end else begin
+      \$115  = { 5'h00, beat[7:0] };
     end
     if (rst) begin
-      \$115  = 1'h0;
+      \$115  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = first;
-    if (pass_start) begin
-      \$116  = 1'h1;
-    end
-    if (\$signal$25 ) begin
+    \$116  = busy;
+    if (\$70 ) begin
       \$116  = 1'h0;
     end
-    if (rst) begin
+    if (pass_start) begin
       \$116  = 1'h1;
     end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = \$83 ;
+    if (\$signal$26 ) begin
+      \$116  = 1'h1;
+    end
     if (rst) begin
-      \$117  = 1'h0;
+      \$116  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = \$signal$57 ;
+    \$117  = count;
+    if (consume) begin
+      if (beat[8]) begin
+        \$117  = 9'h000;
+      end else if (\$73 ) begin
+        \$117  = \$80 [8:0];
+      end
+    end
+    if (rst) begin
+      \$117  = 9'h000;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$118  = t;
+    if (consume) begin
+      if (beat[8]) begin
+        \$118  = \$76 [0];
+      end
+    end
+    if (rst) begin
+      \$118  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$119  = err;
+    if (consume) begin
+      (* full_case = 32'd1 *)
+      if (beat[8]) begin
+      end else if (\$73 ) begin
+      end else begin
+        \$119  = 1'h1;
+      end
+    end
     if (rst) begin
       \$119  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$120  = in_pass;
+    if (\$83 ) begin
+      \$120  = \$85 ;
+    end
+    if (rst) begin
+      \$120  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$121  = walk_zero;
+    if (\$83 ) begin
+      \$121  = first;
+    end
+    if (rst) begin
+      \$121  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$122  = walk_first_step;
+    if (\$83 ) begin
+      \$122  = \$86 ;
+    end
+    if (rst) begin
+      \$122  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$123  = first;
+    if (pass_start) begin
+      \$123  = 1'h1;
+    end
+    if (\$signal$26 ) begin
+      \$123  = 1'h0;
+    end
+    if (rst) begin
+      \$123  = 1'h1;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$124  = \$89 ;
+    if (rst) begin
+      \$124  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$126  = \$signal$58 ;
+    if (rst) begin
+      \$126  = 1'h0;
     end
   end
   assign cfg__addr = wp__addr;
   assign wp__data = { cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0] };
   assign wp__en = \$8 [15:0];
   assign quiet_ok = 1'h1;
-  assign \err$22  = err;
+  assign \err$23  = err;
   assign w_rd__addr = waddr[11:0];
   assign \$signature__addr  = s1[8:5];
   assign acc_wr__addr = s3[8:5];
-  assign acc_wr__data = { \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0] };
+  assign acc_wr__data = { \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0] };
   assign issue__g = s1[4:1];
   assign \op.pass  = op[0];
   assign \op.g  = op[4:1];
@@ -5233,60 +5251,60 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \s2.first_step  = s2[10];
   assign \s2.last  = s2[11];
   assign \s2.base  = s2[19:12];
-  assign \$signal$58.a  = \$signal$58 [3:0];
-  assign \$signal$58.data  = \$signal$58 [291:4];
-  assign \$signal$58.data.0  = \$signal$58 [21:4];
-  assign \$signal$58.data.1  = \$signal$58 [39:22];
-  assign \$signal$58.data.2  = \$signal$58 [57:40];
-  assign \$signal$58.data.3  = \$signal$58 [75:58];
-  assign \$signal$58.data.4  = \$signal$58 [93:76];
-  assign \$signal$58.data.5  = \$signal$58 [111:94];
-  assign \$signal$58.data.6  = \$signal$58 [129:112];
-  assign \$signal$58.data.7  = \$signal$58 [147:130];
-  assign \$signal$58.data.8  = \$signal$58 [165:148];
-  assign \$signal$58.data.9  = \$signal$58 [183:166];
-  assign \$signal$58.data.10  = \$signal$58 [201:184];
-  assign \$signal$58.data.11  = \$signal$58 [219:202];
-  assign \$signal$58.data.12  = \$signal$58 [237:220];
-  assign \$signal$58.data.13  = \$signal$58 [255:238];
-  assign \$signal$58.data.14  = \$signal$58 [273:256];
-  assign \$signal$58.data.15  = \$signal$58 [291:274];
-  assign \$signal$60.a  = \$signal$60 [3:0];
-  assign \$signal$60.data  = \$signal$60 [291:4];
-  assign \$signal$60.data.0  = \$signal$60 [21:4];
-  assign \$signal$60.data.1  = \$signal$60 [39:22];
-  assign \$signal$60.data.2  = \$signal$60 [57:40];
-  assign \$signal$60.data.3  = \$signal$60 [75:58];
-  assign \$signal$60.data.4  = \$signal$60 [93:76];
-  assign \$signal$60.data.5  = \$signal$60 [111:94];
-  assign \$signal$60.data.6  = \$signal$60 [129:112];
-  assign \$signal$60.data.7  = \$signal$60 [147:130];
-  assign \$signal$60.data.8  = \$signal$60 [165:148];
-  assign \$signal$60.data.9  = \$signal$60 [183:166];
-  assign \$signal$60.data.10  = \$signal$60 [201:184];
-  assign \$signal$60.data.11  = \$signal$60 [219:202];
-  assign \$signal$60.data.12  = \$signal$60 [237:220];
-  assign \$signal$60.data.13  = \$signal$60 [255:238];
-  assign \$signal$60.data.14  = \$signal$60 [273:256];
-  assign \$signal$60.data.15  = \$signal$60 [291:274];
-  assign \$118 [291:4] = { \$99 [17:0], \$98 [17:0], \$97 [17:0], \$96 [17:0], \$95 [17:0], \$94 [17:0], \$93 [17:0], \$92 [17:0], \$91 [17:0], \$90 [17:0], \$89 [17:0], \$88 [17:0], \$87 [17:0], \$86 [17:0], \$85 [17:0], \$84 [17:0] };
-  assign \$118 [3:0] = s3[8:5];
-  assign pass___payload[302:285] = \$60 [17:0];
-  assign pass___payload[284:267] = \$59 [17:0];
-  assign pass___payload[266:249] = \$58 [17:0];
-  assign pass___payload[248:231] = \$57 [17:0];
-  assign pass___payload[230:213] = \$56 [17:0];
-  assign pass___payload[212:195] = \$55 [17:0];
-  assign pass___payload[194:177] = \$54 [17:0];
-  assign pass___payload[176:159] = \$53 [17:0];
-  assign pass___payload[158:141] = \$52 [17:0];
-  assign pass___payload[140:123] = \$51 [17:0];
-  assign pass___payload[122:105] = \$50 [17:0];
-  assign pass___payload[104:87] = \$49 [17:0];
-  assign pass___payload[86:69] = \$48 [17:0];
-  assign pass___payload[68:51] = \$47 [17:0];
-  assign pass___payload[50:33] = \$46 [17:0];
-  assign pass___payload[32:15] = \$45 [17:0];
+  assign \$signal$59.a  = \$signal$59 [3:0];
+  assign \$signal$59.data  = \$signal$59 [291:4];
+  assign \$signal$59.data.0  = \$signal$59 [21:4];
+  assign \$signal$59.data.1  = \$signal$59 [39:22];
+  assign \$signal$59.data.2  = \$signal$59 [57:40];
+  assign \$signal$59.data.3  = \$signal$59 [75:58];
+  assign \$signal$59.data.4  = \$signal$59 [93:76];
+  assign \$signal$59.data.5  = \$signal$59 [111:94];
+  assign \$signal$59.data.6  = \$signal$59 [129:112];
+  assign \$signal$59.data.7  = \$signal$59 [147:130];
+  assign \$signal$59.data.8  = \$signal$59 [165:148];
+  assign \$signal$59.data.9  = \$signal$59 [183:166];
+  assign \$signal$59.data.10  = \$signal$59 [201:184];
+  assign \$signal$59.data.11  = \$signal$59 [219:202];
+  assign \$signal$59.data.12  = \$signal$59 [237:220];
+  assign \$signal$59.data.13  = \$signal$59 [255:238];
+  assign \$signal$59.data.14  = \$signal$59 [273:256];
+  assign \$signal$59.data.15  = \$signal$59 [291:274];
+  assign \$signal$61.a  = \$signal$61 [3:0];
+  assign \$signal$61.data  = \$signal$61 [291:4];
+  assign \$signal$61.data.0  = \$signal$61 [21:4];
+  assign \$signal$61.data.1  = \$signal$61 [39:22];
+  assign \$signal$61.data.2  = \$signal$61 [57:40];
+  assign \$signal$61.data.3  = \$signal$61 [75:58];
+  assign \$signal$61.data.4  = \$signal$61 [93:76];
+  assign \$signal$61.data.5  = \$signal$61 [111:94];
+  assign \$signal$61.data.6  = \$signal$61 [129:112];
+  assign \$signal$61.data.7  = \$signal$61 [147:130];
+  assign \$signal$61.data.8  = \$signal$61 [165:148];
+  assign \$signal$61.data.9  = \$signal$61 [183:166];
+  assign \$signal$61.data.10  = \$signal$61 [201:184];
+  assign \$signal$61.data.11  = \$signal$61 [219:202];
+  assign \$signal$61.data.12  = \$signal$61 [237:220];
+  assign \$signal$61.data.13  = \$signal$61 [255:238];
+  assign \$signal$61.data.14  = \$signal$61 [273:256];
+  assign \$signal$61.data.15  = \$signal$61 [291:274];
+  assign \$125 [291:4] = { \$105 [17:0], \$104 [17:0], \$103 [17:0], \$102 [17:0], \$101 [17:0], \$100 [17:0], \$99 [17:0], \$98 [17:0], \$97 [17:0], \$96 [17:0], \$95 [17:0], \$94 [17:0], \$93 [17:0], \$92 [17:0], \$91 [17:0], \$90 [17:0] };
+  assign \$125 [3:0] = s3[8:5];
+  assign pass___payload[302:285] = \$59 [17:0];
+  assign pass___payload[284:267] = \$58 [17:0];
+  assign pass___payload[266:249] = \$57 [17:0];
+  assign pass___payload[248:231] = \$56 [17:0];
+  assign pass___payload[230:213] = \$55 [17:0];
+  assign pass___payload[212:195] = \$54 [17:0];
+  assign pass___payload[194:177] = \$53 [17:0];
+  assign pass___payload[176:159] = \$52 [17:0];
+  assign pass___payload[158:141] = \$51 [17:0];
+  assign pass___payload[140:123] = \$50 [17:0];
+  assign pass___payload[122:105] = \$49 [17:0];
+  assign pass___payload[104:87] = \$48 [17:0];
+  assign pass___payload[86:69] = \$47 [17:0];
+  assign pass___payload[68:51] = \$46 [17:0];
+  assign pass___payload[50:33] = \$45 [17:0];
+  assign pass___payload[32:15] = \$44 [17:0];
   assign pass___payload[14:7] = s3[19:12];
   assign pass___payload[6] = s3[11];
   assign pass___payload[5] = s3[11];
@@ -5294,21 +5312,23 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign pass___payload[3:0] = s3[4:1];
   assign op[8:5] = g;
   assign op[19:12] = base;
-  assign op[11] = \$12 ;
+  assign op[11] = g_is_15;
   assign op[10] = walk_first_step;
   assign op[9] = walk_zero;
   assign op[4:1] = g;
   assign op[0] = in_pass;
-  assign \$17  = 1'h1;
-  assign \$18  = beat[8];
-  assign \$20  = 1'h1;
-  assign consume = \$16 ;
-  assign \$26  = 1'h1;
-  assign \$27  = beat[8];
-  assign \$73  = t;
-  assign \$76  = 1'h1;
-  assign \$77  = beat[8];
-  assign \$78  = 2'h1;
+  assign \$16  = 1'h1;
+  assign \$17  = beat[8];
+  assign \$19  = 1'h1;
+  assign consume = \$15 ;
+  assign \$25  = 1'h1;
+  assign \$26  = beat[8];
+  assign \$74  = t;
+  assign \$77  = 1'h1;
+  assign \$78  = beat[8];
+  assign \$79  = 2'h1;
+  assign \$84  = 1'h1;
+  assign \$85  = beat[8];
 endmodule
 
 (* generator = "Amaranth" *)

@@ -142,7 +142,8 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_
     """Take the buffered beat when the walker is ``ready`` (and, for a pass, ``quiet_ok``);
     count it against the beat cap, drop it (sticky ``err``) or end the timestep. Returns the
     strobes ``(walk_start, pass_start)``, a counted spike beat or a pass starting this cycle,
-    and ``first_step``, whether the timestep now ending is a sample's first."""
+    ``first_step``, whether the timestep now ending is a sample's first, and ``pass_due``,
+    whether the buffered beat starts a pass once taken (from registers only)."""
     M, T = acc.inputs, acc.T
     count = acc.probes["count"]
     t = Signal(range(T))
@@ -166,7 +167,7 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_
             m.d.sync += count.eq(count + 1)
         with m.Else():
             m.d.sync += err.eq(1)
-    return walk_start, pass_start, t == 0
+    return walk_start, pass_start, t == 0, pass_due
 
 
 def checked_image(weights: MemorySpec, weight_image: list | None) -> list:
@@ -368,7 +369,16 @@ class SpikeAccumulator(wiring.Component):
             "pass": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
             "first_step": 1, "last": 1, "base": len(base)})
         op_valid, op = Signal(), Signal(op_layout)
-        last_g = (g == G - 1) if G == GA else Mux(in_pass, g == G - 1, g == GA - 1)
+        # Whether g is a walk's last word (GA) or group (G): registers set from g's next value,
+        # so that the end of a walk, and the take of the next beat behind it, start from
+        # flip-flops rather than from a compare on g.
+        ends = {}
+        for n in sorted({G, GA}):
+            ends[n] = Signal(name=f"g_is_{n - 1}", init=n == 1)
+            if n > 1:
+                with m.If(op_valid):
+                    m.d.sync += ends[n].eq(Mux(op.last, 0, g == n - 2))
+        last_g = ends[G] if G == GA else Mux(in_pass, ends[G], ends[GA])
         m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
                      op.g.eq(g), op.zero.eq(walk_zero), op.first_step.eq(walk_first_step),
                      op.last.eq(last_g), op.base.eq(base)]
@@ -405,14 +415,19 @@ class SpikeAccumulator(wiring.Component):
         with m.If(at_last):
             m.d.sync += busy.eq(0)
         quiet_ok = pass_spacing(m, self.pass_gap, op_valid & op["pass"])
-        walk_start, pass_start, first_step = count_beats(
-            m, self, beat_v, beat, consume, ready=~busy | at_last, quiet_ok=quiet_ok,
+        ready = ~busy | at_last
+        walk_start, pass_start, first_step, pass_due = count_beats(
+            m, self, beat_v, beat, consume, ready=ready, quiet_ok=quiet_ok,
             pass_every=self.pass_every)
+        # The walk's flags matter only while busy: they load whenever the walker could take
+        # a beat, whether it does or not, so that they wait on no ``consume``.
+        with m.If(ready):
+            m.d.sync += [in_pass.eq(pass_due), walk_zero.eq(first),
+                         walk_first_step.eq(first_step)]
         with m.If(pass_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(1), walk_zero.eq(first),
-                         walk_first_step.eq(first_step), first.eq(1)]
+            m.d.sync += [busy.eq(1), first.eq(1)]
         with m.If(walk_start):
-            m.d.sync += [busy.eq(1), in_pass.eq(0), walk_zero.eq(first), first.eq(0)]
+            m.d.sync += [busy.eq(1), first.eq(0)]
 
         # The weight memory is read at stage 0, the accumulators (and, through ``issue``, the
         # memories of the update behind) at stage 1 (LEAD).

@@ -172,7 +172,7 @@ class ConvAccumulator(wiring.Component):
         at_last = op_valid & op.last
         quiet_ok = pass_spacing(m, self.pass_gap, op_valid & op["pass"])
         # One walk or pass at a time: the next beat is taken with the last operation.
-        walk_start, pass_start, first_step = count_beats(
+        walk_start, pass_start, first_step, _ = count_beats(
             m, self, beat_v, beat, consume, ready=~(walking | passing) | at_last,
             quiet_ok=quiet_ok, pass_every=1)
 
