@@ -6,7 +6,10 @@ index maps, and a direct loop over each spike's window for the twin's currents.
 
 from __future__ import annotations
 
+import dataclasses
+import gc
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -302,6 +305,24 @@ def test_gen_takes_a_conv_params_file(tmp_path, capsys):
                               "--lanes", "9", "--out", str(tmp_path / "b")]) == 1
     assert capsys.readouterr().err == ("error: lanes run over the output columns: at most "
                                        "WO = 8, not 9\n")
+    assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
+                              "--acc-lanes", "16", "--out", str(tmp_path / "b")]) == 1
+    refusal = ("acc_lanes applies to dense layers: a conv2d layer's spike walks its kernel "
+               "window P lanes at a time (acc_lanes 16, lanes 8)")
+    assert capsys.readouterr().err == f"error: {refusal}\n"
+    assert not (tmp_path / "b").exists()
+    # An array built by hand from a dense-style config is refused alike.
+    from dalif_hw.hw.neuron_array import NeuronArray
+
+    params = load_params(tmp_path / "conv.npz")
+    config = dataclasses.replace(params.config(4), acc_lanes=16)
+    with warnings.catch_warnings():   # the refused array is never elaborated: let it go
+        warnings.simplefilter("ignore")
+        with pytest.raises(ConfigError) as info:
+            NeuronArray(config, params)
+        assert str(info.value) == refusal
+        del info
+        gc.collect()
 
 
 def test_qat_float_model_is_the_integer_twin():

@@ -273,6 +273,15 @@ class ConvParams:
     def cap(self) -> int:
         return self.inputs if self.beat_cap is None else self.beat_cap
 
+    @staticmethod
+    def check_acc_lanes(acc_lanes: int | None, lanes: int) -> None:
+        """Raise :class:`ConfigError` unless ``acc_lanes`` is None or the lanes: a conv2d
+        layer's spike walks its kernel window P lanes at a time."""
+        if acc_lanes is not None and acc_lanes != lanes:
+            raise ConfigError(f"acc_lanes applies to dense layers: a conv2d layer's spike walks "
+                              f"its kernel window P lanes at a time (acc_lanes {acc_lanes}, "
+                              f"lanes {lanes})")
+
     def config(self, T: int, lanes: int | None = None,
                acc_lanes: int | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of the layer (sizes of its dense equivalent). Lanes run
@@ -280,10 +289,7 @@ class ConvParams:
         A spike walks its kernel window, so ``acc_lanes`` can only be the lanes."""
         WO = self.shape.out_shape[2]
         lanes = min(WO, 16) if lanes is None else lanes
-        if acc_lanes is not None and acc_lanes != lanes:
-            raise ConfigError(f"acc_lanes applies to dense layers: a conv2d layer's spike walks "
-                              f"its kernel window P lanes at a time (acc_lanes {acc_lanes}, "
-                              f"lanes {lanes})")
+        self.check_acc_lanes(acc_lanes, lanes)
         if isinstance(lanes, int) and lanes > WO:
             raise ConfigError(f"lanes run over the output columns: at most WO = {WO}, "
                               f"not {lanes}")

@@ -114,9 +114,8 @@ class NeuronArray(wiring.Component):
         self.memory_specs = specs = memories(config, params)
         P = config.lanes
         conv = params.shape if isinstance(params, ConvParams) else None
-        if conv is not None and config.acc_lanes != P:
-            raise ConfigError(f"acc_lanes applies to dense layers, not a conv2d layer "
-                              f"(acc_lanes {config.acc_lanes}, lanes {P})")
+        if conv is not None:
+            ConvParams.check_acc_lanes(config.acc_lanes, P)
         if conv is None:
             self.groups, tail, channels = config.groups, config.neurons - (config.groups - 1) * P, 1
         else:

@@ -263,9 +263,6 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
     try:
         params, scale = quantize_readout(readout, WB=WB, VB=VB, weight_factor=factor,
                                          row_gain=getattr(model, "integrate", None))
-    except ConfigError as exc:
-        raise ConfigError(f"layer readout: {exc}") from None
-    try:
         config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
