@@ -30,6 +30,7 @@ from dalif_hw.core.conv import PoolShape  # noqa: E402
 from dalif_hw.core.encoding import encode  # noqa: E402
 from dalif_hw.core.files import write_text_atomic  # noqa: E402
 from dalif_hw.core.params import ConvParams, IntParams, ReadoutParams  # noqa: E402
+from dalif_hw.flow.explore import cycles_per_inference  # noqa: E402
 from dalif_hw.flow.synthesis import DoesNotFit, synthesize  # noqa: E402
 from dalif_hw.flow.tools import ToolError  # noqa: E402
 from dalif_hw.harness.verilator import build, run_bench  # noqa: E402
@@ -74,7 +75,8 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                           beat_cap=cap)
         conv, rate = calibrated(conv, x)
         rates.append((f"conv{k}", rate))
-        layers.append(Layer(f"conv{k}", "conv2d", conv.config(T, lanes=8), conv, 1.0))
+        layers.append(Layer(f"conv{k}", "conv2d", conv.config(T, lanes=8, acc_lanes=8 * K),
+                            conv, 1.0))
         x = twin.run(conv, x).spikes_out
         pool = PoolShape("sumpool", conv.shape.out_shape, (2, 2))
         layers.append(Layer(f"pool{k}", "sumpool", None, None, pool=pool))
@@ -84,10 +86,155 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                       bias=np.zeros(128, np.int64), WB=4, VB=16, beat_cap=4 * 512)
     dense, rate = calibrated(dense, x)
     rates.append(("hidden0", rate))
-    layers.append(Layer("hidden0", "dense", dense.config(T, lanes=16), dense, 1.0))
+    layers.append(Layer("hidden0", "dense", dense.config(T, lanes=16, acc_lanes=128), dense,
+                        1.0))
     readout = ReadoutParams(weight=rng.integers(-8, 8, (10, 128)), WB=4, VB=16)
     layers.append(Layer("readout", "readout", readout.config(T, lanes=10), readout, 1.0))
     return Network(T=T, encoding=ENCODING, layers=layers), rates
+
+
+def torch_network(network: Network):
+    """The same network in PyTorch, float32, as its users would run it: per timestep a
+    conv2d / linear, the DA-LIF update with the layer's decays, threshold and hard reset,
+    sum pooling as average pooling times the window; the readout sums its currents.
+    Returns ``forward(x)``, x [B, T, M] float32 -> logits [B, classes]."""
+    import torch
+    import torch.nn.functional as F
+
+    stages = []
+    for layer in network.layers:
+        if layer.pool is not None:
+            stages.append(("pool", layer.pool.in_shape, layer.pool.window))
+            continue
+        p, one = layer.params, float(1 << getattr(layer.params, "DB", 0))
+        t = lambda v: torch.tensor(np.asarray(v, np.float32))  # noqa: E731
+        if layer.kind == "readout":
+            stages.append(("readout", t(p.weight), t(p.biases())))
+            continue
+        if layer.kind == "conv2d":
+            per = {name: p.per_neuron(name) for name in ("alpha", "beta", "bias")}
+            weight = (t(p.weight), p.shape)
+        else:
+            per = {"alpha": p.alpha, "beta": p.beta, "bias": p.biases()}
+            weight = (t(p.weight), None)
+        stages.append((layer.kind, weight, t(per["bias"]), t(per["alpha"]) / one,
+                       t(per["beta"]) / one, float(p.threshold)))
+
+    def forward(x):
+        B, T, _ = x.shape
+        state = [None] * len(stages)
+        logits = 0.0
+        for step in range(T):
+            h = x[:, step]
+            for n, stage in enumerate(stages):
+                if stage[0] == "pool":
+                    (C, H, W), window = stage[1], stage[2]
+                    h = F.avg_pool2d(h.view(B, C, H, W), window).flatten(1) * (
+                        window[0] * window[1])
+                    continue
+                if stage[0] == "readout":
+                    logits = logits + h @ stage[1].T + stage[2]
+                    continue
+                kind, (weight, shape), bias, alpha, beta, theta = stage
+                if shape is None:
+                    current = h @ weight.T + bias
+                else:
+                    current = F.conv2d(h.view(B, *shape.in_shape), weight,
+                                       stride=shape.stride, padding=shape.padding
+                                       ).flatten(1) + bias
+                v = alpha * current if state[n] is None else beta * state[n] + alpha * current
+                spikes = (v >= theta).float()
+                state[n] = v * (1 - spikes)
+                h = spikes
+        return logits
+
+    return forward
+
+
+def seconds_per_image(run, x: np.ndarray, batch: int, repeats: int = 3) -> float:
+    """The best of ``repeats`` passes over ``x`` in batches of ``batch``, per image."""
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for k in range(0, len(x), batch):
+            run(x[k:k + batch])
+        best = min(best, (time.perf_counter() - start) / len(x))
+    return best
+
+
+def side_by_side(network: Network, spikes: np.ndarray, us_accelerator: float | None) -> list:
+    """Microseconds per image: PyTorch (float32, batch 1 and 100, one thread and all), the
+    integer twin (batch 1 and 100) and the accelerator, measured in this run."""
+    import torch
+
+    forward = torch_network(network)
+    x = torch.tensor(spikes, dtype=torch.float32)
+    threads = torch.get_num_threads()
+    rows = []
+    with torch.no_grad():
+        for n in (1, threads):
+            torch.set_num_threads(n)
+            for batch in (1, 100):
+                images = x[:100] if batch == 100 else x[:20]
+                rows.append((f"PyTorch float32, batch {batch}, {n} thread{'s' * (n > 1)}",
+                             1e6 * seconds_per_image(forward, images, batch)))
+    torch.set_num_threads(threads)
+    for batch in (1, 100):
+        images = spikes[:100] if batch == 100 else spikes[:20]
+        rows.append((f"integer twin (numpy), batch {batch}",
+                     1e6 * seconds_per_image(lambda s: twin.run_network(network, s), images,
+                                             batch)))
+    if us_accelerator is not None:
+        rows.append(("accelerator (cycles / post-route Fmax), batch 1", us_accelerator))
+    return rows
+
+
+def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[dict]:
+    """Per layer with neurons: synaptic operations per inference (counted beats times the
+    neurons each reaches), per cycle of the inference, and the lane utilization: operations
+    / (accumulation lanes x the accumulator's busy cycles, dalif_hw.hw.cost)."""
+    from dalif_hw.hw import cost
+
+    rows, x = [], spikes
+    for layer in network.layers:
+        if layer.pool is not None:
+            x = twin.pool(layer.pool, x)
+            continue
+        counts, _ = twin.stimulus_counts(x, layer.inputs, layer.config.beat_cap)
+        if layer.kind == "conv2d":
+            shape = layer.params.shape
+            reach = (shape.dense(np.ones((shape.channels, shape.in_shape[0], *shape.kernel),
+                                         np.int64)) != 0).sum(axis=0)
+        else:
+            reach = np.full(layer.inputs, layer.config.neurons)
+        samples = len(counts)
+        ops = float((counts @ reach).sum()) / samples
+        busy = float((counts @ cost.operations(layer)).sum()) / samples
+        rows.append({"layer": layer.name, "acc_lanes": layer.config.acc_lanes,
+                     "synaptic_ops": ops, "ops_per_cycle": ops / cycles,
+                     "busy_cycles": busy,
+                     "utilization": ops / (layer.config.acc_lanes * busy) if busy else 0.0})
+        if layer.kind != "readout":
+            x = twin.run(layer.params, counts).spikes_out
+    return rows
+
+
+def markdown(row: dict, layers: list, timing: list) -> str:
+    fmt = lambda v: f"{v:,.1f}" if isinstance(v, float) else f"{v:,}" if isinstance(  # noqa
+        v, int) and not isinstance(v, bool) else str(v)
+    keys = [k for k in row if k not in ("firing",)]
+    lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys),
+             "| " + " | ".join(fmt(row[k]) for k in keys) + " |", "",
+             "| layer | acc lanes | synaptic ops / inference | ops / cycle | accumulator busy "
+             "cycles | lane utilization |", "| --- | --- | --- | --- | --- | --- |"]
+    lines += [f"| {r['layer']} | {r['acc_lanes']} | {r['synaptic_ops']:,.0f} | "
+              f"{r['ops_per_cycle']:.1f} | {r['busy_cycles']:,.0f} | {r['utilization']:.2f} |"
+              for r in layers]
+    lines += ["", "| what (this machine, this run) | us / image | vs PyTorch batch 1, 1 thread |",
+              "| --- | --- | --- |"]
+    base = timing[0][1]
+    lines += [f"| {name} | {us:,.1f} | {base / us:.2f}x |" for name, us in timing]
+    return "\n".join(lines) + "\n"
 
 
 def main(argv=None) -> int:
@@ -95,13 +242,16 @@ def main(argv=None) -> int:
     parser.add_argument("--out", default="benchmarks/results", help="results folder")
     parser.add_argument("--work", default="build/bench_conv", help="scratch folder")
     parser.add_argument("--samples", type=int, default=3, help="digits run on Verilator")
+    parser.add_argument("--seeds", default="1", metavar="S,S,...",
+                        help="nextpnr seeds (default: %(default)s); the first sets the figures")
     parser.add_argument("--no-synth", action="store_true", help="skip synthesis")
     args = parser.parse_args(argv)
+    seeds = [int(v) for v in args.seeds.split(",")]
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     data = load_digits_split()
-    spikes = encode(upscale(data.test_x[:20]), ENCODING)
-    network, rates = mnist_shaped(spikes, np.random.default_rng(0))
+    spikes = encode(upscale(data.test_x[:100]), ENCODING)
+    network, rates = mnist_shaped(spikes[:20], np.random.default_rng(0))
     print("firing per timestep: " + ", ".join(f"{n} {r:.1%}" for n, r in rates))
     folder = work / "rtl"
     start = time.perf_counter()
@@ -117,29 +267,44 @@ def main(argv=None) -> int:
             "expected": {"logits": logits.tolist(), "classes": logits.argmax(1).tolist()}}
     result = run_bench(build_dir, "dalif_network", folder / "dalif_network.json", [case],
                        work / "run")[0]
-    cycles = np.diff([result["first_in"]] + result["class_cycles"]).mean()
+    cycles = float(np.diff([result["first_in"]] + result["class_cycles"]).mean())
+    lanes = ", ".join(f"{layer.name} P {layer.config.lanes} A {layer.config.acc_lanes}"
+                      for layer in network.layers if layer.pool is None)
     row = {"network": "28x28 conv5x5-16 / pool2 / conv5x5-32 / pool2 / 128 / 10, T=4",
-           "weights": "random, thresholds for ~10% firing",
+           "weights": "random, thresholds for ~10% firing", "lanes": lanes,
            "firing": dict(rates), "samples": len(events), "ok": result["ok"],
-           "message": result.get("message"), "cycles_per_inference": float(cycles),
+           "message": result.get("message"), "cycles_per_inference": cycles,
+           "model_cycles": cycles_per_inference(network, x),
            "generate_s": generate_s, "verilator_build_s": build_s}
     print(f"Verilator: {'0 mismatches' if result['ok'] else result.get('message')}, "
-          f"{cycles:.0f} cycles per inference")
+          f"{cycles:.0f} cycles per inference (cost model {row['model_cycles']:.0f})")
+    us = None
     if not args.no_synth:
-        try:
-            report = synthesize(NetworkTop(network), "dalif_network", "ecp5-85k",
-                                work / "synth")
-            row.update(target="ecp5-85k", luts=report.luts, ffs=report.ffs,
-                       brams=report.brams, dsps=report.dsps, fmax_mhz=report.fmax_mhz,
-                       us_per_inference=cycles / report.fmax_mhz)
-        except (DoesNotFit, ToolError) as exc:
-            row.update(target="ecp5-85k", synthesis=str(exc).splitlines()[0])
+        for seed in seeds:
+            try:
+                report = synthesize(NetworkTop(network), "dalif_network", "ecp5-85k",
+                                    work / f"synth_seed{seed}", seed=seed)
+                figures = dict(luts=report.luts, ffs=report.ffs, brams=report.brams,
+                               dsps=report.dsps, fmax_mhz=report.fmax_mhz,
+                               us_per_inference=cycles / report.fmax_mhz,
+                               critical_path=report.critical_path)
+            except (DoesNotFit, ToolError) as exc:
+                figures = dict(synthesis=str(exc).splitlines()[0])
+            print(f"ECP5-85F, nextpnr seed {seed}: {figures}")
+            if seed == seeds[0]:
+                row.update(target="ecp5-85k", seed=seed, **figures)
+                us = figures.get("us_per_inference")
+            else:
+                row[f"seed{seed}"] = figures
+    layers = layer_figures(network, x, cycles)
+    timing = side_by_side(network, spikes, us)
+    for name, value in timing:
+        print(f"{name}: {value:,.1f} us per image")
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(out / "conv.json", json.dumps(row, indent=2) + "\n")
-    lines = ["| " + " | ".join(row) + " |", "|" + " --- |" * len(row),
-             "| " + " | ".join(str(v) for v in row.values()) + " |"]
-    write_text_atomic(out / "conv.md", "\n".join(lines) + "\n")
-    print(json.dumps(row, indent=2))
+    write_text_atomic(out / "conv.json", json.dumps(
+        {**row, "layers": layers, "us_per_image": dict(timing)}, indent=2) + "\n")
+    write_text_atomic(out / "conv_mnist.md", markdown(row, layers, timing))
+    print(markdown(row, layers, timing))
     return 0 if result["ok"] else 1
 
 

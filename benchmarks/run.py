@@ -36,11 +36,12 @@ from dalif_hw.harness.verilator import (  # noqa: E402
     config_writes,
     expected_beats,
     run_bench,
-    timestep_cycles,
 )
+from dalif_hw.hw.cost import worst_timestep_cycles  # noqa: E402
 from dalif_hw.hw.emit import emit_array, emit_network, write_outputs  # noqa: E402
 from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
+from dalif_hw.quant.packed import Layer  # noqa: E402
 
 
 def firing_params(config: ArrayConfig, rng) -> IntParams:
@@ -73,7 +74,8 @@ def throughput(work: Path, shapes, beats, timesteps: int) -> list[dict]:
             case = {"name": f"E={E}", "events": events,
                     "expected": expected_beats(trace.spikes_out),
                     "F": float(trace.spikes_out.sum(axis=2).mean()), "E": E,
-                    "max_cycles": 4 * timesteps * timestep_cycles(config, E)}
+                    "max_cycles": 4 * timesteps * worst_timestep_cycles(
+                        Layer("array", "dense", config, params, 1.0), E)}
             if not cases:
                 case["config"] = [config_writes(manifest, params)]
             cases.append(case)

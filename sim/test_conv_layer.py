@@ -4,8 +4,8 @@ A few builds (the shapes below and one drawn from the run's seed) each run rando
 new parameters through the configuration port (per-channel and per-neuron values, as the
 manifest's memories say), random spike trains with repeats, gaps and back-pressure together.
 The bench knows the layer only through its manifest. Steady-state cycles per timestep are
-checked against the cost model max(A + U, F + 1) + 16 (A: accumulator words the counted beats
-touch, U: the update pass's words, F: output spikes).
+checked against the cost model max(A + U, F + 1) + 8 (A: the operations the counted beats
+take, conv_accumulate.beat_operations; U: the update pass's words; F: output spikes).
 """
 
 from __future__ import annotations
@@ -21,23 +21,29 @@ from dalif_hw import twin
 from dalif_hw.core.conv import ConvShape
 from dalif_hw.core.params import ConvParams
 from dalif_hw.harness.verilator import build, config_writes, run_bench
-from dalif_hw.hw.conv_accumulate import window_rom
+from dalif_hw.hw.conv_accumulate import beat_operations
+from dalif_hw.hw.cost import PIPELINE
 from dalif_hw.hw.emit import emit_array, write_outputs
 from dalif_hw.hw.neuron_array import NeuronArray
 
-#: name -> (ConvShape arguments, lanes, params options). One Verilator build each.
+#: name -> (ConvShape arguments, (lanes, acc_lanes), params options). One Verilator build
+#: each.
 SHAPES = {
-    # 3x3, padding 1: the digits network's layer, per-channel decays and bias.
-    "c3x3": (dict(in_shape=(1, 8, 8), channels=4, kernel=(3, 3), padding=(1, 1)), 4,
+    # 3x3, padding 1: the digits network's layer, per-channel decays and bias; a spike
+    # reaches all 4 channels at once.
+    "c3x3": (dict(in_shape=(1, 8, 8), channels=4, kernel=(3, 3), padding=(1, 1)), (4, 16),
              dict(per="channel", threshold="layer", reset="hard", WB=4)),
-    # Stride 2, a wide kernel, WO = 5 over P = 3 (a partial block in every row), per neuron.
+    # Stride 2, a wide kernel, WO = 5 over P = 3 (a partial block in every row), per neuron;
+    # 2 channels at once of 3 (a partial channel group).
     "c5s2": (dict(in_shape=(2, 7, 9), channels=3, kernel=(3, 5), stride=(2, 2),
-                  padding=(1, 2)), 3, dict(per="neuron", threshold="neuron", reset="soft", WB=6)),
-    # The kernel is the whole input: one output position per channel.
-    "whole": (dict(in_shape=(2, 4, 5), channels=2, kernel=(4, 5)), 1,
+                  padding=(1, 2)), (3, 6),
+             dict(per="neuron", threshold="neuron", reset="soft", WB=6)),
+    # The kernel is the whole input: one output position per channel; a row of 5 columns
+    # in runs of 1.
+    "whole": (dict(in_shape=(2, 4, 5), channels=2, kernel=(4, 5)), (1, 1),
               dict(per="channel", threshold="channel", reset="soft", WB=8)),
     # 1x1, stride 2: pixels between the strides reach no neuron.
-    "c1x1": (dict(in_shape=(3, 5, 4), channels=5, kernel=(1, 1), stride=(2, 2)), 2,
+    "c1x1": (dict(in_shape=(3, 5, 4), channels=5, kernel=(1, 1), stride=(2, 2)), (2, 2),
              dict(per="neuron", threshold="layer", reset="hard", WB=5)),
 }
 
@@ -51,6 +57,7 @@ def random_shape(rng) -> tuple:
                     padding=(int(rng.integers(0, KH)), int(rng.integers(0, KW))))
         shape = ConvShape(**args)
         lanes = int(rng.integers(1, shape.out_shape[2] + 1))
+        lanes = (lanes, lanes * int(rng.integers(1, args["channels"] + 1)))
         return args, lanes, dict(per=str(rng.choice(["channel", "neuron"])),
                                  threshold=str(rng.choice(["layer", "channel", "neuron"])),
                                  reset=str(rng.choice(["hard", "soft"])),
@@ -86,7 +93,7 @@ def built(name: str, build_root: Path):
     args, lanes, options = SHAPES[name]
     shape = ConvShape(**args)
     params = conv_params(shape, options, np.random.default_rng(zlib.crc32(name.encode())))
-    config = params.config(2, lanes=lanes)
+    config = params.config(2, lanes=lanes[0], acc_lanes=lanes[1])
     folder = build_root / f"conv_{name}_rtl"
     write_outputs(folder, emit_array(NeuronArray(config, params), "dalif_array"))
     build_dir = build(folder / "dalif_array.v", "dalif_array", build_root / f"conv_{name}")
@@ -115,17 +122,11 @@ def test_random_conv_cases(conv, build_root, tmp_path):
     check(run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path))
 
 
-def touched_words(shape: ConvShape, lanes: int, counts: np.ndarray) -> np.ndarray:
-    """A: accumulator words (operations) the counted beats of each timestep take; a beat
-    that reaches no neuron counts one (it takes its cycle in the input buffer)."""
-    rom = window_rom(shape, lanes)
-    per_input = np.array([max(1, shape.channels * e["rows"] * e["blocks"]) for e in rom])
-    return counts @ per_input
 
 
 def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
     """Input valid whenever a beat waits, output always ready: cycles per timestep within
-    max(A + U, F + 1) + 16 on average, A and U as above."""
+    max(A + U, F + 1) + PIPELINE (dalif_hw.hw.cost) on average, A and U as above."""
     build_dir, manifest_path, shape, options, config, _ = built(conv, build_root)
     manifest = json.loads(manifest_path.read_text())
     rng = np.random.default_rng(12)
@@ -139,9 +140,9 @@ def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
         events = [[rng.integers(0, config.inputs, rng.binomial(config.inputs, density)).tolist()
                    for _ in range(config.T)] for _ in range(samples)]
         trace = twin.run(params, events)
-        A = touched_words(shape, config.lanes, trace.counts_in)
+        A = trace.counts_in @ beat_operations(shape, config.lanes, config.acc_lanes)
         F = trace.spikes_out.sum(axis=2)
-        bound = int((np.maximum(A + U, F + 1) + 16).sum())
+        bound = int((np.maximum(A + U, F + 1) + PIPELINE).sum())
         load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append((make_case(f"density {density}", params, events, **load), bound,
                       int(np.maximum(np.maximum(A, U), F + 1).sum())))
@@ -151,7 +152,7 @@ def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
     timesteps = samples * config.T
     for result, (case, bound, ideal) in zip(results, cases):
         cycles = result["last_out"] - result["first_in"] + 1
-        lines.append(f"conv {conv} P={config.lanes} G={U} {case['name']}: "
+        lines.append(f"conv {conv} P={config.lanes} A={config.acc_lanes} G={U} {case['name']}: "
                      f"{cycles / timesteps:.2f} cycles/timestep (bound {bound / timesteps:.2f}, "
                      f"max(A, U, F+1) {ideal / timesteps:.2f})")
         assert cycles <= bound, lines[-1]

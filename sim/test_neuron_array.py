@@ -24,6 +24,7 @@ from dalif_hw import twin
 from dalif_hw.core.config import ArrayConfig, ConfigError, signed_range
 from dalif_hw.core.params import IntParams
 from dalif_hw.harness.verilator import build, config_writes, expected_beats, run_bench
+from dalif_hw.hw.cost import PIPELINE
 from dalif_hw.hw.emit import emit_array, write_outputs
 from dalif_hw.hw.neuron_array import NeuronArray
 
@@ -276,10 +277,10 @@ def test_errors_and_reset(name, build_root, tmp_path):
 
 def test_throughput_bound(name, build_root, tmp_path, capsys):
     """Steady state (valid whenever a beat waits, ready always): cycles per timestep within
-    max(GA E + G, F + 1) + 8, summed over the timesteps of the run, GA = ceil(N/A) the words a
-    beat walks and G = ceil(N/P) the groups of the update pass (the manifest's
-    ``cycles_per_input_beat`` and ``cycles_per_update_pass``, checked here against the
-    config).
+    max(GA E + G, F + 1) + PIPELINE (8, dalif_hw.hw.cost), summed over the timesteps of the
+    run, GA = ceil(N/A) the words a beat walks and G = ceil(N/P) the groups of the update pass
+    (the manifest's ``cycles_per_input_beat`` and ``cycles_per_update_pass``, checked here
+    against the config).
 
     Cycles are counted as the spec defines them, from the first input beat to the last output
     eot; 48 timesteps amortise the one-off fill and drain (for the default array at E = M,
@@ -307,7 +308,7 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
         load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append(make_case(f"E={E}", params, events, **load))
         F = twin.run(params, events).spikes_out.sum(axis=2)
-        bounds.append(int(np.maximum(GA * E + G, F + 1).sum() + 8 * F.size))
+        bounds.append(int(np.maximum(GA * E + G, F + 1).sum() + PIPELINE * F.size))
     results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
     check(results)
     lines = []

@@ -357,10 +357,11 @@ def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
 
 # -- a convolution: its accumulator with the update and serializer ----------------------------
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(12))
 def test_conv_layer_matches_the_twin(seed):
     """Random conv2d layers (kernel up to the input, strides 1-2, padding, per-channel and
-    per-neuron values, both resets, P up to WO): every output beat equals the twin's."""
+    per-neuron values, both resets, P up to WO, 1 to K channels a spike reaches at once):
+    every output beat equals the twin's."""
     from dalif_hw.core.conv import ConvShape
     from dalif_hw.core.params import ConvParams
     from dalif_hw.harness.verilator import event_beats, expected_beats
@@ -379,7 +380,8 @@ def test_conv_layer_matches_the_twin(seed):
         threshold=rng.integers(1, 12, n) if seed % 3 else np.array(6),
         bias=rng.integers(-3, 4, n), in_shape=shape.in_shape, stride=shape.stride,
         padding=shape.padding, WB=4, DB=8, VB=10, reset=["hard", "soft"][seed % 2])
-    config = params.config(2, lanes=int(rng.integers(1, shape.out_shape[2] + 1)))
+    lanes = int(rng.integers(1, shape.out_shape[2] + 1))
+    config = params.config(2, lanes=lanes, acc_lanes=lanes * int(rng.integers(1, K + 1)))
     dut = NeuronArray(config, params)
     events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
                for _ in range(2)] for _ in range(3)]
@@ -402,4 +404,4 @@ def test_conv_layer_matches_the_twin(seed):
                 break
 
     simulate(dut, bench)
-    assert got == want, f"{shape}, P={config.lanes}"
+    assert got == want, f"{shape}, P={config.lanes}, A={config.acc_lanes}"

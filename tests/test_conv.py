@@ -107,6 +107,27 @@ def test_twin_currents_visit_each_spikes_window(seed):
     assert bad.size == 0, f"sample, timestep, neuron {bad[0].tolist()}"
 
 
+@pytest.mark.parametrize("scale", [1, 2**18, 2**46])
+def test_twin_conv_currents_exact_at_every_width(scale):
+    """The twin takes a convolution's currents over its patches (float32 BLAS below 2**24,
+    float64 below 2**53, int64 beyond): equal to the dense equivalent's product in int64
+    numpy at counts that cross each bound."""
+    rng = np.random.default_rng(7)
+    shape = ConvShape((2, 5, 4), 3, (3, 2), (2, 1), (1, 1))
+    cap = shape.inputs * scale
+    N = shape.neurons
+    params = ConvParams(weight=rng.integers(-8, 8, (3, 2, 3, 2)), alpha=rng.integers(0, 3, N),
+                        beta=rng.integers(0, 3, N), threshold=np.array(1),
+                        bias=rng.integers(-10, 10, N), in_shape=shape.in_shape,
+                        stride=shape.stride, padding=shape.padding, WB=4, DB=1, VB=50,
+                        beat_cap=cap)
+    counts = rng.integers(0, scale + 1, (3, 2, shape.inputs)) * (rng.random((3, 2, 1)) < 0.9)
+    want = counts @ shape.dense(params.weight).T.astype(object) + \
+        params.per_neuron("bias").astype(object)
+    trace = twin.run(params, counts)
+    assert (trace.current.astype(object) == want).all()
+
+
 def test_conv_params_round_trip_and_bad_files(tmp_path):
     rng = np.random.default_rng(1)
     shape = ConvShape((2, 6, 5), 3, (3, 3), (2, 1), (1, 0))
@@ -305,17 +326,26 @@ def test_gen_takes_a_conv_params_file(tmp_path, capsys):
                               "--lanes", "9", "--out", str(tmp_path / "b")]) == 1
     assert capsys.readouterr().err == ("error: lanes run over the output columns: at most "
                                        "WO = 8, not 9\n")
+    # Accumulation lanes: P columns in PK channels at once, PK from 1 to K.
+    refusal = ("a conv2d layer's acc_lanes must be a multiple of its lanes (8) up to lanes x "
+               "channels (8 x 4 = 32): a spike reaches P columns in acc_lanes / P channels at "
+               "once, not {}")
+    for bad in ("12", "40"):
+        assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
+                                  "--acc-lanes", bad, "--out", str(tmp_path / "b")]) == 1
+        assert capsys.readouterr().err == f"error: {refusal.format(bad)}\n"
+        assert not (tmp_path / "b").exists()
     assert cli.run(gen.main, ["--params", str(tmp_path / "conv.npz"), "--T", "4",
-                              "--acc-lanes", "16", "--out", str(tmp_path / "b")]) == 1
-    refusal = ("acc_lanes applies to dense layers: a conv2d layer's spike walks its kernel "
-               "window P lanes at a time (acc_lanes 16, lanes 8)")
-    assert capsys.readouterr().err == f"error: {refusal}\n"
-    assert not (tmp_path / "b").exists()
+                              "--acc-lanes", "16", "--out", str(tmp_path / "b")]) == 0
+    manifest = json.loads((tmp_path / "b" / "dalif_array.json").read_text())
+    assert (manifest["params"]["acc_lanes"], manifest["memories"][0]["lanes"]) == (16, 2 * 3)
+    assert manifest["pipeline"]["cycles_per_input_beat"] == 2 * 3   # 2 channel groups, 3 rows
+    refusal = refusal.format(40)
     # An array built by hand from a dense-style config is refused alike.
     from dalif_hw.hw.neuron_array import NeuronArray
 
     params = load_params(tmp_path / "conv.npz")
-    config = dataclasses.replace(params.config(4), acc_lanes=16)
+    config = dataclasses.replace(params.config(4), acc_lanes=40)
     with warnings.catch_warnings():   # the refused array is never elaborated: let it go
         warnings.simplefilter("ignore")
         with pytest.raises(ConfigError) as info:

@@ -26,8 +26,8 @@ from .config import ArrayConfig, signed_range
 from .conv import ConvShape
 from .params import ConvParams, IntParams, ReadoutParams
 
-__all__ = ["MemorySpec", "Select", "memories", "pack_words", "hex_lines", "default_params",
-           "memory_bits", "config_writes"]
+__all__ = ["MemorySpec", "Select", "memories", "conv_groups", "conv_channel_groups",
+           "pack_words", "hex_lines", "default_params", "memory_bits", "config_writes"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -51,7 +51,8 @@ class MemorySpec:
     address : str
         What addresses a word: ``"group"`` (P neurons a word; weights: a group and an
         input), ``"channel"`` (a convolution's per-channel value, one lane) or ``"kernel"``
-        (a convolution's weights: word (k C + c) KH + ky, lane kx).
+        (a convolution's weights: word (k // PK C + c) KH + ky, lane (k % PK) KW + kx, PK
+        the output channels a spike reaches at once).
     """
 
     name: str
@@ -135,18 +136,31 @@ def conv_groups(shape: ConvShape, lanes: int) -> tuple[int, int]:
     return K * HO * XB, XB
 
 
+def conv_channel_groups(shape: ConvShape, lanes: int, acc_lanes: int) -> tuple[int, int]:
+    """``(KG, PK)`` of a convolution with ``acc_lanes`` A = PK P: an input spike reaches PK
+    output channels at once (the kernel word of channel group kg = k // PK holds channels
+    kg PK .. kg PK + PK - 1), so its walk visits KG = ceil(K / PK) channel groups."""
+    PK = acc_lanes // lanes
+    return -(-shape.channels // PK), PK
+
+
 def _conv_memories(config: ArrayConfig, params: ConvParams) -> list[MemorySpec]:
-    """A convolution's memories: the kernel, one word per (k, c, ky) with lane kx; per
+    """A convolution's memories: the kernel, one word per (channel group, c, ky) with the
+    group's kernel rows (:func:`conv_channel_groups`); per
     channel values one word per k; per neuron values one word per group (:func:`conv_groups`)."""
     shape, P = params.shape, config.lanes
     (C, _, _), (K, HO, WO), (KH, KW) = shape.in_shape, shape.out_shape, shape.kernel
     G, XB = conv_groups(shape, P)
-    kernel = params.weight.reshape(K * C * KH, KW)       # row (k C + c) KH + ky, column kx
-    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, K * C * KH, KW,
-                        _words(kernel, config.WB),
-                        f"word (k*{C} + c)*{KH} + ky holds w[k, c, ky, kx] in lane kx at "
-                        f"bits [kx * {config.WB}, (kx + 1) * {config.WB}), signed",
-                        address="kernel")]
+    KG, PK = conv_channel_groups(shape, P, config.acc_lanes)
+    # Row (kg C + c) KH + ky, column kk KW + kx: channel k = kg PK + kk (zero past K).
+    kernel = np.zeros((KG * PK, C, KH, KW), np.int64)
+    kernel[:K] = params.weight
+    kernel = kernel.reshape(KG, PK, C, KH, KW).transpose(0, 2, 3, 1, 4)
+    specs = [MemorySpec("weights", int(Select.weights), config.WB, True, KG * C * KH, PK * KW,
+                        _words(kernel.reshape(KG * C * KH, PK * KW), config.WB),
+                        f"word (k//{PK}*{C} + c)*{KH} + ky holds w[k, c, ky, kx] in lane "
+                        f"(k%{PK})*{KW} + kx at bits [lane * {config.WB}, (lane + 1) * "
+                        f"{config.WB}), signed", address="kernel")]
     # Per neuron: [N] in flat order -> [K, HO, XB * P] (zero past WO) -> words of P lanes.
     columns = np.zeros((K, HO, XB * P), np.int64)
 
@@ -216,8 +230,10 @@ def memory_bits(config: ArrayConfig, shape: ConvShape | None = None) -> int:
         weights = config.acc_groups * config.acc_lanes * config.inputs * config.WB
         return weights + config.groups * config.lanes * per_neuron
     G, _ = conv_groups(shape, config.lanes)
-    (C, _, _), K = shape.in_shape, shape.channels
-    return K * C * shape.kernel[0] * shape.kernel[1] * config.WB + G * config.lanes * per_neuron
+    KG, PK = conv_channel_groups(shape, config.lanes, config.acc_lanes)
+    C = shape.in_shape[0]
+    return (KG * PK * C * shape.kernel[0] * shape.kernel[1] * config.WB
+            + G * config.lanes * per_neuron)
 
 
 def hex_lines(spec: MemorySpec) -> str:
@@ -262,19 +278,21 @@ def _dense_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
 
 def _conv_writes(manifest: dict, params) -> list[tuple[int, int, int, int]]:
     """:func:`config_writes` of a conv2d layer's memories (``params``: ConvParams), from the
-    manifest's shapes, lanes and each memory's ``address``: ``kernel`` (word (k C + c) KH +
-    ky, lane kx), ``channel`` (word k) or ``group`` (neuron (k, yo, xo): word (k HO + yo) XB
-    + xo // P, lane xo % P, XB = ceil(WO / P))."""
+    manifest's shapes, lanes and each memory's ``address``: ``kernel`` (word (k // PK C + c)
+    KH + ky, lane (k % PK) KW + kx, PK = acc_lanes / lanes), ``channel`` (word k) or
+    ``group`` (neuron (k, yo, xo): word (k HO + yo) XB + xo // P, lane xo % P, XB = ceil(WO /
+    P))."""
     p = manifest["params"]
-    (C, _, _), (_, HO, WO), (KH, _) = p["in_shape"], p["out_shape"], p["kernel"]
+    (C, _, _), (_, HO, WO), (KH, KW) = p["in_shape"], p["out_shape"], p["kernel"]
     P = p["lanes"]
-    XB = -(-WO // P)
+    XB, PK = -(-WO // P), p["acc_lanes"] // P
     writes = []
     for mem in manifest["memories"]:
         mask = (1 << mem["lane_width"]) - 1
         if mem["address"] == "kernel":
             for (k, c, ky, kx), w in np.ndenumerate(params.weight):
-                writes.append((mem["select"], (k * C + c) * KH + ky, kx, int(w) & mask))
+                writes.append((mem["select"], (k // PK * C + c) * KH + ky, k % PK * KW + kx,
+                               int(w) & mask))
             continue
         values = np.asarray(getattr(params, mem["name"])).reshape(-1)
         for i, v in enumerate(values):

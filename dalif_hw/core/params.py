@@ -273,28 +273,33 @@ class ConvParams:
     def cap(self) -> int:
         return self.inputs if self.beat_cap is None else self.beat_cap
 
-    @staticmethod
-    def check_acc_lanes(acc_lanes: int | None, lanes: int) -> None:
-        """Raise :class:`ConfigError` unless ``acc_lanes`` is None or the lanes: a conv2d
-        layer's spike walks its kernel window P lanes at a time."""
-        if acc_lanes is not None and acc_lanes != lanes:
-            raise ConfigError(f"acc_lanes applies to dense layers: a conv2d layer's spike walks "
-                              f"its kernel window P lanes at a time (acc_lanes {acc_lanes}, "
-                              f"lanes {lanes})")
+    def check_acc_lanes(self, acc_lanes: int | None, lanes: int) -> None:
+        """Raise :class:`ConfigError` unless ``acc_lanes`` is None or PK P with PK (the output
+        channels an input spike reaches at once) from 1 to K."""
+        K = self.shape.channels
+        if acc_lanes is not None and (isinstance(acc_lanes, bool) or
+                                      not isinstance(acc_lanes, (int, np.integer)) or
+                                      acc_lanes % lanes or not lanes <= acc_lanes <= K * lanes):
+            raise ConfigError(f"a conv2d layer's acc_lanes must be a multiple of its lanes "
+                              f"({lanes}) up to lanes x channels ({lanes} x {K} = {K * lanes}): "
+                              f"a spike reaches P columns in acc_lanes / P channels at once, "
+                              f"not {acc_lanes!r}")
 
     def config(self, T: int, lanes: int | None = None,
                acc_lanes: int | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of the layer (sizes of its dense equivalent). Lanes run
         over neighbouring output columns of one channel: at most WO (default min(WO, 16)).
-        A spike walks its kernel window, so ``acc_lanes`` can only be the lanes."""
+        ``acc_lanes`` (default the lanes) is PK P: a spike reaches runs of P columns in PK
+        output channels at once."""
         WO = self.shape.out_shape[2]
         lanes = min(WO, 16) if lanes is None else lanes
-        self.check_acc_lanes(acc_lanes, lanes)
         if isinstance(lanes, int) and lanes > WO:
             raise ConfigError(f"lanes run over the output columns: at most WO = {WO}, "
                               f"not {lanes}")
+        if isinstance(lanes, int) and not isinstance(lanes, bool) and lanes >= 1:
+            self.check_acc_lanes(acc_lanes, lanes)
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
-                           lanes=lanes,
+                           lanes=lanes, acc_lanes=acc_lanes,
                            per_neuron_threshold=self.granularity("threshold") != "layer",
                            bias=self.bias is not None, beat_cap=self.beat_cap)
 

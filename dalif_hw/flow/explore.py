@@ -57,12 +57,15 @@ def layer_lanes(layers, P) -> list[int]:
 
 def _acc_lanes_for(layer, T: int, P: int) -> int | None:
     """The layer's accumulation lanes at ``P`` lanes: its packed ones where the layer's
-    config takes them with P lanes, else P (None)."""
+    config takes them with P lanes (a convolution's: as many channels at once, A / P, as
+    packed), else P (None)."""
     from ..core.config import ConfigError
 
     A = layer.config.acc_lanes
     if A == layer.config.lanes:
         return None
+    if layer.kind == "conv2d":
+        A = A // layer.config.lanes * P
     try:
         layer.params.config(T, lanes=P, acc_lanes=A)
     except ConfigError:
@@ -135,35 +138,24 @@ def array_network(design: dict, P, WB: int):
 # -- the cycle model ---------------------------------------------------------------------------
 
 def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
-    """Cycles of each layer in each timestep of each sample, [layers, S, T]: a dense layer
-    or readout takes GA E + G to accumulate E counted beats (each walks the GA = ceil(N / A)
-    words of its A accumulation lanes) and pass its G groups, a convolution its fan-out per
-    beat plus its groups, and the output side one cycle per spike and one for eot; the larger
-    of the two, plus 8 for the pipelines. A pooling stage passes a beat a cycle."""
+    """Cycles of each layer in each timestep of each sample, [layers, S, T], by the cost
+    model of each layer kind (:mod:`dalif_hw.hw.cost`) on the beats the twin says it gets."""
     from .. import twin
-    from ..core.layout import conv_groups
+    from ..hw import cost
 
     rows, x = [], spikes
     for layer in network.layers:
         if layer.pool is not None:
+            rows.append(cost.pool_cycles(twin.stimulus_counts(x, layer.pool.inputs,
+                                                               np.iinfo(np.int64).max)[0]))
             x = twin.pool(layer.pool, x)
-            rows.append(x.sum(axis=2) + 1)
             continue
         counts, _ = twin.stimulus_counts(x, layer.inputs, layer.config.beat_cap)
-        beats = counts.sum(axis=2)
-        c = layer.config
-        if layer.kind == "conv2d":
-            per_beat = layer.params.shape.fan_out
-            groups = conv_groups(layer.params.shape, c.lanes)[0]
-        else:
-            per_beat, groups = c.acc_groups, c.groups
         if layer.kind == "readout":
-            rows.append(per_beat * beats + groups + 8)
+            rows.append(cost.layer_cycles(layer, counts, None))
             continue
-        trace = twin.run(layer.params, counts)
-        out = trace.spikes_out.sum(axis=2)
-        rows.append(np.maximum(per_beat * beats + groups, out + 1) + 8)
-        x = trace.spikes_out
+        x = twin.run(layer.params, counts).spikes_out
+        rows.append(cost.layer_cycles(layer, counts, x))
     return np.stack(rows)
 
 

@@ -65,21 +65,12 @@ def load_manifest(path: Path, network: Network | None = None) -> dict:
 
 
 def worst_cycles_per_sample(network: Network) -> int:
-    """Cycles a sample can take at most: every layer sees as many beats as it counts in
-    every timestep (G (B + 1) cycles to accumulate; a convolution's beats each reach at most
-    its fan-out) and sends all of its neurons; a pooling stage passes a beat a cycle."""
-    from .verilator import timestep_cycles
+    """Cycles a sample can take at most, by the cost model (:mod:`dalif_hw.hw.cost`): every
+    layer counts its beat cap of beats at the dearest index and sends all of its neurons in
+    every timestep."""
+    from ..hw.cost import worst_timestep_cycles
 
-    total = 0
-    for layer in network.layers:
-        if layer.pool is not None:
-            total += layer.inputs + 1
-        elif layer.kind == "conv2d":
-            shape = layer.params.shape
-            total += layer.config.beat_cap * shape.fan_out + layer.config.neurons * 2 + 64
-        else:
-            total += timestep_cycles(layer.config, layer.config.beat_cap)
-    return network.T * total
+    return network.T * sum(worst_timestep_cycles(layer) for layer in network.layers)
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,

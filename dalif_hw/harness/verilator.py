@@ -26,7 +26,7 @@ from ..core.layout import config_writes  # re-exported: the benches load paramet
 from .drivers import EventSource, HoldMonitor, StreamPort, StreamSink
 
 __all__ = ["setup_verilator", "build", "run_bench", "run_module", "config_writes", "expected_beats",
-           "timestep_cycles", "SimulationError", "Bench", "bench_main"]
+           "SimulationError", "Bench", "bench_main"]
 
 
 class SimulationError(RuntimeError):
@@ -268,13 +268,6 @@ class Bench:
         for sink in sinks.values():
             sink.idle()
         return received, source.first_cycle, timed_out
-
-
-def timestep_cycles(config, beats: int) -> int:
-    """Cycles a timestep of an array of ``config`` with ``beats`` input beats may take, with a
-    margin: GA E + G to accumulate and pass, N + 1 output beats, 64 for the pipelines. For
-    the cycle limits of simulations."""
-    return config.acc_groups * beats + config.groups + config.neurons + 64
 
 
 def event_beats(events) -> list[tuple[int, int]]:

@@ -18,6 +18,7 @@ from amaranth.lib import wiring
 from ..core.files import replace_files
 from ..core.layout import Select, hex_lines
 from ..core.params import ConvParams
+from .conv_accumulate import beat_operations
 from .network import NetworkTop
 from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 
@@ -141,9 +142,10 @@ def manifest(array: NeuronArray, name: str) -> dict:
         "memories": _memories(array, name),
         "pipeline": {"update_latency": UPDATE_LATENCY, "push_latency": PUSH_LATENCY,
                      "spike_fifo_depth": array.fifo_depth,
-                     "cycles_per_input_beat": (array.params.shape.fan_out
-                                               if isinstance(array.params, ConvParams)
-                                               else config.acc_groups),
+                     "cycles_per_input_beat": (
+                         int(beat_operations(array.params.shape, config.lanes,
+                                             config.acc_lanes).max())
+                         if isinstance(array.params, ConvParams) else config.acc_groups),
                      "cycles_per_update_pass": array.groups},
     }
 

@@ -115,7 +115,7 @@ class NeuronArray(wiring.Component):
         P = config.lanes
         conv = params.shape if isinstance(params, ConvParams) else None
         if conv is not None:
-            ConvParams.check_acc_lanes(config.acc_lanes, P)
+            params.check_acc_lanes(config.acc_lanes, P)
         if conv is None:
             self.groups, tail, channels = config.groups, config.neurons - (config.groups - 1) * P, 1
         else:
@@ -134,7 +134,8 @@ class NeuronArray(wiring.Component):
             self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, lanes=P,
                                                 groups=self.groups, **common)
         else:
-            self.accumulator = ConvAccumulator(shape=conv, lanes=P, **common)
+            self.accumulator = ConvAccumulator(shape=conv, lanes=P, acc_lanes=config.acc_lanes,
+                                               **common)
         self.update = NeuronUpdate(config, params, specs[1:], self.cfg_widths, multipliers,
                                    dsp_blocks=dsp_blocks,
                                    groups=self.groups, tail=tail, channels=channels)

@@ -16,6 +16,7 @@ exact (:func:`exact_product`); the update runs in place, one timestep at a time.
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Sequence
 
 import numpy as np
@@ -162,7 +163,8 @@ def stimulus_counts(stimulus, inputs: int, cap: int | None = None
     return counts_from_events(stimulus, inputs, cap)
 
 
-def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64) -> np.ndarray:
+def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64,
+                  cache: dict | None = None, beats: int | None = None) -> np.ndarray:
     """``counts @ weight_t`` as ``dtype`` (``counts`` [..., M] >= 0, ``weight_t`` [M, N];
     int64 unless the caller knows the results fit a narrower type), computed with
     floating-point BLAS where that is exact.
@@ -172,16 +174,72 @@ def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64) -> n
     order of the additions; below 2**53 float64 does. The hardware's widths keep the bound
     below 2**24 for up to 2**(23 - WB) counted beats a timestep (32,768 at WB = 8), and below
     2**53 always; beyond that (not reachable from a packed network) the product is int64
-    numpy, exact but without BLAS."""
+    numpy, exact but without BLAS. ``cache`` (a dict kept with the weights) keeps their
+    largest |weight| and their float copies from one call to the next; ``beats``, if given,
+    bounds every row's sum of counts instead of the rows' own sums."""
     shape = counts.shape[:-1] + weight_t.shape[1:]
     if counts.size == 0 or weight_t.size == 0:
         return np.zeros(shape, dtype)
-    bound = int(counts.sum(axis=-1).max()) * int(np.abs(weight_t).max())
+    cache = {} if cache is None else cache
+    if "max" not in cache:
+        cache["max"] = int(np.abs(weight_t).max())
+    beats = int(counts.sum(axis=-1).max()) if beats is None else int(beats)
+    bound = beats * cache["max"]
     if bound >= 2**53:
         return (counts @ weight_t).astype(dtype)
     real = np.float32 if bound < 2**24 else np.float64
+    if real not in cache:
+        cache[real] = weight_t.astype(real)
     rows = np.ascontiguousarray(counts, real).reshape(-1, counts.shape[-1])  # one 2-D GEMM
-    return (rows @ weight_t.astype(real)).astype(dtype).reshape(shape)
+    return (rows @ cache[real]).astype(dtype).reshape(shape)
+
+
+class _Prepared:
+    """What :func:`run` derives from a parameters object, kept while that object lives (a
+    conv2d layer's dense equivalent, its weights transposed and as floats): at batch 1 a
+    network's twin is otherwise dominated by rebuilding them. Parameters are values: arrays
+    changed in place after a run are not seen again."""
+
+    _cache: dict = {}
+
+    def __init__(self, params):
+        self.params = params.dense() if isinstance(params, ConvParams) else params
+        self.shape = params.shape if isinstance(params, ConvParams) else None
+        # A convolution's kernel as [C KH KW, K] (its patches' columns), a dense layer's
+        # weights as [M, N].
+        self.weight_t = self.params.weight.T if self.shape is None else \
+            params.weight.reshape(params.weight.shape[0], -1).T
+        self.biases = self.params.biases()
+        self.products: dict = {}
+
+    def currents(self, counts: np.ndarray, dtype) -> np.ndarray:
+        """The weights of the counted beats, [..., N] from ``counts`` [..., M]: a dense
+        layer's one product, a convolution's over its patches (C KH KW products a neuron, not
+        M), both exact (:func:`exact_product`)."""
+        if self.shape is None:
+            return exact_product(counts, self.weight_t, dtype, self.products)
+        (C, H, W), (K, HO, WO) = self.shape.in_shape, self.shape.out_shape
+        (KH, KW), (SH, SW), (PH, PW) = self.shape.kernel, self.shape.stride, self.shape.padding
+        lead = counts.shape[:-1]
+        grid = np.zeros((int(np.prod(lead)), C, H + 2 * PH, W + 2 * PW), counts.dtype)
+        grid[:, :, PH:PH + H, PW:PW + W] = counts.reshape(-1, C, H, W)
+        windows = np.lib.stride_tricks.sliding_window_view(grid, (KH, KW), axis=(2, 3))
+        patches = windows[:, :, ::SH, ::SW][:, :, :HO, :WO]      # [B, C, HO, WO, KH, KW]
+        patches = patches.transpose(0, 2, 3, 1, 4, 5).reshape(-1, HO, WO, C * KH * KW)
+        # Every partial sum is bounded by the whole timestep's beats times max |w|, as for
+        # the dense product: pass that bound on through a row of the sums.
+        current = exact_product(patches, self.weight_t, dtype, self.products,
+                                beats=counts.sum(axis=-1).max(initial=0))
+        return current.transpose(0, 3, 1, 2).reshape(*lead, K * HO * WO)
+
+    @classmethod
+    def of(cls, params) -> "_Prepared":
+        key = id(params)
+        hit = cls._cache.get(key)
+        if hit is None or hit[0]() is not params:
+            hit = cls._cache[key] = (weakref.ref(params), cls(params))
+            weakref.finalize(params, cls._cache.pop, key, None)
+        return hit[1]
 
 
 def readout(params, stimulus) -> np.ndarray:
@@ -207,8 +265,8 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     -------
     Trace
     """
-    if isinstance(params, ConvParams):
-        params = params.dense()
+    prepared = _Prepared.of(params)
+    params = prepared.params
     counts, dropped = stimulus_counts(stimulus, params.inputs, params.cap)
     n_samples, T, _ = counts.shape
     config = params.config(max(T, 1))  # checks the widths once more for this T
@@ -216,8 +274,8 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     dtype = np.int32 if config.update_width <= 32 else np.int64
     # Timestep-major [T, S, N], so that each timestep's rows are contiguous; the Trace gets
     # [S, T, N] views.
-    current = exact_product(counts.transpose(1, 0, 2), params.weight.T, dtype)
-    current += params.biases().astype(dtype)
+    current = prepared.currents(counts.transpose(1, 0, 2), dtype)
+    current += prepared.biases.astype(dtype)
     membrane = np.empty_like(current)
     spikes_out = np.empty(current.shape, np.bool_)
     h = np.zeros((n_samples, params.neurons), dtype)

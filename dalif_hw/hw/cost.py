@@ -1,0 +1,76 @@
+"""The cost model: cycles per timestep of each layer kind, from what its hardware does.
+
+One function per layer kind, each from the component it describes: an accumulator's
+operations per counted beat (:meth:`SpikeAccumulator.beat_operations
+<dalif_hw.hw.accumulate.SpikeAccumulator.beat_operations>`, a dense layer's or readout's
+words; :func:`~dalif_hw.hw.conv_accumulate.beat_operations`, a convolution's runs), its update
+pass (one operation per group), the serializer's beat per spike and eot, a pooling stage's
+beat a cycle. The benches check their cycle bounds from here, ``explore`` and the benchmarks
+model networks with it, and ``verify`` sets its time-outs from its worst case.
+
+A layer's timestep takes about ``max(accumulate + pass, spikes + 1)`` cycles in steady state
+(accumulation and the pass follow each other; the output is sent while the next timestep
+accumulates) plus at most :data:`PIPELINE` for the pipelines between them.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..core.layout import conv_groups
+from .accumulate import SpikeAccumulator
+from .conv_accumulate import beat_operations
+
+__all__ = ["PIPELINE", "operations", "pass_operations", "layer_cycles", "pool_cycles",
+           "worst_timestep_cycles"]
+
+#: Cycles a timestep may take beyond the model's, for the pipelines (measured: within 8 on
+#: every bench of sim/; the benches allow 16).
+PIPELINE = 8
+
+
+def operations(layer) -> np.ndarray:
+    """Accumulator operations (cycles) of one counted beat at each input index of ``layer``
+    (a :class:`~dalif_hw.quant.packed.Layer` with neurons), [M]."""
+    c = layer.config
+    if layer.kind == "conv2d":
+        return beat_operations(layer.params.shape, c.lanes, c.acc_lanes)
+    return np.full(c.inputs, SpikeAccumulator.beat_operations(c), np.int64)
+
+
+def pass_operations(layer) -> int:
+    """Operations of the update pass (a readout's, once a sample): one per group."""
+    c = layer.config
+    if layer.kind == "conv2d":
+        return conv_groups(layer.params.shape, c.lanes)[0]
+    return c.groups
+
+
+def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np.ndarray:
+    """Cycles of each timestep, [S, T], of ``layer`` counting ``counts`` [S, T, M] beats
+    (already capped) and sending ``spikes_out`` [S, T, N] (None for a readout, which passes
+    once a sample and sends its logits)."""
+    accumulate = counts @ operations(layer)
+    if spikes_out is None:
+        passes = np.zeros_like(accumulate)
+        passes[:, -1] = pass_operations(layer) + layer.config.neurons
+        return accumulate + passes + PIPELINE
+    return np.maximum(accumulate + pass_operations(layer),
+                      spikes_out.sum(axis=2) + 1) + PIPELINE
+
+
+def pool_cycles(counts_in: np.ndarray) -> np.ndarray:
+    """A pooling stage's cycles per timestep, [S, T]: a beat a cycle, and the eot."""
+    return counts_in.sum(axis=2) + 1
+
+
+def worst_timestep_cycles(layer, beats: int | None = None) -> int:
+    """The most cycles a timestep of ``layer`` can take with ``beats`` counted beats (default:
+    its beat cap), each at the most operations any index takes, the pass and every neuron
+    firing; a pooling stage's, every input index once. For the time-outs of simulations."""
+    if layer.pool is not None:
+        return layer.pool.inputs + 1
+    c = layer.config
+    beats = c.beat_cap if beats is None else beats
+    return (beats * int(operations(layer).max()) + pass_operations(layer) + c.neurons + 1
+            + PIPELINE)
