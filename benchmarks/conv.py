@@ -86,7 +86,7 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                       bias=np.zeros(128, np.int64), WB=4, VB=16, beat_cap=4 * 512)
     dense, rate = calibrated(dense, x)
     rates.append(("hidden0", rate))
-    layers.append(Layer("hidden0", "dense", dense.config(T, lanes=16, acc_lanes=128), dense,
+    layers.append(Layer("hidden0", "dense", dense.config(T, lanes=16, acc_lanes=48), dense,
                         1.0))
     readout = ReadoutParams(weight=rng.integers(-8, 8, (10, 128)), WB=4, VB=16)
     layers.append(Layer("readout", "readout", readout.config(T, lanes=10), readout, 1.0))

@@ -42,7 +42,8 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
         help="neurons updated in parallel (default: min(N, 16))")
     add("--acc-lanes", type=int, metavar="A",
         help="neurons an input spike reaches per cycle: a multiple of P (default: P; "
-             "adders and weight-memory width, no multipliers)")
+             "adders and weight-memory width, no multipliers; a conv2d layer's: P columns "
+             "in A / P output channels, A at most P K)")
     add("--beat-cap", type=int, metavar="B",
         help="counted spike beats per timestep (default: from --params, else M)")
     cli.add_width_arguments(parser, "from --params")

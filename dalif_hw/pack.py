@@ -47,8 +47,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lanes", metavar="P,P,...",
                         help="lanes per layer (default: min(N, 16) each)")
     parser.add_argument("--acc-lanes", metavar="A,A,...",
-                        help="accumulation lanes per layer: a multiple of its lanes, for dense "
-                             "layers (default: the lanes; docs/hardware.md has the cost)")
+                        help="accumulation lanes per layer: a multiple of its lanes (a conv2d "
+                             "layer's: P columns in A / P output channels at once; default: "
+                             "the lanes; docs/hardware.md has the cost)")
     parser.add_argument("--T", type=int, help="timesteps per sample: required for a NIR graph "
                         "(default: the checkpoint's)")
     parser.add_argument("--dt", type=float, default=DT,

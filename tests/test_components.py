@@ -360,8 +360,8 @@ def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
 @pytest.mark.parametrize("seed", range(12))
 def test_conv_layer_matches_the_twin(seed):
     """Random conv2d layers (kernel up to the input, strides 1-2, padding, per-channel and
-    per-neuron values, both resets, P up to WO, 1 to K channels a spike reaches at once):
-    every output beat equals the twin's."""
+    per-neuron values, both resets, P up to WO, 1 to K channels a spike reaches at once; one
+    or two sets of banks, in LUT or block RAM): every output beat equals the twin's."""
     from dalif_hw.core.conv import ConvShape
     from dalif_hw.core.params import ConvParams
     from dalif_hw.harness.verilator import event_beats, expected_beats
@@ -383,6 +383,9 @@ def test_conv_layer_matches_the_twin(seed):
     lanes = int(rng.integers(1, shape.out_shape[2] + 1))
     config = params.config(2, lanes=lanes, acc_lanes=lanes * int(rng.integers(1, K + 1)))
     dut = NeuronArray(config, params)
+    # Small layers get LUT-RAM banks and a second set (overlap); the rules pick block RAM and
+    # one set for large ones: every combination here, whatever the size.
+    dut.accumulator.overlap, dut.accumulator.lut_banks = bool(seed % 2), seed % 4 < 2
     events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
                for _ in range(2)] for _ in range(3)]
     want = event_beats(expected_beats(twin.run(params, events).spikes_out))
@@ -404,4 +407,6 @@ def test_conv_layer_matches_the_twin(seed):
                 break
 
     simulate(dut, bench)
-    assert got == want, f"{shape}, P={config.lanes}, A={config.acc_lanes}"
+    acc = dut.accumulator
+    assert got == want, (f"{shape}, P={config.lanes}, A={config.acc_lanes}, overlap "
+                         f"{acc.overlap}, LUT banks {acc.lut_banks}")

@@ -233,30 +233,6 @@ def weight_memory(m: Module, acc):
     return w_rd
 
 
-def forward_writes(m: Module, *, name: str, read_addr, read_word, write_en, write_addr,
-                   write_data, enable=1):
-    """The read-modify-write of an accumulator memory: return the word that a read should
-    see at the write stage, with the two writes still in flight forwarded to it.
-
-    The read is addressed two stages before the write stage (a synchronous read port, its
-    word registered: ``read_word`` at the write stage); ``read_addr`` is its address one stage
-    before the write stage. The write this cycle (``write_en``, ``write_addr``,
-    ``write_data``, at the write stage) and the one a cycle before are then not yet in the
-    memory it read: they are kept in registers (wl1, wl2), and which of them to forward is
-    decided a stage early, from registers (``enable``: forwarding allowed for this read).
-    Both accumulators use it, the dense one for its word, a convolution's for each bank."""
-    # Only the valid bits have a reset.
-    layout = data.StructLayout({"addr": len(write_addr), "data": len(write_data)})
-    wl1 = Signal(layout, name=f"wl1_{name}", reset_less=True)
-    wl2 = Signal(layout, name=f"wl2_{name}", reset_less=True)
-    wl1_en, fwd1, fwd2 = (Signal(name=f"{n}_{name}") for n in ("wl1_en", "fwd1", "fwd2"))
-    m.d.sync += [wl1_en.eq(write_en), wl1.addr.eq(write_addr), wl1.data.eq(write_data),
-                 wl2.eq(wl1),
-                 fwd1.eq(write_en & (write_addr == read_addr) & enable),
-                 fwd2.eq(wl1_en & (wl1.addr == read_addr) & enable)]
-    return Mux(fwd1, wl1.data, Mux(fwd2, wl2.data, read_word))
-
-
 def hand_on(m: Module, acc, valid, op, lanes, partial) -> None:
     """Drive ``acc.pass_`` from a pass operation ``op`` (``g``, ``first_step``, ``last``,
     ``base``) at its last stage: the group's accumulator ``lanes`` plus the bias read beside
@@ -487,21 +463,30 @@ class SpikeAccumulator(wiring.Component):
         # -- stage 3: forward the writes in flight, then accumulate or hand on ---------------
         # A read at cycle c + 1 (stage 1 of an operation started at c) sees writes up to c;
         # the operations started at c - 2 and c - 1 write at c + 1 and c + 2, so stage 3 (at
-        # c + 3) takes those from the two writes in flight (forward_writes), decided in
-        # stage 2. Operations on one word are at least GA cycles apart (every walk visits the
-        # words in order, one a cycle, and a pass reads word a no sooner than the beat walk
-        # before it wrote it), so with three words or more nothing is ever forwarded and the
-        # forwarding is left out: no wide multiplexers, no select of high fan-out. A stale
-        # word (``zero``) is never forwarded.
+        # c + 3) takes those from wl2 and wl1.
+        lanes_layout = data.ArrayLayout(signed(AW), A)
+        write_layout = data.StructLayout({"a": range(GA), "data": lanes_layout})
+        wl1_valid, wl1 = Signal(), Signal(write_layout, reset_less=True)
+        wl2_valid, wl2 = Signal(), Signal(write_layout, reset_less=True)
+        # Which write to forward is decided a cycle early, in stage 2, from registers: the
+        # operation now in stage 3 writes next cycle's wl1, the write now in wl1 becomes wl2.
+        # Operations on one word are at least GA cycles apart (every walk visits the words
+        # in order, one a cycle, and a pass reads word a no sooner than the beat walk before
+        # it wrote it), so with three words or more nothing is ever forwarded and the
+        # forwarding is left out: no wide multiplexers, no select of high fan-out.
+        lanes_v = lanes_of(acc3, A, AW)
+        if GA < 3:
+            fwd1, fwd2 = Signal(), Signal()
+            m.d.sync += [fwd1.eq(valid[3] & ~s3["pass"] & (s3.a == s2.a) & ~s2.zero),
+                         fwd2.eq(wl1_valid & (wl1.a == s2.a) & ~s2.zero)]
+            lanes_v = [Mux(fwd1, wl1.data[p], Mux(fwd2, wl2.data[p], lanes_v[p]))
+                       for p in range(A)]
+        acc_sum = Cat(*[(a + w)[:AW] for a, w in
+                        zip(lanes_v, lanes_of(w3, A, self.weights.lane_width))])
         do_acc = valid[3] & ~s3["pass"]
-        acc_sum = Signal(len(acc_rd.data))
-        word = acc3 if GA >= 3 else forward_writes(
-            m, name="acc", read_addr=s2.a, read_word=acc3, write_en=do_acc, write_addr=s3.a,
-            write_data=acc_sum, enable=~s2.zero)
-        lanes_v = lanes_of(word, A, AW)
-        m.d.comb += acc_sum.eq(Cat(*[(a + w)[:AW] for a, w in
-                                     zip(lanes_v, lanes_of(w3, A, self.weights.lane_width))]))
         m.d.comb += [acc_wr.addr.eq(s3.a), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
+        m.d.sync += [wl1_valid.eq(do_acc), wl1.a.eq(s3.a), wl1.data.eq(acc_sum),
+                     wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
         # A pass hands on its group's P lanes of the word, plus the bias.
         if k == 1:
             group = lanes_v

@@ -34,6 +34,8 @@ those of :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed, unsigned
 from amaranth.lib import data, wiring
@@ -47,7 +49,6 @@ from .accumulate import (
     check_weight_ram,
     checked_image,
     count_beats,
-    forward_writes,
     hand_on,
     input_buffer,
     input_probes,
@@ -116,6 +117,13 @@ class ConvAccumulator(wiring.Component):
     """
 
     LATENCY = SpikeAccumulator.LATENCY
+    #: A second set of banks, so that the next timestep accumulates during the pass, where
+    #: the two sets hold at most this many bits in all (:meth:`overlaps`).
+    OVERLAP_BITS = 1 << 16
+    #: Banks of at most this many words (one LUT-RAM cell deep) are read in the cycle of the
+    #: add and write: no writes in flight to forward. Deeper ones (block RAM) are read two
+    #: cycles ahead, with the two writes in flight forwarded.
+    LUT_DEPTH = 16
     #: A pass operation is issued a cycle after it starts (its lanes are picked from the
     #: channel group's word in a stage of their own).
     LEAD = 1
@@ -134,10 +142,31 @@ class ConvAccumulator(wiring.Component):
         self.acc_width, self.base_width, self.pass_gap = acc_width, base_width, pass_gap
         self.weight_image = checked_image(weights, weight_image)
         self.rom = window_rom(shape, lanes)
+        self.overlap = self.overlaps(shape, lanes, acc_lanes, acc_width)
+        self.lut_banks = self.bank_depth(shape, lanes, acc_lanes) <= self.LUT_DEPTH
         super().__init__(AccumulatorSignature(
             inputs=self.inputs, groups=self.groups, lanes=lanes, acc_width=acc_width,
             base_width=base_width, cfg_widths=cfg_widths, channels=shape.channels))
         self.probes = input_probes(self)
+
+    @staticmethod
+    def bank_depth(shape: ConvShape, lanes: int, acc_lanes: int) -> int:
+        """Words of a bank: KG HO XB."""
+        return conv_channel_groups(shape, lanes, acc_lanes)[0] * shape.out_shape[1] * \
+            conv_groups(shape, lanes)[1]
+
+    @classmethod
+    def overlaps(cls, shape: ConvShape, lanes: int, acc_lanes: int, acc_width: int) -> bool:
+        """Whether the layer gets the second set of banks (the next timestep accumulates
+        during the pass, so a timestep costs about max(A, U) instead of A + U): where two
+        sets of its accumulators (P banks of :meth:`bank_depth` words of PK AW + 1 bits) hold
+        at most :data:`OVERLAP_BITS`. A small layer's pass is long beside its input work
+        (the digits network's: 128 groups for about 60 operations) and its accumulators
+        cheap; a large layer's second set would take what it cannot spare (the MNIST-shaped
+        network's first layer: 128 more block RAMs of the ECP5-85F's 208)."""
+        PK = acc_lanes // lanes
+        bits = lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1)
+        return 2 * bits <= cls.OVERLAP_BITS
 
     def elaborate(self, platform):
         m = Module()
@@ -150,11 +179,15 @@ class ConvAccumulator(wiring.Component):
         word_width = PK * AW + 1           # PK channels' accumulators and the touched bit
 
         w_rd = weight_memory(m, self)
-        banks = []
-        for p in range(P):
-            bank = m.submodules[f"acc_bank{p}"] = Memory(
+        # With overlap, two sets of banks: timestep t accumulates into set t % 2 while the
+        # pass of t - 1 reads and clears the other.
+        sets = 2 if self.overlap else 1
+        banks = [[None] * P for _ in range(sets)]
+        for e, p in itertools.product(range(sets), range(P)):
+            bank = m.submodules[f"acc_bank{p}_{e}"] = Memory(
                 shape=unsigned(word_width), depth=depth, init=[])
-            banks.append((bank.read_port(), bank.write_port()))
+            banks[e][p] = (bank.read_port(domain="comb" if self.lut_banks else "sync"),
+                           bank.write_port())
 
         # The walk's start per input index, read when the beat enters the buffer.
         rows_max = max([e["rows"] for e in self.rom] + [1])
@@ -174,6 +207,7 @@ class ConvAccumulator(wiring.Component):
 
         # -- the walk of a spike: channel groups, rows, runs ----------------------------------
         walking = Signal()
+        parity = Signal()                 # the set of banks this timestep accumulates into
         kg_i = Signal(range(KG))
         row_i, run_i = Signal(range(rows_max + 1)), Signal(range(runs_max + 1))
         rows, runs = Signal(range(rows_max + 1)), Signal(range(runs_max + 1))
@@ -185,23 +219,9 @@ class ConvAccumulator(wiring.Component):
         last_row = row_i == rows - 1
         walk_last = last_run & last_row & (kg_i == KG - 1)
 
-        # -- the pass: every group in order; lanes of channel k from word (kg, yo, xb) ---------
-        passing = Signal()
-        p_g, p_xb = Signal(range(G)), Signal(range(XB))
-        p_k, p_in_k = Signal(range(K)), Signal(range(HO * XB))
-        p_kk = Signal(range(PK))
-        p_ab, p_kbase = Signal(range(depth)), Signal(range(depth))
-        p_base = Signal(self.base_width)
-        p_first_step = Signal()
-        credit = Signal()
-        m.d.sync += credit.eq(self.room)
-
-        op_layout = data.StructLayout({
-            "pass": 1, "g": range(G), "k": range(K), "kk": range(PK), "first_step": 1,
-            "last": 1, "partial": 1, "base": self.base_width,
-            "addr": data.ArrayLayout(range(depth + 1), P), "en": P})
-        op_valid, op = Signal(), Signal(op_layout)
-        clear = (p_kk == PK - 1) | (p_k == K - 1)   # the word's last channel: clear it
+        walk_layout = data.StructLayout({
+            "parity": 1, "addr": data.ArrayLayout(range(depth + 1), P), "en": P})
+        walk_valid, walk = Signal(), Signal(walk_layout)
         columns = Mux(last_run, tail, P)
         ab_next = ab + 1
         # Bank p takes column x0 + d of the run, d = (p - x0) mod P: enabled if d < columns,
@@ -210,21 +230,71 @@ class ConvAccumulator(wiring.Component):
                    for p in range(P)]
         pick = Signal(data.ArrayLayout(KW, P))
         for p, d in enumerate(offsets):
-            m.d.comb += [op.addr[p].eq(Mux(passing, p_ab, Mux(p < phase, ab_next, ab))),
-                         op.en[p].eq(Mux(passing, clear, d < columns))]
+            m.d.comb += [walk.addr[p].eq(Mux(p < phase, ab_next, ab)),
+                         walk.en[p].eq(d < columns)]
             kx = r - d * SW             # unsigned - unsigned: signed
             m.d.comb += pick[p].eq(Cat(*[kx == c for c in range(KW)]))
+        m.d.comb += [walk_valid.eq(walking), walk.parity.eq(parity)]
+
+        # -- the pass: every group in order; lanes of channel k from word (kg, yo, xb) ---------
+        passing = Signal()
+        p_g, p_xb = Signal(range(G)), Signal(range(XB))
+        p_k, p_in_k = Signal(range(K)), Signal(range(HO * XB))
+        p_kk = Signal(range(PK))
+        p_ab, p_kbase = Signal(range(depth)), Signal(range(depth))
+        p_base = Signal(self.base_width)
+        p_first_step, p_parity = Signal(), Signal()
+        credit = Signal()
+        m.d.sync += credit.eq(self.room)
+        pass_layout_ = data.StructLayout({
+            "pass": 1, "parity": 1, "g": range(G), "k": range(K), "kk": range(PK),
+            "first_step": 1, "last": 1, "partial": 1, "base": self.base_width,
+            "addr": range(depth), "clear": 1})
+        op_valid, op = Signal(), Signal(pass_layout_)
         m.d.comb += [
-            op_valid.eq(walking | (passing & credit)), op["pass"].eq(passing),
+            op_valid.eq(passing & credit), op["pass"].eq(1), op.parity.eq(p_parity),
             op.g.eq(p_g), op.k.eq(p_k), op.kk.eq(p_kk), op.first_step.eq(p_first_step),
-            op.last.eq(Mux(passing, p_g == G - 1, walk_last)),
-            op.partial.eq(p_xb == XB - 1), op.base.eq(p_base)]
-        at_last = op_valid & op.last
-        quiet_ok = pass_spacing(m, self.pass_gap, op_valid & op["pass"])
-        # One walk or pass at a time: the next beat is taken with the last operation.
+            op.last.eq(p_g == G - 1), op.partial.eq(p_xb == XB - 1), op.base.eq(p_base),
+            op.addr.eq(p_ab),
+            op.clear.eq((p_kk == PK - 1) | (p_k == K - 1))]   # the word's last channel
+
+        # -- stages: the walk's 1 and 2 (write), the pass's 1 (issue), 2 (clear) and 3 ---------
+        # Only the valid bits need a reset.
+        w_valid, w_stage = [walk_valid], [walk]
+        p_valid, p_stage = [op_valid], [op]
+        for n in (1, 2, 3):
+            p_valid.append(Signal(name=f"p{n}_valid"))
+            p_stage.append(Signal(pass_layout_, name=f"p{n}", reset_less=True))
+            m.d.sync += [p_valid[n].eq(p_valid[n - 1]), p_stage[n].eq(p_stage[n - 1])]
+            if n < 3:
+                w_valid.append(Signal(name=f"s{n}_valid"))
+                w_stage.append(Signal(walk_layout, name=f"s{n}", reset_less=True))
+                m.d.sync += [w_valid[n].eq(w_valid[n - 1]), w_stage[n].eq(w_stage[n - 1])]
+        s1, s2 = w_stage[1:]
+        p1, p2, p3 = p_stage[1:]
+
+        # A pass of timestep t starts once the walk's writes of t have landed, when the one
+        # before it is over (its clears written), spaced from it for the update behind
+        # (pass_gap) and with room behind; the walk of t + 1 goes on beside it, into the other
+        # set of banks, but the walk of t + 2 waits for it (the same set).
+        due, due_first = Signal(), Signal()
+        pass_busy = passing | p_valid[1] | p_valid[2]
+        drained = ~((w_valid[1] & (s1.parity != parity)) | (w_valid[2] & (s2.parity != parity)))
+        quiet_ok = pass_spacing(m, self.pass_gap, op_valid)
+        go = due & ~pass_busy & drained & quiet_ok
+        walk_ready = ~walking | (walk_last & walk_valid)
+        # A spike waits while its set is being passed (or due to be, with one set); an eot
+        # while a pass is still due.
+        set_busy = pass_busy & (p_parity == parity) if self.overlap else pass_busy | due
+        ready = Mux(beat.eot, walk_ready & ~due, walk_ready & ~set_busy)
         walk_start, pass_start, first_step, _ = count_beats(
-            m, self, beat_v, beat, consume, ready=~(walking | passing) | at_last,
-            quiet_ok=quiet_ok, pass_every=1)
+            m, self, beat_v, beat, consume, ready=ready, quiet_ok=1, pass_every=1)
+        with m.If(pass_start):
+            m.d.sync += [due.eq(1), due_first.eq(first_step), parity.eq(~parity)]
+        with m.Elif(go):
+            m.d.sync += due.eq(0)
+        with m.If(go):
+            m.d.sync += [passing.eq(1), p_first_step.eq(due_first), p_parity.eq(~parity)]
 
         with m.If(walk_start & (start.rows != 0) & (start.runs != 0)):
             m.d.sync += [walking.eq(1), kg_i.eq(0), row_i.eq(0), run_i.eq(0),
@@ -232,7 +302,7 @@ class ConvAccumulator(wiring.Component):
                          phase.eq(start.phase), ab_kg.eq(start.ab0), ab_row.eq(start.ab0),
                          ab.eq(start.ab0), wa_kg.eq(start.wa0), wa.eq(start.wa0),
                          r0.eq(start.r0), r.eq(start.r0)]
-        with m.Elif(walking & ~passing):
+        with m.Elif(walking):
             with m.If(~last_run):
                 m.d.sync += [run_i.eq(run_i + 1), ab.eq(ab_next), r.eq(r - P * SW)]
             with m.Elif(~last_row):
@@ -246,7 +316,7 @@ class ConvAccumulator(wiring.Component):
             with m.Else():
                 m.d.sync += walking.eq(0)
 
-        with m.If(passing & op_valid):
+        with m.If(op_valid):
             with m.If(op.last):
                 m.d.sync += [passing.eq(0), p_g.eq(0), p_xb.eq(0), p_k.eq(0), p_in_k.eq(0),
                              p_kk.eq(0), p_ab.eq(0), p_kbase.eq(0), p_base.eq(0)]
@@ -264,52 +334,78 @@ class ConvAccumulator(wiring.Component):
                                  p_ab.eq(p_kbase + HO * XB)]
                 with m.Else():
                     m.d.sync += [p_kk.eq(p_kk + 1), p_ab.eq(p_kbase)]
-        # After the above: a pass may start with the last operation of the one before.
-        with m.If(pass_start):
-            m.d.sync += [passing.eq(1), p_first_step.eq(first_step)]
 
+        m.d.comb += [self.issue.valid.eq(p_valid[1]), self.issue.g.eq(p1.g),
+                     self.issue.channel.eq(p1.k)]
+
+        # -- the banks' ports: each set serves the walk or the pass (never both at once) -------
+        # LUT-RAM banks are read at stage 2, in the cycle of the add and the write; block-RAM
+        # banks at stage 0, their words registered at stage 2 (acc2, pass2).
         m.d.comb += w_rd.addr.eq(wa)
-        for p, (rd, _) in enumerate(banks):
-            m.d.comb += rd.addr.eq(op.addr[p])
+        read = 2 if self.lut_banks else 0
+        news = [Signal(word_width, name=f"new_bank{p}") for p in range(P)]
+        for e in range(sets):
+            pass_here = [p_valid[n] & ((p_stage[n].parity == e) | (sets == 1))
+                         for n in range(3)]
+            for p, (rd, wr) in enumerate(banks[e]):
+                m.d.comb += [
+                    rd.addr.eq(Mux(pass_here[read], p_stage[read].addr, w_stage[read].addr[p])),
+                    wr.addr.eq(Mux(pass_here[2], p2.addr, s2.addr[p])),
+                    wr.data.eq(Mux(pass_here[2], 0, news[p])),
+                    wr.en.eq(Mux(pass_here[2], p2.clear,
+                                 w_valid[2] & ((s2.parity == e) | (sets == 1)) & s2.en[p]))]
 
-        # -- stages 1 to 3: only the valid bits need a reset -----------------------------------
-        valid, stage = [op_valid], [op]
-        for n in (1, 2, 3):
-            valid.append(Signal(name=f"s{n}_valid"))
-            stage.append(Signal(op_layout, name=f"s{n}", reset_less=True))
-            m.d.sync += [valid[n].eq(valid[n - 1]), stage[n].eq(stage[n - 1])]
-        s1, s2, s3 = stage[1:]
+        def word_of(p, stage):
+            """Bank p's word read for the operation at ``stage`` (its set's)."""
+            data = [banks[e][p][0].data for e in range(sets)]
+            return data[0] if sets == 1 else Mux(stage.parity, data[1], data[0])
+
+        if self.lut_banks:
+            acc2 = [word_of(p, s2) for p in range(P)]
+            pass2 = [word_of(p, p2) for p in range(P)]
+        else:
+            acc2 = [Signal(word_width, name=f"s2_bank{p}", reset_less=True) for p in range(P)]
+            pass2 = [Signal(word_width, name=f"p2_bank{p}", reset_less=True) for p in range(P)]
+            m.d.sync += [a.eq(word_of(p, s1)) for p, a in enumerate(acc2)]
+            m.d.sync += [a.eq(word_of(p, p1)) for p, a in enumerate(pass2)]
+
+        # -- the walk, stage 1 -> 2: each lane's weight, picked from the kernel word on its
+        # way into the register -----------------------------------------------------------------
         pick1 = Signal.like(pick, reset_less=True)
         m.d.sync += pick1.eq(pick)
-        m.d.comb += [self.issue.valid.eq(valid[1] & s1["pass"]), self.issue.g.eq(s1.g),
-                     self.issue.channel.eq(s1.k)]
-
-        # Stage 1 -> 2: each lane's weight, picked from the kernel word on its way into the
-        # register; the banks' words registered.
         kernel = lanes_of(w_rd.data, PK * KW, WB)
         w2 = Signal(data.ArrayLayout(data.ArrayLayout(signed(WB), PK), P), reset_less=True)
         for p in range(P):
             for kk in range(PK):
-                row = kernel[kk * KW:(kk + 1) * KW]
-                m.d.sync += w2[p][kk].eq(_or_select(pick1[p], row, WB))
-        acc2 = [Signal(word_width, name=f"s2_bank{p}", reset_less=True) for p in range(P)]
-        m.d.sync += [a.eq(rd.data) for a, (rd, _) in zip(acc2, banks)]
+                m.d.sync += w2[p][kk].eq(_or_select(pick1[p], kernel[kk * KW:(kk + 1) * KW], WB))
 
-        # -- stage 2: forward the writes in flight, bank by bank, then accumulate or clear ----
+        # -- the walk, stage 2: accumulate, bank by bank ----------------------------------------
+        # Block-RAM banks: the two writes still in flight are not in the word read at stage 0;
+        # forward them (decided at stage 1, from registers; the set is part of the address: a
+        # timestep's first walk may follow the last one of the timestep before on the same
+        # word of the other set).
+        for p in range(P):
+            en = w_valid[2] & s2.en[p]
+            word = acc2[p]
+            if not self.lut_banks:
+                at = lambda stage: Cat(stage.addr[p], stage.parity)  # noqa: E731
+                wl1 = Signal(len(at(s2)) + word_width + 1, name=f"wl1_bank{p}")
+                wl2 = Signal.like(wl1, name=f"wl2_bank{p}")
+                fwd1, fwd2 = Signal(name=f"fwd1_bank{p}"), Signal(name=f"fwd2_bank{p}")
+                m.d.sync += [wl1.eq(Cat(en, at(s2), news[p])), wl2.eq(wl1),
+                             fwd1.eq(en & (at(s2) == at(s1))),
+                             fwd2.eq(wl1[0] & (wl1[1:1 + len(at(s1))] == at(s1)))]
+                word = Mux(fwd1, wl1[-word_width:], Mux(fwd2, wl2[-word_width:], word))
+            lanes = [Mux(word[-1], v, 0) for v in lanes_of(word[:PK * AW], PK, AW)]
+            m.d.comb += news[p].eq(Cat(*[(a + w2[p][kk])[:AW] for kk, a in enumerate(lanes)],
+                                       Const(1, 1)))
+
+        # -- the pass, stage 2 -> 3: its channel's lanes of the word (0 if untouched) ----------
         pass_lanes = Signal(data.ArrayLayout(signed(AW), P), reset_less=True)
-        for p, (_, wr) in enumerate(banks):
-            new = Signal(word_width, name=f"new_bank{p}")
-            en = valid[2] & s2.en[p]
-            word = forward_writes(m, name=f"bank{p}", read_addr=s1.addr[p], read_word=acc2[p],
-                                  write_en=en, write_addr=s2.addr[p], write_data=new)
-            touched = word[-1]
-            lanes = [Mux(touched, v, 0) for v in lanes_of(word[:PK * AW], PK, AW)]
-            acc_sum = Cat(*[(a + w2[p][kk])[:AW] for kk, a in enumerate(lanes)])
-            m.d.comb += [new.eq(Mux(s2["pass"], 0, Cat(acc_sum, Const(1, 1)))),
-                         wr.addr.eq(s2.addr[p]), wr.data.eq(new), wr.en.eq(en)]
-            # A pass hands on its channel's lane of the word (registered: stage 3).
-            m.d.sync += pass_lanes[p].eq(Array(lanes)[s2.kk] if PK > 1 else lanes[0])
-        hand_on(m, self, valid[3], s3, [pass_lanes[p] for p in range(P)], s3.partial)
+        for p in range(P):
+            lanes = [Mux(pass2[p][-1], v, 0) for v in lanes_of(pass2[p][:PK * AW], PK, AW)]
+            m.d.sync += pass_lanes[p].eq(Array(lanes)[p2.kk] if PK > 1 else lanes[0])
+        hand_on(m, self, p_valid[3], p3, [pass_lanes[p] for p in range(P)], p3.partial)
         return m
 
 

@@ -9,8 +9,10 @@ beat a cycle. The benches check their cycle bounds from here, ``explore`` and th
 model networks with it, and ``verify`` sets its time-outs from its worst case.
 
 A layer's timestep takes about ``max(accumulate + pass, spikes + 1)`` cycles in steady state
-(accumulation and the pass follow each other; the output is sent while the next timestep
-accumulates) plus at most :data:`PIPELINE` for the pipelines between them.
+where accumulation and the pass follow each other (a dense layer), ``max(accumulate, pass,
+spikes + 1)`` where the next timestep accumulates during the pass (a convolution); the output
+is sent while the next timestep accumulates; plus at most :data:`PIPELINE` for the pipelines
+between them.
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ import numpy as np
 
 from ..core.layout import conv_groups
 from .accumulate import SpikeAccumulator
-from .conv_accumulate import beat_operations
+from .conv_accumulate import ConvAccumulator, beat_operations
 
-__all__ = ["PIPELINE", "operations", "pass_operations", "layer_cycles", "pool_cycles",
+__all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycles",
+           "pool_cycles",
            "worst_timestep_cycles"]
 
 #: Cycles a timestep may take beyond the model's, for the pipelines (measured: within 8 on
@@ -46,6 +49,15 @@ def pass_operations(layer) -> int:
     return c.groups
 
 
+def overlaps(layer) -> bool:
+    """Whether the layer's accumulator takes the next timestep's beats during the update
+    pass (a convolution's with two sets of accumulators, :meth:`ConvAccumulator.overlaps
+    <dalif_hw.hw.conv_accumulate.ConvAccumulator.overlaps>`) or after it."""
+    c = layer.config
+    return layer.kind == "conv2d" and ConvAccumulator.overlaps(
+        layer.params.shape, c.lanes, c.acc_lanes, c.current_width)
+
+
 def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np.ndarray:
     """Cycles of each timestep, [S, T], of ``layer`` counting ``counts`` [S, T, M] beats
     (already capped) and sending ``spikes_out`` [S, T, N] (None for a readout, which passes
@@ -55,8 +67,9 @@ def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np
         passes = np.zeros_like(accumulate)
         passes[:, -1] = pass_operations(layer) + layer.config.neurons
         return accumulate + passes + PIPELINE
-    return np.maximum(accumulate + pass_operations(layer),
-                      spikes_out.sum(axis=2) + 1) + PIPELINE
+    work = np.maximum(accumulate, pass_operations(layer)) if overlaps(layer) else \
+        accumulate + pass_operations(layer)
+    return np.maximum(work, spikes_out.sum(axis=2) + 1) + PIPELINE
 
 
 def pool_cycles(counts_in: np.ndarray) -> np.ndarray:

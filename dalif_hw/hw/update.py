@@ -236,14 +236,14 @@ class NeuronUpdate(wiring.Component):
             return values
 
         # -- current: I (the accumulator adds the bias) and the parameters --------------------
-        cur3 = lanes("current", K["current"], signed(CW))
-        m.d.sync += [cur3[p].eq(op.acc[p]) for p in range(P)]
-        a3 = delay(lanes_of(words["alpha"], P, AB, signed=False), "alpha", unsigned(AB),
+        current = lanes("current", K["current"], signed(CW))
+        m.d.sync += [current[p].eq(op.acc[p]) for p in range(P)]
+        alpha_c = delay(lanes_of(words["alpha"], P, AB, signed=False), "alpha", unsigned(AB),
                    [K["current"]])
         thetas = (lanes_of(words["threshold"], P, VB) if c.per_neuron_threshold
                   else [theta_reg] * P)
-        theta5 = delay(thetas, "theta", signed(VB), range(K["current"], K["products"] + 1))
-        theta6 = delay(theta5, "theta", signed(VB), [K["sum"]])
+        theta_p = delay(thetas, "theta", signed(VB), range(K["current"], K["products"] + 1))
+        theta_s = delay(theta_p, "theta", signed(VB), [K["sum"]])
 
         # -- current .. products: the decay products -------------------------------------------
         # Each product in a DSP block while the budget lasts (alpha * I first, lane by lane,
@@ -307,40 +307,40 @@ class NeuronUpdate(wiring.Component):
         # words of stage read, in pairs over stages load, current and multiply (and
         # products): one adder a stage.
         betas, hs = lanes_of(words["beta"], P, AB, signed=False), lanes_of(words["h"], P, VB)
-        rb5 = lanes("rb", K["products"], signed(VB + 2))
+        rb_logic = lanes("rb", K["products"], signed(VB + 2))
         for p, v in rounded_products(lanes_of(early["beta"], P, AB, signed=False),
                                      lanes_of(early["h"], P, VB), "pb", VB, K["load"],
                                      [2, 2, 2], range(nb, P),
                                      zero=ctrl[K["current"]].first_step).items():
-            m.d.sync += rb5[p].eq(v)
-            rounded["pb"][0][p] = rb5[p]
+            m.d.sync += rb_logic[p].eq(v)
+            rounded["pb"][0][p] = rb_logic[p]
         if nb:
-            h3 = delay(hs, "h", signed(VB), [K["current"]])
-            b3 = delay(betas, "beta", unsigned(AB), [K["current"]])
-            for p, (v, carry) in dsp_products(b3, h3, "pb", VB, range(nb),
+            h_c = delay(hs, "h", signed(VB), [K["current"]])
+            beta_c = delay(betas, "beta", unsigned(AB), [K["current"]])
+            for p, (v, carry) in dsp_products(beta_c, h_c, "pb", VB, range(nb),
                                               zero=ctrl[K["multiply"]].first_step).items():
                 rounded["pb"][0][p], rounded["pb"][1][p] = v, carry
         # alpha * I from the registered current.
-        for p, (v, carry) in dsp_products(a3, cur3, "pa", CW, range(na)).items():
+        for p, (v, carry) in dsp_products(alpha_c, current, "pa", CW, range(na)).items():
             rounded["pa"][0][p], rounded["pa"][1][p] = v, carry
-        ra5 = lanes("ra", K["products"], signed(CW + 2))
-        for p, v in rounded_products(a3, cur3, "pa", CW, K["multiply"], [3],
+        ra_logic = lanes("ra", K["products"], signed(CW + 2))
+        for p, v in rounded_products(alpha_c, current, "pa", CW, K["multiply"], [3],
                                      range(na, P)).items():
-            m.d.sync += ra5[p].eq(v)
-            rounded["pa"][0][p] = ra5[p]
+            m.d.sync += ra_logic[p].eq(v)
+            rounded["pa"][0][p] = ra_logic[p]
 
         # -- sum: X = rnd(beta H) + rnd(alpha I), not yet saturated -----------------------------
         lo, hi = signed_range(VB)
-        x6 = lanes("x", K["sum"], signed(max(CW, VB) + 3))
-        theta_lo6 = lanes("theta_lo", K["sum"], 1)
+        x_sum = lanes("x", K["sum"], signed(max(CW, VB) + 3))
+        theta_lo = lanes("theta_lo", K["sum"], 1)
         (ra, ca), (rb, cb) = rounded["pa"], rounded["pb"]
-        m.d.sync += [x6[p].eq(ra[p] + rb[p] + ca[p] + cb[p]) for p in range(P)]
-        m.d.sync += [theta_lo6[p].eq(theta5[p] == lo) for p in range(P)]
+        m.d.sync += [x_sum[p].eq(ra[p] + rb[p] + ca[p] + cb[p]) for p in range(P)]
+        m.d.sync += [theta_lo[p].eq(theta_p[p] == lo) for p in range(P)]
         if c.reset == "soft":
-            hi_minus6 = lanes("hi_minus_theta", K["sum"], signed(VB + 2))
-            lo_minus6 = lanes("lo_minus_theta", K["sum"], signed(VB + 2))
-            m.d.sync += [hi_minus6[p].eq(hi - theta5[p]) for p in range(P)]
-            m.d.sync += [lo_minus6[p].eq(lo - theta5[p]) for p in range(P)]
+            hi_minus = lanes("hi_minus_theta", K["sum"], signed(VB + 2))
+            lo_minus = lanes("lo_minus_theta", K["sum"], signed(VB + 2))
+            m.d.sync += [hi_minus[p].eq(hi - theta_p[p]) for p in range(P)]
+            m.d.sync += [lo_minus[p].eq(lo - theta_p[p]) for p in range(P)]
 
         # -- fire: V = sat(X), fire and reset; written back from this stage's registers --------
         # V >= theta is decided on X and the saturation flags, in parallel with V itself:
@@ -350,51 +350,51 @@ class NeuronUpdate(wiring.Component):
         # apart, and H' picked from them on the way into the memory (not as the registers'
         # reset: the spike would be the reset of VB flip-flops a lane, a slow route).
         kf = K["fire"]
-        mask7 = Signal(P, name=f"s{kf}_mask", reset_less=True)
-        fired7 = Signal(P, name=f"s{kf}_fired", reset_less=True)
-        v7 = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_v", reset_less=True)
-        after7 = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_after", reset_less=True)
+        mask_f = Signal(P, name=f"s{kf}_mask", reset_less=True)
+        fired_f = Signal(P, name=f"s{kf}_fired", reset_less=True)
+        v_f = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_v", reset_less=True)
+        after_f = Signal(data.ArrayLayout(VB, P), name=f"s{kf}_after", reset_less=True)
         fired = []
         for p in range(P):
-            over, under = sat_flags(x6[p], VB)
-            diff = x6[p][:VB + 1].as_signed() - theta6[p]
+            over, under = sat_flags(x_sum[p], VB)
+            diff = x_sum[p][:VB + 1].as_signed() - theta_s[p]
             spike = Signal(name=f"s{K['sum']}_spike{p}")
-            m.d.comb += spike.eq(Mux(over, 1, Mux(under, theta_lo6[p], ~diff[-1])))
-            m.d.sync += v7[p].eq(sat(x6[p], VB))
+            m.d.comb += spike.eq(Mux(over, 1, Mux(under, theta_lo[p], ~diff[-1])))
+            m.d.sync += v_f[p].eq(sat(x_sum[p], VB))
             if c.reset == "soft":
-                m.d.sync += after7[p].eq(
-                    sat(Mux(over, hi_minus6[p], Mux(under, lo_minus6[p], diff)), VB))
+                m.d.sync += after_f[p].eq(
+                    sat(Mux(over, hi_minus[p], Mux(under, lo_minus[p], diff)), VB))
             fired.append(spike)
         # Lanes that are no neurons (past neuron N-1 in the last group; a convolution's
         # columns past WO) never fire.
         real = Mux(ctrl[K["sum"]].partial, (1 << self.tail) - 1, (1 << P) - 1)
-        m.d.sync += [mask7.eq(Cat(*fired) & real), fired7.eq(Cat(*fired))]
-        h7 = Cat(*[Mux(fired7[p], after7[p] if c.reset == "soft" else 0, v7[p])[:VB]
+        m.d.sync += [mask_f.eq(Cat(*fired) & real), fired_f.eq(Cat(*fired))]
+        h_new = Cat(*[Mux(fired_f[p], after_f[p] if c.reset == "soft" else 0, v_f[p])[:VB]
                    for p in range(P)])
-        m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h7), h_wr.en.eq(valid[kf])]
+        m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h_new), h_wr.en.eq(valid[kf])]
         probes = self.probes
         m.d.comb += [probes["en"].eq(h_wr.en), probes["addr"].eq(h_wr.addr),
-                     probes["data"].eq(h7)]
+                     probes["data"].eq(h_new)]
 
         # -- count: the mask's spike count in parts of four lanes (the lanes lie far apart on
         # the chip); push: the mask with its count (a group without spikes only when it ends
         # the timestep), all from registers.
         kc = K["count"]
-        parts = [mask7[k:k + 4] for k in range(0, P, 4)]
-        counts8 = [Signal(range(len(part) + 1), name=f"s{kc}_count{k}", reset_less=True)
+        parts = [mask_f[k:k + 4] for k in range(0, P, 4)]
+        counts_c = [Signal(range(len(part) + 1), name=f"s{kc}_count{k}", reset_less=True)
                    for k, part in enumerate(parts)]
         layout = spike_entry_layout(P, len(op.base))
-        entry8 = Signal(layout, name=f"s{kc}_entry", reset_less=True)
-        valid8 = Signal(name=f"s{kc}_valid")
-        m.d.sync += [entry8.mask.eq(mask7), entry8.base.eq(ctrl[kf].base),
-                     entry8.last.eq(ctrl[kf].last), valid8.eq(valid[kf])]
-        m.d.sync += [n.eq(sum(part, start=Const(0, len(n)))) for n, part in zip(counts8, parts)]
-        count = sum(counts8, start=Const(0, len(entry8.count)))
-        entry9, push = self.push.payload, self.push.valid
-        entry9_reg = Signal(layout, name=f"s{K['push']}_entry", reset_less=True)
+        entry_c = Signal(layout, name=f"s{kc}_entry", reset_less=True)
+        valid_c = Signal(name=f"s{kc}_valid")
+        m.d.sync += [entry_c.mask.eq(mask_f), entry_c.base.eq(ctrl[kf].base),
+                     entry_c.last.eq(ctrl[kf].last), valid_c.eq(valid[kf])]
+        m.d.sync += [n.eq(sum(part, start=Const(0, len(n)))) for n, part in zip(counts_c, parts)]
+        count = sum(counts_c, start=Const(0, len(entry_c.count)))
+        entry, push = self.push.payload, self.push.valid
+        entry_reg = Signal(layout, name=f"s{K['push']}_entry", reset_less=True)
         push_reg = Signal(name=f"s{K['push']}_push")
-        m.d.sync += [entry9_reg.mask.eq(entry8.mask), entry9_reg.base.eq(entry8.base),
-                     entry9_reg.last.eq(entry8.last), entry9_reg.count.eq(count),
-                     push_reg.eq(valid8 & (Cat(*counts8).any() | entry8.last))]
-        m.d.comb += [entry9.eq(entry9_reg), push.eq(push_reg)]
+        m.d.sync += [entry_reg.mask.eq(entry_c.mask), entry_reg.base.eq(entry_c.base),
+                     entry_reg.last.eq(entry_c.last), entry_reg.count.eq(count),
+                     push_reg.eq(valid_c & (Cat(*counts_c).any() | entry_c.last))]
+        m.d.comb += [entry.eq(entry_reg), push.eq(push_reg)]
         return m
