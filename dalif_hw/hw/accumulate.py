@@ -313,6 +313,8 @@ class SpikeAccumulator(wiring.Component):
 
     #: Cycles from issue to ``pass_``.
     LATENCY = 2
+    #: The next timestep's beats wait for the pass (one set of accumulators).
+    overlap = False
     #: Cycles from an operation's start in the walker to its issue: the walker addresses the
     #: weight memory first, so that its word has one more register (in the fabric, near the
     #: adders) before the add.

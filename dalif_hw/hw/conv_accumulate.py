@@ -25,11 +25,18 @@ needs adders only.
 Each bank word carries a *touched* bit: the first operation of a timestep on a word starts
 from zero instead of what is stored. The update pass reads all P banks at one address (a
 group) and hands on the lanes of its channel; the last channel of a word's channel group
-clears the word. Reads see the two writes still in flight, bank by bank (forwarded, as in
-:mod:`.accumulate`), so spikes follow each other with no bubble.
+clears the word. Banks of a few words are LUT RAM, read in the cycle of the add and the
+write, so that spikes follow each other with no bubble and nothing in flight; deeper ones
+are block RAM, read two cycles ahead, and the two writes in flight are forwarded bank by
+bank (as in :mod:`.accumulate`).
+
+Where a second set of banks is cheap (:meth:`ConvAccumulator.overlaps`), timestep t
+accumulates into set t % 2 while the pass of t - 1 reads and clears the other: a timestep
+then costs about max(operations, groups) cycles instead of their sum (:mod:`.cost`).
 
 The input buffer, beat counting (the beat cap), the pass issue and the credit (``room``) are
-those of :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`.
+those of :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`, and the pass is handed on as
+there (:func:`~dalif_hw.hw.accumulate.hand_on`).
 """
 
 from __future__ import annotations
@@ -351,7 +358,9 @@ class ConvAccumulator(wiring.Component):
                 m.d.comb += [
                     rd.addr.eq(Mux(pass_here[read], p_stage[read].addr, w_stage[read].addr[p])),
                     wr.addr.eq(Mux(pass_here[2], p2.addr, s2.addr[p])),
-                    wr.data.eq(Mux(pass_here[2], 0, news[p])),
+                    # A pass clears the touched bit alone: an untouched word's lanes are
+                    # never read.
+                    wr.data.eq(Cat(news[p][:-1], ~pass_here[2])),
                     wr.en.eq(Mux(pass_here[2], p2.clear,
                                  w_valid[2] & ((s2.parity == e) | (sets == 1)) & s2.en[p]))]
 
@@ -398,13 +407,14 @@ class ConvAccumulator(wiring.Component):
                 word = Mux(fwd1, wl1[-word_width:], Mux(fwd2, wl2[-word_width:], word))
             lanes = [Mux(word[-1], v, 0) for v in lanes_of(word[:PK * AW], PK, AW)]
             m.d.comb += news[p].eq(Cat(*[(a + w2[p][kk])[:AW] for kk, a in enumerate(lanes)],
-                                       Const(1, 1)))
+                                       Const(1, 1)))   # touched
 
         # -- the pass, stage 2 -> 3: its channel's lanes of the word (0 if untouched) ----------
         pass_lanes = Signal(data.ArrayLayout(signed(AW), P), reset_less=True)
         for p in range(P):
-            lanes = [Mux(pass2[p][-1], v, 0) for v in lanes_of(pass2[p][:PK * AW], PK, AW)]
-            m.d.sync += pass_lanes[p].eq(Array(lanes)[p2.kk] if PK > 1 else lanes[0])
+            lanes = lanes_of(pass2[p][:PK * AW], PK, AW)
+            lane = Array(lanes)[p2.kk] if PK > 1 else lanes[0]
+            m.d.sync += pass_lanes[p].eq(Mux(pass2[p][-1], lane, 0))
         hand_on(m, self, p_valid[3], p3, [pass_lanes[p] for p in range(P)], p3.partial)
         return m
 

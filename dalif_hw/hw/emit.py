@@ -146,7 +146,9 @@ def manifest(array: NeuronArray, name: str) -> dict:
                          int(beat_operations(array.params.shape, config.lanes,
                                              config.acc_lanes).max())
                          if isinstance(array.params, ConvParams) else config.acc_groups),
-                     "cycles_per_update_pass": array.groups},
+                     "cycles_per_update_pass": array.groups,
+                     # whether the next timestep accumulates during the update pass
+                     "overlap": array.accumulator.overlap},
     }
 
 
