@@ -94,3 +94,27 @@ def test_lanes_per_layer(tmp_path, capsys):
     assert [layer.config.lanes for layer in build_network(design, 16, 8).layers] == [12, 3]
     with pytest.raises(ValueError, match="lanes 4:2:2 name 3 layers, the network has 2"):
         build_network(design, "4:2:2", 8)
+
+
+def test_conv_layers_keep_their_channels_at_once(tmp_path):
+    """A conv2d layer's accumulation lanes are P x PK (PK output channels a spike reaches at
+    once): at new lanes it keeps PK, and the cycle model follows the operations per spike."""
+    from dalif_hw.core.params import ConvParams, ReadoutParams
+    from dalif_hw.flow.explore import build_network, cycles_per_inference
+    from dalif_hw.quant.packed import Layer, Network
+
+    rng = np.random.default_rng(1)
+    conv = ConvParams(weight=rng.integers(-8, 8, (4, 1, 3, 3)), alpha=np.full(4, 200),
+                      beta=np.full(4, 100), threshold=np.array(3), bias=np.zeros(4, int),
+                      in_shape=(1, 6, 6), padding=(1, 1))
+    out = ReadoutParams(weight=rng.integers(-8, 8, (3, 144)), bias=np.zeros(3, int))
+    Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
+        Layer("conv0", "conv2d", conv.config(2, lanes=2, acc_lanes=8), conv, 1.0),
+        Layer("readout", "readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
+    design = {"network": str(tmp_path / "net")}
+    nets = {P: build_network(design, f"{P}:3", 8) for P in (2, 3, 6)}
+    assert [nets[P].layers[0].config.acc_lanes for P in (2, 3, 6)] == [8, 12, 24]
+    spikes = rng.random((4, 2, 36)) < 0.5
+    # More columns a cycle: fewer operations per spike, fewer cycles.
+    cycles = [cycles_per_inference(nets[P], spikes) for P in (2, 3, 6)]
+    assert cycles[0] > cycles[1] > cycles[2], cycles

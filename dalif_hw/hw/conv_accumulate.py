@@ -349,15 +349,23 @@ class ConvAccumulator(wiring.Component):
         # LUT-RAM banks are read at stage 2, in the cycle of the add and the write; block-RAM
         # banks at stage 0, their words registered at stage 2 (acc2, pass2).
         m.d.comb += w_rd.addr.eq(wa)
-        read = 2 if self.lut_banks else 0
+        # A LUT-RAM bank's address (read and write, both at stage 2) is picked a stage early,
+        # so that it comes straight from a register (its select reaches every bank).
         news = [Signal(word_width, name=f"new_bank{p}") for p in range(P)]
         for e in range(sets):
             pass_here = [p_valid[n] & ((p_stage[n].parity == e) | (sets == 1))
                          for n in range(3)]
             for p, (rd, wr) in enumerate(banks[e]):
+                if self.lut_banks:
+                    addr = Signal(range(depth + 1), name=f"s2_addr_bank{p}_{e}",
+                                  reset_less=True)
+                    m.d.sync += addr.eq(Mux(pass_here[1], p1.addr, s1.addr[p]))
+                    m.d.comb += rd.addr.eq(addr)
+                else:
+                    addr = Mux(pass_here[2], p2.addr, s2.addr[p])
+                    m.d.comb += rd.addr.eq(Mux(pass_here[0], op.addr, walk.addr[p]))
                 m.d.comb += [
-                    rd.addr.eq(Mux(pass_here[read], p_stage[read].addr, w_stage[read].addr[p])),
-                    wr.addr.eq(Mux(pass_here[2], p2.addr, s2.addr[p])),
+                    wr.addr.eq(addr),
                     # A pass clears the touched bit alone: an untouched word's lanes are
                     # never read.
                     wr.data.eq(Cat(news[p][:-1], ~pass_here[2])),

@@ -251,8 +251,8 @@ def readout(params, stimulus) -> np.ndarray:
 
 
 def run(params: IntParams | ConvParams, stimulus) -> Trace:
-    """Run S samples through one neuron array (dense, or conv2d as its dense equivalent:
-    flat indices, exact float64 products, see :func:`exact_product`).
+    """Run S samples through one neuron array (dense, or conv2d: flat indices, its currents
+    over its patches; exact floating-point products, see :func:`exact_product`).
 
     Parameters
     ----------
