@@ -170,7 +170,8 @@ class ConvAccumulator(wiring.Component):
         at most :data:`OVERLAP_BITS`. A small layer's pass is long beside its input work
         (the digits network's: 128 groups for about 60 operations) and its accumulators
         cheap; a large layer's second set would take what it cannot spare (the MNIST-shaped
-        network's first layer: 128 more block RAMs of the ECP5-85F's 208)."""
+        network's first layer: 64 more block RAMs where 192 of the ECP5-85F's 208 are in
+        use)."""
         PK = acc_lanes // lanes
         bits = lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1)
         return 2 * bits <= cls.OVERLAP_BITS
