@@ -5,7 +5,7 @@ new parameters through the configuration port (per-channel and per-neuron values
 manifest's memories say), random spike trains with repeats, gaps and back-pressure together.
 The bench knows the layer only through its manifest. Steady-state cycles per timestep are
 checked against the cost model, dalif_hw.hw.cost: max(A, U, F + 1) + 8 (A: the operations
-the counted beats take, conv_accumulate.beat_operations; U: the update pass's words, during
+the counted beats take, cost.operations; U: the update pass's words, during
 which the next timestep accumulates; F: output spikes).
 """
 
@@ -23,7 +23,6 @@ from dalif_hw.core.conv import ConvShape
 from dalif_hw.core.params import ConvParams
 from dalif_hw.harness.verilator import build, config_writes, run_bench
 from dalif_hw.hw import cost
-from dalif_hw.hw.conv_accumulate import beat_operations
 from dalif_hw.hw.emit import emit_array, write_outputs
 from dalif_hw.hw.neuron_array import NeuronArray
 from dalif_hw.quant.packed import Layer
@@ -142,9 +141,9 @@ def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
         events = [[rng.integers(0, config.inputs, rng.binomial(config.inputs, density)).tolist()
                    for _ in range(config.T)] for _ in range(samples)]
         trace = twin.run(params, events)
-        A = trace.counts_in @ beat_operations(shape, config.lanes, config.acc_lanes)
-        F = trace.spikes_out.sum(axis=2)
         layer = Layer(conv, "conv2d", config, params)
+        A = trace.counts_in @ cost.operations(layer)
+        F = trace.spikes_out.sum(axis=2)
         # Per timestep, and once more the pass of the last one, which nothing overlaps.
         bound = int(cost.layer_cycles(layer, trace.counts_in, trace.spikes_out).sum()
                     + cost.overlaps(layer) * cost.pass_operations(layer))

@@ -128,6 +128,28 @@ def test_twin_conv_currents_exact_at_every_width(scale):
     assert (trace.current.astype(object) == want).all()
 
 
+def test_twin_keeps_no_parameters_alive():
+    """The twin keeps what it derives from a parameters object while that object lives, and
+    no longer: dense and conv2d parameters are freed once the caller drops them."""
+    import weakref
+
+    from dalif_hw.twin.layers import _Prepared
+
+    rng = np.random.default_rng(5)
+    shape = ConvShape((1, 4, 4), 2, (3, 3), (1, 1), (1, 1))
+    before = len(_Prepared._cache)
+    for make in (lambda: random_conv_params(rng, shape),
+                 lambda: random_conv_params(rng, shape).dense()):
+        params = make()
+        twin.run(params, rng.random((2, 2, params.inputs)) < 0.5)
+        assert id(params) in _Prepared._cache
+        ref = weakref.ref(params)
+        del params
+        gc.collect()
+        assert ref() is None
+    assert len(_Prepared._cache) == before
+
+
 def test_conv_params_round_trip_and_bad_files(tmp_path):
     rng = np.random.default_rng(1)
     shape = ConvShape((2, 6, 5), 3, (3, 3), (2, 1), (1, 0))

@@ -235,10 +235,10 @@ def weight_memory(m: Module, acc):
 
 def hand_on(m: Module, acc, valid, op, lanes, partial) -> None:
     """Drive ``acc.pass_`` from a pass operation ``op`` (``g``, ``first_step``, ``last``,
-    ``base``) at its last stage: the group's accumulator ``lanes`` plus the bias read beside
-    them, and whether the group is ``partial``."""
+    ``base``) at its last stage, ``valid`` when it is one: the group's accumulator ``lanes``
+    plus the bias read beside them, and whether the group is ``partial``."""
     out = acc.pass_.payload
-    m.d.comb += [acc.pass_.valid.eq(valid & op["pass"]), out.g.eq(op.g),
+    m.d.comb += [acc.pass_.valid.eq(valid), out.g.eq(op.g),
                  out.first_step.eq(op.first_step), out.last.eq(op.last),
                  out.partial.eq(partial), out.base.eq(op.base)]
     m.d.comb += [out.acc[p].eq(v + acc.bias[p]) for p, v in enumerate(lanes)]
@@ -495,5 +495,5 @@ class SpikeAccumulator(wiring.Component):
         else:
             group = Cat(*lanes_v).word_select(s3.sub, P * AW)
             group = lanes_of(group, P, AW)
-        hand_on(m, self, valid[3], s3, group, partial=s3.last)   # the last group alone
+        hand_on(m, self, valid[3] & s3["pass"], s3, group, partial=s3.last)   # last alone
         return m

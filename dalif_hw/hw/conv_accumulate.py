@@ -255,12 +255,12 @@ class ConvAccumulator(wiring.Component):
         credit = Signal()
         m.d.sync += credit.eq(self.room)
         pass_layout_ = data.StructLayout({
-            "pass": 1, "parity": 1, "g": range(G), "k": range(K), "kk": range(PK),
+            "parity": 1, "g": range(G), "k": range(K), "kk": range(PK),
             "first_step": 1, "last": 1, "partial": 1, "base": self.base_width,
             "addr": range(depth), "clear": 1})
         op_valid, op = Signal(), Signal(pass_layout_)
         m.d.comb += [
-            op_valid.eq(passing & credit), op["pass"].eq(1), op.parity.eq(p_parity),
+            op_valid.eq(passing & credit), op.parity.eq(p_parity),
             op.g.eq(p_g), op.k.eq(p_k), op.kk.eq(p_kk), op.first_step.eq(p_first_step),
             op.last.eq(p_g == G - 1), op.partial.eq(p_xb == XB - 1), op.base.eq(p_base),
             op.addr.eq(p_ab),

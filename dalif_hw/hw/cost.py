@@ -24,11 +24,10 @@ from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
 
 __all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycles",
-           "pool_cycles",
-           "worst_timestep_cycles"]
+           "pool_cycles", "worst_timestep_cycles"]
 
-#: Cycles a timestep may take beyond the model's, for the pipelines (measured: within 8 on
-#: every bench of sim/; the benches allow 16).
+#: Cycles a timestep may take beyond the model's, for the pipelines (the benches of sim/
+#: check every layer within it).
 PIPELINE = 8
 
 

@@ -239,7 +239,7 @@ class NeuronUpdate(wiring.Component):
         current = lanes("current", K["current"], signed(CW))
         m.d.sync += [current[p].eq(op.acc[p]) for p in range(P)]
         alpha_c = delay(lanes_of(words["alpha"], P, AB, signed=False), "alpha", unsigned(AB),
-                   [K["current"]])
+                        [K["current"]])
         thetas = (lanes_of(words["threshold"], P, VB) if c.per_neuron_threshold
                   else [theta_reg] * P)
         theta_p = delay(thetas, "theta", signed(VB), range(K["current"], K["products"] + 1))
@@ -370,7 +370,7 @@ class NeuronUpdate(wiring.Component):
         real = Mux(ctrl[K["sum"]].partial, (1 << self.tail) - 1, (1 << P) - 1)
         m.d.sync += [mask_f.eq(Cat(*fired) & real), fired_f.eq(Cat(*fired))]
         h_new = Cat(*[Mux(fired_f[p], after_f[p] if c.reset == "soft" else 0, v_f[p])[:VB]
-                   for p in range(P)])
+                      for p in range(P)])
         m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h_new), h_wr.en.eq(valid[kf])]
         probes = self.probes
         m.d.comb += [probes["en"].eq(h_wr.en), probes["addr"].eq(h_wr.addr),
@@ -382,7 +382,7 @@ class NeuronUpdate(wiring.Component):
         kc = K["count"]
         parts = [mask_f[k:k + 4] for k in range(0, P, 4)]
         counts_c = [Signal(range(len(part) + 1), name=f"s{kc}_count{k}", reset_less=True)
-                   for k, part in enumerate(parts)]
+                    for k, part in enumerate(parts)]
         layout = spike_entry_layout(P, len(op.base))
         entry_c = Signal(layout, name=f"s{kc}_entry", reset_less=True)
         valid_c = Signal(name=f"s{kc}_valid")

@@ -196,20 +196,22 @@ def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64,
 
 class _Prepared:
     """What :func:`run` derives from a parameters object, kept while that object lives (a
-    conv2d layer's dense equivalent, its weights transposed and as floats): at batch 1 a
-    network's twin is otherwise dominated by rebuilding them. Parameters are values: arrays
-    changed in place after a run are not seen again."""
+    conv2d layer's dense equivalent for its per-neuron values, the weights transposed and as
+    floats): at batch 1 a network's twin is otherwise dominated by rebuilding them. It holds
+    no reference to the object itself (which would keep it alive, and so the cache entry).
+    Parameters are values: arrays changed in place after a run are not seen again."""
 
     _cache: dict = {}
 
     def __init__(self, params):
-        self.params = params.dense() if isinstance(params, ConvParams) else params
-        self.shape = params.shape if isinstance(params, ConvParams) else None
+        conv = isinstance(params, ConvParams)
+        self.dense = params.dense() if conv else None
+        self.shape = params.shape if conv else None
         # A convolution's kernel as [C KH KW, K] (its patches' columns), a dense layer's
         # weights as [M, N].
-        self.weight_t = self.params.weight.T if self.shape is None else \
-            params.weight.reshape(params.weight.shape[0], -1).T
-        self.biases = self.params.biases()
+        self.weight_t = params.weight.reshape(params.weight.shape[0], -1).T if conv else \
+            params.weight.T
+        self.biases = (self.dense if conv else params).biases()
         self.products: dict = {}
 
     def currents(self, counts: np.ndarray, dtype) -> np.ndarray:
@@ -266,7 +268,8 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     Trace
     """
     prepared = _Prepared.of(params)
-    params = prepared.params
+    if prepared.dense is not None:
+        params = prepared.dense
     counts, dropped = stimulus_counts(stimulus, params.inputs, params.cap)
     n_samples, T, _ = counts.shape
     config = params.config(max(T, 1))  # checks the widths once more for this T
