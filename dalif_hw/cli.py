@@ -20,12 +20,12 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     """Call ``main(argv)`` and turn every failure that is not a bug into one line on stderr:
     a :class:`ConfigError` (bad input), a tool that cannot run or fails
     (:class:`~dalif_hw.harness.verilator.SimulationError`,
-    :class:`~dalif_hw.flow.tools.ToolError`), a board that answers wrongly or not at all
+    :class:`~dalif_hw.core.tools.ToolError`), a board that answers wrongly or not at all
     (:class:`~dalif_hw.core.protocol.ProtocolError`), a file that cannot be read or written
     (``OSError``), exit status 1; SIGINT, SIGTERM or SIGHUP end every child process first,
     then exit status 128 + the signal's number."""
     from .core.protocol import ProtocolError
-    from .flow.tools import ToolError
+    from .core.tools import ToolError
     from .harness.verilator import SimulationError
 
     with handle_signals():

@@ -105,8 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
         network = Network.load(args.network)   # checked before any worker starts
         design = {"network": str(Path(args.network).resolve())}
-        widths = args.weight_width or sorted({layer.params.WB for layer in network.layers
-                                              if layer.pool is None})
+        widths = args.weight_width or sorted({layer.params.WB for layer in network.weighted})
     else:
         design = {"neurons": args.neurons, "inputs": args.inputs or args.neurons, "T": args.T,
                   "density": args.density}

@@ -148,21 +148,22 @@ def network_from_args(args):
         raise ConfigError(f"{given[0]} does not apply with --network (the network folder "
                           f"sets every layer)")
     network = Network.load(args.network)
-    check_size([(layer.config, layer.params) for layer in network.layers
-                if layer.config is not None], f"the network {args.network}")
+    check_size([(layer.config, layer.params) for layer in network.weighted],
+               f"the network {args.network}")
     return network
 
 
 def generate_network(args) -> tuple[dict, str]:
     from .hw.emit import emit_network
     from .hw.network import NetworkTop
+    from .quant.kinds import Weighted
 
     network = network_from_args(args)
     files = emit_network(NetworkTop(network, multipliers=args.multipliers or "dsp"),
                          args.name or "dalif_network")
     shapes = " -> ".join([str(network.inputs)] + [
-        f"{layer.outputs} ({layer.kind})" if layer.pool is not None else
-        f"{layer.outputs} (P={layer.config.lanes})" for layer in network.layers])
+        f"{layer.out_size} ({layer.kind})" if not isinstance(layer, Weighted) else
+        f"{layer.out_size} (P={layer.config.lanes})" for layer in network.layers])
     return files, f"network {shapes}, T={network.T}"
 
 

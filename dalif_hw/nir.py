@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
     import nir
 
     from .core.files import atomic_path
-    from .model.checkpoint import load_checkpoint
+    from .interchange import load_checkpoint
 
     model, _ = load_checkpoint(args.checkpoint)
     graph = to_nir(model, dt=args.dt)

@@ -8,8 +8,8 @@ carries no T, so ``--T`` is then required, and the input is spikes, with no enco
 from __future__ import annotations
 
 from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
+from .interchange import load_checkpoint
 from .interchange.nir_graph import DT
-from .model.checkpoint import load_checkpoint
 
 # quantize_linear is the library's, imported here too because the README shows it so.
 from .quant.packing import pack_network, quantize_linear
@@ -89,15 +89,8 @@ def main(argv: list[str] | None = None) -> int:
                                             checkpoint.get("metrics", {}).items()}})
     network.save(out)
     for layer in network.layers:
-        c = layer.config
-        if layer.pool is not None:
-            print(f"{layer.name}: {layer.kind} {layer.pool.window[0]}x{layer.pool.window[1]}, "
-                  f"{list(layer.pool.in_shape)} -> {list(layer.pool.out_shape)}")
-            continue
-        acc = f" ({c.acc_lanes} accumulating)" if c.acc_lanes != c.lanes else ""
-        print(f"{layer.name}: {layer.kind} {c.inputs} -> {c.neurons}, {c.lanes} lanes{acc}, "
-              f"WB={c.WB} VB={c.VB}" + (f" DB={c.DB}" if layer.kind != "readout" else "")
-              + f", scale {layer.scale:.6g}")
+        inputs = "" if network.is_chain else f" (from {', '.join(layer.inputs)})"
+        print(f"{layer.name}: {layer.summary()}{inputs}")
     print(f"wrote {out / 'network.yaml'}")
     return 0
 

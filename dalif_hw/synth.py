@@ -34,9 +34,9 @@ from . import cli
 from .core.config import ConfigError
 from .core.files import write_text_atomic
 from .core.protocol import DEFAULT_BAUD
+from .core.tools import ToolError
 from .flow.synthesis import DoesNotFit, placeholder_image, synthesize
 from .flow.targets import BOARDS, TARGETS
-from .flow.tools import ToolError
 
 __all__ = ["main", "build_parser"]
 

@@ -25,7 +25,7 @@ from dalif_hw.harness.verilator import build, config_writes, run_bench
 from dalif_hw.hw import cost
 from dalif_hw.hw.emit import emit_array, write_outputs
 from dalif_hw.hw.neuron_array import NeuronArray
-from dalif_hw.quant.packed import Layer
+from dalif_hw.quant.packed import Conv2d
 
 #: name -> (ConvShape arguments, (lanes, acc_lanes), params options). One Verilator build
 #: each.
@@ -141,7 +141,7 @@ def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
         events = [[rng.integers(0, config.inputs, rng.binomial(config.inputs, density)).tolist()
                    for _ in range(config.T)] for _ in range(samples)]
         trace = twin.run(params, events)
-        layer = Layer(conv, "conv2d", config, params)
+        layer = Conv2d(conv, config, params)
         A = trace.counts_in @ cost.operations(layer)
         F = trace.spikes_out.sum(axis=2)
         # Per timestep, and once more the pass of the last one, which nothing overlaps.

@@ -17,7 +17,7 @@ from dalif_hw.core.params import IntParams, ReadoutParams
 from dalif_hw.harness.verilator import build, config_writes, run_bench
 from dalif_hw.hw.emit import emit_network, write_outputs
 from dalif_hw.hw.network import NetworkTop
-from dalif_hw.quant.packed import Layer, Network
+from dalif_hw.quant.packed import Conv2d, Dense, MaxPool, Network, Readout, SumPool
 
 
 def random_network(rng, sizes, T, lanes, resets) -> Network:
@@ -29,10 +29,10 @@ def random_network(rng, sizes, T, lanes, resets) -> Network:
             beta=rng.integers(0, 257, n),
             threshold=rng.integers(0, 200, n if per_neuron else ()),
             bias=rng.integers(-40, 40, n) if per_neuron else None, VB=11, reset=resets[k])
-        layers.append(Layer(f"hidden{k}", "dense", params.config(T, lanes=lanes[k]), params, 1.0))
+        layers.append(Dense(f"hidden{k}", params.config(T, lanes=lanes[k]), params, 1.0))
     readout = ReadoutParams(weight=rng.integers(-128, 128, (sizes[-1], sizes[-2])),
                             bias=rng.integers(-60, 60, sizes[-1]), VB=11)
-    layers.append(Layer("readout", "readout", readout.config(T, lanes=lanes[-1]), readout, 1.0))
+    layers.append(Readout("readout", readout.config(T, lanes=lanes[-1]), readout, 1.0))
     return Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0},
                    layers=layers)
 
@@ -106,12 +106,12 @@ def random_conv_network(rng, T: int) -> Network:
     readout = ReadoutParams(weight=rng.integers(-100, 100, (4, 6)),
                             bias=rng.integers(-30, 30, 4), VB=11)
     return Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0}, layers=[
-        Layer("conv0", "conv2d", conv0.config(T, lanes=4), conv0, 1.0),
-        Layer("pool0", "sumpool", None, None, pool=pool0),
-        Layer("conv1", "conv2d", conv1.config(T, lanes=3), conv1, 1.0),
-        Layer("pool1", "maxpool", None, None, pool=pool1),
-        Layer("hidden0", "dense", dense.config(T, lanes=4), dense, 1.0),
-        Layer("readout", "readout", readout.config(T, lanes=4), readout, 1.0)])
+        Conv2d("conv0", conv0.config(T, lanes=4), conv0, 1.0),
+        SumPool("pool0", pool0),
+        Conv2d("conv1", conv1.config(T, lanes=3), conv1, 1.0),
+        MaxPool("pool1", pool1),
+        Dense("hidden0", dense.config(T, lanes=4), dense, 1.0),
+        Readout("readout", readout.config(T, lanes=4), readout, 1.0)])
 
 
 def test_random_conv_network_with_pooling(build_root, tmp_path):

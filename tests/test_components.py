@@ -125,13 +125,13 @@ def test_dsp_blocks_go_to_the_layers_in_order():
     from amaranth.hdl import Fragment
 
     from dalif_hw.hw.network import NetworkTop
-    from dalif_hw.quant.packed import Layer, Network
+    from dalif_hw.quant.packed import Dense, Network
 
     rng = np.random.default_rng(0)
     layers = []
     for k, (m, n, P) in enumerate([(8, 6, 3), (6, 4, 2), (4, 4, 4)]):
         config = ArrayConfig(neurons=n, inputs=m, T=2, lanes=P)
-        layers.append(Layer(f"hidden{k}", "dense", config, random_params(rng, config)))
+        layers.append(Dense(f"hidden{k}", config, random_params(rng, config)))
     network = Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=layers)
 
     def lanes(**options):

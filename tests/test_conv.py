@@ -214,7 +214,8 @@ def test_golden_cli_takes_a_conv_file_and_counts(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def conv_trained(tmp_path_factory):
-    from dalif_hw.model.train import TrainOptions, train_digits
+    from dalif_hw.digits import train_digits
+    from dalif_hw.model.train import TrainOptions
 
     folder = tmp_path_factory.mktemp("conv")
     model, metrics = train_digits(TrainOptions(model="conv", epochs=40), out=folder,
@@ -282,24 +283,30 @@ def test_average_pooling_folds_into_the_next_layer():
             x.reshape(2, 5, 1, 4, 4))) / 4))]).squeeze(0)).mean(0), atol=1e-5)
 
 
-def test_format_1_descriptions_still_load(tmp_path):
-    """Before conv2d, dense layers were 'dalif' with per-neuron/per-layer thresholds."""
+@pytest.mark.parametrize("old", ["dalif-hw network 1", "dalif-hw network 2"])
+def test_old_formats_still_load(tmp_path, old):
+    """Formats 1 and 2 were chains whose layers gave their input count as ``inputs`` (format
+    3: ``in_size``, and ``inputs`` names the layers that feed it); before conv2d (format 1),
+    dense layers were 'dalif' with per-neuron/per-layer thresholds."""
     import yaml
 
     from dalif_hw.core.params import IntParams, ReadoutParams
-    from dalif_hw.quant.packed import Layer, Network
+    from dalif_hw.quant.packed import Dense, Network, Readout
 
     rng = np.random.default_rng(0)
     hidden = IntParams(weight=rng.integers(-5, 5, (4, 3)), alpha=np.full(4, 100),
                        beta=np.full(4, 100), threshold=np.array(7))
     readout = ReadoutParams(weight=rng.integers(-5, 5, (2, 4)))
     network = Network(T=2, encoding={"kind": "thermometer", "T": 2, "max_value": 1.0},
-                      layers=[Layer("h", "dense", hidden.config(2), hidden, 1.0),
-                              Layer("readout", "readout", readout.config(2), readout, 1.0)])
+                      layers=[Dense("h", hidden.config(2), hidden, 1.0),
+                              Readout("readout", readout.config(2), readout, 1.0)])
     network.save(tmp_path)
     text = yaml.safe_load((tmp_path / "network.yaml").read_text())
-    text["format"] = "dalif-hw network 1"
-    text["layers"][0].update(kind="dalif", threshold="per-layer")
+    text["format"] = old
+    for entry in text["layers"]:
+        entry["inputs"] = entry.pop("in_size")
+    if old.endswith("1"):
+        text["layers"][0].update(kind="dalif", threshold="per-layer")
     (tmp_path / "network.yaml").write_text(yaml.safe_dump(text))
     back = Network.load(tmp_path)
     assert back.layers[0].kind == "dense" and back.describe() == network.describe()
@@ -322,7 +329,9 @@ def test_gen_builds_conv_networks(conv_trained, tmp_path):
         "weights": "kernel", "alpha": "channel", "beta": "channel", "bias": "channel"}
     assert layers["conv0"]["params"]["out_shape"] == [16, 8, 8]
     assert layers["hidden0"]["params"]["beat_cap"] == 1024
-    assert set(layers["pool0"]) == {"name", "kind", "params"}
+    assert set(layers["pool0"]) == {"name", "kind", "inputs", "params"}
+    assert [layer["inputs"] for layer in manifest["layers"]] == [
+        ["input"], ["conv0"], ["pool0"], ["hidden0"]]
     assert "cfg_pool0__en" not in {port["name"] for port in manifest["ports"]}
 
 
@@ -384,7 +393,8 @@ def test_qat_float_model_is_the_integer_twin():
     them; 40 epochs at WB = 4: float = integer 0.9750, against 0.9833 / 0.9722 when 4-bit
     weights are packed after training)."""
     from dalif_hw.core.encoding import encode
-    from dalif_hw.model.train import TrainOptions, _spikes, load_digits_split, train_digits
+    from dalif_hw.digits import train_digits
+    from dalif_hw.model.train import TrainOptions, _spikes, load_digits_split
     from dalif_hw.quant.packing import pack_network
 
     options = TrainOptions(model="conv", qat=True, WB=4, epochs=4)

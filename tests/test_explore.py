@@ -67,7 +67,7 @@ def test_lanes_per_layer(tmp_path, capsys):
     the wrong length fails that point with a message."""
     from dalif_hw.core.params import IntParams, ReadoutParams
     from dalif_hw.flow.explore import build_network
-    from dalif_hw.quant.packed import Layer, Network
+    from dalif_hw.quant.packed import Dense, Network, Readout
 
     assert explore.build_parser().parse_args(
         ["--neurons", "8", "--lanes", "2,4:2", "--target", "ecp5-25k", "--out", "x"]
@@ -83,8 +83,8 @@ def test_lanes_per_layer(tmp_path, capsys):
                        beta=np.full(12, 100), threshold=np.full(12, 5), bias=np.zeros(12, int))
     out = ReadoutParams(weight=rng.integers(-8, 8, (3, 12)), bias=np.zeros(3, int))
     Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
-        Layer("hidden0", "dense", hidden.config(2, lanes=4, acc_lanes=12), hidden, 1.0),
-        Layer("readout", "readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
+        Dense("hidden0", hidden.config(2, lanes=4, acc_lanes=12), hidden, 1.0),
+        Readout("readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
     design = {"network": str(tmp_path / "net")}
     net = build_network(design, "4:2", 8)
     assert [layer.config.lanes for layer in net.layers] == [4, 2]
@@ -101,7 +101,7 @@ def test_conv_layers_keep_their_channels_at_once(tmp_path):
     once): at new lanes it keeps PK, and the cycle model follows the operations per spike."""
     from dalif_hw.core.params import ConvParams, ReadoutParams
     from dalif_hw.flow.explore import build_network, cycles_per_inference
-    from dalif_hw.quant.packed import Layer, Network
+    from dalif_hw.quant.packed import Conv2d, Network, Readout
 
     rng = np.random.default_rng(1)
     conv = ConvParams(weight=rng.integers(-8, 8, (4, 1, 3, 3)), alpha=np.full(4, 200),
@@ -109,8 +109,8 @@ def test_conv_layers_keep_their_channels_at_once(tmp_path):
                       in_shape=(1, 6, 6), padding=(1, 1))
     out = ReadoutParams(weight=rng.integers(-8, 8, (3, 144)), bias=np.zeros(3, int))
     Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
-        Layer("conv0", "conv2d", conv.config(2, lanes=2, acc_lanes=8), conv, 1.0),
-        Layer("readout", "readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
+        Conv2d("conv0", conv.config(2, lanes=2, acc_lanes=8), conv, 1.0),
+        Readout("readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
     design = {"network": str(tmp_path / "net")}
     nets = {P: build_network(design, f"{P}:3", 8) for P in (2, 3, 6)}
     assert [nets[P].layers[0].config.acc_lanes for P in (2, 3, 6)] == [8, 12, 24]

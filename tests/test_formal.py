@@ -16,12 +16,21 @@ from amaranth.sim import Simulator
 
 from dalif_hw.core.config import ArrayConfig
 from dalif_hw.core.params import IntParams, ReadoutParams
-from dalif_hw.harness.formal import BOUNDED, INDUCTIVE, Harness, combinational_paths, prove
+from dalif_hw.harness.formal import (
+    BOUNDED,
+    BROKEN_DIAMONDS,
+    INDUCTIVE,
+    Diamond,
+    Harness,
+    combinational_paths,
+    prove,
+)
 from dalif_hw.hw.network import NetworkTop
 from dalif_hw.hw.neuron_array import NeuronArray
 from dalif_hw.hw.readout import Readout
 from dalif_hw.hw.streams import event_signature
-from dalif_hw.quant.packed import Layer, Network
+from dalif_hw.quant import packed
+from dalif_hw.quant.packed import Dense, Network
 
 pytestmark = pytest.mark.formal
 
@@ -80,8 +89,8 @@ def two_layers(T: int) -> Network:
     readout = ReadoutParams(weight=rng.integers(-2, 2, (3, 4)), bias=np.zeros(3, int),
                             WB=2, VB=4)
     net = Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0}, layers=[
-        Layer("hidden", "dense", hidden.config(T, lanes=2), hidden, 1.0),
-        Layer("readout", "readout", readout.config(T, lanes=3), readout, 1.0)])
+        Dense("hidden", hidden.config(T, lanes=2), hidden, 1.0),
+        packed.Readout("readout", readout.config(T, lanes=3), readout, 1.0)])
     return net
 
 
@@ -193,3 +202,35 @@ def test_conv_layer_protocol_bounded(tmp_path):
     result = prove(Harness(broken, ("hold",), broken="drops-valid"), tmp_path / "broken",
                    bounded=24)
     assert result.status == "failed", result.log[-3000:]
+
+
+# -- a fork-add diamond (SPEC 7) -------------------------------------------------------------
+
+#: Bounded depth and liveness bound of the diamond's proof: the smallest bound it meets
+#: (11 fails below), at a depth where an 11-cycle bound is caught (at 20 it is not).
+DIAMOND_DEPTH, DIAMOND_LATENCY = 22, 12
+
+
+def test_fork_add_diamond_keeps_the_stream_rules(tmp_path):
+    """A fork, one branch skewed through a FIFO, an add: AXI-Stream holds, every output
+    timestep carries its input timestep's spikes twice, and every sample completes under
+    free back-pressure within the bound."""
+    result = prove(Diamond(2, latency=DIAMOND_LATENCY, steps=6), tmp_path,
+                   bounded=DIAMOND_DEPTH)
+    assert result.status == "bounded", result.log[-3000:]
+
+
+def test_the_diamond_liveness_bound_has_teeth(tmp_path):
+    result = prove(Diamond(2, latency=DIAMOND_LATENCY - 1, steps=6), tmp_path,
+                   bounded=DIAMOND_DEPTH)
+    assert result.status == "failed"
+
+
+@pytest.mark.parametrize("broken", sorted(BROKEN_DIAMONDS))
+def test_broken_forks_and_adds_are_caught(broken, tmp_path):
+    """A fork that repeats a beat to a consumer or lets one miss it, an add that passes an
+    input's timestep t + 1 before its own eot of t: each fails the proof."""
+    result = prove(Diamond(2, broken=broken, latency=DIAMOND_LATENCY, steps=6), tmp_path,
+                   bounded=DIAMOND_DEPTH)
+    assert result.status == "failed"
+    assert "Called with -verify and proof did fail" in result.log

@@ -10,8 +10,8 @@ import json
 
 import pytest
 
+from dalif_hw.core.tools import run_tool
 from dalif_hw.flow.hardregs import absorb_registers
-from dalif_hw.flow.tools import run_tool
 
 DESIGN = """
 module top(input clk, input en, input rst, input [15:0] a, input [8:0] b, input [9:0] addr,

@@ -19,12 +19,13 @@ import torch
 import yaml
 
 from dalif_hw import cli, pack
+from dalif_hw.core import tools
 from dalif_hw.core.config import ArrayConfig, ConfigError
 from dalif_hw.core.files import replace_files
 from dalif_hw.core.layout import default_params, memories
 from dalif_hw.core.params import IntParams
 from dalif_hw.core.process import Interrupted, descendants, handle_signals
-from dalif_hw.flow import bitstream, synthesis, targets, tools
+from dalif_hw.flow import bitstream, synthesis, targets
 from dalif_hw.model import DALIFMLP
 from dalif_hw.model.checkpoint import save_checkpoint
 from dalif_hw.model.train import TrainOptions

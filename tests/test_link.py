@@ -29,7 +29,7 @@ from dalif_hw.hw.board import design_manifest
 from dalif_hw.hw.link import HostLink
 from dalif_hw.hw.network import NetworkTop
 from dalif_hw.hw.uart import UartRx, UartTx, crc16_update
-from dalif_hw.quant.packed import Layer, Network
+from dalif_hw.quant.packed import Dense, Network, Readout
 
 
 def small_network(rng, readout: bool = True, T: int = 2) -> Network:
@@ -38,11 +38,11 @@ def small_network(rng, readout: bool = True, T: int = 2) -> Network:
                        alpha=rng.integers(100, 257, sizes[1]), beta=rng.integers(0, 257, sizes[1]),
                        threshold=rng.integers(0, 90, sizes[1]),
                        bias=rng.integers(-20, 20, sizes[1]), VB=11)
-    layers = [Layer("hidden0", "dense", hidden.config(T, lanes=4), hidden, 1.0)]
+    layers = [Dense("hidden0", hidden.config(T, lanes=4), hidden, 1.0)]
     if readout:
         out = ReadoutParams(weight=rng.integers(-128, 128, (sizes[2], sizes[1])),
                             bias=rng.integers(-60, 60, sizes[2]), VB=11)
-        layers.append(Layer("readout", "readout", out.config(T, lanes=2), out, 1.0))
+        layers.append(Readout("readout", out.config(T, lanes=2), out, 1.0))
     return Network(T=T, encoding={"kind": "thermometer", "T": T, "max_value": 16.0},
                    layers=layers)
 

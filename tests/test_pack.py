@@ -10,9 +10,10 @@ import yaml
 
 from dalif_hw import cli, pack, twin
 from dalif_hw.core.encoding import encode, thermometer_levels
+from dalif_hw.digits import train_digits
 from dalif_hw.model import DALIFMLP
 from dalif_hw.model.checkpoint import save_checkpoint
-from dalif_hw.model.train import TrainOptions, load_digits_split, train_digits
+from dalif_hw.model.train import TrainOptions, load_digits_split
 from dalif_hw.quant.packed import Network
 
 ENCODING = {"kind": "thermometer", "T": 2, "max_value": 16.0}

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from dalif_hw import cli, patch, synth
+from dalif_hw.core import tools
 from dalif_hw.core.config import ArrayConfig
 from dalif_hw.core.layout import hex_lines, memories
 from dalif_hw.core.params import IntParams
-from dalif_hw.flow import tools
 
 SMALL = ["--neurons", "8", "--inputs", "8", "--lanes", "4", "--T", "2"]
 
@@ -199,14 +199,14 @@ def test_command_line_rejects_a_board_of_another_family(tmp_path):
 
 def test_network_without_readout_synthesises(tmp_path):
     # A network whose output is its last layer's spikes (imported from NIR, say).
-    from dalif_hw.quant.packed import Layer, Network
+    from dalif_hw.quant.packed import Dense, Network
 
     rng = np.random.default_rng(0)
     layers = []
     for k, (m, n) in enumerate([(8, 6), (6, 4)]):
         params = IntParams(weight=rng.integers(-100, 100, (n, m)), alpha=rng.integers(0, 257, n),
                            beta=rng.integers(0, 257, n), threshold=rng.integers(1, 99, n))
-        layers.append(Layer(f"hidden{k}", "dense", params.config(2, lanes=2), params))
+        layers.append(Dense(f"hidden{k}", params.config(2, lanes=2), params))
     Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=layers).save(tmp_path / "net")
     code, report = run_synth(tmp_path, "--target", "ecp5-25k", "--network",
                              str(tmp_path / "net"))

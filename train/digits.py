@@ -3,7 +3,8 @@
     python train/digits.py --out runs/digits
 
 writes ``runs/digits/model.pt`` and prints the float and integer accuracy on the held-out
-20% (stratified, random_state=0). The API behind it is ``dalif_hw.model.train``.
+20% (stratified, random_state=0). The API behind it is ``dalif_hw.digits``
+(training alone: ``dalif_hw.model.train``).
 """
 
 import argparse
@@ -14,7 +15,8 @@ import torch
 
 from dalif_hw import cli
 from dalif_hw.core.config import ConfigError
-from dalif_hw.model.train import MODELS, TrainOptions, train_digits
+from dalif_hw.digits import train_digits
+from dalif_hw.model.train import MODELS, TrainOptions
 
 
 def main(argv=None) -> int:
@@ -24,7 +26,8 @@ def main(argv=None) -> int:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder for model.pt")
     parser.add_argument("--model", choices=MODELS, default=defaults.model,
                         help="mlp: 64-HIDDEN-10; conv: conv 3x3 16 ch -> sum pool 2 -> dense 128 "
-                             "-> readout (default: %(default)s)")
+                             "-> readout; resnet: conv 3x3 8 ch -> two SEW residual blocks -> "
+                             "sum pool 2 -> dense 64 -> readout (default: %(default)s)")
     parser.add_argument("--hidden", type=int, default=defaults.sizes[1], metavar="N",
                         help="hidden neurons (default: %(default)s)")
     parser.add_argument("--qat", action="store_true",
@@ -50,7 +53,7 @@ def main(argv=None) -> int:
     options = TrainOptions(model=args.model, sizes=(64, args.hidden, 10), T=args.T,
                            epochs=args.epochs, seed=args.seed, reset=args.reset, qat=args.qat,
                            WB=args.weight_width)
-    what = f"64-{args.hidden}-10" if args.model == "mlp" else "the convolutional network"
+    what = f"64-{args.hidden}-10" if args.model == "mlp" else f"the {args.model} network"
     cli.check_memory(options.memory_estimate(), f"training {what} at T={args.T}")
     cli.output_folder(args.out)  # before training, not after
     torch.set_num_threads(args.threads)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from ..core.config import ConfigError
 from ..core.files import atomic_path
+from ..core.tools import run_tool
 from .targets import SLICE_WORDS
-from .tools import run_tool
 
 _HEX_WORD = re.compile(r"[0-9a-fA-F]+")
 

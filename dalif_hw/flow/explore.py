@@ -33,7 +33,9 @@ def points(design: dict, lanes, widths, targets, work: Path, freq: float) -> lis
 
 def _lanes_for(layer, P: int) -> int:
     """``P`` lanes for a layer, as many as it can use (a convolution's row width)."""
-    if layer.kind == "conv2d":
+    from ..quant.kinds import Conv2d
+
+    if isinstance(layer, Conv2d):
         return min(P, layer.params.shape.out_shape[2])
     return min(P, layer.config.neurons)
 
@@ -60,11 +62,12 @@ def _acc_lanes_for(layer, T: int, P: int) -> int | None:
     config takes them with P lanes (a convolution's: as many channels at once, A / P, as
     packed), else P (None)."""
     from ..core.config import ConfigError
+    from ..quant.kinds import Conv2d
 
     A = layer.config.acc_lanes
     if A == layer.config.lanes:
         return None
-    if layer.kind == "conv2d":
+    if isinstance(layer, Conv2d):
         A = A // layer.config.lanes * P
     try:
         layer.params.config(T, lanes=P, acc_lanes=A)
@@ -77,19 +80,20 @@ def build_network(design: dict, P, WB: int):
     """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
     weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
     weight width; each layer keeps its accumulation lanes where they fit the new lanes."""
+    from ..quant.kinds import Weighted
     from ..quant.packed import Network
 
     network = Network.load(design["network"])
-    spiking = [layer for layer in network.layers if layer.pool is None]
+    spiking = [layer for layer in network.layers if isinstance(layer, Weighted)]
     lanes = layer_lanes(spiking, P)
     acc_lanes = [_acc_lanes_for(layer, network.T, p) for layer, p in zip(spiking, lanes)]
     if all(layer.params.WB == WB for layer in spiking):
         given = iter(zip(lanes, acc_lanes))
-        layers = [layer if layer.pool is not None else dataclasses.replace(
+        layers = [layer if not isinstance(layer, Weighted) else dataclasses.replace(
             layer, config=layer.params.config(network.T, *next(given)))
             for layer in network.layers]
         return dataclasses.replace(network, layers=layers)
-    from ..model.checkpoint import load_checkpoint
+    from ..interchange import load_checkpoint
     from ..quant.packing import pack_network
 
     source = (network.source or {}).get("checkpoint")
@@ -123,7 +127,7 @@ def array_network(design: dict, P, WB: int):
     """A single default array (``{"neurons", "inputs", "T"}``) as a one-layer network."""
     from ..core.config import ArrayConfig
     from ..core.layout import default_params
-    from ..quant.packed import Layer, Network
+    from ..quant.packed import Dense, Network
 
     if isinstance(P, str):
         raise ValueError(f"an array has one layer: give its lanes as one number, not {P}")
@@ -132,7 +136,7 @@ def array_network(design: dict, P, WB: int):
                          lanes=min(P, design["neurons"]))
     params = default_params(config)
     return Network(T=config.T, encoding={"kind": "spikes", "T": config.T},
-                   layers=[Layer("array", "dense", config, params, 1.0)])
+                   layers=[Dense("array", config, params, 1.0)])
 
 
 # -- the cycle model ---------------------------------------------------------------------------
@@ -143,20 +147,8 @@ def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
     from .. import twin
     from ..hw import cost
 
-    rows, x = [], spikes
-    for layer in network.layers:
-        if layer.pool is not None:
-            rows.append(cost.pool_cycles(twin.stimulus_counts(x, layer.pool.inputs,
-                                                               np.iinfo(np.int64).max)[0]))
-            x = twin.pool(layer.pool, x)
-            continue
-        counts, _ = twin.stimulus_counts(x, layer.inputs, layer.config.beat_cap)
-        if layer.kind == "readout":
-            rows.append(cost.layer_cycles(layer, counts, None))
-            continue
-        x = twin.run(layer.params, counts).spikes_out
-        rows.append(cost.layer_cycles(layer, counts, x))
-    return np.stack(rows)
+    return np.stack([cost.timestep_cycles(layer, step.counts, step.output)
+                     for layer, step in twin.walk(network, spikes)])
 
 
 def cycles_per_inference(network, spikes: np.ndarray) -> float:

@@ -15,9 +15,9 @@ import numpy as np
 from ..core.config import ConfigError
 from ..core.files import write_text_atomic
 from ..core.protocol import baud_divisor
+from ..core.tools import ToolError, run_tool
 from .hardregs import absorb_registers
 from .targets import BOARDS, CONSTRAINTS, SLICE_WORDS, TARGETS
-from .tools import ToolError, run_tool
 
 
 class DoesNotFit(RuntimeError):

@@ -20,13 +20,12 @@ def float_accuracy(checkpoint: Path | None, data, network: Network) -> float | N
         return None
     import torch
 
-    from ..model.checkpoint import load_checkpoint
+    from ..interchange import load_checkpoint
     from ..model.train import evaluate
 
     model, meta = load_checkpoint(checkpoint)
     # Sizes of the input and of every layer with neurons, both sides.
-    sizes = [network.inputs] + [layer.outputs for layer in network.layers
-                                if layer.pool is None]
+    sizes = [network.inputs] + [layer.out_size for layer in network.weighted]
     with torch.no_grad():
         hidden = model.hidden_spikes(torch.zeros(1, 1, network.inputs))
     model_sizes = [network.inputs] + [h.shape[-1] for h in hidden] + \
@@ -70,7 +69,9 @@ def worst_cycles_per_sample(network: Network) -> int:
     every timestep."""
     from ..hw.cost import worst_timestep_cycles
 
-    return network.T * sum(worst_timestep_cycles(layer) for layer in network.layers)
+    beats = network.max_beats()
+    return network.T * sum(worst_timestep_cycles(layer, sum(beats[n] for n in layer.inputs))
+                           for layer in network.layers)
 
 
 def verify(network: Network, manifest_path: Path, build_dir: Path, work: Path,

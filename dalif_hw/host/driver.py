@@ -227,8 +227,7 @@ class Board:
 
     def load(self, network) -> int:
         """Load a packed network's parameters (every layer with a configuration port)."""
-        return self.configure([layer.params for layer in network.layers
-                               if layer.pool is None])
+        return self.configure([layer.params for layer in network.weighted])
 
     def run(self, sample) -> tuple[np.ndarray, int] | list[list[int]]:
         """One sample [T][inputs] through the design: ``(logits, class)`` with a readout,

@@ -17,14 +17,17 @@ between them.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ..core.layout import conv_groups
+from ..quant.kinds import Add, Conv2d, Pool, Readout, Spiking, Weighted
 from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
 
 __all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycles",
-           "pool_cycles", "worst_timestep_cycles"]
+           "pool_cycles", "timestep_cycles", "worst_timestep_cycles"]
 
 #: Cycles a timestep may take beyond the model's, for the pipelines (the benches of sim/
 #: check every layer within it).
@@ -35,7 +38,7 @@ def operations(layer) -> np.ndarray:
     """Accumulator operations (cycles) of one counted beat at each input index of ``layer``
     (a :class:`~dalif_hw.quant.packed.Layer` with neurons), [M]."""
     c = layer.config
-    if layer.kind == "conv2d":
+    if isinstance(layer, Conv2d):
         return beat_operations(layer.params.shape, c.lanes, c.acc_lanes)
     return np.full(c.inputs, SpikeAccumulator.beat_operations(c), np.int64)
 
@@ -43,7 +46,7 @@ def operations(layer) -> np.ndarray:
 def pass_operations(layer) -> int:
     """Operations of the update pass (a readout's, once a sample): one per group."""
     c = layer.config
-    if layer.kind == "conv2d":
+    if isinstance(layer, Conv2d):
         return conv_groups(layer.params.shape, c.lanes)[0]
     return c.groups
 
@@ -53,7 +56,7 @@ def overlaps(layer) -> bool:
     pass (a convolution's with two sets of accumulators, :meth:`ConvAccumulator.overlaps
     <dalif_hw.hw.conv_accumulate.ConvAccumulator.overlaps>`) or after it."""
     c = layer.config
-    return layer.kind == "conv2d" and ConvAccumulator.overlaps(
+    return isinstance(layer, Conv2d) and ConvAccumulator.overlaps(
         layer.params.shape, c.lanes, c.acc_lanes, c.current_width)
 
 
@@ -76,13 +79,38 @@ def pool_cycles(counts_in: np.ndarray) -> np.ndarray:
     return counts_in.sum(axis=2) + 1
 
 
+@functools.singledispatch
+def timestep_cycles(layer, counts: np.ndarray, output: np.ndarray) -> np.ndarray:
+    """Cycles of each timestep of ``layer``, [S, T], given the beats it takes, ``counts``
+    [S, T, M] (its inputs' beats concatenated, capped at its beat cap), and what it gives,
+    ``output`` (spikes [S, T, N]; a readout's logits). Registered per layer kind."""
+    raise TypeError(f"the cost model has no layer kind {type(layer).__name__}")
+
+
+@timestep_cycles.register
+def _(layer: Spiking, counts, output):
+    return layer_cycles(layer, counts, output)
+
+
+@timestep_cycles.register
+def _(layer: Readout, counts, output):
+    return layer_cycles(layer, counts, None)
+
+
+@timestep_cycles.register(Pool)
+@timestep_cycles.register(Add)
+def _(layer, counts, output):
+    return pool_cycles(counts)
+
+
 def worst_timestep_cycles(layer, beats: int | None = None) -> int:
     """The most cycles a timestep of ``layer`` can take with ``beats`` counted beats (default:
-    its beat cap), each at the most operations any index takes, the pass and every neuron
-    firing; a pooling stage's, every input index once. For the time-outs of simulations."""
-    if layer.pool is not None:
-        return layer.pool.inputs + 1
+    its beat cap; a stage without neurons: its input indices, once each), each at the most
+    operations any index takes, the pass and every neuron firing; a stage without neurons
+    passes a beat a cycle. For the time-outs of simulations."""
+    if not isinstance(layer, Weighted):
+        return (layer.in_size if beats is None else beats) + 1
     c = layer.config
-    beats = c.beat_cap if beats is None else beats
+    beats = c.beat_cap if beats is None else min(beats, c.beat_cap)
     return (beats * int(operations(layer).max()) + pass_operations(layer) + c.neurons + 1
             + PIPELINE)

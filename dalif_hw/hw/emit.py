@@ -7,6 +7,7 @@ configuration port's address map and the memory layouts (docs/hardware.md).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from pathlib import Path
@@ -18,6 +19,7 @@ from amaranth.lib import wiring
 from ..core.files import replace_files
 from ..core.layout import Select, hex_lines
 from ..core.params import ConvParams
+from ..quant.kinds import Add, Pool, Readout, Spiking
 from .conv_accumulate import beat_operations
 from .network import NetworkTop
 from .neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
@@ -152,30 +154,56 @@ def manifest(array: NeuronArray, name: str) -> dict:
     }
 
 
+@functools.singledispatch
+def manifest_entry(layer, hw, name: str) -> dict:
+    """What a network's manifest says of ``layer`` (built as ``hw``, in the design ``name``)
+    beyond its name, kind and inputs. Registered per layer kind."""
+    raise TypeError(f"no manifest entry for layer kind {type(layer).__name__}")
+
+
+@manifest_entry.register
+def _(layer: Pool, hw, name):
+    return {"params": {"in_shape": list(layer.pool.in_shape), "window": list(layer.pool.window),
+                       "out_shape": list(layer.pool.out_shape)}}
+
+
+@manifest_entry.register
+def _(layer: Add, hw, name):
+    return {"params": {"shape": list(layer.shape)}}
+
+
+def _weighted_entry(layer, hw, name: str, params: dict) -> dict:
+    return {"params": params, "scale": layer.scale,
+            "config": _config_port(hw, f"cfg_{layer.name}"),
+            "memories": _memories(hw, f"{name}_{layer.name}")}
+
+
+@manifest_entry.register
+def _(layer: Spiking, hw, name):
+    params = {k: v for k, v in _array_params(hw).items() if k != "multipliers"}
+    return _weighted_entry(layer, hw, name, params)
+
+
+@manifest_entry.register
+def _(layer: Readout, hw, name):
+    params = {k: v for k, v in hw.config.manifest().items()
+              if k not in ("DB", "reset", "threshold")}
+    params["logit_width"] = hw.config.logit_width
+    return _weighted_entry(layer, hw, name, params)
+
+
 def network_manifest(top: NetworkTop, name: str) -> dict:
     """The manifest of a network generated as top module ``name``.
 
     Like an array's, with the streams ``in``, ``logits`` and ``class`` (or ``in`` and ``out``,
     and ``outputs`` instead of ``classes``, for a network without a readout), and per layer
-    its ``params``, ``config`` port (``cfg_<layer>``) and ``memories``.
+    its ``inputs`` (the graph: layer names, ``input`` for the network's), ``params``,
+    ``config`` port (``cfg_<layer>``) and ``memories`` (layers with parameters).
     """
     network = top.network
-    layers = []
-    for layer, hw in zip(network.layers, top.layers):
-        if layer.pool is not None:
-            layers.append({"name": layer.name, "kind": layer.kind, "params": {
-                "in_shape": list(layer.pool.in_shape), "window": list(layer.pool.window),
-                "out_shape": list(layer.pool.out_shape)}})
-            continue
-        if layer.kind == "readout":
-            params = {k: v for k, v in hw.config.manifest().items()
-                      if k not in ("DB", "reset", "threshold")}
-            params["logit_width"] = hw.config.logit_width
-        else:
-            params = {k: v for k, v in _array_params(hw).items() if k != "multipliers"}
-        layers.append({"name": layer.name, "kind": layer.kind, "params": params,
-                       "scale": layer.scale, "config": _config_port(hw, f"cfg_{layer.name}"),
-                       "memories": _memories(hw, f"{name}_{layer.name}")})
+    layers = [{"name": layer.name, "kind": layer.kind, "inputs": list(layer.inputs),
+               **manifest_entry(layer, top.stages[layer.name], name)}
+              for layer in network.layers]
     return {
         **_header(name),
         "params": {"inputs": network.inputs,
@@ -203,9 +231,9 @@ def emit_network(top: NetworkTop, name: str) -> dict[str, str]:
     """All files of a network: Verilog, manifest, and the hex files of every layer."""
     files = {f"{name}.v": to_verilog(top, name)}
     files[f"{name}.json"] = json.dumps(network_manifest(top, name), indent=2) + "\n"
-    for layer, hw in zip(top.network.layers, top.layers):
-        for spec in getattr(hw, "memory_specs", []):   # a pooling stage has none
-            files[_hex_name(f"{name}_{layer.name}", spec)] = hex_lines(spec)
+    for layer_name, hw in top.stages.items():
+        for spec in getattr(hw, "memory_specs", []):   # a stage without parameters has none
+            files[_hex_name(f"{name}_{layer_name}", spec)] = hex_lines(spec)
     return files
 
 

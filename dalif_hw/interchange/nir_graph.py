@@ -39,10 +39,12 @@ from ..model import (
     DALIFLinear,
     DALIFSequential,
     Flatten,
+    SEWBlock,
     SpikePool2d,
 )
 
-__all__ = ["DT", "from_nir", "to_nir", "read_graph", "save_model", "load_model_checkpoint"]
+__all__ = ["DT", "from_nir", "to_nir", "read_graph", "save_model", "load_model_checkpoint",
+           "load_checkpoint"]
 
 #: The Euler step snnTorch and SpikingJelly write into their NIR graphs.
 DT = 1e-4
@@ -478,6 +480,9 @@ def to_nir(model, dt: float = DT):
         names.append(name)
 
     for module in body:
+        if isinstance(module, SEWBlock):
+            raise ConfigError("a residual block (SEWBlock) does not export to NIR yet: the "
+                              "export writes chains")
         if isinstance(module, DALIFLinear):
             weight = _f32(module.linear.weight)
             bias = module.linear.bias
@@ -549,3 +554,21 @@ def load_model_checkpoint(checkpoint: dict) -> DALIFSequential:
     model.nir_source = source
     return model
 
+
+
+def load_checkpoint(path) -> tuple[nn.Module, dict]:
+    """Load any checkpoint: a model trained here (:func:`dalif_hw.model.checkpoint.load_checkpoint`)
+    or one imported from NIR (``python -m dalif_hw.nir import``, :func:`save_model`): the
+    model in eval mode and the checkpoint dictionary (an imported model may have no ``T``
+    and ``encoding``: None)."""
+    from ..model.checkpoint import build_checkpoint, read_checkpoint
+
+    checkpoint = read_checkpoint(path)
+    if checkpoint.get("model") != "nir":
+        return build_checkpoint(checkpoint, path), checkpoint
+    try:
+        return load_model_checkpoint(checkpoint).eval(), checkpoint
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        first = (str(exc).splitlines() or [""])[0][:160]
+        raise ConfigError(f"checkpoint {str(path)!r} does not describe a DA-LIF network "
+                          f"({type(exc).__name__}: {first})") from None

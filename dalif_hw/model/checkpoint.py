@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 
 from ..core.config import ConfigError
 from ..core.files import atomic_path
 from .mlp import DALIFMLP
 
-__all__ = ["CHECKPOINT_FORMAT", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FORMAT", "read_checkpoint", "load_checkpoint", "build_checkpoint",
+           "save_checkpoint"]
 
 
 #: The ``format`` of checkpoints that :func:`load_checkpoint` understands.
@@ -16,19 +19,15 @@ CHECKPOINT_FORMAT = "dalif-hw checkpoint 1"
 
 
 
-def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
-    """Load a checkpoint written by :func:`save_checkpoint`.
-
-    Returns the model and the checkpoint dictionary (``T``, ``encoding``, ``metrics``, ...;
-    a model imported from NIR may have no ``T`` and ``encoding``: None).
+def read_checkpoint(path) -> dict:
+    """The checkpoint dictionary at ``path``, checked: a torch file of
+    :data:`CHECKPOINT_FORMAT` whose metrics are numbers.
 
     Raises
     ------
     ConfigError
         If the file is missing, not a torch checkpoint, or not one this version understands.
     """
-    from pathlib import Path
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint {str(path)!r} does not exist")
@@ -41,22 +40,6 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
         found = checkpoint.get("format") if isinstance(checkpoint, dict) else type(checkpoint)
         raise ConfigError(f"checkpoint {str(path)!r} is not a {CHECKPOINT_FORMAT!r} checkpoint "
                           f"(format: {found!r})")
-    try:
-        if checkpoint.get("model") == "nir":
-            # Imported from NIR (python -m dalif_hw.nir import): the source graph rebuilds it.
-            # A lazy import: interchange is downstream of the model package.
-            from ..interchange.nir_graph import load_model_checkpoint
-
-            return load_model_checkpoint(checkpoint).eval(), checkpoint
-        from .train import build_model
-
-        # Checkpoints from before the convolutional model name no model: an MLP.
-        model = build_model({"model": "mlp", **checkpoint}, checkpoint["neuron"])
-        model.load_state_dict(checkpoint["state_dict"])
-        int(checkpoint["T"]), dict(checkpoint["encoding"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ConfigError(f"checkpoint {str(path)!r} does not describe a DA-LIF network "
-                          f"({_first_line(exc, 160)})") from None
     metrics = checkpoint.get("metrics", {})
     if not isinstance(metrics, dict):
         raise ConfigError(f"checkpoint {str(path)!r}: metrics must be a mapping, not "
@@ -65,7 +48,42 @@ def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ConfigError(f"checkpoint {str(path)!r}: metric {key!r} must be a number, "
                               f"not {value!r}")
-    return model.eval(), checkpoint
+    return checkpoint
+
+
+def load_checkpoint(path) -> tuple[torch.nn.Module, dict]:
+    """Load a checkpoint written by :func:`save_checkpoint` (a model trained here; one
+    imported from NIR loads with :func:`dalif_hw.interchange.load_checkpoint`, which takes
+    both).
+
+    Returns the model and the checkpoint dictionary (``T``, ``encoding``, ``metrics``, ...).
+
+    Raises
+    ------
+    ConfigError
+        If the file is missing, not a torch checkpoint, or not one this version understands.
+    """
+    checkpoint = read_checkpoint(path)
+    if checkpoint.get("model") == "nir":
+        raise ConfigError(f"checkpoint {str(path)!r} holds a model imported from NIR: load it "
+                          f"with dalif_hw.interchange.load_checkpoint")
+    return build_checkpoint(checkpoint, path), checkpoint
+
+
+def build_checkpoint(checkpoint: dict, path) -> torch.nn.Module:
+    """The model (in eval mode) of a checkpoint trained here, read by
+    :func:`read_checkpoint` from ``path``."""
+    from .train import build_model
+
+    try:
+        # Checkpoints from before the convolutional model name no model: an MLP.
+        model = build_model({"model": "mlp", **checkpoint}, checkpoint["neuron"])
+        model.load_state_dict(checkpoint["state_dict"])
+        int(checkpoint["T"]), dict(checkpoint["encoding"])
+    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"checkpoint {str(path)!r} does not describe a DA-LIF network "
+                          f"({_first_line(exc, 160)})") from None
+    return model.eval()
 
 
 def save_checkpoint(path, model: DALIFMLP, options, metrics: dict) -> None:

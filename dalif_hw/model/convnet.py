@@ -6,7 +6,8 @@ Built from a list of layer descriptions, the names those of ``network.yaml`` (SP
      {"kind": "sumpool", "window": 2},
      {"kind": "dense", "features": 64}]
 
-then a linear readout averaged over time (as :class:`~dalif_hw.model.mlp.DALIFMLP`). The
+(``{"kind": "residual", "channels": 16}`` is a SEW residual block, :class:`SEWBlock`), then
+a linear readout averaged over time (as :class:`~dalif_hw.model.mlp.DALIFMLP`). The
 input is flat spikes [T, batch, C H W], as the hardware takes them. Convolutions default to
 per-channel decays (``conv_granularity``), dense layers to per-neuron ones.
 """
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DALIFConv2d, DALIFLinear, Flatten, SpikePool2d, spiking_outputs
+from .layers import DALIFConv2d, DALIFLinear, Flatten, SEWBlock, SpikePool2d, spiking_outputs
 from .qat import readout_logits
 
 __all__ = ["DALIFConvNet", "LAYER_KINDS"]
@@ -30,6 +31,8 @@ LAYER_KINDS = {
     "avgpool": (("window",), {}),
     "maxpool": (("window",), {}),
     "dense": (("features",), {}),
+    # A SEW residual block (SEWBlock): two convolutions keeping (C, H, W), plus the shortcut.
+    "residual": (("channels",), {"kernel": 3}),
 }
 
 
@@ -76,6 +79,13 @@ class DALIFConvNet(nn.Module):
                                      input_size=shape[1:], granularity=conv_granularity,
                                      qat=qat, **neuron)
                 shape = module.neuron.shape  # (K, HO, WO): input_size was given
+            elif kind == "residual":
+                if len(shape) != 3 or shape[0] != spec["channels"]:
+                    raise ValueError(f"layer {k}: a residual block keeps its input's shape: "
+                                     f"it needs a [{spec['channels']}, H, W] input, not "
+                                     f"{list(shape)}")
+                module = SEWBlock(spec["channels"], spec["kernel"], input_size=shape[1:],
+                                  granularity=conv_granularity, qat=qat, **neuron)
             elif kind.endswith("pool"):
                 if len(shape) != 3:
                     raise ValueError(f"layer {k}: pooling needs a [C, H, W] input")

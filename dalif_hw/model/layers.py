@@ -14,7 +14,8 @@ from torch import nn
 from ..core.conv import PoolShape
 from .neuron import DALIFNeuron
 
-__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "Flatten", "POOLS", "spiking_outputs"]
+__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "SEWBlock", "Flatten", "POOLS",
+           "spiking_outputs"]
 
 #: Pooling of spikes: ``sum`` (a window's spikes added: what the hardware's sum pool sends
 #: on), ``avg`` (their mean: sum pooling with 1 / window folded into the next layer when
@@ -153,6 +154,35 @@ class SpikePool2d(nn.Module):
         return f"kind={self.kind!r}, window={self.window}"
 
 
+class SEWBlock(nn.Module):
+    """A spike-element-wise residual block (SEW-ResNet, ADD): two convolutions of DA-LIF
+    neurons, each keeping the shape (C, H, W) (stride 1, padding kernel // 2), and the
+    block's input added to the second one's spikes: [T, batch, C, H, W] -> counts in {0, 1,
+    2}, which the next layer takes as counted beats (SPEC 7's add).
+
+    Parameters
+    ----------
+    channels : int
+    kernel_size : int
+        Odd.
+    input_size : (H, W)
+    **options
+        Passed to both :class:`DALIFConv2d` (``granularity``, ``qat``, the neuron's).
+    """
+
+    def __init__(self, channels: int, kernel_size: int, input_size: Sequence[int], **options):
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(f"a residual block's kernel must be odd (its convolutions keep "
+                             f"the shape), not {kernel_size}")
+        self.convs = nn.ModuleList(
+            DALIFConv2d(channels, channels, kernel_size, padding=kernel_size // 2,
+                        input_size=input_size, **options) for _ in range(2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.convs[1](self.convs[0](x))
+
+
 class Flatten(nn.Module):
     """[T, batch, C, H, W] -> [T, batch, C H W], channel-major (the hardware's flat order)."""
 
@@ -165,6 +195,12 @@ def spiking_outputs(body, x: torch.Tensor) -> list[torch.Tensor]:
     dense), flat [T, batch, n] each."""
     out = []
     for module in body:
+        if isinstance(module, SEWBlock):
+            first = module.convs[0](x)
+            second = module.convs[1](first)
+            out += [first.flatten(2), second.flatten(2)]
+            x = x + second
+            continue
         x = module(x)
         if isinstance(module, (DALIFConv2d, DALIFLinear)):
             out.append(x.flatten(2))

@@ -1,26 +1,25 @@
 """Training DA-LIF networks: the scikit-learn digits task, checkpoints, evaluation.
 
-``train/digits.py`` is the command line; this module is the API behind it.
+``train/digits.py`` is the command line (through :mod:`dalif_hw.digits`, which also packs the
+model and measures its integer twin); this module trains the float model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB
 from ..core.encoding import encode
-from .checkpoint import save_checkpoint
 from .convnet import DALIFConvNet
 from .mlp import DALIFMLP
 from .qat import QAT
 
-__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "train_digits", "evaluate",
-           "build_model", "CONV_LAYERS", "MODELS"]
+__all__ = ["DigitsSplit", "load_digits_split", "TrainOptions", "fit_digits", "evaluate",
+           "build_model", "CONV_LAYERS", "RESNET_LAYERS", "MODELS"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,18 +70,27 @@ def held_out_stimulus(network, samples: int | None = None, name: str = "the netw
 CONV_LAYERS = ({"kind": "conv2d", "channels": 16, "kernel": 3, "padding": 1},
                {"kind": "sumpool", "window": 2},
                {"kind": "dense", "features": 128})
+#: The residual digits network (``--model resnet``): a 3x3 stem of 8 channels, two SEW
+#: residual blocks (conv, DA-LIF, conv, DA-LIF, plus the shortcut through an add), sum pool 2,
+#: dense 64, readout 10.
+RESNET_LAYERS = ({"kind": "conv2d", "channels": 8, "kernel": 3, "padding": 1},
+                 {"kind": "residual", "channels": 8},
+                 {"kind": "residual", "channels": 8},
+                 {"kind": "sumpool", "window": 2},
+                 {"kind": "dense", "features": 64})
 #: Model kinds of :class:`TrainOptions`.
-MODELS = ("mlp", "conv")
+MODELS = ("mlp", "conv", "resnet")
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainOptions:
     """Training settings (defaults: the digits network, 64-256-10 at T = 2; ``model="conv"``:
-    :data:`CONV_LAYERS` on the 8x8 image, then a readout of ``sizes[-1]`` classes)."""
+    ``layers`` on the 8x8 image (default :data:`CONV_LAYERS`; ``model="resnet"``:
+    :data:`RESNET_LAYERS`), then a readout of ``sizes[-1]`` classes)."""
 
     model: str = "mlp"
     qat: bool = False
-    layers: tuple = CONV_LAYERS
+    layers: tuple | None = None
     sizes: tuple = (64, 256, 10)
     T: int = 2
     epochs: int = 40
@@ -110,7 +118,8 @@ class TrainOptions:
         qat = {"qat": {"WB": self.WB, "DB": self.DB, "VB": self.VB}} if self.qat else {}
         if self.model == "mlp":
             return {"model": "mlp", "sizes": list(self.sizes), **qat}
-        return {"model": "conv", "in_shape": [1, 8, 8], "layers": [dict(x) for x in self.layers],
+        layers = self.layers or (RESNET_LAYERS if self.model == "resnet" else CONV_LAYERS)
+        return {"model": "conv", "in_shape": [1, 8, 8], "layers": [dict(x) for x in layers],
                 "classes": self.sizes[-1], **qat}
 
     def build(self) -> DALIFMLP | DALIFConvNet:
@@ -154,18 +163,12 @@ def evaluate(model: DALIFMLP, x: np.ndarray, y: np.ndarray, encoding: dict) -> f
         return float((model(_spikes(x, encoding)).argmax(1).numpy() == y).mean())
 
 
-def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: bool = True
-                 ) -> tuple[DALIFMLP, dict]:
-    """Train on the digits split; return the model and its metrics.
-
-    Metrics: ``float_acc`` and ``int_acc`` (the packed network's integer twin) on the
-    held-out split, ``seconds``. With ``out``, writes ``out/model.pt``.
-    """
+def fit_digits(options: TrainOptions = TrainOptions(), progress: bool = True
+               ) -> tuple[DALIFMLP | DALIFConvNet, dict]:
+    """Train on the digits split; return the model (in eval mode) and its metrics:
+    ``float_acc`` on the held-out split, ``seconds``. Packing it and the integer twin's
+    accuracy are later stages' (:func:`dalif_hw.digits.train_digits` runs them all)."""
     from tqdm import tqdm
-
-    # The one step downstream: the packed network's integer accuracy is part of the report.
-    from ..quant.packing import pack_network
-    from ..twin import classify
 
     torch.manual_seed(options.seed)
     rng = np.random.default_rng(options.seed)
@@ -194,13 +197,6 @@ def train_digits(options: TrainOptions = TrainOptions(), out=None, progress: boo
         sched.step()
         bar.set_postfix(loss=f"{total / len(train_y):.3f}")
     model.eval()
-    network = pack_network(model, T=options.T, encoding=encoding, WB=options.WB,
-                           DB=options.DB, VB=options.VB)
-    test_spikes = encode(data.test_x, encoding)
     metrics = {"float_acc": evaluate(model, data.test_x, data.test_y, encoding),
-               "int_acc": float((classify(network, test_spikes) == data.test_y).mean()),
                "seconds": time.perf_counter() - start}
-    if out is not None:
-        Path(out).mkdir(parents=True, exist_ok=True)
-        save_checkpoint(Path(out) / "model.pt", model, options, metrics)
     return model, metrics

@@ -26,9 +26,10 @@ from ..model import (
     DALIFLinear,
     DALIFSequential,
     Flatten,
+    SEWBlock,
     SpikePool2d,
 )
-from .packed import Layer, Network
+from .packed import INPUT, KINDS, Add, Conv2d, Dense, Network, Readout
 
 __all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_conv", "quantize_readout",
            "pack_network"]
@@ -211,7 +212,8 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
     else:
         modules, shape = list(model.hidden), (model.sizes[0],)
     readout = model.readout
-    n_layers = sum(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in modules) + \
+    n_layers = sum(1 if isinstance(m, (DALIFLinear, DALIFConv2d)) else
+                   len(m.convs) if isinstance(m, SEWBlock) else 0 for m in modules) + \
         (readout is not None)
     counts_per_layer = []
     for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes)):
@@ -221,43 +223,58 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
                               f"not {given}")
         counts_per_layer.append(given)
     lanes, acc_lanes = counts_per_layer
-    layers, factor, cap = [], 1.0, None
-    counts = {"dense": 0, "conv2d": 0, "pool": 0}
+    # ``source``: the layer whose output the next one takes; ``beats``: the most beats that
+    # stream carries in a timestep (SPEC 7), which the next layer's beat cap must take.
+    layers, factor, source, beats = [], 1.0, INPUT, int(np.prod(shape))
+    counts = {"dense": 0, "conv2d": 0, "pool": 0, "add": 0}
 
     def name(kind):
         counts[kind] += 1
-        return {"dense": "hidden", "conv2d": "conv", "pool": "pool"}[kind] + str(counts[kind] - 1)
+        prefix = {"dense": "hidden", "conv2d": "conv", "pool": "pool", "add": "add"}[kind]
+        return prefix + str(counts[kind] - 1)
 
-    for module in modules:
-        if isinstance(module, Flatten):
-            shape = (int(np.prod(shape)),)
-            continue
-        if isinstance(module, SpikePool2d):
-            pool = module.shape(shape)
-            layers.append(Layer(name("pool"), pool.kind, None, None, pool=pool))
-            if module.kind == "avg":
-                factor /= module.window[0] * module.window[1]
-            if pool.kind == "sumpool":
-                cap = module.window[0] * module.window[1] * pool.outputs
-            shape = pool.out_shape
-            continue
+    def spiking(module):
+        nonlocal shape, factor, source, beats
         label = name("conv2d" if isinstance(module, DALIFConv2d) else "dense")
+        inputs = int(np.prod(shape))
+        cap = beats if beats > inputs else None
         try:
             if isinstance(module, DALIFConv2d):
                 params, scale = quantize_conv(module, shape, WB=WB, DB=DB, VB=VB,
                                               weight_factor=factor, beat_cap=cap)
-                shape = params.shape.out_shape
-                kind = "conv2d"
+                shape, kind = params.shape.out_shape, Conv2d
             else:
                 params, scale = quantize_linear(module, WB=WB, DB=DB, VB=VB,
                                                 weight_factor=factor, beat_cap=cap)
-                shape = (params.neurons,)
-                kind = "dense"
+                shape, kind = (params.neurons,), Dense
             config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
         except ConfigError as exc:
             raise ConfigError(f"layer {label}: {exc}") from None
-        layers.append(Layer(label, kind, config, params, scale))
-        factor, cap = 1.0, None
+        layers.append(kind(label, config, params, scale, inputs=(source,)))
+        factor, source, beats = 1.0, label, params.neurons
+
+    for module in modules:
+        if isinstance(module, Flatten):
+            shape = (int(np.prod(shape)),)
+        elif isinstance(module, SpikePool2d):
+            pool = module.shape(shape)
+            label = name("pool")
+            layers.append(KINDS[pool.kind](label, pool, inputs=(source,)))
+            if module.kind == "avg":
+                factor /= module.window[0] * module.window[1]
+            # A sum pool passes every beat of its input on, a max pool a pooled index once.
+            beats = beats if pool.kind == "sumpool" else pool.outputs
+            source, shape = label, pool.out_shape
+        elif isinstance(module, SEWBlock):
+            # conv, conv, then the block's input added to the second one's spikes.
+            shortcut, block_beats, block_shape = source, beats, shape
+            for conv in module.convs:
+                spiking(conv)
+            label = name("add")
+            layers.append(Add(label, block_shape, inputs=(shortcut, source)))
+            source, beats = label, block_beats + beats
+        else:
+            spiking(module)
     if readout is None:
         return Network(T=T, encoding=encoding, layers=layers)
     try:
@@ -266,5 +283,5 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
         config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
-    layers.append(Layer("readout", "readout", config, params, scale))
+    layers.append(Readout("readout", config, params, scale, inputs=(source,)))
     return Network(T=T, encoding=encoding, layers=layers)
