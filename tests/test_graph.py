@@ -1,6 +1,6 @@
 """Networks as graphs (SPEC 7): the checks of a graph, network.yaml format 3, the twin of a
 graph, and the fork and merge stages in ``amaranth.sim`` under random gaps and back-pressure.
-Verilator runs of whole graph networks: sim/test_graph.py."""
+Verilator runs of whole graph networks: sim/test_graph_networks.py."""
 
 from __future__ import annotations
 
