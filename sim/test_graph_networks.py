@@ -1,15 +1,18 @@
 """Graph networks (SPEC 7) on Verilator against the integer twin, with random gaps and
 back-pressure: forks, adds of two and three inputs, skips over one and two layers, an add
 before a sum pool, and layers of several inputs (dense and conv2d, currents concatenated),
-with and without a readout."""
+with and without a readout; and random graphs (dalif_hw/harness/random_graphs.py): one in the
+default run, more with ``-m slow``."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from dalif_hw import twin
 from dalif_hw.core.conv import PoolShape
 from dalif_hw.core.params import ConvParams, IntParams, ReadoutParams
+from dalif_hw.harness.random_graphs import random_network
 from dalif_hw.harness.verilator import build, expected_beats, run_bench
 from dalif_hw.hw.emit import emit_network, write_outputs
 from dalif_hw.hw.network import NetworkTop
@@ -29,8 +32,8 @@ def conv(rng, name, in_shape, K, inputs, lanes, acc_lanes, beat_cap=None):
                   inputs=inputs)
 
 
-def dense(rng, name, m, n, inputs, lanes, beat_cap=None):
-    params = IntParams(weight=rng.integers(-40, 41, (n, m)), alpha=rng.integers(120, 257, n),
+def dense(rng, name, m, n, inputs, lanes, beat_cap=None, weights=(-40, 41)):
+    params = IntParams(weight=rng.integers(*weights, (n, m)), alpha=rng.integers(120, 257, n),
                        beta=rng.integers(0, 257, n), threshold=rng.integers(5, 40, n),
                        bias=rng.integers(-5, 6, n), VB=11, beat_cap=beat_cap)
     return Dense(name, params.config(T, lanes=lanes), params, inputs=inputs)
@@ -52,9 +55,9 @@ def residual_conv(rng) -> Network:
         Readout("readout", *_readout(rng, 6, 4), inputs=("dense0",))])
 
 
-def _readout(rng, m, n):
+def _readout(rng, m, n, beat_cap=None):
     params = ReadoutParams(weight=rng.integers(-60, 61, (n, m)), bias=rng.integers(-9, 9, n),
-                           VB=11)
+                           VB=11, beat_cap=beat_cap)
     return params.config(T, lanes=2), params
 
 
@@ -66,6 +69,16 @@ def residual_dense(rng) -> Network:
         dense(rng, "b", 8, 8, ("a",), 3),
         Add("block", (8,), inputs=("a", "b")),
         dense(rng, "c", 18, 6, ("block", "input"), 2, beat_cap=26)])
+
+
+def sew_readout(rng) -> Network:
+    """A SEW block whose add feeds the readout: the readout counts a neuron that spiked in
+    both inputs twice, beyond its M beats a timestep (its beat cap is m(x), SPEC 7)."""
+    return Network(T=T, encoding=ENCODING, layers=[
+        dense(rng, "a", 10, 8, ("input",), 4, weights=(-10, 41)),
+        dense(rng, "b", 8, 8, ("a",), 3, weights=(-10, 41)),
+        Add("block", (8,), inputs=("a", "b")),
+        Readout("readout", *_readout(rng, 8, 4, beat_cap=16), inputs=("block",))])
 
 
 def check(network: Network, folder, build_root, tmp_path, name: str, rng):
@@ -111,4 +124,27 @@ def test_residual_dense_graph_without_readout(build_root, tmp_path):
     traces = check(network, build_root / "graph_dense_rtl", build_root, tmp_path,
                    "graph_dense", rng)
     assert (traces[0].spikes_out & traces[1].spikes_out).any()
+    assert all(trace.spikes_out.mean() > 0.02 for trace in traces)
+
+
+def test_readout_after_an_add(build_root, tmp_path):
+    rng = np.random.default_rng(23)
+    network = sew_readout(rng)
+    traces = check(network, build_root / "graph_readout_rtl", build_root, tmp_path,
+                   "graph_readout", rng)
+    both = traces[0].spikes_out.astype(int) + traces[1].spikes_out
+    assert (both.sum(axis=2) > 8).any(), "no timestep where the readout takes more than M"
+
+
+#: Random graphs: the first in the default run, the rest with -m slow.
+RANDOM_SEEDS = [3, 4, 0, 1, 2, 5, 6, 7]
+
+
+@pytest.mark.parametrize("seed", [pytest.param(s, marks=pytest.mark.slow) if k else s
+                                  for k, s in enumerate(RANDOM_SEEDS)])
+def test_random_graph(seed, build_root, tmp_path):
+    network = random_network(seed)
+    assert not network.is_chain
+    traces = check(network, build_root / f"graph_random{seed}_rtl", build_root, tmp_path,
+                   f"graph_random{seed}", np.random.default_rng(seed))
     assert all(trace.spikes_out.mean() > 0.02 for trace in traces)

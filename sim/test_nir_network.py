@@ -14,7 +14,14 @@ import nir
 import numpy as np
 import pytest
 
-from dalif_hw.harness.peers import snntorch_conv, snntorch_dense, snntorch_export
+from dalif_hw.harness.peers import (
+    snntorch_conv,
+    snntorch_dense,
+    snntorch_export,
+    snntorch_export_graph,
+    snntorch_residual,
+)
+from dalif_hw.quant.packed import Network
 
 FIXTURES = Path(__file__).parent.parent / "tests" / "fixtures" / "nir"
 
@@ -27,12 +34,16 @@ def run(*args, cwd):
 
 
 @pytest.mark.parametrize("source", ["snntorch_dense", "snntorch_conv", "snntorch_readout",
-                                    "spikingjelly_conv"])
+                                    "spikingjelly_conv", "snntorch_spike_add",
+                                    "snntorch_current_add"])
 def test_nir_graph_to_verified_rtl(source, tmp_path):
     if source.startswith("spikingjelly"):
         shutil.copy(FIXTURES / f"{source}.nir", tmp_path / "model.nir")
         in_shape = tuple(nir.read(tmp_path / "model.nir").nodes["input_1"]
                          .input_type["input"])
+    elif source.endswith("_add"):  # residual blocks: a graph with a skip (SPEC 7)
+        net, in_shape = snntorch_residual(source.split("_")[1])
+        nir.write(tmp_path / "model.nir", snntorch_export_graph(net, in_shape))
     else:
         build = {"snntorch_dense": snntorch_dense, "snntorch_conv": snntorch_conv,
                  "snntorch_readout": lambda: snntorch_dense((16, 24, 5), readout=True)}[source]
@@ -50,6 +61,11 @@ def test_nir_graph_to_verified_rtl(source, tmp_path):
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["samples"] == samples
     assert summary["mismatches"] == 0 and summary["first_mismatch"] is None, summary
+    if source.endswith("_add"):
+        network = Network.load(tmp_path / "packed")
+        forks = [n for n in ("input", *(layer.name for layer in network.layers))
+                 if len(network.consumers(n)) > 1]
+        assert not network.is_chain and forks == ["input" if "current" in source else "conv0"]
     if source == "snntorch_readout":
         assert "int_acc" not in summary  # no labels: logits and classes are compared
     else:

@@ -207,21 +207,25 @@ def test_conv_layer_protocol_bounded(tmp_path):
 # -- a fork-add diamond (SPEC 7) -------------------------------------------------------------
 
 #: Bounded depth and liveness bound of the diamond's proof: the smallest bound it meets
-#: (11 fails below), at a depth where an 11-cycle bound is caught (at 20 it is not).
-DIAMOND_DEPTH, DIAMOND_LATENCY = 22, 12
+#: (10 fails below; 12 before the add's output FIFO took a beat a cycle), at a depth where
+#: a 10-cycle bound is caught.
+DIAMOND_DEPTH, DIAMOND_LATENCY = 22, 11
+#: Timesteps in flight the check holds: the buffers (two two-entry FIFOs, the add's three)
+#: can hold the eots of 7 (with 6 the check's own assertion fails).
+DIAMOND_STEPS = 8
 
 
 def test_fork_add_diamond_keeps_the_stream_rules(tmp_path):
     """A fork, one branch skewed through a FIFO, an add: AXI-Stream holds, every output
     timestep carries its input timestep's spikes twice, and every sample completes under
     free back-pressure within the bound."""
-    result = prove(Diamond(2, latency=DIAMOND_LATENCY, steps=6), tmp_path,
+    result = prove(Diamond(2, latency=DIAMOND_LATENCY, steps=DIAMOND_STEPS), tmp_path,
                    bounded=DIAMOND_DEPTH)
     assert result.status == "bounded", result.log[-3000:]
 
 
 def test_the_diamond_liveness_bound_has_teeth(tmp_path):
-    result = prove(Diamond(2, latency=DIAMOND_LATENCY - 1, steps=6), tmp_path,
+    result = prove(Diamond(2, latency=DIAMOND_LATENCY - 1, steps=DIAMOND_STEPS), tmp_path,
                    bounded=DIAMOND_DEPTH)
     assert result.status == "failed"
 
@@ -230,7 +234,7 @@ def test_the_diamond_liveness_bound_has_teeth(tmp_path):
 def test_broken_forks_and_adds_are_caught(broken, tmp_path):
     """A fork that repeats a beat to a consumer or lets one miss it, an add that passes an
     input's timestep t + 1 before its own eot of t: each fails the proof."""
-    result = prove(Diamond(2, broken=broken, latency=DIAMOND_LATENCY, steps=6), tmp_path,
-                   bounded=DIAMOND_DEPTH)
+    result = prove(Diamond(2, broken=broken, latency=DIAMOND_LATENCY, steps=DIAMOND_STEPS),
+                   tmp_path, bounded=DIAMOND_DEPTH)
     assert result.status == "failed"
     assert "Called with -verify and proof did fail" in result.log

@@ -27,8 +27,8 @@ def dense(rng, name, m, n, inputs=(), beat_cap=None, threshold=None):
     return Dense(name, params.config(T, lanes=2), params, inputs=tuple(inputs))
 
 
-def readout(rng, m, n=3, inputs=()):
-    params = ReadoutParams(weight=rng.integers(-20, 21, (n, m)), VB=12)
+def readout(rng, m, n=3, inputs=(), beat_cap=None):
+    params = ReadoutParams(weight=rng.integers(-20, 21, (n, m)), VB=12, beat_cap=beat_cap)
     return Readout("readout", params.config(T, lanes=n), params, inputs=tuple(inputs))
 
 
@@ -107,12 +107,30 @@ def test_max_beats_follow_spec_7():
     (lambda L: [L[0], L[1], L[2], dense(np.random.default_rng(0), "input", 10, 5,
                                         ("sum", "a"))], "other than 'input'"),
     (lambda L: [L[1], *L[2:]], "first layer (b) takes the network's input"),
+    (lambda L: [*L[:3], readout(np.random.default_rng(0), 4, inputs=("sum",))],
+     "layer readout: its beat cap 4 is below the 8 beats"),
 ])
 def test_graph_refusals_name_the_problem(change, message):
     layers = list(residual(np.random.default_rng(4)).layers)
     with pytest.raises(ConfigError) as exc:
         Network(T=T, encoding=ENCODING, layers=change(layers))
     assert message in str(exc.value) and "\n" not in str(exc.value)
+
+
+def test_a_readout_after_an_add_counts_every_beat(tmp_path):
+    """A readout's beat cap is m(x) of its input as any layer's (SPEC 7): after an add it
+    counts a neuron that spiked in both inputs twice, and the cap stays in its files."""
+    rng = np.random.default_rng(6)
+    layers = list(residual(rng).layers)[:3]
+    network = Network(T=T, encoding=ENCODING, layers=[*layers, readout(rng, 4, beat_cap=8)])
+    network.save(tmp_path)
+    assert Network.load(tmp_path).layers[-1].config.beat_cap == 8
+    spikes = np.random.default_rng(7).random((20, T, 6)) < 0.9
+    traces, logits = twin.run_network(network, spikes)
+    added = traces[0].spikes_out.astype(np.int64) + traces[1].spikes_out
+    assert (added.sum(axis=2) > 4).any(), "no timestep with more beats than inputs"
+    want = (added.sum(axis=1) @ network.layers[-1].params.weight.T)
+    np.testing.assert_array_equal(logits, want)
 
 
 def test_max_pooling_after_an_add_is_refused():
@@ -265,7 +283,8 @@ def test_resnet_model_packs_as_a_graph_and_is_its_twin():
         ("add1", "add", ("add0", "conv4")), ("pool0", "sumpool", ("add1",)),
         ("hidden0", "dense", ("pool0",)), ("readout", "readout", ("hidden0",))]
     caps = {layer.name: layer.config.beat_cap for layer in network.weighted}
-    assert caps["conv3"] == 2 * 512 and caps["hidden0"] == 3 * 512
+    n = network.layers[0].out_size  # a block's neurons: C x 8 x 8
+    assert caps["conv3"] == 2 * n and caps["hidden0"] == 3 * n
     data = load_digits_split()
     x = data.test_x[:120]
     traces, logits = twin.run_network(network, encode(x, network.encoding))

@@ -15,9 +15,16 @@ from dalif_hw import nir as nir_command
 from dalif_hw import pack as pack_command
 from dalif_hw.cli import run
 from dalif_hw.core.config import ConfigError
-from dalif_hw.harness.peers import snntorch_conv, snntorch_dense, snntorch_export, snntorch_run
+from dalif_hw.harness.peers import (
+    snntorch_conv,
+    snntorch_dense,
+    snntorch_export,
+    snntorch_export_graph,
+    snntorch_residual,
+    snntorch_run,
+)
 from dalif_hw.interchange import from_nir, to_nir
-from dalif_hw.model import DALIFMLP, DALIFLinear, DALIFSequential
+from dalif_hw.model import DALIFMLP, INPUT, DALIFConvNet, DALIFGraph, DALIFLinear, SpikeAdd
 from dalif_hw.quant.packed import Network
 from dalif_hw.quant.packing import pack_network, quantize
 from dalif_hw.twin import run_network
@@ -141,9 +148,107 @@ def test_a_trained_model_exports_and_imports_to_the_same_spikes():
         np.testing.assert_allclose(back(x).mean(0), model(x), rtol=1e-5, atol=1e-6)
 
 
+# -- graphs with branches (SPEC 7) -------------------------------------------------------------
+
+@pytest.mark.parametrize("add", ["spike", "current"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_snntorch_residual_blocks_import_to_identical_spikes(add, seed):
+    """A residual block as snnTorch users write it (a forward that adds), exported with
+    nirtorch's torch.fx tracer: SEW's spike add after the neurons becomes an add of the two
+    streams, ResNet's current add (3 x 3 conv plus a 1 x 1 shortcut from the input) one
+    convolution over both; the float spikes are snnTorch's own, and exported back (from the
+    parameters, as after training) the graph gives them again."""
+    net, in_shape = snntorch_residual(add, seed=seed)
+    source = snntorch_export_graph(net, in_shape)
+    model = from_nir(source)
+    if add == "spike":
+        assert isinstance(model.body[2], SpikeAdd) and model.inputs[2] == (0, 1)
+    else:
+        assert model.inputs[1] == (0, INPUT)
+        assert model.body[1].conv.kernel_size == (3, 3) and model.body[1].conv.in_channels == 5
+    x = random_spikes((10, 24, *in_shape), seed)
+    want = snntorch_run(net, x)
+    assert 0.02 < float(want.mean()) < 0.9, "a test network that (almost) never spikes"
+    with torch.no_grad():
+        assert_same_spikes(model(x), want, f"snnTorch {add} add, seed {seed}")
+        assert all(float(h.mean()) > 0.02 for h in model.hidden_spikes(x))
+    assert sorted(map(tuple, to_nir(model).edges)) == sorted(map(tuple, source.edges))
+    del model.nir_source
+    graph = to_nir(model)
+    merged = [n for n, node in graph.nodes.items() if sum(b == n for _, b in graph.edges) > 1]
+    assert len(merged) == 1, graph.edges  # the add's consumer, or the neurons of two convs
+    with torch.no_grad():
+        assert_same_spikes(from_nir(graph)(x), want, f"{add} add exported and read back")
+
+
+def test_a_residual_convnet_exports_and_imports_to_the_same_spikes():
+    torch.manual_seed(5)
+    model = DALIFConvNet((1, 6, 6), [{"kind": "conv2d", "channels": 4, "kernel": 3,
+                                      "padding": 1}, {"kind": "residual", "channels": 4}],
+                         classes=3, threshold=0.2)
+    with torch.no_grad():  # kernels that make every layer spike
+        for module in model.modules():
+            if isinstance(module, torch.nn.Conv2d):
+                module.weight.mul_(3)
+    graph = to_nir(model)
+    back = from_nir(graph)
+    assert [type(m).__name__ for m in back.body] == \
+        ["DALIFConv2d", "DALIFConv2d", "DALIFConv2d", "SpikeAdd", "Flatten"]
+    x = random_spikes((6, 16, 36), 6)
+    with torch.no_grad():
+        want, got = model.hidden_spikes(x), back.hidden_spikes(x.reshape(6, 16, 1, 6, 6))
+        assert all(float(h.mean()) > 0.02 for h in want)
+        for k, (a, b) in enumerate(zip(got, want)):
+            assert_same_spikes(a, b, f"spiking layer {k}")
+        np.testing.assert_allclose(back(x.reshape(6, 16, 1, 6, 6)).mean(0), model(x),
+                                   rtol=1e-5, atol=1e-5)
+
+
+def _conv_node(stride=1, kernel=3, padding=1, channels=1):
+    return nir.Conv2d(input_shape=np.array([6, 6]), weight=np.ones((2, channels, kernel,
+                                                                    kernel)),
+                      stride=np.array([stride, stride]), padding=np.array([padding, padding]),
+                      dilation=np.ones(2), groups=1, bias=np.zeros(2))
+
+
+@pytest.mark.parametrize("nodes, edges, message", [
+    ({"b": _conv_node(stride=2, padding=0)}, [("in", "b"), ("b", "lif")],
+     "'b' (Conv2d): it and 'a' feed 'lif' with different strides"),
+    ({"b": nir.Affine(weight=np.ones((72, 36)), bias=np.zeros(72))}, [("in", "b"),
+                                                                       ("b", "lif")],
+     "'lif' (LIF): it is fed by convolutions and affines at once"),
+    ({"flat": nir.Flatten(input_type={"input": np.array([1, 6, 6])}, start_dim=0)},
+     [("in", "flat"), ("flat", "a")],
+     "'a' (Conv2d): an add takes two or more inputs of one shape, not [[1, 6, 6], [36]]"),
+])
+def test_merges_the_hardware_cannot_take_are_refused(nodes, edges, message):
+    lif = nir.LIF(tau=np.ones((2, 6, 6)), r=np.ones((2, 6, 6)), v_leak=np.zeros((2, 6, 6)),
+                  v_threshold=np.ones((2, 6, 6)), v_reset=np.zeros((2, 6, 6)))
+    graph = {"in": nir.Input(input_type={"input": np.array([1, 6, 6])}), "a": _conv_node(),
+             "lif": lif, "out": nir.Output(output_type={"output": np.array([2, 6, 6])})}
+    graph.update(nodes)
+    all_edges = [("in", "a"), ("a", "lif"), ("lif", "out")] + edges
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")
+                       .replace("[", r"\[").replace("]", r"\]")):
+        from_nir(nir.NIRGraph(nodes=graph, edges=all_edges, type_check=False))
+
+
+def test_a_stream_added_to_itself_is_refused():
+    # A flatten of a flat stream is that stream: the output would add the spikes twice.
+    nodes = {"in": nir.Input(input_type={"input": np.array([4])}),
+             "fc": nir.Affine(weight=np.ones((5, 4)), bias=np.zeros(5)),
+             "lif": nir.LIF(tau=np.ones(5), r=np.ones(5), v_leak=np.zeros(5),
+                            v_threshold=np.ones(5), v_reset=np.zeros(5)),
+             "flat": nir.Flatten(input_type={"input": np.array([5])}, start_dim=0),
+             "out": nir.Output(output_type={"output": np.array([5])})}
+    edges = [("in", "fc"), ("fc", "lif"), ("lif", "flat"), ("flat", "out"), ("lif", "out")]
+    with pytest.raises(ConfigError, match=r"'out' \(Output\): it adds a stream to itself"):
+        from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
+
+
 def test_soft_reset_is_kept_in_metadata_and_honoured():
     layer = DALIFLinear(6, 5, reset="soft", threshold=0.3, learn_alpha=False, alpha=1.0)
-    model = DALIFSequential((6,), [layer])
+    model = DALIFGraph((6,), [layer])
     graph = to_nir(model)
     lif = next(node for node in graph.nodes.values() if isinstance(node, nir.LIF))
     assert lif.metadata == {"dalif_hw_reset": "soft"}
@@ -255,9 +360,15 @@ def test_recurrent_and_branching_graphs_are_refused():
                              type_check=False)
     with pytest.raises(ConfigError, match="'lif' .*a recurrent edge from 'rec' comes back"):
         from_nir(recurrent)
-    branch = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"),
-                                              ("fc", "out"), ("lif", "out")], type_check=False)
-    with pytest.raises(ConfigError, match="'fc' .*branches to lif, out"):
+    dangling = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("lif", "rec"),
+                                                ("lif", "out")], type_check=False)
+    with pytest.raises(ConfigError, match="'rec' .*goes nowhere"):
+        from_nir(dangling)
+    # A current that feeds a neuron layer and the output at once has no hardware.
+    nodes.pop("rec")
+    branch = nir.NIRGraph(nodes=nodes, edges=[("in", "fc"), ("fc", "lif"), ("fc", "out"),
+                                              ("lif", "out")], type_check=False)
+    with pytest.raises(ConfigError, match="'fc' .*its current feeds 2 nodes \\(lif, out\\)"):
         from_nir(branch)
     # snnTorch's RLeaky: its recurrent weights come back to its neurons.
     import snntorch as snn
@@ -277,10 +388,15 @@ def test_strict_threshold_packs_to_floor_plus_one():
     assert quantize(**{**args, "threshold": [0.6]}, strict=True)[0].threshold.tolist() == [3]
 
 
-@pytest.mark.parametrize("build", [snntorch_dense, snntorch_conv], ids=["dense", "conv"])
-def test_pack_takes_a_nir_file_and_the_twin_tracks_the_float_model(build, tmp_path, capsys):
+@pytest.mark.parametrize("build, export", [
+    (snntorch_dense, snntorch_export), (snntorch_conv, snntorch_export),
+    (lambda: snntorch_residual("spike"), snntorch_export_graph),
+    (lambda: snntorch_residual("current"), snntorch_export_graph)],
+    ids=["dense", "conv", "spike-add", "current-add"])
+def test_pack_takes_a_nir_file_and_the_twin_tracks_the_float_model(build, export, tmp_path,
+                                                                   capsys):
     net, in_shape = build()
-    nir.write(tmp_path / "m.nir", snntorch_export(net, in_shape))
+    nir.write(tmp_path / "m.nir", export(net, in_shape))
     assert run(pack_command.main, [str(tmp_path / "m.nir"), "--out", str(tmp_path / "p")]) == 1
     assert "carries no T: give the timesteps per sample with --T" in capsys.readouterr().err
     assert not (tmp_path / "p").exists()

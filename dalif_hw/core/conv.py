@@ -32,13 +32,21 @@ def _pair(name: str, value, minimum: int) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _shape3(name: str, value) -> tuple[int, int, int]:
-    if (not isinstance(value, (list, tuple)) or len(value) != 3 or
+def check_shape(name: str, value, ranks=(3,)) -> tuple:
+    """``value`` as a tuple of positive integers, [C, H, W] (or, with ``ranks`` (1, 3), also
+    [M]); ConfigError naming ``name`` and the value otherwise."""
+    what = " or ".join({1: "[M]", 3: "[C, H, W]"}[r] for r in ranks)
+    if (not isinstance(value, (list, tuple)) or len(value) not in ranks or
             any(isinstance(v, bool) or not isinstance(v, (int, np.integer)) for v in value)):
-        raise ConfigError(f"{name} must be a list of three integers [C, H, W], not {value!r}")
+        counts = " or ".join({1: "one", 3: "three"}[r] for r in ranks)
+        raise ConfigError(f"{name} must be a list of {counts} integers {what}, not {value!r}")
     if min(value) < 1:
         raise ConfigError(f"{name} must be positive, not {list(value)!r}")
-    return int(value[0]), int(value[1]), int(value[2])
+    return tuple(int(v) for v in value)
+
+
+def _shape3(name: str, value) -> tuple[int, int, int]:
+    return check_shape(name, value)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -418,19 +418,24 @@ class ReadoutParams:
     bias : array of int, [N], or None
         Signed VB-bit biases, added every timestep.
     WB, VB : int
+    beat_cap : int, optional
+        The most beats counted in a timestep (default M); inside a network, the most its
+        input can send (SPEC 7), as for :class:`IntParams`.
     """
 
     weight: np.ndarray
     bias: np.ndarray | None = None
     WB: int = 8
     VB: int = 16
+    beat_cap: int | None = None
 
     def __post_init__(self):
         weight = _as_int_array("weight", self.weight)
         if weight.ndim != 2 or 0 in weight.shape:
             raise ConfigError(f"weight must have shape [N, M] with N, M >= 1, "
                               f"not {list(weight.shape)}")
-        ArrayConfig(weight.shape[0], weight.shape[1], 1, self.WB, 1, self.VB)
+        ArrayConfig(weight.shape[0], weight.shape[1], 1, self.WB, 1, self.VB,
+                    beat_cap=self.beat_cap)
         object.__setattr__(self, "weight", weight)
         check_fits("weight", weight, *signed_range(self.WB), f"WB={self.WB} signed bits")
         if self.bias is not None:
@@ -444,15 +449,19 @@ class ReadoutParams:
     neurons = IntParams.neurons
     inputs = IntParams.inputs
     biases = IntParams.biases
+    cap = IntParams.cap
 
     def config(self, T: int, lanes: int | None = None,
                acc_lanes: int | None = None) -> ArrayConfig:
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, 1, self.VB, lanes=lanes,
                            per_neuron_threshold=False, bias=self.bias is not None,
-                           acc_lanes=acc_lanes)
+                           beat_cap=self.beat_cap, acc_lanes=acc_lanes)
 
     def meta(self) -> dict:
-        return {"layer": "readout", "WB": self.WB, "VB": self.VB}
+        meta = {"layer": "readout", "WB": self.WB, "VB": self.VB}
+        if self.beat_cap is not None:
+            meta["beat_cap"] = self.beat_cap
+        return meta
 
     def save(self, path) -> None:
         """Write the readout's ``.npz`` atomically (``weight``, ``bias``, ``meta``)."""
@@ -475,7 +484,8 @@ def load_readout(path) -> ReadoutParams:
         raise ConfigError(f"readout meta must be JSON with WB and VB ({exc!r})") from None
     if meta.get("layer") != "readout":
         raise ConfigError(f"readout meta must say layer: readout, not {meta.get('layer')!r}")
-    return ReadoutParams(weight=weight, bias=bias, WB=WB, VB=VB)
+    return ReadoutParams(weight=weight, bias=bias, WB=WB, VB=VB,
+                         beat_cap=meta.get("beat_cap"))
 
 
 def load_stimulus(path, inputs: int | None = None, T: int | None = None) -> np.ndarray:

@@ -6,11 +6,18 @@ snnTorch's ``Leaky`` with ``reset_mechanism="zero"`` is, step by step: reset to 
 last step fired, ``mem = beta mem + input``, fire where ``mem > threshold``. Its NIR export
 needs per-neuron ``beta`` and ``threshold`` tensors, and ``ignore_dims=[0]`` (the batch
 dimension) with nirtorch 2.
+
+snnTorch's ``export_to_nir`` (nirtorch's tracer of module calls) loses the ``+`` of a
+residual block: the graph it builds has no edge into the node after the add and fails NIR's
+type inference. nirtorch's ``torch_to_nir`` (torch.fx) keeps it as NIR says (a node fed by
+several edges sums them); :func:`snntorch_export_graph` exports with it and snnTorch's own
+module converter.
 """
 
 from __future__ import annotations
 
-__all__ = ["snntorch_dense", "snntorch_conv", "snntorch_run", "snntorch_export"]
+__all__ = ["snntorch_dense", "snntorch_conv", "snntorch_residual", "snntorch_run",
+           "snntorch_export", "snntorch_export_graph"]
 
 
 def _leaky(shape, generator, output=False):
@@ -62,6 +69,51 @@ def snntorch_conv(in_shape=(1, 8, 8), channels: int = 4, outputs: int = 5, seed:
     return net, tuple(in_shape)
 
 
+def snntorch_residual(add: str = "spike", in_shape=(1, 6, 6), channels: int = 4,
+                      outputs: int = 5, seed: int = 0):
+    """A residual block as snnTorch users write one (a module whose ``forward`` adds).
+    ``add="spike"``, SEW-ResNet's: ``a = Leaky(Conv(x))``, ``b = Leaky(Conv(a))``, then
+    ``Leaky(Linear(Flatten(a + b)))``. ``add="current"``, ResNet's shortcut before the
+    neurons: ``a = Leaky(Conv3x3(x))``, ``b = Leaky(Conv3x3(a) + Conv1x1(x))``, then
+    ``Leaky(Linear(Flatten(b)))``. Returns ``(net, input shape)``."""
+    import torch
+    from torch import nn
+
+    if add not in ("spike", "current"):
+        raise ValueError(f"add must be 'spike' or 'current', not {add!r}")
+    g = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)
+    C, H, W = in_shape
+
+    class Residual(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv0 = nn.Conv2d(C, channels, 3, padding=1)
+            self.lif0 = _leaky((channels, H, W), g)
+            self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+            if add == "current":
+                self.shortcut = nn.Conv2d(C, channels, 1)
+            self.lif1 = _leaky((channels, H, W), g)
+            self.flat = nn.Flatten()
+            self.fc = nn.Linear(channels * H * W, outputs)
+            self.lif2 = _leaky((outputs,), g, output=True)
+            with torch.no_grad():  # weights that make every layer spike on sparse inputs
+                shortcut = [self.shortcut] if add == "current" else []
+                for conv in [self.conv0, self.conv1, *shortcut]:
+                    conv.weight.mul_(3.0)
+                self.fc.weight.mul_(4.0)
+
+        def forward(self, x):
+            a = self.lif0(self.conv0(x))
+            if add == "spike":
+                s = a + self.lif1(self.conv1(a))
+            else:
+                s = self.lif1(self.conv1(a) + self.shortcut(x))
+            return self.lif2(self.fc(self.flat(s)))
+
+    return Residual(), tuple(in_shape)
+
+
 def snntorch_run(net, x):
     """snnTorch's own step-by-step simulation: ``x`` [T, batch, ...] -> the output per
     timestep (spikes, or a final Linear's current)."""
@@ -87,3 +139,30 @@ def snntorch_export(net, in_shape):
     with warnings.catch_warnings():  # nirtorch 2 deprecates what snnTorch 1.0 calls
         warnings.simplefilter("ignore", DeprecationWarning)
         return export_to_nir(net, torch.zeros(1, *in_shape), ignore_dims=[0])
+
+
+def snntorch_export_graph(net, in_shape):
+    """``net`` (any snnTorch module, branches included) exported to NIR by nirtorch's
+    ``torch_to_nir`` with snnTorch's own module converter; the input's type set to
+    ``in_shape`` (torch.fx traces without a sample)."""
+    import warnings
+
+    import nirtorch
+    import numpy as np
+    import snntorch as snn
+    from snntorch.export_nir import _extract_snntorch_module as convert
+    from torch import nn
+
+    types = (snn.Leaky, nn.Conv2d, nn.Linear, nn.Flatten, nn.AvgPool2d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph = nirtorch.torch_to_nir(net, {t: convert for t in types},
+                                      stateful_modules={snn.Leaky}, type_check=False)
+    import nir
+
+    for node in graph.nodes.values():
+        if isinstance(node, nir.Input):
+            node.input_type = {"input": np.array(in_shape)}
+            node.output_type = {"output": np.array(in_shape)}
+    graph.infer_types()
+    return graph

@@ -34,30 +34,44 @@ __all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycle
 PIPELINE = 8
 
 
+@functools.singledispatch
 def operations(layer) -> np.ndarray:
     """Accumulator operations (cycles) of one counted beat at each input index of ``layer``
-    (a :class:`~dalif_hw.quant.packed.Layer` with neurons), [M]."""
+    (a :class:`~dalif_hw.quant.packed.Layer` with neurons), [M]: a dense layer's or
+    readout's words; registered per kind where it differs."""
     c = layer.config
-    if isinstance(layer, Conv2d):
-        return beat_operations(layer.params.shape, c.lanes, c.acc_lanes)
     return np.full(c.inputs, SpikeAccumulator.beat_operations(c), np.int64)
 
 
+@operations.register
+def _(layer: Conv2d) -> np.ndarray:
+    c = layer.config
+    return beat_operations(layer.params.shape, c.lanes, c.acc_lanes)
+
+
+@functools.singledispatch
 def pass_operations(layer) -> int:
     """Operations of the update pass (a readout's, once a sample): one per group."""
-    c = layer.config
-    if isinstance(layer, Conv2d):
-        return conv_groups(layer.params.shape, c.lanes)[0]
-    return c.groups
+    return layer.config.groups
 
 
+@pass_operations.register
+def _(layer: Conv2d) -> int:
+    return conv_groups(layer.params.shape, layer.config.lanes)[0]
+
+
+@functools.singledispatch
 def overlaps(layer) -> bool:
     """Whether the layer's accumulator takes the next timestep's beats during the update
     pass (a convolution's with two sets of accumulators, :meth:`ConvAccumulator.overlaps
-    <dalif_hw.hw.conv_accumulate.ConvAccumulator.overlaps>`) or after it."""
+    <dalif_hw.hw.conv_accumulate.ConvAccumulator.overlaps>`) or after it (the others)."""
+    return False
+
+
+@overlaps.register
+def _(layer: Conv2d) -> bool:
     c = layer.config
-    return isinstance(layer, Conv2d) and ConvAccumulator.overlaps(
-        layer.params.shape, c.lanes, c.acc_lanes, c.current_width)
+    return ConvAccumulator.overlaps(layer.params.shape, c.lanes, c.acc_lanes, c.current_width)
 
 
 def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np.ndarray:
@@ -103,13 +117,17 @@ def _(layer, counts, output):
     return pool_cycles(counts)
 
 
+@functools.singledispatch
 def worst_timestep_cycles(layer, beats: int | None = None) -> int:
     """The most cycles a timestep of ``layer`` can take with ``beats`` counted beats (default:
     its beat cap; a stage without neurons: its input indices, once each), each at the most
     operations any index takes, the pass and every neuron firing; a stage without neurons
-    passes a beat a cycle. For the time-outs of simulations."""
-    if not isinstance(layer, Weighted):
-        return (layer.in_size if beats is None else beats) + 1
+    (this default) passes a beat a cycle. For the time-outs of simulations."""
+    return (layer.in_size if beats is None else beats) + 1
+
+
+@worst_timestep_cycles.register
+def _(layer: Weighted, beats: int | None = None) -> int:
     c = layer.config
     beats = c.beat_cap if beats is None else min(beats, c.beat_cap)
     return (beats * int(operations(layer).max()) + pass_operations(layer) + c.neurons + 1

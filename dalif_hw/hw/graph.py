@@ -12,8 +12,9 @@ input's eot of t is in and the merge has sent its own one eot. Each input's indi
 offset: all by 0 for an add (spikes of the same indices add up as counted beats), by the
 sizes of the inputs before it for a layer over its inputs concatenated (SPEC 7). A beat
 whose index is beyond its input's size is dropped and raises ``err``. The output goes
-through a two-entry FIFO whose ready is registered, so no combinational path runs from the
-consumer's ready back to the inputs.
+through a three-entry FIFO (a beat a cycle; two entries pass one every other cycle) whose
+ready is registered, so no combinational path runs from the consumer's ready back to the
+inputs.
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class Merge(wiring.Component):
         ins = self.inputs()
         n = len(ins)
         layout = self.o.payload.shape()
-        out = m.submodules.out = fifo.SyncFIFOBuffered(width=layout.size, depth=2)
+        out = m.submodules.out = fifo.SyncFIFOBuffered(width=layout.size, depth=3)
         m.d.comb += [self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
                      out.r_en.eq(self.o.ready)]
         w_data = data.View(layout, out.w_data)

@@ -59,9 +59,10 @@ class SpikePool(wiring.Component):
             init=[{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map])
         rom_rd = rom.read_port()
 
-        # The input, through a FIFO whose ready is registered.
+        # The input, through a FIFO whose ready is registered (three entries: a beat a cycle;
+        # SyncFIFOBuffered of two passes one every other cycle).
         buffer = m.submodules.buffer = fifo.SyncFIFOBuffered(
-            width=len(self.i.payload.as_value()), depth=2)
+            width=len(self.i.payload.as_value()), depth=3)
         m.d.comb += [buffer.w_data.eq(self.i.payload), buffer.w_en.eq(self.i.valid),
                      self.i.ready.eq(buffer.w_rdy)]
         beat = data.View(self.i.payload.shape(), buffer.r_data)
@@ -79,11 +80,19 @@ class SpikePool(wiring.Component):
                                        ~seen.bit_select(target.index, 1)))
         else:
             m.d.comb += send.eq(eot | (in_range & target.inside))
-        done = held & (~send | self.o.ready)
+        # The output, through a FIFO too: its payload comes from registers, not from the
+        # ROM, which would otherwise run on into the next stage's window ROM address (the
+        # critical path of the MNIST-shaped network on the ECP5-85F, docs/hardware.md).
+        out = m.submodules.out_buffer = fifo.SyncFIFOBuffered(
+            width=len(self.o.payload.as_value()), depth=3)
+        pooled = data.View(self.o.payload.shape(), out.w_data)
+        m.d.comb += [self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
+                     out.r_en.eq(self.o.ready)]
+        done = held & (~send | out.w_rdy)
         m.d.comb += [take.eq(~held | done),
-                     self.o.valid.eq(held & send),
-                     self.o.payload.eot.eq(eot),
-                     self.o.payload.index.eq(target.index)]
+                     out.w_en.eq(held & send),
+                     pooled.eot.eq(eot),
+                     pooled.index.eq(target.index)]
         with m.If(buffer.r_rdy & take):
             m.d.sync += [held.eq(1), eot.eq(beat.eot),
                          in_range.eq(beat.index < self.shape.inputs)]

@@ -10,10 +10,14 @@ write it, dt = 1e-4), is a DA-LIF neuron with hard reset (docs/nir.md has the wh
 incoming weights and bias (a dense layer's rows, a convolution's channels); an alpha within
 float32 rounding of 1 is 1. The neurons fire on ``V > theta`` as NIR's do (``strict``).
 
-A graph is a chain: Input, then synapse + neuron pairs (Affine or Linear, or Conv2d, then LIF
-or IF), pooling (SumPool2d, AvgPool2d) and Flatten between them, then Output; it may end in
-a LIF (the output is its spikes), an Affine (its current) or an Affine -> I (its integral).
-Anything else is refused with one line naming the node and why.
+A graph runs forward from one Input to one Output (SPEC 7): synapse + neuron pairs (Affine
+or Linear, or Conv2d, then LIF or IF), pooling (SumPool2d, AvgPool2d) and Flatten; it may end
+in a LIF (the output is its spikes), an Affine (its current) or an Affine -> I (its
+integral). It may branch and merge, as NIR says a node sums its inputs: a node fed by several
+spike streams (a SEW block's ADD) takes their sum, an ``add`` stage; a LIF or IF node fed by
+several synapses (ResNet's shortcut before the neurons) is one layer over their inputs
+concatenated, their kernels placed in one frame (they must share stride, input H x W and
+output shape). Anything else is refused with one line naming the node and why.
 
 The imported model keeps the graph it came from (``model.nir_source``): as long as its
 parameters are those derived at import, :func:`to_nir` gives back the same nodes, edges and
@@ -23,6 +27,7 @@ arrays; after training it exports what the model now computes.
 from __future__ import annotations
 
 import copy
+import functools
 import tempfile
 from pathlib import Path
 
@@ -33,15 +38,16 @@ from torch import nn
 from ..core.config import ConfigError
 from ..core.conv import ConvShape
 from ..model import (
-    DALIFMLP,
+    INPUT,
     DALIFConv2d,
-    DALIFConvNet,
+    DALIFGraph,
     DALIFLinear,
-    DALIFSequential,
     Flatten,
-    SEWBlock,
+    SpikeAdd,
     SpikePool2d,
+    graph_of,
 )
+from ..model.graph import out_shape as graph_out_shape
 
 __all__ = ["DT", "from_nir", "to_nir", "read_graph", "save_model", "load_model_checkpoint",
            "load_checkpoint"]
@@ -109,8 +115,9 @@ def graph_from_bytes(blob: bytes):
 
 # -- import --------------------------------------------------------------------------------------
 
-def _chain(graph) -> list[str]:
-    """The node names from Input to Output, checking that the graph is one chain."""
+def _graph(graph) -> tuple[dict, dict, dict, str, str]:
+    """The nodes, each node's predecessors and successors (NIR's order), the Input and the
+    Output, checking that the graph is a DAG from its one Input to its one Output."""
     import nir
 
     nodes, edges = graph.nodes, [tuple(e) for e in graph.edges]
@@ -129,45 +136,65 @@ def _chain(graph) -> list[str]:
             if end not in nodes:
                 raise ConfigError(f"NIR edge ({a!r}, {b!r}) names a node that is not in the "
                                   "graph")
-        after[a].append(b)
-        before[b].append(a)
+        if b not in after[a]:
+            after[a].append(b)
+            before[b].append(a)
     _refuse_cycles(nodes, after, inputs[0])
-    order, name, seen = [], inputs[0], set()
-    while True:
-        seen.add(name)
+    reached = _reach(inputs[0], after)
+    leads = _reach(outputs[0], before)
+    for name in nodes:
+        if name not in reached:
+            _fail(name, nodes[name], "no path from the Input reaches it")
+        if name not in leads:
+            _fail(name, nodes[name], "its output goes nowhere (no path to the Output)")
+    return nodes, before, after, inputs[0], outputs[0]
+
+
+def _reach(start: str, step: dict) -> set:
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in step[todo.pop()]:
+            if nxt not in seen:
+                seen.add(nxt)
+                todo.append(nxt)
+    return seen
+
+
+def _order(nodes: dict, before: dict, after: dict) -> list[str]:
+    """The nodes in an order where each comes after its predecessors (the file's order where
+    it allows)."""
+    waiting = {n: len(before[n]) for n in nodes}
+    ready = [n for n in nodes if not waiting[n]]
+    order = []
+    while ready:
+        name = ready.pop(0)
         order.append(name)
-        if len(before[name]) > 1:
-            _fail(name, nodes[name], f"it has {len(before[name])} inputs "
-                  f"({', '.join(before[name])}): the hardware chains layers, no merging")
-        if name == outputs[0]:
-            break
-        if len(after[name]) != 1:
-            _fail(name, nodes[name], "its output goes nowhere" if not after[name] else
-                  f"its output branches to {', '.join(after[name])}: the hardware chains "
-                  "layers, no branches")
-        name = after[name][0]
-    if len(seen) != len(nodes):
-        rest = sorted(set(nodes) - seen)
-        _fail(rest[0], nodes[rest[0]], "it is not on the chain from Input to Output")
+        for nxt in after[name]:
+            waiting[nxt] -= 1
+            if not waiting[nxt]:
+                ready.append(nxt)
     return order
 
 
 def _refuse_cycles(nodes: dict, after: dict, start: str) -> None:
-    """Fail on the first edge that comes back to a node on its own path (recurrence)."""
-    path, done = [], set()
-
-    def visit(name):
-        path.append(name)
-        for nxt in after[name]:
-            if nxt in path:
-                _fail(nxt, nodes[nxt], f"a recurrent edge from {nxt if nxt == name else name!r} "
-                      "comes back to it: the hardware chains layers forward only")
-            if nxt not in done:
-                visit(nxt)
-        path.pop()
-        done.add(name)
-
-    visit(start)
+    """Fail on the first edge that comes back to a node on its own path (recurrence); depth
+    first without recursion (a long chain is no stack overflow)."""
+    on_path, done = set(), set()
+    stack = [(start, iter(after[start]))]
+    on_path.add(start)
+    while stack:
+        name, successors = stack[-1]
+        nxt = next(successors, None)
+        if nxt is None:
+            stack.pop()
+            on_path.discard(name)
+            done.add(name)
+        elif nxt in on_path:
+            _fail(nxt, nodes[nxt], f"a recurrent edge from {nxt if nxt == name else name!r} "
+                  "comes back to it: the hardware runs layers forward only")
+        elif nxt not in done:
+            on_path.add(nxt)
+            stack.append((nxt, iter(after[nxt])))
 
 
 def _shape_of(value) -> tuple[int, ...]:
@@ -233,30 +260,54 @@ def _fixed_neuron_kwargs(arrays: dict, gain: np.ndarray) -> dict:
             "reset": arrays["reset"], "strict": True}
 
 
-def _dense_layer(names, synapse, neuron, shape, dt) -> DALIFLinear:
+def _dense_synapse(name: str, synapse, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
+    """The weight [out, in] and bias [out] of an Affine or Linear node fed ``shape``."""
     import nir
 
     weight = np.asarray(synapse.weight, np.float64)
     if weight.ndim != 2:
-        _fail(names[0], synapse, f"weight must be 2-d [out, in], not {list(weight.shape)}")
+        _fail(name, synapse, f"weight must be 2-d [out, in], not {list(weight.shape)}")
     if shape != (weight.shape[1],):
-        _fail(names[0], synapse, f"it takes {weight.shape[1]} inputs but gets "
+        _fail(name, synapse, f"it takes {weight.shape[1]} inputs but gets "
               f"{list(shape)}" + (" (a Flatten is missing)" if len(shape) > 1 else ""))
+    bias = np.asarray(synapse.bias, np.float64).reshape(-1) if isinstance(
+        synapse, nir.Affine) else np.zeros(1)
+    if bias.size not in (1, weight.shape[0]):
+        _fail(name, synapse, f"bias has {bias.size} values for {weight.shape[0]} outputs")
+    return weight, np.broadcast_to(bias, weight.shape[:1])
+
+
+def _by_stream(blocks: list, streams: list) -> tuple[list, list]:
+    """The weight blocks of synapses that read one stream summed (W1 x + W2 x), in the order
+    the streams first appear; and those streams."""
+    unique = list(dict.fromkeys(streams))
+    return [sum(b for b, s in zip(blocks, streams) if s == u) for u in unique], unique
+
+
+def _dense_layer(neuron_name, neuron, parts, dt) -> tuple[DALIFLinear, list]:
+    """One dense layer of the synapses ``parts`` [(name, node, input shape, stream)] into one
+    LIF or IF node: their weights side by side over their streams concatenated, their biases
+    summed; and those streams."""
+    synapses = [_dense_synapse(*part[:3]) for part in parts]
+    outs = {w.shape[0] for w, _ in synapses}
+    if len(outs) != 1:
+        _fail(neuron_name, neuron, f"its synapses have {sorted(outs)} outputs: they must agree")
+    blocks, streams = _by_stream([w for w, _ in synapses], [part[3] for part in parts])
+    weight = np.concatenate(blocks, axis=1)
+    bias = np.sum([b for _, b in synapses], axis=0)
     out = (weight.shape[0],)
-    bias = np.asarray(synapse.bias, np.float64).reshape(out) if isinstance(
-        synapse, nir.Affine) else np.zeros(out)
-    arrays = _neuron_arrays(names[1], neuron, out, dt)
+    arrays = _neuron_arrays(neuron_name, neuron, out, dt)
     gain = np.maximum(arrays["alpha"], 1.0)  # alpha above 1 folds into the row
     layer = DALIFLinear(weight.shape[1], weight.shape[0], bias=True,
                         **_fixed_neuron_kwargs(arrays, gain))
     with torch.no_grad():
         layer.linear.weight.copy_(torch.tensor(weight * gain[:, None]))
         layer.linear.bias.copy_(torch.tensor((bias + arrays["offset"]) * gain))
-    return layer
+    return layer, streams
 
 
-def _conv_layer(names, synapse, neuron, shape, dt) -> DALIFConv2d:
-    name = names[0]
+def _conv_synapse(name: str, synapse, shape: tuple) -> tuple:
+    """(weight [K, C, KH, KW], stride, padding, bias [K]) of a Conv2d node fed ``shape``."""
     weight = np.asarray(synapse.weight, np.float64)
     if weight.ndim != 4:
         _fail(name, synapse, f"weight must be 4-d [K, C, KH, KW], not {list(weight.shape)}")
@@ -284,26 +335,63 @@ def _conv_layer(names, synapse, neuron, shape, dt) -> DALIFConv2d:
               f"with the input {list(shape)}")
     K = weight.shape[0]
     try:  # the hardware's shape rules (SPEC 6), with the node's name
-        out = ConvShape(shape, K, weight.shape[2:], stride, padding).out_shape
+        ConvShape(shape, K, weight.shape[2:], stride, padding)
     except ConfigError as exc:
         _fail(name, synapse, str(exc))
     bias = np.asarray(synapse.bias, np.float64).reshape(-1)
-    bias = np.broadcast_to(bias, (K,)) if bias.size in (1, K) else _fail(
-        name, synapse, f"bias has {bias.size} values for {K} channels")
-    arrays = _neuron_arrays(names[1], neuron, out, dt)
+    if bias.size not in (1, K):
+        _fail(name, synapse, f"bias has {bias.size} values for {K} channels")
+    return weight, stride, padding, np.broadcast_to(bias, (K,))
+
+
+def _conv_layer(neuron_name, neuron, parts, dt) -> tuple[DALIFConv2d, list]:
+    """One convolution of the Conv2d synapses ``parts`` [(name, node, input shape, stream)]
+    into one LIF or IF node, over their streams concatenated along the channels (and those
+    streams): each kernel placed in
+    the frame that holds them all (a 1 x 1 shortcut is the centre of a 3 x 3 with padding
+    1), their biases summed. Synapses of other strides, output sizes or input H x W cannot be
+    concatenated and are refused."""
+    synapses = [_conv_synapse(*part[:3]) for part in parts]
+    (name0, _, shape0, _), (weight0, stride0, _, _) = parts[0], synapses[0]
+    out0 = ConvShape(shape0, weight0.shape[0], weight0.shape[2:], stride0, synapses[0][2])
+    for (name, node, shape, _), (weight, stride, padding, _) in zip(parts[1:], synapses[1:]):
+        out = ConvShape(shape, weight.shape[0], weight.shape[2:], stride, padding)
+        why = ("strides" if stride != stride0 else "input H x W" if shape[1:] != shape0[1:]
+               else "outputs" if out.out_shape != out0.out_shape else None)
+        if why:
+            _fail(name, node, f"it and {name0!r} feed {neuron_name!r} with different {why} "
+                  f"({list(stride)} / {list(stride0)}, {list(out.out_shape)} / "
+                  f"{list(out0.out_shape)}): convolutions into one neuron layer must share "
+                  "stride, input H x W and output shape to be one convolution")
+    padding = tuple(max(p[a] for _, _, p, _ in synapses) for a in (0, 1))
+    reach = tuple(max(w.shape[2 + a] - 1 - p[a] for w, _, p, _ in synapses) for a in (0, 1))
+    kernel = (padding[0] + reach[0] + 1, padding[1] + reach[1] + 1)
+    K = weight0.shape[0]
+    blocks = []
+    for weight, _, pad, _ in synapses:
+        block = np.zeros((K, weight.shape[1], *kernel))
+        top, left = padding[0] - pad[0], padding[1] - pad[1]
+        block[:, :, top:top + weight.shape[2], left:left + weight.shape[3]] = weight
+        blocks.append(block)
+    blocks, streams = _by_stream(blocks, [part[3] for part in parts])
+    weight = np.concatenate(blocks, axis=1)
+    bias = np.sum([b for *_, b in synapses], axis=0)
+    shape = (weight.shape[1], *shape0[1:])
+    out = ConvShape(shape, K, kernel, stride0, padding).out_shape
+    arrays = _neuron_arrays(neuron_name, neuron, out, dt)
     # A channel shares its kernel and its bias: alpha folds in by the channel's largest.
     gain = np.maximum(arrays["alpha"].reshape(K, -1).max(axis=1), 1.0)
     offset = arrays["offset"].reshape(K, -1)
     if np.any(offset != offset[:, :1]):
-        _fail(names[1], neuron, "v_leak / r differs within a channel: a convolution's bias "
+        _fail(neuron_name, neuron, "v_leak / r differs within a channel: a convolution's bias "
               "is one per channel")
-    layer = DALIFConv2d(shape[0], K, tuple(weight.shape[2:]), stride=stride, padding=padding,
+    layer = DALIFConv2d(shape[0], K, kernel, stride=stride0, padding=padding,
                         input_size=shape[1:], bias=True, **_fixed_neuron_kwargs(
                             arrays, np.broadcast_to(gain[:, None, None], out)))
     with torch.no_grad():
         layer.conv.weight.copy_(torch.tensor(weight * gain[:, None, None, None]))
         layer.conv.bias.copy_(torch.tensor((bias + offset[:, 0]) * gain))
-    return layer
+    return layer, streams
 
 
 def _pool(name: str, node, shape) -> tuple[SpikePool2d, tuple]:
@@ -324,9 +412,56 @@ def _pool(name: str, node, shape) -> tuple[SpikePool2d, tuple]:
         _fail(name, node, str(exc))
 
 
-def from_nir(graph, dt: float = DT) -> DALIFSequential:
-    """A NIR graph (or a ``.nir`` path) as a :class:`~dalif_hw.model.DALIFSequential`: its
-    forward takes [T, batch, *input shape] and returns the last node's output per timestep.
+class _Body:
+    """The modules of the imported graph as they are made: per NIR node that carries spikes,
+    its body index (``INPUT``: the graph's input) and shape."""
+
+    def __init__(self, in_shape):
+        self.modules, self.inputs, self.shapes = [], [], []
+        self.stream = {}  # NIR node name -> body index
+        self.in_shape = in_shape
+        self.adds = {}    # the streams an add sums -> its index
+
+    def shape(self, index: int) -> tuple:
+        return self.in_shape if index == INPUT else self.shapes[index]
+
+    def add(self, name, node, module, inputs) -> int:
+        try:
+            self.shapes.append(graph_out_shape(module, [self.shape(i) for i in inputs]))
+        except (ValueError, ConfigError) as exc:
+            _fail(name, node, str(exc))
+        self.modules.append(module)
+        self.inputs.append(tuple(inputs))
+        return len(self.modules) - 1
+
+    def join(self, name, node, preds, nodes) -> int:
+        """The stream into ``name``: its one predecessor's, or the spikes of its several
+        predecessors added (NIR sums a node's inputs; SPEC 7's add)."""
+        for pred in preds:
+            if pred not in self.stream:
+                what = type(nodes[pred]).__name__
+                _fail(name, node, f"it takes {pred!r} ({what}), which carries no spikes: "
+                      + ("a convolution or an affine must feed LIF or IF neurons"
+                         if what in _SYNAPSES else "no hardware for this input"))
+        streams = [self.stream[p] for p in preds]
+        if len(streams) == 1:
+            return streams[0]
+        if len(set(streams)) != len(streams):
+            _fail(name, node, f"it adds a stream to itself ({', '.join(preds)}): no hardware "
+                  "doubles spikes")
+        key = tuple(sorted(streams))
+        if key not in self.adds:
+            self.adds[key] = self.add(name, node, SpikeAdd(), streams)
+        return self.adds[key]
+
+
+def from_nir(graph, dt: float = DT) -> DALIFGraph:
+    """A NIR graph (or a ``.nir`` path) as a :class:`~dalif_hw.model.DALIFGraph`: its forward
+    takes [T, batch, *input shape] and returns the last node's output per timestep.
+
+    The graph may branch and merge (SPEC 7): a node fed by several spike streams adds them
+    (a spike add), a LIF or IF node fed by several synapses sums their currents (one layer
+    over their inputs concatenated).
 
     Raises
     ------
@@ -338,77 +473,113 @@ def from_nir(graph, dt: float = DT) -> DALIFSequential:
     if not dt > 0:
         raise ConfigError(f"dt must be positive, not {dt!r}")
     source = read_graph(graph)
-    order = _chain(source)
-    nodes = source.nodes
-    shape = _shape_of(nodes[order[0]].input_type)
+    nodes, before, after, first, last = _graph(source)
+    shape = _shape_of(nodes[first].input_type)
     if not shape:
-        raise ConfigError(f"NIR node {order[0]!r} (Input) has no shape: the input shape "
+        raise ConfigError(f"NIR node {first!r} (Input) has no shape: the input shape "
                           "cannot be inferred")
-    in_shape, body, readout, integrate = shape, [], None, None
-    k, inner = 0, order[1:-1]
-    while k < len(inner):
-        name, node = inner[k], nodes[inner[k]]
-        kind = type(node).__name__
-        nxt = inner[k + 1] if k + 1 < len(inner) else None
+    body = _Body(shape)
+    body.stream[first] = INPUT
+    readout, integrate, readout_stream = None, None, None
+    for name in _order(nodes, before, after):
+        node, kind, preds = nodes[name], type(nodes[name]).__name__, before[name]
+        if name == first:
+            continue
         if kind in _SYNAPSES:
-            after = nodes[nxt] if nxt else None
-            if isinstance(after, (nir.LIF, nir.IF)):
-                build = _conv_layer if kind == "Conv2d" else _dense_layer
-                layer = build((name, nxt), node, after, shape, dt)
-                body.append(layer)
-                shape = layer.neuron.shape
-                k += 2
-                continue
-            if kind == "Conv2d":
+            succ = after[name]
+            ends = [n for n in succ if isinstance(nodes[n], (nir.LIF, nir.IF, nir.I,
+                                                             nir.Output))]
+            if len(succ) != 1:
+                _fail(name, node, f"its current feeds {len(succ)} nodes "
+                      f"({', '.join(succ)}): a synapse here belongs to one neuron layer")
+            if not ends:
+                what = type(nodes[succ[0]]).__name__
+                _fail(succ[0], nodes[succ[0]], "a convolution must feed LIF or IF neurons"
+                      if kind == "Conv2d" else _WHY.get(what, f"after {name!r} the hardware "
+                      "takes LIF or IF neurons, or the end of the graph (a readout)"))
+            if kind == "Conv2d" and not isinstance(nodes[succ[0]], (nir.LIF, nir.IF)):
                 _fail(name, node, "a convolution must feed LIF or IF neurons")
-            rest = inner[k + 1:]
-            if rest and not (len(rest) == 1 and isinstance(after, nir.I)):
-                what = type(after).__name__
-                _fail(nxt, after, _WHY.get(what, f"after {name!r} the hardware takes LIF or "
-                      "IF neurons, or the end of the graph (a readout)"))
-            weight = np.asarray(node.weight, np.float64)
-            if weight.ndim != 2 or shape != (weight.shape[1],):
-                _fail(name, node, f"the readout takes {list(weight.shape[1:])} inputs but "
-                      f"gets {list(shape)}")
-            readout = nn.Linear(weight.shape[1], weight.shape[0],
-                                bias=isinstance(node, nir.Affine))
-            with torch.no_grad():
-                readout.weight.copy_(torch.tensor(weight))
-                if readout.bias is not None:
-                    readout.bias.copy_(torch.tensor(np.asarray(node.bias, np.float64)))
-            if rest:
-                r = np.broadcast_to(np.asarray(after.r, np.float64), (weight.shape[0],))
-                integrate = torch.tensor(r * dt, dtype=torch.float32)
-            break
-        if kind in ("SumPool2d", "AvgPool2d"):
-            if not body or isinstance(body[-1], (SpikePool2d, Flatten)):
-                _fail(name, node, "pooling here takes the spikes of a LIF or IF layer")
-            layer, shape = _pool(name, node, shape)
-            body.append(layer)
+            continue  # made with the node it feeds
+        if kind in _NEURONS:
+            synapses = [p for p in preds if type(nodes[p]).__name__ in _SYNAPSES]
+            if len(synapses) != len(preds):
+                _fail(name, node, "neurons need a synapse (Affine, Linear or Conv2d) in front"
+                      + (f", not {', '.join(sorted(set(preds) - set(synapses)))}"
+                         if synapses else ""))
+            convs = {type(nodes[p]).__name__ == "Conv2d" for p in synapses}
+            if len(convs) > 1:
+                _fail(name, node, "it is fed by convolutions and affines at once: one neuron "
+                      "layer here has synapses of one kind")
+            parts = []
+            for p in synapses:
+                stream = body.join(p, nodes[p], before[p], nodes)
+                parts.append((p, nodes[p], body.shape(stream), stream))
+            build = _conv_layer if convs == {True} else _dense_layer
+            layer, streams = build(name, node, parts, dt)
+            body.stream[name] = body.add(name, node, layer, streams)
+        elif kind in ("SumPool2d", "AvgPool2d"):
+            stream = body.join(name, node, preds, nodes)
+            if stream == INPUT or isinstance(body.modules[stream], (SpikePool2d, Flatten)):
+                _fail(name, node, "pooling here takes the spikes of a LIF or IF layer or an "
+                      "add")
+            layer, _ = _pool(name, node, body.shape(stream))
+            body.stream[name] = body.add(name, node, layer, [stream])
         elif kind == "Flatten":
+            stream = body.join(name, node, preds, nodes)
+            rank = len(body.shape(stream))
             start, end = int(node.start_dim), int(node.end_dim)
-            if start not in (0, -len(shape)) or end not in (-1, len(shape) - 1):
+            if start not in (0, -rank) or end not in (-1, rank - 1):
                 _fail(name, node, f"only a full flatten (start_dim 0, end_dim -1) is "
                       f"supported, not {start}..{end}")
-            if len(shape) > 1:
-                body.append(Flatten())
-                shape = (int(np.prod(shape)),)
-        elif kind in _NEURONS:
-            _fail(name, node, "neurons need a synapse (Affine, Linear or Conv2d) in front")
-        elif kind in ("I",):
-            _fail(name, node, "an integrator is only the readout: Affine -> I -> Output")
+            body.stream[name] = stream if rank == 1 else \
+                body.add(name, node, Flatten(), [stream])
+        elif kind in ("I", "Output"):
+            synapses = [p for p in preds if type(nodes[p]).__name__ in _SYNAPSES]
+            if kind == "I" and (len(synapses) != 1 or len(preds) != 1 or after[name] != [last]):
+                _fail(name, node, "an integrator is only the readout: Affine -> I -> Output")
+            if synapses and len(preds) != 1:
+                _fail(name, node, f"it takes {', '.join(preds)}: the readout here is one "
+                      "Affine or Linear")
+            if synapses:
+                readout_name = synapses[0]
+                readout_stream = body.join(readout_name, nodes[readout_name],
+                                           before[readout_name], nodes)
+                readout = _readout(readout_name, nodes[readout_name],
+                                   body.shape(readout_stream))
+                if kind == "I":
+                    r = np.broadcast_to(np.asarray(node.r, np.float64),
+                                        (readout.out_features,))
+                    integrate = torch.tensor(r * dt, dtype=torch.float32)
+            elif kind == "Output" and not (len(preds) == 1 and isinstance(nodes[preds[0]],
+                                                                           nir.I)):
+                readout_stream = body.join(name, node, preds, nodes)
         else:
             _fail(name, node, _WHY.get(kind, "no hardware for this node type"))
-        k += 1
-    if not any(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in body):
+    if not any(isinstance(m, (DALIFLinear, DALIFConv2d)) for m in body.modules):
         raise ConfigError("the NIR graph has no LIF or IF layer: nothing for the hardware")
-    if readout is None and isinstance(body[-1], (SpikePool2d, Flatten)):
-        raise ConfigError(f"the NIR graph ends in {type(body[-1]).__name__}: it must end in "
-                          "LIF or IF neurons, an Affine or Linear, or an Affine -> I")
-    model = DALIFSequential(in_shape, body, readout=readout, integrate=integrate)
+    if readout is None and isinstance(body.modules[-1], (SpikePool2d, Flatten)):
+        raise ConfigError(f"the NIR graph ends in {type(body.modules[-1]).__name__}: it must "
+                          "end in LIF or IF neurons, an Affine or Linear, or an Affine -> I")
+    if readout_stream != len(body.modules) - 1:  # by the order, the output's stream is last
+        raise ConfigError("the NIR graph's output is not its last layer")
+    model = DALIFGraph(body.in_shape, body.modules, body.inputs, readout=readout,
+                       integrate=integrate)
     model.nir_source = {"graph": copy.deepcopy(source), "dt": float(dt),
                         "state": {k: v.clone() for k, v in model.state_dict().items()}}
     return model.eval()
+
+
+def _readout(name: str, node, shape: tuple) -> nn.Linear:
+    """The readout of an Affine or Linear node at the end of the graph."""
+    weight, bias = _dense_synapse(name, node, shape)
+    import nir
+
+    readout = nn.Linear(weight.shape[1], weight.shape[0], bias=isinstance(node, nir.Affine))
+    with torch.no_grad():
+        readout.weight.copy_(torch.tensor(weight))
+        if readout.bias is not None:
+            readout.bias.copy_(torch.tensor(bias))
+    return readout
 
 
 # -- export --------------------------------------------------------------------------------------
@@ -447,11 +618,73 @@ def _f32(t: torch.Tensor) -> np.ndarray:
     return t.detach().cpu().float().numpy()
 
 
+class _Export:
+    """The NIR graph as it is written: its nodes and edges, and per body index (and the
+    input) the NIR nodes whose outputs, summed, are that module's stream."""
+
+    def __init__(self, view, dt: float, nodes: dict):
+        self.view, self.dt, self.nodes, self.edges = view, dt, nodes, []
+        self.producers = {INPUT: ["input"]}
+
+    def node(self, label: str, made, feeds: list) -> str:
+        name = f"{len(self.nodes) - 1}_{label}"
+        self.nodes[name] = made
+        self.edges.extend((src, name) for src in feeds)
+        return name
+
+
+@functools.singledispatch
+def export_module(module, k: int, given: tuple, out: _Export) -> list:
+    """Write body module ``k`` (taking ``given``) into ``out``; return the NIR nodes that
+    carry its stream. Registered per module type, beside the import."""
+    raise ConfigError(f"{type(module).__name__} has no NIR form here")
+
+
+@export_module.register
+def _(module: SpikeAdd, k, given, out):  # no node: NIR sums a node's inputs
+    producers = [name for i in given for name in out.producers[i]]
+    if len(set(producers)) != len(producers):
+        raise ConfigError(f"body[{k}] adds a stream to itself: NIR cannot say so")
+    return producers
+
+
+@export_module.register(DALIFLinear)
+@export_module.register(DALIFConv2d)
+def _(module, k, given, out):
+    synapses = [out.node(label, made, out.producers[i]) for i, (label, made) in zip(
+        given, _split(module, [out.view.shape_of(i) for i in given]))]
+    return [out.node("lif", _neuron_node(module.neuron, out.dt), synapses)]
+
+
+@export_module.register
+def _(module: SpikePool2d, k, given, out):
+    import nir
+
+    if module.kind == "max":
+        raise ConfigError("max pooling has no NIR node (NIR has SumPool2d and AvgPool2d): "
+                          "this model cannot be exported")
+    window = np.array(module.window)
+    kind = nir.SumPool2d if module.kind == "sum" else nir.AvgPool2d
+    return [out.node(f"{module.kind}pool", kind(kernel_size=window, stride=window,
+                                                padding=np.zeros(2, np.int64)),
+                     out.producers[given[0]])]
+
+
+@export_module.register
+def _(module: Flatten, k, given, out):
+    import nir
+
+    return [out.node("flatten", nir.Flatten(input_type={"input": np.array(
+        out.view.shape_of(given[0]))}, start_dim=0, end_dim=-1), out.producers[given[0]])]
+
+
 def to_nir(model, dt: float = DT):
-    """A dalif-hw model (:class:`~dalif_hw.model.DALIFSequential`, ``DALIFMLP`` or
-    ``DALIFConvNet``) as a ``nir.NIRGraph``. An imported, unchanged model gives back its source
-    graph. A readout becomes an Affine whose output is the current per timestep (the MLP's and
-    ConvNet's mean over time, and the hardware's sum, rank the classes alike).
+    """A dalif-hw model (:class:`~dalif_hw.model.DALIFGraph`, ``DALIFMLP`` or
+    ``DALIFConvNet``, residual blocks included) as a ``nir.NIRGraph``. An imported, unchanged
+    model gives back its source graph. A readout becomes an Affine whose output is the
+    current per timestep (the MLP's and ConvNet's mean over time, and the hardware's sum, rank
+    the classes alike). A spike add becomes edges (NIR sums a node's inputs); a layer of
+    several inputs one synapse node per input, all into its LIF or IF node.
 
     Raises
     ------
@@ -464,71 +697,56 @@ def to_nir(model, dt: float = DT):
         raise ConfigError(f"dt must be positive, not {dt!r}")
     if _unchanged(model) and model.nir_source["dt"] == dt:
         return copy.deepcopy(model.nir_source["graph"])
-    if isinstance(model, DALIFMLP):
-        body, shape = list(model.hidden), (model.sizes[0],)
-    elif isinstance(model, (DALIFConvNet, DALIFSequential)):
-        body, shape = list(model.body), model.in_shape
-    else:
-        raise ConfigError(f"to_nir takes a DALIFSequential, DALIFMLP or DALIFConvNet, not "
-                          f"{type(model).__name__}")
-    nodes = {"input": nir.Input(input_type={"input": np.array(shape)})}
-    names = ["input"]
-
-    def add(label, node):
-        name = f"{len(names) - 1}_{label}"
-        nodes[name] = node
-        names.append(name)
-
-    for module in body:
-        if isinstance(module, SEWBlock):
-            raise ConfigError("a residual block (SEWBlock) does not export to NIR yet: the "
-                              "export writes chains")
-        if isinstance(module, DALIFLinear):
-            weight = _f32(module.linear.weight)
-            bias = module.linear.bias
-            add("affine", nir.Affine(weight=weight, bias=_f32(bias)) if bias is not None else
-                nir.Linear(weight=weight))
-            add("lif", _neuron_node(module.neuron, dt))
-            shape = module.neuron.shape
-        elif isinstance(module, DALIFConv2d):
-            conv = module.conv
-            bias = _f32(conv.bias) if conv.bias is not None else np.zeros(conv.out_channels,
-                                                                          np.float32)
-            add("conv", nir.Conv2d(input_shape=np.array(shape[1:]), weight=_f32(conv.weight),
-                                   stride=np.array(conv.stride), padding=np.array(conv.padding),
-                                   dilation=np.ones(2, np.int64), groups=1, bias=bias))
-            add("lif", _neuron_node(module.neuron, dt))
-            shape = module.neuron.shape
-        elif isinstance(module, SpikePool2d):
-            if module.kind == "max":
-                raise ConfigError("max pooling has no NIR node (NIR has SumPool2d and "
-                                  "AvgPool2d): this model cannot be exported")
-            window = np.array(module.window)
-            node = nir.SumPool2d if module.kind == "sum" else nir.AvgPool2d
-            add(f"{module.kind}pool", node(kernel_size=window, stride=window,
-                                           padding=np.zeros(2, np.int64)))
-            shape = module.shape(shape).out_shape
-        elif isinstance(module, Flatten):
-            add("flatten", nir.Flatten(input_type={"input": np.array(shape)}, start_dim=0,
-                                       end_dim=-1))
-            shape = (int(np.prod(shape)),)
-    readout = model.readout
+    try:
+        view = graph_of(model)
+    except (AttributeError, TypeError):
+        raise ConfigError(f"to_nir takes a DALIFGraph, DALIFMLP or DALIFConvNet, not "
+                          f"{type(model).__name__}") from None
+    out = _Export(view, dt, {"input": nir.Input(input_type={"input": np.array(view.in_shape)})})
+    for k, (module, given) in enumerate(zip(view.body, view.inputs)):
+        out.producers[k] = export_module(module, k, given, out)
+    nodes, edges, node, producers = out.nodes, out.edges, out.node, out.producers
+    last = producers[len(view.body) - 1 if view.body else INPUT]
+    readout = view.readout
     if readout is not None:
         weight = _f32(readout.weight)
-        add("readout", nir.Affine(weight=weight, bias=_f32(readout.bias)) if readout.bias
-            is not None else nir.Linear(weight=weight))
-        gain = getattr(model, "integrate", None)
-        if gain is not None:
-            add("integrator", nir.I(r=(_f32(gain) / dt).astype(np.float32)))
-    nodes["output"] = nir.Output(output_type={"output": np.array(
-        (readout.out_features,) if readout is not None else shape)})
-    names.append("output")
-    graph = nir.NIRGraph(nodes=nodes, edges=list(zip(names, names[1:])))
-    return graph
+        last = [node("readout", nir.Affine(weight=weight, bias=_f32(readout.bias))
+                     if readout.bias is not None else nir.Linear(weight=weight), last)]
+        if view.integrate is not None:
+            last = [node("integrator", nir.I(r=(_f32(view.integrate) / dt).astype(
+                np.float32)), last)]
+    shape = (readout.out_features,) if readout is not None else view.shapes[-1]
+    nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
+    edges.extend((src, "output") for src in last)
+    return nir.NIRGraph(nodes=nodes, edges=edges)
+
+
+def _split(module, shapes: list) -> list:
+    """A dense or conv2d layer's synapse as one NIR node per input (its weight's columns or
+    input channels; the bias on the first): [(label, node)]."""
+    import nir
+
+    if isinstance(module, DALIFLinear):
+        weight, bias = _f32(module.linear.weight), module.linear.bias
+        sizes = [int(np.prod(s)) for s in shapes]
+        parts = np.split(weight, np.cumsum(sizes)[:-1], axis=1)
+        bias = _f32(bias) if bias is not None else None
+        return [("affine", nir.Affine(weight=w, bias=bias if n == 0 else
+                                      np.zeros(w.shape[0], np.float32))
+                 if bias is not None else nir.Linear(weight=w)) for n, w in enumerate(parts)]
+    conv = module.conv
+    bias = _f32(conv.bias) if conv.bias is not None else np.zeros(conv.out_channels,
+                                                                  np.float32)
+    parts = np.split(_f32(conv.weight), np.cumsum([s[0] for s in shapes])[:-1], axis=1)
+    return [("conv", nir.Conv2d(input_shape=np.array(shapes[n][1:]), weight=w,
+                                stride=np.array(conv.stride), padding=np.array(conv.padding),
+                                dilation=np.ones(2, np.int64), groups=1,
+                                bias=bias if n == 0 else np.zeros_like(bias)))
+            for n, w in enumerate(parts)]
 
 
 
-def save_model(path, model: DALIFSequential, T: int | None = None) -> None:
+def save_model(path, model: DALIFGraph, T: int | None = None) -> None:
     """Write an imported model as a checkpoint (``python -m dalif_hw.nir import``): its source
     graph (the ``.nir`` bytes), dt, T if known, and its parameters."""
     from ..core.files import atomic_path
@@ -544,7 +762,7 @@ def save_model(path, model: DALIFSequential, T: int | None = None) -> None:
         torch.save(checkpoint, tmp)
 
 
-def load_model_checkpoint(checkpoint: dict) -> DALIFSequential:
+def load_model_checkpoint(checkpoint: dict) -> DALIFGraph:
     """The model of a checkpoint written by :func:`save_model` (its source graph rebuilt,
     then its parameters loaded)."""
     graph = graph_from_bytes(bytes(checkpoint["nir"].numpy().tobytes()))

@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .layers import DALIFConv2d, DALIFLinear, Flatten, SEWBlock, SpikePool2d, spiking_outputs
+from .graph import graph_of
+from .layers import DALIFConv2d, DALIFLinear, Flatten, SEWBlock, SpikePool2d
 from .qat import readout_logits
 
 __all__ = ["DALIFConvNet", "LAYER_KINDS"]
@@ -117,4 +118,4 @@ class DALIFConvNet(nn.Module):
 
     def hidden_spikes(self, spikes: torch.Tensor) -> list[torch.Tensor]:
         """The output of every spiking layer (conv2d, dense), flat [T, batch, n] each."""
-        return spiking_outputs(self.body, spikes.reshape(*spikes.shape[:2], *self.in_shape))
+        return graph_of(self).hidden_spikes(spikes.reshape(*spikes.shape[:2], *self.in_shape))

@@ -14,8 +14,8 @@ from torch import nn
 from ..core.conv import PoolShape
 from .neuron import DALIFNeuron
 
-__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "SEWBlock", "Flatten", "POOLS",
-           "spiking_outputs"]
+__all__ = ["DALIFLinear", "DALIFConv2d", "SpikePool2d", "SEWBlock", "SpikeAdd", "Flatten",
+           "POOLS"]
 
 #: Pooling of spikes: ``sum`` (a window's spikes added: what the hardware's sum pool sends
 #: on), ``avg`` (their mean: sum pooling with 1 / window folded into the next layer when
@@ -183,25 +183,16 @@ class SEWBlock(nn.Module):
         return x + self.convs[1](self.convs[0](x))
 
 
+class SpikeAdd(nn.Module):
+    """The spikes of two or more inputs of one shape added (SEW-ResNet's ADD, SPEC 7's add):
+    counts the next layer takes as counted beats."""
+
+    def forward(self, *xs: torch.Tensor) -> torch.Tensor:
+        return torch.stack(xs).sum(0)
+
+
 class Flatten(nn.Module):
     """[T, batch, C, H, W] -> [T, batch, C H W], channel-major (the hardware's flat order)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return x.flatten(2)
-
-
-def spiking_outputs(body, x: torch.Tensor) -> list[torch.Tensor]:
-    """Run ``x`` through the modules of ``body``; the output of every spiking layer (conv2d,
-    dense), flat [T, batch, n] each."""
-    out = []
-    for module in body:
-        if isinstance(module, SEWBlock):
-            first = module.convs[0](x)
-            second = module.convs[1](first)
-            out += [first.flatten(2), second.flatten(2)]
-            x = x + second
-            continue
-        x = module(x)
-        if isinstance(module, (DALIFConv2d, DALIFLinear)):
-            out.append(x.flatten(2))
-    return out

@@ -22,6 +22,7 @@ readout     :class:`Readout`                   logits summed over a sample (SPEC
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from pathlib import Path
 from typing import ClassVar
@@ -29,7 +30,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..core.config import RESETS, ArrayConfig, ConfigError
-from ..core.conv import PoolShape
+from ..core.conv import PoolShape, check_shape
 from ..core.files import write_text_atomic
 from ..core.layout import hex_lines, memories
 from ..core.params import (
@@ -55,7 +56,9 @@ def _integer(value) -> bool:
 
 
 def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+    """A finite int or float (not a bool, NaN or infinity)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and \
+        math.isfinite(value)
 
 
 def _positive(value) -> bool:
@@ -200,6 +203,7 @@ class Weighted(Layer):
     schema: ClassVar[dict] = {
         **Layer.schema, "neurons": _POSITIVE, "in_size": _POSITIVE, "lanes": _POSITIVE,
         "acc_lanes": (False, _positive, "a positive integer"), "WB": _POSITIVE, "VB": _POSITIVE,
+        "beat_cap": (False, _positive, "a positive integer"),
         "bias": (True, lambda v: isinstance(v, bool), "true or false"),
         "scale": (True, lambda v: _number(v) and v > 0, "a positive number"),
         "params": (True, _file_name, "a file name in the network folder"),
@@ -240,7 +244,7 @@ class Weighted(Layer):
     def describe(self) -> dict:
         c = self.config
         entry = {**super().describe(), "neurons": c.neurons, "in_size": c.inputs,
-                 "lanes": c.lanes, "WB": c.WB, "VB": c.VB}
+                 "lanes": c.lanes, "WB": c.WB, "VB": c.VB, "beat_cap": c.beat_cap}
         if c.acc_lanes != c.lanes:
             entry["acc_lanes"] = c.acc_lanes
         return entry
@@ -259,6 +263,9 @@ class Weighted(Layer):
         params = cls._params(folder, entry)
         if (params.bias is not None) != entry["bias"]:
             raise ConfigError(f"bias: {entry['bias']} disagrees with {entry['params']}")
+        if params.cap != entry.get("beat_cap", params.inputs):
+            raise ConfigError(f"beat_cap: {entry.get('beat_cap', params.inputs)} "
+                              f"disagrees with {entry['params']} ({params.cap})")
         config = params.config(T, lanes=entry["lanes"], acc_lanes=entry.get("acc_lanes"))
         if (config.neurons, config.inputs) != (entry["neurons"], entry["in_size"]):
             raise ConfigError(f"says {entry['neurons']} neurons x {entry['in_size']} inputs, "
@@ -276,8 +283,8 @@ class Spiking(Weighted):
     spiking: ClassVar[bool] = True
     max_inputs: ClassVar[int | None] = None
     schema: ClassVar[dict] = {
-        **Weighted.schema, "beat_cap": (False, _positive, "a positive integer"),
-        "DB": _POSITIVE, "reset": (True, lambda v: v in RESETS, f"one of {', '.join(RESETS)}"),
+        **Weighted.schema, "DB": _POSITIVE,
+        "reset": (True, lambda v: v in RESETS, f"one of {', '.join(RESETS)}"),
     }
 
     def join(self, shapes: list[tuple]) -> None:
@@ -287,7 +294,7 @@ class Spiking(Weighted):
 
     def describe(self) -> dict:
         c = self.config
-        return {**super().describe(), "beat_cap": c.beat_cap, "DB": c.DB, "reset": c.reset,
+        return {**super().describe(), "DB": c.DB, "reset": c.reset,
                 "threshold": self._threshold(self.params)}
 
     @classmethod
@@ -300,9 +307,6 @@ class Spiking(Weighted):
         if threshold != entry["threshold"]:
             raise ConfigError(f"threshold: {entry['threshold']} disagrees with "
                               f"{entry['params']} ({threshold})")
-        if params.cap != entry.get("beat_cap", params.inputs):
-            raise ConfigError(f"beat_cap: {entry.get('beat_cap', params.inputs)} "
-                              f"disagrees with {entry['params']} ({params.cap})")
         return params
 
 
@@ -466,13 +470,8 @@ class Add(Layer):
 
     def __post_init__(self):
         super().__post_init__()
-        shape = self.shape
-        if not isinstance(shape, (list, tuple)) or len(shape) not in (1, 3) or any(
-                isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1
-                for v in shape):
-            raise ConfigError(f"layer {self.name}: an add's shape must be [C, H, W] or [M] "
-                              f"of positive integers, not {shape!r}")
-        object.__setattr__(self, "shape", tuple(int(v) for v in shape))
+        object.__setattr__(self, "shape", check_shape(f"layer {self.name}: an add's shape",
+                                                      self.shape, (1, 3)))
 
     @property
     def in_shape(self) -> tuple:

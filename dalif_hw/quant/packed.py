@@ -34,9 +34,10 @@ from .kinds import (
     Layer,
     MaxPool,
     Readout,
-    Spiking,
     SumPool,
     Weighted,
+    _number,
+    _positive,
 )
 
 __all__ = ["Layer", "Weighted", "Dense", "Conv2d", "SumPool", "MaxPool", "Add", "Readout",
@@ -124,8 +125,7 @@ class Network:
             shapes[layer.name] = layer.out_shape
         beats = self.max_beats()
         for layer in layers:
-            # (A readout has no beat cap of its own yet: it counts up to its M beats.)
-            if isinstance(layer, Spiking) and layer.inputs != (INPUT,):
+            if isinstance(layer, Weighted) and layer.inputs != (INPUT,):
                 most = sum(beats[name] for name in layer.inputs)
                 if layer.config.beat_cap < most:
                     raise ConfigError(
@@ -278,17 +278,12 @@ def _upgrade(text: dict) -> dict:
 #: are its kind's (:attr:`Layer.schema <dalif_hw.quant.kinds.Layer.schema>`).
 SCHEMA = {
     "format": (True, lambda v: v == FORMAT, repr(FORMAT)),
-    "T": (True, lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
-          "a positive integer"),
+    "T": (True, _positive, "a positive integer"),
     "encoding": (True, lambda v: isinstance(v, dict), "a mapping"),
     "layers": (True, lambda v: isinstance(v, list) and len(v) >= 1 and
                all(isinstance(e, dict) for e in v), "a non-empty list of layer mappings"),
     "source": (False, lambda v: v is None or isinstance(v, dict), "a mapping"),
 }
-
-
-def _number(value) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 _SOURCE = {

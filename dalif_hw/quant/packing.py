@@ -14,25 +14,20 @@ PKH PKW M (SPEC 6).
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+
 import numpy as np
 import torch
 
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
 from ..core.params import ConvParams, IntParams, ReadoutParams, first_bad
-from ..model import (
-    DALIFMLP,
-    DALIFConv2d,
-    DALIFConvNet,
-    DALIFLinear,
-    DALIFSequential,
-    Flatten,
-    SEWBlock,
-    SpikePool2d,
-)
+from ..model import DALIFConv2d, DALIFLinear, Flatten, SpikeAdd, SpikePool2d, graph_of
+from ..model import graph as model_graph
 from .packed import INPUT, KINDS, Add, Conv2d, Dense, Network, Readout
 
 __all__ = ["layer_scale", "quantize", "quantize_linear", "quantize_conv", "quantize_readout",
-           "pack_network"]
+           "pack_network", "pack_module"]
 
 
 def layer_scale(weight: np.ndarray, WB: int) -> float:
@@ -125,13 +120,13 @@ def _numpy(t: torch.Tensor) -> np.ndarray:
 @torch.no_grad()
 def quantize_linear(layer: DALIFLinear, *, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
                     VB: int = DEFAULT_VB, scale: float | None = None,
-                    weight_factor: float = 1.0, beat_cap: int | None = None
+                    weight_factor=1.0, beat_cap: int | None = None
                     ) -> tuple[IntParams, float]:
     """Convert a trained :class:`~dalif_hw.model.DALIFLinear` (see :func:`quantize`).
 
     Decays of any granularity become one per neuron; the layer's scalar threshold stays a
     per-layer threshold, a threshold tensor becomes one per neuron. ``weight_factor`` scales
-    the weights first (a folded average pool).
+    the weights first (a folded average pool): a number, or one per input column.
     """
     neuron = layer.neuron
     bias = None if layer.linear.bias is None else _numpy(layer.linear.bias)
@@ -147,13 +142,14 @@ def quantize_linear(layer: DALIFLinear, *, WB: int = DEFAULT_WB, DB: int = DEFAU
 
 @torch.no_grad()
 def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
-                  VB: int = DEFAULT_VB, weight_factor: float = 1.0,
+                  VB: int = DEFAULT_VB, weight_factor=1.0,
                   beat_cap: int | None = None) -> tuple[ConvParams, float]:
     """Convert a trained :class:`~dalif_hw.model.DALIFConv2d` with input ``in_shape``
     (C, H, W) to :class:`ConvParams`: decays per channel where the neuron learns them so (or
     per layer: repeated per channel), per neuron (flat) otherwise; the threshold per layer;
     the bias per channel. ``weight_factor`` scales the weights first (a folded average
-    pool). A threshold tensor stays per channel or per neuron."""
+    pool): a number, or one per input channel [C, 1, 1]. A threshold tensor stays per
+    channel or per neuron."""
     neuron, conv = layer.neuron, layer.conv
     K = conv.out_channels
 
@@ -172,10 +168,11 @@ def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int
 
 @torch.no_grad()
 def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int = DEFAULT_VB,
-                     weight_factor: float = 1.0, row_gain: torch.Tensor | None = None
-                     ) -> tuple[ReadoutParams, float]:
+                     weight_factor: float = 1.0, row_gain: torch.Tensor | None = None,
+                     beat_cap: int | None = None) -> tuple[ReadoutParams, float]:
     """Convert the readout ``nn.Linear``: one scale, ``w_int = round(w / s)``, likewise bias.
-    ``row_gain`` [classes] scales each output's row and bias first (an integrator's gain).
+    ``row_gain`` [classes] scales each output's row and bias first (an integrator's gain);
+    ``beat_cap`` as for the other layers (SPEC 7).
 
     The float readout averages over T timesteps and the integer one sums, in units of the
     scale: the same argmax.
@@ -189,15 +186,123 @@ def quantize_readout(linear: torch.nn.Linear, *, WB: int = DEFAULT_WB, VB: int =
     bias = None if linear.bias is None else \
         np.round(_numpy(linear.bias) * gain / scale).astype(np.int64)
     return ReadoutParams(weight=np.round(weight / scale).astype(np.int64), bias=bias, WB=WB,
-                         VB=VB), scale
+                         VB=VB, beat_cap=beat_cap), scale
 
 
-def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, encoding: dict,
-                 WB: int = DEFAULT_WB, DB: int = DEFAULT_DB, VB: int = DEFAULT_VB,
-                 lanes=None, acc_lanes=None) -> Network:
-    """Pack a trained :class:`~dalif_hw.model.DALIFMLP`,
-    :class:`~dalif_hw.model.DALIFConvNet` or :class:`~dalif_hw.model.DALIFSequential` (with
-    or without a readout) into a :class:`Network`.
+@dataclasses.dataclass
+class _Packing:
+    """What packing knows as it walks a model's graph: per body index (and the model's
+    input), the packed layer whose stream it is (``source``), the most beats that stream
+    carries in a timestep (``beats``, SPEC 7: the next layer's beat cap takes them), and the
+    factor its consumer's weights take (``factor``, a folded average pool); the layers made,
+    and the lanes still to give out."""
+
+    view: object
+    T: int
+    widths: dict
+    lanes: list
+    acc_lanes: list
+    layers: list = dataclasses.field(default_factory=list)
+    source: dict = dataclasses.field(default_factory=dict)
+    beats: dict = dataclasses.field(default_factory=dict)
+    factor: dict = dataclasses.field(default_factory=dict)
+    counts: dict = dataclasses.field(default_factory=dict)
+
+    def name(self, prefix: str) -> str:
+        self.counts[prefix] = self.counts.get(prefix, 0) + 1
+        return f"{prefix}{self.counts[prefix] - 1}"
+
+    def config(self, params):
+        return params.config(self.T, lanes=self.lanes.pop(0), acc_lanes=self.acc_lanes.pop(0))
+
+    def factors(self, given, per_input):
+        """The weight factor of a layer's inputs: one number, or one per input column or
+        channel where its inputs come through different average pools."""
+        if len({self.factor[i] for i in given}) == 1:
+            return self.factor[given[0]]
+        return np.concatenate([np.full(per_input(i), self.factor[i]) for i in given])
+
+
+@functools.singledispatch
+def pack_module(module, k: int, given: tuple, state: _Packing) -> None:
+    """Pack body module ``k`` of the model's graph, taking ``given`` (body indices): append
+    its layer (if it makes one) to ``state.layers`` and set its stream's ``source``,
+    ``beats`` and ``factor``. Registered per module type, as a layer kind's other stages."""
+    raise ConfigError(f"no packing for {type(module).__name__}")
+
+
+@pack_module.register
+def _(module: Flatten, k, given, state):  # the flat order is the hardware's: no layer
+    for what in (state.source, state.beats, state.factor):
+        what[k] = what[given[0]]
+
+
+@pack_module.register
+def _(module: SpikePool2d, k, given, state):
+    (i,) = given
+    pool = module.shape(state.view.shape_of(i))
+    label = state.name("pool")
+    state.layers.append(KINDS[pool.kind](label, pool, inputs=(state.source[i],)))
+    # A sum pool passes every beat of its input on, a max pool a pooled index once.
+    state.beats[k] = state.beats[i] if pool.kind == "sumpool" else pool.outputs
+    state.factor[k] = state.factor[i] / (module.window[0] * module.window[1]) \
+        if module.kind == "avg" else state.factor[i]
+    state.source[k] = label
+
+
+@pack_module.register
+def _(module: SpikeAdd, k, given, state):
+    label = state.name("add")
+    if len({state.factor[i] for i in given}) != 1:
+        raise ConfigError(f"layer {label}: its inputs come through average pools of "
+                          "different windows, which no integer add can sum (use sum pooling)")
+    state.layers.append(Add(label, state.view.shape_of(given[0]),
+                            inputs=tuple(state.source[i] for i in given)))
+    state.beats[k] = sum(state.beats[i] for i in given)
+    state.factor[k], state.source[k] = state.factor[given[0]], label
+
+
+def _spiking(k, given, state, label, in_shape, quantize_layer, kind):
+    """A dense or conv2d layer over ``given``, concatenated (SPEC 7)."""
+    size, cap = int(np.prod(in_shape)), sum(state.beats[i] for i in given)
+    try:
+        params, scale = quantize_layer(cap if cap > size else None)
+        config = state.config(params)
+    except ConfigError as exc:
+        raise ConfigError(f"layer {label}: {exc}") from None
+    state.layers.append(kind(label, config, params, scale,
+                             inputs=tuple(state.source[i] for i in given)))
+    state.beats[k], state.factor[k], state.source[k] = params.neurons, 1.0, label
+
+
+@pack_module.register
+def _(module: DALIFLinear, k, given, state):
+    view = state.view
+    in_shape = (sum(int(np.prod(view.shape_of(i))) for i in given),)
+    factor = state.factors(given, lambda i: int(np.prod(view.shape_of(i))))
+    _spiking(k, given, state, state.name("hidden"), in_shape, lambda cap: quantize_linear(
+        module, **state.widths, weight_factor=factor, beat_cap=cap), Dense)
+
+
+@pack_module.register
+def _(module: DALIFConv2d, k, given, state):
+    view = state.view
+    shape = view.shape_of(given[0])
+    in_shape = (sum(view.shape_of(i)[0] for i in given), *shape[1:])
+    factor = state.factors(given, lambda i: view.shape_of(i)[0])
+    factor = np.reshape(factor, (-1, 1, 1)) if np.ndim(factor) else factor
+    _spiking(k, given, state, state.name("conv"), in_shape, lambda cap: quantize_conv(
+        module, in_shape, **state.widths, weight_factor=factor, beat_cap=cap), Conv2d)
+
+
+def pack_network(model, *, T: int, encoding: dict, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
+                 VB: int = DEFAULT_VB, lanes=None, acc_lanes=None) -> Network:
+    """Pack a trained model (:class:`~dalif_hw.model.DALIFMLP`,
+    :class:`~dalif_hw.model.DALIFConvNet`, :class:`~dalif_hw.model.DALIFGraph`, with or
+    without a readout) into a :class:`Network`, walking its graph
+    (:func:`~dalif_hw.model.graph_of`) module by module (:func:`pack_module`): a spiking
+    layer of several inputs packs as one layer over them (SPEC 7), an add as an ``add``
+    stage, a flatten as nothing (the flat order is the hardware's).
 
     ``lanes``, ``acc_lanes``: one per layer with neurons (dense, conv2d, readout; not
     pooling), or None for each layer's default (``acc_lanes``: the layer's lanes).
@@ -205,16 +310,11 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
     Raises
     ------
     ConfigError
-        If a converted value does not fit its width, or ``lanes`` does not fit the layers.
+        If a converted value does not fit its width, ``lanes`` does not fit the layers, or an
+        add takes inputs behind average pools of different windows.
     """
-    if isinstance(model, (DALIFConvNet, DALIFSequential)):
-        modules, shape = list(model.body), model.in_shape
-    else:
-        modules, shape = list(model.hidden), (model.sizes[0],)
-    readout = model.readout
-    n_layers = sum(1 if isinstance(m, (DALIFLinear, DALIFConv2d)) else
-                   len(m.convs) if isinstance(m, SEWBlock) else 0 for m in modules) + \
-        (readout is not None)
+    view = graph_of(model)
+    n_layers = len(view.spiking) + (view.readout is not None)
     counts_per_layer = []
     for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes)):
         given = [None] * n_layers if given is None else list(given)
@@ -222,66 +322,23 @@ def pack_network(model: DALIFMLP | DALIFConvNet | DALIFSequential, *, T: int, en
             raise ConfigError(f"{what} needs one value per layer with neurons ({n_layers}), "
                               f"not {given}")
         counts_per_layer.append(given)
-    lanes, acc_lanes = counts_per_layer
-    # ``source``: the layer whose output the next one takes; ``beats``: the most beats that
-    # stream carries in a timestep (SPEC 7), which the next layer's beat cap must take.
-    layers, factor, source, beats = [], 1.0, INPUT, int(np.prod(shape))
-    counts = {"dense": 0, "conv2d": 0, "pool": 0, "add": 0}
-
-    def name(kind):
-        counts[kind] += 1
-        prefix = {"dense": "hidden", "conv2d": "conv", "pool": "pool", "add": "add"}[kind]
-        return prefix + str(counts[kind] - 1)
-
-    def spiking(module):
-        nonlocal shape, factor, source, beats
-        label = name("conv2d" if isinstance(module, DALIFConv2d) else "dense")
-        inputs = int(np.prod(shape))
-        cap = beats if beats > inputs else None
-        try:
-            if isinstance(module, DALIFConv2d):
-                params, scale = quantize_conv(module, shape, WB=WB, DB=DB, VB=VB,
-                                              weight_factor=factor, beat_cap=cap)
-                shape, kind = params.shape.out_shape, Conv2d
-            else:
-                params, scale = quantize_linear(module, WB=WB, DB=DB, VB=VB,
-                                                weight_factor=factor, beat_cap=cap)
-                shape, kind = (params.neurons,), Dense
-            config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
-        except ConfigError as exc:
-            raise ConfigError(f"layer {label}: {exc}") from None
-        layers.append(kind(label, config, params, scale, inputs=(source,)))
-        factor, source, beats = 1.0, label, params.neurons
-
-    for module in modules:
-        if isinstance(module, Flatten):
-            shape = (int(np.prod(shape)),)
-        elif isinstance(module, SpikePool2d):
-            pool = module.shape(shape)
-            label = name("pool")
-            layers.append(KINDS[pool.kind](label, pool, inputs=(source,)))
-            if module.kind == "avg":
-                factor /= module.window[0] * module.window[1]
-            # A sum pool passes every beat of its input on, a max pool a pooled index once.
-            beats = beats if pool.kind == "sumpool" else pool.outputs
-            source, shape = label, pool.out_shape
-        elif isinstance(module, SEWBlock):
-            # conv, conv, then the block's input added to the second one's spikes.
-            shortcut, block_beats, block_shape = source, beats, shape
-            for conv in module.convs:
-                spiking(conv)
-            label = name("add")
-            layers.append(Add(label, block_shape, inputs=(shortcut, source)))
-            source, beats = label, block_beats + beats
-        else:
-            spiking(module)
-    if readout is None:
-        return Network(T=T, encoding=encoding, layers=layers)
+    state = _Packing(view, T, {"WB": WB, "DB": DB, "VB": VB}, *counts_per_layer)
+    net_input = model_graph.INPUT
+    state.source[net_input], state.factor[net_input] = INPUT, 1.0
+    state.beats[net_input] = int(np.prod(view.in_shape))
+    for k, (module, given) in enumerate(zip(view.body, view.inputs)):
+        pack_module(module, k, given, state)
+    if view.readout is None:
+        return Network(T=T, encoding=encoding, layers=state.layers)
+    last = len(view.body) - 1 if view.body else net_input
+    size, beats = int(np.prod(view.shape_of(last))), state.beats[last]
     try:
-        params, scale = quantize_readout(readout, WB=WB, VB=VB, weight_factor=factor,
-                                         row_gain=getattr(model, "integrate", None))
-        config = params.config(T, lanes=lanes.pop(0), acc_lanes=acc_lanes.pop(0))
+        params, scale = quantize_readout(view.readout, WB=WB, VB=VB,
+                                         weight_factor=state.factor[last],
+                                         row_gain=view.integrate,
+                                         beat_cap=beats if beats > size else None)
+        config = state.config(params)
     except ConfigError as exc:
         raise ConfigError(f"layer readout: {exc}") from None
-    layers.append(Readout("readout", config, params, scale, inputs=(source,)))
-    return Network(T=T, encoding=encoding, layers=layers)
+    return Network(T=T, encoding=encoding, layers=[*state.layers, Readout(
+        "readout", config, params, scale, inputs=(state.source[last],))])

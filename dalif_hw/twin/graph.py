@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..quant.kinds import INPUT, Add, Pool, Readout, Spiking
-from .layers import Trace, readout, run, stimulus_counts
+from .layers import Trace, pool_step, readout, run, stimulus_counts
 
 __all__ = ["Step", "evaluate", "walk", "run_network", "classify"]
 
@@ -53,8 +53,7 @@ def _(layer: Spiking, inputs: list) -> Step:
 
 @evaluate.register
 def _(layer: Pool, inputs: list) -> Step:
-    counts, _ = stimulus_counts(inputs[0], layer.in_size, cap=np.iinfo(np.int64).max)
-    return Step(counts, layer.pool.counts(counts), None)
+    return Step(*pool_step(layer.pool, inputs[0]), None)
 
 
 @evaluate.register

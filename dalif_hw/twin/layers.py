@@ -246,8 +246,9 @@ class _Prepared:
 
 def readout(params, stimulus) -> np.ndarray:
     """Logits of a readout layer, int64 [S, N]: per sample, the sum over its T timesteps of
-    ``bias + weights of the counted beats`` (docs/network.md)."""
-    counts, _ = stimulus_counts(stimulus, params.inputs)
+    ``bias + weights of the counted beats`` (docs/network.md), at most its beat cap a
+    timestep."""
+    counts, _ = stimulus_counts(stimulus, params.inputs, params.cap)
     T = counts.shape[1]
     return exact_product(counts.sum(axis=1), params.weight.T) + T * params.biases()
 
@@ -293,5 +294,11 @@ def pool(shape: PoolShape, stimulus) -> np.ndarray:
     """A pooling stage (SPEC 6) on a stimulus in any form :func:`run` takes: beats per
     pooled index and timestep, int64 [S, T, M'] (sum pooling adds a window's beats, max
     pooling sends each pooled index at most once a timestep)."""
+    return pool_step(shape, stimulus)[1]
+
+
+def pool_step(shape: PoolShape, stimulus) -> tuple[np.ndarray, np.ndarray]:
+    """A pooling stage's counted beats in (uncapped: nothing drops inside a network, SPEC 7)
+    and its output, as :func:`pool`."""
     counts, _ = stimulus_counts(stimulus, shape.inputs, cap=np.iinfo(np.int64).max)
-    return shape.counts(counts)
+    return counts, shape.counts(counts)
