@@ -54,12 +54,19 @@ def describe_os_error(exc: OSError) -> str:
 
 def output_path(path, what: str = "output", inputs=()) -> Path:
     """Check that ``path`` can be written as a file and is none of ``inputs`` (files the
-    command reads), creating its parent folders."""
+    command reads) nor inside one of them that is a folder (a packed network), creating its
+    parent folders."""
     path = Path(path)
     for source in inputs:
-        if source is not None and path.resolve() == Path(source).resolve():
+        if source is None:
+            continue
+        source = Path(source).resolve()
+        if path.resolve() == source:
             raise ConfigError(f"{what} {str(path)!r} is also an input: it would be "
                               f"overwritten")
+        if source.is_dir() and path.resolve().is_relative_to(source):
+            raise ConfigError(f"{what} {str(path)!r} is inside the input folder "
+                              f"{str(source)!r}: it could overwrite one of its files")
     if path.is_dir():
         raise ConfigError(f"{what} {str(path)!r} is a folder, not a file")
     try:
@@ -120,15 +127,21 @@ def check_memory(needed: float, what: str) -> None:
                           f"has {available / 2**30:.3g} GiB available")
 
 
-def add_width_arguments(parser, source: str) -> None:
+def add_width_arguments(parser, source: str, auto: str | None = None) -> None:
     """Add ``--weight-width``, ``--decay-width`` and ``--membrane-width`` to ``parser``;
-    omitted, each comes from ``source`` (named in the help), else the project's default."""
+    omitted, each comes from ``source`` (named in the help), else the project's default.
+    ``auto`` (its help) lets ``--weight-width`` be ``auto`` too."""
+    def weight_width(text: str):
+        return "auto" if text == "auto" else int(text)
+
     for flag, key, what, default in (
             ("--weight-width", "WB", "signed weight bits", DEFAULT_WB),
             ("--decay-width", "DB", "decay fraction bits", DEFAULT_DB),
             ("--membrane-width", "VB", "signed membrane bits", DEFAULT_VB)):
-        parser.add_argument(flag, type=int, metavar=key,
-                            help=f"{what} (default: {source}, else {default})")
+        wb = flag == "--weight-width" and auto
+        parser.add_argument(flag, type=weight_width if wb else int, metavar=key,
+                            help=f"{what} (default: {source}, else {default})"
+                                 + (f"; auto: {auto}" if wb else ""))
 
 
 def check_positive(*flags: tuple[str, int | None]) -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -100,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                        ("--T", args.T), ("--samples", args.samples), ("--workers", args.workers))
     if not 0 < args.density <= 1:
         raise ConfigError(f"--density must be in (0, 1], not {args.density}")
+    if not (args.freq > 0 and math.isfinite(args.freq)):
+        raise ConfigError(f"--freq must be a positive number of MHz, not {args.freq}")
     if args.network:
         from .quant.packed import Network
 
@@ -123,7 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.scheduler:
         try:
             client = Client(args.scheduler, timeout="10s")
-        except OSError as exc:
+        except (OSError, ValueError) as exc:    # ValueError: not an address at all
             raise ConfigError(f"cannot reach the Dask scheduler --scheduler "
                               f"{args.scheduler!r}: {exc}") from None
         cluster = None

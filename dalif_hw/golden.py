@@ -15,7 +15,7 @@ import sys
 
 from . import cli, twin
 from .core.config import ConfigError
-from .core.params import load_params, load_stimulus
+from .core.params import ConvParams, load_params, load_stimulus
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,7 +45,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ConfigError(f"--beat-cap {args.beat_cap} disagrees with the params meta "
                               f"beat_cap={params.beat_cap}")
         params = dataclasses.replace(params, beat_cap=args.beat_cap)
+    # The twin holds a layer as a dense int64 matrix (a convolution's too, and its patches):
+    # refused up front where that cannot fit, as gen refuses such a design.
+    N, M = params.neurons, params.inputs
+    cli.check_memory(8 * N * M * (2 if isinstance(params, ConvParams) else 1),
+                     f"the integer twin of {args.params} ({N} neurons x {M} inputs)")
     stimulus = load_stimulus(args.stimulus, inputs=params.inputs)
+    S, T = stimulus.shape[:2]
+    cli.check_memory(8 * S * T * (M + 3 * N), f"the trace of {S} samples x {T} timesteps")
     trace = twin.run(params, stimulus)
     trace.save(out)
     n_samples, T, N = trace.spikes_out.shape

@@ -1,8 +1,8 @@
 """``python -m dalif_hw.nir``: models in from and out to NIR, the Neuromorphic Intermediate
 Representation (snnTorch, SpikingJelly, Norse, Sinabs, Lava-DL, Rockpool)::
 
-    python -m dalif_hw.nir import model.nir --out model.pt [--dt 1e-4] [--T 8]
-    python -m dalif_hw.nir export model.pt --out model.nir [--dt 1e-4]
+    python -m dalif_hw.nir import model.nir --out model.pt [--dt DT] [--T 8]
+    python -m dalif_hw.nir export model.pt --out model.nir [--dt DT]
 
 ``import`` checks that the hardware can run the graph (one line naming the node and why,
 nothing written, if not) and writes a checkpoint that ``python -m dalif_hw.pack`` takes
@@ -14,6 +14,7 @@ nothing written, if not) and writes a checkpoint that ``python -m dalif_hw.pack`
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 
 from . import cli
@@ -35,27 +36,30 @@ def build_parser() -> argparse.ArgumentParser:
     exp = sub.add_parser("export", help="a dalif-hw checkpoint to a .nir graph")
     exp.add_argument("checkpoint", metavar="MODEL.pt")
     exp.add_argument("--out", required=True, metavar="MODEL.nir")
-    for p in (imp, exp):
-        p.add_argument("--dt", type=float, default=DT,
-                       help="the Euler step of the graph's time constants (default %(default)g, "
-                            "as snnTorch and SpikingJelly write)")
+    imp.add_argument("--dt", type=float,
+                     help="the Euler step of the graph's time constants (default: what the file "
+                          "or its writer says, else 1e-4; the import says which it took)")
+    exp.add_argument("--dt", type=float,
+                     help=f"the Euler step to write the time constants with (default: an "
+                          f"imported model's own, else {DT:g})")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if not args.dt > 0:
-        raise ConfigError(f"--dt must be positive, not {args.dt!r}")
+    if args.dt is not None and not (args.dt > 0 and math.isfinite(args.dt)):
+        raise ConfigError(f"--dt must be a positive number, not {args.dt!r}")
     if args.command == "import":
         cli.check_positive(("--T", args.T))
         from .interchange.nir_graph import save_model
 
-        model = from_nir(args.graph, dt=args.dt)  # every check before anything is written
+        model = from_nir(args.graph, dt=args.dt, T=args.T)  # every check before anything is written
         out = cli.output_path(args.out, "--out", inputs=[args.graph])
         save_model(out, model, T=args.T)
         layers = ", ".join(type(m).__name__ for m in model.body) + \
             (", readout" if model.readout is not None else "")
         print(f"{args.graph}: input {list(model.in_shape)}; {layers}")
+        print(f"dt = {model.nir_source['dt']:g}: {model.nir_source['dt_reason']}")
         print(f"wrote {out}")
         return 0
     import nir

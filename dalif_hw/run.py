@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 
 from . import cli
 from .core.config import ConfigError
 from .core.params import load_stimulus
-from .core.protocol import DEFAULT_BAUD
+from .core.protocol import DEFAULT_BAUD, check_link_indices
 from .quant.packed import Network
 
 __all__ = ["main", "build_parser"]
@@ -51,9 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.check_positive(("--samples", args.samples), ("--baud", args.baud))
-    if not args.timeout > 0:
-        raise ConfigError(f"--timeout must be positive, not {args.timeout}")
+    if not (args.timeout > 0 and math.isfinite(args.timeout)):
+        raise ConfigError(f"--timeout must be a positive number of seconds, not {args.timeout}")
     network = Network.load(args.network)
+    check_link_indices(network.inputs, None if network.has_readout else network.outputs,
+                       f"network {args.network!r}")
     labels = None
     if args.stimulus:
         spikes = load_stimulus(args.stimulus, network.inputs, network.T)[:args.samples]
@@ -73,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     manifest = network_manifest_of(network)
     try:
         port = serial.serial_for_url(args.port, args.baud, timeout=0.05)
-    except serial.SerialException as exc:
+    except (serial.SerialException, ValueError) as exc:    # ValueError: a malformed URL
         raise ConfigError(f"cannot open --port {args.port!r}: {exc}") from None
     with port:
         port.reset_input_buffer()

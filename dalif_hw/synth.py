@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import numpy as np
 from . import cli
 from .core.config import ConfigError
 from .core.files import write_text_atomic
-from .core.protocol import DEFAULT_BAUD
+from .core.protocol import DEFAULT_BAUD, check_link_indices
 from .core.tools import ToolError
 from .flow.synthesis import DoesNotFit, placeholder_image, synthesize
 from .flow.targets import BOARDS, TARGETS
@@ -94,8 +95,8 @@ def main(argv: list[str] | None = None) -> int:
     board_mhz = BOARDS[args.board]["clock_mhz"] if args.board else None
     if args.freq is None:
         args.freq = board_mhz or 150.0
-    if not args.freq > 0:
-        raise ConfigError(f"--freq must be positive, not {args.freq}")
+    if not (args.freq > 0 and math.isfinite(args.freq)):
+        raise ConfigError(f"--freq must be a positive number of MHz, not {args.freq}")
     if board_mhz is not None and args.freq != board_mhz:
         raise ConfigError(f"--freq {args.freq:g}: the board top runs at the {args.board}'s "
                           f"{board_mhz} MHz clock")
@@ -106,18 +107,27 @@ def main(argv: list[str] | None = None) -> int:
                           f"{options['weight_ram'].upper()}, which has no contents in the "
                           f"bitstream to patch (python -m dalif_hw.run loads them over the "
                           f"link)")
+    # Everything read and checked before anything is written.
+    if args.network:
+        network, name = network_from_args(args), args.name or "dalif_network"
+        inputs, outputs = network.inputs, None if network.has_readout else network.outputs
+    else:
+        config, params = config_from_args(args)
+        name = args.name or "dalif_array"
+        inputs, outputs = config.inputs, config.neurons
+    if args.board:
+        check_link_indices(inputs, outputs, f"the design for --board {args.board}")
+    report_path = cli.output_path(args.report, "--report",
+                                  inputs=(args.params, args.network)) if args.report else None
     work = cli.output_folder(
         Path(args.work or (args.out if args.out != "." else f"build/synth/{args.target}")),
         "--work")
-    report_path = cli.output_path(args.report, "--report", inputs=(args.params,)) \
-        if args.report else None
     rng = np.random.default_rng(2025)
     multipliers = args.multipliers or "dsp"
     family = TARGETS[args.target].family
     if args.network:
         from .hw.network import NetworkTop
 
-        network, name = network_from_args(args), args.name or "dalif_network"
         images = {layer.name: _placeholder(
             layer.memories()[0], family,
             work / f"{name}_{layer.name}_weights.placeholder.hex", rng)
@@ -129,9 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         from .core.layout import default_params, memories
         from .hw.neuron_array import NeuronArray
 
-        config, params = config_from_args(args)
         params = params or default_params(config)
-        name = args.name or "dalif_array"
         image = _placeholder(memories(config, params)[0], family,
                              work / f"{name}_weights.placeholder.hex",
                              rng) if args.placeholder_weights else None

@@ -19,6 +19,7 @@ import numpy as np
 from test_neuron_array import BACKPRESSURE, GAPS, check, make_case, random_events
 
 from dalif_hw import twin
+from dalif_hw.core.config import RESETS
 from dalif_hw.core.conv import ConvShape
 from dalif_hw.core.params import ConvParams
 from dalif_hw.harness.verilator import build, config_writes, run_bench
@@ -38,14 +39,14 @@ SHAPES = {
     # 2 channels at once of 3 (a partial channel group).
     "c5s2": (dict(in_shape=(2, 7, 9), channels=3, kernel=(3, 5), stride=(2, 2),
                   padding=(1, 2)), (3, 6),
-             dict(per="neuron", threshold="neuron", reset="soft", WB=6)),
+             dict(per="neuron", threshold="neuron", reset="subtract", WB=6)),
     # The kernel is the whole input: one output position per channel; a row of 5 columns
     # in runs of 1.
     "whole": (dict(in_shape=(2, 4, 5), channels=2, kernel=(4, 5)), (1, 1),
               dict(per="channel", threshold="channel", reset="soft", WB=8)),
     # 1x1, stride 2: pixels between the strides reach no neuron.
     "c1x1": (dict(in_shape=(3, 5, 4), channels=5, kernel=(1, 1), stride=(2, 2)), (2, 2),
-             dict(per="neuron", threshold="layer", reset="hard", WB=5)),
+             dict(per="neuron", threshold="layer", reset="none", WB=5)),
 }
 
 
@@ -61,7 +62,7 @@ def random_shape(rng) -> tuple:
         lanes = (lanes, lanes * int(rng.integers(1, args["channels"] + 1)))
         return args, lanes, dict(per=str(rng.choice(["channel", "neuron"])),
                                  threshold=str(rng.choice(["layer", "channel", "neuron"])),
-                                 reset=str(rng.choice(["hard", "soft"])),
+                                 reset=str(rng.choice(RESETS)),
                                  WB=int(rng.integers(4, 9)))
 
 

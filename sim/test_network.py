@@ -13,6 +13,7 @@ import sys
 import numpy as np
 
 from dalif_hw import twin
+from dalif_hw.core.config import RESETS
 from dalif_hw.core.params import IntParams, ReadoutParams
 from dalif_hw.harness.verilator import build, config_writes, run_bench
 from dalif_hw.hw.emit import emit_network, write_outputs
@@ -48,7 +49,7 @@ def cases_for(network: Network, rng, samples: int, name: str, **options) -> dict
 def test_random_network_with_reconfiguration(build_root, tmp_path):
     rng = np.random.default_rng(5)
     sizes, T, lanes = [12, 9, 7, 5], 3, [4, 7, 2]
-    generated = random_network(rng, sizes, T, lanes, ["soft", "hard"])
+    generated = random_network(rng, sizes, T, lanes, RESETS)
     folder = build_root / "network_rtl"
     write_outputs(folder, emit_network(NetworkTop(generated), "dalif_network"))
     manifest_path = folder / "dalif_network.json"
@@ -66,7 +67,7 @@ def test_random_network_with_reconfiguration(build_root, tmp_path):
                            backpressure={"kind": "periodic", "every": 3}, seed=9))
     for k in range(3):
         # New parameters for every layer, through each layer's own configuration port.
-        network = random_network(rng, sizes, T, lanes, ["soft", "hard"])
+        network = random_network(rng, sizes, T, lanes, RESETS)
         writes = [config_writes(layer_manifest, layer.params)
                   for layer_manifest, layer in zip(manifest["layers"], network.layers)]
         cases.append(cases_for(network, rng, 6, f"reconfigured {k}", config=writes,

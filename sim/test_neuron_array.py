@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 
 from dalif_hw import twin
-from dalif_hw.core.config import ArrayConfig, ConfigError, signed_range
+from dalif_hw.core.config import RESETS, ArrayConfig, ConfigError, signed_range
 from dalif_hw.core.params import IntParams
 from dalif_hw.harness.verilator import build, config_writes, expected_beats, run_bench
 from dalif_hw.hw.cost import PIPELINE
@@ -40,8 +40,9 @@ CONFIGS = {
     # P = N, per-layer threshold, no bias, a beat cap above M (as behind a sum pool).
     "pn": dict(neurons=8, inputs=12, T=2, lanes=8, reset="soft", per_neuron_threshold=False,
                bias=False, beat_cap=30),
-    # M = N, T = 4, narrow membrane that saturates, few decay bits, no DSP blocks.
-    "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="soft", WB=8, DB=6, VB=9,
+    # M = N, T = 4, narrow membrane that saturates, few decay bits, no DSP blocks, the
+    # subtract reset (snnTorch's).
+    "t4": dict(neurons=20, inputs=20, T=4, lanes=3, reset="subtract", WB=8, DB=6, VB=9,
                multipliers="logic"),
     # One input (index width 1, index 1 out of range), hard reset.
     "m1": dict(neurons=3, inputs=1, T=2, lanes=2, reset="hard", WB=6, DB=3, VB=8),
@@ -50,8 +51,8 @@ CONFIGS = {
     "p16": dict(neurons=40, inputs=33, T=3, lanes=16, reset="hard", WB=10, DB=10, VB=18,
                 dsp_blocks=21),
     # Accumulation lanes: 4 groups of 4 to a word of 16, 3 words (the last holds 2 groups,
-    # part-full); and 4 groups of 2 to a word, 2 words (forwarding between beats).
-    "acc4": dict(neurons=38, inputs=9, T=2, lanes=4, acc_lanes=16, reset="hard", VB=14),
+    # part-full), no reset; and 4 groups of 2 to a word, 2 words (forwarding between beats).
+    "acc4": dict(neurons=38, inputs=9, T=2, lanes=4, acc_lanes=16, reset="none", VB=14),
     "acc2w": dict(neurons=11, inputs=5, T=3, lanes=2, acc_lanes=8, reset="soft", WB=5,
                   per_neuron_threshold=False),
 }
@@ -81,7 +82,7 @@ def random_shape(rng) -> dict:
         shape = dict(neurons=neurons, inputs=int(rng.integers(1, 41)),
                      T=int(rng.integers(1, 5)), lanes=int(rng.integers(1, min(neurons, 16) + 1)),
                      WB=int(rng.integers(2, 11)), DB=int(rng.integers(1, 11)),
-                     VB=int(rng.integers(4, 20)), reset=str(rng.choice(["hard", "soft"])),
+                     VB=int(rng.integers(4, 20)), reset=str(rng.choice(RESETS)),
                      per_neuron_threshold=bool(rng.random() < 0.7),
                      bias=bool(rng.random() < 0.7),
                      beat_cap=None if rng.random() < 0.6 else int(rng.integers(1, 90)),

@@ -13,7 +13,7 @@ import pytest
 from amaranth.sim import Simulator
 
 from dalif_hw import twin
-from dalif_hw.core.config import ArrayConfig, signed_range
+from dalif_hw.core.config import RESETS, ArrayConfig, signed_range
 from dalif_hw.core.layout import memories
 from dalif_hw.core.params import IntParams, ReadoutParams
 from dalif_hw.hw.accumulate import SpikeAccumulator, config_widths
@@ -142,6 +142,10 @@ def test_dsp_blocks_go_to_the_layers_in_order():
     assert lanes(dsp_blocks=8) == [(3, 3), (2, 0), (0, 0)]
     assert lanes() == [(3, 3), (2, 2), (4, 4)]
     assert lanes(multipliers="logic") == [(0, 0)] * 3
+    # Operands wider than the block's (12-bit blocks here; currents of 17 bits, membranes of
+    # 16) take two blocks a product: the budget counts blocks, not products.
+    assert [layer.config.current_width for layer in layers] == [17, 17, 17]
+    assert lanes(dsp_blocks=14, dsp_width=12) == [(3, 3), (1, 0), (0, 0)]
 
 
 def test_latencies_follow_the_stage_list():
@@ -164,7 +168,7 @@ def test_the_docs_table_lists_the_stages():
     assert rows == [[str(k), s.name, s.computes, s.registers] for k, s in enumerate(STAGES)]
 
 
-@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("multipliers,dsp_blocks,lanes", [
     ("dsp", None, (4, 4)), ("logic", None, (0, 0)),
     ("dsp", 6, (4, 2)), ("dsp", 3, (3, 0))])
@@ -193,8 +197,8 @@ def test_update_at_the_rails_matches_the_twin(reset, multipliers, dsp_blocks, la
     # The twin, timestep by timestep from H = 0.
     h = np.zeros(N, np.int64)
     expected = []
-    for current in currents:
-        _, spikes, h = twin.step(params, h, current)
+    for t, current in enumerate(currents):
+        _, spikes, h = twin.step(params, h, current, first=t == 0)
         expected.append((spikes.copy(), h.copy()))
     got_spikes, got_h = [], {}
 

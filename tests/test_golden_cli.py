@@ -104,7 +104,7 @@ def meta(**changes):
     bad("meta DB zero", "meta DB must be at least 1, not 0", meta=meta(DB=0)),
     bad("meta number array", "meta must be a JSON string, not an array of int64 with shape ()",
         meta=np.array(8)),
-    bad("unknown reset", "meta reset must be one of hard, soft, not 'zero'",
+    bad("unknown reset", "meta reset must be one of hard, soft, subtract, none, not 'zero'",
         meta=meta(reset="zero")),
 ])
 def test_bad_params_are_refused(files, capsys, changes, message):

@@ -273,7 +273,9 @@ def packed_network(tmp_path, T=2):
     (lambda d: d.update(Tee=2), "unknown key 'Tee' (known: format, T, encoding, layers, source)"),
     (lambda d: d["layers"][0].update(lane=4), "layer hidden0: unknown key 'lane'"),
     (lambda d: d["layers"][0].pop("lanes"), "layer hidden0: missing key 'lanes'"),
-    (lambda d: d.update(T=2.7), "T must be a positive integer, not 2.7"),
+    (lambda d: d.update(T=2.7), "T must be a positive integer up to 65535, not 2.7"),
+    (lambda d: d.update(T=10**12), "T must be a positive integer up to 65535, not "
+                                   "1000000000000"),
     (lambda d: d["layers"][0].update(lanes=3.9), "layer hidden0: lanes must be a positive "
                                                  "integer, not 3.9"),
     (lambda d: d["layers"][1].update(bias="yes"), "layer readout: bias must be true or false, "

@@ -259,7 +259,14 @@ def test_run_command_failures_are_one_line(tmp_path, capsys):
     assert capsys.readouterr().err == ("error: expected a INFO_REPLY frame from the board, got "
                                        "type 0x01\n")
     assert cli.run(run.main, ["--port", "loop://", *common[:2], "--timeout", "0"]) == 1
-    assert capsys.readouterr().err == "error: --timeout must be positive, not 0.0\n"
+    assert capsys.readouterr().err == ("error: --timeout must be a positive number of "
+                                       "seconds, not 0.0\n")
+    for bad in ("inf", "nan"):     # a wait without end is refused as well
+        assert cli.run(run.main, ["--port", "loop://", *common[:4], "--timeout", bad]) == 1
+        assert f"positive number of seconds, not {bad}" in capsys.readouterr().err
+    assert cli.run(run.main, ["--port", "bogus://x", *common]) == 1
+    assert capsys.readouterr().err == ("error: cannot open --port 'bogus://x': invalid URL, "
+                                       "protocol 'bogus' not known\n")
 
 
 def test_decoder_refuses_a_bad_crc():

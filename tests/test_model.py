@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from dalif_hw import twin
+from dalif_hw.core.config import RESETS
 from dalif_hw.model import SURROGATES, DALIFConv2d, DALIFLinear, DALIFNeuron, spike
 from dalif_hw.quant.packing import quantize_linear
 
@@ -33,7 +34,7 @@ def test_dalif_with_alpha_one_is_plain_lif():
     assert torch.equal(neuron(x), torch.stack(expected))
 
 
-@pytest.mark.parametrize("reset", ["hard", "soft"])
+@pytest.mark.parametrize("reset", RESETS)
 @pytest.mark.parametrize("T", [1, 3])
 def test_float_model_and_twin_agree_exactly_on_representable_values(reset, T):
     # With DB = 2, decays are k/4. Weights, bias and threshold are multiples of 4**T, so
@@ -145,7 +146,7 @@ def test_fixed_decays_are_not_parameters_and_accept_the_ends():
 @pytest.mark.parametrize("kwargs, message", [
     (dict(alpha=1.0), "A learned alpha is a sigmoid and must start strictly between 0 and 1"),
     (dict(beta=1.5, learn_beta=False), "A fixed beta must lie in [0, 1], not 1.5"),
-    (dict(reset="zero"), "Reset must be one of hard, soft, not 'zero'"),
+    (dict(reset="zero"), "Reset must be one of hard, soft, subtract, none, not 'zero'"),
     (dict(surrogate="tanh"), "Surrogate must be one of arctan, sigmoid, rectangular"),
     (dict(granularity="row"), "Granularity must be one of neuron, channel, layer, not 'row'"),
     (dict(surrogate_width=0), "Surrogate width must be positive, not 0"),

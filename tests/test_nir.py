@@ -246,17 +246,28 @@ def test_a_stream_added_to_itself_is_refused():
         from_nir(nir.NIRGraph(nodes=nodes, edges=edges, type_check=False))
 
 
-def test_soft_reset_is_kept_in_metadata_and_honoured():
-    layer = DALIFLinear(6, 5, reset="soft", threshold=0.3, learn_alpha=False, alpha=1.0)
+@pytest.mark.parametrize("reset", ["soft", "subtract", "none"])
+def test_a_reset_other_than_hard_is_kept_in_metadata_and_honoured(reset):
+    layer = DALIFLinear(6, 5, reset=reset, threshold=0.3, learn_alpha=False, alpha=1.0)
     model = DALIFGraph((6,), [layer])
     graph = to_nir(model)
     lif = next(node for node in graph.nodes.values() if isinstance(node, nir.LIF))
-    assert lif.metadata == {"dalif_hw_reset": "soft"}
+    assert lif.metadata == {"dalif_hw_reset": reset}
     back = from_nir(graph)
-    assert back.body[0].neuron.reset == "soft"
+    assert back.body[0].neuron.reset == reset
     x = random_spikes((8, 10, 6), 5, p=0.6)
     with torch.no_grad():
-        assert_same_spikes(back(x), model(x), "soft reset")
+        assert_same_spikes(back(x), model(x), f"{reset} reset")
+
+
+def test_an_unknown_reset_in_metadata_is_refused():
+    layer = DALIFLinear(6, 5, threshold=0.3, learn_alpha=False, alpha=1.0)
+    graph = to_nir(DALIFGraph((6,), [layer]))
+    lif = next(node for node in graph.nodes.values() if isinstance(node, nir.LIF))
+    lif.metadata = {"dalif_hw_reset": "zero"}
+    with pytest.raises(ConfigError, match="metadata dalif_hw_reset 'zero' is not one of hard, "
+                       "soft, subtract, none"):
+        from_nir(graph)
 
 
 def euler_lif(current, tau, r, v_leak, theta, dt):
@@ -332,7 +343,8 @@ def test_readout_endings_affine_and_integrator():
      "v_reset 0.1 is not 0"),
     (lambda n: n.__setitem__(2, nir.LIF(tau=np.full(5, 1e-5), r=np.ones(5), v_leak=np.zeros(5),
                                         v_threshold=np.ones(5), v_reset=np.zeros(5))),
-     "tau 1e-05 is below dt 0.0001"),
+     "tau 1e-05 is below dt = 0.001 (its LIF nodes have r = 1, as Norse writes them: "
+     "Norse's default): the Euler step would overshoot"),
     (lambda n: n.insert(2, nir.Affine(weight=np.ones((5, 5)), bias=np.zeros(5))),
      "'affine_1' (Affine): after 'affine' the hardware takes LIF or IF neurons"),
 ])

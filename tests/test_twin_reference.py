@@ -19,6 +19,7 @@ def reference(weight, alpha, beta, theta, bias, WB, DB, VB, reset, spikes):
     out = []
     for sample in spikes:
         h = [0] * n
+        fired_before = [False] * n      # S[t-1], kept here as a plain list
         rows = []
         for step in sample:
             row = []
@@ -26,25 +27,29 @@ def reference(weight, alpha, beta, theta, bias, WB, DB, VB, reset, spikes):
                 current = bias[i] + sum(weight[i][j] for j in range(m) if step[j])
                 a = (beta[i] * h[i] + 2 ** (DB - 1)) // 2 ** DB   # floor division: floor
                 b = (alpha[i] * current + 2 ** (DB - 1)) // 2 ** DB
-                v = min(max(a + b, lo), hi)
+                taken = theta[i] if reset == "subtract" and fired_before[i] else 0
+                v = min(max(a + b - taken, lo), hi)
                 fired = v >= theta[i]
-                if fired:
-                    h[i] = 0 if reset == "hard" else min(max(v - theta[i], lo), hi)
+                if fired and reset == "hard":
+                    h[i] = 0
+                elif fired and reset == "soft":
+                    h[i] = min(max(v - theta[i], lo), hi)
                 else:
                     h[i] = v
+                fired_before[i] = fired
                 row.append((current, v, fired))
             rows.append(row)
         out.append(rows)
     return out
 
 
-@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("seed", range(8))
 def test_golden_matches_reference_on_random_parameters(tmp_path, seed):
     rng = np.random.default_rng(seed)
     # Weights as wide as the membrane or wider, so currents saturate at both ends.
     VB = int(rng.integers(4, 10))
     WB, DB = VB + int(rng.integers(-1, 3)), int(rng.integers(2, 10))
-    reset = ["hard", "soft"][seed % 2]
+    reset = ["hard", "soft", "subtract", "none"][seed % 4]
     n, m = int(rng.integers(4, 12)), int(rng.integers(3, 12))
     T, S = int(rng.integers(1, 6)), 32
     wlo, whi = -(2 ** (WB - 1)), 2 ** (WB - 1)

@@ -14,7 +14,7 @@ import sys
 import torch
 
 from dalif_hw import cli
-from dalif_hw.core.config import ConfigError
+from dalif_hw.core.config import RESETS, ConfigError
 from dalif_hw.digits import train_digits
 from dalif_hw.model.train import MODELS, TrainOptions
 
@@ -41,7 +41,7 @@ def main(argv=None) -> int:
                         help="training epochs (default: %(default)s)")
     parser.add_argument("--seed", type=int, default=defaults.seed,
                         help="random seed (default: %(default)s)")
-    parser.add_argument("--reset", choices=("hard", "soft"), default=defaults.reset,
+    parser.add_argument("--reset", choices=RESETS, default=defaults.reset,
                         help="reset mode (default: %(default)s)")
     # One thread: the same seed gives the same model on any machine (more threads sum floats
     # in another order, and the trained model drifts: the resnet's integer accuracy was

@@ -17,11 +17,14 @@ import numpy as np
 
 __all__ = [
     "RESETS", "PARAMS_KINDS", "CONV_KEYS", "ArrayConfig", "ConfigError", "parse_meta",
+    "parse_text", "MAX_NESTING", "MAX_T",
     "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
 ]
 
-#: The reset modes, in the spelling used by ``meta`` and the command lines.
-RESETS = ("hard", "soft")
+#: The reset modes, in the spelling used by ``meta`` and the command lines (SPEC 2): ``hard``
+#: (to zero), ``soft`` (subtract the threshold after a spike), ``subtract`` (snnTorch's
+#: default: the threshold comes off at the next timestep, after the decay) and ``none``.
+RESETS = ("hard", "soft", "subtract", "none")
 #: The ``kind`` of a params file's ``meta`` (SPEC 6): a dense array or a conv2d layer.
 PARAMS_KINDS = ("dense", "conv2d")
 #: What a conv2d ``meta`` adds.
@@ -46,6 +49,47 @@ class ConfigError(ValueError):
     The message is one line that names the problem and the offending value, so that command
     lines can print it as it is.
     """
+
+
+#: The most timesteps per sample (a 16-bit count; traces and stimuli hold T per sample).
+MAX_T = 65535
+
+#: The deepest nesting of brackets a JSON or YAML file of ours may have (ours nest 4 deep).
+MAX_NESTING = 32
+
+
+def parse_text(text: str, what: str, kind: str = "json"):
+    """``text`` parsed as JSON (or YAML with ``kind="yaml"``), refused in one line if it
+    nests brackets deeper than :data:`MAX_NESTING` (before the parser recurses into it) or
+    the parser gives up."""
+    depth = deepest = 0
+    quote, escaped = None, False
+    for char in text:
+        if quote:      # inside a string: brackets do not count
+            if escaped:
+                escaped = False
+            elif char == "\\" and quote == '"':
+                escaped = True
+            elif char == quote:
+                quote = None
+        elif char == '"' or char == "'" and kind == "yaml":
+            quote = char
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    if deepest > MAX_NESTING:
+        raise ConfigError(f"{what} nests {deepest} levels deep, more than the {MAX_NESTING} "
+                          "a file of ours has")
+    try:
+        if kind == "yaml":
+            import yaml
+
+            return yaml.safe_load(text)
+        return json.loads(text)
+    except RecursionError:
+        raise ConfigError(f"{what} nests deeper than can be read") from None
 
 
 def signed_range(bits: int) -> tuple[int, int]:
@@ -118,7 +162,8 @@ class ArrayConfig:
     VB : int
         Membrane width, signed; also the width of thresholds and biases.
     reset : str
-        ``"hard"`` (to zero) or ``"soft"`` (subtract the threshold).
+        ``"hard"`` (to zero), ``"soft"`` (subtract the threshold), ``"subtract"`` (subtract
+        it at the next timestep, after the decay) or ``"none"`` (:data:`RESETS`).
     lanes : int, optional
         P, how many neurons the hardware updates in parallel (default ``min(N, 16)``). The
         arithmetic does not depend on it.
@@ -158,6 +203,8 @@ class ArrayConfig:
     def __post_init__(self):
         for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
             object.__setattr__(self, name, _check_int(name, getattr(self, name), 1))
+        if self.T > MAX_T:
+            raise ConfigError(f"T must be at most {MAX_T} timesteps per sample, not {self.T}")
         if self.beat_cap is None:
             object.__setattr__(self, "beat_cap", self.inputs)
         object.__setattr__(self, "beat_cap", _check_int("beat_cap", self.beat_cap, 1))
@@ -280,7 +327,7 @@ def parse_meta(text) -> dict:
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     try:
-        meta = json.loads(text)
+        meta = parse_text(text, "meta")
     except (TypeError, json.JSONDecodeError) as exc:
         raise ConfigError(f"meta is not valid JSON ({exc}): {str(text)[:60]!r}") from None
     if not isinstance(meta, dict):

@@ -8,6 +8,13 @@ the hardware; the model trains on exactly these spikes.
 
 ``spikes``: the input is spikes already (a network imported from NIR, which carries no
 encoding): ``{"kind": "spikes", "T": 4}``; samples come as a stimulus file (SPEC 4).
+
+``analog``: the analog input fed to the first layer at every timestep, as snnTorch's and
+SpikingJelly's tutorials feed an image: ``{"kind": "analog", "T": 25, "levels": 15,
+"max_value": 1.0}``. A value x in ``[0, max_value]`` is ``round(x / max_value * levels)``
+beats of its index in every timestep (SPEC 4's counts, repeats counting again), and packing
+folds ``max_value / levels`` into the first layer's weights: exact for inputs on that grid,
+a rounding of ``max_value / (2 levels)`` at most otherwise.
 """
 
 from __future__ import annotations
@@ -16,14 +23,21 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["ENCODINGS", "thermometer_levels", "encode", "check_encoding"]
+__all__ = ["ENCODINGS", "thermometer_levels", "encode", "check_encoding", "input_factor",
+           "input_beats"]
 
-ENCODINGS = ("thermometer", "spikes")
+ENCODINGS = ("thermometer", "spikes", "analog")
+#: The keys of each encoding.
+KEYS = {"thermometer": ("kind", "T", "max_value"), "spikes": ("kind", "T"),
+        "analog": ("kind", "T", "levels", "max_value")}
+#: The most levels an analog input may have (beats of one index in one timestep).
+MAX_LEVELS = 255
 
 
 def check_encoding(encoding, T: int | None = None, where: str = "encoding") -> None:
     """Check an encoding description (``{"kind": "thermometer", "T": 2, "max_value": 16.0}``,
-    ``{"kind": "spikes", "T": 4}``)
+    ``{"kind": "spikes", "T": 4}``, ``{"kind": "analog", "T": 4, "levels": 15,
+    "max_value": 1.0}``)
     and, with ``T`` given, that it makes that many timesteps.
 
     Raises
@@ -33,7 +47,7 @@ def check_encoding(encoding, T: int | None = None, where: str = "encoding") -> N
     """
     if not isinstance(encoding, dict):
         raise ConfigError(f"{where} must be a mapping, not {encoding!r}")
-    known = ("kind", "T", "max_value") if encoding.get("kind") != "spikes" else ("kind", "T")
+    known = KEYS.get(encoding.get("kind"), KEYS["thermometer"])
     for key in encoding:
         if key not in known:
             raise ConfigError(f"{where}: unknown key {key!r} (known: {', '.join(known)})")
@@ -47,6 +61,12 @@ def check_encoding(encoding, T: int | None = None, where: str = "encoding") -> N
         raise ConfigError(f"{where}: T={steps} disagrees with the network's T={T}")
     if encoding["kind"] == "spikes":
         return
+    if encoding["kind"] == "analog":
+        levels = encoding.get("levels")
+        if not isinstance(levels, int) or isinstance(levels, bool) or \
+                not 1 <= levels <= MAX_LEVELS:
+            raise ConfigError(f"{where}: levels must be an integer from 1 to {MAX_LEVELS}, "
+                              f"not {levels!r}")
     peak = encoding.get("max_value")
     if not isinstance(peak, (int, float)) or isinstance(peak, bool) or not peak > 0 \
             or peak == float("inf"):
@@ -58,8 +78,19 @@ def thermometer_levels(T: int, max_value: float) -> np.ndarray:
     return (np.arange(1, T + 1) * max_value) / (T + 1)
 
 
+def input_factor(encoding: dict) -> float:
+    """What one input beat stands for: ``max_value / levels`` for analog input (folded into
+    the first layer's weights when packing), else 1."""
+    return encoding["max_value"] / encoding["levels"] if encoding["kind"] == "analog" else 1.0
+
+
+def input_beats(encoding: dict) -> int:
+    """The most beats of one input index in one timestep."""
+    return encoding["levels"] if encoding["kind"] == "analog" else 1
+
+
 def encode(pixels: np.ndarray, encoding: dict) -> np.ndarray:
-    """Encode ``pixels`` [S, M] into spikes, bool [S, T, M].
+    """Encode ``pixels`` [S, M] into spikes, bool [S, T, M] (analog input: counts, int64).
 
     ``encoding`` is the description stored with a trained model and in the network file:
     ``{"kind": "thermometer", "T": 2, "max_value": 16.0}``.
@@ -75,5 +106,13 @@ def encode(pixels: np.ndarray, encoding: dict) -> np.ndarray:
                           "them as a stimulus file, e.g. --stimulus s.npz")
     T, max_value = encoding["T"], float(encoding["max_value"])
     pixels = np.asarray(pixels, np.float64)
+    if encoding["kind"] == "analog":
+        bad = ~((pixels >= 0) & (pixels <= max_value))
+        if bad.any():
+            where = tuple(int(i) for i in np.argwhere(bad)[0])
+            raise ConfigError(f"analog input {float(pixels[where])!r} at {list(where)} is outside "
+                              f"[0, max_value = {max_value:g}]")
+        counts = np.round(pixels / max_value * encoding["levels"]).astype(np.int64)
+        return np.repeat(counts[:, None, :], T, axis=1)
     levels = thermometer_levels(T, max_value)
     return pixels[:, None, :] >= levels[None, :, None]

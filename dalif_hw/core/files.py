@@ -10,7 +10,8 @@ from pathlib import Path
 
 from .process import deferred_signals
 
-__all__ = ["atomic_path", "write_text_atomic", "savez_atomic", "replace_files"]
+__all__ = ["atomic_path", "write_text_atomic", "savez_atomic", "replace_files", "SET_RECORD",
+           "check_set_folder", "replace_folder"]
 
 
 def _umask() -> int:
@@ -88,3 +89,89 @@ def replace_files(folder, files: dict[str, str], stale: Iterable[str] = ()) -> l
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
     return [folder / name for name in files]
+
+
+#: The record a command keeps in a folder it wrote as one set: which command, which files.
+SET_RECORD = ".dalif-hw-set.json"
+
+
+def check_set_folder(folder, command: str, force: bool = False, inputs=(),
+                     what: str = "--out") -> Path:
+    """Check up front that ``command`` may replace ``folder`` as a whole (see
+    :func:`replace_folder`): it is no file, holds none of ``inputs`` (the command's input
+    files), and holds nothing but what ``command`` wrote there last time (by its record),
+    unless ``force``. Returns the folder.
+
+    Raises
+    ------
+    ValueError (ConfigError)
+        Naming the folder and the first files that are not the command's.
+    """
+    import json
+
+    from .config import ConfigError
+
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{what} {str(folder)!r} is a file, not a folder")
+    resolved = folder.resolve()
+    for source in inputs:
+        if source is not None and Path(source).resolve().is_relative_to(resolved):
+            raise ConfigError(f"{what} {str(folder)!r} holds the input {str(source)!r}: the "
+                              f"folder is replaced whole, so write it elsewhere")
+    if not folder.is_dir():
+        return folder
+    present = sorted(p.name for p in folder.iterdir() if p.name != SET_RECORD)
+    known: list = []
+    record = folder / SET_RECORD
+    if record.is_file():
+        try:
+            entry = json.loads(record.read_text())
+            if isinstance(entry, dict) and entry.get("command") == command and \
+                    isinstance(entry.get("files"), list):
+                known = [name for name in entry["files"] if isinstance(name, str)]
+        except (ValueError, OSError):
+            known = []
+    foreign = [name for name in present if name not in known]
+    if foreign and not force:
+        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3
+                                          else "")
+        raise ConfigError(f"{what} {str(folder)!r} holds files that {command} did not write "
+                          f"({shown}): it replaces the folder whole; give another folder, or "
+                          f"--force to replace it anyway")
+    return folder
+
+
+def replace_folder(folder, write, command: str) -> Path:
+    """Write a command's output folder as one set: ``write(tmp)`` fills a new sibling
+    folder (with :data:`SET_RECORD` naming what it holds), then the old folder is moved
+    aside, the new one moved in and the old one deleted, with SIGINT, SIGTERM and SIGHUP held
+    back over the renames. At every moment ``folder`` holds one whole set; an error or an
+    interrupt before the renames leaves the old one (check first with
+    :func:`check_set_folder`)."""
+    import json
+    import shutil
+
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    new = Path(tempfile.mkdtemp(prefix=f".{folder.name}.new-", dir=folder.parent))
+    old = None
+    try:
+        write(new)
+        names = sorted(p.name for p in new.iterdir())
+        (new / SET_RECORD).write_text(json.dumps({"command": command, "files": names}) + "\n")
+        os.chmod(new, 0o777 & ~_umask())
+        with deferred_signals():
+            if folder.exists():
+                old = Path(tempfile.mkdtemp(prefix=f".{folder.name}.old-", dir=folder.parent))
+                os.rmdir(old)
+                os.rename(folder, old)
+            os.rename(new, folder)
+    except BaseException:
+        shutil.rmtree(new, ignore_errors=True)
+        if old is not None and old.exists() and not folder.exists():
+            os.rename(old, folder)      # put the old set back
+        raise
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+    return folder

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ArrayConfig, ConfigError, parse_meta, signed_range
+from .config import ArrayConfig, ConfigError, parse_meta, parse_text, signed_range
 from .conv import ConvShape
 from .files import savez_atomic
 
@@ -364,9 +364,31 @@ def _open_npz(path, what: str):
     return archive
 
 
+#: The largest array a params, readout or stimulus file may declare (1 GiB): checked from
+#: the array's header, before anything is decompressed.
+MAX_ARRAY_BYTES = 1 << 30
+
+
+def _declared_bytes(npz, name: str) -> tuple[tuple, int]:
+    """The shape and size in bytes that member ``name`` of an .npz archive declares."""
+    with npz.zip.open(f"{name}.npy") as f:
+        version = np.lib.format.read_magic(f)
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+            np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(f)
+    return shape, int(np.prod(shape, dtype=object)) * dtype.itemsize
+
+
 def _get(npz, name: str, what: str) -> np.ndarray:
     if name not in npz.files:
         raise ConfigError(f"{what} file has no array {name!r} (it has: {', '.join(npz.files)})")
+    try:
+        shape, size = _declared_bytes(npz, name)
+    except (KeyError, ValueError, OSError, zipfile.BadZipFile) as exc:
+        raise ConfigError(f"{what} array {name!r} cannot be read ({exc})") from None
+    if size > MAX_ARRAY_BYTES:
+        raise ConfigError(f"{what} array {name!r} declares shape {list(shape)}, {size / 2**30:.3g} "
+                          f"GiB: more than the {MAX_ARRAY_BYTES / 2**30:g} GiB an array may hold")
     try:
         return npz[name]
     except ValueError as exc:  # object arrays need pickle, which we refuse
@@ -478,7 +500,7 @@ def load_readout(path) -> ReadoutParams:
         weight = _get(npz, "weight", "readout")
         bias = _get(npz, "bias", "readout") if "bias" in npz.files else None
     try:
-        meta = json.loads(str(meta_text))
+        meta = parse_text(str(meta_text), "readout meta")
         WB, VB = meta["WB"], meta["VB"]
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfigError(f"readout meta must be JSON with WB and VB ({exc!r})") from None

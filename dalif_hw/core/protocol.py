@@ -21,9 +21,11 @@ import enum
 import hashlib
 import json
 
-__all__ = ["SYNC", "VERSION", "DEFAULT_BAUD", "Frame", "Error", "crc16", "encode_frame",
-           "FrameDecoder", "design_hash", "HASH_BYTES", "EOT_BIT", "HEADER_BYTES", "INFO_BYTES",
-           "ProtocolError", "baud_divisor"]
+from .config import ConfigError
+
+__all__ = ["LINK_INDICES", "check_link_indices", "SYNC", "VERSION", "DEFAULT_BAUD", "Frame",
+           "Error", "crc16", "encode_frame", "FrameDecoder", "design_hash", "HASH_BYTES",
+           "EOT_BIT", "HEADER_BYTES", "INFO_BYTES", "ProtocolError", "baud_divisor"]
 
 SYNC = 0xA5
 VERSION = 1
@@ -35,6 +37,17 @@ HASH_BYTES = 8
 HEADER_BYTES = 6
 #: An event in EVENTS and SPIKES payloads is 2 bytes, little-endian: index, eot in bit 15.
 EOT_BIT = 15
+#: So the link carries indices below 2**15: inputs and output spikes of at most this many.
+LINK_INDICES = 1 << EOT_BIT
+
+
+def check_link_indices(inputs: int, outputs: int | None, what: str) -> None:
+    """Refuse a design whose input (or output spike) indices the link's 16-bit beats cannot
+    carry: index 32,768 would set the eot bit."""
+    for name, count in (("inputs", inputs), ("output spikes", outputs)):
+        if count is not None and count > LINK_INDICES:
+            raise ConfigError(f"{what} has {count} {name}: the host link's beats carry indices "
+                              f"below {LINK_INDICES} (bit {EOT_BIT} is the end of a timestep)")
 #: INFO_REPLY payload: hash (8), version (1), status (1: bit 0 the design's sticky err),
 #: buffer bytes (2), value bytes of a CONFIG write (1), configuration ports (1).
 INFO_BYTES = HASH_BYTES + 6

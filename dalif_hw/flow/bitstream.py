@@ -3,13 +3,12 @@
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import tempfile
 from pathlib import Path
 
-from ..core.config import ConfigError
+from ..core.config import ConfigError, parse_text
 from ..core.files import atomic_path
 from ..core.tools import run_tool
 from .targets import SLICE_WORDS
@@ -126,7 +125,7 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
     manifest = config.with_suffix(".json")
     if manifest.is_file():
         try:
-            spram = uninitialised_memories(json.loads(manifest.read_text()))
+            spram = uninitialised_memories(parse_text(manifest.read_text(), str(manifest)))
         except (ValueError, TypeError, KeyError, AttributeError):
             spram = []   # not a manifest of ours
         if spram:

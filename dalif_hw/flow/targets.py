@@ -26,13 +26,15 @@ class Target:
     weight_ram: str = "block"
     fifo_ram: str = "distributed"
     synth_options: str = ""
+    #: The signed operand width of a DSP block's multiplier.
+    dsp_width: int = 18
 
     @property
     def build_options(self) -> dict:
         """The memory choices and the DSP blocks there are, as keyword arguments of
         NeuronArray and NetworkTop."""
         return {"weight_ram": self.weight_ram, "fifo_ram": self.fifo_ram,
-                "dsp_blocks": self.capacity["dsps"]}
+                "dsp_blocks": self.capacity["dsps"], "dsp_width": self.dsp_width}
 
 
 
@@ -46,7 +48,8 @@ TARGETS = {
     "ice40-up5k": Target("ice40", ("--up5k", "--package", "sg48"),
                          "ICESTORM_LC", None, "ICESTORM_RAM", "ICESTORM_DSP",
                          {"luts": 5280, "ffs": 5280, "brams": 30, "dsps": 8},
-                         weight_ram="spram", fifo_ram="block", synth_options="-dsp -spram"),
+                         weight_ram="spram", fifo_ram="block", synth_options="-dsp -spram",
+                         dsp_width=16),
 }
 
 

@@ -3,12 +3,11 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
-from ..core.config import ConfigError
+from ..core.config import ConfigError, parse_text
 from ..quant.packed import Network
 from ..twin import run_network
 
@@ -43,7 +42,7 @@ def load_manifest(path: Path, network: Network | None = None) -> dict:
     """Read a generated design's manifest and check that it is whole (and, with ``network``,
     that it is that network's)."""
     try:
-        manifest = json.loads(path.read_text())
+        manifest = parse_text(path.read_text(), f"manifest {str(path)!r}")
     except ValueError as exc:
         raise ConfigError(f"manifest {str(path)!r} is not valid JSON ({exc}): truncated or "
                           f"not a manifest; generate it again") from None

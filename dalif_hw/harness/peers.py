@@ -16,8 +16,8 @@ module converter.
 
 from __future__ import annotations
 
-__all__ = ["snntorch_dense", "snntorch_conv", "snntorch_residual", "snntorch_run",
-           "snntorch_export", "snntorch_export_graph"]
+__all__ = ["snntorch_dense", "snntorch_conv", "snntorch_residual", "snntorch_tutorial_mlp",
+           "snntorch_tutorial_csnn", "snntorch_run", "snntorch_export", "snntorch_export_graph"]
 
 
 def _leaky(shape, generator, output=False):
@@ -127,6 +127,63 @@ def snntorch_run(net, x):
             y = net(x_t)
             out.append(y[0] if isinstance(y, tuple) else y)
     return torch.stack(out)
+
+
+def snntorch_tutorial_mlp(inputs: int = 784, hidden: int = 1000, outputs: int = 10,
+                          beta: float = 0.95, num_steps: int = 25, seed: int = 0):
+    """snnTorch's tutorial 5 network, as written there: a class with ``fc1, lif1, fc2,
+    lif2`` (scalar ``beta``, the default ``subtract`` reset) whose ``forward`` feeds the same
+    analog input at every one of ``num_steps`` steps and returns the output spikes and
+    membranes [num_steps, batch, outputs]. Returns ``(net, input shape)``."""
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc1 = nn.Linear(inputs, hidden)
+            self.lif1 = snn.Leaky(beta=beta)
+            self.fc2 = nn.Linear(hidden, outputs)
+            self.lif2 = snn.Leaky(beta=beta)
+
+        def forward(self, x):
+            mem1 = self.lif1.init_leaky()
+            mem2 = self.lif2.init_leaky()
+            spk2_rec, mem2_rec = [], []
+            for _ in range(num_steps):
+                cur1 = self.fc1(x)
+                spk1, mem1 = self.lif1(cur1, mem1)
+                cur2 = self.fc2(spk1)
+                spk2, mem2 = self.lif2(cur2, mem2)
+                spk2_rec.append(spk2)
+                mem2_rec.append(mem2)
+            return torch.stack(spk2_rec, dim=0), torch.stack(mem2_rec, dim=0)
+
+    return Net(), (inputs,)
+
+
+def snntorch_tutorial_csnn(in_shape=(1, 28, 28), beta: float = 0.5, seed: int = 0):
+    """snnTorch's tutorial 6 network, as written there: ``Conv2d(1, 12, 5), MaxPool2d(2),
+    Leaky, Conv2d(12, 64, 5), MaxPool2d(2), Leaky, Flatten, Linear(64*4*4, 10), Leaky`` in an
+    ``nn.Sequential`` with ``init_hidden=True`` (max pooling of currents, before the
+    neurons). Returns ``(net, input shape)``."""
+    import snntorch as snn
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    C, H, W = in_shape
+    side = ((H - 4) // 2 - 4) // 2, ((W - 4) // 2 - 4) // 2
+    net = nn.Sequential(nn.Conv2d(C, 12, 5), nn.MaxPool2d(2),
+                        snn.Leaky(beta=beta, init_hidden=True),
+                        nn.Conv2d(12, 64, 5), nn.MaxPool2d(2),
+                        snn.Leaky(beta=beta, init_hidden=True),
+                        nn.Flatten(), nn.Linear(64 * side[0] * side[1], 10),
+                        snn.Leaky(beta=beta, init_hidden=True, output=True))
+    return net, tuple(in_shape)
 
 
 def snntorch_export(net, in_shape):

@@ -166,6 +166,9 @@ class Board:
             self._frames += self._decoder.feed(data)
         kind, payload = self._frames.pop(0)
         if kind == Frame.ERROR:
+            if len(payload) != 2:
+                raise ProtocolError(f"an ERROR frame of {len(payload)} bytes, expected 2 (the "
+                                    "error and the frame type refused)")
             try:
                 code = Error(payload[0]).name
             except ValueError:
@@ -188,11 +191,15 @@ class Board:
         p = self.expect(Frame.INFO_REPLY)
         if len(p) != INFO_BYTES:
             raise ProtocolError(f"INFO_REPLY has {len(p)} bytes, expected {INFO_BYTES}")
-        self._info = Info(design_hash=p[:HASH_BYTES], version=p[HASH_BYTES],
-                          err=bool(p[HASH_BYTES + 1] & 1),
-                          buffer_bytes=int.from_bytes(p[HASH_BYTES + 2:HASH_BYTES + 4], "little"),
-                          value_bytes=p[HASH_BYTES + 4], ports=p[HASH_BYTES + 5])
-        return self._info
+        info = Info(design_hash=p[:HASH_BYTES], version=p[HASH_BYTES],
+                    err=bool(p[HASH_BYTES + 1] & 1),
+                    buffer_bytes=int.from_bytes(p[HASH_BYTES + 2:HASH_BYTES + 4], "little"),
+                    value_bytes=p[HASH_BYTES + 4], ports=p[HASH_BYTES + 5])
+        if info.buffer_bytes < 2 or info.value_bytes < 1:
+            raise ProtocolError(f"INFO_REPLY says a buffer of {info.buffer_bytes} bytes and "
+                                f"{info.value_bytes} value bytes a write: no frame fits")
+        self._info = info
+        return info
 
     def check(self) -> Info:
         """INFO, and the design's hash against the manifest's.
@@ -218,6 +225,8 @@ class Board:
                                      info.buffer_bytes):
             self.send(Frame.CONFIG, payload)
             ack = self.expect(Frame.ACK)
+            if len(ack) != 2:
+                raise ProtocolError(f"an ACK of {len(ack)} bytes, expected 2 (the writes made)")
             count = int.from_bytes(ack, "little")
             want = (len(payload) - HEADER_BYTES) // info.value_bytes
             if count != want:
@@ -239,6 +248,9 @@ class Board:
             p = self.expect(Frame.RESULT)
             classes = self.manifest["params"]["classes"]
             size = (len(p) - 2) // classes
+            if size < 1 or len(p) != classes * size + 2:
+                raise ProtocolError(f"a RESULT frame of {len(p)} bytes: not {classes} logits "
+                                    "of equal width and a 2-byte class")
             logits = np.array([int.from_bytes(p[k * size:(k + 1) * size], "little", signed=True)
                                for k in range(classes)], dtype=np.int64)
             return logits, int.from_bytes(p[-2:], "little")
@@ -246,6 +258,8 @@ class Board:
         T = self.manifest["params"]["T"]
         while len(steps) <= T:
             p = self.expect(Frame.SPIKES)
+            if len(p) % 2:
+                raise ProtocolError(f"a SPIKES frame of {len(p)} bytes: beats are 2 bytes")
             for k in range(0, len(p), 2):
                 beat = int.from_bytes(p[k:k + 2], "little")
                 if beat >> EOT_BIT:

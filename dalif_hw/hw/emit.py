@@ -16,6 +16,7 @@ from amaranth.back import verilog
 from amaranth.hdl import Value
 from amaranth.lib import wiring
 
+from ..core.config import parse_text
 from ..core.files import replace_files
 from ..core.layout import Select, hex_lines
 from ..core.params import ConvParams
@@ -254,8 +255,8 @@ def _previous_files(folder: Path, files: dict[str, str]) -> list[str]:
     for name in files:
         if name.endswith(".json") and (folder / name).is_file():
             try:
-                names += manifest_files(json.loads((folder / name).read_text()))
-            except (ValueError, KeyError, TypeError, AttributeError):
+                names += manifest_files(parse_text((folder / name).read_text(), name))
+            except (ValueError, KeyError, TypeError, AttributeError):   # ConfigError too
                 pass  # not a manifest of ours: remove nothing
     return [n for n in names if isinstance(n, str) and n == Path(n).name and n[:1] != "."]
 

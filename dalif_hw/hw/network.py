@@ -27,6 +27,7 @@ from .pool import SpikePool
 from .readout import Readout as ReadoutHW
 from .readout import class_layout, logits_layout
 from .streams import ConfigSignature, event_signature
+from .update import DSP_WIDTH
 
 __all__ = ["NetworkTop", "build"]
 
@@ -45,7 +46,7 @@ def _(layer: Spiking, top):
     return NeuronArray(layer.config, layer.params, multipliers=top.multipliers,
                        weight_image=top.weight_images.get(layer.name),
                        weight_ram=top.weight_ram, fifo_ram=top.fifo_ram,
-                       dsp_blocks=top.dsp_blocks)
+                       dsp_blocks=top.dsp_blocks, dsp_width=top.dsp_width)
 
 
 @build.register
@@ -94,18 +95,19 @@ class NetworkTop(wiring.Component):
 
     def __init__(self, network: Network, multipliers: str = "dsp",
                  weight_images: dict | None = None, weight_ram: str = "block",
-                 fifo_ram: str = "distributed", dsp_blocks: int | None = None):
+                 fifo_ram: str = "distributed", dsp_blocks: int | None = None,
+                 dsp_width: int = DSP_WIDTH):
         if not isinstance(network, Network):
             raise TypeError(f"network must be a Network, not {network!r}")
         self.network = network
         self.multipliers, self.weight_ram, self.fifo_ram = multipliers, weight_ram, fifo_ram
         self.weight_images = weight_images or {}
-        self.dsp_blocks = dsp_blocks
+        self.dsp_blocks, self.dsp_width = dsp_blocks, dsp_width
         self.stages, self.merges, self.forks = {}, {}, {}
         for layer in network.layers:
             hw = self.stages[layer.name] = build(layer, self)
             if self.dsp_blocks is not None and isinstance(hw, NeuronArray):
-                self.dsp_blocks -= sum(hw.update.dsp_lanes)
+                self.dsp_blocks -= hw.update.dsp_blocks
             if len(layer.inputs) > 1 and not isinstance(hw, Merge):
                 sizes = [self._size(name) for name in layer.inputs]
                 self.merges[layer.name] = Merge(

@@ -27,7 +27,7 @@ from .accumulate import SpikeAccumulator, config_widths
 from .conv_accumulate import ConvAccumulator
 from .serialize import SpikeSerializer
 from .streams import ConfigSignature, event_signature
-from .update import MULTIPLIERS, PUSH_LATENCY, UPDATE_LATENCY, NeuronUpdate
+from .update import DSP_WIDTH, MULTIPLIERS, PUSH_LATENCY, UPDATE_LATENCY, NeuronUpdate
 
 __all__ = ["NeuronArray", "UPDATE_LATENCY", "PUSH_LATENCY", "MULTIPLIERS"]
 
@@ -66,7 +66,10 @@ class NeuronArray(wiring.Component):
         allows, the rest as pipelined shift-and-add; ``"logic"``: all as shift-and-add, no
         DSP blocks (:class:`~dalif_hw.hw.update.NeuronUpdate`).
     dsp_blocks : int, optional
-        At most this many DSP blocks (default: one per product, 2 P).
+        At most this many DSP blocks (default: every product in DSP blocks).
+    dsp_width : int
+        The signed operand width of the target's DSP multiplier (default 18, ECP5's): a wider
+        product takes several blocks.
     weight_image : list of int, optional
         Initial words of the weight memory instead of the parameters' (see
         :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
@@ -102,7 +105,7 @@ class NeuronArray(wiring.Component):
     def __init__(self, config: ArrayConfig, params: IntParams | ConvParams | None = None,
                  multipliers: str = "dsp", weight_image: list | None = None,
                  weight_ram: str = "block", fifo_ram: str = "distributed",
-                 dsp_blocks: int | None = None):
+                 dsp_blocks: int | None = None, dsp_width: int = DSP_WIDTH):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
         self.multipliers = multipliers
@@ -137,7 +140,7 @@ class NeuronArray(wiring.Component):
             self.accumulator = ConvAccumulator(shape=conv, lanes=P, acc_lanes=config.acc_lanes,
                                                **common)
         self.update = NeuronUpdate(config, params, specs[1:], self.cfg_widths, multipliers,
-                                   dsp_blocks=dsp_blocks,
+                                   dsp_blocks=dsp_blocks, dsp_width=dsp_width,
                                    groups=self.groups, tail=tail, channels=channels)
         self.serializer = SpikeSerializer(
             lanes=P, neurons=config.neurons, depth=self.fifo_depth,

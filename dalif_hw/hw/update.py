@@ -63,8 +63,9 @@ STAGES = (
     Stage("products", "each DSP product again, in the fabric (beta * H: 0 in a sample's first "
           "timestep); the last sum of a product in logic, with its rounding half",
           "`s5_pa`, `s5_pb`, `s5_ra`, `s5_rb`, `s5_theta`"),
-    Stage("sum", "X = rnd(beta H) + rnd(alpha I) unsaturated; hi - theta, lo - theta, "
-          "theta == lo", "`s6_x`, `s6_theta*`, `s6_*_minus_theta`"),
+    Stage("sum", "X = rnd(beta H) + rnd(alpha I) unsaturated (subtract reset: minus theta "
+          "where H >= theta, decided at stage current); hi - theta, lo - theta, theta == lo",
+          "`s6_x`, `s6_theta*`, `s6_*_minus_theta`"),
     Stage("fire", "V = sat(X); S = V >= theta (from X and the saturation flags); "
           "H' = reset(V, S), picked on its way into the memory and written back at this stage",
           "`s7_mask`, `s7_fired`, `s7_v`, `s7_after`"),
@@ -85,14 +86,30 @@ UPDATE_LATENCY = stage("fire")
 PUSH_LATENCY = stage("push")
 
 
-def dsp_lanes(lanes: int, multipliers: str, dsp_blocks: int | None) -> tuple[int, int]:
+#: The signed operand width of one DSP block's multiplier (ECP5's MULT18X18D; iCE40's
+#: SB_MAC16 takes 16, given by its target).
+DSP_WIDTH = 18
+
+
+def dsp_cost(width_a: int, width_b: int, dsp_width: int = DSP_WIDTH) -> int:
+    """DSP blocks one product of signed ``width_a`` by signed ``width_b`` bits takes: Yosys
+    splits an operand wider than the block's."""
+    return -(-width_a // dsp_width) * -(-width_b // dsp_width)
+
+
+def dsp_lanes(lanes: int, multipliers: str, dsp_blocks: int | None,
+              costs: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     """``(alpha lanes, beta lanes)``: how many lanes compute ``alpha * I`` and ``beta * H``
     in DSP blocks (the first ones; the rest in logic), with ``dsp_blocks`` at most (None:
-    no limit)."""
+    no limit), a product of each taking ``costs`` blocks."""
     if dsp_blocks is not None and (not isinstance(dsp_blocks, int) or dsp_blocks < 0):
         raise ValueError(f"dsp_blocks must be a count, not {dsp_blocks!r}")
-    budget = 0 if multipliers == "logic" else 2 * lanes if dsp_blocks is None else dsp_blocks
-    return min(lanes, budget), min(lanes, max(0, budget - lanes))
+    if multipliers == "logic":
+        return 0, 0
+    if dsp_blocks is None:
+        return lanes, lanes
+    na = min(lanes, dsp_blocks // costs[0])
+    return na, min(lanes, (dsp_blocks - na * costs[0]) // costs[1])
 
 
 def spike_entry_layout(lanes: int, index_bits: int) -> data.StructLayout:
@@ -143,14 +160,20 @@ class NeuronUpdate(wiring.Component):
 
     def __init__(self, config: ArrayConfig, params, specs: list[MemorySpec],
                  cfg_widths: dict, multipliers: str = "dsp", *, groups: int | None = None,
-                 tail: int | None = None, channels: int = 1, dsp_blocks: int | None = None):
+                 tail: int | None = None, channels: int = 1, dsp_blocks: int | None = None,
+                 dsp_width: int = DSP_WIDTH):
         if multipliers not in MULTIPLIERS:
             raise ValueError(f"multipliers must be one of {', '.join(MULTIPLIERS)}, "
                              f"not {multipliers!r}")
         self.config, self.params, self.specs = config, params, specs
         self.multipliers = multipliers
         c = config
-        self.dsp_lanes = dsp_lanes(c.lanes, multipliers, dsp_blocks)
+        # alpha (unsigned, DB + 1 bits) times I; beta times H: signed operands.
+        costs = (dsp_cost(c.current_width, c.decay_width + 1, dsp_width),
+                 dsp_cost(c.VB, c.decay_width + 1, dsp_width))
+        self.dsp_lanes = dsp_lanes(c.lanes, multipliers, dsp_blocks, costs)
+        #: DSP blocks these lanes take.
+        self.dsp_blocks = self.dsp_lanes[0] * costs[0] + self.dsp_lanes[1] * costs[1]
         # A dense array's groups; a convolution's differ (K HO ceil(WO/P)).
         self.groups = c.groups if groups is None else groups
         self.tail = c.neurons - (c.groups - 1) * c.lanes if tail is None else tail
@@ -244,6 +267,15 @@ class NeuronUpdate(wiring.Component):
                   else [theta_reg] * P)
         theta_p = delay(thetas, "theta", signed(VB), range(K["current"], K["products"] + 1))
         theta_s = delay(theta_p, "theta", signed(VB), [K["sum"]])
+        taken = None
+        if c.reset == "subtract":
+            # theta S[t-1], taken off after the decay: S[t-1] is H >= theta (H = V, SPEC 2),
+            # and 0 in a sample's first timestep, where the memory's H is stale.
+            hs_load = lanes_of(words["h"], P, VB)
+            taken_c = lanes("taken", K["current"], signed(VB))
+            m.d.sync += [taken_c[p].eq(Mux((hs_load[p] >= thetas[p]) & ~op.first_step,
+                                           thetas[p], 0)) for p in range(P)]
+            taken = delay(taken_c, "taken", signed(VB), range(K["multiply"], K["products"] + 1))
 
         # -- current .. products: the decay products -------------------------------------------
         # Each product in a DSP block while the budget lasts (alpha * I first, lane by lane,
@@ -334,7 +366,9 @@ class NeuronUpdate(wiring.Component):
         x_sum = lanes("x", K["sum"], signed(max(CW, VB) + 3))
         theta_lo = lanes("theta_lo", K["sum"], 1)
         (ra, ca), (rb, cb) = rounded["pa"], rounded["pb"]
-        m.d.sync += [x_sum[p].eq(ra[p] + rb[p] + ca[p] + cb[p]) for p in range(P)]
+        terms = [[ra[p], rb[p], ca[p], cb[p]] + ([-taken[p]] if taken else [])
+                 for p in range(P)]
+        m.d.sync += [x_sum[p].eq(sum(terms[p][1:], start=terms[p][0])) for p in range(P)]
         m.d.sync += [theta_lo[p].eq(theta_p[p] == lo) for p in range(P)]
         if c.reset == "soft":
             hi_minus = lanes("hi_minus_theta", K["sum"], signed(VB + 2))
@@ -369,8 +403,11 @@ class NeuronUpdate(wiring.Component):
         # columns past WO) never fire.
         real = Mux(ctrl[K["sum"]].partial, (1 << self.tail) - 1, (1 << P) - 1)
         m.d.sync += [mask_f.eq(Cat(*fired) & real), fired_f.eq(Cat(*fired))]
-        h_new = Cat(*[Mux(fired_f[p], after_f[p] if c.reset == "soft" else 0, v_f[p])[:VB]
-                      for p in range(P)])
+        if c.reset in ("hard", "soft"):
+            h_new = Cat(*[Mux(fired_f[p], after_f[p] if c.reset == "soft" else 0, v_f[p])[:VB]
+                          for p in range(P)])
+        else:                                   # subtract and none: H = V
+            h_new = Cat(*[v_f[p][:VB] for p in range(P)])
         m.d.comb += [h_wr.addr.eq(ctrl[kf].g), h_wr.data.eq(h_new), h_wr.en.eq(valid[kf])]
         probes = self.probes
         m.d.comb += [probes["en"].eq(h_wr.en), probes["addr"].eq(h_wr.addr),

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.config import ConfigError
+from ..core.config import RESETS, ConfigError
 from ..core.conv import ConvShape
 from ..model import (
     INPUT,
@@ -49,8 +49,8 @@ from ..model import (
 )
 from ..model.graph import out_shape as graph_out_shape
 
-__all__ = ["DT", "from_nir", "to_nir", "read_graph", "save_model", "load_model_checkpoint",
-           "load_checkpoint"]
+__all__ = ["DT", "TimeStep", "time_step", "from_nir", "to_nir", "read_graph", "save_model",
+           "load_model_checkpoint", "load_checkpoint"]
 
 #: The Euler step snnTorch and SpikingJelly write into their NIR graphs.
 DT = 1e-4
@@ -86,12 +86,42 @@ def read_graph(graph_or_path):
     path = Path(graph_or_path)
     if not path.is_file():
         raise ConfigError(f"NIR file {str(path)!r} does not exist")
+    _check_declared_size(path)
     try:
         return nir.read(path)
     except Exception as exc:  # h5py and nir raise many kinds for a file that is not NIR
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise ConfigError(f"NIR file {str(path)!r} cannot be read by nir.read "
                           f"({type(exc).__name__}: {first})") from None
+
+
+#: The most bytes the arrays of a .nir file may declare, together (1 GiB).
+MAX_GRAPH_BYTES = 1 << 30
+
+
+def _check_declared_size(path: Path) -> None:
+    """Refuse a .nir file whose datasets declare more than :data:`MAX_GRAPH_BYTES`, from
+    their headers, before nir.read allocates them (an HDF5 dataset may declare a size it
+    never wrote)."""
+    import h5py
+
+    total = []
+
+    def visit(name, item):
+        if isinstance(item, h5py.Dataset):
+            total.append((int(np.prod(item.shape, dtype=object)) * item.dtype.itemsize, name))
+
+    try:
+        with h5py.File(path, "r") as f:
+            f.visititems(visit)
+    except Exception:   # not HDF5: nir.read says so
+        return
+    size = sum(n for n, _ in total)
+    if size > MAX_GRAPH_BYTES:
+        biggest = max(total)[1]
+        raise ConfigError(f"NIR file {str(path)!r} declares {size / 2**30:.3g} GiB of arrays "
+                          f"({biggest!r} the largest): more than the "
+                          f"{MAX_GRAPH_BYTES / 2**30:g} GiB a graph may hold")
 
 
 def graph_bytes(graph) -> bytes:
@@ -197,6 +227,65 @@ def _refuse_cycles(nodes: dict, after: dict, start: str) -> None:
             stack.append((nxt, iter(after[nxt])))
 
 
+class TimeStep(float):
+    """A time step that says where it came from (``reason``), for the messages."""
+
+    def __new__(cls, value: float, reason: str):
+        step = super().__new__(cls, value)
+        step.reason = reason
+        return step
+
+    def __str__(self) -> str:
+        return f"dt = {float(self):g} ({self.reason})"
+
+
+def time_step(graph, dt: float | None = None) -> TimeStep:
+    """The Euler step of a graph's time constants and why: ``dt`` if given, else what the
+    file or its writer says (NIR stores no time step; each framework has its convention).
+
+    - the graph's metadata ``dt`` (dalif-hw writes it);
+    - LIF nodes with ``r = tau / dt`` for one dt throughout: snnTorch's and SpikingJelly's
+      convention (their input enters unscaled; they write dt = 1e-4);
+    - IF nodes with ``r = 1`` and no LIF: discrete steps, dt = 1 (sinabs, Norse, NIR's own
+      examples);
+    - LIF nodes with ``r = 1``: Norse's LIFBox (``tau = 1 / tau_mem_inv``), at Norse's
+      default dt = 1e-3;
+    - else the default, 1e-4.
+    """
+    import nir
+
+    if dt is not None:
+        if not (dt > 0 and np.isfinite(dt)):
+            raise ConfigError(f"dt must be a positive number, not {dt!r}")
+        return TimeStep(dt, "given")
+    graph = read_graph(graph)
+    given = (graph.metadata or {}).get("dt")
+    if given is not None:
+        value = float(np.asarray(given).reshape(-1)[0])
+        if not (value > 0 and np.isfinite(value)):
+            raise ConfigError(f"the NIR graph's metadata dt {value!r} is not a positive number")
+        return TimeStep(value, "the graph's metadata")
+    lifs = [n for n in graph.nodes.values() if isinstance(n, nir.LIF)]
+    ifs = [n for n in graph.nodes.values() if isinstance(n, nir.IF)]
+    ratios = []
+    for node in lifs:
+        tau = np.asarray(node.tau, np.float64).reshape(-1)
+        r = np.broadcast_to(np.asarray(node.r, np.float64).reshape(-1), tau.shape)
+        finite = np.isfinite(tau) & np.isfinite(r) & (r > 0)
+        ratios.extend((tau[finite] / r[finite]).tolist())
+    ones = all(np.all(np.asarray(n.r, np.float64) == 1) for n in lifs + ifs)
+    if lifs and ratios and np.allclose(ratios, ratios[0], rtol=1e-5) and \
+            not (ones and not np.isclose(ratios[0], DT, rtol=1e-5)):
+        return TimeStep(ratios[0], "its LIF nodes have r = tau / dt throughout, snnTorch's and "
+                        "SpikingJelly's way")
+    if ifs and not lifs and ones:
+        return TimeStep(1.0, "its IF nodes have r = 1: discrete steps, as sinabs and Norse "
+                        "write them")
+    if lifs and ones:
+        return TimeStep(1e-3, "its LIF nodes have r = 1, as Norse writes them: Norse's default")
+    return TimeStep(DT, "the default: the file does not say")
+
+
 def _shape_of(value) -> tuple[int, ...]:
     if isinstance(value, dict):
         value = next(iter(value.values()), None)
@@ -212,20 +301,25 @@ def _pair(value, name: str, what: str, node) -> tuple[int, int]:
     return int(arr[0]), int(arr[1])
 
 
-def _neuron_arrays(name: str, node, shape: tuple, dt: float) -> dict:
+def _neuron_arrays(name: str, node, shape: tuple, dt: "TimeStep | float") -> dict:
     """alpha, beta, threshold, bias offset (v_leak / r), reset of a LIF or IF node, each
     broadcast to the neuron ``shape``, in float64."""
     import nir
 
-    def full(key):
+    def full(key, endless=False):
         value = np.asarray(getattr(node, key), np.float64)
         try:
-            return np.broadcast_to(value, shape).copy()
+            value = np.broadcast_to(value, shape).copy()
         except ValueError:
             _fail(name, node, f"{key} has shape {list(value.shape)}, the neurons "
                   f"{list(shape)}")
+        bad = np.isnan(value) | (np.isinf(value) if not endless else np.isneginf(value))
+        if bad.any():
+            _fail(name, node, f"{key} {value[bad][0]:g} is not a finite number")
+        return value
 
-    r, threshold = full("r"), full("v_threshold")
+    threshold = full("v_threshold")
+    r = full("r", endless=isinstance(node, nir.LIF))
     reset = node.v_reset if getattr(node, "v_reset", None) is not None else 0.0
     if np.any(np.asarray(reset, np.float64) != 0):
         _fail(name, node, f"v_reset {float(np.asarray(reset).reshape(-1)[0]):g} is not 0: "
@@ -237,19 +331,38 @@ def _neuron_arrays(name: str, node, shape: tuple, dt: float) -> dict:
     if isinstance(node, nir.IF):
         beta, alpha, offset = np.ones(shape), r * dt, np.zeros(shape)
     else:
-        tau, leak = full("tau"), full("v_leak")
+        tau, leak = full("tau", endless=True), full("v_leak")
+        if np.any(tau <= 0):
+            _fail(name, node, f"tau {tau.min():g} is not positive")
+        if np.any(np.isinf(r) & ~np.isinf(tau)):
+            _fail(name, node, "r is infinite where tau is finite")
         if np.any(tau < dt):
-            _fail(name, node, f"tau {tau.min():g} is below dt {dt:g}: the Euler step would "
-                  "overshoot (beta = 1 - dt / tau < 0); give the dt the graph was made with "
-                  "(--dt)")
-        beta, alpha = 1.0 - dt / tau, r * dt / tau
-        if np.any((leak != 0) & (r == 0)):
-            _fail(name, node, "v_leak is not 0 where r is 0: no input current to fold it into")
-        offset = np.divide(leak, r, out=np.zeros(shape), where=r != 0)
+            _fail(name, node, f"tau {tau.min():g} is below {dt}: the Euler step would "
+                  "overshoot (beta = 1 - dt / tau < 0); give the time step the file was "
+                  "written with, which is below every tau (--dt)")
+        # snnTorch writes a Leaky of beta = 1 as tau = r = inf (r = tau / dt): an IF neuron
+        # whose input enters unscaled. A finite r with an infinite tau lets nothing in.
+        endless = np.isinf(tau)
+        beta = np.where(endless, 1.0, 1.0 - dt / np.where(endless, 1.0, tau))
+        alpha = np.where(endless, np.isinf(r).astype(np.float64),
+                         np.where(endless, 0.0, r) * dt / np.where(endless, 1.0, tau))
+        if np.any((leak != 0) & ((r == 0) | np.isinf(r))):
+            _fail(name, node, "v_leak is not 0 where r is 0 or infinite: no input current to "
+                  "fold it into")
+        offset = np.divide(leak, r, out=np.zeros(shape), where=(r != 0) & ~np.isinf(r))
     alpha = np.where(np.abs(alpha - 1.0) <= ONE_TOLERANCE, 1.0, alpha)
-    soft = (node.metadata or {}).get(RESET_KEY) in ("soft", b"soft")
     return {"alpha": alpha, "beta": beta, "threshold": threshold, "offset": offset,
-            "reset": "soft" if soft else "hard"}
+            "reset": _reset_of(name, node)}
+
+
+def _reset_of(name: str, node) -> str:
+    """The reset mode a neuron node's metadata names (ours, :data:`RESET_KEY`), else NIR's
+    own: to v_reset, that is ``hard``."""
+    reset = (node.metadata or {}).get(RESET_KEY, "hard")
+    reset = reset.decode() if isinstance(reset, bytes) else str(reset)
+    if reset not in RESETS:
+        _fail(name, node, f"metadata {RESET_KEY} {reset!r} is not one of {', '.join(RESETS)}")
+    return reset
 
 
 def _fixed_neuron_kwargs(arrays: dict, gain: np.ndarray) -> dict:
@@ -260,18 +373,27 @@ def _fixed_neuron_kwargs(arrays: dict, gain: np.ndarray) -> dict:
             "reset": arrays["reset"], "strict": True}
 
 
+def _finite(name: str, node, key: str, values: np.ndarray) -> np.ndarray:
+    """``values``, refused naming the first that is NaN or infinite."""
+    bad = ~np.isfinite(values)
+    if bad.any():
+        where = [int(i) for i in np.argwhere(bad)[0]]
+        _fail(name, node, f"{key} {values[bad][0]:g} at {where} is not a finite number")
+    return values
+
+
 def _dense_synapse(name: str, synapse, shape: tuple) -> tuple[np.ndarray, np.ndarray]:
     """The weight [out, in] and bias [out] of an Affine or Linear node fed ``shape``."""
     import nir
 
-    weight = np.asarray(synapse.weight, np.float64)
+    weight = _finite(name, synapse, "weight", np.asarray(synapse.weight, np.float64))
     if weight.ndim != 2:
         _fail(name, synapse, f"weight must be 2-d [out, in], not {list(weight.shape)}")
     if shape != (weight.shape[1],):
         _fail(name, synapse, f"it takes {weight.shape[1]} inputs but gets "
               f"{list(shape)}" + (" (a Flatten is missing)" if len(shape) > 1 else ""))
-    bias = np.asarray(synapse.bias, np.float64).reshape(-1) if isinstance(
-        synapse, nir.Affine) else np.zeros(1)
+    bias = _finite(name, synapse, "bias", np.asarray(synapse.bias, np.float64).reshape(-1)) \
+        if isinstance(synapse, nir.Affine) else np.zeros(1)
     if bias.size not in (1, weight.shape[0]):
         _fail(name, synapse, f"bias has {bias.size} values for {weight.shape[0]} outputs")
     return weight, np.broadcast_to(bias, weight.shape[:1])
@@ -308,7 +430,7 @@ def _dense_layer(neuron_name, neuron, parts, dt) -> tuple[DALIFLinear, list]:
 
 def _conv_synapse(name: str, synapse, shape: tuple) -> tuple:
     """(weight [K, C, KH, KW], stride, padding, bias [K]) of a Conv2d node fed ``shape``."""
-    weight = np.asarray(synapse.weight, np.float64)
+    weight = _finite(name, synapse, "weight", np.asarray(synapse.weight, np.float64))
     if weight.ndim != 4:
         _fail(name, synapse, f"weight must be 4-d [K, C, KH, KW], not {list(weight.shape)}")
     if len(shape) != 3 or shape[0] != weight.shape[1]:
@@ -338,7 +460,7 @@ def _conv_synapse(name: str, synapse, shape: tuple) -> tuple:
         ConvShape(shape, K, weight.shape[2:], stride, padding)
     except ConfigError as exc:
         _fail(name, synapse, str(exc))
-    bias = np.asarray(synapse.bias, np.float64).reshape(-1)
+    bias = _finite(name, synapse, "bias", np.asarray(synapse.bias, np.float64).reshape(-1))
     if bias.size not in (1, K):
         _fail(name, synapse, f"bias has {bias.size} values for {K} channels")
     return weight, stride, padding, np.broadcast_to(bias, (K,))
@@ -417,7 +539,7 @@ class _Body:
     its body index (``INPUT``: the graph's input) and shape."""
 
     def __init__(self, in_shape):
-        self.modules, self.inputs, self.shapes = [], [], []
+        self.modules, self.inputs, self.shapes, self.names = [], [], [], []
         self.stream = {}  # NIR node name -> body index
         self.in_shape = in_shape
         self.adds = {}    # the streams an add sums -> its index
@@ -432,6 +554,7 @@ class _Body:
             _fail(name, node, str(exc))
         self.modules.append(module)
         self.inputs.append(tuple(inputs))
+        self.names.append(name)
         return len(self.modules) - 1
 
     def join(self, name, node, preds, nodes) -> int:
@@ -455,9 +578,14 @@ class _Body:
         return self.adds[key]
 
 
-def from_nir(graph, dt: float = DT) -> DALIFGraph:
+def from_nir(graph, dt: float | None = None, T: int | None = None) -> DALIFGraph:
     """A NIR graph (or a ``.nir`` path) as a :class:`~dalif_hw.model.DALIFGraph`: its forward
     takes [T, batch, *input shape] and returns the last node's output per timestep.
+
+    ``dt`` is the Euler step of the time constants; by default what the file or its writer
+    says (:func:`time_step`). The model's ``nir_source`` keeps it and why (``dt_reason``). A
+    layer none of whose neurons can fire within ``T`` timesteps (default :data:`HORIZON`) at
+    that dt is refused, naming the dt.
 
     The graph may branch and merge (SPEC 7): a node fed by several spike streams adds them
     (a spike add), a LIF or IF node fed by several synapses sums their currents (one layer
@@ -470,14 +598,17 @@ def from_nir(graph, dt: float = DT) -> DALIFGraph:
     """
     import nir
 
-    if not dt > 0:
-        raise ConfigError(f"dt must be positive, not {dt!r}")
     source = read_graph(graph)
+    dt = time_step(source, dt)
     nodes, before, after, first, last = _graph(source)
     shape = _shape_of(nodes[first].input_type)
     if not shape:
         raise ConfigError(f"NIR node {first!r} (Input) has no shape: the input shape "
                           "cannot be inferred")
+    # A leading batch dimension of 1 (Norse, Rockpool: [1, N] or [1, C, H, W]) is dropped;
+    # Flatten dimensions then count from after it.
+    batched = len(shape) in (2, 4) and shape[0] == 1
+    shape = shape[1:] if batched else shape
     body = _Body(shape)
     body.stream[first] = INPUT
     readout, integrate, readout_stream = None, None, None
@@ -528,6 +659,9 @@ def from_nir(graph, dt: float = DT) -> DALIFGraph:
             stream = body.join(name, node, preds, nodes)
             rank = len(body.shape(stream))
             start, end = int(node.start_dim), int(node.end_dim)
+            if batched:
+                start, end = max(start - 1, 0) if start >= 0 else start, \
+                    end - 1 if end >= 0 else end
             if start not in (0, -rank) or end not in (-1, rank - 1):
                 _fail(name, node, f"only a full flatten (start_dim 0, end_dim -1) is "
                       f"supported, not {start}..{end}")
@@ -562,18 +696,56 @@ def from_nir(graph, dt: float = DT) -> DALIFGraph:
                           "end in LIF or IF neurons, an Affine or Linear, or an Affine -> I")
     if readout_stream != len(body.modules) - 1:  # by the order, the output's stream is last
         raise ConfigError("the NIR graph's output is not its last layer")
+    for name, layer in zip(body.names, body.modules):
+        if isinstance(layer, (DALIFLinear, DALIFConv2d)):
+            _refuse_silent(name, nodes[name], layer, dt, T)
     model = DALIFGraph(body.in_shape, body.modules, body.inputs, readout=readout,
                        integrate=integrate)
-    model.nir_source = {"graph": copy.deepcopy(source), "dt": float(dt),
+    model.nir_source = {"graph": copy.deepcopy(source), "dt": float(dt), "dt_reason": dt.reason,
                         "state": {k: v.clone() for k, v in model.state_dict().items()}}
     return model.eval()
 
 
+#: The timesteps within which some neuron of every layer must be able to fire, where the
+#: import does not know T.
+HORIZON = 1000
+
+
+@torch.no_grad()
+def _refuse_silent(name: str, node, layer, dt: TimeStep, T: int | None) -> None:
+    """Refuse a layer none of whose neurons can fire within T timesteps (default
+    :data:`HORIZON`): with every input spiking at every timestep, the most current a neuron
+    gets is its bias and positive weights, and its membrane after T steps at most alpha times
+    that times 1 + beta + ... + beta**(T-1)."""
+    synapse = layer.linear if isinstance(layer, DALIFLinear) else layer.conv
+    weight = synapse.weight.double()
+    most = weight.clamp(min=0).reshape(weight.shape[0], -1).sum(1)
+    if synapse.bias is not None:
+        most = most + synapse.bias.double()
+    neuron = layer.neuron
+    if isinstance(layer, DALIFConv2d):
+        most = most.reshape((-1,) + (1,) * (len(neuron.shape) - 1))
+    alpha = neuron.per_neuron(neuron.alpha).double()
+    beta = neuron.per_neuron(neuron.beta).double()
+    theta = neuron.per_neuron(neuron.threshold).double()
+    T = HORIZON if T is None else T
+    drive = alpha * torch.broadcast_to(most, alpha.shape)
+    steps = torch.where(beta < 1, (1 - beta ** T) / (1 - beta).clamp(min=1e-300),
+                        torch.full_like(beta, float(T)))
+    reach = drive * steps
+    if bool((reach <= theta).all()):
+        best = int(torch.argmax(reach - theta))
+        _fail(name, node, f"no neuron can fire within {T} timesteps at {dt}: the highest "
+              f"membrane within reach is {float(reach.flatten()[best]):.3g}, its threshold "
+              f"{float(theta.flatten()[best]):.3g}; give the time step the file was written "
+              "with (--dt; sinabs and Norse write IF neurons with r = 1 for dt = 1)")
+
+
 def _readout(name: str, node, shape: tuple) -> nn.Linear:
     """The readout of an Affine or Linear node at the end of the graph."""
-    weight, bias = _dense_synapse(name, node, shape)
     import nir
 
+    weight, bias = _dense_synapse(name, node, shape)
     readout = nn.Linear(weight.shape[1], weight.shape[0], bias=isinstance(node, nir.Affine))
     with torch.no_grad():
         readout.weight.copy_(torch.tensor(weight))
@@ -600,7 +772,8 @@ def _neuron_node(neuron, dt: float):
     alpha = neuron.per_neuron(neuron.alpha).detach().double().numpy()
     beta = neuron.per_neuron(neuron.beta).detach().double().numpy()
     threshold = neuron.per_neuron(neuron.threshold.detach().double()).numpy()
-    metadata = {RESET_KEY: "soft"} if neuron.reset == "soft" else {}
+    # NIR's neurons reset to v_reset (hard); any other mode rides in the metadata.
+    metadata = {RESET_KEY: neuron.reset} if neuron.reset != "hard" else {}
     if np.all(beta == 1.0):
         return nir.IF(r=(alpha / dt).astype(np.float32),
                       v_threshold=threshold.astype(np.float32),
@@ -678,13 +851,14 @@ def _(module: Flatten, k, given, out):
         out.view.shape_of(given[0]))}, start_dim=0, end_dim=-1), out.producers[given[0]])]
 
 
-def to_nir(model, dt: float = DT):
+def to_nir(model, dt: float | None = None):
     """A dalif-hw model (:class:`~dalif_hw.model.DALIFGraph`, ``DALIFMLP`` or
     ``DALIFConvNet``, residual blocks included) as a ``nir.NIRGraph``. An imported, unchanged
     model gives back its source graph. A readout becomes an Affine whose output is the
     current per timestep (the MLP's and ConvNet's mean over time, and the hardware's sum, rank
     the classes alike). A spike add becomes edges (NIR sums a node's inputs); a layer of
-    several inputs one synapse node per input, all into its LIF or IF node.
+    several inputs one synapse node per input, all into its LIF or IF node. ``dt`` (an
+    imported model's own by default, else 1e-4) goes into the graph's metadata.
 
     Raises
     ------
@@ -693,8 +867,9 @@ def to_nir(model, dt: float = DT):
     """
     import nir
 
-    if not dt > 0:
-        raise ConfigError(f"dt must be positive, not {dt!r}")
+    if dt is None:   # an imported model's own, else the default
+        dt = (getattr(model, "nir_source", None) or {}).get("dt", DT)
+    dt = time_step(None, dt)
     if _unchanged(model) and model.nir_source["dt"] == dt:
         return copy.deepcopy(model.nir_source["graph"])
     try:
@@ -702,6 +877,10 @@ def to_nir(model, dt: float = DT):
     except (AttributeError, TypeError):
         raise ConfigError(f"to_nir takes a DALIFGraph, DALIFMLP or DALIFConvNet, not "
                           f"{type(model).__name__}") from None
+    for key, value in model.state_dict().items():
+        if value.is_floating_point() and not bool(torch.isfinite(value).all()):
+            raise ConfigError(f"the model's {key} holds NaN or infinite values: nothing to "
+                              "export")
     out = _Export(view, dt, {"input": nir.Input(input_type={"input": np.array(view.in_shape)})})
     for k, (module, given) in enumerate(zip(view.body, view.inputs)):
         out.producers[k] = export_module(module, k, given, out)
@@ -718,7 +897,8 @@ def to_nir(model, dt: float = DT):
     shape = (readout.out_features,) if readout is not None else view.shapes[-1]
     nodes["output"] = nir.Output(output_type={"output": np.array(shape)})
     edges.extend((src, "output") for src in last)
-    return nir.NIRGraph(nodes=nodes, edges=edges)
+    # NIR has no time step: the metadata says which the time constants were written with.
+    return nir.NIRGraph(nodes=nodes, edges=edges, metadata={"dt": float(dt)})
 
 
 def _split(module, shapes: list) -> list:

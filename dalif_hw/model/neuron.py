@@ -4,6 +4,9 @@
     S[t] = V[t] >= theta              (strict: V[t] > theta, as NIR's LIF fires)
     H[t] = V[t] * (1 - S[t])          (hard reset)   or   V[t] - theta * S[t]   (soft reset)
 
+and two resets of other frameworks (SPEC 2): ``subtract`` (snnTorch's default),
+``V[t] = beta * V[t-1] + alpha * X[t] - theta * S[t-1]``, and ``none``, both with H = V.
+
 ``alpha`` (spatial decay, on the input current) and ``beta`` (temporal decay, on the membrane)
 are each either learned, as the sigmoid of a raw parameter, or fixed at a value in [0, 1].
 """
@@ -59,7 +62,9 @@ class DALIFNeuron(nn.Module):
         float models differ only where a membrane sits exactly at the threshold; packing
         then uses ``theta_int = floor(theta / s) + 1`` so that the integer ``>=`` is the same.
     reset : str
-        ``"hard"`` (to 0) or ``"soft"`` (subtract theta).
+        ``"hard"`` (to 0), ``"soft"`` (subtract theta after a spike), ``"subtract"``
+        (snnTorch's default: subtract theta at the next timestep, after the decay) or
+        ``"none"``.
     surrogate : str
         ``"arctan"`` (default), ``"sigmoid"`` or ``"rectangular"``.
     surrogate_width : float
@@ -184,15 +189,15 @@ class DALIFNeuron(nn.Module):
         if qat is not None:
             return self._forward_integer(x, alpha, beta, threshold, qat, unit, return_membrane)
         h = torch.zeros_like(x[0])
+        taken = torch.zeros_like(x[0])    # theta S[t-1] for the subtract reset
         spikes, membranes = [], []
         for x_t in x:
-            v = beta * h + alpha * x_t
+            v = beta * h + alpha * x_t - taken
             s = spike(v - threshold, self.surrogate, self.surrogate_width, self.strict)
             s_reset = s.detach() if self.detach_reset else s
-            if self.reset == "hard":
-                h = v * (1.0 - s_reset)
-            else:
-                h = v - threshold * s_reset
+            h = self._after(v, s_reset, threshold)
+            if self.reset == "subtract":
+                taken = threshold * s_reset
             spikes.append(s)
             membranes.append(v)
         spikes = torch.stack(spikes)
@@ -209,21 +214,31 @@ class DALIFNeuron(nn.Module):
         lo, hi = -(1 << (qat.VB - 1)), (1 << (qat.VB - 1)) - 1
         theta = theta.clamp(lo, hi)
         h = torch.zeros_like(x[0], dtype=torch.float64)
+        taken = torch.zeros_like(h)
         spikes, membranes = [], []
         for x_t in x.double():
-            v = rnd_sat(beta_q * h, alpha_q * x_t, qat)
+            v = rnd_sat(beta_q * h, alpha_q * x_t, qat, minus=taken)
             # The surrogate sees the membrane in the float model's units.
             s = spike((v - theta) * unit, self.surrogate, self.surrogate_width)
             s_reset = s.detach() if self.detach_reset else s
-            if self.reset == "hard":
-                h = v * (1.0 - s_reset)
-            else:
-                after = v - theta * s_reset
-                h = after + (after.clamp(lo, hi) - after).detach()
+            h = self._after(v, s_reset, theta)
+            if self.reset == "soft":
+                h = h + (h.clamp(lo, hi) - h).detach()
+            elif self.reset == "subtract":
+                taken = theta * s_reset
             spikes.append(s)
             membranes.append(v)
         spikes = torch.stack(spikes).float()
         return (spikes, torch.stack(membranes)) if return_membrane else spikes
+
+    def _after(self, v: torch.Tensor, s: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+        """H[t] from V[t] and S[t]: the reset (``subtract`` takes theta off at the next
+        timestep instead, so H = V, as for ``none``)."""
+        if self.reset == "hard":
+            return v * (1.0 - s)
+        if self.reset == "soft":
+            return v - threshold * s
+        return v
 
     def extra_repr(self) -> str:
         return (f"shape={self.shape}, granularity={self.granularity!r}, reset={self.reset!r}, "

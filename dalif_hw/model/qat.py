@@ -62,11 +62,11 @@ def quantized(value: torch.Tensor | None, scale: torch.Tensor, bits: int | None 
     return q
 
 
-def rnd_sat(beta_h: torch.Tensor, alpha_i: torch.Tensor, qat: QAT) -> torch.Tensor:
-    """``sat(rnd(beta H) + rnd(alpha I))`` on integer-valued float64 tensors (decays already
-    scaled by 2**DB)."""
+def rnd_sat(beta_h: torch.Tensor, alpha_i: torch.Tensor, qat: QAT, minus=0.0) -> torch.Tensor:
+    """``sat(rnd(beta H) + rnd(alpha I) - minus)`` on integer-valued float64 tensors (decays
+    already scaled by 2**DB; ``minus`` is the subtract reset's theta S[t-1])."""
     half, one = float(1 << (qat.DB - 1)), float(1 << qat.DB)
-    v = floor_ste((beta_h + half) / one) + floor_ste((alpha_i + half) / one)
+    v = floor_ste((beta_h + half) / one) + floor_ste((alpha_i + half) / one) - minus
     lo, hi = -(1 << (qat.VB - 1)), (1 << (qat.VB - 1)) - 1
     return v + (v.clamp(lo, hi) - v).detach()
 

@@ -16,13 +16,14 @@ Each layer is one of the kinds of :mod:`.kinds` and names its inputs; a chain ne
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 import yaml
 
-from ..core.config import ConfigError
+from ..core.config import MAX_T, ConfigError, parse_text
 from ..core.encoding import check_encoding
-from ..core.files import write_text_atomic
+from ..core.files import SET_RECORD, write_text_atomic
 from .kinds import (
     INPUT,
     KINDS,
@@ -230,7 +231,7 @@ class Network:
         if not path.is_file():
             raise ConfigError(f"network folder {str(folder)!r} has no network.yaml")
         try:
-            text = yaml.safe_load(path.read_text())
+            text = parse_text(path.read_text(), str(path), "yaml")
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path} is not valid YAML: {' '.join(str(exc).split())}") \
                 from None
@@ -241,6 +242,7 @@ class Network:
         if text["format"] in OLD_FORMATS:
             text = _upgrade(text)
         check_description(text, str(path))
+        _check_whole(folder, text, path)
         layers = []
         for entry in text["layers"]:
             try:
@@ -252,6 +254,28 @@ class Network:
                        source=text.get("source"))
         except ConfigError as exc:
             raise ConfigError(f"{path}: {exc}") from None
+
+
+def _check_whole(folder: Path, text: dict, path: Path) -> None:
+    """Refuse a description that leaves out layer files pack wrote with it (by the folder's
+    set record): a truncated ``network.yaml`` would otherwise build a network without its
+    last layers."""
+    record = folder / SET_RECORD
+    try:
+        written = json.loads(record.read_text()) if record.is_file() else {}
+    except (ValueError, OSError):
+        written = {}
+    if not isinstance(written, dict) or written.get("command") != "pack":
+        return
+    described = {"network.yaml"}
+    for entry in text["layers"]:
+        described.add(entry.get("params"))
+        described.update((entry.get("memories") or {}).values())
+    left_out = [name for name in written.get("files", []) if isinstance(name, str) and
+                name.endswith((".npz", ".hex")) and name not in described]
+    if left_out:
+        raise ConfigError(f"{path} does not describe {', '.join(left_out[:3])}, which pack "
+                          "wrote with it: it is truncated or edited; pack the network again")
 
 
 def _upgrade(text: dict) -> dict:
@@ -278,7 +302,7 @@ def _upgrade(text: dict) -> dict:
 #: are its kind's (:attr:`Layer.schema <dalif_hw.quant.kinds.Layer.schema>`).
 SCHEMA = {
     "format": (True, lambda v: v == FORMAT, repr(FORMAT)),
-    "T": (True, _positive, "a positive integer"),
+    "T": (True, lambda v: _positive(v) and v <= MAX_T, f"a positive integer up to {MAX_T}"),
     "encoding": (True, lambda v: isinstance(v, dict), "a mapping"),
     "layers": (True, lambda v: isinstance(v, list) and len(v) >= 1 and
                all(isinstance(e, dict) for e in v), "a non-empty list of layer mappings"),

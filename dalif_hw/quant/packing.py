@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ArrayConfig, ConfigError
+from ..core.encoding import check_encoding, input_beats, input_factor
 from ..core.params import ConvParams, IntParams, ReadoutParams, first_bad
 from ..model import DALIFConv2d, DALIFLinear, Flatten, SpikeAdd, SpikePool2d, graph_of
 from ..model import graph as model_graph
@@ -200,6 +201,7 @@ class _Packing:
     view: object
     T: int
     widths: dict
+    weight_widths: list
     lanes: list
     acc_lanes: list
     layers: list = dataclasses.field(default_factory=list)
@@ -214,6 +216,10 @@ class _Packing:
 
     def config(self, params):
         return params.config(self.T, lanes=self.lanes.pop(0), acc_lanes=self.acc_lanes.pop(0))
+
+    def next_widths(self) -> dict:
+        """The widths of the next layer with neurons (its own WB where one per layer)."""
+        return {**self.widths, "WB": self.weight_widths.pop(0)}
 
     def factors(self, given, per_input):
         """The weight factor of a layer's inputs: one number, or one per input column or
@@ -281,7 +287,7 @@ def _(module: DALIFLinear, k, given, state):
     in_shape = (sum(int(np.prod(view.shape_of(i))) for i in given),)
     factor = state.factors(given, lambda i: int(np.prod(view.shape_of(i))))
     _spiking(k, given, state, state.name("hidden"), in_shape, lambda cap: quantize_linear(
-        module, **state.widths, weight_factor=factor, beat_cap=cap), Dense)
+        module, **state.next_widths(), weight_factor=factor, beat_cap=cap), Dense)
 
 
 @pack_module.register
@@ -292,10 +298,10 @@ def _(module: DALIFConv2d, k, given, state):
     factor = state.factors(given, lambda i: view.shape_of(i)[0])
     factor = np.reshape(factor, (-1, 1, 1)) if np.ndim(factor) else factor
     _spiking(k, given, state, state.name("conv"), in_shape, lambda cap: quantize_conv(
-        module, in_shape, **state.widths, weight_factor=factor, beat_cap=cap), Conv2d)
+        module, in_shape, **state.next_widths(), weight_factor=factor, beat_cap=cap), Conv2d)
 
 
-def pack_network(model, *, T: int, encoding: dict, WB: int = DEFAULT_WB, DB: int = DEFAULT_DB,
+def pack_network(model, *, T: int, encoding: dict, WB=DEFAULT_WB, DB: int = DEFAULT_DB,
                  VB: int = DEFAULT_VB, lanes=None, acc_lanes=None) -> Network:
     """Pack a trained model (:class:`~dalif_hw.model.DALIFMLP`,
     :class:`~dalif_hw.model.DALIFConvNet`, :class:`~dalif_hw.model.DALIFGraph`, with or
@@ -305,7 +311,8 @@ def pack_network(model, *, T: int, encoding: dict, WB: int = DEFAULT_WB, DB: int
     stage, a flatten as nothing (the flat order is the hardware's).
 
     ``lanes``, ``acc_lanes``: one per layer with neurons (dense, conv2d, readout; not
-    pooling), or None for each layer's default (``acc_lanes``: the layer's lanes).
+    pooling), or None for each layer's default (``acc_lanes``: the layer's lanes). ``WB``:
+    one weight width for all, or one per layer with neurons.
 
     Raises
     ------
@@ -316,16 +323,21 @@ def pack_network(model, *, T: int, encoding: dict, WB: int = DEFAULT_WB, DB: int
     view = graph_of(model)
     n_layers = len(view.spiking) + (view.readout is not None)
     counts_per_layer = []
+    weight_widths = [WB] * n_layers if isinstance(WB, (int, np.integer)) else list(WB)
+    if len(weight_widths) != n_layers:
+        raise ConfigError(f"WB needs one width per layer with neurons ({n_layers}), not "
+                          f"{weight_widths}")
     for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes)):
         given = [None] * n_layers if given is None else list(given)
         if len(given) != n_layers:
             raise ConfigError(f"{what} needs one value per layer with neurons ({n_layers}), "
                               f"not {given}")
         counts_per_layer.append(given)
-    state = _Packing(view, T, {"WB": WB, "DB": DB, "VB": VB}, *counts_per_layer)
+    state = _Packing(view, T, {"DB": DB, "VB": VB}, weight_widths, *counts_per_layer)
     net_input = model_graph.INPUT
-    state.source[net_input], state.factor[net_input] = INPUT, 1.0
-    state.beats[net_input] = int(np.prod(view.in_shape))
+    check_encoding(encoding, T)
+    state.source[net_input], state.factor[net_input] = INPUT, input_factor(encoding)
+    state.beats[net_input] = int(np.prod(view.in_shape)) * input_beats(encoding)
     for k, (module, given) in enumerate(zip(view.body, view.inputs)):
         pack_module(module, k, given, state)
     if view.readout is None:
@@ -333,7 +345,7 @@ def pack_network(model, *, T: int, encoding: dict, WB: int = DEFAULT_WB, DB: int
     last = len(view.body) - 1 if view.body else net_input
     size, beats = int(np.prod(view.shape_of(last))), state.beats[last]
     try:
-        params, scale = quantize_readout(view.readout, WB=WB, VB=VB,
+        params, scale = quantize_readout(view.readout, WB=state.weight_widths.pop(0), VB=VB,
                                          weight_factor=state.factor[last],
                                          row_gain=view.integrate,
                                          beat_cap=beats if beats > size else None)

@@ -7,6 +7,9 @@ For one neuron array, per neuron i and timestep t of a sample::
     S_i[t] = V_i[t] >= theta_i
     H_i[t] = 0 (hard) or sat_VB(V_i[t] - theta_i) (soft) if S_i[t], else V_i[t]
 
+and for the ``subtract`` reset ``V_i[t] = sat_VB(rnd(beta_i * H_i[t-1]) + rnd(alpha_i * I_i[t])
+- theta_i * S_i[t-1])`` with ``H = V`` (as for ``none``) and ``S_i[-1] = 0``.
+
 with H_i[-1] = 0 at the start of every sample. Everything is int64 numpy, vectorised over
 samples; :class:`~dalif_hw.core.config.ArrayConfig` refuses widths that could overflow int64.
 The input products of all timesteps are one matrix product, in floating point where that is
@@ -26,8 +29,12 @@ from ..core.conv import PoolShape
 from ..core.files import savez_atomic
 from ..core.params import ConvParams, IntParams
 
-__all__ = ["Trace", "counts_from_events", "run", "step", "update", "readout", "stimulus_counts",
-           "exact_product", "pool"]
+#: The most beats of one index in one timestep a stimulus may give (2**31 - 1): the sums of
+#: a timestep's counts then fit int64 for any number of inputs up to 2**31.
+MAX_COUNT = 2**31 - 1
+
+__all__ = ["MAX_COUNT", "Trace", "counts_from_events", "run", "step", "update", "readout",
+           "stimulus_counts", "exact_product", "pool"]
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -104,37 +111,47 @@ def counts_from_events(events: Sequence[Sequence[Sequence[int]]], inputs: int,
     return counts, dropped
 
 
-def step(params: IntParams, h: np.ndarray, current: np.ndarray
+def step(params: IntParams, h: np.ndarray, current: np.ndarray, first: bool = False
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One timestep for a batch: return ``(V, S, H)`` from ``H[t-1]`` and ``I[t]``.
 
-    ``h`` and ``current`` are int64 [..., N].
+    ``h`` and ``current`` are int64 [..., N]; ``first`` says that this is a sample's first
+    timestep (where the ``subtract`` reset takes nothing off).
     """
     h = np.array(h, np.int64)
     v = np.empty(np.broadcast_shapes(h.shape, np.shape(current)), np.int64)
     spikes = np.empty(v.shape, np.bool_)
-    update(params, h, np.asarray(current, np.int64), v, spikes, np.empty_like(v))
+    update(params, h, np.asarray(current, np.int64), v, spikes, np.empty_like(v), first)
     return v, spikes, h
 
 
 def update(params: IntParams, h: np.ndarray, current: np.ndarray, v: np.ndarray,
-           spikes: np.ndarray, scratch: np.ndarray) -> None:
+           spikes: np.ndarray, scratch: np.ndarray, first: bool = False) -> None:
     """:func:`step` in place: ``V`` into ``v``, ``S`` into ``spikes``, ``H`` into ``h``
     (``scratch``: a buffer like ``v``; all of one integer type, int32 only where the array's
     ``update_width`` allows), with no array allocated but the reset's mask."""
     DB, VB, dtype = params.DB, params.VB, v.dtype
     alpha, beta = params.alpha.astype(dtype), params.beta.astype(dtype)
     threshold = np.asarray(params.threshold).astype(dtype)
+    spikes_off = None
+    if params.reset == "subtract" and not first:
+        # S[t-1] is H[t-1] >= theta, since H = V: the hardware keeps no spike either.
+        spikes_off = np.greater_equal(h, threshold) * threshold
     rnd(np.multiply(beta, h, out=v), DB, out=v)
     rnd(np.multiply(alpha, current, out=scratch), DB, out=scratch)
-    sat(np.add(v, scratch, out=v), VB, out=v)
+    np.add(v, scratch, out=v)
+    if spikes_off is not None:
+        np.subtract(v, spikes_off, out=v)
+    sat(v, VB, out=v)
     np.greater_equal(v, threshold, out=spikes)
     if params.reset == "hard":
         np.multiply(v, ~spikes, out=h)
-    else:
+    elif params.reset == "soft":
         sat(np.subtract(v, threshold, out=scratch), VB, out=scratch)
         np.copyto(h, v)
         np.copyto(h, scratch, where=spikes)
+    else:                                   # subtract and none: H = V
+        np.copyto(h, v)
 
 
 def stimulus_counts(stimulus, inputs: int, cap: int | None = None
@@ -156,6 +173,11 @@ def stimulus_counts(stimulus, inputs: int, cap: int | None = None
             return counts, np.zeros(counts.shape[0], np.bool_)   # no beat beyond the cap
         if counts.min(initial=0) < 0:
             raise ConfigError("stimulus counts must be >= 0")
+        if counts.max(initial=0) > MAX_COUNT:
+            s, t, j = np.argwhere(counts > MAX_COUNT)[0]
+            raise ConfigError(f"stimulus count {int(counts[s, t, j])} (sample {s}, timestep {t}, "
+                              f"input {j}) is above {MAX_COUNT}, the most beats of one index "
+                              f"a timestep")
         # Beats in ascending index order: those past the B-th of a timestep are dropped.
         before = np.cumsum(counts, axis=2) - counts
         kept = np.clip(cap - before, 0, counts)
@@ -285,7 +307,7 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     h = np.zeros((n_samples, params.neurons), dtype)
     scratch = np.empty_like(h)
     for t in range(T):
-        update(params, h, current[t], membrane[t], spikes_out[t], scratch)
+        update(params, h, current[t], membrane[t], spikes_out[t], scratch, first=t == 0)
     return Trace(counts, current.transpose(1, 0, 2), membrane.transpose(1, 0, 2),
                  spikes_out.transpose(1, 0, 2), dropped)
 

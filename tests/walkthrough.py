@@ -1,0 +1,38 @@
+"""Running a docs page's walk-through as written: its Python block saved as a script, then
+its shell commands, each of which must succeed."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+DOCS = Path(__file__).parent.parent / "docs"
+
+
+def walk_through(page: str) -> tuple[str, list[str]]:
+    """The Python block and the shell commands of ``docs/<page>``'s walk-through."""
+    text = (DOCS / page).read_text()
+    walk = text[text.index("## Walk-through"):]
+    python = re.search(r"```python\n(.*?)```", walk, re.S).group(1)
+    return python, re.search(r"```sh\n(.*?)```", walk, re.S).group(1).strip().splitlines()
+
+
+def run_walk_through(page: str, tmp_path: Path, script: str, skip_last: bool = False) -> dict:
+    """Run the walk-through of ``docs/<page>`` in ``tmp_path``: its Python block as
+    ``script`` (the first command must run it), then its commands (all but the last with
+    ``skip_last``). Returns the JSON summary the last command run printed last."""
+    python, commands = walk_through(page)
+    (tmp_path / script).write_text(python)
+    assert commands[0] == f"python {script}", commands[0]
+    out = ""
+    for line in commands[:-1] if skip_last else commands:
+        args = line.split()
+        assert args[0] == "python"
+        result = subprocess.run([sys.executable, *args[1:]], cwd=tmp_path, capture_output=True,
+                                text=True)
+        assert result.returncode == 0, f"{line}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
+        out = result.stdout
+    return json.loads(out.strip().splitlines()[-1])
