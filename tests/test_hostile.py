@@ -48,8 +48,8 @@ def test_golden_refuses_counts_it_cannot_sum(tmp_path):
     np.savez(tmp_path / "s.npz", counts=np.array([[[1, 2**62, 1, 1]]]))
     line = one_line_error(run("-m", "dalif_hw.golden", "--params", tmp_path / "p.npz",
                               "--stimulus", tmp_path / "s.npz", "--out", tmp_path / "t.npz"))
-    assert line == ("error: stimulus count 4611686018427387904 (sample 0, timestep 0, input 1) "
-                    "is above 2147483647, the most beats of one index a timestep")
+    assert line == ("error: stimulus counts of sample 0, timestep 0 add up to 4.612e+18 beats, "
+                    "not below 2**62: their sums would wrap")
     assert not (tmp_path / "t.npz").exists()
 
 

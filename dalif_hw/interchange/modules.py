@@ -205,9 +205,6 @@ def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
         raise ConfigError(f"in_shape is (features,) or (C, H, W), not {list(in_shape)}")
     body, shape, pending, readout = [], in_shape, None, None
     for path, module in _leaves(net):
-        if readout is not None:
-            _fail(path, module, f"it follows the readout {readout[0]!r}: a Linear without "
-                  "a neuron ends the network")
         if isinstance(module, _PASS):
             continue
         convert = NEURONS.get(_class_name(module))

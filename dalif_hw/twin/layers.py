@@ -29,11 +29,11 @@ from ..core.conv import PoolShape
 from ..core.files import savez_atomic
 from ..core.params import ConvParams, IntParams
 
-#: The most beats of one index in one timestep a stimulus may give (2**31 - 1): the sums of
-#: a timestep's counts then fit int64 for any number of inputs up to 2**31.
-MAX_COUNT = 2**31 - 1
+#: The most beats one timestep of a stimulus may give, all its counts together (2**62): their
+#: running sums then fit int64.
+MAX_BEATS = 2**62
 
-__all__ = ["MAX_COUNT", "Trace", "counts_from_events", "run", "step", "update", "readout",
+__all__ = ["MAX_BEATS", "Trace", "counts_from_events", "run", "step", "update", "readout",
            "stimulus_counts", "exact_product", "pool"]
 
 
@@ -173,11 +173,11 @@ def stimulus_counts(stimulus, inputs: int, cap: int | None = None
             return counts, np.zeros(counts.shape[0], np.bool_)   # no beat beyond the cap
         if counts.min(initial=0) < 0:
             raise ConfigError("stimulus counts must be >= 0")
-        if counts.max(initial=0) > MAX_COUNT:
-            s, t, j = np.argwhere(counts > MAX_COUNT)[0]
-            raise ConfigError(f"stimulus count {int(counts[s, t, j])} (sample {s}, timestep {t}, "
-                              f"input {j}) is above {MAX_COUNT}, the most beats of one index "
-                              f"a timestep")
+        beats = counts.sum(axis=2, dtype=np.float64)      # no int64 wrap-around here
+        if beats.max(initial=0) >= MAX_BEATS:
+            s, t = np.argwhere(beats >= MAX_BEATS)[0]
+            raise ConfigError(f"stimulus counts of sample {s}, timestep {t} add up to "
+                              f"{beats[s, t]:.4g} beats, not below 2**62: their sums would wrap")
         # Beats in ascending index order: those past the B-th of a timestep are dropped.
         before = np.cumsum(counts, axis=2) - counts
         kept = np.clip(cap - before, 0, counts)
