@@ -14,6 +14,7 @@ import argparse
 import dataclasses
 import re
 import sys
+from pathlib import Path
 
 from . import cli
 from .core.config import (
@@ -188,6 +189,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.name is not None:
         check_name(args.name)
+    if (Path(args.out) / "network.yaml").is_file():
+        raise ConfigError(f"--out {args.out!r} holds a packed network (network.yaml), whose "
+                          "files a design there could overwrite: generate into another folder")
     files, summary = generate_network(args) if args.network else generate_array(args)
     from .hw.emit import write_outputs
 

@@ -261,3 +261,24 @@ def test_half_a_network_yaml_is_refused(tmp_path):
     assert line.endswith("which pack wrote with it: it is truncated or edited; pack the "
                          "network again")
     assert not (tmp_path / "rtl").exists()
+
+
+def test_gen_removes_only_what_a_design_of_its_name_writes(tmp_path):
+    out = tmp_path / "out"
+    assert run("-m", "dalif_hw.gen", "--neurons", 4, "--T", 2, "--out", out).returncode == 0
+    manifest = json.loads((out / "dalif_array.json").read_text())
+    manifest["memories"].append({"name": "x", "file": "precious.txt"})    # a hostile manifest
+    (out / "dalif_array.json").write_text(json.dumps(manifest))
+    (out / "precious.txt").write_text("keep me")
+    assert run("-m", "dalif_hw.gen", "--neurons", 4, "--T", 2, "--out", out).returncode == 0
+    assert (out / "precious.txt").read_text() == "keep me"
+
+
+def test_gen_refuses_to_write_into_a_packed_network(tmp_path):
+    folder = packed_network(tmp_path)
+    before = snapshot(folder)
+    line = one_line_error(run("-m", "dalif_hw.gen", "--neurons", 4, "--T", 2, "--name",
+                              "hidden0", "--out", folder))
+    assert line == (f"error: --out {str(folder)!r} holds a packed network (network.yaml), whose "
+                    "files a design there could overwrite: generate into another folder")
+    assert snapshot(folder) == before

@@ -250,15 +250,20 @@ def manifest_files(manifest: dict) -> list[str]:
 
 def _previous_files(folder: Path, files: dict[str, str]) -> list[str]:
     """The files of the design that ``files`` replaces, from its manifest in ``folder`` (the
-    same manifest name); plain file names only, so nothing outside ``folder`` is touched."""
+    same manifest name): only names such a design writes (``top.v``, ``top.json``,
+    ``top_*.hex``), so that a manifest naming any other file removes nothing else."""
     names = []
     for name in files:
         if name.endswith(".json") and (folder / name).is_file():
+            top = name[:-len(".json")]
             try:
-                names += manifest_files(parse_text((folder / name).read_text(), name))
+                listed = manifest_files(parse_text((folder / name).read_text(), name))
             except (ValueError, KeyError, TypeError, AttributeError):   # ConfigError too
-                pass  # not a manifest of ours: remove nothing
-    return [n for n in names if isinstance(n, str) and n == Path(n).name and n[:1] != "."]
+                continue  # not a manifest of ours: remove nothing
+            names += [n for n in listed if isinstance(n, str) and (
+                n in (f"{top}.v", f"{top}.json") or
+                (n.startswith(f"{top}_") and n.endswith(".hex") and n == Path(n).name))]
+    return names
 
 
 def write_outputs(folder, files: dict[str, str]) -> list[Path]:
