@@ -107,9 +107,7 @@ def check_set_folder(folder, command: str, force: bool = False, inputs=(),
     ValueError (ConfigError)
         Naming the folder and the first files that are not the command's.
     """
-    import json
-
-    from .config import ConfigError
+    from .config import ConfigError, parse_text
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -126,7 +124,7 @@ def check_set_folder(folder, command: str, force: bool = False, inputs=(),
     record = folder / SET_RECORD
     if record.is_file():
         try:
-            entry = json.loads(record.read_text())
+            entry = parse_text(record.read_text(), str(record))
             if isinstance(entry, dict) and entry.get("command") == command and \
                     isinstance(entry.get("files"), list):
                 known = [name for name in entry["files"] if isinstance(name, str)]

@@ -16,7 +16,6 @@ Each layer is one of the kinds of :mod:`.kinds` and names its inputs; a chain ne
 from __future__ import annotations
 
 import dataclasses
-import json
 from pathlib import Path
 
 import yaml
@@ -262,7 +261,7 @@ def _check_whole(folder: Path, text: dict, path: Path) -> None:
     last layers."""
     record = folder / SET_RECORD
     try:
-        written = json.loads(record.read_text()) if record.is_file() else {}
+        written = parse_text(record.read_text(), str(record)) if record.is_file() else {}
     except (ValueError, OSError):
         written = {}
     if not isinstance(written, dict) or written.get("command") != "pack":
