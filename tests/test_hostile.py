@@ -282,3 +282,29 @@ def test_gen_refuses_to_write_into_a_packed_network(tmp_path):
     assert line == (f"error: --out {str(folder)!r} holds a packed network (network.yaml), whose "
                     "files a design there could overwrite: generate into another folder")
     assert snapshot(folder) == before
+
+
+@pytest.mark.parametrize("command", [
+    ["-m", "dalif_hw.golden", "--params", "INPUT", "--stimulus", "INPUT", "--out", "OUT"],
+    ["-m", "dalif_hw.pack", "INPUT", "--out", "OUT"],
+    ["-m", "dalif_hw.nir", "import", "INPUT", "--out", "OUT"],
+])
+@pytest.mark.parametrize("special", ["fifo", "/dev/zero", "folder"])
+def test_an_input_that_is_no_regular_file_is_named_so(tmp_path, command, special):
+    import os
+
+    if special == "fifo":
+        path = tmp_path / "fifo"
+        os.mkfifo(path)                       # would block a reader forever
+    elif special == "folder":
+        path = tmp_path / "folder"
+        path.mkdir()
+    else:
+        path = special
+    argv = [str(path) if a == "INPUT" else str(tmp_path / "out") if a == "OUT" else a
+            for a in command]
+    line = one_line_error(run(*argv))
+    kind = "a folder" if special == "folder" else \
+        "not a regular file (a fifo, a socket or a device)"
+    assert line.endswith(f"{str(path)!r} is {kind}"), line
+    assert not (tmp_path / "out").exists()

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..core.config import ConfigError, parse_text
+from ..core.config import ConfigError, missing_file, parse_text
 from ..core.files import atomic_path
 from ..core.tools import run_tool
 from .targets import SLICE_WORDS
@@ -26,8 +26,8 @@ def read_image(path: Path) -> list[str]:
         For a missing or empty file, a word that is not hexadecimal (naming the line and the
         word), or words of different widths.
     """
-    if not path.is_file():
-        raise ConfigError(f"{path} does not exist")
+    if (error := missing_file(path, "image")) is not None:
+        raise error
     words = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         word = line.strip()
@@ -120,8 +120,8 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
     family = {".config": "ecp5", ".asc": "ice40"}.get(config.suffix)
     if family is None:
         raise ConfigError(f"{config} is neither an ECP5 .config nor an iCE40 .asc file")
-    if not config.is_file():
-        raise ConfigError(f"{config} does not exist")
+    if (error := missing_file(config, "configuration")) is not None:
+        raise error
     manifest = config.with_suffix(".json")
     if manifest.is_file():
         try:

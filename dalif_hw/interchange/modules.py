@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..core.config import ConfigError
+from ..core.config import ConfigError, missing_file
 from ..model import DALIFConv2d, DALIFGraph, DALIFLinear, Flatten, SpikePool2d
 from ..model.graph import out_shape
 
@@ -315,8 +315,8 @@ def load_module(spec: str, weights: str | None = None) -> nn.Module:
     if not sep or not path.endswith(".py") or not name.isidentifier():
         raise ConfigError(f"a module is given as FILE.py:NAME (a function that returns the "
                           f"network, or the network), not {spec!r}")
-    if not Path(path).is_file():
-        raise ConfigError(f"module file {path!r} does not exist")
+    if (error := missing_file(path, "module file")) is not None:
+        raise error
     loader = importlib.util.spec_from_file_location(f"dalif_hw_user_{Path(path).stem}", path)
     code = importlib.util.module_from_spec(loader)
     try:
@@ -332,8 +332,8 @@ def load_module(spec: str, weights: str | None = None) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise ConfigError(f"{spec} gives a {type(net).__name__}, not a torch.nn.Module")
     if weights is not None:
-        if not Path(weights).is_file():
-            raise ConfigError(f"weights file {weights!r} does not exist")
+        if (error := missing_file(weights, "weights file")) is not None:
+            raise error
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.config import RESETS, ConfigError
+from ..core.config import RESETS, ConfigError, missing_file
 from ..core.conv import ConvShape
 from ..model import (
     INPUT,
@@ -84,8 +84,8 @@ def read_graph(graph_or_path):
     if isinstance(graph_or_path, nir.NIRGraph):
         return graph_or_path
     path = Path(graph_or_path)
-    if not path.is_file():
-        raise ConfigError(f"NIR file {str(path)!r} does not exist")
+    if (error := missing_file(path, "NIR file")) is not None:
+        raise error
     _check_declared_size(path)
     try:
         return nir.read(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.config import ConfigError
+from ..core.config import ConfigError, missing_file
 from ..core.files import atomic_path
 from .mlp import DALIFMLP
 
@@ -29,8 +29,8 @@ def read_checkpoint(path) -> dict:
         If the file is missing, not a torch checkpoint, or not one this version understands.
     """
     path = Path(path)
-    if not path.is_file():
-        raise ConfigError(f"checkpoint {str(path)!r} does not exist")
+    if (error := missing_file(path, "checkpoint")) is not None:
+        raise error
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not its own
