@@ -10,7 +10,7 @@ weights load with ``weights_only=True``).
 
 from __future__ import annotations
 
-from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError, missing_file
+from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError, check_input_file
 from .core.encoding import check_encoding
 from .core.files import check_set_folder, replace_folder
 from .interchange import load_checkpoint
@@ -118,9 +118,8 @@ def main(argv: list[str] | None = None) -> int:
                            inputs=[source, args.weights, args.calibration])
     if not 0 < args.agreement <= 1:
         raise ConfigError(f"--agreement must be a fraction in (0, 1], not {args.agreement!r}")
-    if args.calibration is not None and \
-            (error := missing_file(args.calibration, "calibration stimulus")) is not None:
-        raise error
+    if args.calibration is not None:
+        check_input_file(args.calibration, "calibration stimulus")
     lanes = _ints_arg(args.lanes) if args.lanes else None
     acc_lanes = _ints_arg(args.acc_lanes, "--acc-lanes") if args.acc_lanes else None
     if args.analog is not None:      # checked before any model is read

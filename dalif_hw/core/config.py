@@ -17,7 +17,7 @@ import numpy as np
 
 __all__ = [
     "RESETS", "PARAMS_KINDS", "CONV_KEYS", "ArrayConfig", "ConfigError", "parse_meta",
-    "parse_text", "MAX_NESTING", "MAX_T", "missing_file",
+    "parse_text", "MAX_NESTING", "MAX_T", "check_input_file",
     "signed_range", "unsigned_bits", "index_width", "rnd", "sat",
 ]
 
@@ -51,18 +51,18 @@ class ConfigError(ValueError):
     """
 
 
-def missing_file(path, what: str) -> ConfigError | None:
-    """The error for an input ``path`` that is not a regular file (None if it is one): it
-    does not exist, or it is a folder, a fifo or a device (which would block or never end)."""
+def check_input_file(path, what: str) -> None:
+    """Raise :class:`ConfigError` unless the input ``path`` is a regular file: it does not
+    exist, or it is a folder, a fifo or a device (which would block or never end)."""
     from pathlib import Path
 
     path = Path(path)
     if path.is_file():
-        return None
+        return
     if not path.exists():
-        return ConfigError(f"{what} {str(path)!r} does not exist")
+        raise ConfigError(f"{what} {str(path)!r} does not exist")
     kind = "a folder" if path.is_dir() else "not a regular file (a fifo, a socket or a device)"
-    return ConfigError(f"{what} {str(path)!r} is {kind}")
+    raise ConfigError(f"{what} {str(path)!r} is {kind}")
 
 
 #: The most timesteps per sample (a 16-bit count; traces and stimuli hold T per sample).

@@ -11,7 +11,7 @@ from pathlib import Path
 from .process import deferred_signals
 
 __all__ = ["atomic_path", "write_text_atomic", "savez_atomic", "replace_files", "SET_RECORD",
-           "check_set_folder", "replace_folder"]
+           "set_files", "check_set_folder", "replace_folder"]
 
 
 def _umask() -> int:
@@ -95,6 +95,22 @@ def replace_files(folder, files: dict[str, str], stale: Iterable[str] = ()) -> l
 SET_RECORD = ".dalif-hw-set.json"
 
 
+def set_files(folder, command: str) -> list[str] | None:
+    """The files ``command`` recorded writing into ``folder`` as one set (:data:`SET_RECORD`),
+    or None where no readable record of that command is there."""
+    from .config import parse_text
+
+    record = Path(folder) / SET_RECORD
+    try:
+        entry = parse_text(record.read_text(), str(record)) if record.is_file() else None
+    except (ValueError, OSError):
+        return None
+    if not isinstance(entry, dict) or entry.get("command") != command or \
+            not isinstance(entry.get("files"), list):
+        return None
+    return [name for name in entry["files"] if isinstance(name, str)]
+
+
 def check_set_folder(folder, command: str, force: bool = False, inputs=(),
                      what: str = "--out") -> Path:
     """Check up front that ``command`` may replace ``folder`` as a whole (see
@@ -107,7 +123,7 @@ def check_set_folder(folder, command: str, force: bool = False, inputs=(),
     ValueError (ConfigError)
         Naming the folder and the first files that are not the command's.
     """
-    from .config import ConfigError, parse_text
+    from .config import ConfigError
 
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
@@ -120,16 +136,7 @@ def check_set_folder(folder, command: str, force: bool = False, inputs=(),
     if not folder.is_dir():
         return folder
     present = sorted(p.name for p in folder.iterdir() if p.name != SET_RECORD)
-    known: list = []
-    record = folder / SET_RECORD
-    if record.is_file():
-        try:
-            entry = parse_text(record.read_text(), str(record))
-            if isinstance(entry, dict) and entry.get("command") == command and \
-                    isinstance(entry.get("files"), list):
-                known = [name for name in entry["files"] if isinstance(name, str)]
-        except (ValueError, OSError):
-            known = []
+    known = set_files(folder, command) or []
     foreign = [name for name in present if name not in known]
     if foreign and not force:
         shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3

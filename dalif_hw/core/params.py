@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import ArrayConfig, ConfigError, missing_file, parse_meta, parse_text, signed_range
+from .config import ArrayConfig, ConfigError, check_input_file, parse_meta, parse_text, signed_range
 from .conv import ConvShape
 from .files import savez_atomic
 
@@ -349,8 +349,7 @@ class ConvParams:
 
 def _open_npz(path, what: str):
     path = Path(path)
-    if (error := missing_file(path, f"{what} file")) is not None:
-        raise error
+    check_input_file(path, f"{what} file")
     if path.stat().st_size == 0:
         raise ConfigError(f"{what} file {str(path)!r} is empty (0 bytes), not an .npz archive")
     try:

@@ -8,7 +8,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from ..core.config import ConfigError, missing_file, parse_text
+from ..core.config import ConfigError, check_input_file, parse_text
 from ..core.files import atomic_path
 from ..core.tools import run_tool
 from .targets import SLICE_WORDS
@@ -26,8 +26,7 @@ def read_image(path: Path) -> list[str]:
         For a missing or empty file, a word that is not hexadecimal (naming the line and the
         word), or words of different widths.
     """
-    if (error := missing_file(path, "image")) is not None:
-        raise error
+    check_input_file(path, "image")
     words = []
     for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
         word = line.strip()
@@ -120,8 +119,7 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
     family = {".config": "ecp5", ".asc": "ice40"}.get(config.suffix)
     if family is None:
         raise ConfigError(f"{config} is neither an ECP5 .config nor an iCE40 .asc file")
-    if (error := missing_file(config, "configuration")) is not None:
-        raise error
+    check_input_file(config, "configuration")
     manifest = config.with_suffix(".json")
     if manifest.is_file():
         try:

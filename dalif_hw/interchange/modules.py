@@ -29,7 +29,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from ..core.config import ConfigError, missing_file
+from ..core.config import ConfigError, check_input_file
 from ..model import DALIFConv2d, DALIFGraph, DALIFLinear, Flatten, SpikePool2d
 from ..model.graph import out_shape
 
@@ -315,8 +315,7 @@ def load_module(spec: str, weights: str | None = None) -> nn.Module:
     if not sep or not path.endswith(".py") or not name.isidentifier():
         raise ConfigError(f"a module is given as FILE.py:NAME (a function that returns the "
                           f"network, or the network), not {spec!r}")
-    if (error := missing_file(path, "module file")) is not None:
-        raise error
+    check_input_file(path, "module file")
     loader = importlib.util.spec_from_file_location(f"dalif_hw_user_{Path(path).stem}", path)
     code = importlib.util.module_from_spec(loader)
     try:
@@ -332,8 +331,7 @@ def load_module(spec: str, weights: str | None = None) -> nn.Module:
     if not isinstance(net, nn.Module):
         raise ConfigError(f"{spec} gives a {type(net).__name__}, not a torch.nn.Module")
     if weights is not None:
-        if (error := missing_file(weights, "weights file")) is not None:
-            raise error
+        check_input_file(weights, "weights file")
         try:
             state = torch.load(weights, map_location="cpu", weights_only=True)
         except Exception as exc:

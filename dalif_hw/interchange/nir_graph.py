@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..core.config import RESETS, ConfigError, missing_file
+from ..core.config import RESETS, ConfigError, check_input_file
 from ..core.conv import ConvShape
 from ..model import (
     INPUT,
@@ -84,8 +84,7 @@ def read_graph(graph_or_path):
     if isinstance(graph_or_path, nir.NIRGraph):
         return graph_or_path
     path = Path(graph_or_path)
-    if (error := missing_file(path, "NIR file")) is not None:
-        raise error
+    check_input_file(path, "NIR file")
     _check_declared_size(path)
     try:
         return nir.read(path)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from ..core.config import ConfigError, missing_file
+from ..core.config import ConfigError, check_input_file
 from ..core.files import atomic_path
 from .mlp import DALIFMLP
 
@@ -29,8 +29,7 @@ def read_checkpoint(path) -> dict:
         If the file is missing, not a torch checkpoint, or not one this version understands.
     """
     path = Path(path)
-    if (error := missing_file(path, "checkpoint")) is not None:
-        raise error
+    check_input_file(path, "checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many kinds for a file that is not its own

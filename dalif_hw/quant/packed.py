@@ -22,7 +22,7 @@ import yaml
 
 from ..core.config import MAX_T, ConfigError, parse_text
 from ..core.encoding import check_encoding
-from ..core.files import SET_RECORD, write_text_atomic
+from ..core.files import set_files, write_text_atomic
 from .kinds import (
     INPUT,
     KINDS,
@@ -259,19 +259,15 @@ def _check_whole(folder: Path, text: dict, path: Path) -> None:
     """Refuse a description that leaves out layer files pack wrote with it (by the folder's
     set record): a truncated ``network.yaml`` would otherwise build a network without its
     last layers."""
-    record = folder / SET_RECORD
-    try:
-        written = parse_text(record.read_text(), str(record)) if record.is_file() else {}
-    except (ValueError, OSError):
-        written = {}
-    if not isinstance(written, dict) or written.get("command") != "pack":
+    written = set_files(folder, "pack")
+    if written is None:
         return
     described = {"network.yaml"}
     for entry in text["layers"]:
         described.add(entry.get("params"))
         described.update((entry.get("memories") or {}).values())
-    left_out = [name for name in written.get("files", []) if isinstance(name, str) and
-                name.endswith((".npz", ".hex")) and name not in described]
+    left_out = [name for name in written if name.endswith((".npz", ".hex")) and
+                name not in described]
     if left_out:
         raise ConfigError(f"{path} does not describe {', '.join(left_out[:3])}, which pack "
                           "wrote with it: it is truncated or edited; pack the network again")

@@ -21,9 +21,11 @@ import torch
 from ..core.config import ConfigError
 from ..core.encoding import input_factor
 from ..model import graph_of
+from ..model.graph import SPIKING
 from .graph import run_network
 
-__all__ = ["Agreement", "agreement", "narrowest_widths", "float_input", "WIDTHS"]
+__all__ = ["Agreement", "Reference", "reference", "agreement", "narrowest_widths",
+           "float_input", "WIDTHS"]
 
 #: The weight widths ``narrowest_widths`` tries, narrowest first.
 WIDTHS = tuple(range(2, 17))
@@ -55,30 +57,50 @@ def float_input(stimulus: np.ndarray, encoding: dict, in_shape) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(x)).float()
 
 
+@dataclasses.dataclass(frozen=True)
+class Reference:
+    """What the float model computes on a calibration stimulus: each spiking layer's spikes,
+    bool [S, T, n], and the classes [S] of its readout (None without one)."""
+
+    hidden: list
+    classes: np.ndarray | None
+
+
 @torch.no_grad()
-def agreement(model, network, stimulus) -> Agreement:
-    """The twin of ``network`` against ``model`` (the float model it was packed from) on
-    ``stimulus`` [S, T, M] (bool spikes or int counts, as the hardware takes it)."""
+def reference(model, encoding: dict, stimulus) -> Reference:
+    """The float ``model`` on ``stimulus`` [S, T, M] as the hardware takes it (one forward
+    pass, kept for every packing of the model that is compared with it)."""
     view = graph_of(model)
-    x = float_input(stimulus, network.encoding, view.in_shape)
-    hidden = [h.numpy().swapaxes(0, 1) > 0 for h in view.hidden_spikes(x)]   # [S, T, n]
-    traces, logits = run_network(network, stimulus)
-    names = [layer.name for layer in network.layers if layer.kind in ("dense", "conv2d")]
-    if len(traces) != len(hidden):
-        raise ConfigError(f"the packed network has {len(traces)} layers with neurons, the "
-                          f"model {len(hidden)}")
-    layers = [(name, float((t.spikes_out == h).mean())) for name, t, h in
-              zip(names, traces, hidden)]
-    if logits is None:
-        same = (traces[-1].spikes_out == hidden[-1]).all(axis=(1, 2))
-        return Agreement(layers, float(same.mean()), "spikes")
+    x = float_input(stimulus, encoding, view.in_shape)
+    outputs = view.outputs(x) if len(view.body) else []
+    hidden = [y.flatten(2).numpy().swapaxes(0, 1) > 0 for module, y in zip(view.body, outputs)
+              if isinstance(module, SPIKING)]
+    if view.readout is None:
+        return Reference(hidden, None)
     # The readout's current summed over the sample (by its integrator's gains if any), as
     # the hardware sums it.
-    current = view.readout(view.outputs(x)[-1] if len(view.body) else x)
+    current = view.readout(outputs[-1] if outputs else x)
     if view.integrate is not None:
         current = current * view.integrate
-    same = current.sum(0).argmax(-1).numpy() == logits.argmax(-1)
-    return Agreement(layers, float(same.mean()), "classes")
+    return Reference(hidden, current.sum(0).argmax(-1).numpy())
+
+
+def agreement(model, network, stimulus, ref: Reference | None = None) -> Agreement:
+    """The twin of ``network`` against ``model`` (the float model it was packed from) on
+    ``stimulus`` [S, T, M] (bool spikes or int counts, as the hardware takes it); ``ref``, the
+    model's :func:`reference` on it, if already computed."""
+    ref = reference(model, network.encoding, stimulus) if ref is None else ref
+    traces, logits = run_network(network, stimulus)
+    names = [layer.name for layer in network.layers if layer.kind in ("dense", "conv2d")]
+    if len(traces) != len(ref.hidden):
+        raise ConfigError(f"the packed network has {len(traces)} layers with neurons, the "
+                          f"model {len(ref.hidden)}")
+    layers = [(name, float((t.spikes_out == h).mean())) for name, t, h in
+              zip(names, traces, ref.hidden)]
+    if logits is None:
+        same = (traces[-1].spikes_out == ref.hidden[-1]).all(axis=(1, 2))
+        return Agreement(layers, float(same.mean()), "spikes")
+    return Agreement(layers, float((ref.classes == logits.argmax(-1)).mean()), "classes")
 
 
 def narrowest_widths(pack, model, stimulus, target: float, layers: int,
@@ -90,12 +112,15 @@ def narrowest_widths(pack, model, stimulus, target: float, layers: int,
     and, per layer, the agreement reached (below ``target`` where even the widest does not
     reach it)."""
     widths, reached = [], []
+    ref = None
     for k in range(layers):
         best = None
         for wb in WIDTHS:
             candidate = widths + [wb] + [rest] * (layers - k - 1)
             try:
-                result = agreement(model, pack(candidate), stimulus)
+                network = pack(candidate)
+                ref = ref or reference(model, network.encoding, stimulus)
+                result = agreement(model, network, stimulus, ref)
             except ConfigError:
                 continue          # too wide for the membrane, or too narrow to hold a value
             value = result.layers[k][1] if k < len(result.layers) else result.output

@@ -133,15 +133,14 @@ def update(params: IntParams, h: np.ndarray, current: np.ndarray, v: np.ndarray,
     DB, VB, dtype = params.DB, params.VB, v.dtype
     alpha, beta = params.alpha.astype(dtype), params.beta.astype(dtype)
     threshold = np.asarray(params.threshold).astype(dtype)
-    spikes_off = None
-    if params.reset == "subtract" and not first:
-        # S[t-1] is H[t-1] >= theta, since H = V: the hardware keeps no spike either.
-        spikes_off = np.greater_equal(h, threshold) * threshold
     rnd(np.multiply(beta, h, out=v), DB, out=v)
     rnd(np.multiply(alpha, current, out=scratch), DB, out=scratch)
     np.add(v, scratch, out=v)
-    if spikes_off is not None:
-        np.subtract(v, spikes_off, out=v)
+    if params.reset == "subtract" and not first:
+        # theta S[t-1], S[t-1] being H[t-1] >= theta since H = V (the hardware keeps no spike
+        # either); ``spikes`` and ``scratch`` are free until written below.
+        np.greater_equal(h, threshold, out=spikes)
+        np.subtract(v, np.multiply(spikes, threshold, out=scratch), out=v)
     sat(v, VB, out=v)
     np.greater_equal(v, threshold, out=spikes)
     if params.reset == "hard":
