@@ -47,6 +47,16 @@ SHAPES = {
     # 1x1, stride 2: pixels between the strides reach no neuron.
     "c1x1": (dict(in_shape=(3, 5, 4), channels=5, kernel=(1, 1), stride=(2, 2)), (2, 2),
              dict(per="neuron", threshold="layer", reset="none", WB=5)),
+    # Max pooling of currents (SPEC 6 current_pool), snnTorch's tutorial order: 8 x 8
+    # pre-pool positions in 2 x 2 windows, 2 pooled neurons a group (4 columns a run), 2
+    # channels at once; per-channel bias added after the max.
+    "pool2": (dict(in_shape=(1, 8, 8), channels=4, kernel=(3, 3), padding=(1, 1),
+                   pool=(2, 2)), (2, 4),
+              dict(per="channel", threshold="channel", reset="subtract", WB=5)),
+    # Windows of 2 x 3 over 5 x 7 pre-pool positions: the last row and column are dropped
+    # (a whole block of pre-pool columns is, at 3 columns a run), per-neuron values.
+    "pool2x3": (dict(in_shape=(2, 7, 9), channels=3, kernel=(3, 3), pool=(2, 3)), (1, 1),
+                dict(per="neuron", threshold="neuron", reset="hard", WB=6)),
 }
 
 
@@ -58,6 +68,10 @@ def random_shape(rng) -> tuple:
                     stride=(int(rng.integers(1, 3)), int(rng.integers(1, 3))),
                     padding=(int(rng.integers(0, KH)), int(rng.integers(0, KW))))
         shape = ConvShape(**args)
+        _, HO, WO = shape.out_shape
+        if rng.random() < 0.5:       # max pooling of the currents, half of the draws
+            args["pool"] = (int(rng.integers(1, HO + 1)), int(rng.integers(1, WO + 1)))
+            shape = ConvShape(**args)
         lanes = int(rng.integers(1, shape.out_shape[2] + 1))
         lanes = (lanes, lanes * int(rng.integers(1, args["channels"] + 1)))
         return args, lanes, dict(per=str(rng.choice(["channel", "neuron"])),
@@ -72,7 +86,8 @@ def pytest_generate_tests(metafunc):
     rng = np.random.default_rng(metafunc.config.sim_seed)
     args, lanes, options = random_shape(rng)
     name = (f"rand-C{args['in_shape'][0]}-{args['in_shape'][1]}x{args['in_shape'][2]}"
-            f"-K{args['channels']}-k{args['kernel'][0]}x{args['kernel'][1]}")
+            f"-K{args['channels']}-k{args['kernel'][0]}x{args['kernel'][1]}"
+            + ("-pool{}x{}".format(*args["pool"]) if "pool" in args else ""))
     SHAPES[name] = (args, lanes, options)
     metafunc.parametrize("conv", list(SHAPES))
 
@@ -88,7 +103,7 @@ def conv_params(shape: ConvShape, options: dict, rng, VB: int = 12) -> ConvParam
         alpha=rng.integers(100, 257, n), beta=rng.integers(0, 257, n),
         threshold=rng.integers(1, 2 * whi + 2, th), bias=rng.integers(-whi // 2, whi // 2 + 1, n),
         in_shape=shape.in_shape, stride=shape.stride, padding=shape.padding,
-        WB=options["WB"], DB=8, VB=VB, reset=options["reset"])
+        current_pool=shape.pool, WB=options["WB"], DB=8, VB=VB, reset=options["reset"])
 
 
 def built(name: str, build_root: Path):

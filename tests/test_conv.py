@@ -107,6 +107,64 @@ def test_twin_currents_visit_each_spikes_window(seed):
     assert bad.size == 0, f"sample, timestep, neuron {bad[0].tolist()}"
 
 
+@pytest.mark.parametrize("seed", range(8))
+def test_twin_pools_currents_by_max_before_the_neurons(seed):
+    """SPEC 6 current_pool: a pooled neuron's current is its bias plus the max over its
+    window of the convolution's sums (a loop over each beat's window, then over each pooling
+    window, positions past the last whole one dropped)."""
+    rng = np.random.default_rng(300 + seed)
+    conv = random_conv_shape(rng)
+    _, HO, WO = conv.out_shape
+    PKH, PKW = int(rng.integers(1, HO + 1)), int(rng.integers(1, WO + 1))
+    shape = dataclasses.replace(conv, pool=(PKH, PKW))
+    K, HP, WP = shape.out_shape
+    assert (HP, WP) == (HO // PKH, WO // PKW)
+    params = random_conv_params(rng, shape, per=["channel", "neuron"][seed % 2],
+                                beat_cap=[None, 5][seed % 2], current_pool=(PKH, PKW))
+    assert params.neurons == K * HP * WP
+    events = [[rng.integers(0, shape.inputs + 1, rng.integers(0, 12)).tolist()
+               for _ in range(3)] for _ in range(4)]
+    trace = twin.run(params, events)
+    plain = dataclasses.replace(params, current_pool=None, alpha=params.alpha[:1].repeat(K),
+                                beta=params.beta[:1].repeat(K), threshold=params.threshold[0],
+                                bias=np.zeros(K, np.int64))
+    sums = direct_currents(plain, events)                        # [S, T, K, HO, WO]
+    bias = params.per_neuron("bias").reshape(K, HP, WP)
+    want = np.empty(sums.shape[:2] + (K, HP, WP), np.int64)
+    for yp in range(HP):
+        for xp in range(WP):
+            window = sums[:, :, :, yp * PKH:(yp + 1) * PKH, xp * PKW:(xp + 1) * PKW]
+            want[:, :, :, yp, xp] = window.max(axis=(3, 4)) + bias[:, yp, xp]
+    bad = np.argwhere(trace.current != want.reshape(trace.current.shape))
+    assert bad.size == 0, f"sample, timestep, neuron {bad[0].tolist()}"
+    # The neurons follow on those currents as any layer's do.
+    assert trace.spikes_out.shape[2] == params.neurons
+    with pytest.raises(ConfigError, match="no dense equivalent"):
+        params.dense()
+
+
+def test_current_pool_in_files_and_shapes(tmp_path):
+    shape = ConvShape((1, 6, 7), 2, (3, 3), pool=(2, 2))
+    assert shape.conv.out_shape == (2, 4, 5) and shape.out_shape == (2, 2, 2)
+    assert shape.accumulator(2, 4) == (shape.conv, 4, 8)
+    params = random_conv_params(np.random.default_rng(0), shape, current_pool=(2, 2))
+    params.save(tmp_path / "p.npz")
+    again = load_params(tmp_path / "p.npz")
+    assert again.current_pool == (2, 2) and again.neurons == 8
+    meta = json.loads(str(np.load(tmp_path / "p.npz")["meta"]))
+    assert meta["current_pool"] == {"kind": "max", "window": [2, 2]}
+    for bad, message in (({"kind": "avg", "window": [2, 2]}, "current_pool kind must be max"),
+                         ({"kind": "max"}, "meta current_pool must be"),
+                         ({"kind": "max", "window": [5, 2]},
+                          r"the current_pool window \[5, 2\] is larger than the "
+                          r"convolution's output 4 x 5")):
+        arrays = dict(np.load(tmp_path / "p.npz"))
+        arrays["meta"] = np.array(json.dumps({**meta, "current_pool": bad}))
+        np.savez(tmp_path / "bad.npz", **arrays)
+        with pytest.raises(ConfigError, match=message):
+            load_params(tmp_path / "bad.npz")
+
+
 @pytest.mark.parametrize("scale", [1, 2**18, 2**46])
 def test_twin_conv_currents_exact_at_every_width(scale):
     """The twin takes a convolution's currents over its patches (float32 BLAS below 2**24,

@@ -111,11 +111,47 @@ def test_what_folds_into_the_convolution_agrees_to_rounding(fold):
     assert agreement(got, want) >= 0.999
 
 
-def test_the_tutorial_csnn_is_refused_at_its_current_pooling():
+def test_the_tutorial_csnn_as_written_to_identical_spikes():
+    """snnTorch's tutorial CSNN (Conv2d, MaxPool2d, Leaky twice, then Linear, Leaky): its
+    currents max-pooled before the neurons (SPEC 6 current_pool), spike for spike on the
+    tutorial's analog input and on random spikes."""
     net, in_shape = snntorch_tutorial_csnn()
-    with pytest.raises(ConfigError, match=r"module '1' \(MaxPool2d\): max pooling of currents "
-                       r"\(a convolution, MaxPool2d, then the neurons\) is not built yet"):
-        from_module(net, in_shape)
+    with torch.no_grad():                     # trained-like: every layer spikes
+        net[0].weight.mul_(4.0)
+        net[3].weight.mul_(6.0)
+        net[7].weight.mul_(6.0)
+    net.eval()
+    model = from_module(net, in_shape)
+    assert [type(m).__name__ for m in model.body] == [
+        "DALIFConv2d", "DALIFConv2d", "Flatten", "DALIFLinear"]
+    assert [m.current_pool for m in model.body[:2]] == [(2, 2), (2, 2)]
+    for x in (analog((1, 6, 1, 28, 28), 4).expand(10, 6, 1, 28, 28), binary((8, 6, 1, 28, 28), 5)):
+        want = snntorch_run(net, x)
+        with torch.no_grad():
+            got = model(x)
+            hidden = model.hidden_spikes(x)
+        assert all(0.01 < float(h.mean()) < 0.95 for h in hidden), \
+            [float(h.mean()) for h in hidden]
+        assert torch.equal(got, want)
+
+
+def test_what_cannot_follow_a_max_pool_of_currents_is_refused():
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.BatchNorm2d(2),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(ConfigError, match=r"module '2' \(BatchNorm2d\): '0' \(Conv2d\) must "
+                       r"feed a neuron"):
+        from_module(net, (1, 8, 8))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(2), nn.AvgPool2d(2),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(ConfigError, match=r"module '2' \(AvgPool2d\): a second pooling after "
+                       r"a MaxPool2d of currents"):
+        from_module(net, (1, 8, 8))
+    net = nn.Sequential(nn.Conv2d(1, 2, 3), nn.MaxPool2d(8),
+                        snn.Leaky(beta=0.5, init_hidden=True))
+    with pytest.raises(ConfigError, match=r"module '0' \(Conv2d\): for an input of \[1, 8, 8\]: "
+                       r"the current_pool window \[8, 8\] is larger than the convolution's "
+                       r"output 6 x 6"):
+        from_module(net, (1, 8, 8))
 
 
 @pytest.mark.parametrize("net, message", [

@@ -20,19 +20,35 @@ def walk_through(page: str) -> tuple[str, list[str]]:
     return python, re.search(r"```sh\n(.*?)```", walk, re.S).group(1).strip().splitlines()
 
 
-def run_walk_through(page: str, tmp_path: Path, script: str, skip_last: bool = False) -> dict:
+def run_walk_through(page: str, tmp_path: Path, script: str, skip_last: bool = False,
+                     every: bool = False):
     """Run the walk-through of ``docs/<page>`` in ``tmp_path``: its Python block as
     ``script`` (the first command must run it), then its commands (all but the last with
-    ``skip_last``). Returns the JSON summary the last command run printed last."""
+    ``skip_last``). Returns the JSON summary the last command run printed last (with
+    ``every``, the list of the summaries of every command that ends in one)."""
     python, commands = walk_through(page)
     (tmp_path / script).write_text(python)
     assert commands[0] == f"python {script}", commands[0]
-    out = ""
-    for line in commands[:-1] if skip_last else commands:
+    summaries = run_commands(tmp_path, commands[:-1] if skip_last else commands)
+    return summaries if every else summaries[-1]
+
+
+def run_commands(folder: Path, commands: list[str]) -> list[dict]:
+    """Run ``python ...`` command lines in ``folder``, each of which must succeed; return the
+    JSON summaries that those ending in one printed last (``verify``'s)."""
+    summaries = []
+    for line in commands:
         args = line.split()
         assert args[0] == "python"
-        result = subprocess.run([sys.executable, *args[1:]], cwd=tmp_path, capture_output=True,
+        result = subprocess.run([sys.executable, *args[1:]], cwd=folder, capture_output=True,
                                 text=True)
         assert result.returncode == 0, f"{line}:\n{result.stdout[-1500:]}{result.stderr[-1500:]}"
-        out = result.stdout
-    return json.loads(out.strip().splitlines()[-1])
+        last = result.stdout.strip().splitlines()[-1] if result.stdout.strip() else ""
+        if last.startswith("{"):
+            summaries.append(json.loads(last))
+    return summaries
+
+
+#: Generate a packed network in ``packed`` and verify it on Verilator with ``s.npz``.
+GEN_AND_VERIFY = ["python -m dalif_hw.gen --network packed --out rtl",
+                  "python -m dalif_hw.verify --network packed --rtl rtl --stimulus s.npz"]

@@ -367,4 +367,19 @@ def parse_meta(text) -> dict:
         if missing:
             raise ConfigError(f"a conv2d meta needs {', '.join(missing)}")
         out.update({key: meta[key] for key in CONV_KEYS})
+        if meta.get("current_pool") is not None:
+            out["current_pool"] = _current_pool(meta["current_pool"])
     return out
+
+
+def _current_pool(value) -> list:
+    """The window of a conv2d meta's ``current_pool`` (``{"kind": "max", "window": [PKH,
+    PKW]}``; checked further by ConvShape)."""
+    if not isinstance(value, dict) or set(value) != {"kind", "window"}:
+        raise ConfigError(f'meta current_pool must be {{"kind": "max", "window": [PKH, PKW]}}, '
+                          f"not {str(value)[:60]}")
+    if value["kind"] != "max":
+        raise ConfigError(f"meta current_pool kind must be max (average pooling of currents "
+                          f"is folded into the convolution when packing), "
+                          f"not {value['kind']!r}")
+    return value["window"]

@@ -5,6 +5,11 @@ neuron ``i = (k HO + yo) WO + xo``. A conv2d layer is a neuron array whose weigh
 ``w[k, c, ky, kx]`` with ``ky = y - yo SH + PH``, ``kx = x - xo SW + PW`` inside the kernel,
 and 0 elsewhere. Pooling (window = stride, no padding, floor mode) maps an index to its
 window's; spikes past the last whole window are discarded.
+
+A convolution may pool its currents before its neurons (``current_pool``, SPEC 6): max over
+windows (PKH, PKW) of its pre-pool positions (K, HO, WO); its neurons are then the pooled
+positions (K, HO // PKH, WO // PKW). :attr:`ConvShape.out_shape` is the neurons' shape;
+:attr:`ConvShape.conv` the convolution alone, whose outputs are the pre-pool positions.
 """
 
 from __future__ import annotations
@@ -15,10 +20,13 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["ConvShape", "PoolShape", "POOL_KINDS"]
+__all__ = ["ConvShape", "PoolShape", "POOL_KINDS", "CURRENT_POOL_KINDS"]
 
 #: Pooling stages on the event stream (SPEC 6), as the network file and the model name them.
 POOL_KINDS = ("sumpool", "maxpool")
+#: Pooling of a convolution's currents before its neurons (average pooling there is folded
+#: into the convolution when packing, so the hardware only pools by max).
+CURRENT_POOL_KINDS = ("max",)
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:
@@ -52,13 +60,16 @@ def _shape3(name: str, value) -> tuple[int, int, int]:
 @dataclasses.dataclass(frozen=True)
 class ConvShape:
     """The shape of a conv2d layer: input (C, H, W), K output channels, kernel (KH, KW),
-    stride (SH, SW), zero padding (PH, PW). Checked on construction (SPEC 6)."""
+    stride (SH, SW), zero padding (PH, PW) and, where its currents are max-pooled before the
+    neurons, the window ``pool`` (PKH, PKW) (None: no pooling). Checked on construction
+    (SPEC 6)."""
 
     in_shape: tuple
     channels: int
     kernel: tuple
     stride: tuple = (1, 1)
     padding: tuple = (0, 0)
+    pool: tuple | None = None
 
     def __post_init__(self):
         set_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen)
@@ -78,12 +89,37 @@ class ConvShape:
         if H + 2 * PH < KH or W + 2 * PW < KW:
             raise ConfigError(f"the kernel {list(self.kernel)} does not fit the padded input "
                               f"{H + 2 * PH} x {W + 2 * PW}")
+        if self.pool is not None:
+            set_("pool", _pair("current_pool window", self.pool, 1))
+            (_, HO, WO), (PKH, PKW) = self.conv.out_shape, self.pool
+            if PKH > HO or PKW > WO:
+                raise ConfigError(f"the current_pool window {list(self.pool)} is larger than "
+                                  f"the convolution's output {HO} x {WO}")
+
+    @property
+    def conv(self) -> "ConvShape":
+        """The convolution alone (no pooling): its outputs are the pre-pool positions."""
+        if self.pool is None:
+            return self
+        return ConvShape(self.in_shape, self.channels, self.kernel, self.stride, self.padding)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
+        """The neurons' shape (K, HO, WO), or with ``pool`` (K, HO // PKH, WO // PKW)."""
         (_, H, W), (KH, KW), (SH, SW), (PH, PW) = (self.in_shape, self.kernel, self.stride,
                                                    self.padding)
-        return (self.channels, (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1)
+        HO, WO = (H + 2 * PH - KH) // SH + 1, (W + 2 * PW - KW) // SW + 1
+        if self.pool is not None:
+            HO, WO = HO // self.pool[0], WO // self.pool[1]
+        return (self.channels, HO, WO)
+
+    def accumulator(self, lanes: int, acc_lanes: int) -> tuple["ConvShape", int, int]:
+        """``(shape, lanes, acc_lanes)`` of the accumulator of a layer whose neurons are
+        updated ``lanes`` P at a time with ``acc_lanes`` A = PK P: the convolution itself,
+        and with ``pool`` its pre-pool columns, PKW P lanes and PKW A accumulators (a group
+        of pre-pool columns is one group of pooled neurons' windows)."""
+        PKW = 1 if self.pool is None else self.pool[1]
+        return self.conv, lanes * PKW, acc_lanes * PKW
 
     @property
     def inputs(self) -> int:
@@ -97,15 +133,17 @@ class ConvShape:
 
     @property
     def fan_out(self) -> int:
-        """At most this many neurons see one input spike: K ceil(KH/SH) ceil(KW/SW)."""
+        """At most this many (pre-pool) positions see one input spike: K ceil(KH/SH)
+        ceil(KW/SW)."""
         (KH, KW), (SH, SW) = self.kernel, self.stride
         return self.channels * -(-KH // SH) * -(-KW // SW)
 
     def dense(self, weight: np.ndarray) -> np.ndarray:
-        """The [N, M] weights of the equivalent dense layer, from ``weight`` [K, C, KH, KW]."""
-        (C, H, W), (K, HO, WO) = self.in_shape, self.out_shape
+        """The [N, M] weights of the equivalent dense layer, from ``weight`` [K, C, KH, KW]
+        (with ``pool``, of the convolution before it: N its pre-pool positions)."""
+        (C, H, W), (K, HO, WO) = self.in_shape, self.conv.out_shape
         (KH, KW), (SH, SW), (PH, PW) = self.kernel, self.stride, self.padding
-        dense = np.zeros((self.neurons, self.inputs), dtype=weight.dtype)
+        dense = np.zeros((K * HO * WO, self.inputs), dtype=weight.dtype)
         k = np.arange(K)[:, None, None, None]
         c = np.arange(C)[None, :, None, None]
         for ky in range(KH):
@@ -120,9 +158,23 @@ class ConvShape:
                     weight[:, :, ky, kx][:, :, None, None]
         return dense
 
+    def pool_currents(self, current: np.ndarray) -> np.ndarray:
+        """The neurons' currents [..., N] from the convolution's [..., K HO WO] (pre-pool
+        positions): the max over each window, positions past the last whole one dropped."""
+        if self.pool is None:
+            return current
+        (K, HO, WO), (PKH, PKW) = self.conv.out_shape, self.pool
+        _, HP, WP = self.out_shape
+        grid = current.reshape(current.shape[:-1] + (K, HO, WO))[..., :HP * PKH, :WP * PKW]
+        grid = grid.reshape(grid.shape[:-2] + (HP, PKH, WP, PKW)).max(axis=(-3, -1))
+        return grid.reshape(current.shape[:-1] + (K * HP * WP,))
+
     def meta(self) -> dict:
-        return {"kind": "conv2d", "in_shape": list(self.in_shape),
+        meta = {"kind": "conv2d", "in_shape": list(self.in_shape),
                 "stride": list(self.stride), "padding": list(self.padding)}
+        if self.pool is not None:
+            meta["current_pool"] = {"kind": "max", "window": list(self.pool)}
+        return meta
 
 
 @dataclasses.dataclass(frozen=True)

@@ -201,6 +201,9 @@ class ConvParams:
     bias : array of int, [K] or [N], or None
     in_shape : (C, H, W)
     stride, padding : (SH, SW), (PH, PW)
+    current_pool : (PKH, PKW), optional
+        Max pooling of the currents before the neurons (SPEC 6): the neurons (and every
+        per-neuron value, [N]) are the pooled positions.
     WB, DB, VB, reset, beat_cap
         As for :class:`IntParams`.
 
@@ -220,6 +223,7 @@ class ConvParams:
     VB: int = 16
     reset: str = "hard"
     beat_cap: int | None = None
+    current_pool: tuple | None = None
 
     def __post_init__(self):
         setattr_ = lambda k, v: object.__setattr__(self, k, v)  # noqa: E731 (frozen dataclass)
@@ -229,12 +233,13 @@ class ConvParams:
                               f"not {list(weight.shape)}")
         shape = ConvShape(tuple(self.in_shape) if isinstance(self.in_shape, (list, tuple))
                           else self.in_shape, weight.shape[0], weight.shape[2:],
-                          self.stride, self.padding)
+                          self.stride, self.padding, self.current_pool)
         if weight.shape[1] != shape.in_shape[0]:
             raise ConfigError(f"the weight has {weight.shape[1]} input channels but in_shape "
                               f"{list(shape.in_shape)} has C = {shape.in_shape[0]}")
         for name in ("in_shape", "stride", "padding"):
             setattr_(name, getattr(shape, name))
+        setattr_("current_pool", shape.pool)
         setattr_("weight", weight)
         K, N = shape.channels, shape.neurons
         allowed = {"alpha": ((K,), (N,)), "beta": ((K,), (N,)), "threshold": ((), (K,), (N,)),
@@ -259,7 +264,7 @@ class ConvParams:
     @property
     def shape(self) -> ConvShape:
         return ConvShape(self.in_shape, self.weight.shape[0], self.weight.shape[2:],
-                         self.stride, self.padding)
+                         self.stride, self.padding, self.current_pool)
 
     @property
     def neurons(self) -> int:
@@ -325,7 +330,10 @@ class ConvParams:
         return np.repeat(value, HO * WO)
 
     def dense(self) -> IntParams:
-        """The same layer as a dense array: [N, M] weights, per-neuron decays and biases."""
+        """The same layer as a dense array: [N, M] weights, per-neuron decays and biases (a
+        layer that pools its currents has none: max is not a weighted sum)."""
+        if self.current_pool is not None:
+            raise ConfigError("a convolution that pools its currents has no dense equivalent")
         return IntParams(weight=self.shape.dense(self.weight), alpha=self.per_neuron("alpha"),
                          beta=self.per_neuron("beta"), threshold=self.per_neuron("threshold"),
                          bias=self.per_neuron("bias"), WB=self.WB, DB=self.DB, VB=self.VB,
@@ -411,8 +419,8 @@ def load_params(path, *, WB: int | None = None, DB: int | None = None, VB: int |
     with _open_npz(path, "params") as npz:
         meta = parse_meta(_get(npz, "meta", "params"))
         kind = meta.pop("kind")
-        shape = {key: meta.pop(key) for key in ("in_shape", "stride", "padding")
-                 if key in meta}
+        shape = {key: meta.pop(key) for key in ("in_shape", "stride", "padding",
+                                                "current_pool") if key in meta}
         for key, given in (("WB", WB), ("DB", DB), ("VB", VB), ("reset", reset)):
             if given is not None and given != meta[key]:
                 raise ConfigError(f"{key}={given!r} disagrees with the params meta "

@@ -46,7 +46,7 @@ def operations(layer) -> np.ndarray:
 @operations.register
 def _(layer: Conv2d) -> np.ndarray:
     c = layer.config
-    return beat_operations(layer.params.shape, c.lanes, c.acc_lanes)
+    return beat_operations(*layer.params.shape.accumulator(c.lanes, c.acc_lanes))
 
 
 @functools.singledispatch
@@ -57,7 +57,9 @@ def pass_operations(layer) -> int:
 
 @pass_operations.register
 def _(layer: Conv2d) -> int:
-    return conv_groups(layer.params.shape, layer.config.lanes)[0]
+    # A convolution that pools its currents passes its pre-pool groups.
+    c = layer.config
+    return conv_groups(*layer.params.shape.accumulator(c.lanes, c.acc_lanes)[:2])[0]
 
 
 @functools.singledispatch
@@ -71,7 +73,8 @@ def overlaps(layer) -> bool:
 @overlaps.register
 def _(layer: Conv2d) -> bool:
     c = layer.config
-    return ConvAccumulator.overlaps(layer.params.shape, c.lanes, c.acc_lanes, c.current_width)
+    return ConvAccumulator.overlaps(*layer.params.shape.accumulator(c.lanes, c.acc_lanes),
+                                    c.current_width)
 
 
 def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np.ndarray:

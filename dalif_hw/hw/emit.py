@@ -129,6 +129,8 @@ def _array_params(array: NeuronArray) -> dict:
                       stride=list(shape.stride), padding=list(shape.padding),
                       groups=array.groups,
                       threshold=array.params.granularity("threshold"))
+        if shape.pool is not None:
+            params["current_pool"] = {"kind": "max", "window": list(shape.pool)}
     return params
 
 
@@ -146,10 +148,10 @@ def manifest(array: NeuronArray, name: str) -> dict:
         "pipeline": {"update_latency": UPDATE_LATENCY, "push_latency": PUSH_LATENCY,
                      "spike_fifo_depth": array.fifo_depth,
                      "cycles_per_input_beat": (
-                         int(beat_operations(array.params.shape, config.lanes,
-                                             config.acc_lanes).max())
+                         int(beat_operations(*array.params.shape.accumulator(
+                             config.lanes, config.acc_lanes)).max())
                          if isinstance(array.params, ConvParams) else config.acc_groups),
-                     "cycles_per_update_pass": array.groups,
+                     "cycles_per_update_pass": array.accumulator_groups,
                      # whether the next timestep accumulates during the update pass
                      "overlap": array.accumulator.overlap},
     }

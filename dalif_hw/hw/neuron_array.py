@@ -25,6 +25,7 @@ from ..core.layout import conv_groups, default_params, memories
 from ..core.params import ConvParams, IntParams
 from .accumulate import SpikeAccumulator, config_widths
 from .conv_accumulate import ConvAccumulator
+from .current_pool import CurrentPool
 from .serialize import SpikeSerializer
 from .streams import ConfigSignature, event_signature
 from .update import DSP_WIDTH, MULTIPLIERS, PUSH_LATENCY, UPDATE_LATENCY, NeuronUpdate
@@ -97,6 +98,9 @@ class NeuronArray(wiring.Component):
         The neurons (a submodule).
     serializer : SpikeSerializer
         The output side (a submodule).
+    accumulator_groups : int
+        The groups of an update pass (a convolution that pools its currents: its pre-pool
+        groups, the cycles of the pass; :attr:`groups` are the neurons').
     fifo : dict of Signal
         Not ports, for checkers (:mod:`dalif_hw.hw.checks`): the spike-mask FIFO's ``push``,
         ``pop`` and ``level``.
@@ -124,21 +128,24 @@ class NeuronArray(wiring.Component):
         else:
             self.groups, blocks = conv_groups(conv, P)
             tail, channels = conv.out_shape[2] - (blocks - 1) * P, conv.channels
-        # A power of two, so that the ring pointers wrap by themselves.
-        slack = (SpikeAccumulator if conv is None else ConvAccumulator).SLACK
-        self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY + slack)
         self.cfg_widths = config_widths(specs, max(config.WB, config.decay_width, config.VB))
+        # A pass's operations (a pooled convolution's: its pre-pool groups) keep the update's
+        # read of a group's membrane after the write of the pass before.
+        self.accumulator_groups = self.groups if conv is None else \
+            conv_groups(*conv.accumulator(P, config.acc_lanes)[:2])[0]
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
-                      pass_gap=UPDATE_LATENCY + 1 - self.groups, weight_image=weight_image,
-                      weight_ram=weight_ram,
-                      beat_cap=config.beat_cap)
+                      pass_gap=UPDATE_LATENCY + 1 - self.accumulator_groups,
+                      weight_image=weight_image, weight_ram=weight_ram, beat_cap=config.beat_cap)
         if conv is None:
             self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, lanes=P,
                                                 groups=self.groups, **common)
         else:
-            self.accumulator = ConvAccumulator(shape=conv, lanes=P, acc_lanes=config.acc_lanes,
-                                               **common)
+            kind = ConvAccumulator if conv.pool is None else CurrentPool
+            self.accumulator = kind(shape=conv, lanes=P, acc_lanes=config.acc_lanes, **common)
+        # A power of two, so that the ring pointers wrap by themselves.
+        slack = self.accumulator.SLACK
+        self.fifo_depth = 1 << ceil_log2(2 * (self.groups + 1) + PUSH_LATENCY + slack)
         self.update = NeuronUpdate(config, params, specs[1:], self.cfg_widths, multipliers,
                                    dsp_blocks=dsp_blocks, dsp_width=dsp_width,
                                    groups=self.groups, tail=tail, channels=channels)

@@ -8,13 +8,18 @@ after the other), each mapped to what the hardware computes:
 
 - ``nn.Linear`` or ``nn.Conv2d`` followed by a neuron is a dense or conv2d layer; a
   ``BatchNorm2d`` between them folds into the convolution; an ``AvgPool2d`` between them
-  folds into the convolution too (a larger kernel at a larger stride).
+  folds into the convolution too (a larger kernel at a larger stride); a ``MaxPool2d``
+  between them pools the currents (SPEC 6's ``current_pool``: snnTorch's tutorial order,
+  ``Conv2d, MaxPool2d, Leaky``).
+- SpikingJelly's ``IFNode``, ``LIFNode`` and ``ParametricLIFNode`` (``v_reset`` 0: hard reset,
+  None: soft) are DA-LIF neurons with their decays fixed (:func:`_spikingjelly_node`); its
+  ``layer`` modules are PyTorch's, and its containers are opened.
 - snnTorch's ``Leaky`` is a DA-LIF neuron with alpha fixed at 1, its ``beta`` (clamped to
   [0, 1] as snnTorch does) and ``threshold`` (scalars, per channel or per neuron), firing on
   ``V > theta`` and its ``reset_mechanism`` as SPEC 2's reset (``zero``: hard, ``subtract``:
   subtract, ``none``: none).
 - ``MaxPool2d`` or ``AvgPool2d`` after a neuron pools spikes (SPEC 6); ``Flatten`` flattens;
-  ``Dropout`` and ``Identity`` do nothing at inference.
+  ``Dropout`` (PyTorch's or SpikingJelly's) and ``Identity`` do nothing at inference.
 - A last ``nn.Linear`` without a neuron is the readout.
 
 Anything else is refused with one line naming the module (its path in the network), its
@@ -30,6 +35,7 @@ import torch
 from torch import nn
 
 from ..core.config import ConfigError, check_input_file
+from ..core.conv import ConvShape
 from ..model import DALIFConv2d, DALIFGraph, DALIFLinear, Flatten, SpikePool2d
 from ..model.graph import out_shape
 
@@ -41,9 +47,10 @@ def _fail(path: str, module, why: str):
 
 
 def _leaves(module: nn.Module, prefix: str = ""):
-    """``(path, module)`` of the layers in registration order, containers opened."""
+    """``(path, module)`` of the layers in registration order, containers opened (a neuron
+    is a leaf, whatever it holds: SpikingJelly's hold their surrogate functions)."""
     children = list(module.named_children())
-    if not children:
+    if not children or _class_name(module) in NEURONS:
         yield prefix or type(module).__name__, module
         return
     for name, child in children:
@@ -99,12 +106,105 @@ def _snntorch_leaky(path: str, module, shape: tuple) -> dict:
             "reset": reset, "strict": True}
 
 
+def _spikingjelly_node(path: str, module, shape: tuple) -> dict:
+    """DALIFNeuron keywords for SpikingJelly's ``IFNode``, ``LIFNode`` and
+    ``ParametricLIFNode`` over neurons of ``shape``: fire on ``V >= v_threshold``; an IF
+    charges ``V = H + X`` (alpha = beta = 1); a LIF ``V = H + (X - H) / tau`` (alpha =
+    1 / tau, beta = 1 - 1 / tau), or with ``decay_input=False`` ``V = H (1 - 1 / tau) + X``;
+    the parametric LIF's 1 / tau is ``sigmoid(w)``. ``v_reset=0`` is the hard reset, ``None``
+    the soft one (SPEC 2: theta off right after the spike)."""
+    v_reset = module.v_reset
+    if v_reset is None:
+        reset = "soft"
+    elif float(v_reset) == 0.0:
+        reset = "hard"
+    else:
+        _fail(path, module, f"v_reset {float(v_reset):g}: a hard reset goes to 0 in the "
+              "hardware (use v_reset=0.0, or None for the soft reset)")
+    threshold = module.v_threshold
+    threshold = float(threshold.reshape(())) if isinstance(threshold, torch.Tensor) else \
+        float(threshold)
+    if not threshold > 0:
+        _fail(path, module, f"v_threshold {threshold:g} is not positive")
+    name = type(module).__name__
+    if name == "IFNode":
+        alpha, beta = 1.0, 1.0
+    else:
+        inverse = float(torch.sigmoid(module.w.detach()).reshape(())) \
+            if name == "ParametricLIFNode" else 1.0 / float(module.tau)
+        if not 0.0 < inverse <= 1.0:
+            _fail(path, module, f"tau {1 / inverse if inverse else float('inf'):g} is below 1 "
+                  "(the membrane would grow by itself)")
+        alpha = inverse if getattr(module, "decay_input", True) else 1.0
+        beta = 1.0 - inverse
+    return {"granularity": "layer", "learn_alpha": False, "alpha": alpha,
+            "learn_beta": False, "beta": beta, "threshold": threshold, "reset": reset,
+            "strict": False}
+
+
+def _sinabs_neuron(path: str, module, shape: tuple) -> dict:
+    """DALIFNeuron keywords for sinabs' ``IAF``, ``LIF`` and their ``Squeeze`` forms over
+    neurons of ``shape``: ``V = alpha_mem H + X`` (``(1 - alpha_mem) X`` with
+    ``norm_input``; an IAF's alpha_mem is 1), fire on ``V >= spike_threshold`` with
+    ``SingleSpike``, ``MembraneSubtract`` the soft reset and ``MembraneReset`` to 0 the hard
+    one."""
+    spike_fn = getattr(module, "spike_fn", None)
+    name = getattr(spike_fn, "__name__", type(spike_fn).__name__)
+    if name != "SingleSpike":
+        _fail(path, module, f"spike_fn {name}: sinabs' default MultiSpike fires floor(V / "
+              "theta) spikes a step (MaxSpike up to a maximum), the hardware's neurons at most "
+              "one; build the layer with spike_fn=sinabs.activation.SingleSpike")
+    if getattr(module, "tau_syn", None) is not None:
+        _fail(path, module, "tau_syn: a synaptic current state has no hardware")
+    if getattr(module, "min_v_mem", None) is not None:
+        _fail(path, module, f"min_v_mem {float(module.min_v_mem):g}: the hardware's membrane "
+              "is not clamped from below (it saturates at its width); build without min_v_mem")
+    threshold = _per_neuron(path, module, "spike_threshold",
+                            torch.as_tensor(module.spike_threshold), shape)
+    if not bool((torch.as_tensor(threshold) > 0).all()):
+        _fail(path, module, "spike_threshold is not positive")
+    reset_fn = module.reset_fn
+    kind = type(reset_fn).__name__
+    subtract = getattr(reset_fn, "subtract_value", None)
+    if kind == "MembraneSubtract" and (subtract is None or (
+            isinstance(threshold, float) and float(subtract) == threshold)):
+        reset = "soft"
+    elif kind == "MembraneReset" and float(reset_fn.reset_value) == 0.0:
+        reset = "hard"
+    else:
+        _fail(path, module, f"reset_fn {reset_fn!r}: the hardware subtracts the threshold or "
+              "resets to 0")
+    beta = module.alpha_mem_calculated.detach().to(torch.float32)
+    if beta.numel() != 1 or not 0.0 <= float(beta) <= 1.0:
+        _fail(path, module, "alpha_mem must be one value in [0, 1]")
+    alpha = (1 - beta) if getattr(module, "norm_input", False) else torch.ones(())
+    layer = isinstance(threshold, float)
+    if not layer:
+        threshold = torch.broadcast_to(torch.as_tensor(threshold), shape).clone()
+    return {"granularity": "layer", "learn_alpha": False, "alpha": float(alpha),
+            "learn_beta": False, "beta": float(beta), "threshold": threshold, "reset": reset,
+            "strict": False} if layer else {
+        "granularity": "neuron", "learn_alpha": False,
+        "alpha": torch.full(shape, float(alpha)), "learn_beta": False,
+        "beta": torch.full(shape, float(beta)), "threshold": threshold, "reset": reset,
+        "strict": False}
+
+
 #: Neuron classes (module path and name) and how each becomes DALIFNeuron keywords.
 NEURONS = {
     "snntorch._neurons.leaky.Leaky": _snntorch_leaky,
+    **{f"spikingjelly.{api}.neuron.{node}": _spikingjelly_node
+       for api in ("activation_based", "clock_driven")
+       for node in ("IFNode", "LIFNode", "ParametricLIFNode")},
+    **{f"sinabs.layers.{kind.lower()}.{kind}{squeeze}": _sinabs_neuron
+       for kind in ("IAF", "LIF") for squeeze in ("", "Squeeze")},
 }
-#: Layers that do nothing at inference.
+#: sinabs' sum pooling (an LPPool2d of norm 1), by class name.
+_SUM_POOL = "sinabs.layers.pool2d.SumPool2d"
+#: Layers that do nothing at inference (by type, and SpikingJelly's by class name).
 _PASS = (nn.Dropout, nn.Identity)
+_PASS_NAMES = {f"spikingjelly.{api}.layer.{name}" for api in ("activation_based", "clock_driven")
+               for name in ("Dropout", "Dropout2d")}
 
 
 def _window(path, module) -> tuple[int, int]:
@@ -114,7 +214,7 @@ def _window(path, module) -> tuple[int, int]:
 
     window = pair(module.kernel_size)
     stride = pair(module.stride if module.stride is not None else module.kernel_size)
-    if stride != window or pair(module.padding) != (0, 0) or \
+    if stride != window or pair(getattr(module, "padding", 0)) != (0, 0) or \
             getattr(module, "ceil_mode", False) or pair(getattr(module, "dilation", 1)) != (1, 1):
         _fail(path, module, f"pooling here has a stride equal to its window {list(window)}, no "
               "padding, dilation or ceil_mode (SPEC 6)")
@@ -138,17 +238,17 @@ def _fold_batchnorm(weight: torch.Tensor, bias: torch.Tensor | None, bn: nn.Batc
     return weight * scale.reshape(-1, 1, 1, 1), (bias - bn.running_mean.double()) * scale + shift
 
 
-def _fold_avgpool(weight: torch.Tensor, stride: tuple, window: tuple) -> tuple:
-    """A convolution (stride ``stride``) then an average pool of ``window``: one
+def _fold_pool(weight: torch.Tensor, stride: tuple, window: tuple, average: bool) -> tuple:
+    """A convolution (stride ``stride``) then an average (or sum) pool of ``window``: one
     convolution of kernel K + (P - 1) S at stride S P, its weights the window's shifted
-    copies averaged."""
+    copies averaged (or added)."""
     K, C, KH, KW = weight.shape
     (SH, SW), (PH, PW) = stride, window
     out = torch.zeros(K, C, KH + (PH - 1) * SH, KW + (PW - 1) * SW, dtype=weight.dtype)
     for a in range(PH):
         for b in range(PW):
             out[:, :, a * SH:a * SH + KH, b * SW:b * SW + KW] += weight
-    return out / (PH * PW), (SH * PH, SW * PW)
+    return (out / (PH * PW) if average else out), (SH * PH, SW * PW)
 
 
 class _Synapse:
@@ -168,6 +268,7 @@ class _Synapse:
                       "padding given as numbers")
             self.padding = tuple(self.padding)
         self.pooled = False
+        self.current_pool = None
 
     def take(self, path, module) -> bool:
         """Fold ``module`` (between the synapse and its neuron) in, if it can be."""
@@ -177,23 +278,33 @@ class _Synapse:
                       f"{self.weight.shape[0]} channels")
             self.weight, self.bias = _fold_batchnorm(self.weight, self.bias, module, path)
             return True
-        if isinstance(module, nn.AvgPool2d) and self.conv:
-            self.weight, self.stride = _fold_avgpool(self.weight, self.stride,
-                                                     _window(path, module))
+        if (isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)) or
+                _class_name(module) == _SUM_POOL) and self.conv and self.current_pool is not None:
+            _fail(path, module, "a second pooling after a MaxPool2d of currents: the hardware "
+                  "max-pools a convolution's currents once (give one MaxPool2d its whole "
+                  "window)")
+        summed = _class_name(module) == _SUM_POOL
+        if (isinstance(module, nn.AvgPool2d) or summed) and self.conv:
+            window = _window(path, module)
+            self.weight, self.stride = _fold_pool(self.weight, self.stride, window,
+                                                  average=not summed)
+            if summed and self.bias is not None:     # the window's biases added
+                self.bias = self.bias * (window[0] * window[1])
             self.pooled = True
             return True
         if isinstance(module, nn.MaxPool2d) and self.conv:
-            _fail(path, module, "max pooling of currents (a convolution, MaxPool2d, then the "
-                  "neurons) is not built yet (SPEC 6's current_pool): pool after the neurons "
-                  "(MaxPool2d after the Leaky), or average instead (AvgPool2d folds into the "
-                  "convolution)")
+            # The currents max-pooled before the neurons (SPEC 6 current_pool); a BatchNorm2d
+            # after it would not commute with the max (a negative scale), so none may follow.
+            self.current_pool = _window(path, module)
+            self.pooled = True
+            return True
         return False
 
 
 def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
-    """A dalif-hw model of the layers of ``net`` (an snnTorch network as its users write
-    it), for inputs of ``in_shape`` (one sample: ``(features,)`` or ``(C, H, W)``). Its
-    float spikes equal the network's own where nothing is folded.
+    """A dalif-hw model of the layers of ``net`` (an snnTorch or SpikingJelly network as its
+    users write it), for inputs of ``in_shape`` (one sample: ``(features,)`` or ``(C, H,
+    W)``). Its float spikes equal the network's own where nothing is folded.
 
     Raises
     ------
@@ -205,7 +316,7 @@ def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
         raise ConfigError(f"in_shape is (features,) or (C, H, W), not {list(in_shape)}")
     body, shape, pending, readout = [], in_shape, None, None
     for path, module in _leaves(net):
-        if isinstance(module, _PASS):
+        if isinstance(module, _PASS) or _class_name(module) in _PASS_NAMES:
             continue
         convert = NEURONS.get(_class_name(module))
         if pending is not None:
@@ -224,11 +335,13 @@ def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
             pending = _Synapse(path, module)
         elif convert is not None:
             _fail(path, module, "a neuron needs a Linear or Conv2d in front of it")
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
+        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) or \
+                _class_name(module) == _SUM_POOL:
             if len(shape) != 3 or not body:
                 _fail(path, module, "pooling here takes the spikes of a conv layer")
-            pool = SpikePool2d("max" if isinstance(module, nn.MaxPool2d) else "avg",
-                               _window(path, module))
+            kind = "max" if isinstance(module, nn.MaxPool2d) else \
+                "avg" if isinstance(module, nn.AvgPool2d) else "sum"
+            pool = SpikePool2d(kind, _window(path, module))
             try:
                 shape = out_shape(pool, [shape])
             except (ValueError, ConfigError) as exc:
@@ -281,13 +394,16 @@ def _make_layer(pending: _Synapse, path: str, neuron, convert, shape) -> nn.Modu
     weight, bias = pending.weight, pending.bias
     if pending.conv:
         K, C, KH, KW = weight.shape
-        layer_shape = DALIFConv2d(C, K, (KH, KW), stride=pending.stride,
-                                  padding=pending.padding, input_size=shape[1:],
-                                  granularity="layer").neuron.shape
+        try:
+            layer_shape = ConvShape(shape, K, (KH, KW), pending.stride, pending.padding,
+                                    pending.current_pool).out_shape
+        except ConfigError as exc:
+            _fail(pending.path, pending.module, f"for an input of {list(shape)}: {exc}")
         if min(layer_shape) < 1:
             _fail(pending.path, pending.module, f"no output for an input of {list(shape)}")
         layer = DALIFConv2d(C, K, (KH, KW), stride=pending.stride, padding=pending.padding,
                             input_size=shape[1:], bias=bias is not None,
+                            current_pool=pending.current_pool,
                             **convert(path, neuron, layer_shape))
         synapse = layer.conv
     else:

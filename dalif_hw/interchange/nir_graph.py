@@ -823,6 +823,9 @@ def _(module: SpikeAdd, k, given, out):  # no node: NIR sums a node's inputs
 @export_module.register(DALIFLinear)
 @export_module.register(DALIFConv2d)
 def _(module, k, given, out):
+    if getattr(module, "current_pool", None) is not None:
+        raise ConfigError("max pooling of currents (current_pool) has no NIR node (NIR has "
+                          "SumPool2d and AvgPool2d): this model cannot be exported")
     synapses = [out.node(label, made, out.producers[i]) for i, (label, made) in zip(
         given, _split(module, [out.view.shape_of(i) for i in given]))]
     return [out.node("lif", _neuron_node(module.neuron, out.dt), synapses)]

@@ -63,7 +63,7 @@ def out_shape(module: nn.Module, shapes: Sequence[tuple]) -> tuple:
             raise ValueError(f"a convolution of {conv.in_channels} input channels gets "
                              f"{channels}")
         return ConvShape((channels, *shapes[0][1:]), conv.out_channels, conv.kernel_size,
-                         conv.stride, conv.padding).out_shape
+                         conv.stride, conv.padding, module.current_pool).out_shape
     if len(shapes) != 1:
         raise ValueError(f"a {type(module).__name__} takes one input, not {len(shapes)}")
     if isinstance(module, SpikePool2d):

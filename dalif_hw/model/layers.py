@@ -74,6 +74,9 @@ class DALIFConv2d(nn.Module):
     input_size : (H, W), optional
         Spatial size of the input; needed for per-neuron decays (the default granularity),
         whose shape is the output's (C, H', W').
+    current_pool : (PKH, PKW), optional
+        Max pooling of the currents before the neurons (window = stride, floor mode; SPEC 6),
+        as ``Conv2d -> MaxPool2d -> neuron``: the neurons are the pooled positions.
     bias : bool
     **neuron
         Passed to :class:`DALIFNeuron`.
@@ -86,14 +89,17 @@ class DALIFConv2d(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
                  input_size: Sequence[int] | None = None, bias: bool = True, qat=None,
-                 **neuron):
+                 current_pool: Sequence[int] | None = None, **neuron):
         super().__init__()
         self.qat = qat
         self.conv = nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride,
                               padding=padding, bias=bias)
+        self.current_pool = None if current_pool is None else \
+            tuple(int(v) for v in nn.modules.utils._pair(current_pool))
         if input_size is not None:
             with torch.no_grad():
-                shape = tuple(self.conv(torch.zeros(1, in_channels, *input_size)).shape[1:])
+                shape = tuple(self._pooled(
+                    self.conv(torch.zeros(1, in_channels, *input_size))).shape[1:])
         elif neuron.get("granularity", "neuron") == "neuron":
             raise ValueError("Per-neuron decays of a convolution need input_size=(H, W) to know "
                              "the number of neurons; or use granularity='channel' or 'layer'")
@@ -101,9 +107,16 @@ class DALIFConv2d(nn.Module):
             shape = (out_channels,)
         self.neuron = DALIFNeuron(shape, **neuron)
 
+    def _pooled(self, current: torch.Tensor) -> torch.Tensor:
+        """``current`` [batch, C, HO, WO] max-pooled by ``current_pool`` (or as it is)."""
+        if self.current_pool is None:
+            return current
+        return nn.functional.max_pool2d(current, self.current_pool, self.current_pool)
+
     def current(self, x: torch.Tensor) -> torch.Tensor:
-        """The input current X of every timestep, [T, batch, C, H', W']."""
-        return _per_step(self.conv, x)
+        """The input current X of every timestep, [T, batch, C, H', W'] (pooled where
+        ``current_pool`` says)."""
+        return _per_step(lambda v: self._pooled(self.conv(v)), x)
 
     def forward(self, x: torch.Tensor, return_membrane: bool = False):
         if self.qat is None:
@@ -114,9 +127,12 @@ class DALIFConv2d(nn.Module):
         w = quantized(self.conv.weight, s, self.qat.WB)
         b = quantized(self.conv.bias, s, self.qat.VB)
         conv = self.conv
-        current = _per_step(lambda v: nn.functional.conv2d(
-            v, w, None if b is None else b, conv.stride, conv.padding), x.double())
+        current = _per_step(lambda v: self._pooled(nn.functional.conv2d(
+            v, w, None if b is None else b, conv.stride, conv.padding)), x.double())
         return self.neuron(current, return_membrane, qat=self.qat, unit=s)
+
+    def extra_repr(self) -> str:
+        return "" if self.current_pool is None else f"current_pool={self.current_pool}"
 
 
 class SpikePool2d(nn.Module):

@@ -342,6 +342,8 @@ class Conv2d(Spiking):
         "padding": (True, _ints(2, 0), "a list of two integers >= 0"),
         "decays": (True, lambda v: v in ("channel", "neuron"), "channel or neuron"),
         "threshold": (True, lambda v: v in GRANULARITY, ", ".join(GRANULARITY)),
+        "current_pool": (False, _ints(2, 1), "a list of two positive integers [PKH, PKW] "
+                         "(the max-pooling window of the currents)"),
     }
 
     @property
@@ -368,8 +370,9 @@ class Conv2d(Spiking):
 
     def describe(self) -> dict:
         shape = self.params.shape
+        pool = {} if shape.pool is None else {"current_pool": list(shape.pool)}
         return {**super().describe(), **{key: list(getattr(shape, key)) for key in self.KEYS},
-                "decays": self.params.granularity("alpha"), **self._files()}
+                **pool, "decays": self.params.granularity("alpha"), **self._files()}
 
     @classmethod
     def _params(cls, folder: Path, entry: dict):
@@ -378,6 +381,10 @@ class Conv2d(Spiking):
             if list(getattr(params.shape, key)) != entry[key]:
                 raise ConfigError(f"{key}: {entry[key]} disagrees with {entry['params']} "
                                   f"({list(getattr(params.shape, key))})")
+        pool = None if params.shape.pool is None else list(params.shape.pool)
+        if pool != entry.get("current_pool"):
+            raise ConfigError(f"current_pool: {entry.get('current_pool')} disagrees with "
+                              f"{entry['params']} ({pool})")
         return params
 
 

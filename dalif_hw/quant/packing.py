@@ -164,7 +164,7 @@ def quantize_conv(layer: DALIFConv2d, in_shape, *, WB: int = DEFAULT_WB, DB: int
                     decay(neuron.beta), threshold.reshape(-1) if threshold.ndim else threshold,
                     bias, reset=neuron.reset, WB=WB, DB=DB, VB=VB, in_shape=tuple(in_shape),
                     stride=conv.stride, padding=conv.padding, beat_cap=beat_cap,
-                    strict=neuron.strict)
+                    current_pool=layer.current_pool, strict=neuron.strict)
 
 
 @torch.no_grad()

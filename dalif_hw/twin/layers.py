@@ -217,32 +217,40 @@ def exact_product(counts: np.ndarray, weight_t: np.ndarray, dtype=np.int64,
 
 class _Prepared:
     """What :func:`run` derives from a parameters object, kept while that object lives (a
-    conv2d layer's dense equivalent for its per-neuron values, the weights transposed and as
-    floats): at batch 1 a network's twin is otherwise dominated by rebuilding them. It holds
-    no reference to the object itself (which would keep it alive, and so the cache entry).
-    Parameters are values: arrays changed in place after a run are not seen again."""
+    conv2d layer's per-neuron values, the weights transposed and as floats): at batch 1 a
+    network's twin is otherwise dominated by rebuilding them. It holds no reference to the
+    object itself (which would keep it alive, and so the cache entry). Parameters are
+    values: arrays changed in place after a run are not seen again."""
 
     _cache: dict = {}
 
     def __init__(self, params):
         conv = isinstance(params, ConvParams)
-        self.dense = params.dense() if conv else None
+        # What the update takes, per neuron (a convolution's per-channel values repeated).
+        values = params.per_neuron if conv else lambda name: getattr(params, name)
+        self.neurons = _Neurons(*(values(name) for name in ("alpha", "beta", "threshold")),
+                                params.DB, params.VB, params.reset)
         self.shape = params.shape if conv else None
         # A convolution's kernel as [C KH KW, K] (its patches' columns), a dense layer's
         # weights as [M, N].
         self.weight_t = params.weight.reshape(params.weight.shape[0], -1).T if conv else \
             params.weight.T
-        self.biases = (self.dense if conv else params).biases()
+        self.biases = params.biases() if not conv else \
+            np.zeros(params.neurons, np.int64) if params.bias is None else \
+            params.per_neuron("bias")
         self.products: dict = {}
 
     def currents(self, counts: np.ndarray, dtype) -> np.ndarray:
         """The weights of the counted beats, [..., N] from ``counts`` [..., M]: a dense
         layer's one product, a convolution's over its patches (C KH KW products a neuron, not
-        M), both exact (:func:`exact_product`)."""
+        M), both exact (:func:`exact_product`); a convolution that pools its currents, the max
+        over each window of its pre-pool positions (:meth:`ConvShape.pool_currents
+        <dalif_hw.core.conv.ConvShape.pool_currents>`)."""
         if self.shape is None:
             return exact_product(counts, self.weight_t, dtype, self.products)
-        (C, H, W), (K, HO, WO) = self.shape.in_shape, self.shape.out_shape
-        (KH, KW), (SH, SW), (PH, PW) = self.shape.kernel, self.shape.stride, self.shape.padding
+        conv = self.shape.conv
+        (C, H, W), (K, HO, WO) = conv.in_shape, conv.out_shape
+        (KH, KW), (SH, SW), (PH, PW) = conv.kernel, conv.stride, conv.padding
         lead = counts.shape[:-1]
         grid = np.zeros((int(np.prod(lead)), C, H + 2 * PH, W + 2 * PW), counts.dtype)
         grid[:, :, PH:PH + H, PW:PW + W] = counts.reshape(-1, C, H, W)
@@ -253,7 +261,8 @@ class _Prepared:
         # the dense product: pass that bound on through a row of the sums.
         current = exact_product(patches, self.weight_t, dtype, self.products,
                                 beats=counts.sum(axis=-1).max(initial=0))
-        return current.transpose(0, 3, 1, 2).reshape(*lead, K * HO * WO)
+        return self.shape.pool_currents(current.transpose(0, 3, 1, 2).reshape(
+            *lead, K * HO * WO))
 
     @classmethod
     def of(cls, params) -> "_Prepared":
@@ -263,6 +272,18 @@ class _Prepared:
             hit = cls._cache[key] = (weakref.ref(params), cls(params))
             weakref.finalize(params, cls._cache.pop, key, None)
         return hit[1]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Neurons:
+    """What :func:`update` reads of a layer's parameters, per neuron."""
+
+    alpha: np.ndarray
+    beta: np.ndarray
+    threshold: np.ndarray
+    DB: int
+    VB: int
+    reset: str
 
 
 def readout(params, stimulus) -> np.ndarray:
@@ -290,8 +311,6 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     Trace
     """
     prepared = _Prepared.of(params)
-    if prepared.dense is not None:
-        params = prepared.dense
     counts, dropped = stimulus_counts(stimulus, params.inputs, params.cap)
     n_samples, T, _ = counts.shape
     config = params.config(max(T, 1))  # checks the widths once more for this T
@@ -306,7 +325,8 @@ def run(params: IntParams | ConvParams, stimulus) -> Trace:
     h = np.zeros((n_samples, params.neurons), dtype)
     scratch = np.empty_like(h)
     for t in range(T):
-        update(params, h, current[t], membrane[t], spikes_out[t], scratch, first=t == 0)
+        update(prepared.neurons, h, current[t], membrane[t], spikes_out[t], scratch,
+               first=t == 0)
     return Trace(counts, current.transpose(1, 0, 2), membrane.transpose(1, 0, 2),
                  spikes_out.transpose(1, 0, 2), dropped)
 
