@@ -9,6 +9,8 @@ spikes and sinabs' spikes per neuron layer; tests/replay.py rebuilds the module 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -94,3 +96,34 @@ def test_the_iaf_cnn_to_rtl_equal_to_its_twin(tmp_path):
     assert min(value for _, value in agree.layers) >= 0.99, agree
     summary, = run_commands(tmp_path, GEN_AND_VERIFY)
     assert summary["mismatches"] == 0 and summary["samples"] == 3, summary
+
+
+def test_weights_saved_after_a_run_load(tmp_path):
+    """sinabs keeps each layer's membrane (``v_mem``, a buffer) in the state dict at the
+    shape of the last run's batch: ``pack FILE.py:NAME --weights`` loads the weights and
+    keeps the fresh network's state (it was 'size mismatch for 1.v_mem')."""
+    from dalif_hw.interchange.modules import load_module
+
+    (tmp_path / "net.py").write_text(f"""
+import sys
+import torch
+sys.path.insert(0, {str(Path(__file__).parent)!r})
+from replay import recorded, replay
+
+
+def build():
+    net = replay(recorded("sinabs/iaf_cnn.pt"))
+    for module in net.modules():
+        if type(module).__name__ == "IAFSqueeze":
+            module.register_buffer("v_mem", torch.zeros(0))    # as sinabs' before a run
+    return net
+""")
+    record = recorded("sinabs/iaf_cnn.pt")
+    state = dict(record["state_dict"])
+    for path in ("1", "3", "7", "10", "12"):
+        state[f"{path}.v_mem"] = torch.ones(6, 3)               # a run's batch
+    torch.save(state, tmp_path / "state.pt")
+    net = load_module(str(tmp_path / "net.py") + ":build", str(tmp_path / "state.pt"))
+    assert tuple(getattr(net, "1").v_mem.shape) == (0,)
+    assert torch.equal(getattr(net, "0").weight, record["state_dict"]["0.weight"])
+    from_module(net, record["in_shape"])

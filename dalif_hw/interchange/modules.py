@@ -460,12 +460,26 @@ def load_module(spec: str, weights: str | None = None) -> nn.Module:
         if not isinstance(state, dict):
             raise ConfigError(f"weights {weights!r} hold a {type(state).__name__}, not a "
                               "state dict")
+        state = _without_neuron_state(net, state)
         try:
             net.load_state_dict(state)
         except RuntimeError as exc:    # its first line only says "Error(s) in loading"
             lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
             raise ConfigError(f"weights {weights!r} do not fit {spec}: {lines[-1]}") from None
     return net.eval()
+
+
+def _without_neuron_state(net: nn.Module, state: dict) -> dict:
+    """``state`` with the neurons' own buffers (their state, such as sinabs' ``v_mem``, which a
+    state dict saved after a run holds at that run's batch shape) replaced by the fresh
+    network's: a neuron's state is no weight."""
+    state = dict(state)
+    for path, module in _leaves(net):
+        if _class_name(module) in NEURONS:
+            for name, buffer in module.named_buffers(recurse=False):
+                if f"{path}.{name}" in state:
+                    state[f"{path}.{name}"] = buffer
+    return state
 
 
 def input_shape_of(net: nn.Module) -> tuple[int, ...] | None:
