@@ -308,3 +308,114 @@ def test_an_input_that_is_no_regular_file_is_named_so(tmp_path, command, special
         "not a regular file (a fifo, a socket or a device)"
     assert line.endswith(f"{str(path)!r} is {kind}"), line
     assert not (tmp_path / "out").exists()
+
+
+def earlier_synth_set(folder):
+    """A folder as an earlier ``synth --board ... --placeholder-weights`` left it (its
+    record names its files): a bitstream and the placeholder it can be patched from."""
+    folder.mkdir()
+    files = {"dalif_array.bit": b"old bitstream", "dalif_array.config": b"old config",
+             "dalif_array_weights.placeholder.hex": b"0123\n", "dalif_array.json": b"{}"}
+    for name, data in files.items():
+        (folder / name).write_bytes(data)
+    (folder / ".dalif-hw-set.json").write_text(json.dumps(
+        {"command": "synth", "files": sorted(files)}))
+    return {p.name: p.read_bytes() for p in folder.iterdir()}
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--target", "ecp5-25k", "--board", "icebreaker"], "--board icebreaker is an ice40 board"),
+    (["--target", "ecp5-85k", "--board", "ulx3s", "--baud", "7000000"], "--baud"),
+])
+def test_a_refused_synth_leaves_the_earlier_set(tmp_path, extra, message):
+    """The probe: a synth refused after its placeholders were made (a board of another
+    family, a baud rate the board's clock cannot make) replaced the placeholder beside the
+    old bitstream, which could then no longer be patched."""
+    before = earlier_synth_set(tmp_path / "b")
+    line = one_line_error(run("-m", "dalif_hw.synth", "--neurons", "8", "--inputs", "8",
+                              "--T", "2", "--placeholder-weights", *extra, "--out",
+                              tmp_path / "b"))
+    assert message in line
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]        # no sibling left behind
+
+
+def test_an_interrupted_synth_leaves_the_earlier_set(tmp_path, monkeypatch):
+    """Ctrl-C in the middle of the flow (here: as the first tool starts): the old set stays
+    whole and the half-built one is removed."""
+    from dalif_hw import cli, synth
+
+    before = earlier_synth_set(tmp_path / "b")
+
+    def interrupted(design, name, target, work, **options):
+        (work / f"{name}.v").write_text("module half_written;")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synth, "synthesize", interrupted)
+    code = cli.run(synth.main, ["--target", "ecp5-85k", "--neurons", "8", "--inputs", "8",
+                                "--T", "2", "--placeholder-weights", "--out",
+                                str(tmp_path / "b")])
+    assert code == 130
+    assert {p.name: p.read_bytes() for p in (tmp_path / "b").iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir()] == ["b"]
+
+
+def test_synth_refuses_a_folder_of_other_files_unless_forced(tmp_path):
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "precious.txt").write_text("mine")
+    line = one_line_error(run("-m", "dalif_hw.synth", "--target", "ecp5-25k", "--neurons", "8",
+                              "--inputs", "8", "--T", "2", "--out", tmp_path / "b"))
+    assert "holds files that synth did not write (precious.txt)" in line and "--force" in line
+    assert (tmp_path / "b" / "precious.txt").read_text() == "mine"
+
+
+def fake_flow(fits, tried):
+    """Stands for the flow (synthesize): records the lanes of each design it gets and says
+    that it does not fit unless ``fits(lanes)``."""
+    from dalif_hw.flow.synthesis import DoesNotFit, Report
+
+    def flow(design, name, target, work, **options):
+        lanes = [layer.config.lanes for layer in design.network.weighted] \
+            if hasattr(design, "network") else [design.config.lanes]
+        tried.append(lanes)
+        if not fits(lanes):
+            raise DoesNotFit(f"ICESTORM_LC {2000 * sum(lanes)} of 5280 "
+                             f"({2000 * sum(lanes) / 52.8:.0f}%)")
+        return Report(target, name, 1000 * sum(lanes), 900, 4, 2, 31.5, {}, {}, {})
+    return flow
+
+
+@pytest.mark.parametrize("network", [False, True])
+def test_a_design_that_does_not_fit_names_lanes_that_do(tmp_path, monkeypatch, capsys,
+                                                        network):
+    """Item 5 of issue 25: a design refused for its size names the lanes at which it fits,
+    found by halving them through the flow (here a stand-in flow: a design fits at lanes
+    whose sum is at most 2)."""
+    from dalif_hw import cli, synth
+
+    tried = []
+    monkeypatch.setattr(synth, "synthesize", fake_flow(lambda lanes: sum(lanes) <= 2, tried))
+    design = ["--network", str(packed_network(tmp_path))] if network else \
+        ["--neurons", "64", "--inputs", "16", "--T", "2", "--lanes", "8"]
+    code = cli.run(synth.main, ["--target", "ice40-up5k", *design, "--out",
+                                str(tmp_path / "b")])
+    out, err = capsys.readouterr()
+    assert code == 2
+    if network:     # the packed network's lanes: hidden 6, readout 10
+        assert tried == [[6, 10], [3, 5], [1, 2], [1, 1]]
+        assert err == ("error: the design does not fit ice40-up5k: ICESTORM_LC 32000 of 5280 "
+                       f"(606%) (--out {str(tmp_path / 'b')!r} left as it was); it fits at "
+                       "lanes 1,1 (2000 LUTs, 4 block RAMs, 2 DSP blocks, 31.5 MHz, measured "
+                       "now): pack the network with --lanes 1,1\n")
+    else:
+        assert tried == [[8], [4], [2]]
+        assert err.endswith("it fits at lanes 2 (2000 LUTs, 4 block RAMs, 2 DSP blocks, 31.5 "
+                            "MHz, measured now): give --lanes 2\n")
+    assert "the design does not fit; trying lanes" in out
+    assert not (tmp_path / "b").exists()
+    # Without the search, or where no halving fits: the refusal alone.
+    tried.clear()
+    monkeypatch.setattr(synth, "synthesize", fake_flow(lambda lanes: False, tried))
+    assert cli.run(synth.main, ["--target", "ice40-up5k", *design, "--out",
+                                str(tmp_path / "b"), "--no-fit-search"]) == 2
+    assert len(tried) == 1 and capsys.readouterr().err.endswith("left as it was)\n")

@@ -166,6 +166,18 @@ def test_bitstream_and_bram_patch_roundtrip(tmp_path, capsys):
     # ecpbram lists tiles in its own order, so compare what ecppack makes of them.
     assert back.read_bytes() == (work / "dalif_array_board.bit").read_bytes()
     assert out.read_bytes() != back.read_bytes()
+    # A weights image short of the memory's depth (the probe: 4 of its 8 lines; the rest
+    # would keep the placeholder's random words): refused by the manifest beside the
+    # bitstream, nothing written.
+    short = tmp_path / "short_weights.hex"
+    short.write_text("".join(trained.read_text().splitlines(keepends=True)[:4]))
+    capsys.readouterr()
+    assert cli.run(patch.main, [str(config_file), "--swap", str(placeholder), str(short),
+                                "--out", str(tmp_path / "short.bit")]) == 1
+    assert capsys.readouterr().err == (
+        f"error: {short} holds 4 words, the memory it stands for 8: the missing words would "
+        f"keep the bitstream's old contents\n")
+    assert not (tmp_path / "short.bit").exists()
     # The trained image is not in the placeholder bitstream: an error, nothing written.
     capsys.readouterr()
     assert cli.run(patch.main, [str(config_file), "--swap", str(trained), str(placeholder),

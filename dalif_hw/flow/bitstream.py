@@ -44,16 +44,23 @@ def read_image(path: Path) -> list[str]:
 
 
 
-def pair_images(old: Path, new: Path, family: str) -> tuple[list[str], list[str]]:
+def pair_images(old: Path, new: Path, family: str,
+                depth: int | None = None) -> tuple[list[str], list[str]]:
     """The two images of a swap, of equal length.
 
     A placeholder image (``synth --placeholder-weights``) fills its block RAMs to whole bit
     slices, past the memory's depth; the image from ``gen`` or ``pack`` holds just the
     memory's words. Where one is longer and its length is a whole number of slices, the
     shorter one takes the longer one's trailing words (never addressed, left as they are in
-    the bitstream).
+    the bitstream). ``depth``, the memory's words where the design's manifest gives them:
+    neither image may hold fewer (the missing words would keep the old contents).
     """
     old_words, new_words = read_image(old), read_image(new)
+    for path, words in ((new, new_words), (old, old_words)):
+        if depth is not None and len(words) < depth:
+            raise ConfigError(f"{path} holds {len(words)} words, the memory it stands for "
+                              f"{depth}: the missing words would keep the bitstream's old "
+                              f"contents")
     if len(old_words[0]) != len(new_words[0]) or (
             len(old_words) != len(new_words) and
             max(len(old_words), len(new_words)) % SLICE_WORDS[family]):
@@ -101,6 +108,25 @@ def uninitialised_memories(manifest: dict) -> list[str]:
             for memory in entry.get("memories", []) if memory.get("init", True) is False]
 
 
+def memory_depths(manifest: Path) -> dict[str, int]:
+    """``{init file name: depth}`` of the memories a design's manifest names (none where
+    there is no manifest of ours)."""
+    try:
+        entry = parse_text(manifest.read_text(), str(manifest)) if manifest.is_file() else {}
+        entries = [entry] + list(entry.get("layers", []))
+        return {memory["file"]: int(memory["depth"]) for layer in entries
+                for memory in layer.get("memories", [])}
+    except (ValueError, TypeError, KeyError, AttributeError, OSError):
+        return {}
+
+
+def _memory_file(image) -> str:
+    """The init file a swap's image stands for: a placeholder's (``X.placeholder.hex``:
+    ``X.hex``) or its own name."""
+    name = Path(image).name
+    return name.replace(".placeholder.hex", ".hex")
+
+
 def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
     """Replace each ``(from, to)`` memory image in ``config`` and pack the bitstream ``out``.
 
@@ -131,7 +157,10 @@ def patch(config: Path, swaps: list[tuple[Path, Path]], out: Path) -> Path:
                               f"bitstream (\"init\": false in {manifest}: SPRAM), so there "
                               f"is nothing to patch; python -m dalif_hw.run loads it over the "
                               f"link")
-    images = [pair_images(Path(old), Path(new), family) for old, new in swaps]
+    depths = memory_depths(manifest)
+    images = [pair_images(Path(old), Path(new), family,
+                          depths.get(_memory_file(old)) or depths.get(_memory_file(new)))
+              for old, new in swaps]
     with tempfile.TemporaryDirectory() as tmp:
         # The YoWASP tools see only their working folder: copy everything in.
         work = Path(tmp)

@@ -19,7 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["points", "evaluate", "cycles_per_inference", "pareto", "best_per_target"]
+__all__ = ["points", "evaluate", "cycles_per_inference", "pareto", "best_per_target",
+           "with_lanes"]
 
 
 def points(design: dict, lanes, widths, targets, work: Path, freq: float) -> list[dict]:
@@ -76,6 +77,21 @@ def _acc_lanes_for(layer, T: int, P: int) -> int | None:
     return A
 
 
+def with_lanes(network, P):
+    """The packed ``network`` at ``P`` lanes (see the module docstring); each layer keeps its
+    accumulation lanes where they fit the new lanes."""
+    from ..quant.kinds import Weighted
+
+    spiking = [layer for layer in network.layers if isinstance(layer, Weighted)]
+    lanes = layer_lanes(spiking, P)
+    acc_lanes = [_acc_lanes_for(layer, network.T, p) for layer, p in zip(spiking, lanes)]
+    given = iter(zip(lanes, acc_lanes))
+    layers = [layer if not isinstance(layer, Weighted) else dataclasses.replace(
+        layer, config=layer.params.config(network.T, *next(given)))
+        for layer in network.layers]
+    return dataclasses.replace(network, layers=layers)
+
+
 def build_network(design: dict, P, WB: int):
     """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
     weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
@@ -85,14 +101,10 @@ def build_network(design: dict, P, WB: int):
 
     network = Network.load(design["network"])
     spiking = [layer for layer in network.layers if isinstance(layer, Weighted)]
+    if all(layer.params.WB == WB for layer in spiking):
+        return with_lanes(network, P)
     lanes = layer_lanes(spiking, P)
     acc_lanes = [_acc_lanes_for(layer, network.T, p) for layer, p in zip(spiking, lanes)]
-    if all(layer.params.WB == WB for layer in spiking):
-        given = iter(zip(lanes, acc_lanes))
-        layers = [layer if not isinstance(layer, Weighted) else dataclasses.replace(
-            layer, config=layer.params.config(network.T, *next(given)))
-            for layer in network.layers]
-        return dataclasses.replace(network, layers=layers)
     from ..interchange import load_checkpoint
     from ..quant.packing import pack_network
 
