@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .core.config import DEFAULT_DB, DEFAULT_VB, DEFAULT_WB, ConfigError
-from .core.process import Interrupted, handle_signals
+from .core.process import Interrupted, end_children, handle_signals
 
 __all__ = ["run", "output_path", "output_folder", "add_width_arguments", "check_positive",
            "check_memory", "available_memory", "describe_os_error"]
@@ -23,12 +23,14 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
     :class:`~dalif_hw.core.tools.ToolError`), a board that answers wrongly or not at all
     (:class:`~dalif_hw.core.protocol.ProtocolError`), a file that cannot be read or written
     (``OSError``), exit status 1; SIGINT, SIGTERM or SIGHUP end every child process first,
-    then exit status 128 + the signal's number."""
+    then exit status 128 + the signal's number. Run as a program (``argv`` None: from the
+    command line), the command is its descendants' subreaper, so that none outlives it."""
     from .core.protocol import ProtocolError
     from .core.tools import ToolError
     from .harness.verilator import SimulationError
 
-    with handle_signals():
+    # A command run as a program (argv from the command line) reaps its orphans.
+    with handle_signals(subreaper=argv is None):
         try:
             return main(argv)
         except (ConfigError, SimulationError, ToolError, ProtocolError) as exc:
@@ -38,6 +40,7 @@ def run(main: Callable[[list[str] | None], int], argv: list[str] | None = None) 
             print(f"error: {describe_os_error(exc)}", file=sys.stderr)
             return 1
         except KeyboardInterrupt as exc:
+            end_children()      # any the clean-up left (a cluster's, once it closed)
             signum = exc.signum if isinstance(exc, Interrupted) else signal.SIGINT
             print(f"interrupted ({signal.Signals(signum).name}): nothing was left "
                   f"half-written", file=sys.stderr)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import math
 import sys
 from pathlib import Path
@@ -26,6 +27,7 @@ from pathlib import Path
 from . import cli
 from .core.config import ConfigError
 from .core.files import write_text_atomic
+from .core.process import children_ignore_sigint
 from .flow.targets import TARGETS
 
 __all__ = ["main", "build_parser"]
@@ -95,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+async def _stay_down(*args, **kwargs) -> None:
+    """A nanny's restart of its worker, replaced: a worker that died (killed by an interrupt,
+    or by its point) stays down, and its point is reported failed."""
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     cli.check_positive(("--neurons", args.neurons), ("--inputs", args.inputs),
@@ -131,8 +139,14 @@ def main(argv: list[str] | None = None) -> int:
                               f"{args.scheduler!r}: {exc}") from None
         cluster = None
     else:
-        cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None)
+        # Workers that ignore a terminal's Ctrl-C (this process ends them) and that no nanny
+        # restarts once they are gone (a point whose worker died is reported failed).
+        with children_ignore_sigint():
+            cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+        for nanny in cluster.workers.values():
+            nanny.instantiate = _stay_down
+        logging.getLogger("distributed").setLevel(logging.ERROR)
         client = Client(cluster)
     out = cli.output_folder(args.out)
     todo = explore.points(design, args.lanes, widths, args.target, out / "points", args.freq)
@@ -149,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
                 result["error"] = f"{type(exc).__name__}: {exc}".splitlines()[0]
             tqdm.write(summary_line(result), file=sys.stderr)
             results.append(result)
+    except KeyboardInterrupt:
+        # The workers are gone already (cli.handle_signals): close without Dask's warnings.
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        raise
     finally:
         client.close()
         if cluster is not None:

@@ -118,3 +118,60 @@ def test_conv_layers_keep_their_channels_at_once(tmp_path):
     # More columns a cycle: fewer operations per spike, fewer cycles.
     cycles = [cycles_per_inference(nets[P], spikes) for P in (2, 3, 6)]
     assert cycles[0] > cycles[1] > cycles[2], cycles
+
+
+def session_processes(sid: int) -> list[str]:
+    """The command lines of the processes still in session ``sid``."""
+    import os
+
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            if int(fields[3]) == sid:
+                with open(f"/proc/{entry}/cmdline", "rb") as f:
+                    found.append(f.read().replace(b"\0", b" ").decode(errors="replace"))
+        except (OSError, IndexError, ValueError):
+            continue
+    return found
+
+
+def test_ctrl_c_ends_explore_quietly(tmp_path):
+    """Issue 25 item 6: a terminal's Ctrl-C (SIGINT to the whole process group) while the
+    workers run their points ends the sweep with one line: no traceback (it printed one per
+    semaphore of the resource tracker), no nanny restarting a killed worker, no process of
+    the session left (a place and route outlived it)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "dalif_hw.explore", "--neurons", "8", "--lanes", "2,4",
+         "--target", "ecp5-25k", "--T", "2", "--workers", "2", "--out", str(tmp_path / "o")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "o" / "points").is_dir() and time.monotonic() < deadline:
+            time.sleep(0.2)                    # the workers have started their points
+        assert (tmp_path / "o" / "points").is_dir()
+        time.sleep(1.0)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=60)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 130, err
+    assert err.strip().splitlines()[-1] == "interrupted (SIGINT): nothing was left half-written"
+    for noise in ("Traceback", "WARNING", "Restarting", "KeyboardInterrupt"):
+        assert noise not in err, err
+    # Multiprocessing's resource tracker, spared, ends as soon as it sees that the sweep
+    # has: give it a moment.
+    deadline = time.monotonic() + 10
+    while session_processes(process.pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert session_processes(process.pid) == []

@@ -16,7 +16,8 @@ import signal
 import threading
 import time
 
-__all__ = ["Interrupted", "handle_signals", "deferred_signals", "descendants", "end_children"]
+__all__ = ["Interrupted", "handle_signals", "deferred_signals", "descendants", "end_children",
+           "children_ignore_sigint"]
 
 SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
                 if hasattr(signal, name))
@@ -71,11 +72,23 @@ def _signal_all(pids, signum) -> None:
             os.kill(pid, signum)
 
 
+def _spared(pid: int) -> bool:
+    """Whether ``pid`` is Python's multiprocessing resource tracker: it exits by itself when
+    this process does, and killing it makes the one started next print a traceback for every
+    semaphore released afterwards (Dask's, as ``explore`` closes its cluster)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return b"multiprocessing.resource_tracker" in f.read()
+    except OSError:
+        return False
+
+
 def end_children() -> None:
-    """Stop every descendant (so that none starts another), then kill them all."""
+    """Stop every descendant (so that none starts another), then kill them all (but
+    multiprocessing's resource tracker: :func:`_spared`)."""
     stopped: list[int] = []
     for _ in range(20):
-        new = [pid for pid in descendants() if pid not in stopped]
+        new = [pid for pid in descendants() if pid not in stopped and not _spared(pid)]
         if not new:
             break
         _signal_all(new, signal.SIGSTOP)
@@ -105,18 +118,52 @@ def _handler(signum, frame):
 
 
 @contextlib.contextmanager
-def handle_signals():
+def handle_signals(subreaper: bool = False):
     """Within this block, SIGINT, SIGTERM and SIGHUP end the children, then raise
-    :class:`Interrupted`. Outside the main thread it does nothing."""
+    :class:`Interrupted`. Outside the main thread it does nothing. With ``subreaper`` (a
+    command run as a program) the process becomes its descendants' subreaper (Linux), so
+    that a grandchild whose parent died (a tool a Dask worker ran) is still among the
+    :func:`descendants` that end with it; a process that lives on after the command (a test
+    session) must not, or the orphans of every command it ran would stay its zombies."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if subreaper:
+        _become_subreaper()
     previous = {signum: signal.signal(signum, _handler) for signum in SIGNALS}
     try:
         yield
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+def _become_subreaper() -> None:
+    """``prctl(PR_SET_CHILD_SUBREAPER, 1)`` where there is one (Linux); else nothing."""
+    import ctypes
+
+    try:
+        # The process's own symbols: libc's prctl, without a search (find_library runs
+        # ldconfig, a child that an early Ctrl-C would catch).
+        ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)          # PR_SET_CHILD_SUBREAPER
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
+@contextlib.contextmanager
+def children_ignore_sigint():
+    """Within this block SIGINT is ignored, so that the Python processes started in it (Dask's
+    workers) keep ignoring it: a terminal's Ctrl-C goes to the whole process group, and this
+    process ends them itself (:func:`handle_signals`) instead of each printing its own
+    KeyboardInterrupt. A Ctrl-C in the block itself is lost; keep it short."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
