@@ -419,3 +419,44 @@ def test_a_design_that_does_not_fit_names_lanes_that_do(tmp_path, monkeypatch, c
     assert cli.run(synth.main, ["--target", "ice40-up5k", *design, "--out",
                                 str(tmp_path / "b"), "--no-fit-search"]) == 2
     assert len(tried) == 1 and capsys.readouterr().err.endswith("left as it was)\n")
+
+
+def test_a_params_file_linked_out_of_the_network_folder_is_refused(tmp_path):
+    """The probe: a network folder whose hidden0.npz is a symlink to a file elsewhere was
+    followed without a word."""
+    folder = packed_network(tmp_path)
+    elsewhere = tmp_path / "elsewhere.npz"
+    (folder / "hidden0.npz").rename(elsewhere)
+    (folder / "hidden0.npz").symlink_to(elsewhere)
+    line = one_line_error(run("-m", "dalif_hw.gen", "--network", folder, "--out",
+                              tmp_path / "rtl"))
+    assert line == (f"error: {folder / 'network.yaml'}: layer hidden0: params 'hidden0.npz' is "
+                    f"a link to {str(elsewhere.resolve())!r}, outside the network folder: a "
+                    "packed network holds its own files (copy it in)")
+    assert not (tmp_path / "rtl").exists()
+
+
+def test_a_nir_stride_of_zero_is_one_line(tmp_path):
+    """The probe: a NIR Conv2d with stride 0 was refused with numpy's RuntimeWarning (two
+    lines from inside nir.read) before the refusal."""
+    import h5py
+    import nir
+
+    graph = nir.NIRGraph(nodes={
+        "input": nir.Input(input_type={"input": np.array([1, 8, 8])}),
+        "conv": nir.Conv2d(input_shape=(8, 8), weight=np.ones((2, 1, 3, 3), np.float32),
+                           stride=np.array([1, 1]), padding=np.array([1, 1]),
+                           dilation=np.array([1, 1]), groups=1, bias=np.zeros(2, np.float32)),
+        "lif": nir.IF(r=np.ones((2, 8, 8)), v_threshold=np.ones((2, 8, 8))),
+        "output": nir.Output(output_type={"output": np.array([2, 8, 8])})},
+        edges=[("input", "conv"), ("conv", "lif"), ("lif", "output")])
+    nir.write(tmp_path / "s0.nir", graph)
+    with h5py.File(tmp_path / "s0.nir", "r+") as f:
+        f["node/nodes/conv/stride"][...] = 0        # what nir.write itself would not write
+    for command in (["-m", "dalif_hw.nir", "import", tmp_path / "s0.nir", "--out",
+                     tmp_path / "m.pt"],
+                    ["-m", "dalif_hw.pack", tmp_path / "s0.nir", "--T", 4, "--out",
+                     tmp_path / "p"]):
+        line = one_line_error(run(*command))
+        assert line.startswith(f"error: NIR file {str(tmp_path / 's0.nir')!r} cannot be read")
+    assert not (tmp_path / "m.pt").exists() and not (tmp_path / "p").exists()

@@ -87,7 +87,10 @@ def read_graph(graph_or_path):
     check_input_file(path, "NIR file")
     _check_declared_size(path)
     try:
-        return nir.read(path)
+        # nir.read infers shapes as it builds the nodes; what it divides by (a stride of 0)
+        # is the file's: the failure below says so in one line, without numpy's warning.
+        with np.errstate(all="ignore"):
+            return nir.read(path)
     except Exception as exc:  # h5py and nir raise many kinds for a file that is not NIR
         first = str(exc).splitlines()[0][:160] if str(exc) else ""
         raise ConfigError(f"NIR file {str(path)!r} cannot be read by nir.read "

@@ -260,6 +260,11 @@ class Weighted(Layer):
 
     @classmethod
     def load(cls, folder: Path, entry: dict, T: int) -> Layer:
+        path = folder / entry["params"]
+        if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+            raise ConfigError(f"params {entry['params']!r} is a link to "
+                              f"{str(path.resolve())!r}, outside the network folder: a packed "
+                              f"network holds its own files (copy it in)")
         params = cls._params(folder, entry)
         if (params.bias is not None) != entry["bias"]:
             raise ConfigError(f"bias: {entry['bias']} disagrees with {entry['params']}")
