@@ -204,6 +204,25 @@ def test_conv_layer_protocol_bounded(tmp_path):
     assert result.status == "failed", result.log[-3000:]
 
 
+def test_conv_layer_with_pooled_currents_protocol_bounded(tmp_path):
+    """The same properties for a layer that max-pools its currents (SPEC 6 current_pool:
+    3 x 5 pre-pool positions in 2 x 2 windows, the last row and column dropped, 2 pooled
+    lanes over 4 pre-pool columns), whose neurons see a pooled group only every other
+    row."""
+    from dalif_hw.core.conv import ConvShape
+    from dalif_hw.core.params import ConvParams
+
+    rng = np.random.default_rng(1)
+    shape = ConvShape((1, 4, 4), 2, (2, 2), (1, 1), (0, 1), pool=(2, 2))
+    params = ConvParams(weight=rng.integers(-2, 2, (2, 1, 2, 2)), alpha=np.full(2, 1),
+                        beta=np.full(2, 1), threshold=np.array(1), bias=np.zeros(2, int),
+                        in_shape=shape.in_shape, padding=shape.padding,
+                        current_pool=shape.pool, **WIDTHS)
+    conv = NeuronArray(params.config(1, lanes=2), params, multipliers="logic")
+    result = prove(Harness(conv, INDUCTIVE), tmp_path, bounded=24)
+    assert result.status == "bounded", result.log[-3000:]
+
+
 # -- a fork-add diamond (SPEC 7) -------------------------------------------------------------
 
 #: Bounded depth and liveness bound of the diamond's proof: the smallest bound it meets

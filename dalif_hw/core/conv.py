@@ -20,13 +20,10 @@ import numpy as np
 
 from .config import ConfigError
 
-__all__ = ["ConvShape", "PoolShape", "POOL_KINDS", "CURRENT_POOL_KINDS"]
+__all__ = ["ConvShape", "PoolShape", "POOL_KINDS"]
 
 #: Pooling stages on the event stream (SPEC 6), as the network file and the model name them.
 POOL_KINDS = ("sumpool", "maxpool")
-#: Pooling of a convolution's currents before its neurons (average pooling there is folded
-#: into the convolution when packing, so the hardware only pools by max).
-CURRENT_POOL_KINDS = ("max",)
 
 
 def _pair(name: str, value, minimum: int) -> tuple[int, int]:

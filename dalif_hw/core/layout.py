@@ -26,7 +26,8 @@ from .config import ArrayConfig, signed_range
 from .conv import ConvShape
 from .params import ConvParams, IntParams, ReadoutParams
 
-__all__ = ["MemorySpec", "Select", "memories", "conv_groups", "conv_channel_groups",
+__all__ = ["MemorySpec", "Select", "memories", "conv_groups", "conv_pass_groups",
+           "conv_channel_groups",
            "pack_words", "hex_lines", "default_params", "memory_bits", "config_writes"]
 
 
@@ -134,6 +135,13 @@ def conv_groups(shape: ConvShape, lanes: int) -> tuple[int, int]:
     K, HO, WO = shape.out_shape
     XB = -(-WO // lanes)
     return K * HO * XB, XB
+
+
+def conv_pass_groups(shape: ConvShape, lanes: int, acc_lanes: int) -> int:
+    """The operations (cycles) of a conv2d layer's update pass: its accumulator's groups,
+    which for a layer that pools its currents are its pre-pool groups
+    (:meth:`ConvShape.accumulator <dalif_hw.core.conv.ConvShape.accumulator>`)."""
+    return conv_groups(*shape.accumulator(lanes, acc_lanes)[:2])[0]
 
 
 def conv_channel_groups(shape: ConvShape, lanes: int, acc_lanes: int) -> tuple[int, int]:

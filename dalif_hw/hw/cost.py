@@ -21,7 +21,7 @@ import functools
 
 import numpy as np
 
-from ..core.layout import conv_groups
+from ..core.layout import conv_pass_groups
 from ..quant.kinds import Add, Conv2d, Pool, Readout, Spiking, Weighted
 from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
@@ -57,9 +57,7 @@ def pass_operations(layer) -> int:
 
 @pass_operations.register
 def _(layer: Conv2d) -> int:
-    # A convolution that pools its currents passes its pre-pool groups.
-    c = layer.config
-    return conv_groups(*layer.params.shape.accumulator(c.lanes, c.acc_lanes)[:2])[0]
+    return conv_pass_groups(layer.params.shape, layer.config.lanes, layer.config.acc_lanes)
 
 
 @functools.singledispatch

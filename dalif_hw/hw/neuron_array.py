@@ -21,7 +21,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..core.config import ArrayConfig, ConfigError
-from ..core.layout import conv_groups, default_params, memories
+from ..core.layout import conv_groups, conv_pass_groups, default_params, memories
 from ..core.params import ConvParams, IntParams
 from .accumulate import SpikeAccumulator, config_widths
 from .conv_accumulate import ConvAccumulator
@@ -132,7 +132,7 @@ class NeuronArray(wiring.Component):
         # A pass's operations (a pooled convolution's: its pre-pool groups) keep the update's
         # read of a group's membrane after the write of the pass before.
         self.accumulator_groups = self.groups if conv is None else \
-            conv_groups(*conv.accumulator(P, config.acc_lanes)[:2])[0]
+            conv_pass_groups(conv, P, config.acc_lanes)
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
                       pass_gap=UPDATE_LATENCY + 1 - self.accumulator_groups,
