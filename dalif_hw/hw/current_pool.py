@@ -55,6 +55,7 @@ class CurrentPool(wiring.Component):
     """
 
     LATENCY = ConvAccumulator.LATENCY
+    assert LATENCY == 2, "the tags below are carried two cycles, the inner pass's latency"
     #: The inner pass's LEAD, and the reduce stage's register more in flight.
     LEAD = ConvAccumulator.LEAD
     SLACK = ConvAccumulator.SLACK + 1
@@ -118,12 +119,12 @@ class CurrentPool(wiring.Component):
                              base.eq(Mux(last, 0, base + Mux(xb == XBP - 1,
                                                              WP - (XBP - 1) * P, P)))]
 
-        # The pooled group's issue, a cycle after the inner's; its tag two cycles after.
-        t1_valid, t2_valid = Signal(), Signal()
+        # The pooled group's issue, a cycle after the inner's; its tag beside the inner's pass,
+        # two cycles after its issue (the inner's LATENCY).
+        t1_valid = Signal()
         t1 = Signal(tag_layout, reset_less=True)
         t2 = Signal(tag_layout, reset_less=True)
-        m.d.sync += [t1_valid.eq(inner.issue.valid), t1.eq(tag),
-                     t2_valid.eq(t1_valid), t2.eq(t1)]
+        m.d.sync += [t1_valid.eq(inner.issue.valid), t1.eq(tag), t2.eq(t1)]
         m.d.comb += [self.issue.valid.eq(t1_valid & t1.emit), self.issue.g.eq(t1.g),
                      self.issue.channel.eq(t1.k)]
 
