@@ -375,6 +375,9 @@ def fake_flow(fits, tried):
     from dalif_hw.flow.synthesis import DoesNotFit, Report
 
     def flow(design, name, target, work, **options):
+        from amaranth.hdl import Fragment
+
+        Fragment.get(design, None)        # elaborated, as the flow would (and no warnings)
         lanes = [layer.config.lanes for layer in design.network.weighted] \
             if hasattr(design, "network") else [design.config.lanes]
         tried.append(lanes)
