@@ -74,6 +74,19 @@ def _per_neuron(path, module, name: str, value: torch.Tensor, shape: tuple):
               f"layer's neurons {list(shape)}")
 
 
+def _keywords(shape: tuple, *, alpha: float, beta, threshold, reset: str,
+              strict: bool) -> dict:
+    """DALIFNeuron keywords of fixed decays: per layer where beta and the threshold are both
+    one number, else per neuron, both broadcast to the neurons' ``shape``."""
+    layer = isinstance(beta, float) and isinstance(threshold, float)
+    if not layer:
+        beta = torch.broadcast_to(torch.as_tensor(beta), shape).clone()
+        threshold = torch.broadcast_to(torch.as_tensor(threshold), shape).clone()
+    return {"granularity": "layer" if layer else "neuron", "learn_alpha": False,
+            "alpha": alpha, "learn_beta": False, "beta": beta, "threshold": threshold,
+            "reset": reset, "strict": strict}
+
+
 def _snntorch_leaky(path: str, module, shape: tuple) -> dict:
     """DALIFNeuron keywords for snnTorch's ``Leaky`` over neurons of ``shape``."""
     if getattr(module, "inhibition", False):
@@ -97,13 +110,8 @@ def _snntorch_leaky(path: str, module, shape: tuple) -> dict:
     if not bool((torch.as_tensor(threshold) > 0).all()):
         _fail(path, module, f"threshold {float(torch.as_tensor(threshold).min()):g} is not "
               "positive")
-    layer = isinstance(beta, float) and isinstance(threshold, float)
-    if not layer:   # one value per neuron for both
-        beta = torch.broadcast_to(torch.as_tensor(beta), shape).clone()
-        threshold = torch.broadcast_to(torch.as_tensor(threshold), shape).clone()
-    return {"granularity": "layer" if layer else "neuron", "learn_alpha": False,
-            "alpha": 1.0, "learn_beta": False, "beta": beta, "threshold": threshold,
-            "reset": reset, "strict": True}
+    return _keywords(shape, alpha=1.0, beta=beta, threshold=threshold, reset=reset,
+                     strict=True)
 
 
 def _spikingjelly_node(path: str, module, shape: tuple) -> dict:
@@ -137,9 +145,8 @@ def _spikingjelly_node(path: str, module, shape: tuple) -> dict:
                   "(the membrane would grow by itself)")
         alpha = inverse if getattr(module, "decay_input", True) else 1.0
         beta = 1.0 - inverse
-    return {"granularity": "layer", "learn_alpha": False, "alpha": alpha,
-            "learn_beta": False, "beta": beta, "threshold": threshold, "reset": reset,
-            "strict": False}
+    return _keywords(shape, alpha=alpha, beta=beta, threshold=threshold, reset=reset,
+                     strict=False)
 
 
 def _sinabs_neuron(path: str, module, shape: tuple) -> dict:
@@ -178,16 +185,8 @@ def _sinabs_neuron(path: str, module, shape: tuple) -> dict:
     if beta.numel() != 1 or not 0.0 <= float(beta) <= 1.0:
         _fail(path, module, "alpha_mem must be one value in [0, 1]")
     alpha = (1 - beta) if getattr(module, "norm_input", False) else torch.ones(())
-    layer = isinstance(threshold, float)
-    if not layer:
-        threshold = torch.broadcast_to(torch.as_tensor(threshold), shape).clone()
-    return {"granularity": "layer", "learn_alpha": False, "alpha": float(alpha),
-            "learn_beta": False, "beta": float(beta), "threshold": threshold, "reset": reset,
-            "strict": False} if layer else {
-        "granularity": "neuron", "learn_alpha": False,
-        "alpha": torch.full(shape, float(alpha)), "learn_beta": False,
-        "beta": torch.full(shape, float(beta)), "threshold": threshold, "reset": reset,
-        "strict": False}
+    return _keywords(shape, alpha=float(alpha), beta=float(beta), threshold=threshold,
+                     reset=reset, strict=False)
 
 
 #: Neuron classes (module path and name) and how each becomes DALIFNeuron keywords.
@@ -201,6 +200,16 @@ NEURONS = {
 }
 #: sinabs' sum pooling (an LPPool2d of norm 1), by class name.
 _SUM_POOL = "sinabs.layers.pool2d.SumPool2d"
+
+
+def _pool_kind(module) -> str | None:
+    """``max``, ``avg`` or ``sum`` for a pooling module (PyTorch's, sinabs' SumPool2d), else
+    None."""
+    if isinstance(module, nn.MaxPool2d):
+        return "max"
+    if isinstance(module, nn.AvgPool2d):
+        return "avg"
+    return "sum" if _class_name(module) == _SUM_POOL else None
 #: Layers that do nothing at inference (by type, and SpikingJelly's by class name).
 _PASS = (nn.Dropout, nn.Identity)
 _PASS_NAMES = {f"spikingjelly.{api}.layer.{name}" for api in ("activation_based", "clock_driven")
@@ -278,21 +287,20 @@ class _Synapse:
                       f"{self.weight.shape[0]} channels")
             self.weight, self.bias = _fold_batchnorm(self.weight, self.bias, module, path)
             return True
-        if (isinstance(module, (nn.AvgPool2d, nn.MaxPool2d)) or
-                _class_name(module) == _SUM_POOL) and self.conv and self.current_pool is not None:
+        pool = _pool_kind(module) if self.conv else None
+        if pool is not None and self.current_pool is not None:
             _fail(path, module, "a second pooling after a MaxPool2d of currents: the hardware "
                   "max-pools a convolution's currents once (give one MaxPool2d its whole "
                   "window)")
-        summed = _class_name(module) == _SUM_POOL
-        if (isinstance(module, nn.AvgPool2d) or summed) and self.conv:
+        if pool in ("avg", "sum"):
             window = _window(path, module)
             self.weight, self.stride = _fold_pool(self.weight, self.stride, window,
-                                                  average=not summed)
-            if summed and self.bias is not None:     # the window's biases added
+                                                  average=pool == "avg")
+            if pool == "sum" and self.bias is not None:     # the window's biases added
                 self.bias = self.bias * (window[0] * window[1])
             self.pooled = True
             return True
-        if isinstance(module, nn.MaxPool2d) and self.conv:
+        if pool == "max":
             # The currents max-pooled before the neurons (SPEC 6 current_pool); a BatchNorm2d
             # after it would not commute with the max (a negative scale), so none may follow.
             self.current_pool = _window(path, module)
@@ -335,13 +343,10 @@ def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
             pending = _Synapse(path, module)
         elif convert is not None:
             _fail(path, module, "a neuron needs a Linear or Conv2d in front of it")
-        elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)) or \
-                _class_name(module) == _SUM_POOL:
+        elif _pool_kind(module) is not None:
             if len(shape) != 3 or not body:
                 _fail(path, module, "pooling here takes the spikes of a conv layer")
-            kind = "max" if isinstance(module, nn.MaxPool2d) else \
-                "avg" if isinstance(module, nn.AvgPool2d) else "sum"
-            pool = SpikePool2d(kind, _window(path, module))
+            pool = SpikePool2d(_pool_kind(module), _window(path, module))
             try:
                 shape = out_shape(pool, [shape])
             except (ValueError, ConfigError) as exc:
