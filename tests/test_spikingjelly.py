@@ -11,16 +11,14 @@ SpikingJelly's.
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 from replay import assert_same_spikes, recorded, replay, unpacked
-from walkthrough import GEN_AND_VERIFY, run_commands
+from walkthrough import rtl_equals_twin
 
 from dalif_hw.core.encoding import encode
 from dalif_hw.interchange.modules import from_module
 from dalif_hw.quant.packing import pack_network
-from dalif_hw.twin.agreement import agreement
 
 
 def per_layer(model, x) -> list[torch.Tensor]:
@@ -87,12 +85,6 @@ def test_the_tutorial_csnn_to_rtl_equal_to_its_twin(tmp_path):
     # 0.9999, 0.9997, 0.995 and 0.98 of the float model's spikes per layer; 8 bits 0.998,
     # 0.993, 0.949, 0.87: IF neurons carry every rounding on; 16 bits 1.0 but conv0's 0.99998).
     network = pack_network(model, T=T, encoding=encoding, WB=12, VB=24, lanes=[4, 2, 4, 2])
-    network.save(tmp_path / "packed")
     images = record["images"][:2].numpy().reshape(2, -1)
-    counts = encode(images, encoding)
-    np.savez(tmp_path / "s.npz", counts=counts)
     # The twin against the float model on what the hardware sees (the rounded input).
-    agree = agreement(model, network, counts)
-    assert min(value for _, value in agree.layers) >= 0.97, agree
-    summary, = run_commands(tmp_path, GEN_AND_VERIFY)
-    assert summary["mismatches"] == 0 and summary["samples"] == 2, summary
+    rtl_equals_twin(tmp_path, model, network, encode(images, encoding), 0.97)

@@ -166,26 +166,26 @@ def test_bitstream_and_bram_patch_roundtrip(tmp_path, capsys):
     # ecpbram lists tiles in its own order, so compare what ecppack makes of them.
     assert back.read_bytes() == (work / "dalif_array_board.bit").read_bytes()
     assert out.read_bytes() != back.read_bytes()
+    def refused(old, new, name):
+        """patch's error line for a swap it refuses, nothing written."""
+        capsys.readouterr()
+        assert cli.run(patch.main, [str(config_file), "--swap", str(old), str(new),
+                                    "--out", str(tmp_path / name)]) == 1
+        assert not (tmp_path / name).exists()
+        return capsys.readouterr().err
+
     # A weights image short of the memory's depth (the probe: 4 of its 8 lines; the rest
     # would keep the placeholder's random words): refused by the manifest beside the
-    # bitstream, nothing written.
+    # bitstream.
     short = tmp_path / "short_weights.hex"
     short.write_text("".join(trained.read_text().splitlines(keepends=True)[:4]))
-    capsys.readouterr()
-    assert cli.run(patch.main, [str(config_file), "--swap", str(placeholder), str(short),
-                                "--out", str(tmp_path / "short.bit")]) == 1
-    assert capsys.readouterr().err == (
+    assert refused(placeholder, short, "short.bit") == (
         f"error: {short} holds 4 words, the memory it stands for 8: the missing words would "
         f"keep the bitstream's old contents\n")
-    assert not (tmp_path / "short.bit").exists()
-    # The trained image is not in the placeholder bitstream: an error, nothing written.
-    capsys.readouterr()
-    assert cli.run(patch.main, [str(config_file), "--swap", str(trained), str(placeholder),
-                                "--out", str(tmp_path / "none.bit")]) == 1
-    assert capsys.readouterr().err == (
+    # The trained image is not in the placeholder bitstream.
+    assert refused(trained, placeholder, "none.bit") == (
         f"error: the image {trained} is not in {config_file}: no block RAM holds it (was the "
         f"bitstream built with --placeholder-weights, from this image?)\n")
-    assert not (tmp_path / "none.bit").exists()
 
 
 def test_patch_refuses_images_of_another_memory(tmp_path, capsys):

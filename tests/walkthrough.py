@@ -52,3 +52,20 @@ def run_commands(folder: Path, commands: list[str]) -> list[dict]:
 #: Generate a packed network in ``packed`` and verify it on Verilator with ``s.npz``.
 GEN_AND_VERIFY = ["python -m dalif_hw.gen --network packed --out rtl",
                   "python -m dalif_hw.verify --network packed --rtl rtl --stimulus s.npz"]
+
+
+def rtl_equals_twin(folder: Path, model, network, stimulus, floor: float) -> None:
+    """Save ``network`` (packed from ``model``) and ``stimulus`` [S, T, M] (spikes, or counts
+    for analog input) in ``folder``; check that its twin keeps at least ``floor`` of the float
+    model's spikes in every layer; generate it and verify it on Verilator: 0 mismatches."""
+    import numpy as np
+
+    from dalif_hw.twin.agreement import agreement
+
+    network.save(folder / "packed")
+    key = "spikes" if stimulus.dtype == bool else "counts"
+    np.savez(folder / "s.npz", **{key: stimulus})
+    agree = agreement(model, network, stimulus)
+    assert min(value for _, value in agree.layers) >= floor, agree
+    summary, = run_commands(folder, GEN_AND_VERIFY)
+    assert summary["mismatches"] == 0 and summary["samples"] == len(stimulus), summary
