@@ -329,6 +329,11 @@ class ConvParams:
         _, HO, WO = self.shape.out_shape
         return np.repeat(value, HO * WO)
 
+    def biases(self) -> np.ndarray:
+        """The bias of every neuron, [N] (zeros without a bias), as :meth:`IntParams.biases`."""
+        return np.zeros(self.neurons, np.int64) if self.bias is None else \
+            np.array(self.per_neuron("bias"))
+
     def dense(self) -> IntParams:
         """The same layer as a dense array: [N, M] weights, per-neuron decays and biases (a
         layer that pools its currents has none: max is not a weighted sum)."""

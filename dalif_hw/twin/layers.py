@@ -235,9 +235,7 @@ class _Prepared:
         # weights as [M, N].
         self.weight_t = params.weight.reshape(params.weight.shape[0], -1).T if conv else \
             params.weight.T
-        self.biases = params.biases() if not conv else \
-            np.zeros(params.neurons, np.int64) if params.bias is None else \
-            params.per_neuron("bias")
+        self.biases = params.biases()
         self.products: dict = {}
 
     def currents(self, counts: np.ndarray, dtype) -> np.ndarray:
