@@ -18,7 +18,7 @@ from dalif_hw.core.layout import memories
 from dalif_hw.core.params import IntParams, ReadoutParams
 from dalif_hw.hw.accumulate import SpikeAccumulator, config_widths
 from dalif_hw.hw.readout import Readout
-from dalif_hw.hw.serialize import SpikeSerializer
+from dalif_hw.hw.serialize import LUT_RING_DEPTH, SpikeSerializer
 from dalif_hw.hw.update import PUSH_LATENCY, STAGES, UPDATE_LATENCY, NeuronUpdate
 
 
@@ -322,6 +322,15 @@ def test_serializer_sends_ascending_indices_under_back_pressure():
     assert [beat[1:] for beat in distributed] == expected
     _, block = serialize("block")
     assert block == distributed
+
+
+def test_a_deep_ring_goes_into_block_ram():
+    """Beyond LUT_RING_DEPTH entries the ring is read the block RAM's way (synchronously)
+    even on a target whose rings are LUT RAM; the test above shows the two send alike."""
+    ring = dict(lanes=8, neurons=9216, reserve=3, fifo_ram="distributed")
+    assert SpikeSerializer(depth=LUT_RING_DEPTH, **ring).ring_ram == "distributed"
+    assert SpikeSerializer(depth=2 * LUT_RING_DEPTH, **ring).ring_ram == "block"
+    assert SpikeSerializer(depth=8, **{**ring, "fifo_ram": "block"}).ring_ram == "block"
 
 
 # -- the readout -----------------------------------------------------------------------------

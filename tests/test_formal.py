@@ -243,7 +243,11 @@ def test_fork_add_diamond_keeps_the_stream_rules(tmp_path):
     assert result.status == "bounded", result.log[-3000:]
 
 
+@pytest.mark.slow
 def test_the_diamond_liveness_bound_has_teeth(tmp_path):
+    """The bound is the smallest the diamond meets: one cycle less fails at the proof's depth.
+    (Two minutes of solver time for a constant's tightness, so behind ``-m slow``; that the
+    proof can fail at all is shown by the broken diamonds below, in the default run.)"""
     result = prove(Diamond(2, latency=DIAMOND_LATENCY - 1, steps=DIAMOND_STEPS), tmp_path,
                    bounded=DIAMOND_DEPTH)
     assert result.status == "failed"

@@ -147,6 +147,8 @@ def manifest(array: NeuronArray, name: str) -> dict:
         "memories": _memories(array, name),
         "pipeline": {"update_latency": UPDATE_LATENCY, "push_latency": PUSH_LATENCY,
                      "spike_fifo_depth": array.fifo_depth,
+                     # "distributed" (LUT RAM) or "block" (serialize.LUT_RING_DEPTH)
+                     "spike_fifo_ram": array.serializer.ring_ram,
                      "cycles_per_input_beat": (
                          int(beat_operations(*array.params.shape.accumulator(
                              config.lanes, config.acc_lanes)).max())

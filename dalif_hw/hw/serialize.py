@@ -6,7 +6,12 @@ ring FIFO with registered pointers. ``fifo_ram`` says how the ring is read: ``di
 clock-to-output limited the array to about 110 MHz); ``block`` (iCE40, which has no
 distributed RAM: in flip-flops the ring of a 2-lane array of 256 neurons took 6,400),
 synchronously, the read address being the next cycle's head and a write in the same cycle
-passed through, so that it maps to block RAM. Both give the same cycles.
+passed through, so that it maps to block RAM. A ring deeper than :data:`LUT_RING_DEPTH`
+entries is read the ``block`` way whatever ``fifo_ram`` says: a large convolution's ring
+holds two passes of thousands of groups (4,096 entries of 27 bits in the first layer of
+``benchmarks/conv.py``: 110 kbit, about 1,700 LUT-RAM cells spread over the part, whose read
+mux was that design's critical path at 58 MHz), where a few block RAMs hold it. Both ways
+give the same cycles.
 
 The entry being sent sits in registers with its spike count, so that the decision to take
 the next one depends on registers and the output handshake only: one beat per spike, lowest
@@ -28,10 +33,13 @@ from ..core.config import index_width
 from .streams import event_signature
 from .update import spike_entry_layout
 
-__all__ = ["SpikeSerializer", "FIFO_RAMS"]
+__all__ = ["SpikeSerializer", "FIFO_RAMS", "LUT_RING_DEPTH"]
 
 #: Where the spike ring lives (see the module docstring).
 FIFO_RAMS = ("distributed", "block")
+#: The deepest ring kept in distributed RAM (a dense array of 256 neurons at 8 lanes has 64
+#: entries, the digits network's convolution 512); deeper ones go into block RAM.
+LUT_RING_DEPTH = 256
 
 
 class SpikeSerializer(wiring.Component):
@@ -51,7 +59,8 @@ class SpikeSerializer(wiring.Component):
         Every entry's ``base`` is a multiple of P (a dense array's; not a convolution's
         whose rows are not a multiple of P wide).
     fifo_ram : str
-        :data:`FIFO_RAMS`: ``distributed`` (default) or ``block``.
+        :data:`FIFO_RAMS`: ``distributed`` (default; block RAM all the same beyond
+        :data:`LUT_RING_DEPTH` entries) or ``block``; ``ring_ram`` says which it is.
 
     Attributes
     ----------
@@ -71,7 +80,7 @@ class SpikeSerializer(wiring.Component):
         if fifo_ram not in FIFO_RAMS:
             raise ValueError(f"fifo_ram must be one of {', '.join(FIFO_RAMS)}, not "
                              f"{fifo_ram!r}")
-        self.fifo_ram = fifo_ram
+        self.ring_ram = "block" if depth > LUT_RING_DEPTH else fifo_ram
         self.lanes, self.neurons, self.depth, self.reserve = lanes, neurons, depth, reserve
         self.aligned = aligned
         self.layout = spike_entry_layout(lanes, index_width(neurons))
@@ -87,7 +96,7 @@ class SpikeSerializer(wiring.Component):
         m = Module()
         P = self.lanes
         ring = m.submodules.spikes = Memory(shape=self.layout, depth=self.depth, init=[])
-        if self.fifo_ram == "block":
+        if self.ring_ram == "block":
             ring_wr = ring.write_port()
             ring_rd = ring.read_port(transparent_for=(ring_wr,))
         else:
@@ -98,7 +107,7 @@ class SpikeSerializer(wiring.Component):
         m.d.comb += [push.eq(self.push.valid), ring_wr.data.eq(self.push.payload),
                      ring_wr.addr.eq(wp), ring_wr.en.eq(push),
                      # the head: now (combinational), or the next cycle's (synchronous)
-                     ring_rd.addr.eq(Mux(pop, rp + 1, rp) if self.fifo_ram == "block" else rp)]
+                     ring_rd.addr.eq(Mux(pop, rp + 1, rp) if self.ring_ram == "block" else rp)]
         with m.If(push):
             m.d.sync += wp.eq(wp + 1)
         with m.If(pop):
