@@ -208,7 +208,9 @@ def side_by_side(network: Network, spikes: np.ndarray, us_accelerator: float | N
 def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[dict]:
     """Per layer with neurons: synaptic operations per inference (counted beats times the
     neurons each reaches), per cycle of the inference, and the lane utilization: operations
-    / (accumulation lanes x the accumulator's busy cycles, dalif_hw.hw.cost)."""
+    / (accumulation lanes x the accumulator's busy cycles, dalif_hw.hw.cost); and the busy
+    cycles if every beat carried its index's count (a sum pool's window sent as one beat, the
+    accumulator adding the weight times the count: issue 22 item 2, not built yet)."""
     from dalif_hw.hw import cost
 
     rows = []
@@ -227,7 +229,8 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
         busy = float((counts @ cost.operations(layer)).sum()) / samples
         rows.append({"layer": layer.name, "acc_lanes": layer.config.acc_lanes,
                      "synaptic_ops": ops, "ops_per_cycle": ops / cycles,
-                     "busy_cycles": busy,
+                     "busy_cycles": busy, "busy_cycles_with_counts": float(
+                         ((counts > 0) @ cost.operations(layer)).sum()) / samples,
                      "utilization": ops / (layer.config.acc_lanes * busy) if busy else 0.0})
     return rows
 
@@ -239,10 +242,11 @@ def markdown(row: dict, layers: list, timing: list) -> str:
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys),
              "| " + " | ".join(fmt(row[k]) for k in keys) + " |", "",
              "| layer | acc lanes | synaptic ops / inference | ops / cycle | accumulator busy "
-             "cycles | lane utilization |", "| --- | --- | --- | --- | --- | --- |"]
+             "cycles | lane utilization | busy cycles if beats carried counts |",
+             "| --- | --- | --- | --- | --- | --- | --- |"]
     lines += [f"| {r['layer']} | {r['acc_lanes']} | {r['synaptic_ops']:,.0f} | "
-              f"{r['ops_per_cycle']:.1f} | {r['busy_cycles']:,.0f} | {r['utilization']:.2f} |"
-              for r in layers]
+              f"{r['ops_per_cycle']:.1f} | {r['busy_cycles']:,.0f} | {r['utilization']:.2f} | "
+              f"{r['busy_cycles_with_counts']:,.0f} |" for r in layers]
     lines += ["", "| what (this machine, this run) | us / image | vs PyTorch batch 1, 1 thread |",
               "| --- | --- | --- |"]
     base = timing[0][1]

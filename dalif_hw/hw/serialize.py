@@ -37,8 +37,9 @@ __all__ = ["SpikeSerializer", "FIFO_RAMS", "LUT_RING_DEPTH"]
 
 #: Where the spike ring lives (see the module docstring).
 FIFO_RAMS = ("distributed", "block")
-#: The deepest ring kept in distributed RAM (a dense array of 256 neurons at 8 lanes has 64
-#: entries, the digits network's convolution 512); deeper ones go into block RAM.
+#: The deepest ring kept in distributed RAM; deeper ones go into block RAM. (The default
+#: array's ring has 64 entries and stays in LUT RAM; the digits network's convolution's has
+#: 512, the MNIST-shaped network's 4,096 and 1,024.)
 LUT_RING_DEPTH = 256
 
 
