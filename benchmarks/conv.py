@@ -226,11 +226,12 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
             reach = np.full(layer.in_size, layer.config.neurons)
         samples = len(counts)
         ops = float((counts @ reach).sum()) / samples
-        busy = float((counts @ cost.operations(layer)).sum()) / samples
+        operations = cost.operations(layer)      # accumulator cycles per beat
+        busy = float((counts @ operations).sum()) / samples
         rows.append({"layer": layer.name, "acc_lanes": layer.config.acc_lanes,
                      "synaptic_ops": ops, "ops_per_cycle": ops / cycles,
                      "busy_cycles": busy, "busy_cycles_with_counts": float(
-                         ((counts > 0) @ cost.operations(layer)).sum()) / samples,
+                         ((counts > 0) @ operations).sum()) / samples,
                      "utilization": ops / (layer.config.acc_lanes * busy) if busy else 0.0})
     return rows
 

@@ -210,6 +210,8 @@ def _pool_kind(module) -> str | None:
     if isinstance(module, nn.AvgPool2d):
         return "avg"
     return "sum" if _class_name(module) == _SUM_POOL else None
+
+
 #: Layers that do nothing at inference (by type, and SpikingJelly's by class name).
 _PASS = (nn.Dropout, nn.Identity)
 _PASS_NAMES = {f"spikingjelly.{api}.layer.{name}" for api in ("activation_based", "clock_driven")
@@ -343,10 +345,10 @@ def from_module(net: nn.Module, in_shape: Sequence[int]) -> DALIFGraph:
             pending = _Synapse(path, module)
         elif convert is not None:
             _fail(path, module, "a neuron needs a Linear or Conv2d in front of it")
-        elif _pool_kind(module) is not None:
+        elif (kind := _pool_kind(module)) is not None:
             if len(shape) != 3 or not body:
                 _fail(path, module, "pooling here takes the spikes of a conv layer")
-            pool = SpikePool2d(_pool_kind(module), _window(path, module))
+            pool = SpikePool2d(kind, _window(path, module))
             try:
                 shape = out_shape(pool, [shape])
             except (ValueError, ConfigError) as exc:
