@@ -423,3 +423,77 @@ def test_conv_layer_matches_the_twin(seed):
     acc = dut.accumulator
     assert got == want, (f"{shape}, P={config.lanes}, A={config.acc_lanes}, overlap "
                          f"{acc.overlap}, LUT banks {acc.lut_banks}")
+
+
+# -- the pooling stage -----------------------------------------------------------------------
+
+def pool_through(kind: str, seed: int, pressure: bool):
+    """Random beats (spikes, some beyond the inputs or the last whole window, and eots)
+    through a pooling stage with random gaps and back-pressure (``pressure``) or none: the
+    beats expected (from divmod, not the stage's ROM), and those sent as (cycle, index,
+    eot)."""
+    from dalif_hw.core.conv import PoolShape
+    from dalif_hw.hw.pool import SpikePool
+
+    rng = np.random.default_rng(seed)
+    (C, H, W), (PKH, PKW) = (2, 5, 7), (2, 3)
+    stage = SpikePool(PoolShape(kind, (C, H, W), (PKH, PKW)))
+    top = (1 << len(stage.i.payload.index)) - 1
+    beats = [(int(rng.integers(0, C * H * W + 3)) if rng.random() < 0.9 else top, 0)
+             if rng.random() < 0.85 else (0, 1) for _ in range(120)]
+    expected, seen = [], set()
+    for index, eot in beats:
+        if eot:
+            expected.append((0, 1))
+            seen = set()
+            continue
+        c, rest = divmod(index, H * W)
+        y, x = divmod(rest, W)
+        if c < C and y < H // PKH * PKH and x < W // PKW * PKW:
+            pooled = (c * (H // PKH) + y // PKH) * (W // PKW) + x // PKW
+            if kind == "sumpool" or pooled not in seen:
+                expected.append((pooled, 0))
+            seen.add(pooled)
+    got = []
+
+    async def producer(ctx):
+        queue = list(beats)
+        while queue:
+            if offer(ctx, stage.i, queue, gap=pressure and rng.random() < 0.3):
+                queue.pop(0)
+            await ctx.tick()
+        ctx.set(stage.i.valid, 0)
+
+    async def consumer(ctx):
+        for cycle in range(6 * len(beats)):
+            ready = not pressure or rng.random() < 0.6
+            ctx.set(stage.o.ready, ready)
+            if ready and ctx.get(stage.o.valid):
+                beat = ctx.get(stage.o.payload)
+                got.append((cycle, beat.index, beat.eot))
+            await ctx.tick()
+
+    sim = Simulator(stage)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    return beats, expected, got
+
+
+@pytest.mark.parametrize("kind", ["sumpool", "maxpool"])
+def test_pool_stage_remaps_every_beat_under_back_pressure(kind):
+    for seed in range(3):
+        _, expected, got = pool_through(kind, seed, pressure=True)
+        assert [beat[1:] for beat in got] == expected, f"seed {seed}"
+
+
+def test_pool_stage_passes_a_beat_a_cycle():
+    """Sum pooling with nothing in its way: the beats that it sends come one a cycle (the
+    cost model's beat a cycle, :func:`dalif_hw.hw.cost.pool_cycles`)."""
+    beats, expected, got = pool_through("sumpool", 0, pressure=False)
+    assert [beat[1:] for beat in got] == expected
+    cycles = [beat[0] for beat in got]
+    # Every input beat, sent or discarded, takes a cycle: the last beat goes out within the
+    # stage's latency of the last beat offered.
+    assert cycles[-1] - cycles[0] <= len(beats), (cycles[0], cycles[-1], len(beats))

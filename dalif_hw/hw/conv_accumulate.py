@@ -197,24 +197,31 @@ class ConvAccumulator(wiring.Component):
             banks[e][p] = (bank.read_port(domain="comb" if self.lut_banks else "sync"),
                            bank.write_port())
 
-        # The walk's start per input index, read when the beat enters the buffer.
+        # The walk's start per input index (and its operations, KG rows runs), read when the
+        # beat enters the buffer; registered as the beat is taken (the block RAM's own output
+        # register, flow/hardregs), the walk *launched* a cycle later.
         rows_max = max([e["rows"] for e in self.rom] + [1])
         runs_max = max([e["runs"] for e in self.rom] + [1])
+        ops_max = KG * rows_max * runs_max
         rom_layout = data.StructLayout({
             "ab0": range(max(2, HO * XB)), "wa0": range(max(2, C * KH)), "phase": range(P),
             "r0": range(KW), "rows": range(rows_max + 1), "runs": range(runs_max + 1),
-            "tail": range(P + 1)})
+            "tail": range(P + 1), "ops": range(ops_max + 1)})
         rom = m.submodules.window_rom = Memory(
-            shape=rom_layout, depth=len(self.rom), init=self.rom)
+            shape=rom_layout, depth=len(self.rom),
+            init=[dict(e, ops=KG * e["rows"] * e["runs"]) for e in self.rom])
         rom_rd = rom.read_port()
 
         beat_v, beat, consume = input_buffer(m, self)
         m.d.comb += [rom_rd.addr.eq(self.i.payload.index),
                      rom_rd.en.eq(self.i.valid & self.i.ready)]
-        start = rom_rd.data   # of the buffered beat
+        start = Signal(rom_layout, reset_less=True)   # of the beat taken the cycle before
+        m.d.sync += start.eq(rom_rd.data)
+        launch = Signal()
 
         # -- the walk of a spike: channel groups, rows, runs ----------------------------------
         walking = Signal()
+        remaining = Signal(range(ops_max + 1))   # operations of the walk, this one included
         parity = Signal()                 # the set of banks this timestep accumulates into
         kg_i = Signal(range(KG))
         row_i, run_i = Signal(range(rows_max + 1)), Signal(range(runs_max + 1))
@@ -222,10 +229,13 @@ class ConvAccumulator(wiring.Component):
         tail, phase = Signal(range(P + 1)), Signal(range(P))
         ab_kg, ab_row, ab = (Signal(range(depth + 1), name=n) for n in ("ab_kg", "ab_row", "ab"))
         wa_kg, wa = Signal(range(KG * C * KH)), Signal(range(KG * C * KH))
+        wa_next = Signal.like(wa)         # what wa takes at the clock: the kernel's read
+        m.d.comb += wa_next.eq(wa)        # address (see "the walk, stage 1 -> 2")
+        m.d.sync += wa.eq(wa_next)
         r0, r = Signal(range(KW)), Signal(range(KW))
         last_run = run_i == runs - 1
         last_row = row_i == rows - 1
-        walk_last = last_run & last_row & (kg_i == KG - 1)
+        walk_last = remaining == 1
 
         walk_layout = data.StructLayout({
             "parity": 1, "addr": data.ArrayLayout(range(depth + 1), P), "en": P})
@@ -290,13 +300,19 @@ class ConvAccumulator(wiring.Component):
         drained = ~((w_valid[1] & (s1.parity != parity)) | (w_valid[2] & (s2.parity != parity)))
         quiet_ok = pass_spacing(m, self.pass_gap, op_valid)
         go = due & ~pass_busy & drained & quiet_ok
-        walk_ready = ~walking | (walk_last & walk_valid)
+        # A spike is taken when the walker is free the next cycle, when its walk is launched:
+        # one launched now of at most one operation, or none launched and at most one more
+        # to go. An eot waits until the walks of its timestep are out of the walker (the last
+        # in this cycle), since its pass flips the set that they write.
+        spike_ready = Mux(launch, start.ops <= 1, ~walking | (remaining <= 2))
+        eot_ready = ~launch & (~walking | walk_last)
         # A spike waits while its set is being passed (or due to be, with one set); an eot
         # while a pass is still due.
         set_busy = pass_busy & (p_parity == parity) if self.overlap else pass_busy | due
-        ready = Mux(beat.eot, walk_ready & ~due, walk_ready & ~set_busy)
+        ready = Mux(beat.eot, eot_ready & ~due, spike_ready & ~set_busy)
         walk_start, pass_start, first_step, _ = count_beats(
             m, self, beat_v, beat, consume, ready=ready, quiet_ok=1, pass_every=1)
+        m.d.sync += launch.eq(walk_start)
         with m.If(pass_start):
             m.d.sync += [due.eq(1), due_first.eq(first_step), parity.eq(~parity)]
         with m.Elif(go):
@@ -304,23 +320,27 @@ class ConvAccumulator(wiring.Component):
         with m.If(go):
             m.d.sync += [passing.eq(1), p_first_step.eq(due_first), p_parity.eq(~parity)]
 
-        with m.If(walk_start & (start.rows != 0) & (start.runs != 0)):
-            m.d.sync += [walking.eq(1), kg_i.eq(0), row_i.eq(0), run_i.eq(0),
+        with m.If(launch & (start.ops != 0)):
+            m.d.sync += [walking.eq(1), remaining.eq(start.ops),
+                         kg_i.eq(0), row_i.eq(0), run_i.eq(0),
                          rows.eq(start.rows), runs.eq(start.runs), tail.eq(start.tail),
                          phase.eq(start.phase), ab_kg.eq(start.ab0), ab_row.eq(start.ab0),
-                         ab.eq(start.ab0), wa_kg.eq(start.wa0), wa.eq(start.wa0),
-                         r0.eq(start.r0), r.eq(start.r0)]
+                         ab.eq(start.ab0), wa_kg.eq(start.wa0), r0.eq(start.r0),
+                         r.eq(start.r0)]
+            m.d.comb += wa_next.eq(start.wa0)
         with m.Elif(walking):
+            m.d.sync += remaining.eq(remaining - 1)
             with m.If(~last_run):
                 m.d.sync += [run_i.eq(run_i + 1), ab.eq(ab_next), r.eq(r - P * SW)]
             with m.Elif(~last_row):
                 m.d.sync += [run_i.eq(0), row_i.eq(row_i + 1), ab_row.eq(ab_row + XB),
-                             ab.eq(ab_row + XB), r.eq(r0), wa.eq(wa - SH)]
+                             ab.eq(ab_row + XB), r.eq(r0)]
+                m.d.comb += wa_next.eq(wa - SH)
             with m.Elif(kg_i != KG - 1):
                 m.d.sync += [run_i.eq(0), row_i.eq(0), kg_i.eq(kg_i + 1),
                              ab_kg.eq(ab_kg + HO * XB), ab_row.eq(ab_kg + HO * XB),
-                             ab.eq(ab_kg + HO * XB), r.eq(r0), wa_kg.eq(wa_kg + C * KH),
-                             wa.eq(wa_kg + C * KH)]
+                             ab.eq(ab_kg + HO * XB), r.eq(r0), wa_kg.eq(wa_kg + C * KH)]
+                m.d.comb += wa_next.eq(wa_kg + C * KH)
             with m.Else():
                 m.d.sync += walking.eq(0)
 
@@ -349,7 +369,7 @@ class ConvAccumulator(wiring.Component):
         # -- the banks' ports: each set serves the walk or the pass (never both at once) -------
         # LUT-RAM banks are read at stage 2, in the cycle of the add and the write; block-RAM
         # banks at stage 0, their words registered at stage 2 (acc2, pass2).
-        m.d.comb += w_rd.addr.eq(wa)
+        m.d.comb += w_rd.addr.eq(wa_next)
         # A LUT-RAM bank's address (read and write, both at stage 2) is picked a stage early,
         # so that it comes straight from a register (its select reaches every bank).
         news = [Signal(word_width, name=f"new_bank{p}") for p in range(P)]
@@ -388,10 +408,14 @@ class ConvAccumulator(wiring.Component):
             m.d.sync += [a.eq(word_of(p, p1)) for p, a in enumerate(pass2)]
 
         # -- the walk, stage 1 -> 2: each lane's weight, picked from the kernel word on its
-        # way into the register -----------------------------------------------------------------
+        # way into the register. The kernel word is read a cycle ahead (at the address the
+        # walk takes next) and registered alone, so that the block RAM's own output register
+        # holds it (flow/hardregs) and the pick starts from a register. -----------------------
         pick1 = Signal.like(pick, reset_less=True)
         m.d.sync += pick1.eq(pick)
-        kernel = lanes_of(w_rd.data, PK * KW, WB)
+        kernel_word = Signal.like(w_rd.data, name="s1_kernel", reset_less=True)
+        m.d.sync += kernel_word.eq(w_rd.data)
+        kernel = lanes_of(kernel_word, PK * KW, WB)
         w2 = Signal(data.ArrayLayout(data.ArrayLayout(signed(WB), PK), P), reset_less=True)
         for p in range(P):
             for kk in range(PK):

@@ -7,10 +7,11 @@ cap is PKH PKW times its M); max pooling sends each pooled index at most once a 
 where it first occurs, from a seen-set of one bit per pooled index, cleared by the eot.
 
 The remap is a ROM over the input indices (``PoolShape.index_map``), read as a beat enters
-the one-beat buffer; the buffer's beat goes out (or is discarded) the next cycle it may. A
-two-entry FIFO in front gives the input a registered ready, so that no combinational path
-runs from the next layer's ready back into the layer before (it was the critical path of a
-convolutional network).
+a one-beat buffer; the beat moves on with its target registered, and from there goes out (or
+is discarded), each the next cycle it may: a beat a cycle. A FIFO in front gives the input a
+registered ready, so that no combinational path runs from the next layer's ready back into
+the layer before (it was the critical path of a convolutional network); one behind gives the
+output a payload from registers.
 """
 
 from __future__ import annotations
@@ -68,38 +69,44 @@ class SpikePool(wiring.Component):
         beat = data.View(self.i.payload.shape(), buffer.r_data)
         take = buffer.r_en
 
-        held, eot = Signal(), Signal()
+        # Two stages: the beat *held* while its target is read from the ROM, then *sent* (or
+        # discarded) with the target registered, so that the ROM's output (a block RAM's,
+        # 5.6 ns after the clock on the ECP5) runs into a register, not on into the output
+        # FIFO (a critical path of the MNIST-shaped network, docs/hardware.md).
+        held, sending = Signal(), Signal()
+        eot, in_range = Signal(), Signal()            # of the held beat
+        target = Signal(layout, reset_less=True)      # of the beat being sent
+        s_eot, s_in_range = Signal(), Signal()
         m.d.comb += [rom_rd.addr.eq(beat.index), rom_rd.en.eq(buffer.r_rdy & take)]
-        target = rom_rd.data
-        # In range (index < C H W) and inside a whole window.
-        in_range = Signal()
         send = Signal()
         if self.shape.kind == "maxpool":
             seen = Signal(n_out)
-            m.d.comb += send.eq(eot | (in_range & target.inside &
-                                       ~seen.bit_select(target.index, 1)))
+            m.d.comb += send.eq(s_eot | (s_in_range & target.inside &
+                                         ~seen.bit_select(target.index, 1)))
         else:
-            m.d.comb += send.eq(eot | (in_range & target.inside))
-        # The output, through a FIFO too: its payload comes from registers, not from the
-        # ROM, which would otherwise run on into the next stage's window ROM address (the
-        # critical path of the MNIST-shaped network on the ECP5-85F, docs/hardware.md).
+            m.d.comb += send.eq(s_eot | (s_in_range & target.inside))
+        # The output, through a FIFO too: its payload comes from registers.
         out = m.submodules.out_buffer = fifo.SyncFIFOBuffered(
             width=len(self.o.payload.as_value()), depth=3)
         pooled = data.View(self.o.payload.shape(), out.w_data)
         m.d.comb += [self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
                      out.r_en.eq(self.o.ready)]
-        done = held & (~send | out.w_rdy)
-        m.d.comb += [take.eq(~held | done),
-                     out.w_en.eq(held & send),
-                     pooled.eot.eq(eot),
+        done = sending & (~send | out.w_rdy)
+        advance = ~sending | done                     # the held beat may move on
+        m.d.comb += [take.eq(~held | advance),
+                     out.w_en.eq(sending & send),
+                     pooled.eot.eq(s_eot),
                      pooled.index.eq(target.index)]
         with m.If(buffer.r_rdy & take):
             m.d.sync += [held.eq(1), eot.eq(beat.eot),
                          in_range.eq(beat.index < self.shape.inputs)]
-        with m.Elif(done):
+        with m.Elif(advance):
             m.d.sync += held.eq(0)
+        with m.If(advance):
+            m.d.sync += [sending.eq(held), target.eq(rom_rd.data), s_eot.eq(eot),
+                         s_in_range.eq(in_range)]
         if self.shape.kind == "maxpool":
-            with m.If(done & eot):
+            with m.If(done & s_eot):
                 m.d.sync += seen.eq(0)
             with m.Elif(done & send):
                 m.d.sync += seen.bit_select(target.index, 1).eq(1)
