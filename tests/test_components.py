@@ -427,7 +427,7 @@ def test_conv_layer_matches_the_twin(seed):
 
 # -- the pooling stage -----------------------------------------------------------------------
 
-def pool_through(kind: str, seed: int, pressure: bool):
+def pool_through(kind: str, seed: int, pressure: bool, in_shape=(2, 5, 7)):
     """Random beats (spikes, some beyond the inputs or the last whole window, and eots)
     through a pooling stage with random gaps and back-pressure (``pressure``) or none: the
     beats expected (from divmod, not the stage's ROM), and those sent as (cycle, index,
@@ -436,7 +436,7 @@ def pool_through(kind: str, seed: int, pressure: bool):
     from dalif_hw.hw.pool import SpikePool
 
     rng = np.random.default_rng(seed)
-    (C, H, W), (PKH, PKW) = (2, 5, 7), (2, 3)
+    (C, H, W), (PKH, PKW) = in_shape, (2, 3)
     stage = SpikePool(PoolShape(kind, (C, H, W), (PKH, PKW)))
     top = (1 << len(stage.i.payload.index)) - 1
     beats = [(int(rng.integers(0, C * H * W + 3)) if rng.random() < 0.9 else top, 0)
@@ -482,10 +482,43 @@ def pool_through(kind: str, seed: int, pressure: bool):
 
 
 @pytest.mark.parametrize("kind", ["sumpool", "maxpool"])
-def test_pool_stage_remaps_every_beat_under_back_pressure(kind):
+@pytest.mark.parametrize("in_shape", [(2, 5, 7), (3, 25, 31)], ids=["one-bank", "3-banks"])
+def test_pool_stage_remaps_every_beat_under_back_pressure(kind, in_shape):
+    """The second shape's index ROM (2,325 words) takes three block RAMs' depth."""
     for seed in range(3):
-        _, expected, got = pool_through(kind, seed, pressure=True)
+        _, expected, got = pool_through(kind, seed, pressure=True, in_shape=in_shape)
         assert [beat[1:] for beat in got] == expected, f"seed {seed}"
+
+
+def test_a_late_rom_reads_a_cycle_after_a_read_port():
+    """Over banks (2,500 words of 13 bits: three block RAMs deep), with reads at random
+    cycles: the data is the read port's of the cycle before."""
+    from amaranth.hdl import Module, Signal
+    from amaranth.lib.memory import Memory
+
+    from dalif_hw.hw.rom import bank_depth, late_rom
+
+    rng = np.random.default_rng(5)
+    init = [int(v) for v in rng.integers(0, 1 << 13, 2500)]
+    assert bank_depth(13) == 1024
+    m = Module()
+    addr, en = Signal(range(len(init))), Signal()
+    late = late_rom(m, "rom", 13, init, addr, en)
+    reference = m.submodules.reference = Memory(shape=13, depth=len(init), init=init)
+    port = reference.read_port()
+    m.d.comb += [port.addr.eq(addr), port.en.eq(en)]
+    got, want = [], []
+
+    async def bench(ctx):
+        for _ in range(300):
+            ctx.set(addr, int(rng.integers(0, len(init))))
+            ctx.set(en, int(rng.random() < 0.6))
+            got.append(ctx.get(late))
+            want.append(ctx.get(port.data))
+            await ctx.tick()
+
+    simulate(m, bench)
+    assert got[2:] == want[1:-1]
 
 
 def test_pool_stage_passes_a_beat_a_cycle():

@@ -63,6 +63,7 @@ from .accumulate import (
     pass_spacing,
     weight_memory,
 )
+from .rom import late_rom
 
 __all__ = ["ConvAccumulator", "window_rom", "beat_operations"]
 
@@ -198,8 +199,8 @@ class ConvAccumulator(wiring.Component):
                            bank.write_port())
 
         # The walk's start per input index (and its operations, KG rows runs), read when the
-        # beat enters the buffer; registered as the beat is taken (the block RAM's own output
-        # register, flow/hardregs), the walk *launched* a cycle later.
+        # beat enters the buffer, there from registers (:func:`.rom.late_rom`) a cycle after
+        # the beat is taken: the walk is *launched* then.
         rows_max = max([e["rows"] for e in self.rom] + [1])
         runs_max = max([e["runs"] for e in self.rom] + [1])
         ops_max = KG * rows_max * runs_max
@@ -207,16 +208,11 @@ class ConvAccumulator(wiring.Component):
             "ab0": range(max(2, HO * XB)), "wa0": range(max(2, C * KH)), "phase": range(P),
             "r0": range(KW), "rows": range(rows_max + 1), "runs": range(runs_max + 1),
             "tail": range(P + 1), "ops": range(ops_max + 1)})
-        rom = m.submodules.window_rom = Memory(
-            shape=rom_layout, depth=len(self.rom),
-            init=[dict(e, ops=KG * e["rows"] * e["runs"]) for e in self.rom])
-        rom_rd = rom.read_port()
-
         beat_v, beat, consume = input_buffer(m, self)
-        m.d.comb += [rom_rd.addr.eq(self.i.payload.index),
-                     rom_rd.en.eq(self.i.valid & self.i.ready)]
-        start = Signal(rom_layout, reset_less=True)   # of the beat taken the cycle before
-        m.d.sync += start.eq(rom_rd.data)
+        # Of the beat taken the cycle before (read a cycle later than a read port would).
+        start = late_rom(m, "window_rom", rom_layout,
+                         [dict(e, ops=KG * e["rows"] * e["runs"]) for e in self.rom],
+                         self.i.payload.index, self.i.valid & self.i.ready)
         launch = Signal()
 
         # -- the walk of a spike: channel groups, rows, runs ----------------------------------

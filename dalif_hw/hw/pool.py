@@ -16,12 +16,12 @@ output a payload from registers.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..core.conv import PoolShape
+from .rom import late_rom
 from .streams import event_signature
 
 __all__ = ["SpikePool"]
@@ -55,10 +55,6 @@ class SpikePool(wiring.Component):
         n_out = self.shape.outputs
         index_map = self.shape.index_map()
         layout = data.StructLayout({"index": range(max(n_out, 2)), "inside": 1})
-        rom = m.submodules.pool_rom = Memory(
-            shape=layout, depth=len(index_map),
-            init=[{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map])
-        rom_rd = rom.read_port()
 
         # The input, through a FIFO whose ready is registered (three entries: a beat a cycle;
         # SyncFIFOBuffered of two passes one every other cycle).
@@ -70,14 +66,20 @@ class SpikePool(wiring.Component):
         take = buffer.r_en
 
         # Two stages: the beat *held* while its target is read from the ROM, then *sent* (or
-        # discarded) with the target registered, so that the ROM's output (a block RAM's,
-        # 5.6 ns after the clock on the ECP5) runs into a register, not on into the output
-        # FIFO (a critical path of the MNIST-shaped network, docs/hardware.md).
-        held, sending = Signal(), Signal()
+        # discarded), its target from the ROM's registers (:func:`.rom.late_rom`) in its
+        # first cycle there and kept in a register of its own after, so that no block RAM's
+        # output (5.6 ns after the clock on the ECP5) runs into the output FIFO (a critical
+        # path of the MNIST-shaped network, docs/hardware.md).
+        held, sending, fresh = Signal(), Signal(), Signal()
         eot, in_range = Signal(), Signal()            # of the held beat
-        target = Signal(layout, reset_less=True)      # of the beat being sent
-        s_eot, s_in_range = Signal(), Signal()
-        m.d.comb += [rom_rd.addr.eq(beat.index), rom_rd.en.eq(buffer.r_rdy & take)]
+        s_eot, s_in_range = Signal(), Signal()        # of the beat being sent
+        looked_up = late_rom(
+            m, "pool_rom", layout,
+            [{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map],
+            beat.index, buffer.r_rdy & take)
+        target, kept = Signal(layout), Signal(layout, reset_less=True)
+        m.d.comb += target.eq(Mux(fresh, looked_up, kept))
+        m.d.sync += kept.eq(target)
         send = Signal()
         if self.shape.kind == "maxpool":
             seen = Signal(n_out)
@@ -102,9 +104,9 @@ class SpikePool(wiring.Component):
                          in_range.eq(beat.index < self.shape.inputs)]
         with m.Elif(advance):
             m.d.sync += held.eq(0)
+        m.d.sync += fresh.eq(advance & held)
         with m.If(advance):
-            m.d.sync += [sending.eq(held), target.eq(rom_rd.data), s_eot.eq(eot),
-                         s_in_range.eq(in_range)]
+            m.d.sync += [sending.eq(held), s_eot.eq(eot), s_in_range.eq(in_range)]
         if self.shape.kind == "maxpool":
             with m.If(done & s_eot):
                 m.d.sync += seen.eq(0)
