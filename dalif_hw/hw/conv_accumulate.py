@@ -214,6 +214,17 @@ class ConvAccumulator(wiring.Component):
                          [dict(e, ops=KG * e["rows"] * e["runs"]) for e in self.rom],
                          self.i.payload.index, self.i.valid & self.i.ready)
         launch = Signal()
+        # Whether that walk takes at most one operation, registered beside it from a ROM in
+        # LUTs at the buffered beat's index: the take of the next beat waits on it, and a
+        # path from the block RAM's output through the take back to its enable was the
+        # critical path (2.6 ns of logic, 11.1 of routing on the ECP5-85F).
+        flags = Memory(shape=1, depth=len(self.rom), init=[
+            int(KG * e["rows"] * e["runs"] <= 1) for e in self.rom])
+        m.submodules.short_rom = flags
+        flag = flags.read_port(domain="comb")
+        short = Signal()
+        m.d.comb += flag.addr.eq(beat.index)
+        m.d.sync += short.eq(flag.data)
 
         # -- the walk of a spike: channel groups, rows, runs ----------------------------------
         walking = Signal()
@@ -300,7 +311,7 @@ class ConvAccumulator(wiring.Component):
         # one launched now of at most one operation, or none launched and at most one more
         # to go. An eot waits until the walks of its timestep are out of the walker (the last
         # in this cycle), since its pass flips the set that they write.
-        spike_ready = Mux(launch, start.ops <= 1, ~walking | (remaining <= 2))
+        spike_ready = Mux(launch, short, ~walking | (remaining <= 2))
         eot_ready = ~launch & (~walking | walk_last)
         # A spike waits while its set is being passed (or due to be, with one set); an eot
         # while a pass is still due.
