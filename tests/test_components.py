@@ -33,11 +33,28 @@ def offer(ctx, port, queue: list, gap: bool = False) -> bool:
     return bool(queue) and not gap and bool(ctx.get(port.ready))
 
 
-def simulate(dut, bench):
+def simulate(dut, bench, background=None):
+    """Run ``bench`` on ``dut`` (and ``background`` beside it, until ``bench`` ends)."""
     sim = Simulator(dut)
     sim.add_clock(1e-6)
+    if background is not None:
+        sim.add_testbench(background, background=True)
     sim.add_testbench(bench)
     sim.run()
+
+
+def drain(port, cycles: int, ready, got: list):
+    """A testbench that takes beats from the event stream ``port`` for ``cycles`` cycles,
+    ready when ``ready()`` says, into ``got`` as (cycle, index, eot)."""
+    async def bench(ctx):
+        for cycle in range(cycles):
+            now = ready()
+            ctx.set(port.ready, now)
+            if now and ctx.get(port.valid):
+                beat = ctx.get(port.payload)
+                got.append((cycle, beat.index, beat.eot))
+            await ctx.tick()
+    return bench
 
 
 def random_params(rng, config: ArrayConfig, weight=None, **overrides) -> IntParams:
@@ -298,20 +315,8 @@ def serialize(fifo_ram: str):
             await ctx.tick()
         ctx.set(ser.push.valid, 0)
 
-    async def consumer(ctx):
-        for cycle in range(40 * len(entries)):
-            ready = rng.random() < 0.5
-            ctx.set(ser.o.ready, ready)
-            if ready and ctx.get(ser.o.valid):
-                beat = ctx.get(ser.o.payload)
-                got.append((cycle, beat.index, beat.eot))
-            await ctx.tick()
-
-    sim = Simulator(ser)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(ser, drain(ser.o, 40 * len(entries), lambda: rng.random() < 0.5, got),
+             producer)
     return expected, got
 
 
@@ -327,10 +332,16 @@ def test_serializer_sends_ascending_indices_under_back_pressure():
 def test_a_deep_ring_goes_into_block_ram():
     """Beyond LUT_RING_DEPTH entries the ring is read the block RAM's way (synchronously)
     even on a target whose rings are LUT RAM; the test above shows the two send alike."""
-    ring = dict(lanes=8, neurons=9216, reserve=3, fifo_ram="distributed")
-    assert SpikeSerializer(depth=LUT_RING_DEPTH, **ring).ring_ram == "distributed"
-    assert SpikeSerializer(depth=2 * LUT_RING_DEPTH, **ring).ring_ram == "block"
-    assert SpikeSerializer(depth=8, **{**ring, "fifo_ram": "block"}).ring_ram == "block"
+    from amaranth.hdl import Fragment
+
+    def ring_ram(**options):
+        serializer = SpikeSerializer(lanes=8, neurons=9216, reserve=3, **options)
+        Fragment.get(serializer, None)     # it builds
+        return serializer.ring_ram
+
+    assert ring_ram(depth=LUT_RING_DEPTH, fifo_ram="distributed") == "distributed"
+    assert ring_ram(depth=2 * LUT_RING_DEPTH, fifo_ram="distributed") == "block"
+    assert ring_ram(depth=8, fifo_ram="block") == "block"
 
 
 # -- the readout -----------------------------------------------------------------------------
@@ -464,20 +475,8 @@ def pool_through(kind: str, seed: int, pressure: bool, in_shape=(2, 5, 7)):
             await ctx.tick()
         ctx.set(stage.i.valid, 0)
 
-    async def consumer(ctx):
-        for cycle in range(6 * len(beats)):
-            ready = not pressure or rng.random() < 0.6
-            ctx.set(stage.o.ready, ready)
-            if ready and ctx.get(stage.o.valid):
-                beat = ctx.get(stage.o.payload)
-                got.append((cycle, beat.index, beat.eot))
-            await ctx.tick()
-
-    sim = Simulator(stage)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer, background=True)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(stage, drain(stage.o, 6 * len(beats),
+                          lambda: not pressure or rng.random() < 0.6, got), producer)
     return beats, expected, got
 
 
