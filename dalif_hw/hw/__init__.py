@@ -9,7 +9,7 @@
 - ``neuron_array``, ``readout``, ``network``, ``board``: layers and tops built from them;
 - ``uart``, ``link``: the board top's host link (UART, framed protocol, CRC-16);
 - ``emit`` (Verilog, manifest, ``.hex``), ``checks`` (protocol assertions), ``arith`` (HDL
-  saturation).
+  saturation), ``rom`` (ROMs read through block-RAM output registers).
 """
 
 from .accumulate import AccumulatorSignature, SpikeAccumulator

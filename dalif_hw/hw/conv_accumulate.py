@@ -18,9 +18,13 @@ anywhere touches each bank once, each at its own address (``xo // P`` is one mor
 banks below the run's start ``x0 % P``); banks past the run's end are not written. The
 kernel memory holds one word per (kg, c, ky): the KW weights of the PK channels' kernel row;
 the lanes of bank p pick their weight ``kx = r - SW ((p - x0) mod P)``, r being the run's
-first column offset, from a one-hot select computed a cycle ahead. A small ROM gives, per
-input index, where the walk starts and how many rows and runs it takes, so that the walk
-needs adders only.
+first column offset, from a one-hot select computed a cycle ahead. A ROM gives, per input
+index, where the walk starts and how many rows and runs it takes, so that the walk needs
+adders only; it is read as a beat enters the input buffer, and its word comes from the block
+RAMs' output registers a cycle after the beat is taken, when the walk is launched
+(:func:`~dalif_hw.hw.rom.late_rom`). The next beat is taken a cycle before the walk ahead of it
+ends, so spikes still follow each other with no bubble. The kernel word is read a cycle ahead
+(at the address the walk takes next) for its output register likewise.
 
 Each bank word carries a *touched* bit: the first operation of a timestep on a word starts
 from zero instead of what is stored. The update pass reads all P banks at one address (a

@@ -93,7 +93,11 @@ class SpikePool(wiring.Component):
         pooled = data.View(self.o.payload.shape(), out.w_data)
         m.d.comb += [self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
                      out.r_en.eq(self.o.ready)]
-        done = sending & (~send | out.w_rdy)
+        # The beat being sent leaves when the output FIFO has room, whether it is sent or
+        # discarded: so the take of a beat (which enables the ROM) waits on registers alone,
+        # not on the ROM's word through ``send`` (a discarded beat may wait a cycle more
+        # under back-pressure).
+        done = sending & out.w_rdy
         advance = ~sending | done                     # the held beat may move on
         m.d.comb += [take.eq(~held | advance),
                      out.w_en.eq(sending & send),
