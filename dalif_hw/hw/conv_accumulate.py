@@ -207,6 +207,7 @@ class ConvAccumulator(wiring.Component):
         # the beat is taken: the walk is *launched* then.
         rows_max = max([e["rows"] for e in self.rom] + [1])
         runs_max = max([e["runs"] for e in self.rom] + [1])
+        ops = [KG * e["rows"] * e["runs"] for e in self.rom]     # of each input index
         ops_max = KG * rows_max * runs_max
         rom_layout = data.StructLayout({
             "ab0": range(max(2, HO * XB)), "wa0": range(max(2, C * KH)), "phase": range(P),
@@ -215,15 +216,14 @@ class ConvAccumulator(wiring.Component):
         beat_v, beat, consume = input_buffer(m, self)
         # Of the beat taken the cycle before (read a cycle later than a read port would).
         start = late_rom(m, "window_rom", rom_layout,
-                         [dict(e, ops=KG * e["rows"] * e["runs"]) for e in self.rom],
+                         [dict(e, ops=n) for e, n in zip(self.rom, ops)],
                          self.i.payload.index, self.i.valid & self.i.ready)
         launch = Signal()
         # Whether that walk takes at most one operation, registered beside it from a ROM in
         # LUTs at the buffered beat's index: the take of the next beat waits on it, and a
         # path from the block RAM's output through the take back to its enable was the
         # critical path (2.6 ns of logic, 11.1 of routing on the ECP5-85F).
-        flags = Memory(shape=1, depth=len(self.rom), init=[
-            int(KG * e["rows"] * e["runs"] <= 1) for e in self.rom])
+        flags = Memory(shape=1, depth=len(self.rom), init=[int(n <= 1) for n in ops])
         m.submodules.short_rom = flags
         flag = flags.read_port(domain="comb")
         short = Signal()
