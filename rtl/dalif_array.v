@@ -322,46 +322,111 @@ module dalif_array(i__valid, o__ready, cfg__en, cfg__sel, cfg__addr, cfg__lane, 
 endmodule
 
 (* generator = "Amaranth" *)
-module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane, cfg__data, clk, rst, i__ready, issue__valid, pass___valid, room, pass___payload, issue__g, err, bias, i__payload);
+module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane, cfg__data, clk, rst, i__ready, room, pass___payload, issue__valid, issue__g, pass___valid, err, bias, i__payload);
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire [18:0] \$100 ;
-  wire [18:0] \$101 ;
-  wire [18:0] \$102 ;
-  wire [18:0] \$103 ;
-  wire [18:0] \$104 ;
-  wire [18:0] \$105 ;
-  reg \$106 ;
-  reg [8:0] \$107 ;
-  reg \$108 ;
-  reg \$109 ;
+  wire \$100 ;
+  wire \$101 ;
+  wire [4:0] \$102 ;
+  wire [4:0] \$103 ;
+  wire [8:0] \$104 ;
+  wire [8:0] \$105 ;
+  wire \$106 ;
+  wire [4:0] \$107 ;
+  wire [4:0] \$108 ;
+  wire \$109 ;
   wire \$11 ;
-  reg \$110 ;
-  reg \$111 ;
-  reg \$112 ;
-  reg [3:0] \$113 ;
-  reg [7:0] \$114 ;
-  reg [12:0] \$115 ;
-  reg \$116 ;
-  reg [8:0] \$117 ;
-  reg \$118 ;
-  reg \$119 ;
+  wire \$110 ;
+  wire [13:0] \$111 ;
+  wire \$112 ;
+  wire \$113 ;
+  wire \$114 ;
+  wire \$115 ;
+  wire \$116 ;
+  wire [1:0] \$117 ;
+  wire [1:0] \$118 ;
+  wire \$119 ;
   wire \$12 ;
-  reg \$120 ;
-  reg \$121 ;
-  reg \$122 ;
-  reg \$123 ;
-  reg \$124 ;
-  wire [291:0] \$125 ;
-  reg \$126 ;
+  wire \$120 ;
+  wire [1:0] \$121 ;
+  wire [9:0] \$122 ;
+  wire \$123 ;
+  wire \$124 ;
+  wire \$125 ;
+  wire \$126 ;
+  wire \$127 ;
+  wire \$128 ;
+  wire \$129 ;
   wire \$13 ;
+  wire \$130 ;
+  wire \$131 ;
+  wire \$132 ;
+  wire \$133 ;
+  wire \$134 ;
+  wire \$135 ;
+  wire \$136 ;
+  wire \$137 ;
+  wire \$138 ;
+  wire \$139 ;
   wire \$14 ;
+  wire \$140 ;
+  wire [287:0] \$141 ;
+  wire [287:0] \$142 ;
+  wire [287:0] \$143 ;
+  wire [287:0] \$144 ;
+  wire [18:0] \$145 ;
+  wire [18:0] \$146 ;
+  wire [18:0] \$147 ;
+  wire [18:0] \$148 ;
+  wire [18:0] \$149 ;
   wire \$15 ;
+  wire [18:0] \$150 ;
+  wire [18:0] \$151 ;
+  wire [18:0] \$152 ;
+  wire [18:0] \$153 ;
+  wire [18:0] \$154 ;
+  wire [18:0] \$155 ;
+  wire [18:0] \$156 ;
+  wire [18:0] \$157 ;
+  wire [18:0] \$158 ;
+  wire [18:0] \$159 ;
   wire \$16 ;
+  wire [18:0] \$160 ;
+  reg \$161 ;
+  reg [8:0] \$162 ;
+  reg \$163 ;
+  reg \$164 ;
+  reg \$165 ;
+  reg [3:0] \$166 ;
+  reg [7:0] \$167 ;
+  reg \$168 ;
+  reg \$169 ;
   wire \$17 ;
+  reg \$170 ;
+  reg \$171 ;
+  reg \$172 ;
+  reg \$173 ;
+  reg \$174 ;
+  reg [3:0] \$175 ;
+  reg [12:0] \$176 ;
+  reg \$177 ;
+  reg [8:0] \$178 ;
+  reg \$179 ;
   wire \$18 ;
+  reg \$180 ;
+  reg \$181 ;
+  reg \$182 ;
+  reg \$183 ;
+  reg \$184 ;
+  reg \$185 ;
+  reg \$186 ;
+  reg \$187 ;
+  reg [1:0] \$188 ;
+  reg \$189 ;
   wire \$19 ;
+  wire [292:0] \$190 ;
+  reg \$191 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -370,25 +435,25 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$24 ;
   wire \$25 ;
   wire \$26 ;
-  wire [18:0] \$27 ;
-  wire [18:0] \$28 ;
-  wire [18:0] \$29 ;
+  wire \$27 ;
+  wire \$28 ;
+  wire \$29 ;
   wire \$3 ;
-  wire [18:0] \$30 ;
-  wire [18:0] \$31 ;
-  wire [18:0] \$32 ;
-  wire [18:0] \$33 ;
-  wire [18:0] \$34 ;
-  wire [18:0] \$35 ;
-  wire [18:0] \$36 ;
-  wire [18:0] \$37 ;
-  wire [18:0] \$38 ;
+  wire \$30 ;
+  wire \$31 ;
+  wire \$32 ;
+  wire \$33 ;
+  wire \$34 ;
+  wire \$35 ;
+  wire \$36 ;
+  wire \$37 ;
+  wire \$38 ;
   wire [18:0] \$39 ;
   wire \$4 ;
   wire [18:0] \$40 ;
   wire [18:0] \$41 ;
   wire [18:0] \$42 ;
-  wire \$43 ;
+  wire [18:0] \$43 ;
   wire [18:0] \$44 ;
   wire [18:0] \$45 ;
   wire [18:0] \$46 ;
@@ -401,44 +466,44 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$52 ;
   wire [18:0] \$53 ;
   wire [18:0] \$54 ;
-  wire [18:0] \$55 ;
-  wire [18:0] \$56 ;
+  wire \$55 ;
+  wire \$56 ;
   wire [18:0] \$57 ;
   wire [18:0] \$58 ;
   wire [18:0] \$59 ;
   wire \$6 ;
-  wire \$60 ;
-  wire \$61 ;
-  wire \$62 ;
-  wire [4:0] \$63 ;
-  wire [4:0] \$64 ;
-  wire [8:0] \$65 ;
-  wire [8:0] \$66 ;
-  wire \$67 ;
-  wire \$68 ;
-  wire [13:0] \$69 ;
+  wire [18:0] \$60 ;
+  wire [18:0] \$61 ;
+  wire [18:0] \$62 ;
+  wire [18:0] \$63 ;
+  wire [18:0] \$64 ;
+  wire [18:0] \$65 ;
+  wire [18:0] \$66 ;
+  wire [18:0] \$67 ;
+  wire [18:0] \$68 ;
+  wire [18:0] \$69 ;
   wire [30:0] \$7 ;
-  wire \$70 ;
-  wire \$71 ;
-  wire \$72 ;
+  wire [18:0] \$70 ;
+  wire [18:0] \$71 ;
+  wire [18:0] \$72 ;
   wire \$73 ;
   wire \$74 ;
-  wire [1:0] \$75 ;
-  wire [1:0] \$76 ;
+  wire \$75 ;
+  wire \$76 ;
   wire \$77 ;
   wire \$78 ;
-  wire [1:0] \$79 ;
+  wire \$79 ;
   wire [30:0] \$8 ;
-  wire [9:0] \$80 ;
-  wire \$81 ;
-  wire \$82 ;
-  wire \$83 ;
-  wire \$84 ;
-  wire \$85 ;
-  wire \$86 ;
-  wire [287:0] \$87 ;
-  wire \$88 ;
-  wire \$89 ;
+  wire \$80 ;
+  wire [18:0] \$81 ;
+  wire [18:0] \$82 ;
+  wire [18:0] \$83 ;
+  wire [18:0] \$84 ;
+  wire [18:0] \$85 ;
+  wire [18:0] \$86 ;
+  wire [18:0] \$87 ;
+  wire [18:0] \$88 ;
+  wire [18:0] \$89 ;
   wire \$9 ;
   wire [18:0] \$90 ;
   wire [18:0] \$91 ;
@@ -447,57 +512,69 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$94 ;
   wire [18:0] \$95 ;
   wire [18:0] \$96 ;
-  wire [18:0] \$97 ;
-  wire [18:0] \$98 ;
-  wire [18:0] \$99 ;
-  wire \$signal ;
+  wire \$97 ;
+  wire \$98 ;
+  wire \$99 ;
+  reg \$signal  = 1'h0;
+  wire \$signal$18 ;
+  wire \$signal$24 ;
+  reg \$signal$25  = 1'h0;
   wire \$signal$26 ;
-  reg \$signal$58  = 1'h0;
-  reg [291:0] \$signal$59  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [3:0] \$signal$59.a ;
-  wire [287:0] \$signal$59.data ;
-  wire [17:0] \$signal$59.data.0 ;
-  wire [17:0] \$signal$59.data.10 ;
-  wire [17:0] \$signal$59.data.11 ;
-  wire [17:0] \$signal$59.data.12 ;
-  wire [17:0] \$signal$59.data.13 ;
-  wire [17:0] \$signal$59.data.14 ;
-  wire [17:0] \$signal$59.data.15 ;
-  wire [17:0] \$signal$59.data.1 ;
-  wire [17:0] \$signal$59.data.2 ;
-  wire [17:0] \$signal$59.data.3 ;
-  wire [17:0] \$signal$59.data.4 ;
-  wire [17:0] \$signal$59.data.5 ;
-  wire [17:0] \$signal$59.data.6 ;
-  wire [17:0] \$signal$59.data.7 ;
-  wire [17:0] \$signal$59.data.8 ;
-  wire [17:0] \$signal$59.data.9 ;
-  reg \$signal$60  = 1'h0;
-  reg [291:0] \$signal$61  = 292'h0000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [3:0] \$signal$61.a ;
-  wire [287:0] \$signal$61.data ;
-  wire [17:0] \$signal$61.data.0 ;
-  wire [17:0] \$signal$61.data.10 ;
-  wire [17:0] \$signal$61.data.11 ;
-  wire [17:0] \$signal$61.data.12 ;
-  wire [17:0] \$signal$61.data.13 ;
-  wire [17:0] \$signal$61.data.14 ;
-  wire [17:0] \$signal$61.data.15 ;
-  wire [17:0] \$signal$61.data.1 ;
-  wire [17:0] \$signal$61.data.2 ;
-  wire [17:0] \$signal$61.data.3 ;
-  wire [17:0] \$signal$61.data.4 ;
-  wire [17:0] \$signal$61.data.5 ;
-  wire [17:0] \$signal$61.data.6 ;
-  wire [17:0] \$signal$61.data.7 ;
-  wire [17:0] \$signal$61.data.8 ;
-  wire [17:0] \$signal$61.data.9 ;
+  reg \$signal$27  = 1'h0;
+  wire \$signal$38 ;
+  reg \$signal$82  = 1'h0;
+  reg [292:0] \$signal$83  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [4:0] \$signal$83.at ;
+  wire [287:0] \$signal$83.data ;
+  wire [17:0] \$signal$83.data.0 ;
+  wire [17:0] \$signal$83.data.10 ;
+  wire [17:0] \$signal$83.data.11 ;
+  wire [17:0] \$signal$83.data.12 ;
+  wire [17:0] \$signal$83.data.13 ;
+  wire [17:0] \$signal$83.data.14 ;
+  wire [17:0] \$signal$83.data.15 ;
+  wire [17:0] \$signal$83.data.1 ;
+  wire [17:0] \$signal$83.data.2 ;
+  wire [17:0] \$signal$83.data.3 ;
+  wire [17:0] \$signal$83.data.4 ;
+  wire [17:0] \$signal$83.data.5 ;
+  wire [17:0] \$signal$83.data.6 ;
+  wire [17:0] \$signal$83.data.7 ;
+  wire [17:0] \$signal$83.data.8 ;
+  wire [17:0] \$signal$83.data.9 ;
+  reg \$signal$84  = 1'h0;
+  reg [292:0] \$signal$85  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [4:0] \$signal$85.at ;
+  wire [287:0] \$signal$85.data ;
+  wire [17:0] \$signal$85.data.0 ;
+  wire [17:0] \$signal$85.data.10 ;
+  wire [17:0] \$signal$85.data.11 ;
+  wire [17:0] \$signal$85.data.12 ;
+  wire [17:0] \$signal$85.data.13 ;
+  wire [17:0] \$signal$85.data.14 ;
+  wire [17:0] \$signal$85.data.15 ;
+  wire [17:0] \$signal$85.data.1 ;
+  wire [17:0] \$signal$85.data.2 ;
+  wire [17:0] \$signal$85.data.3 ;
+  wire [17:0] \$signal$85.data.4 ;
+  wire [17:0] \$signal$85.data.5 ;
+  wire [17:0] \$signal$85.data.6 ;
+  wire [17:0] \$signal$85.data.7 ;
+  wire [17:0] \$signal$85.data.8 ;
+  wire [17:0] \$signal$85.data.9 ;
   wire [3:0] \$signature__addr ;
+  wire [3:0] \$signature__addr$55 ;
+  wire [3:0] \$signature__addr$58 ;
+  wire [3:0] \$signature__addr$60 ;
   wire [287:0] \$signature__data ;
+  wire [287:0] \$signature__data$56 ;
+  wire [287:0] \$signature__data$80 ;
+  wire [287:0] \$signature__data$81 ;
+  wire \$signature__en ;
+  wire \$signature__en$57 ;
+  reg [3:0] a = 4'h0;
+  reg a_is_15 = 1'h0;
   reg [287:0] acc3 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [3:0] acc_wr__addr;
-  wire [287:0] acc_wr__data;
-  wire acc_wr__en;
   reg [7:0] base = 8'h00;
   reg [8:0] beat = 9'h000;
   wire \beat.eot ;
@@ -521,7 +598,8 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [17:0] \bias.7 ;
   wire [17:0] \bias.8 ;
   wire [17:0] \bias.9 ;
-  reg busy = 1'h0;
+  (* init = 1'h0 *)
+  wire busy;
   wire [11:0] cfg__addr;
   input [15:0] cfg__data;
   wire [15:0] cfg__data;
@@ -536,13 +614,16 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire consume;
   reg [8:0] count = 9'h000;
   reg credit = 1'h0;
+  reg due = 1'h0;
+  reg due_first = 1'h0;
   output err;
   reg err = 1'h0;
   (* init = 1'h0 *)
-  wire \err$23 ;
-  reg first = 1'h1;
-  reg [3:0] g = 4'h0;
+  wire \err$35 ;
+  reg [1:0] first = 2'h3;
   reg g_is_15 = 1'h0;
+  wire go;
+  reg [287:0] group3 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
   input [8:0] i__payload;
   wire [8:0] i__payload;
   wire \i__payload.eot ;
@@ -551,20 +632,53 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire i__ready;
   input i__valid;
   wire i__valid;
-  reg in_pass = 1'h0;
   output [3:0] issue__g;
   wire [3:0] issue__g;
   output issue__valid;
-  wire issue__valid;
+  reg issue__valid = 1'h0;
   wire [19:0] op;
   wire [3:0] \op.a ;
   wire [7:0] \op.base ;
   wire \op.first_step ;
   wire [3:0] \op.g ;
   wire \op.last ;
-  wire \op.pass ;
+  wire \op.parity ;
   wire [-1:0] \op.sub ;
   wire \op.zero ;
+  reg [19:0] p1 = 20'h00000;
+  wire [3:0] \p1.a ;
+  wire [7:0] \p1.base ;
+  wire \p1.first_step ;
+  wire [3:0] \p1.g ;
+  wire \p1.last ;
+  wire \p1.parity ;
+  wire [-1:0] \p1.sub ;
+  wire \p1.zero ;
+  (* init = 1'h0 *)
+  wire p1_valid;
+  reg [19:0] p2 = 20'h00000;
+  wire [3:0] \p2.a ;
+  wire [7:0] \p2.base ;
+  wire \p2.first_step ;
+  wire [3:0] \p2.g ;
+  wire \p2.last ;
+  wire \p2.parity ;
+  wire [-1:0] \p2.sub ;
+  wire \p2.zero ;
+  reg p2_valid = 1'h0;
+  reg [19:0] p3 = 20'h00000;
+  wire [3:0] \p3.a ;
+  wire [7:0] \p3.base ;
+  wire \p3.first_step ;
+  wire [3:0] \p3.g ;
+  wire \p3.last ;
+  wire \p3.parity ;
+  wire [-1:0] \p3.sub ;
+  wire \p3.zero ;
+  (* init = 1'h0 *)
+  wire p3_valid;
+  reg p_first_step = 1'h0;
+  reg parity = 1'h0;
   output [302:0] pass___payload;
   wire [302:0] pass___payload;
   wire [287:0] \pass___payload.acc ;
@@ -590,41 +704,31 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \pass___payload.last ;
   wire \pass___payload.partial ;
   output pass___valid;
-  wire pass___valid;
+  reg pass___valid = 1'h0;
   wire pass_start;
+  reg passing = 1'h0;
+  reg [3:0] pg = 4'h0;
   wire quiet_ok;
   input room;
   wire room;
   input rst;
   wire rst;
-  reg [19:0] s1 = 20'h00000;
+  reg [6:0] s1 = 7'h00;
   wire [3:0] \s1.a ;
-  wire [7:0] \s1.base ;
-  wire \s1.first_step ;
-  wire [3:0] \s1.g ;
   wire \s1.last ;
-  wire \s1.pass ;
-  wire [-1:0] \s1.sub ;
+  wire \s1.parity ;
   wire \s1.zero ;
   reg s1_valid = 1'h0;
-  reg [19:0] s2 = 20'h00000;
+  reg [6:0] s2 = 7'h00;
   wire [3:0] \s2.a ;
-  wire [7:0] \s2.base ;
-  wire \s2.first_step ;
-  wire [3:0] \s2.g ;
   wire \s2.last ;
-  wire \s2.pass ;
-  wire [-1:0] \s2.sub ;
+  wire \s2.parity ;
   wire \s2.zero ;
   reg s2_valid = 1'h0;
-  reg [19:0] s3 = 20'h00000;
+  reg [6:0] s3 = 7'h00;
   wire [3:0] \s3.a ;
-  wire [7:0] \s3.base ;
-  wire \s3.first_step ;
-  wire [3:0] \s3.g ;
   wire \s3.last ;
-  wire \s3.pass ;
-  wire [-1:0] \s3.sub ;
+  wire \s3.parity ;
   wire \s3.zero ;
   reg s3_valid = 1'h0;
   wire [-1:0] steps;
@@ -634,7 +738,11 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [11:0] w_rd__addr;
   wire [127:0] w_rd__data;
   reg [12:0] waddr = 13'h0000;
-  reg walk_first_step = 1'h0;
+  wire [6:0] walk;
+  wire [3:0] \walk.a ;
+  wire \walk.last ;
+  wire \walk.parity ;
+  wire \walk.zero ;
   reg walk_zero = 1'h0;
   input [11:0] wp__addr;
   wire [11:0] wp__addr;
@@ -660,14 +768,42 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     acc_mem[15] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (acc_wr__en)
-      acc_mem[s3[8:5]] <= { \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0] };
+    if (\$signature__en )
+      acc_mem[s3[4:1]] <= { \$54 [17:0], \$53 [17:0], \$52 [17:0], \$51 [17:0], \$50 [17:0], \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
-    _0_ <= acc_mem[s1[8:5]];
+    _0_ <= acc_mem[\$signature__addr$58 ];
   end
-  assign \$signature__data  = _0_;
+  assign \$signature__data$80  = _0_;
+  reg [287:0] acc_mem1 [15:0];
+  initial begin
+    acc_mem1[0] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[1] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[2] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[3] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[4] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[5] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[6] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[7] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[8] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[9] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[10] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[11] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[12] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[13] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[14] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+    acc_mem1[15] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
+  end
+  always @(posedge clk) begin
+    if (\$signature__en$57 )
+      acc_mem1[s3[4:1]] <= { \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0] };
+  end
+  reg [287:0] _1_;
+  always @(posedge clk) begin
+    _1_ <= acc_mem1[\$signature__addr$60 ];
+  end
+  assign \$signature__data$81  = _1_;
   (* no_rw_check = 32'd1 *)
   (* ram_style = "block" *)
   reg [127:0] weights_mem [4095:0];
@@ -4803,11 +4939,11 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     if (\$8 [15])
       weights_mem[wp__addr][127:120] <= cfg__data[7:0];
   end
-  reg [127:0] _1_;
+  reg [127:0] _2_;
   always @(posedge clk) begin
-    _1_ <= weights_mem[waddr[11:0]];
+    _2_ <= weights_mem[waddr[11:0]];
   end
-  assign w_rd__data = _1_;
+  assign w_rd__data = _2_;
   assign \$1  = ! cfg__sel;
   assign \$2  = cfg__en & \$1 ;
   assign \$3  = wp__addr < 13'h1000;
@@ -4818,370 +4954,550 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$8  = \$6  ? \$7  : 31'h00000000;
   assign \$9  = ~ beat_v;
   assign i__ready = \$9  | consume;
-  assign \$10  = ~ in_pass;
-  assign \$11  = \$10  | credit;
-  assign \$signal  = busy & \$11 ;
-  assign \$12  = ~ busy;
-  assign \$13  = \$signal  & op[11];
-  assign \$14  = \$12  | \$13 ;
-  assign \$15  = beat_v & \$14 ;
-  assign \$18  = ~ \$17 ;
-  assign \$20  = ~ beat[8];
-  assign \$21  = consume & \$20 ;
-  assign \$22  = beat[7:0] < 9'h100;
-  assign \$23  = count != 9'h100;
-  assign \$24  = \$22  & \$23 ;
-  assign \$signal$26  = \$21  & \$24 ;
-  assign pass_start = consume & \$26 ;
-  assign issue__valid = s1_valid & s1[0];
-  assign \$27  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$28  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$29  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$30  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$31  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$32  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$33  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$34  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$35  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$36  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$37  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$38  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$39  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$40  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$41  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$42  = $signed(acc3[287:270]) + $signed(w3[127:120]);
-  assign \$43  = ~ s3[0];
-  assign acc_wr__en = s3_valid & \$43 ;
-  assign pass___valid = s3_valid & s3[0];
-  assign \$44  = $signed(acc3[17:0]) + $signed(bias[17:0]);
-  assign \$45  = $signed(acc3[35:18]) + $signed(bias[35:18]);
-  assign \$46  = $signed(acc3[53:36]) + $signed(bias[53:36]);
-  assign \$47  = $signed(acc3[71:54]) + $signed(bias[71:54]);
-  assign \$48  = $signed(acc3[89:72]) + $signed(bias[89:72]);
-  assign \$49  = $signed(acc3[107:90]) + $signed(bias[107:90]);
-  assign \$50  = $signed(acc3[125:108]) + $signed(bias[125:108]);
-  assign \$51  = $signed(acc3[143:126]) + $signed(bias[143:126]);
-  assign \$52  = $signed(acc3[161:144]) + $signed(bias[161:144]);
-  assign \$53  = $signed(acc3[179:162]) + $signed(bias[179:162]);
-  assign \$54  = $signed(acc3[197:180]) + $signed(bias[197:180]);
-  assign \$55  = $signed(acc3[215:198]) + $signed(bias[215:198]);
-  assign \$56  = $signed(acc3[233:216]) + $signed(bias[233:216]);
-  assign \$57  = $signed(acc3[251:234]) + $signed(bias[251:234]);
-  assign \$58  = $signed(acc3[269:252]) + $signed(bias[269:252]);
-  assign \$59  = $signed(acc3[287:270]) + $signed(bias[287:270]);
-  assign \$60  = i__valid & i__ready;
-  assign \$61  = g == 4'he;
-  assign \$62  = op[11] ? 1'h0 : \$61 ;
-  assign \$63  = g + 1'h1;
-  assign \$64  = op[11] ? 5'h00 : \$63 ;
-  assign \$65  = base + 5'h10;
-  assign \$66  = op[11] ? 9'h000 : \$65 ;
-  assign \$67  = ~ op[11];
-  assign \$68  = \$signal  & \$67 ;
-  assign \$69  = waddr + 9'h100;
-  assign \$70  = \$signal  & op[11];
-  assign \$71  = beat[7:0] < 9'h100;
-  assign \$72  = count != 9'h100;
-  assign \$73  = \$71  & \$72 ;
-  assign \$75  = t + 1'h1;
-  assign \$76  = \$74  ? 2'h0 : \$75 ;
-  assign \$80  = count + 1'h1;
-  assign \$81  = ~ busy;
-  assign \$82  = \$signal  & op[11];
-  assign \$83  = \$81  | \$82 ;
-  assign \$86  = ! t;
-  assign \$87  = s2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$signature__data ;
-  assign \$88  = ~ s3[0];
-  assign \$89  = s3_valid & \$88 ;
-  assign \$90  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$91  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$92  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$93  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$94  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$95  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$96  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$97  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$98  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$99  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$100  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$101  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$102  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$103  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$104  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$105  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$10  = passing | go;
+  assign \$signal$18  = \$10  & credit;
+  assign \$11  = passing ? \$signal$25  : \$signal$24 ;
+  assign \$12  = passing ? \$signal$27  : \$signal$26 ;
+  assign \$13  = passing ? p_first_step : due_first;
+  assign \$14  = ~ passing;
+  assign \$15  = due & \$14 ;
+  assign \$17  = ~ \$signal ;
+  assign \$18  = \$signal  & walk[6];
+  assign \$19  = \$17  | \$18 ;
+  assign \$20  = ~ due;
+  assign \$21  = \$signal$25  == parity;
+  assign \$22  = passing & \$21 ;
+  assign \$23  = ~ \$22 ;
+  assign \$24  = beat[8] ? \$20  : \$23 ;
+  assign \$25  = \$19  & \$24 ;
+  assign \$26  = beat_v & \$25 ;
+  assign \$29  = ~ \$28 ;
+  assign \$31  = ~ beat[8];
+  assign \$32  = consume & \$31 ;
+  assign \$33  = beat[7:0] < 9'h100;
+  assign \$34  = count != 9'h100;
+  assign \$35  = \$33  & \$34 ;
+  assign \$signal$38  = \$32  & \$35 ;
+  assign pass_start = consume & \$37 ;
+  assign \$signal$24  = ~ parity;
+  assign \$38  = ~ parity;
+  assign \$signal$26  = first >> \$38 ;
+  assign \$39  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$40  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$41  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$42  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$43  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$44  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$45  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$46  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$47  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$48  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$49  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$50  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$51  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$52  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$53  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$54  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$55  = ! s3[0];
+  assign \$signature__en  = s3_valid & \$56 ;
+  assign \$57  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$58  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$59  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$60  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$61  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$62  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$63  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$64  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$65  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$66  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$67  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$68  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$69  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$70  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$71  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$72  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$signature__en$57  = s3_valid & \$74 ;
+  assign \$75  = ! p1[0];
+  assign \$77  = issue__valid & \$76 ;
+  assign \$signature__addr$58  = \$77  ? p1[8:5] : s1[4:1];
+  assign \$80  = issue__valid & \$79 ;
+  assign \$signature__addr$60  = \$80  ? p1[8:5] : s1[4:1];
+  assign \$81  = $signed(group3[17:0]) + $signed(bias[17:0]);
+  assign \$82  = $signed(group3[35:18]) + $signed(bias[35:18]);
+  assign \$83  = $signed(group3[53:36]) + $signed(bias[53:36]);
+  assign \$84  = $signed(group3[71:54]) + $signed(bias[71:54]);
+  assign \$85  = $signed(group3[89:72]) + $signed(bias[89:72]);
+  assign \$86  = $signed(group3[107:90]) + $signed(bias[107:90]);
+  assign \$87  = $signed(group3[125:108]) + $signed(bias[125:108]);
+  assign \$88  = $signed(group3[143:126]) + $signed(bias[143:126]);
+  assign \$89  = $signed(group3[161:144]) + $signed(bias[161:144]);
+  assign \$90  = $signed(group3[179:162]) + $signed(bias[179:162]);
+  assign \$91  = $signed(group3[197:180]) + $signed(bias[197:180]);
+  assign \$92  = $signed(group3[215:198]) + $signed(bias[215:198]);
+  assign \$93  = $signed(group3[233:216]) + $signed(bias[233:216]);
+  assign \$94  = $signed(group3[251:234]) + $signed(bias[251:234]);
+  assign \$95  = $signed(group3[269:252]) + $signed(bias[269:252]);
+  assign \$96  = $signed(group3[287:270]) + $signed(bias[287:270]);
+  assign \$97  = i__valid & i__ready;
+  assign \$98  = a == 4'he;
+  assign \$99  = walk[6] ? 1'h0 : \$98 ;
+  assign \$100  = pg == 4'he;
+  assign \$101  = op[11] ? 1'h0 : \$100 ;
+  assign \$102  = pg + 1'h1;
+  assign \$103  = op[11] ? 5'h00 : \$102 ;
+  assign \$104  = base + 5'h10;
+  assign \$105  = op[11] ? 9'h000 : \$104 ;
+  assign \$106  = \$signal$18  & op[11];
+  assign \$107  = a + 1'h1;
+  assign \$108  = walk[6] ? 5'h00 : \$107 ;
+  assign \$109  = ~ walk[6];
+  assign \$110  = \$signal  & \$109 ;
+  assign \$111  = waddr + 9'h100;
+  assign \$112  = \$signal  & walk[6];
+  assign \$113  = beat[7:0] < 9'h100;
+  assign \$114  = count != 9'h100;
+  assign \$115  = \$113  & \$114 ;
+  assign \$117  = t + 1'h1;
+  assign \$118  = \$116  ? 2'h0 : \$117 ;
+  assign \$122  = count + 1'h1;
+  assign \$123  = ~ \$signal ;
+  assign \$124  = \$signal  & walk[6];
+  assign \$125  = \$123  | \$124 ;
+  assign \$126  = first >> parity;
+  assign \$127  = ! t;
+  assign \$128  = ~ parity;
+  assign \$129  = ~ parity;
+  assign \$131  = go & \$130 ;
+  assign \$132  = ! parity;
+  assign \$134  = \$signal$38  & \$133 ;
+  assign \$135  = ~ parity;
+  assign \$137  = go & \$136 ;
+  assign \$140  = \$signal$38  & \$139 ;
+  assign \$141  = s2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$142  = s2[5] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$141 ;
+  assign \$143  = p2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$144  = p2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$143 ;
+  assign \$145  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$146  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$147  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$148  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$149  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$150  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$151  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$152  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$153  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$154  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$155  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$156  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$157  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$158  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$159  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$160  = $signed(acc3[287:270]) + $signed(w3[127:120]);
   always @(posedge clk)
-    beat_v <= \$106 ;
+    beat_v <= \$161 ;
   always @(posedge clk)
-    beat <= \$107 ;
+    beat <= \$162 ;
   always @(posedge clk)
-    credit <= \$108 ;
+    a_is_15 <= \$163 ;
   always @(posedge clk)
-    g_is_15 <= \$109 ;
+    credit <= \$164 ;
   always @(posedge clk)
-    s1_valid <= \$110 ;
+    g_is_15 <= \$165 ;
   always @(posedge clk)
-    s1 <= op;
+    pg <= \$166 ;
   always @(posedge clk)
-    s2_valid <= \$111 ;
+    base <= \$167 ;
+  always @(posedge clk)
+    passing <= \$168 ;
+  always @(posedge clk)
+    s1_valid <= \$169 ;
+  always @(posedge clk)
+    s1 <= walk;
+  always @(posedge clk)
+    s2_valid <= \$170 ;
   always @(posedge clk)
     s2 <= s1;
   always @(posedge clk)
-    s3_valid <= \$112 ;
+    s3_valid <= \$171 ;
   always @(posedge clk)
     s3 <= s2;
   always @(posedge clk)
-    g <= \$113 ;
+    issue__valid <= \$172 ;
   always @(posedge clk)
-    base <= \$114 ;
+    p1 <= op;
   always @(posedge clk)
-    waddr <= \$115 ;
+    p2_valid <= \$173 ;
   always @(posedge clk)
-    busy <= \$116 ;
+    p2 <= p1;
   always @(posedge clk)
-    count <= \$117 ;
+    pass___valid <= \$174 ;
   always @(posedge clk)
-    t <= \$118 ;
+    p3 <= p2;
   always @(posedge clk)
-    err <= \$119 ;
+    a <= \$175 ;
   always @(posedge clk)
-    in_pass <= \$120 ;
+    waddr <= \$176 ;
   always @(posedge clk)
-    walk_zero <= \$121 ;
+    \$signal  <= \$177 ;
   always @(posedge clk)
-    walk_first_step <= \$122 ;
+    count <= \$178 ;
   always @(posedge clk)
-    first <= \$123 ;
+    t <= \$179 ;
+  always @(posedge clk)
+    err <= \$180 ;
+  always @(posedge clk)
+    walk_zero <= \$181 ;
+  always @(posedge clk)
+    due <= \$182 ;
+  always @(posedge clk)
+    due_first <= \$183 ;
+  always @(posedge clk)
+    parity <= \$184 ;
+  always @(posedge clk)
+    \$signal$25  <= \$185 ;
+  always @(posedge clk)
+    p_first_step <= \$186 ;
+  always @(posedge clk)
+    \$signal$27  <= \$187 ;
+  always @(posedge clk)
+    first <= \$188 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
     w3 <= w2;
   always @(posedge clk)
-    acc3 <= \$87 ;
+    acc3 <= \$142 ;
   always @(posedge clk)
-    \$signal$58  <= \$124 ;
+    group3 <= \$144 ;
   always @(posedge clk)
-    \$signal$59  <= \$125 ;
+    \$signal$82  <= \$189 ;
   always @(posedge clk)
-    \$signal$60  <= \$126 ;
+    \$signal$83  <= \$190 ;
   always @(posedge clk)
-    \$signal$61  <= \$signal$59 ;
+    \$signal$84  <= \$191 ;
+  always @(posedge clk)
+    \$signal$85  <= \$signal$83 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$106  = beat_v;
-    if (\$60 ) begin
-      \$106  = 1'h1;
+    \$161  = beat_v;
+    if (\$97 ) begin
+      \$161  = 1'h1;
     end else if (consume) begin
-      \$106  = 1'h0;
+      \$161  = 1'h0;
     end
     if (rst) begin
-      \$106  = 1'h0;
+      \$161  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$107  = beat;
-    if (\$60 ) begin
-      \$107  = i__payload;
+    \$162  = beat;
+    if (\$97 ) begin
+      \$162  = i__payload;
     end
     if (rst) begin
-      \$107  = 9'h000;
+      \$162  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$108  = room;
-    if (rst) begin
-      \$108  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$109  = g_is_15;
+    \$163  = a_is_15;
     if (\$signal ) begin
-      \$109  = \$62 ;
+      \$163  = \$99 ;
     end
     if (rst) begin
-      \$109  = 1'h0;
+      \$163  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$110  = \$signal ;
+    \$164  = room;
     if (rst) begin
-      \$110  = 1'h0;
+      \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$111  = s1_valid;
+    \$165  = g_is_15;
+    if (\$signal$18 ) begin
+      \$165  = \$101 ;
+    end
     if (rst) begin
-      \$111  = 1'h0;
+      \$165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$112  = s2_valid;
+    \$166  = pg;
+    if (\$signal$18 ) begin
+      \$166  = \$103 [3:0];
+    end
     if (rst) begin
-      \$112  = 1'h0;
+      \$166  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$113  = g;
+    \$167  = base;
+    if (\$signal$18 ) begin
+      \$167  = \$105 [7:0];
+    end
+    if (rst) begin
+      \$167  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$168  = passing;
+    if (\$106 ) begin
+      \$168  = 1'h0;
+    end else if (go) begin
+      \$168  = 1'h1;
+    end
+    if (rst) begin
+      \$168  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$169  = \$signal ;
+    if (rst) begin
+      \$169  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$170  = s1_valid;
+    if (rst) begin
+      \$170  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$171  = s2_valid;
+    if (rst) begin
+      \$171  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$172  = \$signal$18 ;
+    if (rst) begin
+      \$172  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$173  = issue__valid;
+    if (rst) begin
+      \$173  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$174  = p2_valid;
+    if (rst) begin
+      \$174  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$175  = a;
     if (\$signal ) begin
-      \$113  = \$64 [3:0];
+      \$175  = \$108 [3:0];
     end
     if (rst) begin
-      \$113  = 4'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$114  = base;
-    if (\$signal ) begin
-      \$114  = \$66 [7:0];
-    end
-    if (rst) begin
-      \$114  = 8'h00;
+      \$175  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     (* full_case = 32'd1 *)
-    if (\$68 ) begin
-      \$115  = \$69 [12:0];
+    if (\$110 ) begin
+      \$176  = \$111 [12:0];
     end else begin
-      \$115  = { 5'h00, beat[7:0] };
+      \$176  = { 5'h00, beat[7:0] };
     end
     if (rst) begin
-      \$115  = 13'h0000;
+      \$176  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$116  = busy;
-    if (\$70 ) begin
-      \$116  = 1'h0;
+    \$177  = \$signal ;
+    if (\$112 ) begin
+      \$177  = 1'h0;
     end
-    if (pass_start) begin
-      \$116  = 1'h1;
-    end
-    if (\$signal$26 ) begin
-      \$116  = 1'h1;
+    if (\$signal$38 ) begin
+      \$177  = 1'h1;
     end
     if (rst) begin
-      \$116  = 1'h0;
+      \$177  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$117  = count;
+    \$178  = count;
     if (consume) begin
       if (beat[8]) begin
-        \$117  = 9'h000;
-      end else if (\$73 ) begin
-        \$117  = \$80 [8:0];
+        \$178  = 9'h000;
+      end else if (\$115 ) begin
+        \$178  = \$122 [8:0];
       end
     end
     if (rst) begin
-      \$117  = 9'h000;
+      \$178  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$118  = t;
+    \$179  = t;
     if (consume) begin
       if (beat[8]) begin
-        \$118  = \$76 [0];
+        \$179  = \$118 [0];
       end
     end
     if (rst) begin
-      \$118  = 1'h0;
+      \$179  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$119  = err;
+    \$180  = err;
     if (consume) begin
       (* full_case = 32'd1 *)
       if (beat[8]) begin
-      end else if (\$73 ) begin
+      end else if (\$115 ) begin
       end else begin
-        \$119  = 1'h1;
+        \$180  = 1'h1;
       end
     end
     if (rst) begin
-      \$119  = 1'h0;
+      \$180  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$120  = in_pass;
-    if (\$83 ) begin
-      \$120  = \$85 ;
+    \$181  = walk_zero;
+    if (\$125 ) begin
+      \$181  = \$126 ;
     end
     if (rst) begin
-      \$120  = 1'h0;
+      \$181  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$121  = walk_zero;
-    if (\$83 ) begin
-      \$121  = first;
-    end
-    if (rst) begin
-      \$121  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$122  = walk_first_step;
-    if (\$83 ) begin
-      \$122  = \$86 ;
-    end
-    if (rst) begin
-      \$122  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$123  = first;
+    \$182  = due;
     if (pass_start) begin
-      \$123  = 1'h1;
-    end
-    if (\$signal$26 ) begin
-      \$123  = 1'h0;
+      \$182  = 1'h1;
+    end else if (go) begin
+      \$182  = 1'h0;
     end
     if (rst) begin
-      \$123  = 1'h1;
+      \$182  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$124  = \$89 ;
+    \$183  = due_first;
+    if (pass_start) begin
+      \$183  = \$127 ;
+    end
     if (rst) begin
-      \$124  = 1'h0;
+      \$183  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$126  = \$signal$58 ;
+    \$184  = parity;
+    if (pass_start) begin
+      \$184  = \$128 ;
+    end
     if (rst) begin
-      \$126  = 1'h0;
+      \$184  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$185  = \$signal$25 ;
+    if (go) begin
+      \$185  = \$signal$24 ;
+    end
+    if (rst) begin
+      \$185  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$186  = p_first_step;
+    if (go) begin
+      \$186  = due_first;
+    end
+    if (rst) begin
+      \$186  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$187  = \$signal$27 ;
+    if (go) begin
+      \$187  = \$signal$26 ;
+    end
+    if (rst) begin
+      \$187  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$188  = first;
+    if (\$131 ) begin
+      \$188 [0] = 1'h1;
+    end else if (\$134 ) begin
+      \$188 [0] = 1'h0;
+    end
+    if (\$137 ) begin
+      \$188 [1] = 1'h1;
+    end else if (\$140 ) begin
+      \$188 [1] = 1'h0;
+    end
+    if (rst) begin
+      \$188  = 2'h3;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$189  = s3_valid;
+    if (rst) begin
+      \$189  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$191  = \$signal$82 ;
+    if (rst) begin
+      \$191  = 1'h0;
     end
   end
   assign cfg__addr = wp__addr;
   assign wp__data = { cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0], cfg__data[7:0] };
   assign wp__en = \$8 [15:0];
+  assign busy = \$signal ;
   assign quiet_ok = 1'h1;
-  assign \err$23  = err;
+  assign \err$35  = err;
   assign w_rd__addr = waddr[11:0];
-  assign \$signature__addr  = s1[8:5];
-  assign acc_wr__addr = s3[8:5];
-  assign acc_wr__data = { \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0], \$33 [17:0], \$32 [17:0], \$31 [17:0], \$30 [17:0], \$29 [17:0], \$28 [17:0], \$27 [17:0] };
-  assign issue__g = s1[4:1];
-  assign \op.pass  = op[0];
+  assign p1_valid = issue__valid;
+  assign \$signature__addr  = s3[4:1];
+  assign \$signature__data  = { \$54 [17:0], \$53 [17:0], \$52 [17:0], \$51 [17:0], \$50 [17:0], \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0] };
+  assign \$signature__addr$55  = s3[4:1];
+  assign \$signature__data$56  = { \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0] };
+  assign p3_valid = pass___valid;
+  assign issue__g = p1[4:1];
+  assign \walk.parity  = walk[0];
+  assign \walk.a  = walk[4:1];
+  assign \walk.zero  = walk[5];
+  assign \walk.last  = walk[6];
+  assign \op.parity  = op[0];
   assign \op.g  = op[4:1];
   assign \op.a  = op[8:5];
   assign \op.zero  = op[9];
@@ -5190,20 +5506,21 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \op.base  = op[19:12];
   assign \beat.index  = beat[7:0];
   assign \beat.eot  = beat[8];
-  assign \s1.pass  = s1[0];
-  assign \s1.g  = s1[4:1];
-  assign \s1.a  = s1[8:5];
-  assign \s1.zero  = s1[9];
-  assign \s1.first_step  = s1[10];
-  assign \s1.last  = s1[11];
-  assign \s1.base  = s1[19:12];
-  assign \s3.pass  = s3[0];
-  assign \s3.g  = s3[4:1];
-  assign \s3.a  = s3[8:5];
-  assign \s3.zero  = s3[9];
-  assign \s3.first_step  = s3[10];
-  assign \s3.last  = s3[11];
-  assign \s3.base  = s3[19:12];
+  assign \p1.parity  = p1[0];
+  assign \p1.g  = p1[4:1];
+  assign \p1.a  = p1[8:5];
+  assign \p1.zero  = p1[9];
+  assign \p1.first_step  = p1[10];
+  assign \p1.last  = p1[11];
+  assign \p1.base  = p1[19:12];
+  assign \s3.parity  = s3[0];
+  assign \s3.a  = s3[4:1];
+  assign \s3.zero  = s3[5];
+  assign \s3.last  = s3[6];
+  assign \s1.parity  = s1[0];
+  assign \s1.a  = s1[4:1];
+  assign \s1.zero  = s1[5];
+  assign \s1.last  = s1[6];
   assign \pass___payload.g  = pass___payload[3:0];
   assign \pass___payload.first_step  = pass___payload[4];
   assign \pass___payload.last  = pass___payload[5];
@@ -5226,6 +5543,13 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \pass___payload.acc.13  = pass___payload[266:249];
   assign \pass___payload.acc.14  = pass___payload[284:267];
   assign \pass___payload.acc.15  = pass___payload[302:285];
+  assign \p3.parity  = p3[0];
+  assign \p3.g  = p3[4:1];
+  assign \p3.a  = p3[8:5];
+  assign \p3.zero  = p3[9];
+  assign \p3.first_step  = p3[10];
+  assign \p3.last  = p3[11];
+  assign \p3.base  = p3[19:12];
   assign \bias.0  = bias[17:0];
   assign \bias.1  = bias[35:18];
   assign \bias.2  = bias[53:36];
@@ -5244,91 +5568,110 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \bias.15  = bias[287:270];
   assign \i__payload.index  = i__payload[7:0];
   assign \i__payload.eot  = i__payload[8];
-  assign \s2.pass  = s2[0];
-  assign \s2.g  = s2[4:1];
-  assign \s2.a  = s2[8:5];
-  assign \s2.zero  = s2[9];
-  assign \s2.first_step  = s2[10];
-  assign \s2.last  = s2[11];
-  assign \s2.base  = s2[19:12];
-  assign \$signal$59.a  = \$signal$59 [3:0];
-  assign \$signal$59.data  = \$signal$59 [291:4];
-  assign \$signal$59.data.0  = \$signal$59 [21:4];
-  assign \$signal$59.data.1  = \$signal$59 [39:22];
-  assign \$signal$59.data.2  = \$signal$59 [57:40];
-  assign \$signal$59.data.3  = \$signal$59 [75:58];
-  assign \$signal$59.data.4  = \$signal$59 [93:76];
-  assign \$signal$59.data.5  = \$signal$59 [111:94];
-  assign \$signal$59.data.6  = \$signal$59 [129:112];
-  assign \$signal$59.data.7  = \$signal$59 [147:130];
-  assign \$signal$59.data.8  = \$signal$59 [165:148];
-  assign \$signal$59.data.9  = \$signal$59 [183:166];
-  assign \$signal$59.data.10  = \$signal$59 [201:184];
-  assign \$signal$59.data.11  = \$signal$59 [219:202];
-  assign \$signal$59.data.12  = \$signal$59 [237:220];
-  assign \$signal$59.data.13  = \$signal$59 [255:238];
-  assign \$signal$59.data.14  = \$signal$59 [273:256];
-  assign \$signal$59.data.15  = \$signal$59 [291:274];
-  assign \$signal$61.a  = \$signal$61 [3:0];
-  assign \$signal$61.data  = \$signal$61 [291:4];
-  assign \$signal$61.data.0  = \$signal$61 [21:4];
-  assign \$signal$61.data.1  = \$signal$61 [39:22];
-  assign \$signal$61.data.2  = \$signal$61 [57:40];
-  assign \$signal$61.data.3  = \$signal$61 [75:58];
-  assign \$signal$61.data.4  = \$signal$61 [93:76];
-  assign \$signal$61.data.5  = \$signal$61 [111:94];
-  assign \$signal$61.data.6  = \$signal$61 [129:112];
-  assign \$signal$61.data.7  = \$signal$61 [147:130];
-  assign \$signal$61.data.8  = \$signal$61 [165:148];
-  assign \$signal$61.data.9  = \$signal$61 [183:166];
-  assign \$signal$61.data.10  = \$signal$61 [201:184];
-  assign \$signal$61.data.11  = \$signal$61 [219:202];
-  assign \$signal$61.data.12  = \$signal$61 [237:220];
-  assign \$signal$61.data.13  = \$signal$61 [255:238];
-  assign \$signal$61.data.14  = \$signal$61 [273:256];
-  assign \$signal$61.data.15  = \$signal$61 [291:274];
-  assign \$125 [291:4] = { \$105 [17:0], \$104 [17:0], \$103 [17:0], \$102 [17:0], \$101 [17:0], \$100 [17:0], \$99 [17:0], \$98 [17:0], \$97 [17:0], \$96 [17:0], \$95 [17:0], \$94 [17:0], \$93 [17:0], \$92 [17:0], \$91 [17:0], \$90 [17:0] };
-  assign \$125 [3:0] = s3[8:5];
-  assign pass___payload[302:285] = \$59 [17:0];
-  assign pass___payload[284:267] = \$58 [17:0];
-  assign pass___payload[266:249] = \$57 [17:0];
-  assign pass___payload[248:231] = \$56 [17:0];
-  assign pass___payload[230:213] = \$55 [17:0];
-  assign pass___payload[212:195] = \$54 [17:0];
-  assign pass___payload[194:177] = \$53 [17:0];
-  assign pass___payload[176:159] = \$52 [17:0];
-  assign pass___payload[158:141] = \$51 [17:0];
-  assign pass___payload[140:123] = \$50 [17:0];
-  assign pass___payload[122:105] = \$49 [17:0];
-  assign pass___payload[104:87] = \$48 [17:0];
-  assign pass___payload[86:69] = \$47 [17:0];
-  assign pass___payload[68:51] = \$46 [17:0];
-  assign pass___payload[50:33] = \$45 [17:0];
-  assign pass___payload[32:15] = \$44 [17:0];
-  assign pass___payload[14:7] = s3[19:12];
-  assign pass___payload[6] = s3[11];
-  assign pass___payload[5] = s3[11];
-  assign pass___payload[4] = s3[10];
-  assign pass___payload[3:0] = s3[4:1];
-  assign op[8:5] = g;
+  assign \s2.parity  = s2[0];
+  assign \s2.a  = s2[4:1];
+  assign \s2.zero  = s2[5];
+  assign \s2.last  = s2[6];
+  assign \p2.parity  = p2[0];
+  assign \p2.g  = p2[4:1];
+  assign \p2.a  = p2[8:5];
+  assign \p2.zero  = p2[9];
+  assign \p2.first_step  = p2[10];
+  assign \p2.last  = p2[11];
+  assign \p2.base  = p2[19:12];
+  assign \$signal$83.at  = \$signal$83 [4:0];
+  assign \$signal$83.data  = \$signal$83 [292:5];
+  assign \$signal$83.data.0  = \$signal$83 [22:5];
+  assign \$signal$83.data.1  = \$signal$83 [40:23];
+  assign \$signal$83.data.2  = \$signal$83 [58:41];
+  assign \$signal$83.data.3  = \$signal$83 [76:59];
+  assign \$signal$83.data.4  = \$signal$83 [94:77];
+  assign \$signal$83.data.5  = \$signal$83 [112:95];
+  assign \$signal$83.data.6  = \$signal$83 [130:113];
+  assign \$signal$83.data.7  = \$signal$83 [148:131];
+  assign \$signal$83.data.8  = \$signal$83 [166:149];
+  assign \$signal$83.data.9  = \$signal$83 [184:167];
+  assign \$signal$83.data.10  = \$signal$83 [202:185];
+  assign \$signal$83.data.11  = \$signal$83 [220:203];
+  assign \$signal$83.data.12  = \$signal$83 [238:221];
+  assign \$signal$83.data.13  = \$signal$83 [256:239];
+  assign \$signal$83.data.14  = \$signal$83 [274:257];
+  assign \$signal$83.data.15  = \$signal$83 [292:275];
+  assign \$signal$85.at  = \$signal$85 [4:0];
+  assign \$signal$85.data  = \$signal$85 [292:5];
+  assign \$signal$85.data.0  = \$signal$85 [22:5];
+  assign \$signal$85.data.1  = \$signal$85 [40:23];
+  assign \$signal$85.data.2  = \$signal$85 [58:41];
+  assign \$signal$85.data.3  = \$signal$85 [76:59];
+  assign \$signal$85.data.4  = \$signal$85 [94:77];
+  assign \$signal$85.data.5  = \$signal$85 [112:95];
+  assign \$signal$85.data.6  = \$signal$85 [130:113];
+  assign \$signal$85.data.7  = \$signal$85 [148:131];
+  assign \$signal$85.data.8  = \$signal$85 [166:149];
+  assign \$signal$85.data.9  = \$signal$85 [184:167];
+  assign \$signal$85.data.10  = \$signal$85 [202:185];
+  assign \$signal$85.data.11  = \$signal$85 [220:203];
+  assign \$signal$85.data.12  = \$signal$85 [238:221];
+  assign \$signal$85.data.13  = \$signal$85 [256:239];
+  assign \$signal$85.data.14  = \$signal$85 [274:257];
+  assign \$signal$85.data.15  = \$signal$85 [292:275];
+  assign \$190 [292:5] = { \$160 [17:0], \$159 [17:0], \$158 [17:0], \$157 [17:0], \$156 [17:0], \$155 [17:0], \$154 [17:0], \$153 [17:0], \$152 [17:0], \$151 [17:0], \$150 [17:0], \$149 [17:0], \$148 [17:0], \$147 [17:0], \$146 [17:0], \$145 [17:0] };
+  assign \$190 [4:0] = { s3[0], s3[4:1] };
+  assign pass___payload[302:285] = \$96 [17:0];
+  assign pass___payload[284:267] = \$95 [17:0];
+  assign pass___payload[266:249] = \$94 [17:0];
+  assign pass___payload[248:231] = \$93 [17:0];
+  assign pass___payload[230:213] = \$92 [17:0];
+  assign pass___payload[212:195] = \$91 [17:0];
+  assign pass___payload[194:177] = \$90 [17:0];
+  assign pass___payload[176:159] = \$89 [17:0];
+  assign pass___payload[158:141] = \$88 [17:0];
+  assign pass___payload[140:123] = \$87 [17:0];
+  assign pass___payload[122:105] = \$86 [17:0];
+  assign pass___payload[104:87] = \$85 [17:0];
+  assign pass___payload[86:69] = \$84 [17:0];
+  assign pass___payload[68:51] = \$83 [17:0];
+  assign pass___payload[50:33] = \$82 [17:0];
+  assign pass___payload[32:15] = \$81 [17:0];
+  assign pass___payload[14:7] = p3[19:12];
+  assign pass___payload[6] = p3[11];
+  assign pass___payload[5] = p3[11];
+  assign pass___payload[4] = p3[10];
+  assign pass___payload[3:0] = p3[4:1];
+  assign op[8:5] = pg;
   assign op[19:12] = base;
   assign op[11] = g_is_15;
-  assign op[10] = walk_first_step;
-  assign op[9] = walk_zero;
-  assign op[4:1] = g;
-  assign op[0] = in_pass;
-  assign \$16  = 1'h1;
-  assign \$17  = beat[8];
-  assign \$19  = 1'h1;
-  assign consume = \$15 ;
-  assign \$25  = 1'h1;
-  assign \$26  = beat[8];
-  assign \$74  = t;
-  assign \$77  = 1'h1;
-  assign \$78  = beat[8];
-  assign \$79  = 2'h1;
-  assign \$84  = 1'h1;
-  assign \$85  = beat[8];
+  assign op[10] = \$13 ;
+  assign op[9] = \$12 ;
+  assign op[0] = \$11 ;
+  assign op[4:1] = pg;
+  assign walk[6] = a_is_15;
+  assign walk[5] = walk_zero;
+  assign walk[4:1] = a;
+  assign walk[0] = parity;
+  assign \$27  = 1'h1;
+  assign \$28  = beat[8];
+  assign \$30  = 1'h1;
+  assign consume = \$26 ;
+  assign \$16  = \$15 ;
+  assign go = \$15 ;
+  assign \$36  = 1'h1;
+  assign \$37  = beat[8];
+  assign \$56  = \$55 ;
+  assign \$73  = s3[0];
+  assign \$74  = s3[0];
+  assign \$76  = \$75 ;
+  assign \$78  = p1[0];
+  assign \$79  = p1[0];
+  assign \$116  = t;
+  assign \$119  = 1'h1;
+  assign \$120  = beat[8];
+  assign \$121  = 2'h1;
+  assign \$133  = \$132 ;
+  assign \$136  = \$135 ;
+  assign \$138  = parity;
+  assign \$139  = parity;
+  assign \$130  = parity;
 endmodule
 
 (* generator = "Amaranth" *)
@@ -5692,7 +6035,7 @@ module \dalif_array.serialize (clk, rst, room, push__payload, fifo_push, o__payl
 endmodule
 
 (* generator = "Amaranth" *)
-module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst, pass___valid, pass___payload, port__addr, bias, push__payload, push__valid, cfg__en);
+module \dalif_array.update (cfg__sel, cfg__addr, cfg__lane, cfg__data, clk, rst, pass___payload, port__addr, pass___valid, bias, push__payload, push__valid, cfg__en);
   reg \$auto$verilog_backend.cc:2355:dump_module$3  = 0;
   wire \$1 ;
   wire \$10 ;

@@ -74,31 +74,42 @@ def random_params(rng, config: ArrayConfig, weight=None, **overrides) -> IntPara
 
 # -- the accumulator -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("groups,k", [(1, 1), (2, 1), (3, 1), (4, 2), (5, 2), (8, 4), (3, 3)])
-def test_accumulator_forwards_back_to_back_beats(groups, k):
-    """Beats back to back (and with gaps), repeated indices, dropped beats: every pass hands
-    on bias + the sum of the counted beats' weights, per group, in order; with k groups to an
-    accumulation word (acc_lanes = k P: a beat walks ceil(groups / k) words)."""
-    rng = np.random.default_rng(groups * 10 + k)
-    P, M, T = 2, 3, 2
+@pytest.mark.parametrize("overlap", [False, True])
+@pytest.mark.parametrize("groups,k,pass_every", [
+    (1, 1, 1), (2, 1, 1), (3, 1, 1), (4, 2, 1), (5, 2, 1), (8, 4, 1), (3, 3, 1),
+    (1, 1, 2), (4, 2, 2), (3, 1, 3)])
+def test_accumulator_forwards_back_to_back_beats(groups, k, pass_every, overlap):
+    """Beats back to back (and with gaps), repeated indices, dropped beats, no room behind at
+    random: every pass hands on bias + the sum of the counted beats' weights since the pass
+    before, per group, in order; with k groups to an accumulation word (acc_lanes = k P: a
+    beat walks ceil(groups / k) words); a pass every timestep (a neuron array) or every
+    ``pass_every`` (a readout's T); one set of accumulators or two (the next timestep's beats
+    taken during the pass); a pass's first operation issued at least ``pass_gap`` cycles
+    after the last one of the pass before."""
+    rng = np.random.default_rng(groups * 10 + k + 100 * pass_every + 1000 * overlap)
+    pass_gap = (groups + k) % 4
+    P, M, T = 2, 3, pass_every
     config = ArrayConfig(neurons=groups * P, inputs=M, T=T, lanes=P, WB=4, VB=8,
                          acc_lanes=k * P)
     params = random_params(rng, config)
     specs = memories(config, params)
     assert specs[0].lanes == k * P and specs[0].depth == -(-groups // k) * M
     acc = SpikeAccumulator(inputs=M, T=T, weights=specs[0], acc_width=config.current_width,
-                           base_width=config.out_index_width, pass_every=1, pass_gap=0,
-                           cfg_widths=config_widths(specs, 16), lanes=P, groups=groups)
+                           base_width=config.out_index_width, pass_every=pass_every,
+                           pass_gap=pass_gap, cfg_widths=config_widths(specs, 16), lanes=P,
+                           groups=groups, overlap=overlap)
     bias = [int(b) for b in rng.integers(-20, 20, groups * P)]
     steps = []
-    for _ in range(8):
+    for _ in range(8 * pass_every):
         # Indices up to the field's top value: M and above are dropped (and raise err).
         beats = [int(j) for j in rng.integers(0, 1 << config.in_index_width,
                                               rng.integers(0, 2 * M + 2))]
         steps.append(beats)
     expected = []
-    for beats in steps:
-        counted = [j for j in beats if j < M][:M]
+    for n in range(0, len(steps), pass_every):
+        # The beat cap (M) counts per timestep.
+        counted = [j for beats in steps[n:n + pass_every] for j in [j for j in beats
+                                                                     if j < M][:M]]
         for g in range(groups):
             lanes = [bias[g * P + p] + sum(int(params.weight[g * P + p, j]) for j in counted)
                      for p in range(P)]
@@ -110,9 +121,9 @@ def test_accumulator_forwards_back_to_back_beats(groups, k):
     issued = []
 
     async def bench(ctx):
-        ctx.set(acc.room, 1)
         queue = list(stream)
-        for _ in range(20 * len(stream) + 50):
+        for _ in range(30 * len(stream) + 50):
+            ctx.set(acc.room, rng.random() < 0.8)
             taken = offer(ctx, acc.i, queue, gap=rng.random() < 0.3)
             # The bias of the group issued two cycles ago (as read_in_step delivers it).
             g_bias = issued[-2] if len(issued) >= 2 and issued[-2] is not None else 0
@@ -131,7 +142,10 @@ def test_accumulator_forwards_back_to_back_beats(groups, k):
     simulate(acc, bench)
     assert len(got) == len(expected)
     for k, (g_out, g_exp) in enumerate(zip(got, expected)):
-        assert g_out == g_exp, f"pass operation {k} (timestep {k // groups}, group {k % groups})"
+        assert g_out == g_exp, f"pass {k // groups}, group {k % groups}"
+    cycles = [c for c, g in enumerate(issued) if g is not None]
+    for n in range(groups, len(cycles), groups):
+        assert cycles[n] - cycles[n - 1] >= pass_gap, f"pass {n // groups} starts too soon"
 
 
 # -- the neuron update -----------------------------------------------------------------------

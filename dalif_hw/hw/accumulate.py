@@ -7,16 +7,19 @@ lane-wise sums. Silent inputs cost nothing. The read-modify-write takes four cyc
 weight word addressed, then the accumulator word; both registered, the weight word twice;
 add and write); the two writes still in flight are forwarded to a read of the same word
 (with GA >= 3 there never are any), so beats follow each other with no bubble whatever GA.
-The first beat after a pass starts from zero instead of what the word holds, so the
-accumulators never need clearing.
+The first beat after a pass of its set starts from zero instead of what the word holds, so
+the accumulators never need clearing.
 
 Every ``pass_every``-th ``eot`` beat (every one for a neuron array, every T-th for a readout)
-starts a *pass*: one operation per group of P lanes (A / P to a word), one a cycle, that
-reads the accumulators through the same forwarding path, adds the group's ``bias`` and hands
-them to the datapath behind (``pass_``, two cycles after issue, with the group number on
-``issue`` at issue time so that it can read its own memories in step). Beats of the next
-timestep are taken as soon as the pass is issued. So a timestep of E counted beats takes
-GA E + G cycles: A lanes need adders and memory width, P lanes the update's multipliers.
+makes a *pass* due: one operation per group of P lanes (A / P to a word), one a cycle, from
+a walker of its own, that reads the accumulators, adds the group's ``bias`` and hands them
+to the datapath behind (``pass_``, two cycles after issue, with the group number on
+``issue`` at issue time so that it can read its own memories in step). It starts once the
+last write of its beats has landed. Where a second set of accumulators is cheap
+(:func:`second_set`, ``overlap``), the beats after the eot go into the other set while the
+pass reads this one, and a timestep of E counted beats takes about max(GA E, G) cycles; with
+one set they wait for the pass: GA E + G. A lanes need adders and memory width, P lanes the
+update's multipliers.
 
 Beats with an index of M or more, and beats beyond the B-th counted one of a timestep (the beat
 cap B, default M), are dropped and raise the sticky ``err``.
@@ -36,7 +39,7 @@ from ..core.layout import MemorySpec
 from .streams import ConfigSignature, event_signature
 
 __all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "issue_signature",
-           "lanes_of",
+           "lanes_of", "second_set", "OVERLAP_BITS",
            "config_write_port", "config_widths", "read_in_step"]
 
 
@@ -138,12 +141,12 @@ def input_buffer(m: Module, acc) -> tuple:
     return beat_v, beat, consume
 
 
-def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_every: int):
-    """Take the buffered beat when the walker is ``ready`` (and, for a pass, ``quiet_ok``);
-    count it against the beat cap, drop it (sticky ``err``) or end the timestep. Returns the
-    strobes ``(walk_start, pass_start)``, a counted spike beat or a pass starting this cycle,
-    ``first_step``, whether the timestep now ending is a sample's first, and ``pass_due``,
-    whether the buffered beat starts a pass once taken (from registers only)."""
+def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, pass_every: int):
+    """Take the buffered beat when the accumulator is ``ready`` for it; count it against the
+    beat cap, drop it (sticky ``err``) or end the timestep. Returns the strobes
+    ``(walk_start, pass_start)``, a counted spike beat taken or an eot that makes a pass
+    due (every ``pass_every``-th) taken this cycle, and ``first_step``, whether the
+    timestep now ending is a sample's first."""
     M, T = acc.inputs, acc.T
     count = acc.probes["count"]
     t = Signal(range(T))
@@ -152,7 +155,7 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_
     m.d.comb += acc.err.eq(err)
     pass_due = beat.eot & (steps == pass_every - 1)
     counted = (beat.index < M) & (count != acc.beat_cap)
-    m.d.comb += consume.eq(beat_v & ready & (~pass_due | quiet_ok))
+    m.d.comb += consume.eq(beat_v & ready)
     walk_start, pass_start = Signal(), Signal()
     m.d.comb += [walk_start.eq(consume & ~beat.eot & counted),
                  pass_start.eq(consume & pass_due)]
@@ -167,7 +170,7 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, quiet_ok, pass_
             m.d.sync += count.eq(count + 1)
         with m.Else():
             m.d.sync += err.eq(1)
-    return walk_start, pass_start, t == 0, pass_due
+    return walk_start, pass_start, t == 0
 
 
 def checked_image(weights: MemorySpec, weight_image: list | None) -> list:
@@ -244,9 +247,25 @@ def hand_on(m: Module, acc, valid, op, lanes, partial) -> None:
     m.d.comb += [out.acc[p].eq(v + acc.bias[p]) for p, v in enumerate(lanes)]
 
 
+#: A second set of accumulators (so that the next timestep accumulates during the update pass)
+#: where the two sets hold at most this many bits: :func:`second_set`.
+OVERLAP_BITS = 1 << 16
+
+
+def second_set(bits: int) -> bool:
+    """Whether an accumulator whose accumulators take ``bits`` bits gets a second set: a
+    timestep then costs about max(operations, pass) cycles instead of their sum
+    (:mod:`.cost`). Where the two sets hold at most :data:`OVERLAP_BITS`: a small layer's
+    pass is long beside its input work and its accumulators cheap; a large layer's second
+    set would take block RAM it cannot spare (the MNIST-shaped network's first convolution:
+    64 more, where 192 of the ECP5-85F's 208 are in use)."""
+    return 2 * bits <= OVERLAP_BITS
+
+
 def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
-    """Whether a new pass may start: the datapath behind reads back what a pass writes, so a
-    pass's first operation must come at least ``pass_gap`` cycles after the last one's."""
+    """Whether a new pass may start, from registers (a pass may not be under way: the
+    caller's to check): the datapath behind reads back what a pass writes, so a pass's
+    first operation must come at least ``pass_gap`` cycles after the last one's."""
     quiet_ok = Signal()
     if pass_gap > 0:
         quiet = Signal(range(pass_gap + 2), init=pass_gap + 1)
@@ -254,7 +273,7 @@ def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
             m.d.sync += quiet.eq(1)
         with m.Elif(quiet <= pass_gap):
             m.d.sync += quiet.eq(quiet + 1)
-        m.d.comb += quiet_ok.eq(~pass_issued & (quiet >= pass_gap))
+        m.d.comb += quiet_ok.eq(quiet >= pass_gap)
     else:
         m.d.comb += quiet_ok.eq(1)
     return quiet_ok
@@ -313,8 +332,6 @@ class SpikeAccumulator(wiring.Component):
 
     #: Cycles from issue to ``pass_``.
     LATENCY = 2
-    #: The next timestep's beats wait for the pass (one set of accumulators).
-    overlap = False
     #: Cycles from an operation's start in the walker to its issue: the walker addresses the
     #: weight memory first, so that its word has one more register (in the fabric, near the
     #: adders) before the add.
@@ -330,11 +347,17 @@ class SpikeAccumulator(wiring.Component):
         the words it walks (:mod:`dalif_hw.hw.cost`)."""
         return config.acc_groups
 
+    @staticmethod
+    def overlaps(acc_groups: int, acc_lanes: int, acc_width: int) -> bool:
+        """Whether an accumulator of GA = ``acc_groups`` words of ``acc_lanes`` lanes of
+        ``acc_width`` bits gets the second set (:func:`second_set`)."""
+        return second_set(acc_groups * acc_lanes * acc_width)
+
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
                  weight_image: list | None = None, beat_cap: int | None = None,
                  weight_ram: str = "block", lanes: int | None = None,
-                 groups: int | None = None):
+                 groups: int | None = None, overlap: bool | None = None):
         self.inputs, self.T, self.weights = inputs, T, weights
         self.weight_ram = check_weight_ram(weight_ram)
         self.beat_cap = inputs if beat_cap is None else beat_cap
@@ -349,6 +372,8 @@ class SpikeAccumulator(wiring.Component):
                              f"hand on as {self.groups} groups of {self.lanes}")
         self.acc_width, self.pass_every = acc_width, pass_every
         self.base_width = base_width
+        self.overlap = self.overlaps(self.acc_groups, self.acc_lanes, acc_width) \
+            if overlap is None else overlap
         super().__init__(AccumulatorSignature(
             inputs=inputs, groups=self.groups, lanes=self.lanes, acc_width=acc_width,
             base_width=base_width, cfg_widths=cfg_widths))
@@ -360,140 +385,217 @@ class SpikeAccumulator(wiring.Component):
         A, GA = self.acc_lanes, self.acc_groups
         k = A // P                   # groups a word holds
         AW = self.acc_width
+        sets = 2 if self.overlap else 1
 
         w_rd = weight_memory(m, self)
-        acc_mem = m.submodules.acc_mem = Memory(shape=unsigned(A * AW), depth=GA, init=[])
-        acc_rd, acc_wr = acc_mem.read_port(), acc_mem.write_port()
+        # With overlap, two sets of accumulators: the beats of a timestep (of a sample, for a
+        # readout) go into set ``parity`` while the pass of the one before reads the other.
+        ports = []
+        for e in range(sets):
+            memory = m.submodules[f"acc_mem{e}" if e else "acc_mem"] = Memory(
+                shape=unsigned(A * AW), depth=GA, init=[])
+            ports.append((memory.read_port(), memory.write_port()))
 
         beat_v, beat, consume = input_buffer(m, self)
+        parity = Signal()            # the set this timestep's beats accumulate into
+        # Per set: no beat walked into it since its last pass (its words are stale: a beat
+        # starts from 0, a pass hands on the bias alone), so nothing is ever cleared.
+        first = Signal(sets, init=(1 << sets) - 1)
 
-        # -- the walker: one accumulate or pass operation a cycle, from registers ------------
-        # A beat walks the GA words, a pass the G groups (k to a word).
-        busy = Signal()              # walking the words of a beat or the groups of a pass
-        in_pass = Signal()           # ... of a pass
-        g = Signal(range(G))         # word (beat) or group (pass) of this cycle's operation
-        waddr = Signal(range(GA * M + M))   # a beat's weight address, g * M + j
-        base = Signal(self.base_width)   # a pass's g * P
-        walk_zero = Signal()         # no beat counted since the last pass before this walk
-        walk_first_step = Signal()
-        first = Signal(init=1)       # no beat counted since the last pass
+        # -- the beat walker: a beat walks the GA words, one a cycle, from registers ---------
+        busy = Signal()
+        a = Signal(range(GA))        # the word of this cycle's operation
+        waddr = Signal(range(GA * M + M))   # its weight address, a * M + j
+        walk_zero = Signal()
+        walk_layout = data.StructLayout({"parity": 1, "a": range(GA), "zero": 1, "last": 1})
+        walk_valid, walk = Signal(), Signal(walk_layout)
+        # Whether a walk is at its last word or group: registers set from the next value, so
+        # that the end of a walk, and the take of the next beat behind it, start from
+        # flip-flops rather than from a compare.
+        a_last = walker_end(m, walk_valid, walk.last, a, GA, "a")
+        m.d.comb += [walk_valid.eq(busy), walk.parity.eq(parity), walk.a.eq(a),
+                     walk.zero.eq(walk_zero), walk.last.eq(a_last)]
 
-        # Registered: room behind for every operation in flight, the stale cycle and one more.
-        credit = Signal()
+        # -- the pass walker: one operation per group of P lanes, k to a word ----------------
+        passing = Signal()           # a pass under way (after the cycle it starts in, ``go``)
+        go = Signal()
+        pg = Signal(range(G))
+        base = Signal(self.base_width)   # pg * P
+        p_parity, p_zero, p_first_step = Signal(), Signal(), Signal()
+        credit = Signal()            # room behind for every operation in flight (registered)
         m.d.sync += credit.eq(self.room)
-        # An operation: its valid bit, and the rest (a layout) carried beside it. ``a`` is
-        # the accumulation word it reads, ``sub`` (a pass's) the group's place in it; ``zero``:
-        # what the word holds is stale (a beat starts from 0, a pass hands on the bias alone).
-        op_layout = data.StructLayout({
-            "pass": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
+        pass_layout_ = data.StructLayout({
+            "parity": 1, "g": range(G), "a": range(GA), "sub": range(k), "zero": 1,
             "first_step": 1, "last": 1, "base": len(base)})
-        op_valid, op = Signal(), Signal(op_layout)
-        # Whether g is a walk's last word (GA) or group (G): registers set from g's next value,
-        # so that the end of a walk, and the take of the next beat behind it, start from
-        # flip-flops rather than from a compare on g.
-        ends = {}
-        for n in sorted({G, GA}):
-            ends[n] = Signal(name=f"g_is_{n - 1}", init=n == 1)
-            if n > 1:
-                with m.If(op_valid):
-                    m.d.sync += ends[n].eq(Mux(op.last, 0, g == n - 2))
-        last_g = ends[G] if G == GA else Mux(in_pass, ends[G], ends[GA])
-        m.d.comb += [op_valid.eq(busy & (~in_pass | credit)), op["pass"].eq(in_pass),
-                     op.g.eq(g), op.zero.eq(walk_zero), op.first_step.eq(walk_first_step),
-                     op.last.eq(last_g), op.base.eq(base)]
+        op_valid, op = Signal(), Signal(pass_layout_)
+        g_last = walker_end(m, op_valid, op.last, pg, G, "g")
+        # A pass's flags: registered at its start, and in the cycle it starts, their sources.
+        p_parity_now, p_zero_now, due_first = Signal(), Signal(), Signal()
+        m.d.comb += [op_valid.eq((passing | go) & credit), op.g.eq(pg),
+                     op.parity.eq(Mux(passing, p_parity, p_parity_now)),
+                     op.zero.eq(Mux(passing, p_zero, p_zero_now)),
+                     op.first_step.eq(Mux(passing, p_first_step, due_first)),
+                     op.last.eq(g_last), op.base.eq(base)]
         if k == 1:
-            m.d.comb += op.a.eq(g)
+            m.d.comb += op.a.eq(pg)
         else:
-            a, sub = Signal(range(GA)), Signal(range(k))
-            m.d.comb += [op.a.eq(a), op.sub.eq(sub)]
+            pa, sub = Signal(range(GA)), Signal(range(k))
+            m.d.comb += [op.a.eq(pa), op.sub.eq(sub)]
             with m.If(op_valid):
                 with m.If(op.last):
-                    m.d.sync += [a.eq(0), sub.eq(0)]
-                with m.Elif(~in_pass | (sub == k - 1)):
-                    m.d.sync += [a.eq(a + 1), sub.eq(0)]
+                    m.d.sync += [pa.eq(0), sub.eq(0)]
+                with m.Elif(sub == k - 1):
+                    m.d.sync += [pa.eq(pa + 1), sub.eq(0)]
                 with m.Else():
                     m.d.sync += sub.eq(sub + 1)
-        # Stages 1 to 3. Only the valid bits of the pipeline need a reset.
-        valid, stage = [op_valid], [op]
-        for n in (1, 2, 3):
-            valid.append(Signal(name=f"s{n}_valid"))
-            stage.append(Signal(op_layout, name=f"s{n}", reset_less=True))
-            m.d.sync += [valid[n].eq(valid[n - 1]), stage[n].eq(stage[n - 1])]
-        s1, s2, s3 = stage[1:]
-
-        at_last = op_valid & op.last
-        # g and base return to 0 at the end of every walk, so a new walk needs no load of
-        # them; waddr takes the buffered beat's index whenever it is not stepping (it matters
-        # only once that beat is consumed). Only the few walk flags depend on ``consume``.
         with m.If(op_valid):
-            m.d.sync += [g.eq(Mux(op.last, 0, g + 1)), base.eq(Mux(op.last, 0, base + P))]
-        with m.If(op_valid & ~op.last):
+            m.d.sync += [pg.eq(Mux(op.last, 0, pg + 1)), base.eq(Mux(op.last, 0, base + P))]
+        with m.If(op_valid & op.last):
+            m.d.sync += passing.eq(0)
+        with m.Elif(go):
+            m.d.sync += passing.eq(1)
+
+        # Stages 1 to 3 of both. Only the valid bits need a reset.
+        w_valid, w_stage = stages(m, walk_valid, walk, "s")
+        p_valid, p_stage = stages(m, op_valid, op, "p")
+        s1, s2, s3 = w_stage[1:]
+        p1, p2, p3 = p_stage[1:]
+
+        # -- taking beats; the pass of a timestep once its beats' writes have landed ---------
+        at_last = walk_valid & walk.last
+        # a and the walk's flags return to 0 at the end of every walk, so a new walk needs no
+        # load of them; waddr takes the buffered beat's index whenever it is not stepping (it
+        # matters only once that beat is taken).
+        with m.If(walk_valid):
+            m.d.sync += a.eq(Mux(walk.last, 0, a + 1))
+        with m.If(walk_valid & ~walk.last):
             m.d.sync += waddr.eq(waddr + M)
         with m.Else():
             m.d.sync += waddr.eq(beat.index)
         with m.If(at_last):
             m.d.sync += busy.eq(0)
-        quiet_ok = pass_spacing(m, self.pass_gap, op_valid & op["pass"])
-        ready = ~busy | at_last
-        walk_start, pass_start, first_step, pass_due = count_beats(
-            m, self, beat_v, beat, consume, ready=ready, quiet_ok=quiet_ok,
-            pass_every=self.pass_every)
-        # The walk's flags matter only while busy: they load whenever the walker could take
-        # a beat, whether it does or not, so that they wait on no ``consume``.
-        with m.If(ready):
-            m.d.sync += [in_pass.eq(pass_due), walk_zero.eq(first),
-                         walk_first_step.eq(first_step)]
-        with m.If(pass_start):
-            m.d.sync += [busy.eq(1), first.eq(1)]
+        # A pass starts (``go``: its first operation, with credit) when the one before it is
+        # over, spaced from it for the update behind (pass_gap), and once the writes of its
+        # set have landed. A write lands at stage 3, and a pass reads word a (or a later one)
+        # at its stage 1, a + 1 cycles after it starts or later; the last walk of its set
+        # wrote word a at stage 3, 4 - GA + a cycles after the eot was taken (the walk's last
+        # operation, word GA - 1, was at stage 0 then). So a pass starting a cycle or more
+        # after the eot (``due`` is a register) reads what was written whenever GA >= 3; with
+        # fewer words, once that walk's last operation is out of stages 1 to 3 - GA. A beat
+        # waits while its set is being passed (or, with one set, while a pass is due or under
+        # way); an eot while a pass is still due, and until the walk of its timestep is at its
+        # last word (its pass flips the set that the walk writes).
+        due = Signal()
+        quiet_ok = pass_spacing(m, self.pass_gap, op_valid)
+        drained = ~Cat(*[w_valid[n] & (w_stage[n].parity != parity)
+                         for n in range(1, 4 - GA)]).any() if GA < 3 else 1
+        m.d.comb += go.eq(due & ~passing & drained & quiet_ok)
+        walker_free = ~busy | at_last
+        set_busy = passing & (p_parity == parity) if self.overlap else passing | due
+        ready = walker_free & Mux(beat.eot, ~due, ~set_busy)
+        walk_start, pass_start, first_step = count_beats(
+            m, self, beat_v, beat, consume, ready=ready, pass_every=self.pass_every)
+        # The walk's zero flag matters only while busy: it loads whenever the walker could
+        # take a beat, whether it does or not, so that it waits on no ``consume``.
+        with m.If(walker_free):
+            m.d.sync += walk_zero.eq(first.bit_select(parity, 1) if sets > 1 else first)
         with m.If(walk_start):
-            m.d.sync += [busy.eq(1), first.eq(0)]
+            m.d.sync += busy.eq(1)
+        with m.If(pass_start):
+            m.d.sync += [due.eq(1), due_first.eq(first_step), parity.eq(~parity)]
+        with m.Elif(go):
+            m.d.sync += due.eq(0)
+        # The set passed is the one the beats just left (parity flipped when the pass fell due).
+        done = ~parity if sets > 1 else Const(0, 1)
+        m.d.comb += [p_parity_now.eq(~parity),
+                     p_zero_now.eq(first.bit_select(done, 1) if sets > 1 else first)]
+        with m.If(go):
+            m.d.sync += [p_parity.eq(p_parity_now), p_first_step.eq(due_first),
+                         p_zero.eq(p_zero_now)]
+        for e in range(sets):
+            with m.If(go & (done == e)):
+                m.d.sync += first[e].eq(1)
+            with m.Elif(walk_start & ((parity == e) | (sets == 1))):
+                m.d.sync += first[e].eq(0)
 
-        # The weight memory is read at stage 0, the accumulators (and, through ``issue``, the
-        # memories of the update behind) at stage 1 (LEAD).
-        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]), acc_rd.addr.eq(s1.a),
-                     self.issue.valid.eq(valid[1] & s1["pass"]), self.issue.g.eq(s1.g)]
+        # -- memories: the weights at stage 0, the accumulators (and, through ``issue``, the
+        # memories of the update behind) at stage 1 (LEAD); a set serves the beats or the pass
+        m.d.comb += [w_rd.addr.eq(waddr[:len(w_rd.addr)]),
+                     self.issue.valid.eq(p_valid[1]), self.issue.g.eq(p1.g)]
+
+        def of_set(stage, e):
+            return (stage.parity == e) | (sets == 1)
+
+        def word_of(stage):
+            """The accumulator word read for the operation at ``stage`` (from its set)."""
+            words = [rd.data for rd, _ in ports]
+            return words[0] if sets == 1 else Mux(stage.parity, words[1], words[0])
+
         # The weight word registered twice (the block RAM's output register, then one in the
         # fabric: the block RAMs lie all over the chip), the accumulators once: stage 3 sees
-        # both beside the operation.
+        # both beside the operation. A stale word counts as zero (no clearing, no bias in front
+        # of the adders): the register's synchronous reset, off the adders' path.
         w2 = Signal(len(w_rd.data), reset_less=True)
         w3 = Signal(len(w_rd.data), reset_less=True)
-        acc3 = Signal(len(acc_rd.data), reset_less=True)
-        # A stale word counts as zero (no clearing, no bias in front of the adders): the
-        # register's synchronous reset, off the adders' path.
-        m.d.sync += [w2.eq(w_rd.data), w3.eq(w2), acc3.eq(Mux(s2.zero, 0, acc_rd.data))]
+        acc3 = Signal(A * AW, reset_less=True)
+        m.d.sync += [w2.eq(w_rd.data), w3.eq(w2), acc3.eq(Mux(s2.zero, 0, word_of(s2)))]
+        # A pass keeps its group's P lanes of the word alone.
+        group3 = Signal(P * AW, reset_less=True)
+        picked = word_of(p2) if k == 1 else word_of(p2).word_select(p2.sub, P * AW)
+        m.d.sync += group3.eq(Mux(p2.zero, 0, picked))
 
-        # -- stage 3: forward the writes in flight, then accumulate or hand on ---------------
+        # -- stage 3: forward the writes in flight, then accumulate ---------------------------
         # A read at cycle c + 1 (stage 1 of an operation started at c) sees writes up to c;
         # the operations started at c - 2 and c - 1 write at c + 1 and c + 2, so stage 3 (at
-        # c + 3) takes those from wl2 and wl1.
+        # c + 3) takes those from wl2 and wl1. Operations on one word are at least GA cycles
+        # apart (every walk visits the words in order, one a cycle), so with three words or
+        # more nothing is ever forwarded and the forwarding is left out: no wide multiplexers,
+        # no select of high fan-out. Which write to forward is decided a cycle early, in
+        # stage 2, from registers.
         lanes_layout = data.ArrayLayout(signed(AW), A)
-        write_layout = data.StructLayout({"a": range(GA), "data": lanes_layout})
+        write_layout = data.StructLayout({"at": 1 + len(s2.a), "data": lanes_layout})
         wl1_valid, wl1 = Signal(), Signal(write_layout, reset_less=True)
         wl2_valid, wl2 = Signal(), Signal(write_layout, reset_less=True)
-        # Which write to forward is decided a cycle early, in stage 2, from registers: the
-        # operation now in stage 3 writes next cycle's wl1, the write now in wl1 becomes wl2.
-        # Operations on one word are at least GA cycles apart (every walk visits the words
-        # in order, one a cycle, and a pass reads word a no sooner than the beat walk before
-        # it wrote it), so with three words or more nothing is ever forwarded and the
-        # forwarding is left out: no wide multiplexers, no select of high fan-out.
         lanes_v = lanes_of(acc3, A, AW)
         if GA < 3:
+            def at(stage):
+                return Cat(stage.a, stage.parity)
             fwd1, fwd2 = Signal(), Signal()
-            m.d.sync += [fwd1.eq(valid[3] & ~s3["pass"] & (s3.a == s2.a) & ~s2.zero),
-                         fwd2.eq(wl1_valid & (wl1.a == s2.a) & ~s2.zero)]
+            m.d.sync += [fwd1.eq(w_valid[3] & (at(s3) == at(s2)) & ~s2.zero),
+                         fwd2.eq(wl1_valid & (wl1.at == at(s2)) & ~s2.zero)]
             lanes_v = [Mux(fwd1, wl1.data[p], Mux(fwd2, wl2.data[p], lanes_v[p]))
                        for p in range(A)]
-        acc_sum = Cat(*[(a + w)[:AW] for a, w in
+        acc_sum = Cat(*[(v + w)[:AW] for v, w in
                         zip(lanes_v, lanes_of(w3, A, self.weights.lane_width))])
-        do_acc = valid[3] & ~s3["pass"]
-        m.d.comb += [acc_wr.addr.eq(s3.a), acc_wr.data.eq(acc_sum), acc_wr.en.eq(do_acc)]
-        m.d.sync += [wl1_valid.eq(do_acc), wl1.a.eq(s3.a), wl1.data.eq(acc_sum),
-                     wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
-        # A pass hands on its group's P lanes of the word, plus the bias.
-        if k == 1:
-            group = lanes_v
-        else:
-            group = Cat(*lanes_v).word_select(s3.sub, P * AW)
-            group = lanes_of(group, P, AW)
-        hand_on(m, self, valid[3] & s3["pass"], s3, group, partial=s3.last)   # last alone
+        for e, (_, wr) in enumerate(ports):
+            m.d.comb += [wr.addr.eq(s3.a), wr.data.eq(acc_sum),
+                         wr.en.eq(w_valid[3] & of_set(s3, e))]
+        m.d.sync += [wl1_valid.eq(w_valid[3]), wl1.at.eq(Cat(s3.a, s3.parity)),
+                     wl1.data.eq(acc_sum), wl2_valid.eq(wl1_valid), wl2.eq(wl1)]
+        for e, (rd, _) in enumerate(ports):
+            m.d.comb += rd.addr.eq(Mux(p_valid[1] & of_set(p1, e), p1.a, s1.a))
+        # The pass hands on its group plus the bias.
+        hand_on(m, self, p_valid[3], p3, lanes_of(group3, P, AW), partial=p3.last)
         return m
+
+
+def walker_end(m: Module, valid, last, counter, n: int, name: str) -> Signal:
+    """Whether a walker's ``counter`` (0 .. n - 1, one step per ``valid`` cycle, back to 0
+    after ``last``) is at n - 1: a register set from the counter's next value."""
+    end = Signal(name=f"{name}_is_{n - 1}", init=n == 1)
+    if n > 1:
+        with m.If(valid):
+            m.d.sync += end.eq(Mux(last, 0, counter == n - 2))
+    return end
+
+
+def stages(m: Module, valid, op, prefix: str, n: int = 3) -> tuple[list, list]:
+    """Stages 1 to ``n`` behind an operation ``op`` (a layout signal, stage 0) and its
+    ``valid``: lists of the valid bits and the operations, stage 0 first. Only the valid
+    bits have a reset."""
+    valids, ops = [valid], [op]
+    for s in range(1, n + 1):
+        valids.append(Signal(name=f"{prefix}{s}_valid"))
+        ops.append(Signal(op.shape(), name=f"{prefix}{s}", reset_less=True))
+        m.d.sync += [valids[s].eq(valids[s - 1]), ops[s].eq(ops[s - 1])]
+    return valids, ops

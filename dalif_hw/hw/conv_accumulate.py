@@ -65,6 +65,7 @@ from .accumulate import (
     input_probes,
     lanes_of,
     pass_spacing,
+    second_set,
     weight_memory,
 )
 from .rom import late_rom
@@ -129,9 +130,6 @@ class ConvAccumulator(wiring.Component):
     """
 
     LATENCY = SpikeAccumulator.LATENCY
-    #: A second set of banks, so that the next timestep accumulates during the pass, where
-    #: the two sets hold at most this many bits in all (:meth:`overlaps`).
-    OVERLAP_BITS = 1 << 16
     #: Banks of at most this many words (one LUT-RAM cell deep) are read in the cycle of the
     #: add and write: no writes in flight to forward. Deeper ones (block RAM) are read two
     #: cycles ahead, with the two writes in flight forwarded.
@@ -169,17 +167,11 @@ class ConvAccumulator(wiring.Component):
 
     @classmethod
     def overlaps(cls, shape: ConvShape, lanes: int, acc_lanes: int, acc_width: int) -> bool:
-        """Whether the layer gets the second set of banks (the next timestep accumulates
-        during the pass, so a timestep costs about max(A, U) instead of A + U): where two
-        sets of its accumulators (P banks of :meth:`bank_depth` words of PK AW + 1 bits) hold
-        at most :data:`OVERLAP_BITS`. A small layer's pass is long beside its input work
-        (the digits network's: 128 groups for about 60 operations) and its accumulators
-        cheap; a large layer's second set would take what it cannot spare (the MNIST-shaped
-        network's first layer: 64 more block RAMs where 192 of the ECP5-85F's 208 are in
-        use)."""
+        """Whether the layer gets the second set of banks (:func:`.accumulate.second_set` of
+        its P banks of :meth:`bank_depth` words of PK AW + 1 bits): the digits network's
+        layer does, the MNIST-shaped network's do not."""
         PK = acc_lanes // lanes
-        bits = lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1)
-        return 2 * bits <= cls.OVERLAP_BITS
+        return second_set(lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1))
 
     def elaborate(self, platform):
         m = Module()
@@ -321,8 +313,8 @@ class ConvAccumulator(wiring.Component):
         # while a pass is still due.
         set_busy = pass_busy & (p_parity == parity) if self.overlap else pass_busy | due
         ready = Mux(beat.eot, eot_ready & ~due, spike_ready & ~set_busy)
-        walk_start, pass_start, first_step, _ = count_beats(
-            m, self, beat_v, beat, consume, ready=ready, quiet_ok=1, pass_every=1)
+        walk_start, pass_start, first_step = count_beats(
+            m, self, beat_v, beat, consume, ready=ready, pass_every=1)
         m.d.sync += launch.eq(walk_start)
         with m.If(pass_start):
             m.d.sync += [due.eq(1), due_first.eq(first_step), parity.eq(~parity)]
@@ -379,7 +371,7 @@ class ConvAccumulator(wiring.Component):
 
         # -- the banks' ports: each set serves the walk or the pass (never both at once) -------
         # LUT-RAM banks are read at stage 2, in the cycle of the add and the write; block-RAM
-        # banks at stage 0, their words registered at stage 2 (acc2, pass2).
+        # banks at stage 0, their words registered at stage 2, a register per bank and set.
         m.d.comb += w_rd.addr.eq(wa_next)
         # A LUT-RAM bank's address (read and write, both at stage 2) is picked a stage early,
         # so that it comes straight from a register (its select reaches every bank).
@@ -404,19 +396,23 @@ class ConvAccumulator(wiring.Component):
                     wr.en.eq(Mux(pass_here[2], p2.clear,
                                  w_valid[2] & ((s2.parity == e) | (sets == 1)) & s2.en[p]))]
 
-        def word_of(p, stage):
-            """Bank p's word read for the operation at ``stage`` (its set's)."""
-            data = [banks[e][p][0].data for e in range(sets)]
-            return data[0] if sets == 1 else Mux(stage.parity, data[1], data[0])
+        # Each bank's word at stage 2, in each set: LUT RAM's read in that cycle; block RAM's
+        # registered alone, so that the block RAM's own output register holds it
+        # (flow/hardregs), and the set picked after it.
+        words = [[banks[e][p][0].data for p in range(P)] for e in range(sets)]
+        if not self.lut_banks:
+            registered = [[Signal(word_width, name=f"s2_bank{p}_{e}", reset_less=True)
+                           for p in range(P)] for e in range(sets)]
+            for e, p in itertools.product(range(sets), range(P)):
+                m.d.sync += registered[e][p].eq(words[e][p])
+            words = registered
 
-        if self.lut_banks:
-            acc2 = [word_of(p, s2) for p in range(P)]
-            pass2 = [word_of(p, p2) for p in range(P)]
-        else:
-            acc2 = [Signal(word_width, name=f"s2_bank{p}", reset_less=True) for p in range(P)]
-            pass2 = [Signal(word_width, name=f"p2_bank{p}", reset_less=True) for p in range(P)]
-            m.d.sync += [a.eq(word_of(p, s1)) for p, a in enumerate(acc2)]
-            m.d.sync += [a.eq(word_of(p, p1)) for p, a in enumerate(pass2)]
+        def word_of(p, stage):
+            """Bank p's word at stage 2 for the operation at ``stage`` (its set's)."""
+            return words[0][p] if sets == 1 else Mux(stage.parity, words[1][p], words[0][p])
+
+        acc2 = [word_of(p, s2) for p in range(P)]
+        pass2 = [word_of(p, p2) for p in range(P)]
 
         # -- the walk, stage 1 -> 2: each lane's weight, picked from the kernel word on its
         # way into the register. The kernel word is read a cycle ahead (at the address the

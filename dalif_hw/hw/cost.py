@@ -9,8 +9,8 @@ beat a cycle. The benches check their cycle bounds from here, ``explore`` and th
 model networks with it, and ``verify`` sets its time-outs from its worst case.
 
 A layer's timestep takes about ``max(accumulate + pass, spikes + 1)`` cycles in steady state
-where accumulation and the pass follow each other (a dense layer), ``max(accumulate, pass,
-spikes + 1)`` where the next timestep accumulates during the pass (a convolution); the output
+where accumulation and the pass follow each other, ``max(accumulate, pass, spikes + 1)`` where
+the next timestep accumulates during the pass (a layer with two sets of accumulators); the output
 is sent while the next timestep accumulates; plus at most :data:`PIPELINE` for the pipelines
 between them.
 """
@@ -22,7 +22,7 @@ import functools
 import numpy as np
 
 from ..core.layout import conv_pass_groups
-from ..quant.kinds import Add, Conv2d, Pool, Readout, Spiking, Weighted
+from ..quant.kinds import Add, Conv2d, Dense, Pool, Readout, Spiking, Weighted
 from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
 
@@ -63,9 +63,15 @@ def _(layer: Conv2d) -> int:
 @functools.singledispatch
 def overlaps(layer) -> bool:
     """Whether the layer's accumulator takes the next timestep's beats during the update
-    pass (a convolution's with two sets of accumulators, :meth:`ConvAccumulator.overlaps
-    <dalif_hw.hw.conv_accumulate.ConvAccumulator.overlaps>`) or after it (the others)."""
+    pass (with two sets of accumulators, where they are cheap: :func:`.accumulate.second_set`)
+    or after it; registered per kind (a readout passes once a sample: not modelled)."""
     return False
+
+
+@overlaps.register
+def _(layer: Dense) -> bool:
+    c = layer.config
+    return SpikeAccumulator.overlaps(c.acc_groups, c.acc_lanes, c.current_width)
 
 
 @overlaps.register
