@@ -3,6 +3,7 @@
     python benchmarks/conv.py --out benchmarks/results            # MNIST-shaped, ECP5-85F
     python benchmarks/conv.py --out benchmarks/results --seeds 1,2,3
     python benchmarks/conv.py --out benchmarks/results --no-synth # Verilator only
+    python benchmarks/conv.py --out benchmarks/results --pnr-timeout 7200   # a slow route
 
 An MNIST-shaped network, conv 5x5 16 ch -> sum pool 2 -> conv 5x5 32 ch -> sum pool 2 ->
 dense 128 -> readout 10 on 28x28 inputs (the scikit-learn digits upscaled, thermometer-coded,
@@ -263,8 +264,15 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", default="1", metavar="S,S,...",
                         help="nextpnr seeds (default: %(default)s); the first sets the figures")
     parser.add_argument("--no-synth", action="store_true", help="skip synthesis")
+    parser.add_argument("--pnr-timeout", type=float, default=3600, metavar="S",
+                        help="end place and route after S seconds (default: %(default)s)")
     args = parser.parse_args(argv)
-    seeds = [int(v) for v in args.seeds.split(",")]
+    try:
+        seeds = [int(v) for v in args.seeds.split(",")]
+    except ValueError:
+        parser.error(f"--seeds must be integers separated by commas, not {args.seeds!r}")
+    if args.pnr_timeout <= 0:
+        parser.error(f"--pnr-timeout must be positive, not {args.pnr_timeout}")
     work, out = Path(args.work), Path(args.out)
     work.mkdir(parents=True, exist_ok=True)
     data = load_digits_split()
@@ -301,7 +309,8 @@ def main(argv=None) -> int:
         for seed in seeds:
             try:
                 report = synthesize(NetworkTop(network), "dalif_network", "ecp5-85k",
-                                    work / f"synth_seed{seed}", seed=seed)
+                                    work / f"synth_seed{seed}", seed=seed,
+                                    pnr_timeout=args.pnr_timeout)
                 figures = dict(luts=report.luts, ffs=report.ffs, brams=report.brams,
                                dsps=report.dsps, fmax_mhz=report.fmax_mhz,
                                us_per_inference=cycles / report.fmax_mhz,

@@ -326,31 +326,31 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   reg \$auto$verilog_backend.cc:2355:dump_module$1  = 0;
   wire \$1 ;
   wire \$10 ;
-  wire \$100 ;
+  wire [8:0] \$100 ;
   wire \$101 ;
   wire [4:0] \$102 ;
   wire [4:0] \$103 ;
-  wire [8:0] \$104 ;
-  wire [8:0] \$105 ;
-  wire \$106 ;
-  wire [4:0] \$107 ;
-  wire [4:0] \$108 ;
+  wire \$104 ;
+  wire \$105 ;
+  wire [13:0] \$106 ;
+  wire \$107 ;
+  wire \$108 ;
   wire \$109 ;
   wire \$11 ;
   wire \$110 ;
-  wire [13:0] \$111 ;
-  wire \$112 ;
-  wire \$113 ;
+  wire \$111 ;
+  wire [1:0] \$112 ;
+  wire [1:0] \$113 ;
   wire \$114 ;
   wire \$115 ;
-  wire \$116 ;
-  wire [1:0] \$117 ;
-  wire [1:0] \$118 ;
+  wire [1:0] \$116 ;
+  wire [9:0] \$117 ;
+  wire \$118 ;
   wire \$119 ;
   wire \$12 ;
   wire \$120 ;
-  wire [1:0] \$121 ;
-  wire [9:0] \$122 ;
+  wire \$121 ;
+  wire \$122 ;
   wire \$123 ;
   wire \$124 ;
   wire \$125 ;
@@ -365,16 +365,16 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$133 ;
   wire \$134 ;
   wire \$135 ;
-  wire \$136 ;
-  wire \$137 ;
-  wire \$138 ;
-  wire \$139 ;
+  wire [287:0] \$136 ;
+  wire [287:0] \$137 ;
+  wire [287:0] \$138 ;
+  wire [287:0] \$139 ;
   wire \$14 ;
-  wire \$140 ;
-  wire [287:0] \$141 ;
-  wire [287:0] \$142 ;
-  wire [287:0] \$143 ;
-  wire [287:0] \$144 ;
+  wire [18:0] \$140 ;
+  wire [18:0] \$141 ;
+  wire [18:0] \$142 ;
+  wire [18:0] \$143 ;
+  wire [18:0] \$144 ;
   wire [18:0] \$145 ;
   wire [18:0] \$146 ;
   wire [18:0] \$147 ;
@@ -387,46 +387,41 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$153 ;
   wire [18:0] \$154 ;
   wire [18:0] \$155 ;
-  wire [18:0] \$156 ;
-  wire [18:0] \$157 ;
-  wire [18:0] \$158 ;
-  wire [18:0] \$159 ;
+  reg \$156 ;
+  reg [8:0] \$157 ;
+  reg \$158 ;
+  reg \$159 ;
   wire \$16 ;
-  wire [18:0] \$160 ;
-  reg \$161 ;
-  reg [8:0] \$162 ;
+  reg \$160 ;
+  reg [3:0] \$161 ;
+  reg [7:0] \$162 ;
   reg \$163 ;
   reg \$164 ;
   reg \$165 ;
-  reg [3:0] \$166 ;
-  reg [7:0] \$167 ;
+  reg \$166 ;
+  reg \$167 ;
   reg \$168 ;
   reg \$169 ;
   wire \$17 ;
-  reg \$170 ;
-  reg \$171 ;
+  reg [3:0] \$170 ;
+  reg [12:0] \$171 ;
   reg \$172 ;
-  reg \$173 ;
+  reg [8:0] \$173 ;
   reg \$174 ;
-  reg [3:0] \$175 ;
-  reg [12:0] \$176 ;
+  reg \$175 ;
+  reg \$176 ;
   reg \$177 ;
-  reg [8:0] \$178 ;
+  reg \$178 ;
   reg \$179 ;
   wire \$18 ;
   reg \$180 ;
   reg \$181 ;
   reg \$182 ;
-  reg \$183 ;
+  reg [1:0] \$183 ;
   reg \$184 ;
-  reg \$185 ;
+  wire [292:0] \$185 ;
   reg \$186 ;
-  reg \$187 ;
-  reg [1:0] \$188 ;
-  reg \$189 ;
   wire \$19 ;
-  wire [292:0] \$190 ;
-  reg \$191 ;
   wire \$2 ;
   wire \$20 ;
   wire \$21 ;
@@ -443,11 +438,11 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$31 ;
   wire \$32 ;
   wire \$33 ;
-  wire \$34 ;
-  wire \$35 ;
-  wire \$36 ;
-  wire \$37 ;
-  wire \$38 ;
+  wire [18:0] \$34 ;
+  wire [18:0] \$35 ;
+  wire [18:0] \$36 ;
+  wire [18:0] \$37 ;
+  wire [18:0] \$38 ;
   wire [18:0] \$39 ;
   wire \$4 ;
   wire [18:0] \$40 ;
@@ -461,13 +456,13 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$48 ;
   wire [18:0] \$49 ;
   wire \$5 ;
-  wire [18:0] \$50 ;
-  wire [18:0] \$51 ;
+  wire \$50 ;
+  wire \$51 ;
   wire [18:0] \$52 ;
   wire [18:0] \$53 ;
   wire [18:0] \$54 ;
-  wire \$55 ;
-  wire \$56 ;
+  wire [18:0] \$55 ;
+  wire [18:0] \$56 ;
   wire [18:0] \$57 ;
   wire [18:0] \$58 ;
   wire [18:0] \$59 ;
@@ -480,21 +475,21 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [18:0] \$65 ;
   wire [18:0] \$66 ;
   wire [18:0] \$67 ;
-  wire [18:0] \$68 ;
-  wire [18:0] \$69 ;
+  wire \$68 ;
+  wire \$69 ;
   wire [30:0] \$7 ;
-  wire [18:0] \$70 ;
-  wire [18:0] \$71 ;
-  wire [18:0] \$72 ;
+  wire \$70 ;
+  wire \$71 ;
+  wire \$72 ;
   wire \$73 ;
   wire \$74 ;
   wire \$75 ;
-  wire \$76 ;
-  wire \$77 ;
-  wire \$78 ;
-  wire \$79 ;
+  wire [18:0] \$76 ;
+  wire [18:0] \$77 ;
+  wire [18:0] \$78 ;
+  wire [18:0] \$79 ;
   wire [30:0] \$8 ;
-  wire \$80 ;
+  wire [18:0] \$80 ;
   wire [18:0] \$81 ;
   wire [18:0] \$82 ;
   wire [18:0] \$83 ;
@@ -507,21 +502,21 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire \$9 ;
   wire [18:0] \$90 ;
   wire [18:0] \$91 ;
-  wire [18:0] \$92 ;
-  wire [18:0] \$93 ;
-  wire [18:0] \$94 ;
-  wire [18:0] \$95 ;
-  wire [18:0] \$96 ;
-  wire \$97 ;
-  wire \$98 ;
-  wire \$99 ;
+  wire \$92 ;
+  wire \$93 ;
+  wire \$94 ;
+  wire \$95 ;
+  wire \$96 ;
+  wire [4:0] \$97 ;
+  wire [4:0] \$98 ;
+  wire [8:0] \$99 ;
   reg \$signal  = 1'h0;
   wire \$signal$18 ;
   wire \$signal$24 ;
   reg \$signal$25  = 1'h0;
   wire \$signal$26 ;
   reg \$signal$27  = 1'h0;
-  wire \$signal$38 ;
+  wire \$signal$37 ;
   reg \$signal$82  = 1'h0;
   reg [292:0] \$signal$83  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
   wire [4:0] \$signal$83.at ;
@@ -769,7 +764,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @(posedge clk) begin
     if (\$signature__en )
-      acc_mem[s3[4:1]] <= { \$54 [17:0], \$53 [17:0], \$52 [17:0], \$51 [17:0], \$50 [17:0], \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0] };
+      acc_mem[s3[4:1]] <= { \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0] };
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
@@ -797,7 +792,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @(posedge clk) begin
     if (\$signature__en$57 )
-      acc_mem1[s3[4:1]] <= { \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0] };
+      acc_mem1[s3[4:1]] <= { \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0], \$56 [17:0], \$55 [17:0], \$54 [17:0], \$53 [17:0], \$52 [17:0] };
   end
   reg [287:0] _1_;
   always @(posedge clk) begin
@@ -4970,240 +4965,288 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$23  = ~ \$22 ;
   assign \$24  = beat[8] ? \$20  : \$23 ;
   assign \$25  = \$19  & \$24 ;
-  assign \$26  = beat_v & \$25 ;
-  assign \$29  = ~ \$28 ;
-  assign \$31  = ~ beat[8];
-  assign \$32  = consume & \$31 ;
-  assign \$33  = beat[7:0] < 9'h100;
-  assign \$34  = count != 9'h100;
-  assign \$35  = \$33  & \$34 ;
-  assign \$signal$38  = \$32  & \$35 ;
-  assign pass_start = consume & \$37 ;
+  assign consume = beat_v & \$25 ;
+  assign \$26  = ~ beat[8];
+  assign \$27  = consume & \$26 ;
+  assign \$28  = beat[7:0] < 9'h100;
+  assign \$29  = count != 9'h100;
+  assign \$30  = \$28  & \$29 ;
+  assign \$signal$37  = \$27  & \$30 ;
+  assign pass_start = consume & \$32 ;
   assign \$signal$24  = ~ parity;
-  assign \$38  = ~ parity;
-  assign \$signal$26  = first >> \$38 ;
-  assign \$39  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$40  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$41  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$42  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$43  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$44  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$45  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$46  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$47  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$48  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$49  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$50  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$51  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$52  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$53  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$54  = $signed(acc3[287:270]) + $signed(w3[127:120]);
-  assign \$55  = ! s3[0];
-  assign \$signature__en  = s3_valid & \$56 ;
-  assign \$57  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$58  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$59  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$60  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$61  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$62  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$63  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$64  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$65  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$66  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$67  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$68  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$69  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$70  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$71  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$72  = $signed(acc3[287:270]) + $signed(w3[127:120]);
-  assign \$signature__en$57  = s3_valid & \$74 ;
-  assign \$75  = ! p1[0];
-  assign \$77  = issue__valid & \$76 ;
-  assign \$signature__addr$58  = \$77  ? p1[8:5] : s1[4:1];
-  assign \$80  = issue__valid & \$79 ;
-  assign \$signature__addr$60  = \$80  ? p1[8:5] : s1[4:1];
-  assign \$81  = $signed(group3[17:0]) + $signed(bias[17:0]);
-  assign \$82  = $signed(group3[35:18]) + $signed(bias[35:18]);
-  assign \$83  = $signed(group3[53:36]) + $signed(bias[53:36]);
-  assign \$84  = $signed(group3[71:54]) + $signed(bias[71:54]);
-  assign \$85  = $signed(group3[89:72]) + $signed(bias[89:72]);
-  assign \$86  = $signed(group3[107:90]) + $signed(bias[107:90]);
-  assign \$87  = $signed(group3[125:108]) + $signed(bias[125:108]);
-  assign \$88  = $signed(group3[143:126]) + $signed(bias[143:126]);
-  assign \$89  = $signed(group3[161:144]) + $signed(bias[161:144]);
-  assign \$90  = $signed(group3[179:162]) + $signed(bias[179:162]);
-  assign \$91  = $signed(group3[197:180]) + $signed(bias[197:180]);
-  assign \$92  = $signed(group3[215:198]) + $signed(bias[215:198]);
-  assign \$93  = $signed(group3[233:216]) + $signed(bias[233:216]);
-  assign \$94  = $signed(group3[251:234]) + $signed(bias[251:234]);
-  assign \$95  = $signed(group3[269:252]) + $signed(bias[269:252]);
-  assign \$96  = $signed(group3[287:270]) + $signed(bias[287:270]);
-  assign \$97  = i__valid & i__ready;
-  assign \$98  = a == 4'he;
-  assign \$99  = walk[6] ? 1'h0 : \$98 ;
-  assign \$100  = pg == 4'he;
-  assign \$101  = op[11] ? 1'h0 : \$100 ;
-  assign \$102  = pg + 1'h1;
-  assign \$103  = op[11] ? 5'h00 : \$102 ;
-  assign \$104  = base + 5'h10;
-  assign \$105  = op[11] ? 9'h000 : \$104 ;
-  assign \$106  = \$signal$18  & op[11];
-  assign \$107  = a + 1'h1;
-  assign \$108  = walk[6] ? 5'h00 : \$107 ;
-  assign \$109  = ~ walk[6];
-  assign \$110  = \$signal  & \$109 ;
-  assign \$111  = waddr + 9'h100;
-  assign \$112  = \$signal  & walk[6];
-  assign \$113  = beat[7:0] < 9'h100;
-  assign \$114  = count != 9'h100;
-  assign \$115  = \$113  & \$114 ;
-  assign \$117  = t + 1'h1;
-  assign \$118  = \$116  ? 2'h0 : \$117 ;
-  assign \$122  = count + 1'h1;
-  assign \$123  = ~ \$signal ;
-  assign \$124  = \$signal  & walk[6];
-  assign \$125  = \$123  | \$124 ;
-  assign \$126  = first >> parity;
-  assign \$127  = ! t;
-  assign \$128  = ~ parity;
-  assign \$129  = ~ parity;
-  assign \$131  = go & \$130 ;
-  assign \$132  = ! parity;
-  assign \$134  = \$signal$38  & \$133 ;
-  assign \$135  = ~ parity;
-  assign \$137  = go & \$136 ;
-  assign \$140  = \$signal$38  & \$139 ;
-  assign \$141  = s2[0] ? \$signature__data$81  : \$signature__data$80 ;
-  assign \$142  = s2[5] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$141 ;
-  assign \$143  = p2[0] ? \$signature__data$81  : \$signature__data$80 ;
-  assign \$144  = p2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$143 ;
-  assign \$145  = $signed(acc3[17:0]) + $signed(w3[7:0]);
-  assign \$146  = $signed(acc3[35:18]) + $signed(w3[15:8]);
-  assign \$147  = $signed(acc3[53:36]) + $signed(w3[23:16]);
-  assign \$148  = $signed(acc3[71:54]) + $signed(w3[31:24]);
-  assign \$149  = $signed(acc3[89:72]) + $signed(w3[39:32]);
-  assign \$150  = $signed(acc3[107:90]) + $signed(w3[47:40]);
-  assign \$151  = $signed(acc3[125:108]) + $signed(w3[55:48]);
-  assign \$152  = $signed(acc3[143:126]) + $signed(w3[63:56]);
-  assign \$153  = $signed(acc3[161:144]) + $signed(w3[71:64]);
-  assign \$154  = $signed(acc3[179:162]) + $signed(w3[79:72]);
-  assign \$155  = $signed(acc3[197:180]) + $signed(w3[87:80]);
-  assign \$156  = $signed(acc3[215:198]) + $signed(w3[95:88]);
-  assign \$157  = $signed(acc3[233:216]) + $signed(w3[103:96]);
-  assign \$158  = $signed(acc3[251:234]) + $signed(w3[111:104]);
-  assign \$159  = $signed(acc3[269:252]) + $signed(w3[119:112]);
-  assign \$160  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$33  = ~ parity;
+  assign \$signal$26  = first >> \$33 ;
+  assign \$34  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$35  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$36  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$37  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$38  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$39  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$40  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$41  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$42  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$43  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$44  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$45  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$46  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$47  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$48  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$49  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$50  = ! s3[0];
+  assign \$signature__en  = s3_valid & \$51 ;
+  assign \$52  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$53  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$54  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$55  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$56  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$57  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$58  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$59  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$60  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$61  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$62  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$63  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$64  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$65  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$66  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$67  = $signed(acc3[287:270]) + $signed(w3[127:120]);
+  assign \$signature__en$57  = s3_valid & \$69 ;
+  assign \$70  = ! p1[0];
+  assign \$72  = issue__valid & \$71 ;
+  assign \$signature__addr$58  = \$72  ? p1[8:5] : s1[4:1];
+  assign \$75  = issue__valid & \$74 ;
+  assign \$signature__addr$60  = \$75  ? p1[8:5] : s1[4:1];
+  assign \$76  = $signed(group3[17:0]) + $signed(bias[17:0]);
+  assign \$77  = $signed(group3[35:18]) + $signed(bias[35:18]);
+  assign \$78  = $signed(group3[53:36]) + $signed(bias[53:36]);
+  assign \$79  = $signed(group3[71:54]) + $signed(bias[71:54]);
+  assign \$80  = $signed(group3[89:72]) + $signed(bias[89:72]);
+  assign \$81  = $signed(group3[107:90]) + $signed(bias[107:90]);
+  assign \$82  = $signed(group3[125:108]) + $signed(bias[125:108]);
+  assign \$83  = $signed(group3[143:126]) + $signed(bias[143:126]);
+  assign \$84  = $signed(group3[161:144]) + $signed(bias[161:144]);
+  assign \$85  = $signed(group3[179:162]) + $signed(bias[179:162]);
+  assign \$86  = $signed(group3[197:180]) + $signed(bias[197:180]);
+  assign \$87  = $signed(group3[215:198]) + $signed(bias[215:198]);
+  assign \$88  = $signed(group3[233:216]) + $signed(bias[233:216]);
+  assign \$89  = $signed(group3[251:234]) + $signed(bias[251:234]);
+  assign \$90  = $signed(group3[269:252]) + $signed(bias[269:252]);
+  assign \$91  = $signed(group3[287:270]) + $signed(bias[287:270]);
+  assign \$92  = i__valid & i__ready;
+  assign \$93  = a == 4'he;
+  assign \$94  = walk[6] ? 1'h0 : \$93 ;
+  assign \$95  = pg == 4'he;
+  assign \$96  = op[11] ? 1'h0 : \$95 ;
+  assign \$97  = pg + 1'h1;
+  assign \$98  = op[11] ? 5'h00 : \$97 ;
+  assign \$99  = base + 5'h10;
+  assign \$100  = op[11] ? 9'h000 : \$99 ;
+  assign \$101  = \$signal$18  & op[11];
+  assign \$102  = a + 1'h1;
+  assign \$103  = walk[6] ? 5'h00 : \$102 ;
+  assign \$104  = ~ walk[6];
+  assign \$105  = \$signal  & \$104 ;
+  assign \$106  = waddr + 9'h100;
+  assign \$107  = \$signal  & walk[6];
+  assign \$108  = beat[7:0] < 9'h100;
+  assign \$109  = count != 9'h100;
+  assign \$110  = \$108  & \$109 ;
+  assign \$112  = t + 1'h1;
+  assign \$113  = \$111  ? 2'h0 : \$112 ;
+  assign \$117  = count + 1'h1;
+  assign \$118  = ~ \$signal ;
+  assign \$119  = \$signal  & walk[6];
+  assign \$120  = \$118  | \$119 ;
+  assign \$121  = first >> parity;
+  assign \$122  = ! t;
+  assign \$123  = ~ parity;
+  assign \$124  = ~ parity;
+  assign \$126  = go & \$125 ;
+  assign \$127  = ! parity;
+  assign \$129  = \$signal$37  & \$128 ;
+  assign \$130  = ~ parity;
+  assign \$132  = go & \$131 ;
+  assign \$135  = \$signal$37  & \$134 ;
+  assign \$136  = s2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$137  = s2[5] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$136 ;
+  assign \$138  = p2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$139  = p2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$138 ;
+  assign \$140  = $signed(acc3[17:0]) + $signed(w3[7:0]);
+  assign \$141  = $signed(acc3[35:18]) + $signed(w3[15:8]);
+  assign \$142  = $signed(acc3[53:36]) + $signed(w3[23:16]);
+  assign \$143  = $signed(acc3[71:54]) + $signed(w3[31:24]);
+  assign \$144  = $signed(acc3[89:72]) + $signed(w3[39:32]);
+  assign \$145  = $signed(acc3[107:90]) + $signed(w3[47:40]);
+  assign \$146  = $signed(acc3[125:108]) + $signed(w3[55:48]);
+  assign \$147  = $signed(acc3[143:126]) + $signed(w3[63:56]);
+  assign \$148  = $signed(acc3[161:144]) + $signed(w3[71:64]);
+  assign \$149  = $signed(acc3[179:162]) + $signed(w3[79:72]);
+  assign \$150  = $signed(acc3[197:180]) + $signed(w3[87:80]);
+  assign \$151  = $signed(acc3[215:198]) + $signed(w3[95:88]);
+  assign \$152  = $signed(acc3[233:216]) + $signed(w3[103:96]);
+  assign \$153  = $signed(acc3[251:234]) + $signed(w3[111:104]);
+  assign \$154  = $signed(acc3[269:252]) + $signed(w3[119:112]);
+  assign \$155  = $signed(acc3[287:270]) + $signed(w3[127:120]);
   always @(posedge clk)
-    beat_v <= \$161 ;
+    beat_v <= \$156 ;
   always @(posedge clk)
-    beat <= \$162 ;
+    beat <= \$157 ;
   always @(posedge clk)
-    a_is_15 <= \$163 ;
+    a_is_15 <= \$158 ;
   always @(posedge clk)
-    credit <= \$164 ;
+    credit <= \$159 ;
   always @(posedge clk)
-    g_is_15 <= \$165 ;
+    g_is_15 <= \$160 ;
   always @(posedge clk)
-    pg <= \$166 ;
+    pg <= \$161 ;
   always @(posedge clk)
-    base <= \$167 ;
+    base <= \$162 ;
   always @(posedge clk)
-    passing <= \$168 ;
+    passing <= \$163 ;
   always @(posedge clk)
-    s1_valid <= \$169 ;
+    s1_valid <= \$164 ;
   always @(posedge clk)
     s1 <= walk;
   always @(posedge clk)
-    s2_valid <= \$170 ;
+    s2_valid <= \$165 ;
   always @(posedge clk)
     s2 <= s1;
   always @(posedge clk)
-    s3_valid <= \$171 ;
+    s3_valid <= \$166 ;
   always @(posedge clk)
     s3 <= s2;
   always @(posedge clk)
-    issue__valid <= \$172 ;
+    issue__valid <= \$167 ;
   always @(posedge clk)
     p1 <= op;
   always @(posedge clk)
-    p2_valid <= \$173 ;
+    p2_valid <= \$168 ;
   always @(posedge clk)
     p2 <= p1;
   always @(posedge clk)
-    pass___valid <= \$174 ;
+    pass___valid <= \$169 ;
   always @(posedge clk)
     p3 <= p2;
   always @(posedge clk)
-    a <= \$175 ;
+    a <= \$170 ;
   always @(posedge clk)
-    waddr <= \$176 ;
+    waddr <= \$171 ;
   always @(posedge clk)
-    \$signal  <= \$177 ;
+    \$signal  <= \$172 ;
   always @(posedge clk)
-    count <= \$178 ;
+    count <= \$173 ;
   always @(posedge clk)
-    t <= \$179 ;
+    t <= \$174 ;
   always @(posedge clk)
-    err <= \$180 ;
+    err <= \$175 ;
   always @(posedge clk)
-    walk_zero <= \$181 ;
+    walk_zero <= \$176 ;
   always @(posedge clk)
-    due <= \$182 ;
+    due <= \$177 ;
   always @(posedge clk)
-    due_first <= \$183 ;
+    due_first <= \$178 ;
   always @(posedge clk)
-    parity <= \$184 ;
+    parity <= \$179 ;
   always @(posedge clk)
-    \$signal$25  <= \$185 ;
+    \$signal$25  <= \$180 ;
   always @(posedge clk)
-    p_first_step <= \$186 ;
+    p_first_step <= \$181 ;
   always @(posedge clk)
-    \$signal$27  <= \$187 ;
+    \$signal$27  <= \$182 ;
   always @(posedge clk)
-    first <= \$188 ;
+    first <= \$183 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
     w3 <= w2;
   always @(posedge clk)
-    acc3 <= \$142 ;
+    acc3 <= \$137 ;
   always @(posedge clk)
-    group3 <= \$144 ;
+    group3 <= \$139 ;
   always @(posedge clk)
-    \$signal$82  <= \$189 ;
+    \$signal$82  <= \$184 ;
   always @(posedge clk)
-    \$signal$83  <= \$190 ;
+    \$signal$83  <= \$185 ;
   always @(posedge clk)
-    \$signal$84  <= \$191 ;
+    \$signal$84  <= \$186 ;
   always @(posedge clk)
     \$signal$85  <= \$signal$83 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$161  = beat_v;
-    if (\$97 ) begin
-      \$161  = 1'h1;
+    \$156  = beat_v;
+    if (\$92 ) begin
+      \$156  = 1'h1;
     end else if (consume) begin
-      \$161  = 1'h0;
+      \$156  = 1'h0;
     end
     if (rst) begin
-      \$161  = 1'h0;
+      \$156  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$162  = beat;
-    if (\$97 ) begin
-      \$162  = i__payload;
+    \$157  = beat;
+    if (\$92 ) begin
+      \$157  = i__payload;
     end
     if (rst) begin
-      \$162  = 9'h000;
+      \$157  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$163  = a_is_15;
+    \$158  = a_is_15;
     if (\$signal ) begin
-      \$163  = \$99 ;
+      \$158  = \$94 ;
+    end
+    if (rst) begin
+      \$158  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$159  = room;
+    if (rst) begin
+      \$159  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$160  = g_is_15;
+    if (\$signal$18 ) begin
+      \$160  = \$96 ;
+    end
+    if (rst) begin
+      \$160  = 1'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$161  = pg;
+    if (\$signal$18 ) begin
+      \$161  = \$98 [3:0];
+    end
+    if (rst) begin
+      \$161  = 4'h0;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$162  = base;
+    if (\$signal$18 ) begin
+      \$162  = \$100 [7:0];
+    end
+    if (rst) begin
+      \$162  = 8'h00;
+    end
+  end
+  always @* begin
+    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
+    \$163  = passing;
+    if (\$101 ) begin
+      \$163  = 1'h0;
+    end else if (go) begin
+      \$163  = 1'h1;
     end
     if (rst) begin
       \$163  = 1'h0;
@@ -5211,125 +5254,139 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$164  = room;
+    \$164  = \$signal ;
     if (rst) begin
       \$164  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$165  = g_is_15;
-    if (\$signal$18 ) begin
-      \$165  = \$101 ;
-    end
+    \$165  = s1_valid;
     if (rst) begin
       \$165  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$166  = pg;
-    if (\$signal$18 ) begin
-      \$166  = \$103 [3:0];
-    end
+    \$166  = s2_valid;
     if (rst) begin
-      \$166  = 4'h0;
+      \$166  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = base;
-    if (\$signal$18 ) begin
-      \$167  = \$105 [7:0];
-    end
+    \$167  = \$signal$18 ;
     if (rst) begin
-      \$167  = 8'h00;
+      \$167  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$168  = passing;
-    if (\$106 ) begin
-      \$168  = 1'h0;
-    end else if (go) begin
-      \$168  = 1'h1;
-    end
+    \$168  = issue__valid;
     if (rst) begin
       \$168  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$169  = \$signal ;
+    \$169  = p2_valid;
     if (rst) begin
       \$169  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$170  = s1_valid;
+    \$170  = a;
+    if (\$signal ) begin
+      \$170  = \$103 [3:0];
+    end
     if (rst) begin
-      \$170  = 1'h0;
+      \$170  = 4'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$171  = s2_valid;
+    (* full_case = 32'd1 *)
+    if (\$105 ) begin
+      \$171  = \$106 [12:0];
+    end else begin
+      \$171  = { 5'h00, beat[7:0] };
+    end
     if (rst) begin
-      \$171  = 1'h0;
+      \$171  = 13'h0000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$172  = \$signal$18 ;
+    \$172  = \$signal ;
+    if (\$107 ) begin
+      \$172  = 1'h0;
+    end
+    if (\$signal$37 ) begin
+      \$172  = 1'h1;
+    end
     if (rst) begin
       \$172  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$173  = issue__valid;
+    \$173  = count;
+    if (consume) begin
+      if (beat[8]) begin
+        \$173  = 9'h000;
+      end else if (\$110 ) begin
+        \$173  = \$117 [8:0];
+      end
+    end
     if (rst) begin
-      \$173  = 1'h0;
+      \$173  = 9'h000;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$174  = p2_valid;
+    \$174  = t;
+    if (consume) begin
+      if (beat[8]) begin
+        \$174  = \$113 [0];
+      end
+    end
     if (rst) begin
       \$174  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$175  = a;
-    if (\$signal ) begin
-      \$175  = \$108 [3:0];
+    \$175  = err;
+    if (consume) begin
+      (* full_case = 32'd1 *)
+      if (beat[8]) begin
+      end else if (\$110 ) begin
+      end else begin
+        \$175  = 1'h1;
+      end
     end
     if (rst) begin
-      \$175  = 4'h0;
+      \$175  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    (* full_case = 32'd1 *)
-    if (\$110 ) begin
-      \$176  = \$111 [12:0];
-    end else begin
-      \$176  = { 5'h00, beat[7:0] };
+    \$176  = walk_zero;
+    if (\$120 ) begin
+      \$176  = \$121 ;
     end
     if (rst) begin
-      \$176  = 13'h0000;
+      \$176  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$177  = \$signal ;
-    if (\$112 ) begin
-      \$177  = 1'h0;
-    end
-    if (\$signal$38 ) begin
+    \$177  = due;
+    if (pass_start) begin
       \$177  = 1'h1;
+    end else if (go) begin
+      \$177  = 1'h0;
     end
     if (rst) begin
       \$177  = 1'h0;
@@ -5337,25 +5394,19 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$178  = count;
-    if (consume) begin
-      if (beat[8]) begin
-        \$178  = 9'h000;
-      end else if (\$115 ) begin
-        \$178  = \$122 [8:0];
-      end
+    \$178  = due_first;
+    if (pass_start) begin
+      \$178  = \$122 ;
     end
     if (rst) begin
-      \$178  = 9'h000;
+      \$178  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$179  = t;
-    if (consume) begin
-      if (beat[8]) begin
-        \$179  = \$118 [0];
-      end
+    \$179  = parity;
+    if (pass_start) begin
+      \$179  = \$123 ;
     end
     if (rst) begin
       \$179  = 1'h0;
@@ -5363,14 +5414,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = err;
-    if (consume) begin
-      (* full_case = 32'd1 *)
-      if (beat[8]) begin
-      end else if (\$115 ) begin
-      end else begin
-        \$180  = 1'h1;
-      end
+    \$180  = \$signal$25 ;
+    if (go) begin
+      \$180  = \$signal$24 ;
     end
     if (rst) begin
       \$180  = 1'h0;
@@ -5378,9 +5424,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$181  = walk_zero;
-    if (\$125 ) begin
-      \$181  = \$126 ;
+    \$181  = p_first_step;
+    if (go) begin
+      \$181  = due_first;
     end
     if (rst) begin
       \$181  = 1'h0;
@@ -5388,11 +5434,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = due;
-    if (pass_start) begin
-      \$182  = 1'h1;
-    end else if (go) begin
-      \$182  = 1'h0;
+    \$182  = \$signal$27 ;
+    if (go) begin
+      \$182  = \$signal$26 ;
     end
     if (rst) begin
       \$182  = 1'h0;
@@ -5400,83 +5444,33 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$183  = due_first;
-    if (pass_start) begin
-      \$183  = \$127 ;
+    \$183  = first;
+    if (\$126 ) begin
+      \$183 [0] = 1'h1;
+    end else if (\$129 ) begin
+      \$183 [0] = 1'h0;
+    end
+    if (\$132 ) begin
+      \$183 [1] = 1'h1;
+    end else if (\$135 ) begin
+      \$183 [1] = 1'h0;
     end
     if (rst) begin
-      \$183  = 1'h0;
+      \$183  = 2'h3;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$184  = parity;
-    if (pass_start) begin
-      \$184  = \$128 ;
-    end
+    \$184  = s3_valid;
     if (rst) begin
       \$184  = 1'h0;
     end
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$185  = \$signal$25 ;
-    if (go) begin
-      \$185  = \$signal$24 ;
-    end
-    if (rst) begin
-      \$185  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = p_first_step;
-    if (go) begin
-      \$186  = due_first;
-    end
+    \$186  = \$signal$82 ;
     if (rst) begin
       \$186  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$187  = \$signal$27 ;
-    if (go) begin
-      \$187  = \$signal$26 ;
-    end
-    if (rst) begin
-      \$187  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$188  = first;
-    if (\$131 ) begin
-      \$188 [0] = 1'h1;
-    end else if (\$134 ) begin
-      \$188 [0] = 1'h0;
-    end
-    if (\$137 ) begin
-      \$188 [1] = 1'h1;
-    end else if (\$140 ) begin
-      \$188 [1] = 1'h0;
-    end
-    if (rst) begin
-      \$188  = 2'h3;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$189  = s3_valid;
-    if (rst) begin
-      \$189  = 1'h0;
-    end
-  end
-  always @* begin
-    if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$191  = \$signal$82 ;
-    if (rst) begin
-      \$191  = 1'h0;
     end
   end
   assign cfg__addr = wp__addr;
@@ -5488,9 +5482,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign w_rd__addr = waddr[11:0];
   assign p1_valid = issue__valid;
   assign \$signature__addr  = s3[4:1];
-  assign \$signature__data  = { \$54 [17:0], \$53 [17:0], \$52 [17:0], \$51 [17:0], \$50 [17:0], \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0] };
+  assign \$signature__data  = { \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0] };
   assign \$signature__addr$55  = s3[4:1];
-  assign \$signature__data$56  = { \$72 [17:0], \$71 [17:0], \$70 [17:0], \$69 [17:0], \$68 [17:0], \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0] };
+  assign \$signature__data$56  = { \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0], \$56 [17:0], \$55 [17:0], \$54 [17:0], \$53 [17:0], \$52 [17:0] };
   assign p3_valid = pass___valid;
   assign issue__g = p1[4:1];
   assign \walk.parity  = walk[0];
@@ -5615,24 +5609,24 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$signal$85.data.13  = \$signal$85 [256:239];
   assign \$signal$85.data.14  = \$signal$85 [274:257];
   assign \$signal$85.data.15  = \$signal$85 [292:275];
-  assign \$190 [292:5] = { \$160 [17:0], \$159 [17:0], \$158 [17:0], \$157 [17:0], \$156 [17:0], \$155 [17:0], \$154 [17:0], \$153 [17:0], \$152 [17:0], \$151 [17:0], \$150 [17:0], \$149 [17:0], \$148 [17:0], \$147 [17:0], \$146 [17:0], \$145 [17:0] };
-  assign \$190 [4:0] = { s3[0], s3[4:1] };
-  assign pass___payload[302:285] = \$96 [17:0];
-  assign pass___payload[284:267] = \$95 [17:0];
-  assign pass___payload[266:249] = \$94 [17:0];
-  assign pass___payload[248:231] = \$93 [17:0];
-  assign pass___payload[230:213] = \$92 [17:0];
-  assign pass___payload[212:195] = \$91 [17:0];
-  assign pass___payload[194:177] = \$90 [17:0];
-  assign pass___payload[176:159] = \$89 [17:0];
-  assign pass___payload[158:141] = \$88 [17:0];
-  assign pass___payload[140:123] = \$87 [17:0];
-  assign pass___payload[122:105] = \$86 [17:0];
-  assign pass___payload[104:87] = \$85 [17:0];
-  assign pass___payload[86:69] = \$84 [17:0];
-  assign pass___payload[68:51] = \$83 [17:0];
-  assign pass___payload[50:33] = \$82 [17:0];
-  assign pass___payload[32:15] = \$81 [17:0];
+  assign \$185 [292:5] = { \$155 [17:0], \$154 [17:0], \$153 [17:0], \$152 [17:0], \$151 [17:0], \$150 [17:0], \$149 [17:0], \$148 [17:0], \$147 [17:0], \$146 [17:0], \$145 [17:0], \$144 [17:0], \$143 [17:0], \$142 [17:0], \$141 [17:0], \$140 [17:0] };
+  assign \$185 [4:0] = { s3[0], s3[4:1] };
+  assign pass___payload[302:285] = \$91 [17:0];
+  assign pass___payload[284:267] = \$90 [17:0];
+  assign pass___payload[266:249] = \$89 [17:0];
+  assign pass___payload[248:231] = \$88 [17:0];
+  assign pass___payload[230:213] = \$87 [17:0];
+  assign pass___payload[212:195] = \$86 [17:0];
+  assign pass___payload[194:177] = \$85 [17:0];
+  assign pass___payload[176:159] = \$84 [17:0];
+  assign pass___payload[158:141] = \$83 [17:0];
+  assign pass___payload[140:123] = \$82 [17:0];
+  assign pass___payload[122:105] = \$81 [17:0];
+  assign pass___payload[104:87] = \$80 [17:0];
+  assign pass___payload[86:69] = \$79 [17:0];
+  assign pass___payload[68:51] = \$78 [17:0];
+  assign pass___payload[50:33] = \$77 [17:0];
+  assign pass___payload[32:15] = \$76 [17:0];
   assign pass___payload[14:7] = p3[19:12];
   assign pass___payload[6] = p3[11];
   assign pass___payload[5] = p3[11];
@@ -5649,29 +5643,25 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign walk[5] = walk_zero;
   assign walk[4:1] = a;
   assign walk[0] = parity;
-  assign \$27  = 1'h1;
-  assign \$28  = beat[8];
-  assign \$30  = 1'h1;
-  assign consume = \$26 ;
   assign \$16  = \$15 ;
   assign go = \$15 ;
-  assign \$36  = 1'h1;
-  assign \$37  = beat[8];
-  assign \$56  = \$55 ;
-  assign \$73  = s3[0];
-  assign \$74  = s3[0];
-  assign \$76  = \$75 ;
-  assign \$78  = p1[0];
-  assign \$79  = p1[0];
-  assign \$116  = t;
-  assign \$119  = 1'h1;
-  assign \$120  = beat[8];
-  assign \$121  = 2'h1;
-  assign \$133  = \$132 ;
-  assign \$136  = \$135 ;
-  assign \$138  = parity;
-  assign \$139  = parity;
-  assign \$130  = parity;
+  assign \$31  = 1'h1;
+  assign \$32  = beat[8];
+  assign \$51  = \$50 ;
+  assign \$68  = s3[0];
+  assign \$69  = s3[0];
+  assign \$71  = \$70 ;
+  assign \$73  = p1[0];
+  assign \$74  = p1[0];
+  assign \$111  = t;
+  assign \$114  = 1'h1;
+  assign \$115  = beat[8];
+  assign \$116  = 2'h1;
+  assign \$128  = \$127 ;
+  assign \$131  = \$130 ;
+  assign \$133  = parity;
+  assign \$134  = parity;
+  assign \$125  = parity;
 endmodule
 
 (* generator = "Amaranth" *)

@@ -22,6 +22,7 @@ from dalif_hw.harness.formal import (
     INDUCTIVE,
     Diamond,
     Harness,
+    array_latency,
     combinational_paths,
     prove,
 )
@@ -71,6 +72,14 @@ def two_samples(design, T: int = 1) -> int:
     return done["cycle"]
 
 
+def live_depth(array: NeuronArray) -> int:
+    """A bounded depth for an array's liveness: two whole samples (:func:`two_samples`), and
+    at least until the bound of a timestep taken at once after reset has run out (the
+    reset, the eot taken, ``base`` quiet cycles and the one that breaks it), so that an
+    array that never ends a timestep fails within it."""
+    return max(two_samples(array), array_latency(array)[0] + 4)
+
+
 def array(lanes: int, reset: str, T: int = 2) -> NeuronArray:
     return NeuronArray(ArrayConfig(4, 6, T, reset=reset, lanes=lanes, **WIDTHS),
                        multipliers="logic")
@@ -108,8 +117,8 @@ def test_array_protocol_holds_in_every_reachable_state(lanes, reset, tmp_path):
 
 @pytest.mark.parametrize("lanes, reset", [(1, "soft"), (4, "hard")])
 def test_array_events_and_liveness_over_two_samples(lanes, reset, tmp_path):
-    """Bounded: T = 1, so that two whole samples fit in few cycles (22 to 26 here)."""
-    depth = two_samples(array(lanes, reset, T=1))
+    """Bounded: T = 1, so that two whole samples fit in few cycles (23 to 27 here)."""
+    depth = live_depth(array(lanes, reset, T=1))
     assert depth <= 30  # the solver's time grows fast with the depth
     result = prove(Harness(array(lanes, reset, T=1), BOUNDED), tmp_path, bounded=depth)
     assert result.status == "bounded", result.log[-3000:]
@@ -126,7 +135,7 @@ def test_readout_error_flag_in_every_reachable_state(tmp_path):
 
 def test_network_over_two_samples(tmp_path):
     """Every property, bounded, through an array and a readout (T = 1: two whole samples
-    end by cycle 34)."""
+    end by cycle 35)."""
     depth = two_samples(network(T=1))
     assert depth <= 36
     result = prove(Harness(network(T=1), INDUCTIVE + BOUNDED), tmp_path, bounded=depth)
@@ -146,7 +155,8 @@ def test_an_output_that_stalls_fails_the_liveness_check(design, tmp_path):
     """The liveness bound has teeth within the bounded depth: an output that never moves
     fails it (and only it: the other properties hold for a stalled output)."""
     dut = array(4, "hard", T=1) if design == "array" else network(T=1)
-    depth = two_samples(array(4, "hard", T=1) if design == "array" else network(T=1))
+    depth = live_depth(array(4, "hard", T=1)) if design == "array" else \
+        two_samples(network(T=1))
     result = prove(Harness(dut, ("liveness",), broken="stalls"), tmp_path, bounded=depth)
     assert result.status == "failed"
     assert "did not end within their bound" in result.log or \

@@ -115,7 +115,7 @@ def _count_ffs(yosys_log: str) -> int:
 
 def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150.0,
                board: str | None = None, seed: int = 1, hard_registers: bool = True,
-               baud: int = 1_000_000) -> Report:
+               baud: int = 1_000_000, pnr_timeout: float = 3600) -> Report:
     """Run the flow on an Amaranth component ``design`` (or on Verilog text with a top
     module ``name``: an earlier design kept for comparison, ECP5 only and without a board);
     return the :class:`Report`.
@@ -127,6 +127,7 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
 
     On ECP5, ``hard_registers`` moves the flip-flops around DSP blocks and block RAMs into
     the primitives' own registers (:mod:`dalif_hw.flow.hardregs`) before place and route.
+    Place and route that takes longer than ``pnr_timeout`` seconds is ended (a ToolError).
 
     Raises
     ------
@@ -192,7 +193,7 @@ def synthesize(design, name: str, target: str, work: Path, freq_mhz: float = 150
         args += ["--pcf-allow-unconstrained"]
     start = time.perf_counter()
     try:
-        log = run_tool(nextpnr, args, work, "nextpnr.log")
+        log = run_tool(nextpnr, args, work, "nextpnr.log", timeout=pnr_timeout)
     except ToolError as exc:
         log = (work / "nextpnr.log").read_text() if (work / "nextpnr.log").exists() else ""
         over = {bel: (used, avail) for bel, (used, avail) in parse_utilisation(log).items()

@@ -263,9 +263,10 @@ def second_set(bits: int) -> bool:
 
 
 def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
-    """Whether a new pass may start, from registers (a pass may not be under way: the
-    caller's to check): the datapath behind reads back what a pass writes, so a pass's
-    first operation must come at least ``pass_gap`` cycles after the last one's."""
+    """Whether a pass whose first operation is issued in the next cycle may start, from
+    registers (a pass may not be under way: the caller's to check): the datapath behind
+    reads back what a pass writes, so ``pass_gap`` cycles must separate the last operation
+    of a pass (``pass_issued``) from the first of the next."""
     quiet_ok = Signal()
     if pass_gap > 0:
         quiet = Signal(range(pass_gap + 2), init=pass_gap + 1)
@@ -486,7 +487,8 @@ class SpikeAccumulator(wiring.Component):
         # way); an eot while a pass is still due, and until the walk of its timestep is at its
         # last word (its pass flips the set that the walk writes).
         due = Signal()
-        quiet_ok = pass_spacing(m, self.pass_gap, op_valid)
+        # (A pass issues its first operation in the cycle it starts, not the one after.)
+        quiet_ok = pass_spacing(m, self.pass_gap + 1, op_valid)
         drained = ~Cat(*[w_valid[n] & (w_stage[n].parity != parity)
                          for n in range(1, 4 - GA)]).any() if GA < 3 else 1
         m.d.comb += go.eq(due & ~passing & drained & quiet_ok)

@@ -66,6 +66,7 @@ from .accumulate import (
     lanes_of,
     pass_spacing,
     second_set,
+    stages,
     weight_memory,
 )
 from .rom import late_rom
@@ -280,17 +281,8 @@ class ConvAccumulator(wiring.Component):
             op.clear.eq((p_kk == PK - 1) | (p_k == K - 1))]   # the word's last channel
 
         # -- stages: the walk's 1 and 2 (write), the pass's 1 (issue), 2 (clear) and 3 ---------
-        # Only the valid bits need a reset.
-        w_valid, w_stage = [walk_valid], [walk]
-        p_valid, p_stage = [op_valid], [op]
-        for n in (1, 2, 3):
-            p_valid.append(Signal(name=f"p{n}_valid"))
-            p_stage.append(Signal(pass_layout_, name=f"p{n}", reset_less=True))
-            m.d.sync += [p_valid[n].eq(p_valid[n - 1]), p_stage[n].eq(p_stage[n - 1])]
-            if n < 3:
-                w_valid.append(Signal(name=f"s{n}_valid"))
-                w_stage.append(Signal(walk_layout, name=f"s{n}", reset_less=True))
-                m.d.sync += [w_valid[n].eq(w_valid[n - 1]), w_stage[n].eq(w_stage[n - 1])]
+        w_valid, w_stage = stages(m, walk_valid, walk, "s", 2)
+        p_valid, p_stage = stages(m, op_valid, op, "p")
         s1, s2 = w_stage[1:]
         p1, p2, p3 = p_stage[1:]
 
