@@ -375,6 +375,9 @@ class SpikeAccumulator(wiring.Component):
         self.base_width = base_width
         self.overlap = self.overlaps(self.acc_groups, self.acc_lanes, acc_width) \
             if overlap is None else overlap
+        #: Cycles a pass may wait, beyond the one after the eot that makes it due, for the
+        #: last writes of its set to land (see ``drained`` in :meth:`elaborate`).
+        self.pass_wait = max(0, 3 - self.acc_groups)
         super().__init__(AccumulatorSignature(
             inputs=inputs, groups=self.groups, lanes=self.lanes, acc_width=acc_width,
             base_width=base_width, cfg_widths=cfg_widths))
