@@ -84,9 +84,8 @@ def test_accumulator_forwards_back_to_back_beats(groups, k, pass_every, overlap)
     before, per group, in order; with k groups to an accumulation word (acc_lanes = k P: a
     beat walks ceil(groups / k) words); a pass every timestep (a neuron array) or every
     ``pass_every`` (a readout's T), each saying whether a sample's first timestep ended it;
-    one set of accumulators or two (the next timestep's beats
-    taken during the pass); ``pass_gap`` cycles between the last operation of a pass and
-    the first of the next."""
+    one set of accumulators or two (the next timestep's beats taken during the pass);
+    ``pass_gap`` cycles between the last operation of a pass and the first of the next."""
     rng = np.random.default_rng(groups * 10 + k + 100 * pass_every + 1000 * overlap)
     pass_gap = (groups + k) % 4
     P, M, T = 2, 3, 2 if pass_every == 1 else pass_every

@@ -36,12 +36,10 @@ def array_latency(array: NeuronArray) -> tuple[int, int]:
     """``(base, per_step)``: with its output ready and no input offered, an array ends the
     timesteps in flight within ``base + per_step * (timesteps - 1)`` cycles. The first: the
     beat being walked (GA cycles, the accumulator's LEAD and its ``pass_wait``), the wait for
-    the update loop
-    before its pass (at most UPDATE_LATENCY + 1), the pass to the FIFO (PUSH_LATENCY) and
-    the output register; each further one: its pass (passes start at least the update loop
-    apart) and at most N + 1 beats out. (The smallest base the bounded proof accepts is 3
-    less for G = 1 and 2 less for G = 4, so the bound has teeth: it is not vacuous within
-    the proof's depth.)"""
+    the update loop before its pass (at most UPDATE_LATENCY + 1), the pass to the FIFO
+    (PUSH_LATENCY) and the output register; each further one: its pass (passes start at
+    least the update loop apart) and at most N + 1 beats out. (An output that never moves
+    fails the bound within the proof's depth, tests/test_formal.py checks: it has teeth.)"""
     c = array.config
     acc = array.accumulator
     per_step = max(c.groups, UPDATE_LATENCY + 1) + c.neurons + 1

@@ -493,7 +493,7 @@ class SpikeAccumulator(wiring.Component):
         # (A pass issues its first operation in the cycle it starts, not the one after.)
         quiet_ok = pass_spacing(m, self.pass_gap + 1, op_valid)
         drained = ~Cat(*[w_valid[n] & (w_stage[n].parity != parity)
-                         for n in range(1, 4 - GA)]).any() if GA < 3 else 1
+                         for n in range(1, 1 + self.pass_wait)]).any() if self.pass_wait else 1
         m.d.comb += go.eq(due & ~passing & drained & quiet_ok)
         walker_free = ~busy | at_last
         set_busy = passing & (p_parity == parity) if self.overlap else passing | due
