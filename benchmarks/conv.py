@@ -207,18 +207,22 @@ def side_by_side(network: Network, spikes: np.ndarray, us_accelerator: float | N
 
 
 def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[dict]:
-    """Per layer with neurons: synaptic operations per inference (counted beats times the
-    neurons each reaches), per cycle of the inference, and the lane utilization: operations
-    / (accumulation lanes x the accumulator's busy cycles, dalif_hw.hw.cost); and the busy
-    cycles if every beat carried its index's count (a sum pool's window sent as one beat, the
-    accumulator adding the weight times the count: issue 22 item 2, not built yet)."""
+    """Per layer with neurons: the beats it takes per inference against the spikes they carry
+    (behind a counting sum pool a beat carries up to a window's count, dalif_hw.hw.pool),
+    synaptic operations per inference (counted spikes times the neurons each reaches), per
+    cycle of the inference, and the lane utilization: the lanes a beat's operations add into
+    over all its lanes, (beats x the neurons each reaches) / (accumulation lanes x the
+    accumulator's busy cycles, dalif_hw.hw.cost)."""
     from dalif_hw.hw import cost
+    from dalif_hw.hw.pool import counted_pools
 
+    counted = counted_pools(network)
     rows = []
     for layer, step in twin.walk(network, spikes):
         if not isinstance(layer, Weighted):
             continue
         counts = step.counts
+        beats = cost.counted_beats(counts) if layer.inputs[0] in counted else counts
         if isinstance(layer, Conv2d):
             shape = layer.params.shape
             reach = (shape.dense(np.ones((shape.channels, shape.in_shape[0], *shape.kernel),
@@ -227,13 +231,14 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
             reach = np.full(layer.in_size, layer.config.neurons)
         samples = len(counts)
         ops = float((counts @ reach).sum()) / samples
+        adds = float((beats @ reach).sum()) / samples   # lanes added into
         operations = cost.operations(layer)      # accumulator cycles per beat
-        busy = float((counts @ operations).sum()) / samples
+        busy = float((beats @ operations).sum()) / samples
         rows.append({"layer": layer.name, "acc_lanes": layer.config.acc_lanes,
-                     "synaptic_ops": ops, "ops_per_cycle": ops / cycles,
-                     "busy_cycles": busy, "busy_cycles_with_counts": float(
-                         ((counts > 0) @ operations).sum()) / samples,
-                     "utilization": ops / (layer.config.acc_lanes * busy) if busy else 0.0})
+                     "beats": float(beats.sum()) / samples,
+                     "spikes": float(counts.sum()) / samples,
+                     "synaptic_ops": ops, "ops_per_cycle": ops / cycles, "busy_cycles": busy,
+                     "utilization": adds / (layer.config.acc_lanes * busy) if busy else 0.0})
     return rows
 
 
@@ -243,12 +248,12 @@ def markdown(row: dict, layers: list, timing: list) -> str:
     keys = [k for k in row if k not in ("firing",)]
     lines = ["| " + " | ".join(keys) + " |", "|" + " --- |" * len(keys),
              "| " + " | ".join(fmt(row[k]) for k in keys) + " |", "",
-             "| layer | acc lanes | synaptic ops / inference | ops / cycle | accumulator busy "
-             "cycles | lane utilization | busy cycles if beats carried counts |",
+             "| layer | acc lanes | beats / inference (spikes they carry) | synaptic ops / "
+             "inference | ops / cycle | accumulator busy cycles | lane utilization |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
-    lines += [f"| {r['layer']} | {r['acc_lanes']} | {r['synaptic_ops']:,.0f} | "
-              f"{r['ops_per_cycle']:.1f} | {r['busy_cycles']:,.0f} | {r['utilization']:.2f} | "
-              f"{r['busy_cycles_with_counts']:,.0f} |" for r in layers]
+    lines += [f"| {r['layer']} | {r['acc_lanes']} | {r['beats']:,.0f} ({r['spikes']:,.0f}) | "
+              f"{r['synaptic_ops']:,.0f} | {r['ops_per_cycle']:.1f} | {r['busy_cycles']:,.0f} | "
+              f"{r['utilization']:.2f} |" for r in layers]
     lines += ["", "| what (this machine, this run) | us / image | vs PyTorch batch 1, 1 thread |",
               "| --- | --- | --- |"]
     base = timing[0][1]

@@ -511,62 +511,62 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [4:0] \$98 ;
   wire [8:0] \$99 ;
   reg \$signal  = 1'h0;
-  wire \$signal$18 ;
-  wire \$signal$24 ;
-  reg \$signal$25  = 1'h0;
-  wire \$signal$26 ;
-  reg \$signal$27  = 1'h0;
-  wire \$signal$37 ;
-  reg \$signal$82  = 1'h0;
-  reg [292:0] \$signal$83  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [4:0] \$signal$83.at ;
-  wire [287:0] \$signal$83.data ;
-  wire [17:0] \$signal$83.data.0 ;
-  wire [17:0] \$signal$83.data.10 ;
-  wire [17:0] \$signal$83.data.11 ;
-  wire [17:0] \$signal$83.data.12 ;
-  wire [17:0] \$signal$83.data.13 ;
-  wire [17:0] \$signal$83.data.14 ;
-  wire [17:0] \$signal$83.data.15 ;
-  wire [17:0] \$signal$83.data.1 ;
-  wire [17:0] \$signal$83.data.2 ;
-  wire [17:0] \$signal$83.data.3 ;
-  wire [17:0] \$signal$83.data.4 ;
-  wire [17:0] \$signal$83.data.5 ;
-  wire [17:0] \$signal$83.data.6 ;
-  wire [17:0] \$signal$83.data.7 ;
-  wire [17:0] \$signal$83.data.8 ;
-  wire [17:0] \$signal$83.data.9 ;
-  reg \$signal$84  = 1'h0;
-  reg [292:0] \$signal$85  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
-  wire [4:0] \$signal$85.at ;
-  wire [287:0] \$signal$85.data ;
-  wire [17:0] \$signal$85.data.0 ;
-  wire [17:0] \$signal$85.data.10 ;
-  wire [17:0] \$signal$85.data.11 ;
-  wire [17:0] \$signal$85.data.12 ;
-  wire [17:0] \$signal$85.data.13 ;
-  wire [17:0] \$signal$85.data.14 ;
-  wire [17:0] \$signal$85.data.15 ;
-  wire [17:0] \$signal$85.data.1 ;
-  wire [17:0] \$signal$85.data.2 ;
-  wire [17:0] \$signal$85.data.3 ;
-  wire [17:0] \$signal$85.data.4 ;
-  wire [17:0] \$signal$85.data.5 ;
-  wire [17:0] \$signal$85.data.6 ;
-  wire [17:0] \$signal$85.data.7 ;
-  wire [17:0] \$signal$85.data.8 ;
-  wire [17:0] \$signal$85.data.9 ;
+  wire \$signal$19 ;
+  wire \$signal$25 ;
+  reg \$signal$26  = 1'h0;
+  wire \$signal$27 ;
+  reg \$signal$28  = 1'h0;
+  wire \$signal$38 ;
+  reg \$signal$83  = 1'h0;
+  reg [292:0] \$signal$84  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [4:0] \$signal$84.at ;
+  wire [287:0] \$signal$84.data ;
+  wire [17:0] \$signal$84.data.0 ;
+  wire [17:0] \$signal$84.data.10 ;
+  wire [17:0] \$signal$84.data.11 ;
+  wire [17:0] \$signal$84.data.12 ;
+  wire [17:0] \$signal$84.data.13 ;
+  wire [17:0] \$signal$84.data.14 ;
+  wire [17:0] \$signal$84.data.15 ;
+  wire [17:0] \$signal$84.data.1 ;
+  wire [17:0] \$signal$84.data.2 ;
+  wire [17:0] \$signal$84.data.3 ;
+  wire [17:0] \$signal$84.data.4 ;
+  wire [17:0] \$signal$84.data.5 ;
+  wire [17:0] \$signal$84.data.6 ;
+  wire [17:0] \$signal$84.data.7 ;
+  wire [17:0] \$signal$84.data.8 ;
+  wire [17:0] \$signal$84.data.9 ;
+  reg \$signal$85  = 1'h0;
+  reg [292:0] \$signal$86  = 293'h00000000000000000000000000000000000000000000000000000000000000000000000000;
+  wire [4:0] \$signal$86.at ;
+  wire [287:0] \$signal$86.data ;
+  wire [17:0] \$signal$86.data.0 ;
+  wire [17:0] \$signal$86.data.10 ;
+  wire [17:0] \$signal$86.data.11 ;
+  wire [17:0] \$signal$86.data.12 ;
+  wire [17:0] \$signal$86.data.13 ;
+  wire [17:0] \$signal$86.data.14 ;
+  wire [17:0] \$signal$86.data.15 ;
+  wire [17:0] \$signal$86.data.1 ;
+  wire [17:0] \$signal$86.data.2 ;
+  wire [17:0] \$signal$86.data.3 ;
+  wire [17:0] \$signal$86.data.4 ;
+  wire [17:0] \$signal$86.data.5 ;
+  wire [17:0] \$signal$86.data.6 ;
+  wire [17:0] \$signal$86.data.7 ;
+  wire [17:0] \$signal$86.data.8 ;
+  wire [17:0] \$signal$86.data.9 ;
   wire [3:0] \$signature__addr ;
-  wire [3:0] \$signature__addr$55 ;
-  wire [3:0] \$signature__addr$58 ;
-  wire [3:0] \$signature__addr$60 ;
+  wire [3:0] \$signature__addr$56 ;
+  wire [3:0] \$signature__addr$59 ;
+  wire [3:0] \$signature__addr$61 ;
   wire [287:0] \$signature__data ;
-  wire [287:0] \$signature__data$56 ;
-  wire [287:0] \$signature__data$80 ;
+  wire [287:0] \$signature__data$57 ;
   wire [287:0] \$signature__data$81 ;
+  wire [287:0] \$signature__data$82 ;
   wire \$signature__en ;
-  wire \$signature__en$57 ;
+  wire \$signature__en$58 ;
   reg [3:0] a = 4'h0;
   reg a_is_15 = 1'h0;
   reg [287:0] acc3 = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -614,7 +614,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   output err;
   reg err = 1'h0;
   (* init = 1'h0 *)
-  wire \err$35 ;
+  wire \err$36 ;
   reg [1:0] first = 2'h3;
   reg g_is_15 = 1'h0;
   wire go;
@@ -712,18 +712,21 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [3:0] \s1.a ;
   wire \s1.last ;
   wire \s1.parity ;
+  wire [-1:0] \s1.shift ;
   wire \s1.zero ;
   reg s1_valid = 1'h0;
   reg [6:0] s2 = 7'h00;
   wire [3:0] \s2.a ;
   wire \s2.last ;
   wire \s2.parity ;
+  wire [-1:0] \s2.shift ;
   wire \s2.zero ;
   reg s2_valid = 1'h0;
   reg [6:0] s3 = 7'h00;
   wire [3:0] \s3.a ;
   wire \s3.last ;
   wire \s3.parity ;
+  wire [-1:0] \s3.shift ;
   wire \s3.zero ;
   reg s3_valid = 1'h0;
   wire [-1:0] steps;
@@ -737,7 +740,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   wire [3:0] \walk.a ;
   wire \walk.last ;
   wire \walk.parity ;
+  wire [-1:0] \walk.shift ;
   wire \walk.zero ;
+  wire [-1:0] walk_shift;
   reg walk_zero = 1'h0;
   input [11:0] wp__addr;
   wire [11:0] wp__addr;
@@ -768,9 +773,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   reg [287:0] _0_;
   always @(posedge clk) begin
-    _0_ <= acc_mem[\$signature__addr$58 ];
+    _0_ <= acc_mem[\$signature__addr$59 ];
   end
-  assign \$signature__data$80  = _0_;
+  assign \$signature__data$81  = _0_;
   reg [287:0] acc_mem1 [15:0];
   initial begin
     acc_mem1[0] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
@@ -791,14 +796,14 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     acc_mem1[15] = 288'h000000000000000000000000000000000000000000000000000000000000000000000000;
   end
   always @(posedge clk) begin
-    if (\$signature__en$57 )
+    if (\$signature__en$58 )
       acc_mem1[s3[4:1]] <= { \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0], \$56 [17:0], \$55 [17:0], \$54 [17:0], \$53 [17:0], \$52 [17:0] };
   end
   reg [287:0] _1_;
   always @(posedge clk) begin
-    _1_ <= acc_mem1[\$signature__addr$60 ];
+    _1_ <= acc_mem1[\$signature__addr$61 ];
   end
-  assign \$signature__data$81  = _1_;
+  assign \$signature__data$82  = _1_;
   (* no_rw_check = 32'd1 *)
   (* ram_style = "block" *)
   reg [127:0] weights_mem [4095:0];
@@ -4950,9 +4955,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$9  = ~ beat_v;
   assign i__ready = \$9  | consume;
   assign \$10  = passing | go;
-  assign \$signal$18  = \$10  & credit;
-  assign \$11  = passing ? \$signal$25  : \$signal$24 ;
-  assign \$12  = passing ? \$signal$27  : \$signal$26 ;
+  assign \$signal$19  = \$10  & credit;
+  assign \$11  = passing ? \$signal$26  : \$signal$25 ;
+  assign \$12  = passing ? \$signal$28  : \$signal$27 ;
   assign \$13  = passing ? p_first_step : due_first;
   assign \$14  = ~ passing;
   assign \$15  = due & \$14 ;
@@ -4960,7 +4965,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$18  = \$signal  & walk[6];
   assign \$19  = \$17  | \$18 ;
   assign \$20  = ~ due;
-  assign \$21  = \$signal$25  == parity;
+  assign \$21  = \$signal$26  == parity;
   assign \$22  = passing & \$21 ;
   assign \$23  = ~ \$22 ;
   assign \$24  = beat[8] ? \$20  : \$23 ;
@@ -4971,11 +4976,11 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$28  = beat[7:0] < 9'h100;
   assign \$29  = count != 9'h100;
   assign \$30  = \$28  & \$29 ;
-  assign \$signal$37  = \$27  & \$30 ;
+  assign \$signal$38  = \$27  & \$30 ;
   assign pass_start = consume & \$32 ;
-  assign \$signal$24  = ~ parity;
+  assign \$signal$25  = ~ parity;
   assign \$33  = ~ parity;
-  assign \$signal$26  = first >> \$33 ;
+  assign \$signal$27  = first >> \$33 ;
   assign \$34  = $signed(acc3[17:0]) + $signed(w3[7:0]);
   assign \$35  = $signed(acc3[35:18]) + $signed(w3[15:8]);
   assign \$36  = $signed(acc3[53:36]) + $signed(w3[23:16]);
@@ -5010,12 +5015,12 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$65  = $signed(acc3[251:234]) + $signed(w3[111:104]);
   assign \$66  = $signed(acc3[269:252]) + $signed(w3[119:112]);
   assign \$67  = $signed(acc3[287:270]) + $signed(w3[127:120]);
-  assign \$signature__en$57  = s3_valid & \$69 ;
+  assign \$signature__en$58  = s3_valid & \$69 ;
   assign \$70  = ! p1[0];
   assign \$72  = issue__valid & \$71 ;
-  assign \$signature__addr$58  = \$72  ? p1[8:5] : s1[4:1];
+  assign \$signature__addr$59  = \$72  ? p1[8:5] : s1[4:1];
   assign \$75  = issue__valid & \$74 ;
-  assign \$signature__addr$60  = \$75  ? p1[8:5] : s1[4:1];
+  assign \$signature__addr$61  = \$75  ? p1[8:5] : s1[4:1];
   assign \$76  = $signed(group3[17:0]) + $signed(bias[17:0]);
   assign \$77  = $signed(group3[35:18]) + $signed(bias[35:18]);
   assign \$78  = $signed(group3[53:36]) + $signed(bias[53:36]);
@@ -5041,7 +5046,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$98  = op[11] ? 5'h00 : \$97 ;
   assign \$99  = base + 5'h10;
   assign \$100  = op[11] ? 9'h000 : \$99 ;
-  assign \$101  = \$signal$18  & op[11];
+  assign \$101  = \$signal$19  & op[11];
   assign \$102  = a + 1'h1;
   assign \$103  = walk[6] ? 5'h00 : \$102 ;
   assign \$104  = ~ walk[6];
@@ -5063,13 +5068,13 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \$124  = ~ parity;
   assign \$126  = go & \$125 ;
   assign \$127  = ! parity;
-  assign \$129  = \$signal$37  & \$128 ;
+  assign \$129  = \$signal$38  & \$128 ;
   assign \$130  = ~ parity;
   assign \$132  = go & \$131 ;
-  assign \$135  = \$signal$37  & \$134 ;
-  assign \$136  = s2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$135  = \$signal$38  & \$134 ;
+  assign \$136  = s2[0] ? \$signature__data$82  : \$signature__data$81 ;
   assign \$137  = s2[5] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$136 ;
-  assign \$138  = p2[0] ? \$signature__data$81  : \$signature__data$80 ;
+  assign \$138  = p2[0] ? \$signature__data$82  : \$signature__data$81 ;
   assign \$139  = p2[9] ? 288'h000000000000000000000000000000000000000000000000000000000000000000000000 : \$138 ;
   assign \$140  = $signed(acc3[17:0]) + $signed(w3[7:0]);
   assign \$141  = $signed(acc3[35:18]) + $signed(w3[15:8]);
@@ -5148,29 +5153,29 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   always @(posedge clk)
     parity <= \$179 ;
   always @(posedge clk)
-    \$signal$25  <= \$180 ;
+    \$signal$26  <= \$180 ;
   always @(posedge clk)
     p_first_step <= \$181 ;
   always @(posedge clk)
-    \$signal$27  <= \$182 ;
+    \$signal$28  <= \$182 ;
   always @(posedge clk)
     first <= \$183 ;
   always @(posedge clk)
     w2 <= w_rd__data;
   always @(posedge clk)
-    w3 <= w2;
-  always @(posedge clk)
     acc3 <= \$137 ;
+  always @(posedge clk)
+    w3 <= w2;
   always @(posedge clk)
     group3 <= \$139 ;
   always @(posedge clk)
-    \$signal$82  <= \$184 ;
+    \$signal$83  <= \$184 ;
   always @(posedge clk)
-    \$signal$83  <= \$185 ;
+    \$signal$84  <= \$185 ;
   always @(posedge clk)
-    \$signal$84  <= \$186 ;
+    \$signal$85  <= \$186 ;
   always @(posedge clk)
-    \$signal$85  <= \$signal$83 ;
+    \$signal$86  <= \$signal$84 ;
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$156  = beat_v;
@@ -5213,7 +5218,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$160  = g_is_15;
-    if (\$signal$18 ) begin
+    if (\$signal$19 ) begin
       \$160  = \$96 ;
     end
     if (rst) begin
@@ -5223,7 +5228,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$161  = pg;
-    if (\$signal$18 ) begin
+    if (\$signal$19 ) begin
       \$161  = \$98 [3:0];
     end
     if (rst) begin
@@ -5233,7 +5238,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
     \$162  = base;
-    if (\$signal$18 ) begin
+    if (\$signal$19 ) begin
       \$162  = \$100 [7:0];
     end
     if (rst) begin
@@ -5275,7 +5280,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$167  = \$signal$18 ;
+    \$167  = \$signal$19 ;
     if (rst) begin
       \$167  = 1'h0;
     end
@@ -5322,7 +5327,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
     if (\$107 ) begin
       \$172  = 1'h0;
     end
-    if (\$signal$37 ) begin
+    if (\$signal$38 ) begin
       \$172  = 1'h1;
     end
     if (rst) begin
@@ -5414,9 +5419,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$180  = \$signal$25 ;
+    \$180  = \$signal$26 ;
     if (go) begin
-      \$180  = \$signal$24 ;
+      \$180  = \$signal$25 ;
     end
     if (rst) begin
       \$180  = 1'h0;
@@ -5434,9 +5439,9 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$182  = \$signal$27 ;
+    \$182  = \$signal$28 ;
     if (go) begin
-      \$182  = \$signal$26 ;
+      \$182  = \$signal$27 ;
     end
     if (rst) begin
       \$182  = 1'h0;
@@ -5468,7 +5473,7 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   end
   always @* begin
     if (\$auto$verilog_backend.cc:2355:dump_module$1 ) begin end
-    \$186  = \$signal$82 ;
+    \$186  = \$signal$83 ;
     if (rst) begin
       \$186  = 1'h0;
     end
@@ -5478,13 +5483,13 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign wp__en = \$8 [15:0];
   assign busy = \$signal ;
   assign quiet_ok = 1'h1;
-  assign \err$35  = err;
+  assign \err$36  = err;
   assign w_rd__addr = waddr[11:0];
   assign p1_valid = issue__valid;
   assign \$signature__addr  = s3[4:1];
   assign \$signature__data  = { \$49 [17:0], \$48 [17:0], \$47 [17:0], \$46 [17:0], \$45 [17:0], \$44 [17:0], \$43 [17:0], \$42 [17:0], \$41 [17:0], \$40 [17:0], \$39 [17:0], \$38 [17:0], \$37 [17:0], \$36 [17:0], \$35 [17:0], \$34 [17:0] };
-  assign \$signature__addr$55  = s3[4:1];
-  assign \$signature__data$56  = { \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0], \$56 [17:0], \$55 [17:0], \$54 [17:0], \$53 [17:0], \$52 [17:0] };
+  assign \$signature__addr$56  = s3[4:1];
+  assign \$signature__data$57  = { \$67 [17:0], \$66 [17:0], \$65 [17:0], \$64 [17:0], \$63 [17:0], \$62 [17:0], \$61 [17:0], \$60 [17:0], \$59 [17:0], \$58 [17:0], \$57 [17:0], \$56 [17:0], \$55 [17:0], \$54 [17:0], \$53 [17:0], \$52 [17:0] };
   assign p3_valid = pass___valid;
   assign issue__g = p1[4:1];
   assign \walk.parity  = walk[0];
@@ -5573,42 +5578,42 @@ module \dalif_array.accumulate (i__valid, cfg__en, cfg__sel, wp__addr, cfg__lane
   assign \p2.first_step  = p2[10];
   assign \p2.last  = p2[11];
   assign \p2.base  = p2[19:12];
-  assign \$signal$83.at  = \$signal$83 [4:0];
-  assign \$signal$83.data  = \$signal$83 [292:5];
-  assign \$signal$83.data.0  = \$signal$83 [22:5];
-  assign \$signal$83.data.1  = \$signal$83 [40:23];
-  assign \$signal$83.data.2  = \$signal$83 [58:41];
-  assign \$signal$83.data.3  = \$signal$83 [76:59];
-  assign \$signal$83.data.4  = \$signal$83 [94:77];
-  assign \$signal$83.data.5  = \$signal$83 [112:95];
-  assign \$signal$83.data.6  = \$signal$83 [130:113];
-  assign \$signal$83.data.7  = \$signal$83 [148:131];
-  assign \$signal$83.data.8  = \$signal$83 [166:149];
-  assign \$signal$83.data.9  = \$signal$83 [184:167];
-  assign \$signal$83.data.10  = \$signal$83 [202:185];
-  assign \$signal$83.data.11  = \$signal$83 [220:203];
-  assign \$signal$83.data.12  = \$signal$83 [238:221];
-  assign \$signal$83.data.13  = \$signal$83 [256:239];
-  assign \$signal$83.data.14  = \$signal$83 [274:257];
-  assign \$signal$83.data.15  = \$signal$83 [292:275];
-  assign \$signal$85.at  = \$signal$85 [4:0];
-  assign \$signal$85.data  = \$signal$85 [292:5];
-  assign \$signal$85.data.0  = \$signal$85 [22:5];
-  assign \$signal$85.data.1  = \$signal$85 [40:23];
-  assign \$signal$85.data.2  = \$signal$85 [58:41];
-  assign \$signal$85.data.3  = \$signal$85 [76:59];
-  assign \$signal$85.data.4  = \$signal$85 [94:77];
-  assign \$signal$85.data.5  = \$signal$85 [112:95];
-  assign \$signal$85.data.6  = \$signal$85 [130:113];
-  assign \$signal$85.data.7  = \$signal$85 [148:131];
-  assign \$signal$85.data.8  = \$signal$85 [166:149];
-  assign \$signal$85.data.9  = \$signal$85 [184:167];
-  assign \$signal$85.data.10  = \$signal$85 [202:185];
-  assign \$signal$85.data.11  = \$signal$85 [220:203];
-  assign \$signal$85.data.12  = \$signal$85 [238:221];
-  assign \$signal$85.data.13  = \$signal$85 [256:239];
-  assign \$signal$85.data.14  = \$signal$85 [274:257];
-  assign \$signal$85.data.15  = \$signal$85 [292:275];
+  assign \$signal$84.at  = \$signal$84 [4:0];
+  assign \$signal$84.data  = \$signal$84 [292:5];
+  assign \$signal$84.data.0  = \$signal$84 [22:5];
+  assign \$signal$84.data.1  = \$signal$84 [40:23];
+  assign \$signal$84.data.2  = \$signal$84 [58:41];
+  assign \$signal$84.data.3  = \$signal$84 [76:59];
+  assign \$signal$84.data.4  = \$signal$84 [94:77];
+  assign \$signal$84.data.5  = \$signal$84 [112:95];
+  assign \$signal$84.data.6  = \$signal$84 [130:113];
+  assign \$signal$84.data.7  = \$signal$84 [148:131];
+  assign \$signal$84.data.8  = \$signal$84 [166:149];
+  assign \$signal$84.data.9  = \$signal$84 [184:167];
+  assign \$signal$84.data.10  = \$signal$84 [202:185];
+  assign \$signal$84.data.11  = \$signal$84 [220:203];
+  assign \$signal$84.data.12  = \$signal$84 [238:221];
+  assign \$signal$84.data.13  = \$signal$84 [256:239];
+  assign \$signal$84.data.14  = \$signal$84 [274:257];
+  assign \$signal$84.data.15  = \$signal$84 [292:275];
+  assign \$signal$86.at  = \$signal$86 [4:0];
+  assign \$signal$86.data  = \$signal$86 [292:5];
+  assign \$signal$86.data.0  = \$signal$86 [22:5];
+  assign \$signal$86.data.1  = \$signal$86 [40:23];
+  assign \$signal$86.data.2  = \$signal$86 [58:41];
+  assign \$signal$86.data.3  = \$signal$86 [76:59];
+  assign \$signal$86.data.4  = \$signal$86 [94:77];
+  assign \$signal$86.data.5  = \$signal$86 [112:95];
+  assign \$signal$86.data.6  = \$signal$86 [130:113];
+  assign \$signal$86.data.7  = \$signal$86 [148:131];
+  assign \$signal$86.data.8  = \$signal$86 [166:149];
+  assign \$signal$86.data.9  = \$signal$86 [184:167];
+  assign \$signal$86.data.10  = \$signal$86 [202:185];
+  assign \$signal$86.data.11  = \$signal$86 [220:203];
+  assign \$signal$86.data.12  = \$signal$86 [238:221];
+  assign \$signal$86.data.13  = \$signal$86 [256:239];
+  assign \$signal$86.data.14  = \$signal$86 [274:257];
+  assign \$signal$86.data.15  = \$signal$86 [292:275];
   assign \$185 [292:5] = { \$155 [17:0], \$154 [17:0], \$153 [17:0], \$152 [17:0], \$151 [17:0], \$150 [17:0], \$149 [17:0], \$148 [17:0], \$147 [17:0], \$146 [17:0], \$145 [17:0], \$144 [17:0], \$143 [17:0], \$142 [17:0], \$141 [17:0], \$140 [17:0] };
   assign \$185 [4:0] = { s3[0], s3[4:1] };
   assign pass___payload[302:285] = \$91 [17:0];

@@ -8,6 +8,8 @@ under back-pressure, the readout's argmax on ties.
 
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 from amaranth.sim import Simulator
@@ -23,11 +25,12 @@ from dalif_hw.hw.update import PUSH_LATENCY, STAGES, UPDATE_LATENCY, NeuronUpdat
 
 
 def offer(ctx, port, queue: list, gap: bool = False) -> bool:
-    """Offer ``queue[0]`` (index, eot) on the event stream ``port`` this cycle (unless
-    ``gap``); return whether it is taken at the next clock edge."""
+    """Offer ``queue[0]`` (index, eot) or (index, eot, shift) on the event stream ``port``
+    this cycle (unless ``gap``); return whether it is taken at the next clock edge."""
     if queue and not gap:
         ctx.set(port.valid, 1)
-        ctx.set(port.payload, {"index": queue[0][0], "eot": queue[0][1]})
+        fields = ("index", "eot", "shift")[:len(port.payload.shape().members)]
+        ctx.set(port.payload, dict(zip(fields, queue[0])))
     else:
         ctx.set(port.valid, 0)
     return bool(queue) and not gap and bool(ctx.get(port.ready))
@@ -45,14 +48,17 @@ def simulate(dut, bench, background=None):
 
 def drain(port, cycles: int, ready, got: list):
     """A testbench that takes beats from the event stream ``port`` for ``cycles`` cycles,
-    ready when ``ready()`` says, into ``got`` as (cycle, index, eot)."""
+    ready when ``ready()`` says, into ``got`` as (cycle, index, eot), or (cycle, index, eot,
+    shift) from a stream with counts."""
+    counts = "shift" in port.payload.shape().members
+
     async def bench(ctx):
         for cycle in range(cycles):
             now = ready()
             ctx.set(port.ready, now)
             if now and ctx.get(port.valid):
                 beat = ctx.get(port.payload)
-                got.append((cycle, beat.index, beat.eot))
+                got.append((cycle, beat.index, beat.eot) + ((beat.shift,) if counts else ()))
             await ctx.tick()
     return bench
 
@@ -85,9 +91,12 @@ def test_accumulator_forwards_back_to_back_beats(groups, k, pass_every, overlap)
     beat walks ceil(groups / k) words); a pass every timestep (a neuron array) or every
     ``pass_every`` (a readout's T), each saying whether a sample's first timestep ended it;
     one set of accumulators or two (the next timestep's beats taken during the pass);
-    ``pass_gap`` cycles between the last operation of a pass and the first of the next."""
+    ``pass_gap`` cycles between the last operation of a pass and the first of the next; in
+    half the cases beats with counts (a shift: 1, 2 or 4 beats of the index, counted against
+    the cap all or none)."""
     rng = np.random.default_rng(groups * 10 + k + 100 * pass_every + 1000 * overlap)
     pass_gap = (groups + k) % 4
+    shifts = 3 if (groups + pass_every + overlap) % 2 else 1
     P, M, T = 2, 3, 2 if pass_every == 1 else pass_every
     config = ArrayConfig(neurons=groups * P, inputs=M, T=T, lanes=P, WB=4, VB=8,
                          acc_lanes=k * P)
@@ -97,26 +106,36 @@ def test_accumulator_forwards_back_to_back_beats(groups, k, pass_every, overlap)
     acc = SpikeAccumulator(inputs=M, T=T, weights=specs[0], acc_width=config.current_width,
                            base_width=config.out_index_width, pass_every=pass_every,
                            pass_gap=pass_gap, cfg_widths=config_widths(specs, 16), lanes=P,
-                           groups=groups, overlap=overlap)
+                           groups=groups, overlap=overlap, shifts=shifts)
     bias = [int(b) for b in rng.integers(-20, 20, groups * P)]
     steps = []
     for _ in range(8 * pass_every):
         # Indices up to the field's top value: M and above are dropped (and raise err).
-        beats = [int(j) for j in rng.integers(0, 1 << config.in_index_width,
-                                              rng.integers(0, 2 * M + 2))]
-        steps.append(beats)
+        n_beats = rng.integers(0, 2 * M + 2)
+        steps.append([(int(j), int(sh)) for j, sh in zip(
+            rng.integers(0, 1 << config.in_index_width, n_beats),
+            rng.integers(0, shifts, n_beats))])
+    # The beat cap (M) counts per timestep: (index, times) of each counted beat.
+    counted_steps, dropped = [], False
+    for beats in steps:
+        count, counted = 0, []
+        for j, sh in beats:
+            if j < M and count + (1 << sh) <= M:
+                count += 1 << sh
+                counted.append((j, 1 << sh))
+            else:
+                dropped = True
+        counted_steps.append(counted)
     expected = []
     for n in range(0, len(steps), pass_every):
-        # The beat cap (M) counts per timestep.
-        counted = [j for beats in steps[n:n + pass_every] for j in [j for j in beats
-                                                                     if j < M][:M]]
+        counted = [beat for beats in counted_steps[n:n + pass_every] for beat in beats]
         for g in range(groups):
-            lanes = [bias[g * P + p] + sum(int(params.weight[g * P + p, j]) for j in counted)
-                     for p in range(P)]
+            lanes = [bias[g * P + p] + sum(times * int(params.weight[g * P + p, j])
+                                           for j, times in counted) for p in range(P)]
             expected.append((g, g == groups - 1, g * P, (n + pass_every - 1) % T == 0, lanes))
     stream = []
     for beats in steps:
-        stream += [(j, 0) for j in beats] + [(0, 1)]
+        stream += [(j, 0, sh) for j, sh in beats] + [(0, 1, 0)]
     got = []
     issued = []
 
@@ -138,7 +157,7 @@ def test_accumulator_forwards_back_to_back_beats(groups, k, pass_every, overlap)
             if taken:
                 queue.pop(0)
         assert not queue, "the accumulator stopped taking beats"
-        assert ctx.get(acc.err) == any(j >= M for beats in steps for j in beats)
+        assert ctx.get(acc.err) == dropped
 
     simulate(acc, bench)
     assert len(got) == len(expected)
@@ -400,7 +419,8 @@ def test_readout_argmax_takes_the_lowest_index_among_ties(bias):
 def test_conv_layer_matches_the_twin(seed):
     """Random conv2d layers (kernel up to the input, strides 1-2, padding, per-channel and
     per-neuron values, both resets, P up to WO, 1 to K channels a spike reaches at once; one
-    or two sets of banks, in LUT or block RAM): every output beat equals the twin's."""
+    or two sets of banks, in LUT or block RAM; a third with beats carrying counts, as behind
+    a counting pool, each counting 1, 2 or 4 times): every output beat equals the twin's."""
     from dalif_hw.core.conv import ConvShape
     from dalif_hw.core.params import ConvParams
     from dalif_hw.harness.verilator import event_beats, expected_beats
@@ -421,14 +441,30 @@ def test_conv_layer_matches_the_twin(seed):
         padding=shape.padding, WB=4, DB=8, VB=10, reset=["hard", "soft"][seed % 2])
     lanes = int(rng.integers(1, shape.out_shape[2] + 1))
     config = params.config(2, lanes=lanes, acc_lanes=lanes * int(rng.integers(1, K + 1)))
-    dut = NeuronArray(config, params)
+    shifts = 3 if seed % 3 == 2 else 1
+    dut = NeuronArray(config, params, shifts=shifts)
     # Small layers get LUT-RAM banks and a second set (overlap); the rules pick block RAM and
     # one set for large ones: every combination here, whatever the size.
     dut.accumulator.overlap, dut.accumulator.lut_banks = bool(seed % 2), seed % 4 < 2
     events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
                for _ in range(2)] for _ in range(3)]
+    if shifts > 1:   # each beat j counted 2 ** shift times, the beat cap (M) not exceeded
+        shift_of = [[rng.integers(0, shifts, len(step)).tolist() for step in sample]
+                    for sample in events]
+        for sample, shifts_ in zip(events, shift_of):
+            for t, step in enumerate(sample):
+                keep = np.cumsum([1 << sh for sh in shifts_[t]]) <= shape.inputs
+                sample[t], shifts_[t] = ([v for v, k in zip(x, keep) if k]
+                                         for x in (step, shifts_[t]))
+        beats = [beat for sample, shifts_ in zip(events, shift_of) for step, sh in
+                 zip(sample, shifts_) for beat in [(j, 0, s) for j, s in zip(step, sh)]
+                 + [(0, 1, 0)]]
+        events = [[[j for j, s in zip(step, sh) for _ in range(1 << s)]
+                   for step, sh in zip(sample, shifts_)]
+                  for sample, shifts_ in zip(events, shift_of)]
+    else:
+        beats = event_beats(events)
     want = event_beats(expected_beats(twin.run(params, events).spikes_out))
-    beats = event_beats(events)
     got = []
 
     async def bench(ctx):
@@ -453,20 +489,22 @@ def test_conv_layer_matches_the_twin(seed):
 
 # -- the pooling stage -----------------------------------------------------------------------
 
-def pool_through(kind: str, seed: int, pressure: bool, in_shape=(2, 5, 7)):
-    """Random beats (spikes, some beyond the inputs or the last whole window, and eots)
-    through a pooling stage with random gaps and back-pressure (``pressure``) or none: the
-    beats expected (from divmod, not the stage's ROM), and those sent as (cycle, index,
-    eot)."""
+def pool_through(kind: str, seed: int, pressure: bool, in_shape=(2, 5, 7), counts=False,
+                 beats=None):
+    """Random beats (spikes, some beyond the inputs or the last whole window, and eots, the
+    last an eot; or ``beats``) through a pooling stage (a sum pool with ``counts``) with
+    random gaps and back-pressure (``pressure``) or none: the beats expected (from divmod,
+    not the stage's ROM), and those sent as (cycle, index, eot[, shift])."""
     from dalif_hw.core.conv import PoolShape
     from dalif_hw.hw.pool import SpikePool
 
     rng = np.random.default_rng(seed)
     (C, H, W), (PKH, PKW) = in_shape, (2, 3)
-    stage = SpikePool(PoolShape(kind, (C, H, W), (PKH, PKW)))
+    stage = SpikePool(PoolShape(kind, (C, H, W), (PKH, PKW)), counts=counts)
     top = (1 << len(stage.i.payload.index)) - 1
-    beats = [(int(rng.integers(0, C * H * W + 3)) if rng.random() < 0.9 else top, 0)
-             if rng.random() < 0.85 else (0, 1) for _ in range(120)]
+    if beats is None:
+        beats = [(int(rng.integers(0, C * H * W + 3)) if rng.random() < 0.9 else top, 0)
+                 if rng.random() < 0.85 else (0, 1) for _ in range(120)] + [(0, 1)]
     expected, seen = [], set()
     for index, eot in beats:
         if eot:
@@ -493,6 +531,48 @@ def pool_through(kind: str, seed: int, pressure: bool, in_shape=(2, 5, 7)):
     simulate(stage, drain(stage.o, 6 * len(beats),
                           lambda: not pressure or rng.random() < 0.6, got), producer)
     return beats, expected, got
+
+
+def per_timestep(beats) -> list:
+    """(index, eot[, shift]) beats as one Counter per timestep: index -> beats it stands for."""
+    steps, now = [], collections.Counter()
+    for beat in beats:
+        if beat[1]:
+            steps.append(now)
+            now = collections.Counter()
+        else:
+            now[beat[0]] += 1 << (beat[2] if len(beat) > 2 else 0)
+    return steps + ([now] if now else [])
+
+
+@pytest.mark.parametrize("in_shape", [(2, 5, 7), (3, 25, 31)], ids=["one-bank", "3-banks"])
+def test_counting_pool_sends_the_same_sums_whatever_the_order(in_shape):
+    """Beats in any order, repeated indices among them: each timestep's beats, each counted 2
+    ** shift times, give every pooled index the count that sum pooling gives it."""
+    for seed in range(3):
+        _, expected, got = pool_through("sumpool", seed, pressure=True, in_shape=in_shape,
+                                        counts=True)
+        assert per_timestep([beat[1:] for beat in got]) == per_timestep(expected), f"seed {seed}"
+
+
+@pytest.mark.parametrize("pressure", [False, True])
+def test_counting_pool_sends_a_window_once_per_bit_of_its_count(pressure):
+    """Beats as an array sends them (ascending, each index once a timestep, the eot last):
+    each nonzero pooled index goes out once per bit set in its count, in ascending order
+    (the cost model's beats behind a counting pool)."""
+    rng = np.random.default_rng(7)
+    C, H, W = 2, 5, 7
+    for seed in range(3):
+        beats = []
+        for _ in range(4):
+            beats += [(int(j), 0) for j in np.flatnonzero(rng.random(C * H * W) < 0.4)]
+            beats.append((0, 1))
+        _, expected, got = pool_through("sumpool", seed, pressure, counts=True, beats=beats)
+        want = []
+        for step in per_timestep(expected):
+            want += [(j, 0, b) for j in sorted(step) for b in range(3) if step[j] >> b & 1]
+            want.append((0, 1, 0))
+        assert [(0, 1, 0) if e else (i, e, s) for _, i, e, s in got] == want, f"seed {seed}"
 
 
 @pytest.mark.parametrize("kind", ["sumpool", "maxpool"])

@@ -155,12 +155,23 @@ def array_network(design: dict, P, WB: int):
 
 def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
     """Cycles of each layer in each timestep of each sample, [layers, S, T], by the cost
-    model of each layer kind (:mod:`dalif_hw.hw.cost`) on the beats the twin says it gets."""
+    model of each layer kind (:mod:`dalif_hw.hw.cost`) on the beats the twin says it gets
+    (behind a counting pool, the beats of its counts: :func:`~dalif_hw.hw.cost.counted_beats`;
+    the pool sends them besides)."""
     from .. import twin
     from ..hw import cost
+    from ..hw.pool import counted_pools
 
-    return np.stack([cost.timestep_cycles(layer, step.counts, step.output)
-                     for layer, step in twin.walk(network, spikes)])
+    counted = counted_pools(network)
+    rows = []
+    for layer, step in twin.walk(network, spikes):
+        behind = len(layer.inputs) == 1 and layer.inputs[0] in counted
+        counts = cost.counted_beats(step.counts) if behind else step.counts
+        cycles = cost.timestep_cycles(layer, counts, step.output)
+        if layer.name in counted:
+            cycles = cycles + cost.counted_beats(step.output).sum(axis=2)
+        rows.append(cycles)
+    return np.stack(rows)
 
 
 def cycles_per_inference(network, spikes: np.ndarray) -> float:

@@ -26,10 +26,11 @@ from ..hw.checks import assert_drops, assert_events, assert_fifo, assert_hold, a
 from ..hw.graph import Fork, Merge
 from ..hw.network import NetworkTop
 from ..hw.neuron_array import PUSH_LATENCY, UPDATE_LATENCY, NeuronArray
+from ..hw.pool import SpikePool
 from ..hw.readout import Readout
 
 __all__ = ["Harness", "Diamond", "BROKEN_DIAMONDS", "INDUCTIVE", "BOUNDED", "ProofResult", "prove",
-           "combinational_paths", "array_latency"]
+           "combinational_paths", "array_latency", "pool_latency"]
 
 
 def array_latency(array: NeuronArray) -> tuple[int, int]:
@@ -45,6 +46,16 @@ def array_latency(array: NeuronArray) -> tuple[int, int]:
     per_step = max(c.groups, UPDATE_LATENCY + 1) + c.neurons + 1
     return (c.acc_groups + acc.LEAD + acc.pass_wait + UPDATE_LATENCY + 1 + PUSH_LATENCY + 1,
             per_step)
+
+
+def pool_latency(pool: SpikePool) -> tuple[int, int]:
+    """``(base, per_step)`` of a pooling stage, as :func:`array_latency`'s: with its output
+    ready and no input offered, everything in it comes out within ``base`` cycles, whatever
+    timesteps it holds: the beats in its input FIFO, one-beat stages and the cycle between
+    them (6) each with a row to send first (a counting pool's: a beat per column and bit of
+    its count), the row being sent, and the output FIFO's three."""
+    row = pool.shape.out_shape[2] * pool.shifts if pool.counts else 0
+    return 6 * (row + 2) + row + 4, 1
 
 
 def pending_limit(array: NeuronArray) -> int:
@@ -81,7 +92,9 @@ class Harness(wiring.Component):
 
     Parameters
     ----------
-    design : NeuronArray, Readout or NetworkTop
+    design : NeuronArray, Readout, NetworkTop or SpikePool
+        (A pooling stage: ``hold``, and ``events`` / ``liveness`` without the ascending
+        order.)
     properties : tuple of str
         Which to assert, of :data:`INDUCTIVE` and :data:`BOUNDED`:
 
@@ -99,8 +112,8 @@ class Harness(wiring.Component):
     """
 
     def __init__(self, design, properties=INDUCTIVE, *, broken: str | None = None):
-        if not isinstance(design, (NeuronArray, Readout, NetworkTop)):
-            raise TypeError(f"design must be a NeuronArray, Readout or NetworkTop, "
+        if not isinstance(design, (NeuronArray, Readout, NetworkTop, SpikePool)):
+            raise TypeError(f"design must be a NeuronArray, Readout, NetworkTop or SpikePool, "
                             f"not {design!r}")
         unknown = set(properties) - set(INDUCTIVE) - set(BOUNDED)
         if unknown:
@@ -135,6 +148,10 @@ class Harness(wiring.Component):
                 assert_hold(m, getattr(self, name), name)
         if isinstance(dut, NetworkTop):
             self._network(m, dut, want)
+        elif isinstance(dut, SpikePool):
+            if "events" in want or "liveness" in want:
+                assert_events(m, self.i, self.o, "o", pending_limit=8, ascending=False,
+                              latency=pool_latency(dut) if "liveness" in want else None)
         else:
             self._layer(m, dut, want)
         return m

@@ -23,6 +23,11 @@ update's multipliers.
 
 Beats with an index of M or more, and beats beyond the B-th counted one of a timestep (the beat
 cap B, default M), are dropped and raise the sticky ``err``.
+
+Behind a counting sum pool (``shifts`` > 1, :mod:`.pool`), a beat carries a ``shift``: it
+stands for 2 ** shift beats of its index, counts as many against the beat cap (all or none),
+and adds its weights shifted left by ``shift`` (in the stage that registers the weight word
+in the fabric: a multiplexer, no multiplier).
 """
 
 from __future__ import annotations
@@ -36,11 +41,11 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
 from ..core.layout import MemorySpec
-from .streams import ConfigSignature, event_signature
+from .streams import ConfigSignature, beat_shift, event_signature
 
 __all__ = ["SpikeAccumulator", "AccumulatorSignature", "pass_layout", "issue_signature",
            "lanes_of", "second_set", "OVERLAP_BITS",
-           "config_write_port", "config_widths", "read_in_step"]
+           "config_write_port", "config_widths", "read_in_step", "shifted", "shifted_width"]
 
 
 def pass_layout(groups: int, base_width: int, lanes: int, acc_width: int) -> data.StructLayout:
@@ -70,12 +75,13 @@ class AccumulatorSignature(wiring.Signature):
     ``pass_`` (``valid`` and a :func:`pass_layout` payload, ``LATENCY`` cycles after issue);
     ``bias`` (in, in step with ``pass_``: what the pass adds to the group's accumulators) and
     ``room`` (in: the neurons behind can take every pass operation in flight plus ``SLACK``).
+    ``shifts`` > 1: ``i`` carries counts (:mod:`.streams`).
     """
 
     def __init__(self, *, inputs: int, groups: int, lanes: int, acc_width: int,
-                 base_width: int, cfg_widths: dict, channels: int = 1):
+                 base_width: int, cfg_widths: dict, channels: int = 1, shifts: int = 1):
         super().__init__({
-            "i": In(event_signature(inputs)),
+            "i": In(event_signature(inputs, shifts)),
             "cfg": In(ConfigSignature(**cfg_widths)),
             "err": Out(1),
             "issue": Out(issue_signature(groups, channels)),
@@ -85,6 +91,21 @@ class AccumulatorSignature(wiring.Signature):
             "bias": In(data.ArrayLayout(signed(acc_width), lanes)),
             "room": In(1),
         })
+
+
+def shifted_width(width: int, shifts: int) -> int:
+    """Bits of a signed weight of ``width`` bits shifted left by up to ``shifts`` - 1."""
+    return width + shifts - 1
+
+
+def shifted(value, shift, shifts: int):
+    """A signed ``value`` times 2 ** ``shift`` (``shift`` below ``shifts``), of
+    :func:`shifted_width` bits: a multiplexer over its shifts."""
+    width = shifted_width(len(value), shifts)
+    result = value.as_signed()
+    for s in range(1, shifts):
+        result = Mux(shift == s, value.as_signed() << s, result)
+    return result.as_signed()[:width].as_signed() if shifts > 1 else value
 
 
 def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:
@@ -154,7 +175,10 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, pass_every: int
     err = Signal()
     m.d.comb += acc.err.eq(err)
     pass_due = beat.eot & (steps == pass_every - 1)
-    counted = (beat.index < M) & (count != acc.beat_cap)
+    # A beat with counts stands for 2 ** shift beats, all counted or none.
+    weight = 1 << beat_shift(beat)
+    counted = (beat.index < M) & (count + weight <= acc.beat_cap) if acc.shifts > 1 else \
+        (beat.index < M) & (count != acc.beat_cap)
     m.d.comb += consume.eq(beat_v & ready)
     walk_start, pass_start = Signal(), Signal()
     m.d.comb += [walk_start.eq(consume & ~beat.eot & counted),
@@ -167,7 +191,7 @@ def count_beats(m: Module, acc, beat_v, beat, consume, *, ready, pass_every: int
             with m.Else():
                 m.d.sync += steps.eq(steps + 1)
         with m.Elif(counted):
-            m.d.sync += count.eq(count + 1)
+            m.d.sync += count.eq(count + weight)
         with m.Else():
             m.d.sync += err.eq(1)
     return walk_start, pass_start, t == 0
@@ -317,6 +341,9 @@ class SpikeAccumulator(wiring.Component):
         ``python -m dalif_hw.patch`` can find in a bitstream, see ``synth``).
     weight_ram : str
         :data:`WEIGHT_RAMS`: ``block`` (default) or ``spram`` (see :func:`weight_memory`).
+    shifts : int
+        1 (default): one beat is one spike; more: the input carries counts, a ``shift`` below
+        ``shifts`` (see the module docstring).
 
     Attributes
     ----------
@@ -358,8 +385,8 @@ class SpikeAccumulator(wiring.Component):
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
                  weight_image: list | None = None, beat_cap: int | None = None,
                  weight_ram: str = "block", lanes: int | None = None,
-                 groups: int | None = None, overlap: bool | None = None):
-        self.inputs, self.T, self.weights = inputs, T, weights
+                 groups: int | None = None, overlap: bool | None = None, shifts: int = 1):
+        self.inputs, self.T, self.weights, self.shifts = inputs, T, weights, shifts
         self.weight_ram = check_weight_ram(weight_ram)
         self.beat_cap = inputs if beat_cap is None else beat_cap
         self.weight_image = checked_image(weights, weight_image)
@@ -380,7 +407,7 @@ class SpikeAccumulator(wiring.Component):
         self.pass_wait = max(0, 3 - self.acc_groups)
         super().__init__(AccumulatorSignature(
             inputs=inputs, groups=self.groups, lanes=self.lanes, acc_width=acc_width,
-            base_width=base_width, cfg_widths=cfg_widths))
+            base_width=base_width, cfg_widths=cfg_widths, shifts=shifts))
         self.probes = input_probes(self)
 
     def elaborate(self, platform):
@@ -411,14 +438,16 @@ class SpikeAccumulator(wiring.Component):
         a = Signal(range(GA))        # the word of this cycle's operation
         waddr = Signal(range(GA * M + M))   # its weight address, a * M + j
         walk_zero = Signal()
-        walk_layout = data.StructLayout({"parity": 1, "a": range(GA), "zero": 1, "last": 1})
+        walk_shift = Signal(range(self.shifts))   # the beat's count's shift (0 without counts)
+        walk_layout = data.StructLayout({"parity": 1, "a": range(GA), "zero": 1, "last": 1,
+                                         "shift": range(self.shifts)})
         walk_valid, walk = Signal(), Signal(walk_layout)
         # Whether a walk is at its last word or group: registers set from the next value, so
         # that the end of a walk, and the take of the next beat behind it, start from
         # flip-flops rather than from a compare.
         a_last = walker_end(m, walk_valid, walk.last, a, GA, "a")
         m.d.comb += [walk_valid.eq(busy), walk.parity.eq(parity), walk.a.eq(a),
-                     walk.zero.eq(walk_zero), walk.last.eq(a_last)]
+                     walk.zero.eq(walk_zero), walk.last.eq(a_last), walk.shift.eq(walk_shift)]
 
         # -- the pass walker: one operation per group of P lanes, k to a word ----------------
         passing = Signal()           # a pass under way (after the cycle it starts in, ``go``)
@@ -503,7 +532,8 @@ class SpikeAccumulator(wiring.Component):
         # The walk's zero flag matters only while busy: it loads whenever the walker could
         # take a beat, whether it does or not, so that it waits on no ``consume``.
         with m.If(walker_free):
-            m.d.sync += walk_zero.eq(first.bit_select(parity, 1) if sets > 1 else first)
+            m.d.sync += [walk_zero.eq(first.bit_select(parity, 1) if sets > 1 else first),
+                         walk_shift.eq(beat_shift(beat))]
         with m.If(walk_start):
             m.d.sync += busy.eq(1)
         with m.If(pass_start):
@@ -540,10 +570,13 @@ class SpikeAccumulator(wiring.Component):
         # fabric: the block RAMs lie all over the chip), the accumulators once: stage 3 sees
         # both beside the operation. A stale word counts as zero (no clearing, no bias in front
         # of the adders): the register's synchronous reset, off the adders' path.
+        # A beat with counts: each weight shifted on its way into the second register.
+        WB = self.weights.lane_width
         w2 = Signal(len(w_rd.data), reset_less=True)
-        w3 = Signal(len(w_rd.data), reset_less=True)
+        w3 = Signal(A * shifted_width(WB, self.shifts), reset_less=True)
         acc3 = Signal(A * AW, reset_less=True)
-        m.d.sync += [w2.eq(w_rd.data), w3.eq(w2), acc3.eq(Mux(s2.zero, 0, word_of(s2)))]
+        m.d.sync += [w2.eq(w_rd.data), acc3.eq(Mux(s2.zero, 0, word_of(s2))),
+                     w3.eq(Cat(*[shifted(w, s2.shift, self.shifts) for w in lanes_of(w2, A, WB)]))]
         # A pass keeps its group's P lanes of the word alone.
         group3 = Signal(P * AW, reset_less=True)
         picked = word_of(p2) if k == 1 else word_of(p2).word_select(p2.sub, P * AW)
@@ -571,7 +604,7 @@ class SpikeAccumulator(wiring.Component):
             lanes_v = [Mux(fwd1, wl1.data[p], Mux(fwd2, wl2.data[p], lanes_v[p]))
                        for p in range(A)]
         acc_sum = Cat(*[(v + w)[:AW] for v, w in
-                        zip(lanes_v, lanes_of(w3, A, self.weights.lane_width))])
+                        zip(lanes_v, lanes_of(w3, A, shifted_width(WB, self.shifts)))])
         for e, (_, wr) in enumerate(ports):
             m.d.comb += [wr.addr.eq(s3.a), wr.data.eq(acc_sum),
                          wr.en.eq(w_valid[3] & of_set(s3, e))]

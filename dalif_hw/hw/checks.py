@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from amaranth.hdl import Assert, Module, Mux, Signal, Value
 
+from .streams import beat_shift
+
 __all__ = ["assert_hold", "assert_events", "assert_drops", "assert_fifo", "assert_samples"]
 
 
@@ -46,10 +48,11 @@ def _in_flight(m: Module, name: str, arrive, leave, limit: int, what: str,
 
 
 def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
-                  latency: tuple[int, int] | None) -> Signal:
+                  latency: tuple[int, int] | None, ascending: bool = True) -> Signal:
     """An array's event streams: output ``eot`` beats never outnumber input ``eot`` beats
     (and no more than ``pending_limit`` timesteps are ever in flight); within a timestep the
-    output spike beats are strictly ascending. With ``latency = (base, per_step)``, bounded
+    output spike beats are strictly ascending (unless not ``ascending``: a pooling stage
+    keeps its input's order). With ``latency = (base, per_step)``, bounded
     liveness: once the output is ready and no input is offered, and stays so, the timesteps
     then in flight have all ended on the output within ``base + per_step * (timesteps -
     1)`` cycles. Returns the count of timesteps in flight."""
@@ -59,15 +62,16 @@ def assert_events(m: Module, inp, out, name: str, *, pending_limit: int,
     pending = _in_flight(m, name, in_eot, out_eot, pending_limit, "timesteps",
                          "an output eot without an input eot")
 
-    last = Signal.like(out.payload.index, name=f"chk_{name}_last")
-    have_last = Signal(name=f"chk_{name}_have_last")
-    with m.If(beat & ~out.payload.eot):
-        with m.If(have_last):
-            m.d.comb += Assert(out.payload.index > last,
-                               f"{name}: output spikes not ascending within a timestep")
-        m.d.sync += [last.eq(out.payload.index), have_last.eq(1)]
-    with m.If(out_eot):
-        m.d.sync += have_last.eq(0)
+    if ascending:
+        last = Signal.like(out.payload.index, name=f"chk_{name}_last")
+        have_last = Signal(name=f"chk_{name}_have_last")
+        with m.If(beat & ~out.payload.eot):
+            with m.If(have_last):
+                m.d.comb += Assert(out.payload.index > last,
+                                   f"{name}: output spikes not ascending within a timestep")
+            m.d.sync += [last.eq(out.payload.index), have_last.eq(1)]
+        with m.If(out_eot):
+            m.d.sync += have_last.eq(0)
 
     if latency is not None:
         _assert_live(m, name, pending, out.ready & ~inp.valid, latency)
@@ -102,7 +106,8 @@ def assert_drops(m: Module, inp, probes: dict, err, name: str, *, inputs: int,
     timestep as the design takes them from its one-beat input buffer (``probes`` of a
     :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`): ``err`` must rise on the cycle after a
     beat that the model drops is taken, and at no other time. That the buffer and the count
-    agree with the model's copies is asserted too (it makes the proof inductive).
+    agree with the model's copies is asserted too (it makes the proof inductive). A beat with
+    counts (a ``shift``) counts 2 ** shift times, all or none.
     """
     accept = inp.valid & inp.ready
     taken = probes["taken"]
@@ -121,12 +126,15 @@ def assert_drops(m: Module, inp, probes: dict, err, name: str, *, inputs: int,
         m.d.sync += [full.eq(1), copy.eq(inp.payload)]
     with m.Elif(taken):
         m.d.sync += full.eq(0)
-    drop = ~copy.eot & ((copy.index >= inputs) | (counted == beat_cap))
+    weight = 1 << beat_shift(copy)
+    full_up = counted + weight > beat_cap if "shift" in copy.shape().members else \
+        counted == beat_cap
+    drop = ~copy.eot & ((copy.index >= inputs) | full_up)
     with m.If(taken):
         with m.If(copy.eot):
             m.d.sync += counted.eq(0)
         with m.Elif(~drop):
-            m.d.sync += counted.eq(counted + 1)
+            m.d.sync += counted.eq(counted + weight)
     expected = Signal(name=f"chk_{name}_err")
     m.d.sync += expected.eq(expected | (taken & drop))
     m.d.comb += Assert(err == expected, f"{name}: err differs from the beats dropped")

@@ -66,10 +66,13 @@ from .accumulate import (
     lanes_of,
     pass_spacing,
     second_set,
+    shifted,
+    shifted_width,
     stages,
     weight_memory,
 )
 from .rom import late_rom
+from .streams import beat_shift
 
 __all__ = ["ConvAccumulator", "window_rom", "beat_operations"]
 
@@ -126,8 +129,9 @@ class ConvAccumulator(wiring.Component):
     T : int
     weights : MemorySpec
         The kernel memory (:func:`dalif_hw.core.layout.memories` of a conv2d layer).
-    acc_width, base_width, pass_gap, cfg_widths, beat_cap, weight_image
-        As for :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`.
+    acc_width, base_width, pass_gap, cfg_widths, beat_cap, weight_image, shifts
+        As for :class:`~dalif_hw.hw.accumulate.SpikeAccumulator` (a beat with counts: each
+        lane's weight shifted as it is picked from the kernel word).
     """
 
     LATENCY = SpikeAccumulator.LATENCY
@@ -143,8 +147,9 @@ class ConvAccumulator(wiring.Component):
     def __init__(self, *, shape: ConvShape, lanes: int, acc_lanes: int, T: int,
                  weights: MemorySpec, acc_width: int, base_width: int, pass_gap: int,
                  cfg_widths: dict, beat_cap: int | None = None,
-                 weight_image: list | None = None, weight_ram: str = "block"):
+                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1):
         self.shape, self.lanes, self.T, self.weights = shape, lanes, T, weights
+        self.shifts = shifts
         self.weight_ram = check_weight_ram(weight_ram)
         self.inputs = shape.inputs
         self.beat_cap = self.inputs if beat_cap is None else beat_cap
@@ -157,7 +162,8 @@ class ConvAccumulator(wiring.Component):
         self.lut_banks = self.bank_depth(shape, lanes, acc_lanes) <= self.LUT_DEPTH
         super().__init__(AccumulatorSignature(
             inputs=self.inputs, groups=self.groups, lanes=lanes, acc_width=acc_width,
-            base_width=base_width, cfg_widths=cfg_widths, channels=shape.channels))
+            base_width=base_width, cfg_widths=cfg_widths, channels=shape.channels,
+            shifts=shifts))
         self.probes = input_probes(self)
 
     @staticmethod
@@ -241,8 +247,10 @@ class ConvAccumulator(wiring.Component):
         last_row = row_i == rows - 1
         walk_last = remaining == 1
 
+        shift, launch_shift = Signal(range(self.shifts)), Signal(range(self.shifts))
         walk_layout = data.StructLayout({
-            "parity": 1, "addr": data.ArrayLayout(range(depth + 1), P), "en": P})
+            "parity": 1, "addr": data.ArrayLayout(range(depth + 1), P), "en": P,
+            "shift": range(self.shifts)})
         walk_valid, walk = Signal(), Signal(walk_layout)
         columns = Mux(last_run, tail, P)
         ab_next = ab + 1
@@ -256,7 +264,7 @@ class ConvAccumulator(wiring.Component):
                          walk.en[p].eq(d < columns)]
             kx = r - d * SW             # unsigned - unsigned: signed
             m.d.comb += pick[p].eq(Cat(*[kx == c for c in range(KW)]))
-        m.d.comb += [walk_valid.eq(walking), walk.parity.eq(parity)]
+        m.d.comb += [walk_valid.eq(walking), walk.parity.eq(parity), walk.shift.eq(shift)]
 
         # -- the pass: every group in order; lanes of channel k from word (kg, yo, xb) ---------
         passing = Signal()
@@ -307,7 +315,7 @@ class ConvAccumulator(wiring.Component):
         ready = Mux(beat.eot, eot_ready & ~due, spike_ready & ~set_busy)
         walk_start, pass_start, first_step = count_beats(
             m, self, beat_v, beat, consume, ready=ready, pass_every=1)
-        m.d.sync += launch.eq(walk_start)
+        m.d.sync += [launch.eq(walk_start), launch_shift.eq(beat_shift(beat))]
         with m.If(pass_start):
             m.d.sync += [due.eq(1), due_first.eq(first_step), parity.eq(~parity)]
         with m.Elif(go):
@@ -321,7 +329,7 @@ class ConvAccumulator(wiring.Component):
                          rows.eq(start.rows), runs.eq(start.runs), tail.eq(start.tail),
                          phase.eq(start.phase), ab_kg.eq(start.ab0), ab_row.eq(start.ab0),
                          ab.eq(start.ab0), wa_kg.eq(start.wa0), r0.eq(start.r0),
-                         r.eq(start.r0)]
+                         r.eq(start.r0), shift.eq(launch_shift)]
             m.d.comb += wa_next.eq(start.wa0)
         with m.Elif(walking):
             m.d.sync += remaining.eq(remaining - 1)
@@ -415,10 +423,13 @@ class ConvAccumulator(wiring.Component):
         kernel_word = Signal.like(w_rd.data, name="s1_kernel", reset_less=True)
         m.d.sync += kernel_word.eq(w_rd.data)
         kernel = lanes_of(kernel_word, PK * KW, WB)
-        w2 = Signal(data.ArrayLayout(data.ArrayLayout(signed(WB), PK), P), reset_less=True)
+        w2 = Signal(data.ArrayLayout(data.ArrayLayout(signed(shifted_width(WB, self.shifts)), PK),
+                                     P), reset_less=True)
         for p in range(P):
             for kk in range(PK):
-                m.d.sync += w2[p][kk].eq(_or_select(pick1[p], kernel[kk * KW:(kk + 1) * KW], WB))
+                m.d.sync += w2[p][kk].eq(shifted(
+                    _or_select(pick1[p], kernel[kk * KW:(kk + 1) * KW], WB), s1.shift,
+                    self.shifts))
 
         # -- the walk, stage 2: accumulate, bank by bank ----------------------------------------
         # Block-RAM banks: the two writes still in flight are not in the word read at stage 0;

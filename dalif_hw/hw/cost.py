@@ -5,8 +5,11 @@ operations per counted beat (:meth:`SpikeAccumulator.beat_operations
 <dalif_hw.hw.accumulate.SpikeAccumulator.beat_operations>`, a dense layer's or readout's
 words; :func:`~dalif_hw.hw.conv_accumulate.beat_operations`, a convolution's runs), its update
 pass (one operation per group), the serializer's beat per spike and eot, a pooling stage's
-beat a cycle. The benches check their cycle bounds from here, ``explore`` and the benchmarks
-model networks with it, and ``verify`` sets its time-outs from its worst case.
+beat a cycle. Behind a counting sum pool (:func:`~dalif_hw.hw.pool.counted_pools`) a layer
+takes one beat per bit set in each pooled index's count (:func:`counted_beats`), and the pool
+takes a cycle more for each beat it sends. The benches check their cycle bounds from here,
+``explore`` and the benchmarks model networks with it, and ``verify`` sets its time-outs
+from its worst case.
 
 A layer's timestep takes about ``max(accumulate + pass, spikes + 1)`` cycles in steady state
 where accumulation and the pass follow each other, ``max(accumulate, pass, spikes + 1)`` where
@@ -27,7 +30,7 @@ from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
 
 __all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycles",
-           "pool_cycles", "timestep_cycles", "worst_timestep_cycles"]
+           "pool_cycles", "counted_beats", "timestep_cycles", "worst_timestep_cycles"]
 
 #: Cycles a timestep may take beyond the model's, for the pipelines (the benches of sim/
 #: check every layer within it).
@@ -98,6 +101,17 @@ def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np
 def pool_cycles(counts_in: np.ndarray) -> np.ndarray:
     """A pooling stage's cycles per timestep, [S, T]: a beat a cycle, and the eot."""
     return counts_in.sum(axis=2) + 1
+
+
+def counted_beats(counts: np.ndarray) -> np.ndarray:
+    """The beats of a counting pool's stream, per index, from its counts [..., M]: one per
+    bit set in each count (:mod:`dalif_hw.hw.pool`; its input in ascending order, as a layer
+    with neurons sends it)."""
+    counts = np.asarray(counts, np.int64)
+    beats = np.zeros_like(counts)
+    for b in range(max(1, int(counts.max(initial=0)).bit_length())):
+        beats += counts >> b & 1
+    return beats
 
 
 @functools.singledispatch

@@ -168,8 +168,10 @@ def manifest_entry(layer, hw, name: str) -> dict:
 
 @manifest_entry.register
 def _(layer: Pool, hw, name):
+    # counts: its stream to the next layer carries a shift, each beat 2 ** shift beats
+    # (hw/pool.py; inside the design only)
     return {"params": {"in_shape": list(layer.pool.in_shape), "window": list(layer.pool.window),
-                       "out_shape": list(layer.pool.out_shape)}}
+                       "out_shape": list(layer.pool.out_shape), "counts": hw.counts}}
 
 
 @manifest_entry.register

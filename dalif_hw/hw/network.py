@@ -23,7 +23,7 @@ from ..quant.kinds import INPUT, Add, Pool, Readout, Spiking
 from ..quant.packed import Network
 from .graph import Fork, Merge
 from .neuron_array import NeuronArray
-from .pool import SpikePool
+from .pool import SpikePool, count_shifts, counted_pools
 from .readout import Readout as ReadoutHW
 from .readout import class_layout, logits_layout
 from .streams import ConfigSignature, event_signature
@@ -46,18 +46,19 @@ def _(layer: Spiking, top):
     return NeuronArray(layer.config, layer.params, multipliers=top.multipliers,
                        weight_image=top.weight_images.get(layer.name),
                        weight_ram=top.weight_ram, fifo_ram=top.fifo_ram,
-                       dsp_blocks=top.dsp_blocks, dsp_width=top.dsp_width)
+                       dsp_blocks=top.dsp_blocks, dsp_width=top.dsp_width,
+                       shifts=top.shifts(layer))
 
 
 @build.register
 def _(layer: Readout, top):
     return ReadoutHW(layer.config, layer.params, weight_image=top.weight_images.get(layer.name),
-                     weight_ram=top.weight_ram)
+                     weight_ram=top.weight_ram, shifts=top.shifts(layer))
 
 
 @build.register
 def _(layer: Pool, top):
-    return SpikePool(layer.pool)
+    return SpikePool(layer.pool, counts=layer.name in top.counted)
 
 
 @build.register
@@ -83,7 +84,8 @@ class NetworkTop(wiring.Component):
 
     ``stages`` maps layer names to their hardware; ``merges`` a layer with several inputs to
     the merge in front of it; ``forks`` a stream with several consumers (a layer's name, or
-    ``input``) to its fork.
+    ``input``) to its fork; ``counted`` names the sum pools whose stream carries counts
+    (:func:`~.pool.counted_pools`).
 
     ``weight_images`` maps layer names to initial weight-memory words (see
     :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`); ``weight_ram`` where every layer keeps
@@ -104,6 +106,7 @@ class NetworkTop(wiring.Component):
         self.weight_images = weight_images or {}
         self.dsp_blocks, self.dsp_width = dsp_blocks, dsp_width
         self.stages, self.merges, self.forks = {}, {}, {}
+        self.counted = counted_pools(network)
         for layer in network.layers:
             hw = self.stages[layer.name] = build(layer, self)
             if self.dsp_blocks is not None and isinstance(hw, NeuronArray):
@@ -128,6 +131,11 @@ class NetworkTop(wiring.Component):
             if "cfg" in hw.signature.members:
                 members[f"cfg_{name}"] = In(ConfigSignature(**hw.cfg_widths))
         super().__init__(members)
+
+    def shifts(self, layer) -> int:
+        """The ``shift`` values of ``layer``'s input stream: 1 unless a counting pool feeds it."""
+        source = layer.inputs[0] if len(layer.inputs) == 1 else None
+        return count_shifts(self.network.layer(source).pool) if source in self.counted else 1
 
     @property
     def layers(self) -> list:

@@ -79,6 +79,9 @@ class NeuronArray(wiring.Component):
     fifo_ram : str
         ``distributed`` or ``block``: the spike FIFO's memory
         (:class:`~dalif_hw.hw.serialize.SpikeSerializer`).
+    shifts : int
+        1 (default), or the input carries counts (:mod:`.streams`: inside a network, behind a
+        counting sum pool, :mod:`.pool`).
 
     Attributes
     ----------
@@ -109,7 +112,7 @@ class NeuronArray(wiring.Component):
     def __init__(self, config: ArrayConfig, params: IntParams | ConvParams | None = None,
                  multipliers: str = "dsp", weight_image: list | None = None,
                  weight_ram: str = "block", fifo_ram: str = "distributed",
-                 dsp_blocks: int | None = None, dsp_width: int = DSP_WIDTH):
+                 dsp_blocks: int | None = None, dsp_width: int = DSP_WIDTH, shifts: int = 1):
         if not isinstance(config, ArrayConfig):
             raise TypeError(f"config must be an ArrayConfig, not {config!r}")
         self.multipliers = multipliers
@@ -136,7 +139,8 @@ class NeuronArray(wiring.Component):
         common = dict(T=config.T, weights=specs[0], acc_width=config.current_width,
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
                       pass_gap=UPDATE_LATENCY + 1 - self.accumulator_groups,
-                      weight_image=weight_image, weight_ram=weight_ram, beat_cap=config.beat_cap)
+                      weight_image=weight_image, weight_ram=weight_ram, beat_cap=config.beat_cap,
+                      shifts=shifts)
         if conv is None:
             self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, lanes=P,
                                                 groups=self.groups, **common)
@@ -155,7 +159,7 @@ class NeuronArray(wiring.Component):
             aligned=conv is None or conv.out_shape[2] % P == 0, fifo_ram=fifo_ram)
         self.fifo = self.serializer.fifo
         super().__init__({
-            "i": In(event_signature(config.inputs)),
+            "i": In(event_signature(config.inputs, shifts)),
             "o": Out(event_signature(config.neurons)),
             "err": Out(1),
             "cfg": In(ConfigSignature(**self.cfg_widths)),

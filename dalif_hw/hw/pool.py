@@ -12,6 +12,20 @@ is discarded), each the next cycle it may: a beat a cycle. A FIFO in front gives
 registered ready, so that no combinational path runs from the next layer's ready back into
 the layer before (it was the critical path of a convolutional network); one behind gives the
 output a payload from registers.
+
+*Counts.* Where a sum pool is fed by a layer with neurons and feeds one layer with neurons
+alone (:func:`counted_pools`), the stage sends each pooled index once with its count instead
+of count beats (its ROM then gives a pooled row's first index and the column): it gathers a
+pooled row's counts (the columns of one channel and pooled row, from the PKH input rows that
+reach it, which come one after the other in an array's ascending order) and, when a beat of
+another row or the eot comes, hands the row to a second buffer that sends its nonzero
+columns in ascending order while the next row gathers. A count c goes out as one beat per
+bit set in it, each with ``shift`` = that bit's position (a beat counts 2 ** shift times:
+the accumulator then needs a shift, not a multiplier), so a 2 x 2 window costs the layer
+behind one beat, or two for 3 spikes, instead of up to four. The sums are the same whatever
+order the input comes in (a row seen again is sent again; a count at the counter's top is
+sent before it overflows), so the beat cap behind (the default inside a network: nothing
+drops) and the results do not change.
 """
 
 from __future__ import annotations
@@ -19,12 +33,36 @@ from __future__ import annotations
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
 
 from ..core.conv import PoolShape
+from ..quant.kinds import INPUT, Readout, Spiking, SumPool
 from .rom import late_rom
 from .streams import event_signature
 
-__all__ = ["SpikePool"]
+__all__ = ["SpikePool", "counted_pools", "count_shifts"]
+
+
+def count_shifts(shape: PoolShape) -> int:
+    """The ``shift`` values of a counting pool's beats: the bits of a window's count."""
+    return max(1, ceil_log2(shape.window[0] * shape.window[1] + 1))
+
+
+def counted_pools(network) -> set:
+    """The sum pools of ``network`` whose output carries counts: those fed by a layer with
+    neurons (its output ascending, so that a pooled row's counts come together; not the
+    network's input, whose beats beyond the beat cap are dropped one at a time) that feed one
+    layer with neurons (or the readout) alone, as its only input."""
+    counted = set()
+    for layer in network.layers:
+        if not isinstance(layer, SumPool) or layer.inputs[0] == INPUT or \
+                not isinstance(network.layer(layer.inputs[0]), Spiking):
+            continue
+        consumers = network.consumers(layer.name)
+        if len(consumers) == 1 and isinstance(consumers[0], (Spiking, Readout)) and \
+                len(consumers[0].inputs) == 1:
+            counted.add(layer.name)
+    return counted
 
 
 class SpikePool(wiring.Component):
@@ -35,18 +73,22 @@ class SpikePool(wiring.Component):
     i : In(stream)
         Events over the C H W input indices.
     o : Out(stream)
-        Events over the C (H // PKH) (W // PKW) pooled indices.
+        Events over the C (H // PKH) (W // PKW) pooled indices (with ``counts``, each with a
+        ``shift``: :func:`count_shifts` values).
     err : Out(1)
         Always 0: a pooling stage drops nothing that SPEC 6 keeps.
     """
 
-    def __init__(self, shape: PoolShape):
+    def __init__(self, shape: PoolShape, counts: bool = False):
         if not isinstance(shape, PoolShape):
             raise TypeError(f"shape must be a PoolShape, not {shape!r}")
-        self.shape = shape
+        if counts and shape.kind != "sumpool":
+            raise ValueError(f"only a sum pool sends counts, not a {shape.kind}")
+        self.shape, self.counts = shape, counts
+        self.shifts = count_shifts(shape) if counts else 1
         super().__init__({
             "i": In(event_signature(shape.inputs)),
-            "o": Out(event_signature(shape.outputs)),
+            "o": Out(event_signature(shape.outputs, self.shifts)),
             "err": Out(1),
         })
 
@@ -54,7 +96,12 @@ class SpikePool(wiring.Component):
         m = Module()
         n_out = self.shape.outputs
         index_map = self.shape.index_map()
-        layout = data.StructLayout({"index": range(max(n_out, 2)), "inside": 1})
+        WP = self.shape.out_shape[2]
+        # With counts: the pooled row's first index (``index`` - ``column``) and the column.
+        fields = {"index": range(max(n_out, 2)), "inside": 1}
+        if self.counts:
+            fields["column"] = range(max(WP, 2))
+        layout = data.StructLayout(fields)
 
         # The input, through a FIFO whose ready is registered (three entries: a beat a cycle;
         # SyncFIFOBuffered of two passes one every other cycle).
@@ -75,34 +122,28 @@ class SpikePool(wiring.Component):
         s_eot, s_in_range = Signal(), Signal()        # of the beat being sent
         looked_up = late_rom(
             m, "pool_rom", layout,
-            [{"index": int(max(j, 0)), "inside": int(j >= 0)} for j in index_map],
+            [{"index": int(max(j, 0) - self.counts * (max(j, 0) % WP)), "inside": int(j >= 0),
+              **({"column": int(max(j, 0)) % WP} if self.counts else {})} for j in index_map],
             beat.index, buffer.r_rdy & take)
         target, kept = Signal(layout), Signal(layout, reset_less=True)
         m.d.comb += target.eq(Mux(fresh, looked_up, kept))
         m.d.sync += kept.eq(target)
-        send = Signal()
-        if self.shape.kind == "maxpool":
-            seen = Signal(n_out)
-            m.d.comb += send.eq(s_eot | (s_in_range & target.inside &
-                                         ~seen.bit_select(target.index, 1)))
-        else:
-            m.d.comb += send.eq(s_eot | (s_in_range & target.inside))
         # The output, through a FIFO too: its payload comes from registers.
         out = m.submodules.out_buffer = fifo.SyncFIFOBuffered(
             width=len(self.o.payload.as_value()), depth=3)
         pooled = data.View(self.o.payload.shape(), out.w_data)
         m.d.comb += [self.o.valid.eq(out.r_rdy), self.o.payload.eq(out.r_data),
                      out.r_en.eq(self.o.ready)]
-        # The beat being sent leaves when the output FIFO has room, whether it is sent or
-        # discarded: so the take of a beat (which enables the ROM) waits on registers alone,
-        # not on the ROM's word through ``send`` (a discarded beat may wait a cycle more
-        # under back-pressure).
-        done = sending & out.w_rdy
+        # The beat being sent leaves on registers alone (so the take of a beat, which enables
+        # the ROM, waits on no ROM word): without counts, when the output FIFO has room,
+        # whether it is sent or discarded (a discarded beat may wait a cycle more under
+        # back-pressure); with counts, see :meth:`_gather`.
+        if self.counts:
+            done = self._gather(m, sending, s_eot, s_in_range, target, out, pooled)
+        else:
+            done = self._send(m, sending, s_eot, s_in_range, target, out, pooled)
         advance = ~sending | done                     # the held beat may move on
-        m.d.comb += [take.eq(~held | advance),
-                     out.w_en.eq(sending & send),
-                     pooled.eot.eq(s_eot),
-                     pooled.index.eq(target.index)]
+        m.d.comb += take.eq(~held | advance)
         with m.If(buffer.r_rdy & take):
             m.d.sync += [held.eq(1), eot.eq(beat.eot),
                          in_range.eq(beat.index < self.shape.inputs)]
@@ -111,9 +152,72 @@ class SpikePool(wiring.Component):
         m.d.sync += fresh.eq(advance & held)
         with m.If(advance):
             m.d.sync += [sending.eq(held), s_eot.eq(eot), s_in_range.eq(in_range)]
+        return m
+
+    def _send(self, m, sending, s_eot, s_in_range, target, out, pooled):
+        """Each beat in range and inside a window goes out at its pooled index (a max pool's
+        once a timestep); returns whether the beat being sent leaves this cycle."""
+        send = Signal()
+        if self.shape.kind == "maxpool":
+            seen = Signal(self.shape.outputs)
+            m.d.comb += send.eq(s_eot | (s_in_range & target.inside &
+                                         ~seen.bit_select(target.index, 1)))
+        else:
+            m.d.comb += send.eq(s_eot | (s_in_range & target.inside))
+        done = sending & out.w_rdy
+        m.d.comb += [out.w_en.eq(sending & send), pooled.eot.eq(s_eot),
+                     pooled.index.eq(target.index)]
         if self.shape.kind == "maxpool":
             with m.If(done & s_eot):
                 m.d.sync += seen.eq(0)
             with m.Elif(done & send):
                 m.d.sync += seen.bit_select(target.index, 1).eq(1)
-        return m
+        return done
+
+    def _gather(self, m, sending, s_eot, s_in_range, target, out, pooled):
+        """Counts (see the module docstring): a spike beat adds one to its column of the row
+        *gathering*; a beat of another row (or the eot, or a count at its top) first hands
+        that row to the row being *sent*, which must be empty: a beat leaves only then (or,
+        the eot, once both rows are empty and the output has room), a condition on registers
+        alone. The row being sent goes out a beat a cycle: its lowest nonzero column, the
+        lowest bit of its count. Returns whether the beat being sent leaves this cycle."""
+        WP, CW = self.shape.out_shape[2], self.shifts
+        top = (1 << CW) - 1
+        rows = data.StructLayout({"counts": data.ArrayLayout(CW, WP), "mask": WP,
+                                  "base": len(target.index)})
+        gathering, sent = Signal(rows), Signal(rows)
+        g_any, s_any = gathering.mask.any(), sent.mask.any()
+        done = sending & ~s_any & Mux(s_eot, ~g_any & out.w_rdy, 1)
+        spike = s_in_range & target.inside & ~s_eot
+        column = target.column
+        count = gathering.counts[column]
+        same = g_any & (target.index == gathering.base) & ~(gathering.mask.bit_select(
+            column, 1) & (count == top))
+        with m.If(sending & ~s_any & g_any & (s_eot | (spike & ~same))):
+            m.d.sync += [sent.eq(gathering), gathering.mask.eq(0)]
+        with m.If(done & spike):
+            with m.If(same):
+                m.d.sync += gathering.mask.bit_select(column, 1).eq(1)
+                m.d.sync += gathering.counts[column].eq(
+                    Mux(gathering.mask.bit_select(column, 1), count + 1, 1))
+            with m.Else():
+                m.d.sync += [gathering.base.eq(target.index), gathering.mask.eq(0)]
+                m.d.sync += gathering.mask.bit_select(column, 1).eq(1)
+                m.d.sync += gathering.counts[column].eq(1)
+        # The row being sent: its lowest nonzero column, and the lowest bit of that count.
+        first, low = Signal(range(max(WP, 2))), Signal(range(max(CW, 2)))
+        for p in reversed(range(WP)):
+            with m.If(sent.mask[p]):
+                m.d.comb += first.eq(p)
+        left = sent.counts[first]
+        for b in reversed(range(CW)):
+            with m.If(left[b]):
+                m.d.comb += low.eq(b)
+        rest = left & (left - 1)
+        with m.If(s_any & out.w_rdy):
+            m.d.sync += sent.counts[first].eq(rest)
+            with m.If(rest == 0):
+                m.d.sync += sent.mask.bit_select(first, 1).eq(0)
+        m.d.comb += [out.w_en.eq(Mux(s_any, 1, done & s_eot)), pooled.eot.eq(~s_any),
+                     pooled.index.eq(sent.base + first), pooled.shift.eq(low)]
+        return done

@@ -53,6 +53,8 @@ class Readout(wiring.Component):
     weight_image : list of int, optional
         Initial words of the weight memory instead of the parameters' (see
         :class:`~dalif_hw.hw.accumulate.SpikeAccumulator`).
+    shifts : int
+        1 (default), or the input carries counts (:mod:`.streams`, behind a counting pool).
 
     Attributes
     ----------
@@ -71,7 +73,7 @@ class Readout(wiring.Component):
     """
 
     def __init__(self, config: ArrayConfig, params: ReadoutParams,
-                 weight_image: list | None = None, weight_ram: str = "block"):
+                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1):
         if not isinstance(params, ReadoutParams):
             raise TypeError(f"params must be ReadoutParams, not {params!r}")
         self.config, self.params = config, params
@@ -83,11 +85,11 @@ class Readout(wiring.Component):
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
             pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image,
             beat_cap=config.beat_cap, weight_ram=weight_ram, lanes=config.lanes,
-            groups=config.groups)
+            groups=config.groups, shifts=shifts)
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({
-            "i": In(event_signature(config.inputs)),
+            "i": In(event_signature(config.inputs, shifts)),
             "logits": Out(stream.Signature(logits_layout(config))),
             "class": Out(stream.Signature(class_layout(config))),
             "err": Out(1),
