@@ -214,15 +214,14 @@ def layer_figures(network: Network, spikes: np.ndarray, cycles: float) -> list[d
     over all its lanes, (beats x the neurons each reaches) / (accumulation lanes x the
     accumulator's busy cycles, dalif_hw.hw.cost)."""
     from dalif_hw.hw import cost
-    from dalif_hw.hw.pool import counted_pools
+    from dalif_hw.hw.pool import input_shifts
 
-    counted = counted_pools(network)
     rows = []
     for layer, step in twin.walk(network, spikes):
         if not isinstance(layer, Weighted):
             continue
         counts = step.counts
-        beats = cost.counted_beats(counts) if layer.inputs[0] in counted else counts
+        beats = cost.counted_beats(counts) if input_shifts(network, layer) > 1 else counts
         if isinstance(layer, Conv2d):
             shape = layer.params.shape
             reach = (shape.dense(np.ones((shape.channels, shape.in_shape[0], *shape.kernel),

@@ -160,12 +160,12 @@ def layer_cycles(network, spikes: np.ndarray) -> np.ndarray:
     the pool sends them besides)."""
     from .. import twin
     from ..hw import cost
-    from ..hw.pool import counted_pools
+    from ..hw.pool import counted_pools, input_shifts
 
     counted = counted_pools(network)
     rows = []
     for layer, step in twin.walk(network, spikes):
-        behind = len(layer.inputs) == 1 and layer.inputs[0] in counted
+        behind = input_shifts(network, layer, counted) > 1
         counts = cost.counted_beats(step.counts) if behind else step.counts
         cycles = cost.timestep_cycles(layer, counts, step.output)
         if layer.name in counted:

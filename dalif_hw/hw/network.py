@@ -23,7 +23,7 @@ from ..quant.kinds import INPUT, Add, Pool, Readout, Spiking
 from ..quant.packed import Network
 from .graph import Fork, Merge
 from .neuron_array import NeuronArray
-from .pool import SpikePool, count_shifts, counted_pools
+from .pool import SpikePool, counted_pools, input_shifts
 from .readout import Readout as ReadoutHW
 from .readout import class_layout, logits_layout
 from .streams import ConfigSignature, event_signature
@@ -134,8 +134,7 @@ class NetworkTop(wiring.Component):
 
     def shifts(self, layer) -> int:
         """The ``shift`` values of ``layer``'s input stream: 1 unless a counting pool feeds it."""
-        source = layer.inputs[0] if len(layer.inputs) == 1 else None
-        return count_shifts(self.network.layer(source).pool) if source in self.counted else 1
+        return input_shifts(self.network, layer, self.counted)
 
     @property
     def layers(self) -> list:

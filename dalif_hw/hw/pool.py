@@ -40,7 +40,7 @@ from ..quant.kinds import INPUT, Readout, Spiking, SumPool
 from .rom import late_rom
 from .streams import event_signature
 
-__all__ = ["SpikePool", "counted_pools", "count_shifts"]
+__all__ = ["SpikePool", "counted_pools", "count_shifts", "input_shifts"]
 
 
 def count_shifts(shape: PoolShape) -> int:
@@ -63,6 +63,15 @@ def counted_pools(network) -> set:
                 len(consumers[0].inputs) == 1:
             counted.add(layer.name)
     return counted
+
+
+def input_shifts(network, layer, counted: set | None = None) -> int:
+    """The ``shift`` values of ``layer``'s input stream in ``network``: 1 unless a counting
+    pool (one of ``counted``, default :func:`counted_pools`) feeds it."""
+    counted = counted_pools(network) if counted is None else counted
+    if len(layer.inputs) != 1 or layer.inputs[0] not in counted:
+        return 1
+    return count_shifts(network.layer(layer.inputs[0]).pool)
 
 
 class SpikePool(wiring.Component):
