@@ -448,20 +448,22 @@ def test_conv_layer_matches_the_twin(seed):
     dut.accumulator.overlap, dut.accumulator.lut_banks = bool(seed % 2), seed % 4 < 2
     events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
                for _ in range(2)] for _ in range(3)]
-    if shifts > 1:   # each beat j counted 2 ** shift times, the beat cap (M) not exceeded
-        shift_of = [[rng.integers(0, shifts, len(step)).tolist() for step in sample]
-                    for sample in events]
-        for sample, shifts_ in zip(events, shift_of):
-            for t, step in enumerate(sample):
-                keep = np.cumsum([1 << sh for sh in shifts_[t]]) <= shape.inputs
-                sample[t], shifts_[t] = ([v for v, k in zip(x, keep) if k]
-                                         for x in (step, shifts_[t]))
-        beats = [beat for sample, shifts_ in zip(events, shift_of) for step, sh in
-                 zip(sample, shifts_) for beat in [(j, 0, s) for j, s in zip(step, sh)]
-                 + [(0, 1, 0)]]
-        events = [[[j for j, s in zip(step, sh) for _ in range(1 << s)]
-                   for step, sh in zip(sample, shifts_)]
-                  for sample, shifts_ in zip(events, shift_of)]
+    if shifts > 1:   # beats (j, shift), each counted 2 ** shift times, within the cap (M)
+        steps = [[[] for _ in sample] for sample in events]
+        for sample, shifted_sample in zip(events, steps):
+            for step, shifted_step in zip(sample, shifted_sample):
+                total = 0
+                for j in step:
+                    s = int(rng.integers(0, shifts))
+                    if total + (1 << s) > shape.inputs:
+                        break
+                    total += 1 << s
+                    shifted_step.append((j, s))
+        beats = [beat for sample in steps for step in sample
+                 for beat in [(j, 0, s) for j, s in step] + [(0, 1, 0)]]
+        # The twin takes each as its 2 ** shift repeats.
+        events = [[[j for j, s in step for _ in range(1 << s)] for step in sample]
+                  for sample in steps]
     else:
         beats = event_beats(events)
     want = event_beats(expected_beats(twin.run(params, events).spikes_out))

@@ -101,11 +101,10 @@ def shifted_width(width: int, shifts: int) -> int:
 def shifted(value, shift, shifts: int):
     """A signed ``value`` times 2 ** ``shift`` (``shift`` below ``shifts``), of
     :func:`shifted_width` bits: a multiplexer over its shifts."""
-    width = shifted_width(len(value), shifts)
     result = value.as_signed()
     for s in range(1, shifts):
         result = Mux(shift == s, value.as_signed() << s, result)
-    return result.as_signed()[:width].as_signed() if shifts > 1 else value
+    return result[:shifted_width(len(value), shifts)].as_signed()
 
 
 def lanes_of(word, lanes: int, width: int, signed: bool = True) -> list:

@@ -30,7 +30,7 @@ drops) and the results do not change.
 
 from __future__ import annotations
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, fifo, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
@@ -199,20 +199,19 @@ class SpikePool(wiring.Component):
         done = sending & ~s_any & Mux(s_eot, ~g_any & out.w_rdy, 1)
         spike = s_in_range & target.inside & ~s_eot
         column = target.column
-        count = gathering.counts[column]
-        same = g_any & (target.index == gathering.base) & ~(gathering.mask.bit_select(
-            column, 1) & (count == top))
+        count, counting = gathering.counts[column], gathering.mask.bit_select(column, 1)
+        same = g_any & (target.index == gathering.base) & ~(counting & (count == top))
         with m.If(sending & ~s_any & g_any & (s_eot | (spike & ~same))):
             m.d.sync += [sent.eq(gathering), gathering.mask.eq(0)]
         with m.If(done & spike):
+            # The beat's column counts one more, or starts at one (a new row: the beat's
+            # column alone).
+            m.d.sync += count.eq(Mux(same & counting, count + 1, 1))
             with m.If(same):
-                m.d.sync += gathering.mask.bit_select(column, 1).eq(1)
-                m.d.sync += gathering.counts[column].eq(
-                    Mux(gathering.mask.bit_select(column, 1), count + 1, 1))
+                m.d.sync += counting.eq(1)
             with m.Else():
-                m.d.sync += [gathering.base.eq(target.index), gathering.mask.eq(0)]
-                m.d.sync += gathering.mask.bit_select(column, 1).eq(1)
-                m.d.sync += gathering.counts[column].eq(1)
+                m.d.sync += [gathering.base.eq(target.index),
+                             gathering.mask.eq(Const(1, WP) << column)]
         # The row being sent: its lowest nonzero column, and the lowest bit of that count.
         first, low = Signal(range(max(WP, 2))), Signal(range(max(CW, 2)))
         for p in reversed(range(WP)):
