@@ -140,7 +140,8 @@ def test_random_conv_cases(conv, build_root, tmp_path):
 
 def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
     """Input valid whenever a beat waits, output always ready: cycles within the cost model
-    (dalif_hw.hw.cost.layer_cycles: max(A, U, F + 1) + 8 per timestep), A and U as above."""
+    (dalif_hw.hw.cost.layer_cycles: max(A, U, F + 1) + 8 per timestep), A and U as above, and
+    a cycle for each beat dropped past the beat cap."""
     build_dir, manifest_path, shape, options, config, _ = built(conv, build_root)
     manifest = json.loads(manifest_path.read_text())
     rng = np.random.default_rng(12)
@@ -157,8 +158,10 @@ def test_conv_throughput_bound(conv, build_root, tmp_path, capsys):
         layer = Conv2d(conv, config, params)
         A = trace.counts_in @ cost.operations(layer)
         F = trace.spikes_out.sum(axis=2)
-        # Per timestep, and once more the pass of the last one, which nothing overlaps.
-        bound = int(cost.layer_cycles(layer, trace.counts_in, trace.spikes_out).sum()
+        # Per timestep (a dropped beat a cycle), and once more the pass of the last one,
+        # which nothing overlaps.
+        dropped = cost.dropped_beats(events, trace.counts_in)
+        bound = int(cost.layer_cycles(layer, trace.counts_in, trace.spikes_out, dropped).sum()
                     + cost.overlaps(layer) * cost.pass_operations(layer))
         load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append((make_case(f"density {density}", params, events, **load), bound,

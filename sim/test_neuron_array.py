@@ -282,8 +282,9 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
     model, dalif_hw.hw.cost.layer_cycles, summed over the timesteps of the run: per timestep
     max(GA E, G, F + 1) + PIPELINE (8) where the array has a second set of accumulators (the
     next timestep accumulates during the pass; the manifest's ``overlap``), max(GA E + G,
-    F + 1) + PIPELINE where it has one; GA = ceil(N/A) the words a beat walks and G =
-    ceil(N/P) the groups of the update pass (the manifest's ``cycles_per_input_beat`` and
+    F + 1) + PIPELINE where it has one; GA = ceil(N/A) the words a beat walks (E the beats
+    counted; each beat dropped past the beat cap takes a cycle more) and G = ceil(N/P) the
+    groups of the update pass (the manifest's ``cycles_per_input_beat`` and
     ``cycles_per_update_pass``, checked here against the config); with overlap, once more
     the pass of the last timestep, which nothing overlaps.
 
@@ -315,8 +316,9 @@ def test_throughput_bound(name, build_root, tmp_path, capsys):
         load = {} if cases else {"config": [config_writes(manifest, params)]}
         cases.append(make_case(f"E={E}", params, events, **load))
         trace = twin.run(params, events)
-        bounds.append(int(cost.layer_cycles(layer, trace.counts_in, trace.spikes_out).sum()
-                          + cost.overlaps(layer) * G))
+        dropped = cost.dropped_beats(events, trace.counts_in)   # past the cap: a cycle each
+        bounds.append(int(cost.layer_cycles(layer, trace.counts_in, trace.spikes_out,
+                                            dropped).sum() + cost.overlaps(layer) * G))
     results = run_bench(build_dir, "dalif_array", manifest_path, cases, tmp_path)
     check(results)
     lines = []

@@ -30,7 +30,8 @@ from .accumulate import SpikeAccumulator
 from .conv_accumulate import ConvAccumulator, beat_operations
 
 __all__ = ["PIPELINE", "operations", "pass_operations", "overlaps", "layer_cycles",
-           "pool_cycles", "counted_beats", "timestep_cycles", "worst_timestep_cycles"]
+           "dropped_beats", "pool_cycles", "counted_beats", "timestep_cycles",
+           "worst_timestep_cycles"]
 
 #: Cycles a timestep may take beyond the model's, for the pipelines (the benches of sim/
 #: check every layer within it).
@@ -84,11 +85,14 @@ def _(layer: Conv2d) -> bool:
                                     c.current_width)
 
 
-def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np.ndarray:
+def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None,
+                 dropped: np.ndarray | int = 0) -> np.ndarray:
     """Cycles of each timestep, [S, T], of ``layer`` counting ``counts`` [S, T, M] beats
-    (already capped) and sending ``spikes_out`` [S, T, N] (None for a readout, which passes
-    once a sample and sends its logits)."""
-    accumulate = counts @ operations(layer)
+    (already capped), taking ``dropped`` [S, T] beats more that it does not count (out of
+    range or past the beat cap: a cycle each, :func:`dropped_beats`) and sending
+    ``spikes_out`` [S, T, N] (None for a readout, which passes once a sample and sends its
+    logits)."""
+    accumulate = counts @ operations(layer) + dropped
     if spikes_out is None:
         passes = np.zeros_like(accumulate)
         passes[:, -1] = pass_operations(layer) + layer.config.neurons
@@ -96,6 +100,13 @@ def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None) -> np
     work = np.maximum(accumulate, pass_operations(layer)) if overlaps(layer) else \
         accumulate + pass_operations(layer)
     return np.maximum(work, spikes_out.sum(axis=2) + 1) + PIPELINE
+
+
+def dropped_beats(events, counts: np.ndarray) -> np.ndarray:
+    """Beats of each timestep, [S, T], that ``events`` (per sample, per timestep, the indices
+    sent) offers and ``counts`` [S, T, M] (the twin's, capped) does not count."""
+    offered = np.array([[len(beats) for beats in sample] for sample in events], np.int64)
+    return offered - counts.sum(axis=2)
 
 
 def pool_cycles(counts_in: np.ndarray) -> np.ndarray:
@@ -140,9 +151,10 @@ def _(layer, counts, output):
 
 @functools.singledispatch
 def worst_timestep_cycles(layer, beats: int | None = None) -> int:
-    """The most cycles a timestep of ``layer`` can take with ``beats`` counted beats (default:
-    its beat cap; a stage without neurons: its input indices, once each), each at the most
-    operations any index takes, the pass and every neuron firing; a stage without neurons
+    """The most cycles a timestep of ``layer`` can take with ``beats`` beats (default: its beat
+    cap; a stage without neurons: its input indices, once each), those within the cap each at
+    the most operations any index takes and the rest a cycle each, the pass and every neuron
+    firing; a stage without neurons
     (this default) passes a beat a cycle. For the time-outs of simulations."""
     return (layer.in_size if beats is None else beats) + 1
 
@@ -150,6 +162,7 @@ def worst_timestep_cycles(layer, beats: int | None = None) -> int:
 @worst_timestep_cycles.register
 def _(layer: Weighted, beats: int | None = None) -> int:
     c = layer.config
-    beats = c.beat_cap if beats is None else min(beats, c.beat_cap)
-    return (beats * int(operations(layer).max()) + pass_operations(layer) + c.neurons + 1
-            + PIPELINE)
+    beats = c.beat_cap if beats is None else beats
+    counted = min(beats, c.beat_cap)
+    return (counted * int(operations(layer).max()) + beats - counted + pass_operations(layer)
+            + c.neurons + 1 + PIPELINE)
