@@ -59,6 +59,10 @@ TARGET_RATE = 0.10
 # at 8 x 16 = 128 left the ECP5-85F at 85% of its LUTs, where nextpnr's router did not finish
 # in an hour; at 64 conv0 is still faster than conv1, which sets the pace (docs/hardware.md).
 ACC_LANES = (64, 256, 48)
+# A second set of accumulators (ArrayConfig.second_set) for conv0, conv1 and the dense layer:
+# conv0 would get one set by the 64-kbit rule (two take 32 more block RAMs, 196 of 208), but
+# its update pass (1,152 groups a timestep) then follows its accumulation, and it sets the pace.
+SECOND_SET = (True, None, None)
 
 
 def upscale(x: np.ndarray, size: int = 28) -> np.ndarray:
@@ -92,8 +96,8 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                           beat_cap=cap)
         conv, rate = calibrated(conv, x)
         rates.append((f"conv{k}", rate))
-        layers.append(Conv2d(f"conv{k}", conv.config(T, lanes=8, acc_lanes=ACC_LANES[k]),
-                            conv, 1.0))
+        layers.append(Conv2d(f"conv{k}", conv.config(T, lanes=8, acc_lanes=ACC_LANES[k],
+                                                     second_set=SECOND_SET[k]), conv, 1.0))
         x = twin.run(conv, x).spikes_out
         pool = PoolShape("sumpool", conv.shape.out_shape, (2, 2))
         layers.append(SumPool(f"pool{k}", pool))
@@ -103,8 +107,8 @@ def mnist_shaped(spikes: np.ndarray, rng) -> tuple[Network, list]:
                       bias=np.zeros(128, np.int64), WB=4, VB=16, beat_cap=4 * 512)
     dense, rate = calibrated(dense, x)
     rates.append(("hidden0", rate))
-    layers.append(Dense("hidden0", dense.config(T, lanes=16, acc_lanes=ACC_LANES[2]), dense,
-                        1.0))
+    layers.append(Dense("hidden0", dense.config(T, lanes=16, acc_lanes=ACC_LANES[2],
+                                                second_set=SECOND_SET[2]), dense, 1.0))
     readout = ReadoutParams(weight=rng.integers(-8, 8, (10, 128)), WB=4, VB=16)
     layers.append(Readout("readout", readout.config(T, lanes=10), readout, 1.0))
     return Network(T=T, encoding=ENCODING, layers=layers), rates

@@ -147,6 +147,20 @@ def add_width_arguments(parser, source: str, auto: str | None = None) -> None:
                                  + (f"; auto: {auto}" if wb else ""))
 
 
+#: ``--second-set``'s words and what they mean (:class:`ArrayConfig`'s ``second_set``).
+SECOND_SET = {"yes": True, "no": False, "auto": None}
+
+
+def second_set_arg(text: str, flag: str = "--second-set") -> list:
+    """One ``second_set`` per comma-separated word of ``text`` (:data:`SECOND_SET`)."""
+    values = text.split(",")
+    bad = [v for v in values if v not in SECOND_SET]
+    if bad:
+        raise ConfigError(f"{flag} must be comma-separated {', '.join(SECOND_SET)}, one per "
+                          f"layer, not {bad[0]!r} (in {text!r})")
+    return [SECOND_SET[v] for v in values]
+
+
 def check_positive(*flags: tuple[str, int | None]) -> None:
     """Raise :class:`ConfigError` for the first ``(flag, value)`` given a value below 1."""
     for flag, value in flags:

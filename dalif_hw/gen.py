@@ -45,6 +45,9 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
         help="neurons an input spike reaches per cycle: a multiple of P (default: P; "
              "adders and weight-memory width, no multipliers; a conv2d layer's: P columns "
              "in A / P output channels, A at most P K)")
+    add("--second-set", choices=tuple(cli.SECOND_SET),
+        help="a second set of accumulators, so that the next timestep accumulates during the "
+             "update pass (default: auto, where the two hold at most 64 kbit)")
     add("--beat-cap", type=int, metavar="B",
         help="counted spike beats per timestep (default: from --params, else M)")
     cli.add_width_arguments(parser, "from --params")
@@ -61,8 +64,8 @@ def build_parser(add_help: bool = True) -> argparse.ArgumentParser:
     return parser
 
 
-ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "acc_lanes", "beat_cap", "weight_width",
-               "decay_width", "membrane_width", "reset", "params")
+ARRAY_FLAGS = ("neurons", "T", "inputs", "lanes", "acc_lanes", "second_set", "beat_cap",
+               "weight_width", "decay_width", "membrane_width", "reset", "params")
 
 
 def check_name(name: str) -> None:
@@ -106,6 +109,7 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
     if args.lanes is not None and args.neurons is not None and args.lanes > args.neurons:
         raise ConfigError(f"--lanes must be at most --neurons ({args.neurons}), "
                           f"not {args.lanes}")
+    second_set = cli.SECOND_SET[args.second_set or "auto"]
     params = None
     if args.params is not None:
         params = load_params(args.params, WB=args.weight_width, DB=args.decay_width,
@@ -127,13 +131,15 @@ def config_from_args(args) -> tuple[ArrayConfig, object]:
                 raise ConfigError(f"--beat-cap {args.beat_cap} disagrees with the params "
                                   f"meta beat_cap={params.beat_cap}")
             params = dataclasses.replace(params, beat_cap=args.beat_cap)
-        config = params.config(args.T, lanes=args.lanes, acc_lanes=args.acc_lanes)
+        config = params.config(args.T, lanes=args.lanes, acc_lanes=args.acc_lanes,
+                               second_set=second_set)
     else:
         config = ArrayConfig(
             args.neurons, args.inputs if args.inputs is not None else args.neurons, args.T,
             WB=args.weight_width or DEFAULT_WB, DB=args.decay_width or DEFAULT_DB,
             VB=args.membrane_width or DEFAULT_VB, reset=args.reset or DEFAULT_RESET,
-            lanes=args.lanes, beat_cap=args.beat_cap, acc_lanes=args.acc_lanes)
+            lanes=args.lanes, beat_cap=args.beat_cap, acc_lanes=args.acc_lanes,
+            second_set=second_set)
     check_size([(config, params)],
                f"an array of {config.neurons} neurons x {config.inputs} inputs")
     return config, params

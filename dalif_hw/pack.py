@@ -84,6 +84,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="accumulation lanes per layer: a multiple of its lanes (a conv2d "
                              "layer's: P columns in A / P output channels at once; default: "
                              "the lanes; docs/hardware.md has the cost)")
+    parser.add_argument("--second-set", metavar="yes|no|auto,...",
+                        help="a second set of accumulators per layer, so that the next "
+                             "timestep accumulates during the update pass (auto: where the two "
+                             "hold at most 64 kbit; docs/hardware.md has the cost)")
     parser.add_argument("--T", type=int, help="timesteps per sample: required for a NIR graph "
                         "(default: the checkpoint's)")
     parser.add_argument("--weights", metavar="STATE.pt",
@@ -122,6 +126,7 @@ def main(argv: list[str] | None = None) -> int:
         check_input_file(args.calibration, "calibration stimulus")
     lanes = _ints_arg(args.lanes) if args.lanes else None
     acc_lanes = _ints_arg(args.acc_lanes, "--acc-lanes") if args.acc_lanes else None
+    second_set = cli.second_set_arg(args.second_set) if args.second_set else None
     if args.analog is not None:      # checked before any model is read
         check_encoding({"kind": "analog", "T": 1, "levels": args.analog,
                         "max_value": args.max_value}, where="--analog and --max-value")
@@ -178,7 +183,8 @@ def main(argv: list[str] | None = None) -> int:
 
     def pack(weight_widths):
         return pack_network(model, T=int(T), encoding=dict(encoding), lanes=lanes,
-                            acc_lanes=acc_lanes, **{**widths, "WB": weight_widths})
+                            acc_lanes=acc_lanes, second_set=second_set,
+                            **{**widths, "WB": weight_widths})
 
     if auto:
         from .model import graph_of

@@ -440,12 +440,14 @@ def test_conv_layer_matches_the_twin(seed):
         bias=rng.integers(-3, 4, n), in_shape=shape.in_shape, stride=shape.stride,
         padding=shape.padding, WB=4, DB=8, VB=10, reset=["hard", "soft"][seed % 2])
     lanes = int(rng.integers(1, shape.out_shape[2] + 1))
-    config = params.config(2, lanes=lanes, acc_lanes=lanes * int(rng.integers(1, K + 1)))
+    # Small layers get LUT-RAM banks and a second set (overlap); the rules pick block RAM and
+    # one set for large ones: every combination here, whatever the size (the second set as a
+    # user asks for it, ArrayConfig.second_set).
+    config = params.config(2, lanes=lanes, acc_lanes=lanes * int(rng.integers(1, K + 1)),
+                           second_set=bool(seed % 2))
     shifts = 3 if seed % 3 == 2 else 1
     dut = NeuronArray(config, params, shifts=shifts)
-    # Small layers get LUT-RAM banks and a second set (overlap); the rules pick block RAM and
-    # one set for large ones: every combination here, whatever the size.
-    dut.accumulator.overlap, dut.accumulator.lut_banks = bool(seed % 2), seed % 4 < 2
+    dut.accumulator.lut_banks = seed % 4 < 2
     events = [[rng.integers(0, shape.inputs, rng.integers(0, shape.inputs + 1)).tolist()
                for _ in range(2)] for _ in range(3)]
     if shifts > 1:   # beats (j, shift), each counted 2 ** shift times, within the cap (M)

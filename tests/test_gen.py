@@ -52,6 +52,25 @@ def test_default_manifest_describes_the_array(tmp_path):
         assert decl in verilog, decl
 
 
+@pytest.mark.parametrize("second_set, overlap", [(None, True), ("no", False), ("yes", True)])
+def test_second_set_is_the_users_or_the_rule(tmp_path, second_set, overlap):
+    """--second-set yes / no gives the accumulators two sets or one whatever their size; by
+    default (auto) the rule decides (20 x 20 accumulators: small, two). The manifest and the
+    cost model say the same."""
+    from dalif_hw.hw import cost
+    from dalif_hw.quant.packed import Dense
+
+    args = ("--second-set", second_set) if second_set else ()
+    assert generate(tmp_path, "--neurons", 20, "--T", 2, *args) == 0
+    manifest = json.loads((tmp_path / "dalif_array.json").read_text())
+    assert manifest["pipeline"]["overlap"] is overlap
+    config = ArrayConfig(20, 20, 2, second_set={"yes": True, "no": False}.get(second_set))
+    assert cost.overlaps(Dense("array", config, default_params(config))) is overlap
+    for given, want in ((None, False), (True, True)):   # 4,096 accumulators: by the rule, one
+        big = ArrayConfig(4096, 16, 2, second_set=given)
+        assert cost.overlaps(Dense("array", big, default_params(big))) is want
+
+
 def test_acc_lanes_set_the_weight_words_and_the_cost(tmp_path):
     """--acc-lanes 16 over 40 neurons at 4 lanes: the weight memory holds 3 words of 16 lanes
     per input (the last word part-full), the rest stays in groups of 4, and the manifest's

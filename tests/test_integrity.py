@@ -280,6 +280,8 @@ def packed_network(tmp_path, T=2):
                                                  "integer, not 3.9"),
     (lambda d: d["layers"][1].update(bias="yes"), "layer readout: bias must be true or false, "
                                                   "not 'yes'"),
+    (lambda d: d["layers"][0].update(second_set=1), "layer hidden0: second_set must be true "
+                                                    "or false, not 1"),
     (lambda d: d["layers"][0].update(name="hidden 0"), "layer hidden 0: name must be an "
                                                        "identifier"),
     (lambda d: d["encoding"].update(T=3), "encoding: T=3 disagrees with the network's T=2"),

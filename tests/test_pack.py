@@ -69,13 +69,16 @@ def test_pack_writes_layers_hex_files_and_description(trained, tmp_path):
     folder, model, metrics = trained
     out = tmp_path / "packed"
     assert cli.run(pack.main, [str(folder / "model.pt"), "--out", str(out),
-                               "--lanes", "8,5", "--acc-lanes", "32,5"]) == 0
+                               "--lanes", "8,5", "--acc-lanes", "32,5",
+                               "--second-set", "no,auto"]) == 0
     description = yaml.safe_load((out / "network.yaml").read_text())
     assert [layer["lanes"] for layer in description["layers"]] == [8, 5]
-    # Accumulation lanes only where they differ from the lanes.
+    # Accumulation lanes only where they differ from the lanes; a second set where given.
     assert [layer.get("acc_lanes") for layer in description["layers"]] == [32, None]
+    assert [layer.get("second_set") for layer in description["layers"]] == [False, None]
     assert description["encoding"] == ENCODING and description["T"] == 2
     network = check_packed(out, metrics)
+    assert [layer.config.second_set for layer in network.layers] == [False, None]
     # The readout weights are the float ones in units of the readout scale.
     readout = network.layers[-1]
     w = model.readout.weight.detach().double().numpy()
@@ -105,6 +108,10 @@ def test_readout_twin_sums_currents_over_time():
                                "at most lanes x groups (10), not 20"),
     (["--acc-lanes", "64"], "acc_lanes needs one value per layer with neurons (2), not [64]"),
     (["--acc-lanes", "64,0"], "--acc-lanes must be positive, not '64,0'"),
+    (["--second-set", "yes,maybe"], "--second-set must be comma-separated yes, no, auto, one "
+                                    "per layer, not 'maybe' (in 'yes,maybe')"),
+    (["--second-set", "yes"], "second_set needs one value per layer with neurons (2), not "
+                              "[True]"),
 ])
 def test_pack_refuses_what_does_not_fit(trained, tmp_path, capsys, args, message):
     folder, _, _ = trained

@@ -192,7 +192,13 @@ class ArrayConfig:
         A, how many neurons one input spike reaches a cycle (default P): a spike beat walks
         ceil(N / A) words of A weights, and the accumulators are handed to the update P at
         a time. A multiple of P, at most P * G; adders and weight-memory width, no
-        multipliers. The arithmetic does not depend on it. Dense layers only.
+        multipliers. The arithmetic does not depend on it. A conv2d layer's is PK P (P columns in
+        PK channels).
+    second_set : bool, optional
+        Whether the accumulators have a second set, so that the next timestep accumulates
+        during the update pass (True), or one (False); default (None): a second set where the
+        two hold at most 64 kbit (:func:`dalif_hw.hw.accumulate.second_set`). The arithmetic
+        does not depend on it.
 
     Raises
     ------
@@ -213,6 +219,7 @@ class ArrayConfig:
     bias: bool = True
     beat_cap: int | None = None
     acc_lanes: int | None = None
+    second_set: bool | None = None
 
     def __post_init__(self):
         for name in ("neurons", "inputs", "T", "WB", "DB", "VB"):
@@ -235,6 +242,9 @@ class ArrayConfig:
             raise ConfigError(f"acc_lanes must be a multiple of lanes ({self.lanes}) and at most "
                               f"lanes x groups ({self.lanes * self.groups}), not "
                               f"{self.acc_lanes}")
+        if not (self.second_set is None or isinstance(self.second_set, bool)):
+            raise ConfigError(f"second_set must be true, false or none (the default rule), not "
+                              f"{self.second_set!r}")
         if self.reset not in RESETS:
             raise ConfigError(f"reset must be one of {', '.join(RESETS)}, not {self.reset!r}")
         # alpha * I is the widest product: (DB + 2) bits of decay times current_width bits.

@@ -148,13 +148,14 @@ class IntParams:
     def per_neuron_threshold(self) -> bool:
         return self.threshold.ndim == 1
 
-    def config(self, T: int, lanes: int | None = None,
-               acc_lanes: int | None = None) -> ArrayConfig:
-        """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps."""
+    def config(self, T: int, lanes: int | None = None, acc_lanes: int | None = None,
+               second_set: bool | None = None) -> ArrayConfig:
+        """The :class:`ArrayConfig` of an array with these parameters and ``T`` timesteps
+        (``lanes``, ``acc_lanes``, ``second_set``: its fields of those names)."""
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
                            lanes=lanes, per_neuron_threshold=self.per_neuron_threshold,
                            bias=self.bias is not None, beat_cap=self.beat_cap,
-                           acc_lanes=acc_lanes)
+                           acc_lanes=acc_lanes, second_set=second_set)
 
     @property
     def cap(self) -> int:
@@ -290,8 +291,8 @@ class ConvParams:
                               f"a spike reaches P columns in acc_lanes / P channels at once, "
                               f"not {acc_lanes!r}")
 
-    def config(self, T: int, lanes: int | None = None,
-               acc_lanes: int | None = None) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None, acc_lanes: int | None = None,
+               second_set: bool | None = None) -> ArrayConfig:
         """The :class:`ArrayConfig` of the layer (sizes of its dense equivalent). Lanes run
         over neighbouring output columns of one channel: at most WO (default min(WO, 16)).
         ``acc_lanes`` (default the lanes) is PK P: a spike reaches runs of P columns in PK
@@ -306,7 +307,8 @@ class ConvParams:
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, self.DB, self.VB, self.reset,
                            lanes=lanes, acc_lanes=acc_lanes,
                            per_neuron_threshold=self.granularity("threshold") != "layer",
-                           bias=self.bias is not None, beat_cap=self.beat_cap)
+                           bias=self.bias is not None, beat_cap=self.beat_cap,
+                           second_set=second_set)
 
     @property
     def per_neuron_threshold(self) -> bool:
@@ -485,11 +487,11 @@ class ReadoutParams:
     biases = IntParams.biases
     cap = IntParams.cap
 
-    def config(self, T: int, lanes: int | None = None,
-               acc_lanes: int | None = None) -> ArrayConfig:
+    def config(self, T: int, lanes: int | None = None, acc_lanes: int | None = None,
+               second_set: bool | None = None) -> ArrayConfig:
         return ArrayConfig(self.neurons, self.inputs, T, self.WB, 1, self.VB, lanes=lanes,
                            per_neuron_threshold=False, bias=self.bias is not None,
-                           beat_cap=self.beat_cap, acc_lanes=acc_lanes)
+                           beat_cap=self.beat_cap, acc_lanes=acc_lanes, second_set=second_set)
 
     def meta(self) -> dict:
         meta = {"layer": "readout", "WB": self.WB, "VB": self.VB}

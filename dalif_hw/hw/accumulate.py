@@ -275,14 +275,15 @@ def hand_on(m: Module, acc, valid, op, lanes, partial) -> None:
 OVERLAP_BITS = 1 << 16
 
 
-def second_set(bits: int) -> bool:
+def second_set(bits: int, given: bool | None = None) -> bool:
     """Whether an accumulator whose accumulators take ``bits`` bits gets a second set: a
     timestep then costs about max(operations, pass) cycles instead of their sum
-    (:mod:`.cost`). Where the two sets hold at most :data:`OVERLAP_BITS`: a small layer's
-    pass is long beside its input work and its accumulators cheap; a large layer's second
-    set would take block RAM it cannot spare (the MNIST-shaped network's first convolution:
-    64 more, where 192 of the ECP5-85F's 208 are in use)."""
-    return 2 * bits <= OVERLAP_BITS
+    (:mod:`.cost`). ``given`` (the layer's ``ArrayConfig.second_set``) where it is not None;
+    else where the two sets hold at most :data:`OVERLAP_BITS`: a small layer's pass is long
+    beside its input work and its accumulators cheap; a large layer's second set takes block
+    RAM (the MNIST-shaped network's first convolution: 32 more, 196 of the ECP5-85F's 208),
+    which the user may spare (``second_set=True``)."""
+    return 2 * bits <= OVERLAP_BITS if given is None else given
 
 
 def pass_spacing(m: Module, pass_gap: int, pass_issued) -> Signal:
@@ -375,10 +376,12 @@ class SpikeAccumulator(wiring.Component):
         return config.acc_groups
 
     @staticmethod
-    def overlaps(acc_groups: int, acc_lanes: int, acc_width: int) -> bool:
+    def overlaps(acc_groups: int, acc_lanes: int, acc_width: int,
+                 given: bool | None = None) -> bool:
         """Whether an accumulator of GA = ``acc_groups`` words of ``acc_lanes`` lanes of
-        ``acc_width`` bits gets the second set (:func:`second_set`)."""
-        return second_set(acc_groups * acc_lanes * acc_width)
+        ``acc_width`` bits gets the second set (:func:`second_set`; ``given``, its
+        ``ArrayConfig.second_set``)."""
+        return second_set(acc_groups * acc_lanes * acc_width, given)
 
     def __init__(self, *, inputs: int, T: int, weights: MemorySpec, acc_width: int,
                  base_width: int, pass_every: int, pass_gap: int, cfg_widths: dict,
@@ -399,8 +402,7 @@ class SpikeAccumulator(wiring.Component):
                              f"hand on as {self.groups} groups of {self.lanes}")
         self.acc_width, self.pass_every = acc_width, pass_every
         self.base_width = base_width
-        self.overlap = self.overlaps(self.acc_groups, self.acc_lanes, acc_width) \
-            if overlap is None else overlap
+        self.overlap = self.overlaps(self.acc_groups, self.acc_lanes, acc_width, overlap)
         #: Cycles a pass may wait, beyond the one after the eot that makes it due, for the
         #: last writes of its set to land (see ``drained`` in :meth:`elaborate`).
         self.pass_wait = max(0, 3 - self.acc_groups)

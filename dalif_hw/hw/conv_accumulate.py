@@ -147,7 +147,8 @@ class ConvAccumulator(wiring.Component):
     def __init__(self, *, shape: ConvShape, lanes: int, acc_lanes: int, T: int,
                  weights: MemorySpec, acc_width: int, base_width: int, pass_gap: int,
                  cfg_widths: dict, beat_cap: int | None = None,
-                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1):
+                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1,
+                 overlap: bool | None = None):
         self.shape, self.lanes, self.T, self.weights = shape, lanes, T, weights
         self.shifts = shifts
         self.weight_ram = check_weight_ram(weight_ram)
@@ -158,7 +159,7 @@ class ConvAccumulator(wiring.Component):
         self.acc_width, self.base_width, self.pass_gap = acc_width, base_width, pass_gap
         self.weight_image = checked_image(weights, weight_image)
         self.rom = window_rom(shape, lanes)
-        self.overlap = self.overlaps(shape, lanes, acc_lanes, acc_width)
+        self.overlap = self.overlaps(shape, lanes, acc_lanes, acc_width, overlap)
         self.lut_banks = self.bank_depth(shape, lanes, acc_lanes) <= self.LUT_DEPTH
         super().__init__(AccumulatorSignature(
             inputs=self.inputs, groups=self.groups, lanes=lanes, acc_width=acc_width,
@@ -173,12 +174,14 @@ class ConvAccumulator(wiring.Component):
             conv_groups(shape, lanes)[1]
 
     @classmethod
-    def overlaps(cls, shape: ConvShape, lanes: int, acc_lanes: int, acc_width: int) -> bool:
+    def overlaps(cls, shape: ConvShape, lanes: int, acc_lanes: int, acc_width: int,
+                 given: bool | None = None) -> bool:
         """Whether the layer gets the second set of banks (:func:`.accumulate.second_set` of
-        its P banks of :meth:`bank_depth` words of PK AW + 1 bits): the digits network's
-        layer does, the MNIST-shaped network's do not."""
+        its P banks of :meth:`bank_depth` words of PK AW + 1 bits, or ``given``): by the rule
+        the digits network's layer does, the MNIST-shaped network's do not."""
         PK = acc_lanes // lanes
-        return second_set(lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1))
+        return second_set(lanes * cls.bank_depth(shape, lanes, acc_lanes) * (PK * acc_width + 1),
+                          given)
 
     def elaborate(self, platform):
         m = Module()

@@ -75,14 +75,14 @@ def overlaps(layer) -> bool:
 @overlaps.register
 def _(layer: Dense) -> bool:
     c = layer.config
-    return SpikeAccumulator.overlaps(c.acc_groups, c.acc_lanes, c.current_width)
+    return SpikeAccumulator.overlaps(c.acc_groups, c.acc_lanes, c.current_width, c.second_set)
 
 
 @overlaps.register
 def _(layer: Conv2d) -> bool:
     c = layer.config
     return ConvAccumulator.overlaps(*layer.params.shape.accumulator(c.lanes, c.acc_lanes),
-                                    c.current_width)
+                                    c.current_width, c.second_set)
 
 
 def layer_cycles(layer, counts: np.ndarray, spikes_out: np.ndarray | None,

@@ -63,7 +63,8 @@ class CurrentPool(wiring.Component):
     def __init__(self, *, shape: ConvShape, lanes: int, acc_lanes: int, T: int,
                  weights: MemorySpec, acc_width: int, base_width: int, pass_gap: int,
                  cfg_widths: dict, beat_cap: int | None = None,
-                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1):
+                 weight_image: list | None = None, weight_ram: str = "block", shifts: int = 1,
+                 overlap: bool | None = None):
         if shape.pool is None:
             raise ValueError("CurrentPool needs a shape with a current_pool window")
         self.shape, self.lanes, self.acc_width = shape, lanes, acc_width
@@ -72,7 +73,7 @@ class CurrentPool(wiring.Component):
             shape=conv, lanes=inner_lanes, acc_lanes=inner_acc, T=T, weights=weights,
             acc_width=acc_width, base_width=index_width(conv.neurons), pass_gap=pass_gap,
             cfg_widths=cfg_widths, beat_cap=beat_cap, weight_image=weight_image,
-            weight_ram=weight_ram, shifts=shifts)
+            weight_ram=weight_ram, shifts=shifts, overlap=overlap)
         self.groups, self.blocks = conv_groups(shape, lanes)
         self.inputs, self.T, self.beat_cap = self.inner.inputs, T, self.inner.beat_cap
         self.weight_ram, self.overlap = self.inner.weight_ram, self.inner.overlap

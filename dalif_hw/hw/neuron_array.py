@@ -140,7 +140,7 @@ class NeuronArray(wiring.Component):
                       base_width=config.out_index_width, cfg_widths=self.cfg_widths,
                       pass_gap=UPDATE_LATENCY + 1 - self.accumulator_groups,
                       weight_image=weight_image, weight_ram=weight_ram, beat_cap=config.beat_cap,
-                      shifts=shifts)
+                      shifts=shifts, overlap=config.second_set)
         if conv is None:
             self.accumulator = SpikeAccumulator(inputs=config.inputs, pass_every=1, lanes=P,
                                                 groups=self.groups, **common)

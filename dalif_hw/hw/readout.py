@@ -85,7 +85,7 @@ class Readout(wiring.Component):
             acc_width=config.logit_width, base_width=config.out_index_width, pass_every=config.T,
             pass_gap=0, cfg_widths=self.cfg_widths, weight_image=weight_image,
             beat_cap=config.beat_cap, weight_ram=weight_ram, lanes=config.lanes,
-            groups=config.groups, shifts=shifts)
+            groups=config.groups, shifts=shifts, overlap=config.second_set)
         self.fifo = {"push": Signal(name="fifo_push"), "pop": Signal(name="fifo_pop"),
                      "level": Signal(range(self.fifo_depth + 1), name="fifo_level")}
         super().__init__({

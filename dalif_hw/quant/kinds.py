@@ -204,6 +204,7 @@ class Weighted(Layer):
         **Layer.schema, "neurons": _POSITIVE, "in_size": _POSITIVE, "lanes": _POSITIVE,
         "acc_lanes": (False, _positive, "a positive integer"), "WB": _POSITIVE, "VB": _POSITIVE,
         "beat_cap": (False, _positive, "a positive integer"),
+        "second_set": (False, lambda v: isinstance(v, bool), "true or false"),
         "bias": (True, lambda v: isinstance(v, bool), "true or false"),
         "scale": (True, lambda v: _number(v) and v > 0, "a positive number"),
         "params": (True, _file_name, "a file name in the network folder"),
@@ -247,6 +248,8 @@ class Weighted(Layer):
                  "lanes": c.lanes, "WB": c.WB, "VB": c.VB, "beat_cap": c.beat_cap}
         if c.acc_lanes != c.lanes:
             entry["acc_lanes"] = c.acc_lanes
+        if c.second_set is not None:
+            entry["second_set"] = c.second_set
         return entry
 
     def _files(self) -> dict:
@@ -271,7 +274,8 @@ class Weighted(Layer):
         if params.cap != entry.get("beat_cap", params.inputs):
             raise ConfigError(f"beat_cap: {entry.get('beat_cap', params.inputs)} "
                               f"disagrees with {entry['params']} ({params.cap})")
-        config = params.config(T, lanes=entry["lanes"], acc_lanes=entry.get("acc_lanes"))
+        config = params.config(T, lanes=entry["lanes"], acc_lanes=entry.get("acc_lanes"),
+                               second_set=entry.get("second_set"))
         if (config.neurons, config.inputs) != (entry["neurons"], entry["in_size"]):
             raise ConfigError(f"says {entry['neurons']} neurons x {entry['in_size']} inputs, "
                               f"{entry['params']} holds {config.neurons} x {config.inputs}")

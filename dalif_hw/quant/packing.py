@@ -204,6 +204,7 @@ class _Packing:
     weight_widths: list
     lanes: list
     acc_lanes: list
+    second_set: list
     layers: list = dataclasses.field(default_factory=list)
     source: dict = dataclasses.field(default_factory=dict)
     beats: dict = dataclasses.field(default_factory=dict)
@@ -215,7 +216,8 @@ class _Packing:
         return f"{prefix}{self.counts[prefix] - 1}"
 
     def config(self, params):
-        return params.config(self.T, lanes=self.lanes.pop(0), acc_lanes=self.acc_lanes.pop(0))
+        return params.config(self.T, lanes=self.lanes.pop(0), acc_lanes=self.acc_lanes.pop(0),
+                             second_set=self.second_set.pop(0))
 
     def next_widths(self) -> dict:
         """The widths of the next layer with neurons (its own WB where one per layer)."""
@@ -302,7 +304,7 @@ def _(module: DALIFConv2d, k, given, state):
 
 
 def pack_network(model, *, T: int, encoding: dict, WB=DEFAULT_WB, DB: int = DEFAULT_DB,
-                 VB: int = DEFAULT_VB, lanes=None, acc_lanes=None) -> Network:
+                 VB: int = DEFAULT_VB, lanes=None, acc_lanes=None, second_set=None) -> Network:
     """Pack a trained model (:class:`~dalif_hw.model.DALIFMLP`,
     :class:`~dalif_hw.model.DALIFConvNet`, :class:`~dalif_hw.model.DALIFGraph`, with or
     without a readout) into a :class:`Network`, walking its graph
@@ -310,8 +312,9 @@ def pack_network(model, *, T: int, encoding: dict, WB=DEFAULT_WB, DB: int = DEFA
     layer of several inputs packs as one layer over them (SPEC 7), an add as an ``add``
     stage, a flatten as nothing (the flat order is the hardware's).
 
-    ``lanes``, ``acc_lanes``: one per layer with neurons (dense, conv2d, readout; not
-    pooling), or None for each layer's default (``acc_lanes``: the layer's lanes). ``WB``:
+    ``lanes``, ``acc_lanes``, ``second_set``: one per layer with neurons (dense, conv2d,
+    readout; not pooling), or None for each layer's default (``acc_lanes``: the layer's
+    lanes; ``second_set``: :class:`~dalif_hw.core.config.ArrayConfig`'s rule). ``WB``:
     one weight width for all, or one per layer with neurons.
 
     Raises
@@ -327,7 +330,7 @@ def pack_network(model, *, T: int, encoding: dict, WB=DEFAULT_WB, DB: int = DEFA
     if len(weight_widths) != n_layers:
         raise ConfigError(f"WB needs one width per layer with neurons ({n_layers}), not "
                           f"{weight_widths}")
-    for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes)):
+    for what, given in (("lanes", lanes), ("acc_lanes", acc_lanes), ("second_set", second_set)):
         given = [None] * n_layers if given is None else list(given)
         if len(given) != n_layers:
             raise ConfigError(f"{what} needs one value per layer with neurons ({n_layers}), "
