@@ -83,13 +83,15 @@ def test_lanes_per_layer(tmp_path, capsys):
                        beta=np.full(12, 100), threshold=np.full(12, 5), bias=np.zeros(12, int))
     out = ReadoutParams(weight=rng.integers(-8, 8, (3, 12)), bias=np.zeros(3, int))
     Network(T=2, encoding={"kind": "spikes", "T": 2}, layers=[
-        Dense("hidden0", hidden.config(2, lanes=4, acc_lanes=12), hidden, 1.0),
+        Dense("hidden0", hidden.config(2, lanes=4, acc_lanes=12, second_set=False), hidden,
+              1.0),
         Readout("readout", out.config(2), out, 1.0)]).save(tmp_path / "net")
     design = {"network": str(tmp_path / "net")}
     net = build_network(design, "4:2", 8)
     assert [layer.config.lanes for layer in net.layers] == [4, 2]
-    # The packed accumulation lanes stay where they fit the new lanes.
+    # The packed accumulation lanes stay where they fit the new lanes; the second set as packed.
     assert [layer.config.acc_lanes for layer in net.layers] == [12, 2]
+    assert [layer.config.second_set for layer in net.layers] == [False, None]
     assert build_network(design, 8, 8).layers[0].config.acc_lanes == 8
     assert [layer.config.lanes for layer in build_network(design, 16, 8).layers] == [12, 3]
     with pytest.raises(ValueError, match="lanes 4:2:2 name 3 layers, the network has 2"):

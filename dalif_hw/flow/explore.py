@@ -79,7 +79,7 @@ def _acc_lanes_for(layer, T: int, P: int) -> int | None:
 
 def with_lanes(network, P):
     """The packed ``network`` at ``P`` lanes (see the module docstring); each layer keeps its
-    accumulation lanes where they fit the new lanes."""
+    accumulation lanes where they fit the new lanes, and its ``second_set``."""
     from ..quant.kinds import Weighted
 
     spiking = [layer for layer in network.layers if isinstance(layer, Weighted)]
@@ -87,7 +87,8 @@ def with_lanes(network, P):
     acc_lanes = [_acc_lanes_for(layer, network.T, p) for layer, p in zip(spiking, lanes)]
     given = iter(zip(lanes, acc_lanes))
     layers = [layer if not isinstance(layer, Weighted) else dataclasses.replace(
-        layer, config=layer.params.config(network.T, *next(given)))
+        layer, config=layer.params.config(network.T, *next(given),
+                                          second_set=layer.config.second_set))
         for layer in network.layers]
     return dataclasses.replace(network, layers=layers)
 
@@ -95,7 +96,8 @@ def with_lanes(network, P):
 def build_network(design: dict, P, WB: int):
     """The packed network of ``design`` (``{"network": folder}``) at ``P`` lanes and ``WB``
     weight bits: the packed one with new lanes, or re-packed from its checkpoint for another
-    weight width; each layer keeps its accumulation lanes where they fit the new lanes."""
+    weight width; each layer keeps its accumulation lanes where they fit the new lanes, and
+    its ``second_set``."""
     from ..quant.kinds import Weighted
     from ..quant.packed import Network
 
@@ -116,6 +118,7 @@ def build_network(design: dict, P, WB: int):
     widths = checkpoint.get("widths", {})
     return pack_network(model, T=network.T, encoding=dict(network.encoding), lanes=lanes,
                         acc_lanes=acc_lanes, WB=WB,
+                        second_set=[layer.config.second_set for layer in spiking],
                         **{k: v for k, v in widths.items() if k != "WB"})
 
 
