@@ -281,7 +281,7 @@ def second_set(bits: int, given: bool | None = None) -> bool:
     (:mod:`.cost`). ``given`` (the layer's ``ArrayConfig.second_set``) where it is not None;
     else where the two sets hold at most :data:`OVERLAP_BITS`: a small layer's pass is long
     beside its input work and its accumulators cheap; a large layer's second set takes block
-    RAM (the MNIST-shaped network's first convolution: 32 more, 196 of the ECP5-85F's 208),
+    RAM (the MNIST-shaped network's first convolution: 32 more, 195 of the ECP5-85F's 208),
     which the user may spare (``second_set=True``)."""
     return 2 * bits <= OVERLAP_BITS if given is None else given
 
