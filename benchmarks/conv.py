@@ -60,7 +60,7 @@ TARGET_RATE = 0.10
 # in an hour; at 64 conv0 is still faster than conv1, which sets the pace (docs/hardware.md).
 ACC_LANES = (64, 256, 48)
 # A second set of accumulators (ArrayConfig.second_set) for conv0, conv1 and the dense layer:
-# conv0 would get one set by the 64-kbit rule (two take 32 more block RAMs, 196 of 208), but
+# conv0 would get one set by the 64-kbit rule (two take 32 more block RAMs, 195 of 208), but
 # its update pass (1,152 groups a timestep) then follows its accumulation, and it sets the pace.
 SECOND_SET = (True, None, None)
 
