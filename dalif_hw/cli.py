@@ -151,13 +151,14 @@ def add_width_arguments(parser, source: str, auto: str | None = None) -> None:
 SECOND_SET = {"yes": True, "no": False, "auto": None}
 
 
-def second_set_arg(text: str, flag: str = "--second-set") -> list:
-    """One ``second_set`` per comma-separated word of ``text`` (:data:`SECOND_SET`)."""
+def second_set_arg(text: str) -> list:
+    """One ``second_set`` per comma-separated word of ``text``, ``--second-set``'s value
+    (:data:`SECOND_SET`)."""
     values = text.split(",")
     bad = [v for v in values if v not in SECOND_SET]
     if bad:
-        raise ConfigError(f"{flag} must be comma-separated {', '.join(SECOND_SET)}, one per "
-                          f"layer, not {bad[0]!r} (in {text!r})")
+        raise ConfigError(f"--second-set must be comma-separated {', '.join(SECOND_SET)}, one "
+                          f"per layer, not {bad[0]!r} (in {text!r})")
     return [SECOND_SET[v] for v in values]
 
 
